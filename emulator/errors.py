@@ -1,0 +1,142 @@
+"""Kubernetes `Status` errors as values: every failed request ends as one of these.
+
+Messages follow apimachinery's `pkg/api/errors` wording, because kubectl prints them verbatim
+(`Error from server (NotFound): pods "x" not found`) and users search for that text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class FieldError:
+    """One cause of an Invalid error: `field` is a path like `spec.ports[0].port`."""
+
+    field: str
+    reason: str  # FieldValueRequired, FieldValueInvalid, FieldValueDuplicate, FieldValueNotSupported, ...
+    message: str
+
+    def as_cause(self) -> dict[str, str]:
+        return {"reason": self.reason, "message": self.message, "field": self.field}
+
+    def describe(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def required(path: str) -> FieldError:
+    return FieldError(path, "FieldValueRequired", "Required value")
+
+
+def invalid(path: str, value: Any, detail: str) -> FieldError:
+    shown = value if isinstance(value, (int, float)) and not isinstance(value, bool) else f'"{value}"' if isinstance(value, str) else repr(value)
+    return FieldError(path, "FieldValueInvalid", f"Invalid value: {shown}: {detail}")
+
+
+def duplicate(path: str, value: Any) -> FieldError:
+    shown = f'"{value}"' if isinstance(value, str) else value
+    return FieldError(path, "FieldValueDuplicate", f"Duplicate value: {shown}")
+
+
+def not_supported(path: str, value: Any, supported: list[str]) -> FieldError:
+    options = ", ".join(f'"{s}"' for s in supported)
+    return FieldError(path, "FieldValueNotSupported", f'Unsupported value: "{value}": supported values: {options}')
+
+
+def forbidden(path: str, detail: str) -> FieldError:
+    return FieldError(path, "FieldValueForbidden", f"Forbidden: {detail}")
+
+
+@dataclass
+class StatusError(Exception):
+    code: int
+    reason: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+def _details(resource: str, name: str | None) -> dict[str, Any]:
+    # `resource` is the qualified resource ("pods", "networkpolicies.networking.k8s.io")
+    plural, _, group = resource.partition(".")
+    details: dict[str, Any] = {"kind": plural}
+    if name:
+        details["name"] = name
+    if group:
+        details["group"] = group
+    return details
+
+
+def not_found(resource: str, name: str) -> StatusError:
+    return StatusError(404, "NotFound", f'{resource} "{name}" not found', _details(resource, name))
+
+
+def already_exists(resource: str, name: str) -> StatusError:
+    return StatusError(409, "AlreadyExists", f'{resource} "{name}" already exists', _details(resource, name))
+
+
+def conflict(resource: str, name: str, detail: str | None = None) -> StatusError:
+    why = detail or "the object has been modified; please apply your changes to the latest version and try again"
+    return StatusError(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{name}": {why}', _details(resource, name))
+
+
+def invalid_object(kind: str, group: str, name: str, errors: list[FieldError]) -> StatusError:
+    text = ", ".join(e.describe() for e in errors)
+    message = f'{kind} "{name}" is invalid: {text}' if len(errors) == 1 else f'{kind} "{name}" is invalid: [{text}]'
+    details: dict[str, Any] = {"name": name, "kind": kind, "causes": [e.as_cause() for e in errors]}
+    if group:
+        details["group"] = group
+    return StatusError(422, "Invalid", message, details)
+
+
+def bad_request(message: str) -> StatusError:
+    return StatusError(400, "BadRequest", message)
+
+
+def method_not_allowed(message: str = "the server does not allow this method on the requested resource") -> StatusError:
+    return StatusError(405, "MethodNotAllowed", message)
+
+
+def unsupported_media_type(content_type: str) -> StatusError:
+    return StatusError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")')
+
+
+def too_large(limit: int) -> StatusError:
+    return StatusError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
+
+
+def expired(requested: int, oldest: int) -> StatusError:
+    return StatusError(410, "Expired", f"too old resource version: {requested} ({oldest})")
+
+
+def gone(message: str) -> StatusError:
+    return StatusError(410, "Gone", message)
+
+
+def unauthorized(message: str = "Unauthorized") -> StatusError:
+    return StatusError(401, "Unauthorized", message)
+
+
+def forbidden_request(message: str) -> StatusError:
+    return StatusError(403, "Forbidden", message)
+
+
+def internal(message: str) -> StatusError:
+    return StatusError(500, "InternalError", message)

@@ -1,0 +1,44 @@
+"""Store events: what every reactor (controllers, DNS, proxy, API watch streams) consumes.
+
+An event carries the object's stored JSON bytes; `obj` decodes them once, on first use, so that a
+listener that only needs the key never pays for a decode and every listener shares one decode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+
+ADDED = "ADDED"
+MODIFIED = "MODIFIED"
+DELETED = "DELETED"
+
+
+class Event:
+    __slots__ = ("type", "resource", "namespace", "name", "rv", "raw", "_obj")
+
+    def __init__(self, type: str, resource: str, namespace: str, name: str, rv: int, raw: bytes) -> None:
+        self.type = type  # ADDED | MODIFIED | DELETED
+        self.resource = resource  # ResourceType.key: "pods", "networkpolicies.networking.k8s.io"
+        self.namespace = namespace  # "" for cluster-scoped kinds
+        self.name = name
+        self.rv = rv  # the global resourceVersion of this change
+        self.raw = raw  # the object's JSON (for DELETED: its last state, with the new resourceVersion)
+        self._obj: dict[str, Any] | None = None
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        """The object as a dict. Shared between listeners: treat it as read-only."""
+        if self._obj is None:
+            self._obj = orjson.loads(self.raw)
+        return self._obj
+
+    def __repr__(self) -> str:
+        return f"Event({self.type} {self.resource} {self.namespace}/{self.name} rv={self.rv})"
+
+
+# A listener is called synchronously, in commit order, after each change is durable. It must be quick
+# (update an index, queue work) and must not raise. It may write to the store: such writes are
+# delivered to every listener after the current event has reached them all.
+Listener = Callable[[Event], None]
