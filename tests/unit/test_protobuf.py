@@ -1,0 +1,345 @@
+"""Unit tests for api.protobuf, with real protobuf bytes built by a tiny encoder in this file."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api.protobuf import SUPPORTED_KINDS, ProtobufError, decode_k8s_protobuf
+
+# ---------------------------------------------------------------------------------------------
+# A minimal protobuf encoder, enough to produce what kubectl's gogo-proto marshalling sends
+# ---------------------------------------------------------------------------------------------
+
+
+def varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # int32/int64 negatives are sign-extended to ten bytes
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def tag(number: int, wire_type: int) -> bytes:
+    return varint(number << 3 | wire_type)
+
+
+def vint(number: int, value: int) -> bytes:
+    return tag(number, 0) + varint(value)
+
+
+def blob(number: int, payload: bytes) -> bytes:
+    return tag(number, 2) + varint(len(payload)) + payload
+
+
+def text(number: int, value: str) -> bytes:
+    return blob(number, value.encode())
+
+
+def msg(number: int, *parts: bytes) -> bytes:
+    return blob(number, b"".join(parts))
+
+
+def map_entry(number: int, key: str, value: str) -> bytes:
+    return msg(number, text(1, key), text(2, value))
+
+
+def object_meta(name: str, *extra: bytes) -> bytes:
+    """ObjectMeta as gogo-proto writes it: every non-pointer field, even when empty."""
+    return msg(
+        1,
+        text(1, name),
+        text(2, ""),  # generateName
+        text(3, ""),  # namespace
+        text(4, ""),  # selfLink
+        text(5, ""),  # uid
+        text(6, ""),  # resourceVersion
+        vint(7, 0),  # generation
+        msg(8, vint(1, 0), vint(2, 0)),  # creationTimestamp: the zero Time
+        *extra,
+    )
+
+
+def envelope(kind: str, raw: bytes, api_version: str = "v1", content_encoding: str = "") -> bytes:
+    unknown = msg(1, text(1, api_version), text(2, kind)) + blob(2, raw) + text(3, content_encoding) + text(4, "")
+    return b"k8s\x00" + unknown
+
+
+# What `kubectl create namespace x` sends.
+NAMESPACE_X = envelope("Namespace", object_meta("x") + msg(2) + msg(3, text(1, "")))
+
+# What `kubectl create serviceaccount sa1` sends.
+SERVICE_ACCOUNT_SA1 = envelope("ServiceAccount", object_meta("sa1"))
+
+# What `kubectl create service clusterip s1 --tcp=80:8080` sends.
+SERVICE_S1 = envelope(
+    "Service",
+    object_meta("s1", map_entry(11, "app", "s1"))
+    + msg(
+        2,
+        msg(
+            1,
+            text(1, "80-8080"),
+            text(2, "TCP"),
+            vint(3, 80),
+            msg(4, vint(1, 0), vint(2, 8080), text(3, "")),
+            vint(5, 0),
+        ),
+        map_entry(2, "app", "s1"),
+        text(3, ""),
+        text(4, "ClusterIP"),
+        text(7, ""),
+        text(8, ""),
+        text(10, ""),
+        text(11, ""),
+        vint(12, 0),
+        vint(13, 0),
+    )
+    + msg(3, msg(1)),  # status.loadBalancer: not modelled, skipped
+)
+
+
+def test_kubectl_create_namespace() -> None:
+    assert decode_k8s_protobuf(NAMESPACE_X) == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}
+
+
+def test_kubectl_create_serviceaccount() -> None:
+    assert decode_k8s_protobuf(SERVICE_ACCOUNT_SA1) == {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "sa1"},
+    }
+
+
+def test_kubectl_create_service_clusterip() -> None:
+    assert decode_k8s_protobuf(SERVICE_S1) == {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s1", "labels": {"app": "s1"}},
+        "spec": {
+            "ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+            "selector": {"app": "s1"},
+            "type": "ClusterIP",
+        },
+    }
+
+
+def test_object_meta_fields() -> None:
+    meta = object_meta(
+        "web",
+        map_entry(11, "app", "web"),
+        map_entry(11, "tier", "fe"),
+        map_entry(12, "note", ""),
+        msg(13, text(1, "ReplicaSet"), text(3, "rs"), text(4, "u-1"), text(5, "apps/v1"), vint(6, 1)),
+        text(14, "example.com/a"),
+        text(14, "example.com/b"),
+    )
+    decoded = decode_k8s_protobuf(envelope("Namespace", meta))["metadata"]
+    assert decoded == {
+        "name": "web",
+        "labels": {"app": "web", "tier": "fe"},
+        "annotations": {"note": ""},
+        "ownerReferences": [
+            {"kind": "ReplicaSet", "name": "rs", "uid": "u-1", "apiVersion": "apps/v1", "controller": True}
+        ],
+        "finalizers": ["example.com/a", "example.com/b"],
+    }
+
+
+def test_creation_timestamp_and_namespace_and_generate_name() -> None:
+    raw = msg(1, text(2, "web-"), text(3, "team"), msg(8, vint(1, 1_700_000_000), vint(2, 5)), vint(7, 3))
+    assert decode_k8s_protobuf(envelope("ServiceAccount", raw))["metadata"] == {
+        "generateName": "web-",
+        "namespace": "team",
+        "creationTimestamp": "2023-11-14T22:13:20Z",
+        "generation": 3,
+    }
+
+
+def test_pointer_fields_keep_zero_values() -> None:
+    raw = object_meta("sa") + vint(4, 0) + msg(3, text(1, "regcred")) + msg(2, text(3, "token"), text(1, ""))
+    assert decode_k8s_protobuf(envelope("ServiceAccount", raw)) == {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "sa"},
+        "automountServiceAccountToken": False,
+        "imagePullSecrets": [{"name": "regcred"}],
+        "secrets": [{"name": "token"}],
+    }
+
+
+def test_service_spec_extras() -> None:
+    spec = msg(
+        2,
+        msg(1, text(1, "http"), vint(3, 80), msg(4, vint(1, 1), text(3, "web")), vint(5, 30080)),
+        text(4, "NodePort"),
+        text(5, "1.2.3.4"),
+        text(17, "SingleStack"),
+        text(18, "127.0.100.9"),
+        text(19, "IPv4"),
+        vint(20, 0),
+        msg(14, msg(1, vint(1, 10800))),
+        text(10, ""),
+    )
+    assert decode_k8s_protobuf(envelope("Service", object_meta("s") + spec))["spec"] == {
+        "ports": [{"name": "http", "port": 80, "targetPort": "web", "nodePort": 30080}],
+        "type": "NodePort",
+        "externalIPs": ["1.2.3.4"],
+        "ipFamilyPolicy": "SingleStack",
+        "clusterIPs": ["127.0.100.9"],
+        "ipFamilies": ["IPv4"],
+        "allocateLoadBalancerNodePorts": False,
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10800}},
+    }
+
+
+def test_pod_metadata_and_containers() -> None:
+    container = msg(
+        2,
+        text(1, "app"),
+        text(2, "nginx:1.26"),
+        text(3, "sh"),
+        text(3, "-c"),
+        text(4, "echo hi"),
+        msg(6, text(1, "http"), vint(3, 8080), text(4, "TCP")),
+        msg(7, text(1, "A"), text(2, "1")),
+        text(14, "IfNotPresent"),
+        msg(8),  # resources: not modelled
+    )
+    spec = msg(2, container, text(3, "Always"), vint(4, -1), map_entry(7, "disk", "ssd"), text(16, "h"))
+    decoded = decode_k8s_protobuf(envelope("Pod", object_meta("p", map_entry(11, "run", "p")) + spec))
+    assert decoded == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"run": "p"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "nginx:1.26",
+                    "command": ["sh", "-c"],
+                    "args": ["echo hi"],
+                    "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                    "env": [{"name": "A", "value": "1"}],
+                    "imagePullPolicy": "IfNotPresent",
+                }
+            ],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": -1,
+            "nodeSelector": {"disk": "ssd"},
+            "hostname": "h",
+        },
+    }
+
+
+def test_unknown_fields_of_every_wire_type_are_skipped() -> None:
+    unknown_fields = vint(99, 7) + tag(98, 1) + bytes(8) + tag(97, 5) + bytes(4) + text(96, "future")
+    raw = object_meta("x", unknown_fields) + unknown_fields
+    assert decode_k8s_protobuf(envelope("Namespace", raw)) == {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "x"},
+    }
+
+
+def test_accepts_bytearray_and_memoryview() -> None:
+    assert decode_k8s_protobuf(bytearray(NAMESPACE_X))["metadata"] == {"name": "x"}
+    assert decode_k8s_protobuf(memoryview(NAMESPACE_X))["metadata"] == {"name": "x"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_unsupported_kind_names_the_supported_ones() -> None:
+    with pytest.raises(ProtobufError) as error:
+        decode_k8s_protobuf(envelope("Deployment", object_meta("d"), api_version="apps/v1"))
+    message = error.value.message
+    assert "apps/v1 Deployment" in message
+    for kind in SUPPORTED_KINDS:
+        assert kind in message
+    assert "application/json" in message
+
+
+def test_supported_kind_in_another_group_version_is_rejected() -> None:
+    with pytest.raises(ProtobufError, match="v2 Namespace"):
+        decode_k8s_protobuf(envelope("Namespace", object_meta("x"), api_version="v2"))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "magic"),
+        (b'{"kind":"Namespace"}', "magic"),
+        (b"k8s\x00", "which kind"),
+        (b"k8s\x00" + msg(1, text(1, "v1")), "which kind"),
+        (envelope("Namespace", b"", content_encoding="gzip"), "contentEncoding"),
+        (b"k8s\x00\x0a", "truncated"),  # a tag with no length
+        (b"k8s\x00\x0a\x05ab", "truncated"),  # a length past the end
+        (b"k8s\x00\x08\xff", "truncated"),  # a varint cut off
+        (b"k8s\x00\x08" + b"\xff" * 10 + b"\x01", "longer than 10 bytes"),
+        (b"k8s\x00\x08" + b"\xff" * 9 + b"\x7f", "larger than 64 bits"),
+        (b"k8s\x00\x0b", "wire type 3"),  # a group start
+        (b"k8s\x00\x00\x00", "field number 0"),
+        (b"k8s\x00\x09\x00", "truncated"),  # fixed64 with one byte
+        (b"k8s\x00\x0d\x00\x00", "truncated"),  # fixed32 with two bytes
+        (b"k8s\x00" + vint(1, 5), "typeMeta should be length-delimited, got varint"),
+        (envelope("Namespace", msg(1, vint(1, 3))), r"Namespace\.metadata\.name should be length-delimited"),
+        (envelope("Namespace", msg(1, blob(1, b"\xff\xfe"))), "not valid UTF-8"),
+        (envelope("Service", msg(2, msg(1, text(3, "80")))), "port should be varint"),
+        (envelope("Namespace", msg(1, msg(8, vint(1, 1 << 62)))), "out of range"),
+    ],
+)
+def test_malformed_bodies_raise_protobuf_error(body: bytes, message: str) -> None:
+    with pytest.raises(ProtobufError, match=message):
+        decode_k8s_protobuf(body)
+
+
+def test_non_bytes_input_is_rejected() -> None:
+    with pytest.raises(ProtobufError, match="bytes"):
+        decode_k8s_protobuf("k8s\x00")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("body", [NAMESPACE_X, SERVICE_ACCOUNT_SA1, SERVICE_S1])
+def test_every_truncation_either_decodes_or_raises_protobuf_error(body: bytes) -> None:
+    for length in range(len(body)):
+        try:
+            result = decode_k8s_protobuf(body[:length])
+        except ProtobufError:
+            continue
+        assert isinstance(result, dict)
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_never_crash_differently(tail: bytes) -> None:
+    try:
+        result = decode_k8s_protobuf(b"k8s\x00" + tail)
+    except ProtobufError:
+        return
+    assert isinstance(result, dict)
+
+
+@given(st.binary(max_size=120))
+def test_random_object_bytes_in_a_valid_envelope_never_crash_differently(raw: bytes) -> None:
+    for kind in SUPPORTED_KINDS:
+        try:
+            result = decode_k8s_protobuf(envelope(kind, raw))
+        except ProtobufError:
+            continue
+        assert result["kind"] == kind
+
+
+@given(st.text(min_size=1, max_size=30), st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=4))
+def test_names_and_labels_round_trip(name: str, labels: dict[str, str]) -> None:
+    raw = object_meta(name, *(map_entry(11, k, v) for k, v in labels.items()))
+    meta = decode_k8s_protobuf(envelope("Namespace", raw))["metadata"]
+    assert meta.get("name") == name
+    assert meta.get("labels", {}) == labels
