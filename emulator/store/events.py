@@ -6,7 +6,8 @@ listener that only needs the key never pays for a decode and every listener shar
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 

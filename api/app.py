@@ -1,0 +1,131 @@
+"""The aiohttp application: routes, the error middleware, discovery, OpenAPI and health endpoints.
+
+Every failure leaves as a Kubernetes `Status`. Access logging is one line per request at INFO.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from api import discovery, openapi
+from api.http import json_response, status_response
+from api.resources import ResourceHandler
+from emulator import errors
+from emulator.registry.registry import Registry
+
+log = logging.getLogger("emulator.api")
+
+REGISTRY = web.AppKey("registry", Registry)
+HANDLER = web.AppKey("resource_handler", ResourceHandler)
+EXTRA_INFO = web.AppKey("extra_info", dict)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except errors.StatusError as exc:
+        status = exc.code
+        return status_response(exc)
+    except web.HTTPException as exc:
+        status = exc.status
+        reason = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}.get(exc.status, "BadRequest")
+        message = "the server could not find the requested resource" if exc.status == 404 else exc.reason
+        return status_response(errors.StatusError(exc.status, reason, message))
+    except Exception as exc:  # a bug must still answer as a Status, and be visible in the log
+        log.exception("internal error on %s %s", request.method, request.path_qs)
+        return status_response(errors.internal(f"internal error: {exc.__class__.__name__}: {exc}"))
+    finally:
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s %d %.1fms", request.method, request.path_qs, status, (time.perf_counter() - started) * 1000)
+
+
+def _server_address(request: web.Request) -> str:
+    return request.host or "127.0.0.1"
+
+
+async def version(request: web.Request) -> web.Response:
+    return json_response(discovery.version_info())
+
+
+async def core_discovery(request: web.Request) -> web.Response:
+    wanted = discovery.aggregated_discovery_version(request.headers.get("Accept"))
+    if wanted:
+        return json_response(discovery.aggregated_core(wanted), content_type=discovery.aggregated_content_type(wanted))
+    return json_response(discovery.api_versions(_server_address(request)))
+
+
+async def group_discovery(request: web.Request) -> web.Response:
+    wanted = discovery.aggregated_discovery_version(request.headers.get("Accept"))
+    if wanted:
+        return json_response(discovery.aggregated_groups(wanted), content_type=discovery.aggregated_content_type(wanted))
+    return json_response(discovery.api_group_list())
+
+
+async def core_resources(request: web.Request) -> web.Response:
+    return _or_404(discovery.api_resource_list("", request.match_info["version"]))
+
+
+async def group_resources(request: web.Request) -> web.Response:
+    return _or_404(discovery.api_resource_list(request.match_info["group"], request.match_info["version"]))
+
+
+async def group_info(request: web.Request) -> web.Response:
+    return _or_404(discovery.api_group(request.match_info["group"]))
+
+
+def _or_404(doc: dict[str, Any] | None) -> web.Response:
+    if doc is None:
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+    return json_response(doc)
+
+
+async def openapi_root(request: web.Request) -> web.Response:
+    return json_response(openapi.openapi_v3_root())
+
+
+async def openapi_doc(request: web.Request) -> web.Response:
+    return _or_404(openapi.openapi_v3_doc(request.match_info["path"]))
+
+
+async def healthy(request: web.Request) -> web.Response:
+    if "verbose" in request.query:
+        return web.Response(text=f"[+]ping ok\n[+]store ok\n{request.path.strip('/')} check passed\n")
+    return web.Response(text="ok")
+
+
+async def resource(request: web.Request) -> web.StreamResponse:
+    return await request.app[HANDLER].handle(request)
+
+
+def create_app(registry: Registry, routes: list[web.RouteDef] | None = None) -> web.Application:
+    """The API application. `routes` lets other parts (e.g. pod environment) add their endpoints."""
+    app = web.Application(middlewares=[status_errors], client_max_size=4 * 1024 * 1024)
+    app[REGISTRY] = registry
+    app[HANDLER] = ResourceHandler(registry)
+    app.router.add_get("/version", version)
+    for path in ("/healthz", "/readyz", "/livez"):
+        app.router.add_get(path, healthy)
+    app.router.add_get("/api", core_discovery)
+    app.router.add_get("/apis", group_discovery)
+    app.router.add_get("/openapi/v3", openapi_root)
+    app.router.add_get("/openapi/v3/{path:.+}", openapi_doc)
+    app.router.add_get("/api/{version}", core_resources)
+    app.router.add_get("/apis/{group}", group_info)
+    app.router.add_get("/apis/{group}/{version}", group_resources)
+    if routes:
+        app.router.add_routes(routes)
+    app.router.add_route("*", "/api/{version}/{rest:.+}", resource)
+    app.router.add_route("*", "/apis/{group}/{version}/{rest:.+}", resource)
+    return app

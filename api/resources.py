@@ -1,0 +1,327 @@
+"""The one generic handler behind every resource URL: routing, verbs, lists, watches and patches.
+
+`/api/v1/...` and `/apis/<group>/<version>/...` are parsed into a `Target` (kind, namespace, name,
+subresource); the verb is chosen from the method and the target; the registry does the work. What
+differs per kind is in the registry's strategies and api/tables.py, never in copied handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from api import ssa, tables
+from api.discovery import table_content_type, table_version
+from api.http import decode, flag, int_param, json_response, media_type, read_body
+from api.patch import PatchError, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch, server_side_apply
+from emulator import errors
+from emulator.registry.registry import FIELD_VALIDATION_MODES, ObjectFilter, Registry, WriteOptions
+from emulator.resources import BY_PATH, NAMESPACES, ResourceType
+from emulator.store.events import DELETED, Event
+
+log = logging.getLogger(__name__)
+
+WATCH_QUEUE_LIMIT = 10_000  # events a slow watcher may fall behind before its stream is ended
+BOOKMARK_INTERVAL = 30.0
+
+
+@dataclass(slots=True)
+class Target:
+    rt: ResourceType
+    namespace: str | None  # None = all namespaces (collection) / cluster-scoped
+    name: str | None
+    subresource: str | None
+
+
+def parse_target(group: str, version: str, parts: list[str]) -> Target:
+    """The rest of the path after the group-version, as a Target; 404 for paths that name nothing."""
+    namespace: str | None = None
+    if len(parts) >= 3 and parts[0] == "namespaces" and (group, version, parts[2]) in BY_PATH:
+        namespace, parts = parts[1], parts[2:]
+    if not parts or (group, version, parts[0]) not in BY_PATH or len(parts) > 3:
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+    rt = BY_PATH[(group, version, parts[0])]
+    if namespace is not None and not rt.namespaced:
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+    name = parts[1] if len(parts) > 1 else None
+    sub = parts[2] if len(parts) > 2 else None
+    if sub is not None and sub not in {s.name for s in rt.subresources}:
+        raise errors.StatusError(404, "NotFound", f"the server could not find the requested resource ({rt.key}/{sub})")
+    if rt.namespaced and name is not None and namespace is None:
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+    return Target(rt, namespace if rt.namespaced else None, name, sub)
+
+
+class ResourceHandler:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.store = registry.store
+        self.extra_subresources: dict[tuple[str, str], Any] = {}  # (resource key, subresource) -> handler
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        group = info.get("group", "")
+        parts = [p for p in info["rest"].split("/") if p]
+        target = parse_target(group, info["version"], parts)
+        method = request.method
+        if target.subresource and (target.rt.key, target.subresource) in self.extra_subresources:
+            return await self.extra_subresources[(target.rt.key, target.subresource)](request, target)
+        if target.name is None:
+            if method == "GET":
+                return await (self.watch(request, target) if flag(request, "watch") else self.list(request, target))
+            if method == "POST":
+                return await self.create(request, target)
+            if method == "DELETE":
+                return await self.delete_collection(request, target)
+        else:
+            if method == "GET":
+                return self.get(request, target)
+            if method == "PUT":
+                return await self.update(request, target)
+            if method == "PATCH":
+                return await self.patch(request, target)
+            if method == "DELETE" and target.subresource is None:
+                return await self.delete(request, target)
+        raise errors.method_not_allowed(f"the server does not allow this method on the requested resource ({method} {request.path})")
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def _render(self, request: web.Request, rt: ResourceType, obj: dict[str, Any]) -> web.Response:
+        version = table_version(request.headers.get("Accept"))
+        if version:
+            table = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), request.query.get("includeObject", "Metadata"), version=version)
+            return json_response(table, content_type=table_content_type(version))
+        return json_response(obj)
+
+    def get(self, request: web.Request, target: Target) -> web.Response:
+        obj = self.registry.get(target.rt, target.namespace or "", target.name or "")
+        return self._render(request, target.rt, obj)
+
+    def _filter(self, request: web.Request) -> ObjectFilter | None:
+        return self.registry.make_filter(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+
+    async def list(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        keep = self._filter(request)
+        rv = str(self.store.rv)
+        raws = self.registry.list_raw(rt, target.namespace if rt.namespaced else "", keep)
+        version = table_version(request.headers.get("Accept"))
+        if version:
+            objects = [orjson.loads(r) for r in raws]
+            table = tables.table(rt, objects, rv, request.query.get("includeObject", "Metadata"), version=version)
+            return json_response(table, content_type=table_content_type(version))
+        # splice the stored JSON into the list without decoding it: lists of 10,000 pods stay fast
+        head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": rv}})
+        body = head[:-1] + b',"items":[' + b",".join(raws) + b"]}"
+        return json_response(body)
+
+    async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        namespace = target.namespace if rt.namespaced else None
+        keep = self._filter(request)
+        since = request.query.get("resourceVersion", "")
+        timeout = int_param(request, "timeoutSeconds")
+        bookmarks = flag(request, "allowWatchBookmarks")
+        table_v = table_version(request.headers.get("Accept"))
+        include = request.query.get("includeObject", "Metadata")
+
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+        def listener(event: Event) -> None:
+            if event.resource != rt.key or (namespace is not None and event.namespace != namespace):
+                return
+            if queue.qsize() >= WATCH_QUEUE_LIMIT:
+                queue.put_nowait(None)  # too far behind: end the stream, the client re-lists
+                return
+            queue.put_nowait(event)
+
+        # subscribe before reading the backlog, so that no change falls between the two
+        self.store.subscribe(listener)
+        try:
+            backlog: list[Event] = []
+            expired: errors.StatusError | None = None
+            if since not in ("", "0"):
+                try:
+                    backlog = self.store.events_since(int(since))
+                except ValueError:
+                    raise errors.bad_request(f'invalid resourceVersion "{since}"') from None
+                except errors.StatusError as exc:
+                    expired = exc
+            else:
+                backlog = [
+                    Event("ADDED", rt.key, "", "", self.store.rv, raw)
+                    for raw in self.registry.list_raw(rt, namespace if rt.namespaced else "", None)
+                ]
+            last_rv = self.store.rv if since in ("", "0") else int(since)
+            response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+
+            def line(kind: str, obj: dict[str, Any]) -> bytes:
+                if table_v and kind != "ERROR" and kind != "BOOKMARK":
+                    obj = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include, version=table_v)
+                return orjson.dumps({"type": kind, "object": obj}) + b"\n"
+
+            if expired is not None:
+                await response.write(line("ERROR", expired.status()))
+                return response
+            chunk = bytearray()
+            for event in backlog:
+                obj = event.obj
+                if namespace is not None and obj["metadata"].get("namespace") != namespace:
+                    continue
+                if keep is None or keep(obj):
+                    chunk += line(event.type, obj)
+            if bookmarks:
+                chunk += self._bookmark(rt)
+            if chunk:
+                await response.write(bytes(chunk))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout if timeout else None
+            while True:
+                wait = BOOKMARK_INTERVAL if bookmarks else None
+                if deadline is not None:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    wait = min(wait, left) if wait else left
+                try:
+                    event = await asyncio.wait_for(queue.get(), wait)
+                except TimeoutError:
+                    if bookmarks:
+                        await response.write(self._bookmark(rt))
+                    continue
+                if event is None:
+                    break
+                if event.rv <= last_rv:
+                    continue  # already sent from the backlog
+                last_rv = event.rv
+                obj = event.obj
+                if keep is None or keep(obj) or (event.type == DELETED and keep(obj)):
+                    await response.write(line(event.type, obj))
+            with contextlib.suppress(ConnectionResetError):
+                await response.write_eof()
+            return response
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        finally:
+            self.store.unsubscribe(listener)
+
+    def _bookmark(self, rt: ResourceType) -> bytes:
+        obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.store.rv)}}
+        return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    def _options(self, request: web.Request) -> WriteOptions:
+        mode = request.query.get("fieldValidation") or "Warn"
+        if mode not in FIELD_VALIDATION_MODES:
+            raise errors.bad_request(f'fieldValidation must be one of Strict, Warn or Ignore, not "{mode}"')
+        dry_run = request.query.get("dryRun")
+        if dry_run and dry_run != "All":
+            raise errors.bad_request(f'dryRun must be "All", not "{dry_run}"')
+        return WriteOptions(dry_run=bool(dry_run), field_validation=mode, field_manager=request.query.get("fieldManager"))
+
+    async def create(self, request: web.Request, target: Target) -> web.Response:
+        body = decode(await read_body(request), media_type(request))
+        result = self.registry.create(target.rt, target.namespace or "", body, self._options(request))
+        return json_response(result.obj, status=201, warnings=result.warnings)
+
+    async def update(self, request: web.Request, target: Target) -> web.Response:
+        body = decode(await read_body(request), media_type(request))
+        result = self.registry.update(target.rt, target.namespace or "", target.name or "", body, self._options(request), target.subresource)
+        return json_response(result.obj, warnings=result.warnings)
+
+    async def patch(self, request: web.Request, target: Target) -> web.Response:
+        rt, namespace, name = target.rt, target.namespace or "", target.name or ""
+        content_type = media_type(request)
+        options = self._options(request)
+        patch = decode(await read_body(request), content_type)
+        if content_type == "application/apply-patch+yaml":
+            return self._apply(request, target, patch, options)
+        current = self.registry.get(rt, namespace, name)
+        try:
+            if content_type == "application/merge-patch+json":
+                patched = apply_merge_patch(current, patch)
+            elif content_type == "application/strategic-merge-patch+json":
+                if not isinstance(patch, dict):
+                    raise PatchError("a strategic merge patch must be a JSON object")
+                patched = apply_strategic_merge_patch(current, patch, rt.kind)
+            elif content_type == "application/json-patch+json":
+                if not isinstance(patch, list):
+                    raise PatchError("a JSON patch must be a list of operations")
+                patched = apply_json_patch(current, patch)
+            else:
+                raise errors.unsupported_media_type(content_type)
+        except PatchError as exc:
+            raise errors.StatusError(422, "Invalid", f"the patch could not be applied: {exc}") from exc
+        return self._write_patched(rt, current, patched, options, target.subresource)
+
+    def _write_patched(
+        self, rt: ResourceType, current: dict[str, Any], patched: Any, options: WriteOptions, subresource: str | None
+    ) -> web.Response:
+        if not isinstance(patched, dict):
+            raise errors.StatusError(422, "Invalid", "the patched object is not a JSON object")
+        meta = patched.get("metadata") if isinstance(patched.get("metadata"), dict) else {}
+        wanted_rv = meta.get("resourceVersion")
+        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+            raise errors.conflict(rt.key, current["metadata"]["name"])  # a resourceVersion in a patch is a precondition
+        result = self.registry.replace_object(rt, current, patched, options, subresource)
+        return json_response(result.obj, warnings=result.warnings)
+
+    def _apply(self, request: web.Request, target: Target, applied: Any, options: WriteOptions) -> web.Response:
+        """Server-side apply: create when absent, else merge this field manager's configuration."""
+        rt, namespace, name = target.rt, target.namespace or "", target.name or ""
+        if not isinstance(applied, dict):
+            raise errors.bad_request("an apply patch must be an object")
+        manager = options.field_manager
+        if not manager:
+            raise errors.bad_request("fieldManager is required for apply requests (add ?fieldManager=<your-tool>)")
+        applied_meta = applied.setdefault("metadata", {})
+        if not isinstance(applied_meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if applied_meta.get("name") and applied_meta["name"] != name:
+            raise errors.bad_request(f'the name of the object ({applied_meta["name"]}) does not match the name on the URL ({name})')
+        applied_meta["name"] = name
+        live = self.store.get(rt.key, namespace, name)
+        if live is None:
+            creating = dict(applied)
+            ssa.record(creating, rt, manager, applied)
+            result = self.registry.create(rt, namespace, creating, options)
+            return json_response(result.obj, status=201, warnings=result.warnings)
+        ssa.check_conflicts(rt, live, manager, applied, flag(request, "force"))
+        previous = ssa.applied_by(live).get(manager)
+        try:
+            merged = server_side_apply(live, applied, previous, rt.kind)
+        except PatchError as exc:
+            raise errors.StatusError(422, "Invalid", f"the apply configuration could not be merged: {exc}") from exc
+        merged.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
+        merged["metadata"]["managedFields"] = live["metadata"].get("managedFields") or []
+        ssa.record(merged, rt, manager, applied)
+        if ssa.applied_by(merged) == ssa.applied_by(live):
+            merged["metadata"]["managedFields"] = live["metadata"].get("managedFields")  # unchanged: keep the old time stamp
+        return self._write_patched(rt, live, merged, options, target.subresource)
+
+    async def delete(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        body = await read_body(request)
+        options: dict[str, Any] = {}
+        if body.strip():
+            parsed = decode(body, media_type(request))
+            options = parsed if isinstance(parsed, dict) else {}
+        dry_run = request.query.get("dryRun") == "All" or options.get("dryRun") == ["All"]
+        obj = self.registry.delete(rt, target.namespace or "", target.name or "", options.get("preconditions"), dry_run)
+        return json_response(obj)
+
+    async def delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        if rt is NAMESPACES:
+            raise errors.method_not_allowed("namespaces cannot be deleted as a collection; delete them one by one")
+        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request))
+        return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})

@@ -1,0 +1,263 @@
+"""The endpoints controller: turns pod and service events into Endpoints, and Endpoints into EndpointSlices.
+
+Membership is kept per service (which pods its selector picks), so a pod event touches only the
+services of its namespace whose selector matches it before or after the change, and a service is
+re-derived from its members, never from a scan of every pod. Only a new or re-selected service
+scans the pods of its namespace once.
+
+Rules (the Kubernetes endpoints controller's): a pod counts when it has an IP and is not finished;
+ready pods go to `addresses`, others to `notReadyAddresses` (all to `addresses` with
+`publishNotReadyAddresses`); `hostname` is set when the pod's hostname is set and its subdomain is
+the service's name; a named targetPort resolves per pod by container-port name and protocol, and a
+pod without such a port is left out for that port. Services without a selector keep the Endpoints
+users write; every Endpoints object is mirrored into EndpointSlices (what `kubectl describe` reads).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from emulator import errors
+from emulator.labels import Selector, selector_from_map
+from emulator.registry.kinds import pod_port_containers
+from emulator.registry.registry import Registry
+from emulator.resources import ENDPOINT_SLICES, ENDPOINTS, PODS, SERVICES
+from emulator.store.events import DELETED, Event
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+SLICE_MANAGER = "endpointslice-controller.k8s.io"
+MIRROR_MANAGER = "endpointslicemirroring-controller.k8s.io"
+HEADLESS_LABEL = "service.kubernetes.io/headless"
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """What an endpoint needs from a pod (kept only for pods that some service selects)."""
+
+    name: str
+    uid: str
+    ip: str
+    ready: bool
+    hostname: str | None
+    subdomain: str | None
+    node: str | None
+    ports: tuple[tuple[str, str, int], ...]  # (name, protocol, containerPort)
+
+    @classmethod
+    def of(cls, pod: dict[str, Any]) -> PodInfo | None:
+        status = pod.get("status") or {}
+        ip = status.get("podIP")
+        if not ip or status.get("phase") in ("Succeeded", "Failed") or pod["metadata"].get("deletionTimestamp"):
+            return None
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        spec = pod.get("spec") or {}
+        ports = tuple(
+            (p.get("name", ""), p.get("protocol", "TCP"), p["containerPort"])
+            for _, container in pod_port_containers(spec)
+            for p in container.get("ports") or []
+        )
+        return cls(pod["metadata"]["name"], pod["metadata"].get("uid", ""), ip, ready,
+                   spec.get("hostname"), spec.get("subdomain"), spec.get("nodeName"), ports)
+
+    def resolve(self, target: int | str, protocol: str) -> int | None:
+        if isinstance(target, int):
+            return target
+        for name, proto, number in self.ports:
+            if name == target and proto == protocol:
+                return number
+        return None
+
+
+@dataclass(slots=True)
+class ServiceInfo:
+    namespace: str
+    name: str
+    selector: Selector
+    selector_map: dict[str, str]
+    uid: str
+    ports: list[dict[str, Any]]
+    publish_not_ready: bool
+    headless: bool
+    members: dict[str, PodInfo]
+
+
+class EndpointsController:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.store = registry.store
+        self._services: dict[str, dict[str, ServiceInfo]] = {}  # namespace -> service name -> info
+
+    def apply(self, event: Event) -> None:
+        if event.resource == PODS.key:
+            self._on_pod(event)
+        elif event.resource == SERVICES.key:
+            self._on_service(event)
+        elif event.resource == ENDPOINTS.key:
+            self._mirror(event)
+
+    # -- pods ----------------------------------------------------------------------------------------
+
+    def _on_pod(self, event: Event) -> None:
+        services = self._services.get(event.namespace)
+        if not services:
+            return
+        pod = event.obj
+        labels = pod["metadata"].get("labels") or {}
+        info = None if event.type == DELETED else PodInfo.of(pod)
+        for name, service in services.items():
+            selected = info is not None and service.selector.matches(labels)
+            before = service.members.get(event.name)
+            if selected:
+                if before != info:
+                    service.members[event.name] = info  # type: ignore[assignment]
+                    self._sync(event.namespace, name, service)
+            elif before is not None:
+                del service.members[event.name]
+                self._sync(event.namespace, name, service)
+
+    # -- services ------------------------------------------------------------------------------------
+
+    def _on_service(self, event: Event) -> None:
+        ns, name = event.namespace, event.name
+        services = self._services.setdefault(ns, {})
+        if event.type == DELETED:
+            had = services.pop(name, None)
+            if had is not None:
+                self._delete(ENDPOINTS.key, ns, name)
+            return
+        svc = event.obj
+        spec = svc.get("spec") or {}
+        selector = spec.get("selector")
+        if not selector or spec.get("type") == "ExternalName":
+            # selectorless: users own the Endpoints; stop managing them if we did
+            services.pop(name, None)
+            return
+        old = services.get(name)
+        info = ServiceInfo(
+            ns, name, selector_from_map(selector), dict(selector), svc["metadata"].get("uid", ""), spec.get("ports") or [],
+            bool(spec.get("publishNotReadyAddresses")), spec.get("clusterIP") == "None",
+            old.members if old is not None and old.selector_map == selector else self._scan(ns, selector_from_map(selector)),
+        )
+        services[name] = info
+        self._sync(ns, name, info)
+
+    def _scan(self, namespace: str, selector: Selector) -> dict[str, PodInfo]:
+        members: dict[str, PodInfo] = {}
+        for pod in self.store.objects(PODS.key, namespace):
+            if selector.matches(pod["metadata"].get("labels") or {}):
+                info = PodInfo.of(pod)
+                if info is not None:
+                    members[info.name] = info
+        return members
+
+    # -- writing Endpoints ---------------------------------------------------------------------------
+
+    def _sync(self, namespace: str, name: str, service: ServiceInfo) -> None:
+        endpoints = {
+            "metadata": {"name": name, "namespace": namespace},
+            "subsets": endpoints_subsets(service),
+        }
+        if service.headless:
+            endpoints["metadata"]["labels"] = {HEADLESS_LABEL: ""}
+        if not endpoints["subsets"]:
+            del endpoints["subsets"]
+        self.registry.put_system(ENDPOINTS, endpoints)
+
+    def _delete(self, resource: str, namespace: str, name: str) -> None:
+        try:
+            self.store.delete(resource, namespace, name)
+        except errors.StatusError as exc:
+            if exc.code != 404:
+                raise
+
+    # -- mirroring Endpoints into EndpointSlices -----------------------------------------------------
+
+    def _mirror(self, event: Event) -> None:
+        ns, name = event.namespace, event.name
+        wanted: list[dict[str, Any]] = []
+        if event.type != DELETED:
+            managed = name in self._services.get(ns, {})
+            wanted = endpoint_slices(event.obj, SLICE_MANAGER if managed else MIRROR_MANAGER)
+        for slice_ in wanted:
+            self.registry.put_system(ENDPOINT_SLICES, slice_)
+        # slices are named name, name-1, name-2...: drop the ones past the current count
+        index = len(wanted)
+        while self.store.get_raw(ENDPOINT_SLICES.key, ns, slice_name(name, index)) is not None:
+            self._delete(ENDPOINT_SLICES.key, ns, slice_name(name, index))
+            index += 1
+
+
+def endpoints_subsets(service: ServiceInfo) -> list[dict[str, Any]]:
+    """The `subsets` of a selector service's Endpoints: pods grouped by their resolved port list."""
+    groups: dict[tuple[tuple[str, int, str], ...], dict[str, list[dict[str, Any]]]] = {}
+    for pod in sorted(service.members.values(), key=lambda p: p.ip):
+        resolved: list[tuple[str, int, str]] = []
+        for port in service.ports:
+            protocol = port.get("protocol", "TCP")
+            number = pod.resolve(port.get("targetPort", port["port"]), protocol)
+            if number is not None:
+                resolved.append((port.get("name", ""), number, protocol))
+        if service.ports and not resolved:
+            continue
+        address: dict[str, Any] = {"ip": pod.ip}
+        if pod.hostname and pod.subdomain and pod.subdomain == service.name:
+            address["hostname"] = pod.hostname
+        if pod.node:
+            address["nodeName"] = pod.node
+        address["targetRef"] = {"kind": "Pod", "namespace": service.namespace, "name": pod.name, "uid": pod.uid}
+        bucket = groups.setdefault(tuple(resolved), {"addresses": [], "notReadyAddresses": []})
+        ready = pod.ready or service.publish_not_ready
+        bucket["addresses" if ready else "notReadyAddresses"].append(address)
+    subsets = []
+    for ports, bucket in groups.items():
+        subset: dict[str, Any] = {k: v for k, v in bucket.items() if v}
+        if ports:
+            subset["ports"] = [
+                {**({"name": n} if n else {}), "port": number, "protocol": proto} for n, number, proto in ports
+            ]
+        subsets.append(subset)
+    return subsets
+
+
+def endpoint_slices(endpoints: dict[str, Any], manager: str) -> list[dict[str, Any]]:
+    """One EndpointSlice per Endpoints subset (at least one, empty, so `describe` sees the service)."""
+    meta = endpoints["metadata"]
+    ns, name = meta.get("namespace", ""), meta["name"]
+    subsets = endpoints.get("subsets") or [{}]
+    slices = []
+    for index, subset in enumerate(subsets):
+        entries = []
+        for group, ready in (("addresses", True), ("notReadyAddresses", False)):
+            for address in subset.get(group) or []:
+                entry: dict[str, Any] = {
+                    "addresses": [address["ip"]],
+                    "conditions": {"ready": ready, "serving": ready, "terminating": False},
+                }
+                for field in ("hostname", "nodeName", "targetRef"):
+                    if address.get(field):
+                        entry[field] = address[field]
+                entries.append(entry)
+        slice_ = {
+            "metadata": {
+                "name": slice_name(name, index),
+                "namespace": ns,
+                "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: manager},
+            },
+            "addressType": "IPv4",
+            "endpoints": entries,
+        }
+        if subset.get("ports"):
+            slice_["ports"] = subset["ports"]
+        slices.append(slice_)
+    return slices
+
+
+def slice_name(endpoints_name: str, index: int) -> str:
+    return endpoints_name if index == 0 else f"{endpoints_name}-{index}"

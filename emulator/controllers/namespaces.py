@@ -1,0 +1,73 @@
+"""Namespace lifecycle: the built-in namespaces and the `kubernetes` service exist from the start, every
+namespace has a `default` service account, and deleting a namespace deletes what is in it."""
+
+from __future__ import annotations
+
+import logging
+
+from emulator import errors
+from emulator.registry.registry import Registry
+from emulator.resources import ENDPOINTS, NAMESPACES, RESOURCE_TYPES, SERVICE_ACCOUNTS, SERVICES
+from emulator.store.events import DELETED, Event
+
+log = logging.getLogger(__name__)
+
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+DEFAULT_SERVICE_ACCOUNT = "default"
+
+
+class NamespaceController:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.store = registry.store
+
+    def bootstrap(self, api_address: str, api_port: int) -> None:
+        """Create what a fresh cluster has; a no-op for objects that already exist."""
+        for name in BUILTIN_NAMESPACES:
+            if self.store.get_raw(NAMESPACES.key, "", name) is None:
+                self.registry.create(NAMESPACES, "", {"metadata": {"name": name}})
+            self._ensure_service_account(name)
+        self._ensure_kubernetes_service(api_address, api_port)
+
+    def apply(self, event: Event) -> None:
+        if event.resource == NAMESPACES.key:
+            if event.type == DELETED:
+                self._delete_contents(event.name)
+            else:
+                self._ensure_service_account(event.name)
+        elif event.resource == SERVICE_ACCOUNTS.key and event.type == DELETED and event.name == DEFAULT_SERVICE_ACCOUNT:
+            # like the service-account controller: `default` comes back while its namespace lives
+            if self.store.get_raw(NAMESPACES.key, "", event.namespace) is not None:
+                self._ensure_service_account(event.namespace)
+
+    def _ensure_service_account(self, namespace: str) -> None:
+        if self.store.get_raw(SERVICE_ACCOUNTS.key, namespace, DEFAULT_SERVICE_ACCOUNT) is None:
+            self.registry.put_system(SERVICE_ACCOUNTS, {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": namespace}})
+
+    def _delete_contents(self, namespace: str) -> None:
+        # services before pods so endpoints are not recomputed pod by pod for a dying namespace
+        order = sorted((rt for rt in RESOURCE_TYPES if rt.namespaced), key=lambda rt: rt is not SERVICES)
+        for rt in order:
+            for name in [o["metadata"]["name"] for o in self.store.objects(rt.key, namespace)]:
+                try:
+                    self.registry.delete(rt, namespace, name)
+                except errors.StatusError as exc:
+                    if exc.code != 404:
+                        log.warning("could not delete %s %s/%s with its namespace: %s", rt.key, namespace, name, exc)
+            # objects with finalizers only get marked; a namespace going away takes them anyway
+            for leftover in list(self.store.objects(rt.key, namespace)):
+                self.store.delete(rt.key, namespace, leftover["metadata"]["name"])
+                self.registry.strategy(rt).release(leftover)
+
+    def _ensure_kubernetes_service(self, api_address: str, api_port: int) -> None:
+        """`default/kubernetes` takes the first service IP and points at the API itself."""
+        if self.store.get_raw(SERVICES.key, "default", "kubernetes") is None:
+            first = self.registry.cluster.plan.service_ips.first_address
+            self.registry.create(SERVICES, "default", {
+                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": first, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api_port}]},
+            })
+        self.registry.put_system(ENDPOINTS, {
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": api_address}], "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}],
+        })

@@ -1,0 +1,370 @@
+"""The generic write path shared by every kind: decode → prepare → validate → allocate → store.
+
+The API layer turns HTTP into calls on `Registry`; controllers call it too. A failed call changes
+nothing: validation happens before allocation, and allocations are rolled back if the store refuses
+the write. Per-kind behaviour lives in the strategies (emulator/registry/kinds.py).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from emulator import errors, validation
+from emulator.ipam import AddressPlan
+from emulator.labels import Selector, SelectorError, parse_field_selector, parse_selector
+from emulator.models.base import field_errors, unknown_fields
+from emulator.registry.strategy import Strategy
+from emulator.resources import NAMESPACES, RESOURCE_TYPES, ResourceType
+from emulator.store.store import Store
+
+FIELD_VALIDATION_MODES = ("Strict", "Warn", "Ignore")
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
+_NAME_RULES = {
+    "subdomain": validation.dns1123_subdomain_errors,
+    "label": validation.dns1123_label_errors,
+    "dns1035": validation.dns1035_label_errors,
+}
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Cluster:
+    """What strategies may consult besides the object: the address plan, the store, settings."""
+
+    store: Store
+    plan: AddressPlan
+    node_address: str = "127.0.0.1"
+    api_address: str = "127.0.0.1"
+    api_port: int = 8080
+
+
+@dataclass
+class WriteOptions:
+    dry_run: bool = False
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
+    field_manager: str | None = None
+
+
+@dataclass
+class WriteResult:
+    obj: dict[str, Any]
+    created: bool = False
+    changed: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+
+ObjectFilter = Callable[[dict[str, Any]], bool]
+
+
+class Registry:
+    def __init__(self, cluster: Cluster, strategies: dict[str, Strategy]) -> None:
+        self.cluster = cluster
+        self.store = cluster.store
+        self.strategies = strategies
+
+    def strategy(self, rt: ResourceType) -> Strategy:
+        return self.strategies[rt.key]
+
+    # -- start ---------------------------------------------------------------------------------------
+
+    def claim_stored(self) -> None:
+        """Mark every address/port held by a stored object as taken (allocations survive restarts)."""
+        for rt in RESOURCE_TYPES:
+            strategy = self.strategies[rt.key]
+            if type(strategy).claim is Strategy.claim:
+                continue
+            for obj in self.store.objects(rt.key):
+                strategy.claim(obj)
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
+        obj = self.store.get(rt.key, namespace, name)
+        if obj is None:
+            raise errors.not_found(rt.key, name)
+        return obj
+
+    def make_filter(self, label_selector: str | None, field_selector: str | None) -> ObjectFilter | None:
+        """Parse list/watch selectors once; None when nothing is filtered. Bad syntax → 400."""
+        checks: list[ObjectFilter] = []
+        try:
+            if label_selector:
+                selector: Selector = parse_selector(label_selector)
+                if not selector.is_everything:
+                    checks.append(lambda o: selector.matches(o.get("metadata", {}).get("labels")))
+            if field_selector:
+                for path, op, value in parse_field_selector(field_selector):
+                    checks.append(_field_check(path.split("."), op == "=", value))
+        except SelectorError as exc:
+            raise errors.bad_request(f"unable to parse selector: {exc}") from exc
+        if not checks:
+            return None
+        return lambda o: all(check(o) for check in checks)
+
+    def list_raw(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> Iterator[bytes]:
+        """Stored JSON of the matching objects, undecoded when nothing filters them (fast lists)."""
+        for raw in self.store.raws(rt.key, namespace):
+            if keep is None or keep(orjson.loads(raw)):
+                yield raw
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    def decode(self, rt: ResourceType, body: Any, options: WriteOptions) -> tuple[dict[str, Any], list[str]]:
+        """Validate a client's object against the kind's schema; returns the normalised dict and warnings."""
+        if not isinstance(body, dict):
+            raise errors.bad_request(f"{rt.kind} in version \"{rt.version}\" cannot be handled as a {rt.kind}: expected a JSON object")
+        api_version, kind = body.get("apiVersion"), body.get("kind")
+        if (api_version and api_version != rt.api_version) or (kind and kind != rt.kind):
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) and kind ({kind}) do not match the resource "
+                f"{rt.key} ({rt.api_version}, {rt.kind})"
+            )
+        strategy = self.strategy(rt)
+        try:
+            model = strategy.model.model_validate(body)
+        except ValidationError as exc:
+            name = body.get("metadata", {}).get("name") if isinstance(body.get("metadata"), dict) else None
+            raise errors.invalid_object(rt.kind, rt.group, str(name or ""), field_errors(exc)) from exc
+        unknown = unknown_fields(model)
+        warnings: list[str] = []
+        if unknown and options.field_validation == "Strict":
+            listed = ", ".join(f'unknown field "{p}"' for p in unknown)
+            raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: {listed}')
+        if unknown and options.field_validation == "Warn":
+            warnings = [f'unknown field "{p}"' for p in unknown]
+        obj = model.model_dump(exclude_none=True)
+        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        return obj, warnings
+
+    def create(self, rt: ResourceType, namespace: str, body: Any, options: WriteOptions | None = None) -> WriteResult:
+        options = options or WriteOptions()
+        obj, warnings = self.decode(rt, body, options)
+        meta = obj.setdefault("metadata", {})
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+            namespace = ""
+        if not meta.get("name"):
+            if meta.get("generateName"):
+                meta["name"] = self._generate_name(rt, namespace, meta["generateName"])
+            else:
+                raise errors.invalid_object(rt.kind, rt.group, "", [errors.FieldError("metadata.name", "FieldValueRequired", "name or generateName is required")])
+        name = meta["name"]
+        for server_set in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(server_set, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        if rt.namespaced and self.store.get_raw(NAMESPACES.key, "", namespace) is None:
+            raise errors.not_found(NAMESPACES.key, namespace)
+        strategy = self.strategy(rt)
+        strategy.prepare_create(obj)
+        self._validate(rt, strategy, obj, None)
+        if self.store.get_raw(rt.key, namespace, name) is not None:
+            raise errors.already_exists(rt.key, name)
+        allocation = strategy.allocate(obj, None, options.dry_run)
+        if options.dry_run:
+            allocation.rollback()
+            return WriteResult(obj, created=True, warnings=warnings)
+        try:
+            stored = self.store.create(rt.key, namespace, name, obj)
+        except BaseException:
+            allocation.rollback()
+            raise
+        return WriteResult(stored, created=True, warnings=warnings)
+
+    def update(
+        self, rt: ResourceType, namespace: str, name: str, body: Any,
+        options: WriteOptions | None = None, subresource: str | None = None,
+    ) -> WriteResult:
+        """PUT semantics: replace the object; a resourceVersion in the body is a precondition."""
+        options = options or WriteOptions()
+        obj, warnings = self.decode(rt, body, options)
+        meta = obj.setdefault("metadata", {})
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(f'the name of the object ({meta["name"]}) does not match the name on the URL ({name})')
+        if rt.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        old = self.store.get(rt.key, namespace if rt.namespaced else "", name)
+        if old is None:
+            raise errors.not_found(rt.key, name)
+        expected = meta.get("resourceVersion")
+        expected_rv: int | None = None
+        if expected:
+            try:
+                expected_rv = int(expected)
+            except ValueError as exc:
+                raise errors.bad_request(f'invalid resourceVersion "{expected}"') from exc
+        return self._replace(rt, old, obj, expected_rv, options, subresource, warnings)
+
+    def replace_object(
+        self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any],
+        options: WriteOptions | None = None, subresource: str | None = None,
+    ) -> WriteResult:
+        """Write `new` (e.g. a patched `old`) after schema validation, conditional on `old`'s version."""
+        options = options or WriteOptions()
+        obj, warnings = self.decode(rt, new, options)
+        obj.setdefault("metadata", {})["name"] = old["metadata"]["name"]
+        return self._replace(rt, old, obj, int(old["metadata"]["resourceVersion"]), options, subresource, warnings)
+
+    def _replace(
+        self, rt: ResourceType, old: dict[str, Any], obj: dict[str, Any], expected_rv: int | None,
+        options: WriteOptions, subresource: str | None, warnings: list[str],
+    ) -> WriteResult:
+        strategy = self.strategy(rt)
+        meta, old_meta = obj["metadata"], old["metadata"]
+        namespace = old_meta.get("namespace", "")
+        name = old_meta["name"]
+        if expected_rv is not None and expected_rv != int(old_meta["resourceVersion"]):
+            raise errors.conflict(rt.key, name)
+        # identity and server-set metadata come from the stored object
+        for kept in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"):
+            if kept in old_meta:
+                meta[kept] = old_meta[kept]
+            else:
+                meta.pop(kept, None)
+        if subresource == "status":
+            # the status subresource changes status only
+            merged = {k: v for k, v in old.items() if k != "status"}
+            if "status" in obj:
+                merged["status"] = obj["status"]
+            obj = merged
+        elif strategy.has_status:
+            if "status" in old:
+                obj["status"] = old["status"]
+            else:
+                obj.pop("status", None)
+        strategy.prepare_update(obj, old)
+        self._validate(rt, strategy, obj, old)
+        meta = obj["metadata"]
+        meta["resourceVersion"] = old_meta["resourceVersion"]
+        if obj == old:
+            return WriteResult(old, changed=False, warnings=warnings)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # the last finalizer is gone: the pending deletion completes now
+            if options.dry_run:
+                return WriteResult(obj, warnings=warnings)
+            return WriteResult(self._remove(rt, strategy, namespace, name, old), warnings=warnings)
+        allocation = strategy.allocate(obj, old, options.dry_run)
+        if options.dry_run:
+            allocation.rollback()
+            return WriteResult(obj, warnings=warnings)
+        try:
+            stored = self.store.update(rt.key, namespace, name, obj, expected_rv)
+        except BaseException:
+            allocation.rollback()
+            raise
+        strategy.release(old, keep=stored)
+        return WriteResult(stored, warnings=warnings)
+
+    def delete(
+        self, rt: ResourceType, namespace: str, name: str,
+        preconditions: dict[str, Any] | None = None, dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Delete now, or mark for deletion while finalizers remain (they are cleared by updates)."""
+        namespace = namespace if rt.namespaced else ""
+        old = self.store.get(rt.key, namespace, name)
+        if old is None:
+            raise errors.not_found(rt.key, name)
+        meta = old["metadata"]
+        if preconditions:
+            if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
+                raise errors.conflict(rt.key, name, f'Precondition failed: UID in precondition: {preconditions["uid"]}, UID in object meta: {meta.get("uid")}')
+            if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get("resourceVersion"):
+                raise errors.conflict(rt.key, name, f'Precondition failed: ResourceVersion in precondition: {preconditions["resourceVersion"]}, ResourceVersion in object meta: {meta.get("resourceVersion")}')
+        if dry_run:
+            return old
+        if meta.get("finalizers"):
+            if meta.get("deletionTimestamp"):
+                return old
+            meta["deletionTimestamp"] = now_rfc3339()
+            meta["deletionGracePeriodSeconds"] = 0
+            return self.store.update(rt.key, namespace, name, old)
+        return self._remove(rt, self.strategy(rt), namespace, name, old)
+
+    def _remove(self, rt: ResourceType, strategy: Strategy, namespace: str, name: str, old: dict[str, Any]) -> dict[str, Any]:
+        gone = self.store.delete(rt.key, namespace, name)
+        strategy.release(old)
+        return gone
+
+    def delete_collection(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> list[dict[str, Any]]:
+        deleted = []
+        for raw in list(self.list_raw(rt, namespace, keep)):
+            obj = orjson.loads(raw)
+            meta = obj["metadata"]
+            try:
+                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"]))
+            except errors.StatusError as exc:
+                if exc.code != 404:  # a controller removed it meanwhile
+                    raise
+        return deleted
+
+    def put_system(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create or update an object the emulator itself owns (endpoints, default service accounts),
+        skipping the write when nothing changed. Returns the stored object or None if unchanged."""
+        meta = obj["metadata"]
+        namespace, name = meta.get("namespace", ""), meta["name"]
+        old = self.store.get(rt.key, namespace, name)
+        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        if old is None:
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", now_rfc3339())
+            return self.store.create(rt.key, namespace, name, obj)
+        for kept in ("uid", "creationTimestamp"):
+            meta[kept] = old["metadata"].get(kept)
+        meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if obj == old:
+            return None
+        return self.store.update(rt.key, namespace, name, obj)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _validate(self, rt: ResourceType, strategy: Strategy, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        meta = obj["metadata"]
+        name = meta.get("name", "")
+        problems: list[errors.FieldError] = []
+        if old is None:
+            for message in _NAME_RULES[strategy.name_rule](name):
+                problems.append(errors.invalid("metadata.name", name, message))
+        problems += validation.validate_labels(meta.get("labels"), "metadata.labels")
+        problems += validation.validate_annotations(meta.get("annotations"), "metadata.annotations")
+        problems += strategy.validate(obj)
+        if old is not None:
+            problems += strategy.validate_update(obj, old)
+        if problems:
+            raise errors.invalid_object(rt.kind, rt.group, name, problems)
+
+    def _generate_name(self, rt: ResourceType, namespace: str, prefix: str) -> str:
+        prefix = prefix[:58]
+        for _ in range(16):
+            name = prefix + "".join(random.choices(_GENERATE_ALPHABET, k=5))
+            if self.store.get_raw(rt.key, namespace, name) is None:
+                return name
+        raise errors.StatusError(409, "AlreadyExists", f"could not generate a unique name from {prefix!r}; try again")
+
+
+def _field_check(path: list[str], equal: bool, value: str) -> ObjectFilter:
+    def check(obj: dict[str, Any]) -> bool:
+        current: Any = obj
+        for part in path:
+            current = current.get(part) if isinstance(current, dict) else None
+        if current is None:
+            current = ""
+        elif isinstance(current, bool):
+            current = "true" if current else "false"
+        return (str(current) == value) == equal
+
+    return check

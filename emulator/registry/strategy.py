@@ -1,0 +1,64 @@
+"""What differs between kinds on the write path, as one small class per kind (the API server's
+"registry strategy"): defaults, validation, address allocation and status handling.
+
+The generic `Registry` calls these hooks in a fixed order — decode, prepare, validate, allocate,
+store — so a kind never re-implements the write path, it only says what is special about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from emulator.errors import FieldError
+from emulator.models.core import TypedObject
+from emulator.resources import ResourceType
+
+if TYPE_CHECKING:
+    from emulator.registry.registry import Cluster
+
+
+@dataclass
+class Allocation:
+    """What a write took from the address plan, so that a failed write can give it back."""
+
+    undo: list[Any] = field(default_factory=list)  # callables
+
+    def rollback(self) -> None:
+        for release in reversed(self.undo):
+            release()
+        self.undo.clear()
+
+
+class Strategy:
+    resource: ResourceType
+    model: type[TypedObject]
+    # DNS-1123 subdomain unless a kind says otherwise ("label", "dns1035")
+    name_rule: str = "subdomain"
+    # kinds with a status subresource ignore status on main-resource writes and vice versa
+    has_status: bool = False
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def prepare_create(self, obj: dict[str, Any]) -> None:
+        """Defaults and server-set fields on create."""
+
+    def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Carry over server-owned fields from the stored object on update."""
+
+    def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        return []
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        return []
+
+    def allocate(self, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool) -> Allocation:
+        """Take addresses/ports the object needs (requested ones checked for range and use)."""
+        return Allocation()
+
+    def release(self, obj: dict[str, Any], keep: dict[str, Any] | None = None) -> None:
+        """Give back what `obj` holds and `keep` (its successor) does not."""
+
+    def claim(self, obj: dict[str, Any]) -> None:
+        """At start: mark what a stored object holds as taken."""

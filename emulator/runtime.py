@@ -1,0 +1,117 @@
+"""Wires the parts together and owns their start/stop order.
+
+Start: open the store and read it back → claim stored addresses → controllers, DNS index and proxy
+subscribe to store events and are handed the current objects → bind the API socket → create the
+built-in objects → serve. Stop: in reverse, and the store is closed last so every acknowledged write
+is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from emulator.config import Config
+from emulator.controllers.endpoints import EndpointsController
+from emulator.controllers.namespaces import NamespaceController
+from emulator.ipam import AddressPlan
+from emulator.registry.kinds import build_strategies
+from emulator.registry.registry import Cluster, Registry
+from emulator.resources import ENDPOINTS, NAMESPACES, PODS, SERVICES
+from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
+from emulator.store.store import Store
+
+log = logging.getLogger("emulator")
+
+ApiFactory = Callable[["Runtime"], web.Application]
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening socket, bound now so that its port is known before anything is advertised."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass
+class Runtime:
+    config: Config
+    api_factory: ApiFactory
+    store: Store = field(init=False)
+    registry: Registry = field(init=False)
+    api_port: int = 0
+    started_in: float = 0.0
+    faces: dict[str, str] = field(default_factory=dict)  # what listens where, for the banner
+    _runner: web.AppRunner | None = None
+    _closers: list[Any] = field(default_factory=list)
+
+    def _backend(self) -> Backend:
+        if self.config.in_memory:
+            return MemoryBackend()
+        return SqliteBackend(self.config.store_path, "FULL" if self.config.fsync == "full" else "NORMAL")
+
+    async def start(self) -> None:
+        began = time.perf_counter()
+        config = self.config
+        self.store = Store(self._backend(), history_size=config.watch_history)
+        loaded = self.store.load()
+        plan = AddressPlan(config.service_cidr, config.pod_cidr, config.lb_cidr, config.node_port_range)
+        api_sock = bind_tcp(config.api_host, config.api_port)
+        self.api_port = api_sock.getsockname()[1]
+        cluster = Cluster(self.store, plan, config.node_address, config.api_host if config.api_host not in ("0.0.0.0", "::") else "127.0.0.1", self.api_port)
+        self.registry = Registry(cluster, {})
+        self.registry.strategies.update(build_strategies(cluster))
+        self.registry.claim_stored()
+
+        namespaces = NamespaceController(self.registry)
+        endpoints = EndpointsController(self.registry)
+        self.store.subscribe(namespaces.apply)
+        self.store.subscribe(endpoints.apply)
+        self.store.replay(endpoints.apply, (SERVICES.key,))
+        for part in await self._start_faces():
+            self.store.subscribe(part.apply)
+            self.store.replay(part.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, PODS.key))
+        namespaces.bootstrap(cluster.api_address, self.api_port)
+
+        self._runner = web.AppRunner(self.api_factory(self), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, api_sock).start()
+        self.faces["API"] = f"http://{config.api_host}:{self.api_port}"
+        self.faces["data"] = "in memory (nothing is kept)" if config.in_memory else f"{config.store_path} ({loaded} objects)"
+        # Everything loaded at start lives as long as the process: keep the collector from rescanning it.
+        gc.collect()
+        gc.freeze()
+        self.started_in = time.perf_counter() - began
+
+    async def _start_faces(self) -> list[Any]:
+        """DNS and proxy: each optional, each fed by store events."""
+        return []
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for close in reversed(self._closers):
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        self.store.close()
+
+    def banner(self) -> str:
+        lines = [f"emulator ready in {self.started_in:.2f}s"]
+        lines += [f"  {name:<8} {where}" for name, where in self.faces.items()]
+        return "\n".join(lines)
