@@ -114,4 +114,4 @@ class Runtime:
     def banner(self) -> str:
         lines = [f"emulator ready in {self.started_in:.2f}s"]
         lines += [f"  {name:<8} {where}" for name, where in self.faces.items()]
-        return "\n".join(lines)
+        return "\n".join(lines) + "\n"

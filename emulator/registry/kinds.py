@@ -26,6 +26,7 @@ from emulator.resources import (
 DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds, the API server's default for ClientIP affinity
 READY_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "PodScheduled", "Ready")
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 def _validate_ports_unique(containers: list[tuple[str, dict[str, Any]]]) -> list[FieldError]:
@@ -465,6 +466,11 @@ class NamespaceStrategy(Strategy):
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         self._label(new)
         new.setdefault("spec", old.get("spec", {}))
+
+    def check_delete(self, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if name in PROTECTED_NAMESPACES:
+            raise errors.forbidden_request(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
 
     @staticmethod
     def _label(obj: dict[str, Any]) -> None:

@@ -143,7 +143,7 @@ class Registry:
             raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: {listed}')
         if unknown and options.field_validation == "Warn":
             warnings = [f'unknown field "{p}"' for p in unknown]
-        obj = model.model_dump(exclude_none=True)
+        obj = {"apiVersion": rt.api_version, "kind": rt.kind, **model.model_dump(exclude_none=True)}
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         return obj, warnings
 
@@ -279,6 +279,7 @@ class Registry:
         old = self.store.get(rt.key, namespace, name)
         if old is None:
             raise errors.not_found(rt.key, name)
+        self.strategy(rt).check_delete(old)
         meta = old["metadata"]
         if preconditions:
             if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
@@ -315,10 +316,10 @@ class Registry:
     def put_system(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create or update an object the emulator itself owns (endpoints, default service accounts),
         skipping the write when nothing changed. Returns the stored object or None if unchanged."""
+        obj = {"apiVersion": rt.api_version, "kind": rt.kind, **obj}
         meta = obj["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
         old = self.store.get(rt.key, namespace, name)
-        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         if old is None:
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", now_rfc3339())

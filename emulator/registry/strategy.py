@@ -53,6 +53,9 @@ class Strategy:
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
         return []
 
+    def check_delete(self, obj: dict[str, Any]) -> None:
+        """Raise a StatusError when this object may not be deleted."""
+
     def allocate(self, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool) -> Allocation:
         """Take addresses/ports the object needs (requested ones checked for range and use)."""
         return Allocation()
