@@ -1,0 +1,577 @@
+"""HTTP mode: every request balanced on its own, over pooled keep-alive connections to the endpoints.
+
+The client side is an asyncio Protocol fed to httptools' request parser (the shape of uvicorn's
+httptools protocol); the endpoint side forwards response bytes to the client untouched and parses them
+only to learn where each response ends, so that its connection can go back to the pool. Requests are
+rewritten only in their head (X-Forwarded-*, hop-by-hop headers); bodies stream through, re-chunked when
+the client sent them chunked. Pipelined requests are queued and answered in order. A request that
+cannot be served is answered here: 503 naming the service when it has no ready endpoints, 502 when none
+accepted the connection, 403 when a network policy denies it, 404 on the gateway for an unknown Host,
+504 when the endpoint stays silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from http import HTTPStatus
+from typing import Any
+
+import httptools
+
+from .balancer import Backend
+from .context import ProxyContext
+from .l4 import _why, splice
+from .table import ProxyTable, Route
+
+log = logging.getLogger("emulator.proxy")
+
+_CRLF = b"\r\n"
+# Headers that describe one hop, not the message; the proxy writes its own where needed.
+_HOP = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer", b"upgrade")
+)
+_SPECIAL = _HOP | {b"host", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"content-length"}
+_BUFFER_LIMIT = 1 << 20  # bytes of request body held for a request not yet connected, before pausing the client
+
+
+class _Buffer:
+    """Where a request's bytes go until its endpoint connection is ready."""
+
+    __slots__ = ("chunks", "size", "client", "paused")
+
+    def __init__(self, head: bytes, client: Any) -> None:
+        self.chunks = [head]
+        self.size = len(head)
+        self.client = client
+        self.paused = False
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > _BUFFER_LIMIT and not self.paused:
+            self.paused = True
+            self.client.pause_reading()
+
+
+class _Discard:
+    """Where the body of a request answered by the proxy itself goes."""
+
+    __slots__ = ()
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+_DISCARD = _Discard()
+
+
+class _Request:
+    __slots__ = (
+        "method",
+        "head",
+        "host",
+        "keep_alive",
+        "chunked",
+        "has_body",
+        "upgrade",
+        "complete",
+        "out",
+        "conn",
+        "route",
+        "local",
+        "retried",
+    )
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.head = b""
+        self.host = b""
+        self.keep_alive = True
+        self.chunked = False
+        self.has_body = False
+        self.upgrade = False
+        self.complete = False
+        self.out: Any = None  # _Buffer, the endpoint transport, or _DISCARD
+        self.conn: HttpUpstream | None = None
+        self.route: Route | None = None
+        self.local: bytes | None = None  # a response the proxy writes itself
+        self.retried = False
+
+
+def local_response(status: int, message: str, keep_alive: bool) -> bytes:
+    body = message.encode() + b"\n"
+    reason = HTTPStatus(status).phrase.encode()
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % (
+        status,
+        reason,
+        len(body),
+    )
+    if not keep_alive:
+        head += b"Connection: close\r\n"
+    return head + _CRLF + body
+
+
+class HttpClient(asyncio.Protocol):
+    """One client connection in HTTP mode. `route` is fixed for a service listener; on the gateway it
+    is None and each request's Host picks the route from `gateway`."""
+
+    def __init__(self, ctx: ProxyContext, route: Route | None, gateway: ProxyTable | None = None) -> None:
+        self.ctx = ctx
+        self.route = route
+        self.gateway = gateway
+        self.transport: Any = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client_ip = ""
+        self.activity = 0
+        self.seen = 0
+        self.deadline = 0.0
+        self.closed = False
+        self.eof = False
+        self.upgrading = False
+        self.current: _Request | None = None  # the request in flight (its response is being written)
+        self.queue: deque[_Request] = deque()  # pipelined requests waiting for their turn
+        self.connecting: asyncio.Task[None] | None = None
+        # The request being parsed:
+        self.req: _Request | None = None
+        self._url = b""
+        self._headers: list[bytes] = []
+        self._host = b""
+        self._xff = b""
+        self._fwd = 0  # bit 1: client sent X-Forwarded-Host, bit 2: X-Forwarded-Proto
+        self._chunked = False
+        self._clen = False
+        self._upgrade = b""
+        self._ip_bytes = b""
+
+    # -- client transport ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if peer else ""
+        self._ip_bytes = self.client_ip.encode()
+        self.ctx.live.add(self)
+        self.deadline = self.ctx.loop.time() + self.ctx.settings.header_timeout
+
+    def data_received(self, data: bytes) -> None:
+        self.activity += 1
+        if self.upgrading:
+            # Waiting for the endpoint's answer to an Upgrade: what the client sends now is not HTTP.
+            if self.current is not None:
+                self.current.out.write(data)
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.upgrading = True
+            tail = data[exc.args[0] :]
+            if tail and self.current is not None:
+                self.current.out.write(tail)
+        except httptools.HttpParserError as exc:
+            self._bad_request(exc)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        # Keep the socket open for the answer to a complete request in flight; otherwise we are done.
+        return self.current is not None and self.req is None
+
+    def pause_writing(self) -> None:
+        req = self.current
+        if req is not None and req.conn is not None:
+            req.conn.paused = True
+            req.conn.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        req = self.current
+        if req is not None and req.conn is not None:
+            req.conn.paused = False
+            req.conn.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.ctx.live.discard(self)
+        if self.connecting is not None:
+            self.connecting.cancel()
+            self.connecting = None
+        req = self.current
+        if req is not None and req.conn is not None and req.conn.client is self:
+            # The response may be half written: that connection cannot serve anyone else.
+            req.conn.client = None
+            req.conn.transport.close()
+        self.current = None
+        self.queue.clear()
+
+    def on_deadline(self, now: float) -> None:
+        req = self.current
+        if req is None:
+            # A request head that did not arrive in time, or a keep-alive connection left idle.
+            self.transport.close()
+            return
+        if self.activity != self.seen:
+            self.seen = self.activity
+            self.deadline = now + self.ctx.settings.idle_timeout
+            return
+        conn = req.conn
+        if conn is not None and not conn.got_bytes and req.route is not None:
+            message = f"endpoint {conn.backend[0]}:{conn.backend[1]} of service {_name(req.route)} did not answer within {self.ctx.settings.idle_timeout:.0f}s"
+            log.info("%s from %s: 504 %s", req.method.decode(), self.client_ip, message)
+            self.transport.write(local_response(504, message, False))
+        self.transport.close()
+
+    def shutdown(self) -> None:
+        req = self.current
+        if req is not None and req.conn is not None:
+            req.conn.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- httptools callbacks (request being parsed) -------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._host = b""
+        self._xff = b""
+        self._fwd = 0
+        self._chunked = False
+        self._clen = False
+        self._upgrade = b""
+        if self.current is None:
+            self.deadline = self.ctx.loop.time() + self.ctx.settings.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lname = name.lower()
+        if lname not in _SPECIAL:
+            self._headers += (name, b": ", value, _CRLF)
+        elif lname == b"host":
+            self._host = value
+        elif lname == b"x-forwarded-for":
+            self._xff = value + b", "
+        elif lname == b"content-length":
+            self._clen = value.strip() != b"0"
+            self._headers += (name, b": ", value, _CRLF)
+        elif lname == b"transfer-encoding":
+            self._chunked = b"chunked" in value.lower()
+        elif lname == b"upgrade":
+            self._upgrade = value
+        elif lname == b"x-forwarded-host":
+            self._fwd |= 1
+            self._headers += (name, b": ", value, _CRLF)
+        elif lname == b"x-forwarded-proto":
+            self._fwd |= 2
+            self._headers += (name, b": ", value, _CRLF)
+        # else: hop-by-hop, dropped
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        req = _Request()
+        req.method = method = parser.get_method()
+        req.keep_alive = parser.should_keep_alive()
+        req.host = host = self._host
+        req.chunked = self._chunked
+        req.has_body = self._chunked or self._clen
+        parts = [method, b" ", self._url, b" HTTP/1.1\r\nHost: ", host or b"localhost", _CRLF]
+        parts += self._headers
+        parts += (b"X-Forwarded-For: ", self._xff, self._ip_bytes, _CRLF)
+        if not self._fwd & 1 and host:
+            parts += (b"X-Forwarded-Host: ", host, _CRLF)
+        if not self._fwd & 2:
+            parts.append(b"X-Forwarded-Proto: http\r\n")
+        if req.chunked:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        if self._upgrade and parser.should_upgrade():
+            req.upgrade = True
+            parts += (b"Connection: Upgrade\r\nUpgrade: ", self._upgrade, _CRLF)
+        parts.append(_CRLF)
+        req.head = head = b"".join(parts)
+        req.out = _Buffer(head, self.transport)
+        self.req = req
+        if self.current is None:
+            self._dispatch(req)
+        else:
+            self.queue.append(req)
+
+    def on_body(self, body: bytes) -> None:
+        req = self.req
+        if req is None:
+            return
+        if req.chunked:
+            req.out.write(b"".join((b"%x\r\n" % len(body), body, _CRLF)))
+        else:
+            req.out.write(body)
+
+    def on_message_complete(self) -> None:
+        req = self.req
+        if req is None:
+            return
+        self.req = None
+        req.complete = True
+        if req.chunked:
+            req.out.write(b"0\r\n\r\n")
+        if req.local is not None and req is self.current:
+            self._write_local(req)
+
+    # -- dispatch -----------------------------------------------------------------------------------
+
+    def _dispatch(self, req: _Request) -> None:
+        self.current = req
+        loop_time = self.ctx.loop.time()
+        self.deadline = loop_time + self.ctx.settings.idle_timeout
+        self.seen = self.activity
+        route = self.route
+        if route is None:
+            route = self.gateway.gateway_route(req.host) if self.gateway is not None else None
+            if route is None:
+                self._reply(
+                    req,
+                    404,
+                    f'no service for Host "{req.host.decode("latin-1")}": use <service>.<namespace>, <service>.<namespace>.svc.{self.ctx.settings.zone} or <service> (namespace {self.ctx.settings.default_namespace}), optionally with :<port>',
+                )
+                return
+        req.route = route
+        self._send(req, route, [], [], loop_time)
+
+    def _send(self, req: _Request, route: Route, tried: list[Backend], failures: list[str], now: float) -> None:
+        ctx = self.ctx
+        backend = route.balancer.pick(self.client_ip, now, tried)
+        if backend is None or len(tried) >= ctx.settings.connect_attempts:
+            if failures:
+                self._reply(
+                    req, 502, f"no endpoint of service {_name(route)} accepted the connection ({'; '.join(failures)})"
+                )
+            else:
+                self._reply(req, 503, f"no endpoints available for service {_name(route)} (port {route.port})")
+            return
+        policy = ctx.policy
+        if policy is not None:
+            allowed, reason = policy.check(self.client_ip, backend[0], backend[1], "TCP")
+            if not allowed:
+                ctx.denied("request", self.client_ip, backend, "TCP", route.label, reason)
+                self._reply(req, 403, f"denied by network policy: {reason}")
+                return
+        conn = ctx.pool.take(backend)
+        if conn is not None:
+            self._attach(req, conn)  # type: ignore[arg-type]
+        else:
+            self.connecting = ctx.loop.create_task(self._connect(req, route, backend, tried, failures))
+
+    async def _connect(
+        self, req: _Request, route: Route, backend: Backend, tried: list[Backend], failures: list[str]
+    ) -> None:
+        ctx = self.ctx
+        try:
+            async with asyncio.timeout(ctx.settings.connect_timeout):
+                _, conn = await ctx.loop.create_connection(lambda: HttpUpstream(ctx, backend), backend[0], backend[1])
+        except (OSError, TimeoutError) as exc:
+            self.connecting = None
+            tried.append(backend)
+            failures.append(f"{backend[0]}:{backend[1]}: {_why(exc)}")
+            if not self.closed:
+                self._send(req, route, tried, failures, ctx.loop.time())
+            return
+        self.connecting = None
+        if self.closed or self.current is not req:
+            conn.transport.close()
+            return
+        conn.reused = False
+        self._attach(req, conn)
+
+    def _attach(self, req: _Request, conn: HttpUpstream) -> None:
+        req.conn = conn
+        conn.client = self
+        buffered = req.out
+        req.out = transport = conn.transport
+        chunks = buffered.chunks
+        transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if buffered.paused:
+            self.transport.resume_reading()
+
+    def _reply(self, req: _Request, status: int, message: str) -> None:
+        """Answer `req` from the proxy itself, once its body has been read (and dropped)."""
+        if status >= 500 or status == 404:
+            log.info(
+                "%s %s from %s: %d %s", req.method.decode(), req.host.decode("latin-1"), self.client_ip, status, message
+            )
+        req.local = local_response(status, message, req.keep_alive)
+        if isinstance(req.out, _Buffer) and req.out.paused:
+            self.transport.resume_reading()
+        req.out = _DISCARD
+        if req.complete:
+            self._write_local(req)
+
+    def _write_local(self, req: _Request) -> None:
+        assert req.local is not None
+        self.transport.write(req.local)
+        self._done(req)
+
+    # -- responses ----------------------------------------------------------------------------------
+
+    def response_done(self, conn: HttpUpstream, reusable: bool) -> None:
+        """The endpoint finished the response to the request in flight."""
+        req = self.current
+        conn.client = None
+        if req is None:
+            conn.transport.close()
+            return
+        if reusable and req.complete and not conn.closed:
+            if conn.paused:
+                conn.paused = False
+                conn.transport.resume_reading()
+            conn.reused = True
+            self.ctx.pool.put(conn, self.ctx.loop.time())
+        else:
+            conn.transport.close()
+        self._done(req)
+
+    def _done(self, req: _Request) -> None:
+        self.current = None
+        if self.closed:
+            return
+        if not req.complete or not req.keep_alive or req.upgrade:
+            # Not complete: the endpoint answered before the body was in; the rest of it would be read
+            # as the next request, so this connection ends here.
+            self.transport.close()
+            return
+        if self.queue:
+            self._dispatch(self.queue.popleft())
+            return
+        if self.eof:
+            self.transport.close()
+            return
+        self.deadline = self.ctx.loop.time() + self.ctx.settings.keepalive_timeout
+
+    def backend_lost(self, conn: HttpUpstream) -> None:
+        req = self.current
+        if req is None or req.conn is not conn:
+            return
+        req.conn = None
+        route = req.route
+        if not conn.got_bytes and route is not None:
+            if conn.reused and not req.has_body and not req.retried:
+                # A pooled connection the endpoint closed just as we used it (its keep-alive timeout):
+                # the request never arrived, so sending it again on a fresh connection is safe.
+                req.retried = True
+                req.out = _Buffer(req.head, self.transport)
+                self.connecting = self.ctx.loop.create_task(self._connect(req, route, conn.backend, [], []))
+                return
+            self._reply(
+                req,
+                502,
+                f"endpoint {conn.backend[0]}:{conn.backend[1]} of service {_name(route)} closed the connection without answering",
+            )
+            return
+        # A response cut short or delimited by the connection's end: the client learns it the same way.
+        self.current = None
+        self.transport.close()
+
+    def tunnel(self, conn: HttpUpstream) -> None:
+        """The endpoint switched protocols (101): from here on this is a TCP-mode pair."""
+        self.current = None
+        self.ctx.live.discard(self)
+        conn.client = None
+        splice(self.ctx, self.transport, conn.transport, self.client_ip)
+
+    def _bad_request(self, exc: Exception) -> None:
+        log.info("bad HTTP request from %s: %s", self.client_ip, exc)
+        if self.current is None:
+            self.transport.write(local_response(400, f"bad request: {exc}", False))
+        self.transport.close()
+
+
+class HttpUpstream(asyncio.Protocol):
+    """A keep-alive connection to one endpoint, serving one client request at a time."""
+
+    def __init__(self, ctx: ProxyContext, backend: Backend) -> None:
+        self.ctx = ctx
+        self.backend = backend
+        self.transport: Any = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.client: HttpClient | None = None
+        self.idle_since = 0.0
+        self.reused = True  # cleared by the connect path for a fresh connection
+        self.got_bytes = False
+        self.closed = False
+        self.paused = False
+        self._done = False
+        self._keep = False
+        self._interim = False
+        self._head_only = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if client is None:
+            # An idle pooled connection does not speak first; whatever this is, do not reuse it.
+            self.transport.close()
+            return
+        client.transport.write(data)
+        client.activity += 1
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            client.tunnel(self)
+            return
+        except httptools.HttpParserError as exc:
+            log.info("bad HTTP response from %s:%d: %s", *self.backend, exc)
+            self.client = None
+            self.transport.close()
+            client.transport.close()
+            return
+        if self._done:
+            self._done = False
+            self.got_bytes = False
+            if self._head_only:
+                # The parser expected a body after a HEAD response's Content-Length: start afresh.
+                self._head_only = False
+                self.parser = httptools.HttpResponseParser(self)
+            client.response_done(self, self._keep)
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._interim = True  # 100 Continue and friends: the real response follows
+            return
+        client = self.client
+        if client is not None and client.current is not None and client.current.method == b"HEAD":
+            self._head_only = True
+            self._done = True
+            self._keep = self.parser.should_keep_alive()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self._done = True
+        self._keep = self.parser.should_keep_alive()
+
+    def pause_writing(self) -> None:
+        if self.client is not None:
+            self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.client is not None:
+            self.client.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        client = self.client
+        if client is None:
+            self.ctx.pool.discard(self)
+            return
+        self.client = None
+        client.backend_lost(self)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def _name(route: Route) -> str:
+    return f'"{route.namespace}/{route.service}"'

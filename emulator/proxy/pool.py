@@ -1,0 +1,71 @@
+"""Idle keep-alive connections to endpoints, reused by HTTP mode across requests and clients.
+
+Reusing a backend connection is what lets HTTP mode balance every request without paying a TCP
+handshake per request. Connections are taken most-recently-used first (the warmest, and the least
+likely to have been closed by the endpoint's own keep-alive timeout).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .balancer import Backend
+
+
+class Pooled(Protocol):
+    backend: Backend
+    idle_since: float
+
+    def close(self) -> None: ...
+
+
+class BackendPool:
+    __slots__ = ("_idle", "max_idle")
+
+    def __init__(self, max_idle: int) -> None:
+        self._idle: dict[Backend, list[Pooled]] = {}
+        self.max_idle = max_idle
+
+    def take(self, backend: Backend) -> Pooled | None:
+        idle = self._idle.get(backend)
+        if idle:
+            return idle.pop()
+        return None
+
+    def put(self, conn: Pooled, now: float) -> None:
+        idle = self._idle.get(conn.backend)
+        if idle is None:
+            idle = self._idle[conn.backend] = []
+        if len(idle) >= self.max_idle:
+            conn.close()
+            return
+        conn.idle_since = now
+        idle.append(conn)
+
+    def discard(self, conn: Pooled) -> None:
+        """Forget a connection the endpoint closed while it sat in the pool."""
+        idle = self._idle.get(conn.backend)
+        if idle and conn in idle:
+            idle.remove(conn)
+
+    def expire(self, now: float, max_idle_time: float) -> None:
+        for backend, idle in list(self._idle.items()):
+            # Oldest are at the front: close from there until the first one young enough.
+            n = 0
+            while n < len(idle) and now - idle[n].idle_since > max_idle_time:
+                n += 1
+            if n:
+                old, idle[:] = idle[:n], idle[n:]
+                for conn in old:
+                    conn.close()
+            if not idle:
+                del self._idle[backend]
+
+    def close_all(self) -> None:
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._idle.values())

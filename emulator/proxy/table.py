@@ -1,0 +1,247 @@
+"""The proxy's routing index, kept up to date from store events (Service and Endpoints).
+
+Everything a connection needs is prepared here when objects change, so that accepting a connection is a
+dictionary lookup: each service port becomes one `Route` (mode, balancer with the ready endpoints), and
+each address the proxy must listen on (`clusterIP:port`, `nodeAddress:nodePort`, LoadBalancer ingress
+and external IPs) maps to the route behind it. Routes are updated in place, so listeners that are already
+bound keep serving the new endpoints without being rebound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.store.events import DELETED, Event
+
+from .balancer import Backend, Balancer
+
+SERVICES = "services"
+ENDPOINTS = "endpoints"
+DEFAULT_AFFINITY_TIMEOUT = 10800  # Kubernetes' default for sessionAffinityConfig.clientIP.timeoutSeconds
+
+ServiceKey = tuple[str, str]  # (namespace, name)
+RouteKey = tuple[str, str, int, str]  # (namespace, name, service port, protocol)
+ListenerKey = tuple[str, int, str]  # (address, port, protocol)
+
+
+@dataclass(slots=True, eq=False)
+class Route:
+    """One port of one service, as the proxy serves it."""
+
+    namespace: str
+    service: str
+    port: int
+    protocol: str  # "TCP" | "UDP"
+    port_name: str
+    mode: str  # "tcp" | "http" | "udp"
+    balancer: Balancer = field(default_factory=Balancer)
+
+    @property
+    def label(self) -> str:
+        """How messages name this route: `ns/name:port`."""
+        return f"{self.namespace}/{self.service}:{self.port}"
+
+
+def port_mode(port: dict[str, Any]) -> str:
+    """HTTP mode for ports that declare HTTP (`appProtocol: http`, a name `http` or `http-*`), the way
+    Istio and friends read port names; a byte pump for everything else."""
+    protocol = port.get("protocol") or "TCP"
+    if protocol == "UDP":
+        return "udp"
+    app = (port.get("appProtocol") or "").lower()
+    name = (port.get("name") or "").lower()
+    if app == "http" or name == "http" or name.startswith("http-"):
+        return "http"
+    return "tcp"
+
+
+@dataclass(slots=True)
+class _Service:
+    ports: list[dict[str, Any]]
+    cluster_ip: str | None  # None: headless or ExternalName, nothing to proxy
+    node_ports: bool
+    ingress_ips: list[str]
+    affinity_timeout: float
+
+
+def _parse_service(obj: dict[str, Any]) -> _Service:
+    spec = obj.get("spec") or {}
+    svc_type = spec.get("type") or "ClusterIP"
+    cluster_ip = spec.get("clusterIP") or None
+    if cluster_ip == "None" or svc_type == "ExternalName":
+        cluster_ip = None
+    ingress = [
+        i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [] if i.get("ip")
+    ]
+    if svc_type != "LoadBalancer":
+        ingress = []
+    extra = [ip for ip in spec.get("externalIPs") or [] if ip]
+    affinity = 0.0
+    if spec.get("sessionAffinity") == "ClientIP":
+        cfg = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+        affinity = float(cfg if cfg else DEFAULT_AFFINITY_TIMEOUT)
+    return _Service(
+        ports=[p for p in spec.get("ports") or [] if p.get("port")],
+        cluster_ip=cluster_ip,
+        node_ports=svc_type in ("NodePort", "LoadBalancer"),
+        ingress_ips=ingress + extra,
+        affinity_timeout=affinity,
+    )
+
+
+def _backends(endpoints: dict[str, Any] | None, port_name: str, protocol: str, single_port: bool) -> list[Backend]:
+    """Ready endpoint addresses for one service port. The endpoints controller has already resolved named
+    target ports, so the backend port is the Endpoints port with the service port's name."""
+    if not endpoints:
+        return []
+    out: list[Backend] = []
+    seen: set[Backend] = set()
+    for subset in endpoints.get("subsets") or []:
+        ports = subset.get("ports") or []
+        target = None
+        for p in ports:
+            if (p.get("name") or "") == port_name and (p.get("protocol") or "TCP") == protocol:
+                target = p.get("port")
+                break
+        if target is None and single_port and len(ports) == 1 and (ports[0].get("protocol") or "TCP") == protocol:
+            # Hand-written Endpoints for a one-port service often leave the port unnamed.
+            target = ports[0].get("port")
+        if not target:
+            continue
+        for addr in subset.get("addresses") or []:
+            ip = addr.get("ip")
+            if ip and (ip, target) not in seen:
+                seen.add((ip, target))
+                out.append((ip, int(target)))
+    return out
+
+
+class ProxyTable:
+    """Service ports → routes, listen addresses → routes, gateway host names → routes."""
+
+    def __init__(
+        self, node_address: str = "127.0.0.1", zone: str = "cluster.local", default_namespace: str = "default"
+    ) -> None:
+        self.node_address = node_address
+        self.zone = zone.strip(".").lower()
+        self.default_namespace = default_namespace
+        self._services: dict[ServiceKey, _Service] = {}
+        self._endpoints: dict[ServiceKey, dict[str, Any]] = {}
+        self._routes: dict[ServiceKey, list[Route]] = {}  # in the order of spec.ports
+        self._listen_keys: dict[ServiceKey, list[ListenerKey]] = {}
+        self.listeners: dict[ListenerKey, Route] = {}
+        self._gateway_cache: dict[bytes, Route | None] = {}
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> bool:
+        """Take one store event into the index. True when the set of listen addresses may have changed."""
+        if event.resource == SERVICES:
+            key = (event.namespace, event.name)
+            if event.type == DELETED:
+                self._services.pop(key, None)
+            else:
+                self._services[key] = _parse_service(event.obj)
+            self._rebuild_service(key)
+            return True
+        if event.resource == ENDPOINTS:
+            key = (event.namespace, event.name)
+            if event.type == DELETED:
+                self._endpoints.pop(key, None)
+            else:
+                self._endpoints[key] = event.obj
+            self._refresh_backends(key)
+        return False
+
+    def _rebuild_service(self, key: ServiceKey) -> None:
+        self._gateway_cache.clear()
+        for lk in self._listen_keys.pop(key, []):
+            self.listeners.pop(lk, None)
+        svc = self._services.get(key)
+        old = {(r.port, r.protocol): r for r in self._routes.pop(key, [])}
+        if svc is None or svc.cluster_ip is None:
+            return
+        routes: list[Route] = []
+        listen: list[ListenerKey] = []
+        for p in svc.ports:
+            protocol = p.get("protocol") or "TCP"
+            if protocol not in ("TCP", "UDP"):
+                continue  # SCTP: not proxied (documented)
+            port = int(p["port"])
+            route = old.get((port, protocol))
+            if route is None:
+                route = Route(key[0], key[1], port, protocol, p.get("name") or "", port_mode(p))
+            else:
+                route.port_name = p.get("name") or ""
+                route.mode = port_mode(p)
+            route.balancer.set_affinity(svc.affinity_timeout)
+            routes.append(route)
+            addresses = [(svc.cluster_ip, port)]
+            if svc.node_ports and p.get("nodePort"):
+                addresses.append((self.node_address, int(p["nodePort"])))
+            addresses += [(ip, port) for ip in svc.ingress_ips]
+            for ip, lport in addresses:
+                lk = (ip, lport, protocol)
+                self.listeners[lk] = route
+                listen.append(lk)
+        self._routes[key] = routes
+        self._listen_keys[key] = listen
+        self._refresh_backends(key)
+
+    def _refresh_backends(self, key: ServiceKey) -> None:
+        routes = self._routes.get(key)
+        if not routes:
+            return
+        eps = self._endpoints.get(key)
+        single = len(routes) == 1
+        for route in routes:
+            route.balancer.set_backends(_backends(eps, route.port_name, route.protocol, single))
+
+    # -- lookups ------------------------------------------------------------------------------------
+
+    def routes_of(self, namespace: str, name: str) -> list[Route]:
+        return self._routes.get((namespace, name), [])
+
+    def all_routes(self) -> list[Route]:
+        return [r for routes in self._routes.values() for r in routes]
+
+    def gateway_route(self, host: bytes) -> Route | None:
+        """The route for a Host header on the gateway: `web` (default namespace), `web.ns`, `web.ns.svc`,
+        `web.ns.svc.<zone>`, each optionally with `:port` naming a service port. Cached per raw header
+        value, so the parse runs once per distinct Host."""
+        try:
+            return self._gateway_cache[host]
+        except KeyError:
+            pass
+        route = self._parse_host(host)
+        if len(self._gateway_cache) > 4096:
+            self._gateway_cache.clear()  # bound the cache against clients sending random hosts
+        self._gateway_cache[host] = route
+        return route
+
+    def _parse_host(self, host: bytes) -> Route | None:
+        text = host.decode("latin-1").strip().lower()
+        port: int | None = None
+        if ":" in text:
+            text, _, port_text = text.rpartition(":")
+            port = int(port_text) if port_text.isdigit() else None
+        labels = text.rstrip(".").split(".")
+        zone = self.zone.split(".") if self.zone else []
+        if len(labels) >= 3 and labels[2] == "svc" and labels[3:] in ([], zone):
+            labels = labels[:2]
+        if len(labels) == 1:
+            namespace, name = self.default_namespace, labels[0]
+        elif len(labels) == 2:
+            name, namespace = labels
+        else:
+            return None
+        routes = [r for r in self._routes.get((namespace, name), []) if r.protocol == "TCP"]
+        if not routes:
+            return None
+        if port is not None:
+            for r in routes:
+                if r.port == port:
+                    return r
+        # No port, or the gateway's own port: the service's first port, as `curl http://web.ns/` means.
+        return routes[0]
