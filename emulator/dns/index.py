@@ -1,0 +1,230 @@
+"""The DNS index: services, endpoints and namespaces as dicts kept current by store events, plus the
+cache of packed answers, invalidated precisely by the events that change what an answer read.
+
+Every answer is computed while the index records what it looked at (a service, a namespace's
+existence, the owner of an address); an event invalidates exactly the cached answers that read what
+it changed. The hot path never computes anything: it finds the packed bytes by question.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from emulator.dns.names import endpoint_label
+from emulator.dns.records import (
+    Answer,
+    EndpointRecord,
+    PortRecord,
+    ServiceRecord,
+    Zone,
+    answer_query,
+    normalize_ip,
+)
+from emulator.dns.settings import DnsSettings
+from emulator.store.events import DELETED, Event
+
+log = logging.getLogger("emulator.dns")
+
+ServiceKey = tuple[str, str]  # (namespace, name)
+
+
+class DnsIndex:
+    """Implements `records.ClusterView`; `apply` is a store listener."""
+
+    def __init__(self, settings: DnsSettings | None = None) -> None:
+        self.settings = settings or DnsSettings()
+        s = self.settings
+        self.zone = Zone(s.zone.strip(".").lower(), s.ttl, s.default_namespace.lower(), int(time.time()) & 0xFFFFFFFF)
+        self._services: dict[ServiceKey, ServiceRecord] = {}
+        self._endpoints: dict[ServiceKey, tuple[EndpointRecord, ...]] = {}
+        self._namespaces: set[str] = set()
+        self._services_per_namespace: Counter[str] = Counter()
+        self._cluster_ip_owner: dict[str, ServiceKey] = {}
+        self._endpoint_ip_owners: dict[str, set[ServiceKey]] = {}
+        # Packed answers by question bytes (lower-cased name + type + class): read by the server's hot path.
+        self.cache: dict[bytes, Any] = {}
+        self._readers: dict[Hashable, set[bytes]] = {}  # what an answer read → the cached answers that read it
+        self._reads: set[Hashable] | None = None
+
+    # -- store events ------------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Store listener: update the index and drop the cached answers the change makes stale."""
+        handler = _HANDLERS.get(event.resource)
+        if handler is None:
+            return
+        try:
+            handler(self, event)
+        except Exception:  # a malformed object must not break the store's event delivery
+            log.exception("dns: could not index %r", event)
+
+    def _apply_service(self, event: Event) -> None:
+        key = (event.namespace.lower(), event.name.lower())
+        old = self._services.get(key)
+        new = None if event.type == DELETED else service_record(event.obj)
+        if old == new:
+            return
+        existed = self.namespace_exists(key[0])
+        changed: list[Hashable] = [("svc", *key)]
+        if old is not None:
+            self._services_per_namespace[key[0]] -= 1
+            for ip in old.cluster_ips:
+                if self._cluster_ip_owner.get(ip) == key:
+                    del self._cluster_ip_owner[ip]
+                changed.append(("ip", ip))
+        if new is None:
+            self._services.pop(key, None)
+        else:
+            self._services[key] = new
+            self._services_per_namespace[key[0]] += 1
+            for ip in new.cluster_ips:
+                self._cluster_ip_owner[ip] = key
+                changed.append(("ip", ip))
+        if existed != self.namespace_exists(key[0]):
+            changed.append(("ns", key[0]))
+        self._invalidate(changed)
+
+    def _apply_endpoints(self, event: Event) -> None:
+        key = (event.namespace.lower(), event.name.lower())
+        old = self._endpoints.get(key, ())
+        new = () if event.type == DELETED else endpoint_records(event.obj)
+        if old == new:
+            return
+        changed: list[Hashable] = [("svc", *key)]
+        for ep in old:
+            owners = self._endpoint_ip_owners.get(ep.ip)
+            if owners is not None:
+                owners.discard(key)
+                if not owners:
+                    del self._endpoint_ip_owners[ep.ip]
+            changed.append(("ip", ep.ip))
+        if new:
+            self._endpoints[key] = new
+        else:
+            self._endpoints.pop(key, None)
+        for ep in new:
+            self._endpoint_ip_owners.setdefault(ep.ip, set()).add(key)
+            changed.append(("ip", ep.ip))
+        self._invalidate(changed)
+
+    def _apply_namespace(self, event: Event) -> None:
+        name = event.name.lower()
+        existed = self.namespace_exists(name)
+        if event.type == DELETED:
+            self._namespaces.discard(name)
+        else:
+            self._namespaces.add(name)
+        if existed != self.namespace_exists(name):
+            self._invalidate([("ns", name)])
+
+    def _invalidate(self, changed: list[Hashable]) -> None:
+        cache, readers = self.cache, self._readers
+        for fact in changed:
+            for question in readers.pop(fact, ()):
+                cache.pop(question, None)
+
+    # -- answers -----------------------------------------------------------------------------------
+
+    def answer(self, labels: tuple[str, ...], qtype: int) -> tuple[Answer | None, frozenset[Hashable]]:
+        """The answer for a lower-case name, and what it read (to pass to `remember`)."""
+        self._reads = reads = set()
+        try:
+            return answer_query(labels, qtype, self, self.zone), frozenset(reads)
+        finally:
+            self._reads = None
+
+    def remember(self, question: bytes, packed: Any, reads: frozenset[Hashable]) -> None:
+        """Cache a packed answer until an event changes something it read."""
+        if len(self.cache) >= self.settings.max_cached_answers:
+            # Bounded memory under floods of distinct names; starting over is cheaper than LRU upkeep.
+            self.cache.clear()
+            self._readers.clear()
+        self.cache[question] = packed
+        for fact in reads:
+            self._readers.setdefault(fact, set()).add(question)
+
+    # -- records.ClusterView -------------------------------------------------------------------------
+
+    def service(self, namespace: str, name: str) -> ServiceRecord | None:
+        if self._reads is not None:
+            self._reads.add(("svc", namespace, name))
+        return self._services.get((namespace, name))
+
+    def ready_endpoints(self, namespace: str, name: str) -> Sequence[EndpointRecord]:
+        if self._reads is not None:
+            self._reads.add(("svc", namespace, name))
+        return self._endpoints.get((namespace, name), ())
+
+    def namespace_exists(self, namespace: str) -> bool:
+        if self._reads is not None:
+            self._reads.add(("ns", namespace))
+        # A service implies its namespace, even when namespace events are not delivered (tests, replays).
+        return namespace in self._namespaces or self._services_per_namespace[namespace] > 0
+
+    def service_with_cluster_ip(self, ip: str) -> ServiceRecord | None:
+        if self._reads is not None:
+            self._reads.add(("ip", ip))
+        key = self._cluster_ip_owner.get(ip)
+        return None if key is None else self._services.get(key)
+
+    def endpoint_names_for(self, ip: str) -> list[tuple[str, str, str]]:
+        if self._reads is not None:
+            self._reads.add(("ip", ip))
+        names = []
+        for key in sorted(self._endpoint_ip_owners.get(ip, ())):
+            for ep in self._endpoints.get(key, ()):
+                if ep.ip == ip:
+                    names.append((key[0], key[1], ep.label))
+        return names
+
+    def __len__(self) -> int:
+        return len(self._services)
+
+
+def service_record(obj: dict[str, Any]) -> ServiceRecord:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    namespace = str(meta.get("namespace") or "default").lower()
+    name = str(meta.get("name") or "").lower()
+    ports = tuple(_port(p) for p in spec.get("ports") or ())
+    if spec.get("type") == "ExternalName":
+        external = str(spec.get("externalName") or "").strip().rstrip(".").lower()
+        return ServiceRecord(namespace, name, "external", external_name=external, ports=ports)
+    if spec.get("clusterIP") == "None":
+        return ServiceRecord(namespace, name, "headless", ports=ports)
+    texts = spec.get("clusterIPs") or [spec.get("clusterIP")]
+    ips = tuple(ip for ip in (normalize_ip(str(t)) for t in texts if t and t != "None") if ip)
+    return ServiceRecord(namespace, name, "cluster", cluster_ips=ips, ports=ports)
+
+
+def endpoint_records(obj: dict[str, Any]) -> tuple[EndpointRecord, ...]:
+    """The ready addresses of an Endpoints object (not-ready ones are never answered)."""
+    records = []
+    for subset in obj.get("subsets") or ():
+        ports = tuple(_port(p) for p in subset.get("ports") or ())
+        for address in subset.get("addresses") or ():
+            ip = normalize_ip(str(address.get("ip") or ""))
+            if ip is not None:
+                hostname = str(address.get("hostname") or "").lower()
+                records.append(EndpointRecord(ip, endpoint_label(ip, hostname), ports))
+    return tuple(records)
+
+
+def _port(spec: dict[str, Any]) -> PortRecord:
+    port = spec.get("port")
+    return PortRecord(
+        str(spec.get("name") or "").lower(),
+        str(spec.get("protocol") or "TCP").lower(),
+        port if isinstance(port, int) else -1,
+    )
+
+
+_HANDLERS = {
+    "services": DnsIndex._apply_service,
+    "endpoints": DnsIndex._apply_endpoints,
+    "namespaces": DnsIndex._apply_namespace,
+}

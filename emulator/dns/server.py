@@ -1,0 +1,363 @@
+"""The DNS server: asyncio UDP and TCP on one address, answering the cluster zone and forwarding the rest.
+
+The hot path (a question already answered since the last relevant change) is a header check, a dict
+lookup by the question's bytes and a few byte slices: no parsing, no objects. Everything else — the
+first query for a name, malformed packets, EDNS oddities, forwarding — goes through dnslib on the
+slow path, which packs the answer once and leaves it in the index's cache for the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+
+from dnslib import QTYPE, RCODE, DNSRecord
+
+from emulator.dns.index import DnsIndex
+from emulator.dns.records import Answer
+from emulator.dns.settings import DnsSettings
+from emulator.dns.upstream import Upstreams, resolve_upstreams
+from emulator.dns.wire import (
+    MAX_MESSAGE,
+    ONE_QUESTION,
+    OPT_RR,
+    RCODE_BADVERS,
+    UDP_PLAIN,
+    Packed,
+    error_reply,
+    pack_answer,
+    reply_from,
+)
+
+__all__ = ["DnsServer", "DnsSettings", "start_dns"]
+
+log = logging.getLogger("emulator.dns")
+
+Send = Callable[[bytes], None]
+MAX_PENDING_FORWARDS = 1024  # forwarded queries in flight; past that SERVFAIL at once rather than queue
+
+
+class DnsServer:
+    def __init__(self, settings: DnsSettings, index: DnsIndex, upstreams: Upstreams) -> None:
+        self.settings = settings
+        self.index = index
+        self.upstreams = upstreams
+        self.addresses: list[str] = []
+        self.port = settings.port
+        self._transports: list[asyncio.BaseTransport] = []
+        self._tcp_server: asyncio.AbstractServer | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._forward_allowed: dict[str, bool] = {}
+        self.tcp_connections = 0
+
+    async def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        if self._tcp_server is not None:
+            self._tcp_server.close()
+            await self._tcp_server.wait_closed()
+        for task in list(self._pending):
+            task.cancel()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    # -- the slow path -------------------------------------------------------------------------------
+
+    def handle(self, data: bytes, client: str, udp: bool, send: Send) -> None:
+        """Answer one query that the hot path could not; never raises."""
+        if len(data) < 12 or data[2] & 0x80:
+            return  # too short to carry an ID, or itself a response: silence (answering answers makes loops)
+        try:
+            self._handle(data, client, udp, send)
+        except Exception:
+            log.exception("dns: failed to answer a query from %s", client)
+            send(error_reply(data, RCODE.SERVFAIL))
+
+    def _handle(self, data: bytes, client: str, udp: bool, send: Send) -> None:
+        try:
+            record = DNSRecord.parse(data)
+        except Exception:
+            send(error_reply(data, RCODE.FORMERR))
+            return
+        if record.header.opcode != 0:
+            send(error_reply(data, RCODE.NOTIMP))
+            return
+        if len(record.questions) != 1 or record.rr or record.auth:
+            send(error_reply(data, RCODE.FORMERR))
+            return
+        raw_question = _plain_question(data)
+        opt = next((rr for rr in record.ar if rr.rtype == QTYPE.OPT), None)
+        edns = int(opt is not None)
+        if opt is not None and (opt.ttl >> 16) & 0xFF:
+            send(error_reply(data, RCODE_BADVERS, raw_question or b"", edns=True))
+            return
+        limit = MAX_MESSAGE if not udp else max(UDP_PLAIN, opt.rclass) if opt is not None else UDP_PLAIN
+        question = record.questions[0]
+        if question.qclass != 1:
+            send(error_reply(data, RCODE.REFUSED, raw_question or b""))
+            return
+        byte_labels = tuple(label.lower() for label in question.qname.label)
+        labels = tuple(label.decode("latin-1") for label in byte_labels)
+        answer, reads = self.index.answer(labels, question.qtype)
+        if answer is None:
+            self._forward(data, client, udp, send, raw_question or b"")
+            return
+        rd = data[2] & 1
+        if answer.chase and self.upstreams and self._may_forward(client):
+            self._spawn(self._chase(data, byte_labels, question.qtype, answer, raw_question, rd, edns, limit, send))
+            return
+        packed = pack_answer(byte_labels, question.qtype, answer, bool(self.upstreams))
+        if raw_question is not None and raw_question.lower() == packed.question:
+            # Keyed exactly as the hot path looks it up: the question's bytes with the name lower-cased.
+            self.index.remember(packed.question, packed, reads)
+        send(reply_from(packed, data, raw_question or packed.question, rd, edns, limit))
+
+    def _forward(self, data: bytes, client: str, udp: bool, send: Send, question: bytes) -> None:
+        if not self.upstreams or not self._may_forward(client):
+            send(error_reply(data, RCODE.REFUSED, question))
+            return
+        if len(self._pending) >= MAX_PENDING_FORWARDS:
+            send(error_reply(data, RCODE.SERVFAIL, question))
+            return
+        self._spawn(self._forward_async(data, udp, send, question))
+
+    async def _forward_async(self, data: bytes, udp: bool, send: Send, question: bytes) -> None:
+        reply = await self.upstreams.query(data, tcp=not udp)
+        send(reply if reply is not None else error_reply(data, RCODE.SERVFAIL, question))
+
+    async def _chase(
+        self,
+        data: bytes,
+        byte_labels: tuple[bytes, ...],
+        qtype: int,
+        answer: Answer,
+        raw_question: bytes | None,
+        rd: int,
+        edns: int,
+        limit: int,
+        send: Send,
+    ) -> None:
+        """An ExternalName outside the zone: the CNAME, then what the upstream says about its target."""
+        assert answer.chase is not None
+        query = DNSRecord.question(answer.chase, QTYPE.get(qtype, "A"))
+        reply = await self.upstreams.query(query.pack())
+        if reply is not None:
+            try:
+                answer.answer.extend(DNSRecord.parse(reply).rr)
+            except Exception:
+                log.debug("dns: unreadable upstream reply while following %s", answer.chase)
+        packed = pack_answer(byte_labels, qtype, answer, True)
+        send(reply_from(packed, data, raw_question or packed.question, rd, edns, limit))
+
+    def _spawn(self, coroutine: object) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _may_forward(self, client: str) -> bool:
+        """No open resolver: off loopback, only the clients `forward_for` names may use us to forward."""
+        allowed = self._forward_allowed.get(client)
+        if allowed is None:
+            mode = self.settings.forward_for
+            try:
+                address = ipaddress.ip_address(client.split("%")[0])
+            except ValueError:
+                address = None
+            if mode == "any":
+                allowed = True
+            elif address is None:
+                allowed = False
+            elif mode == "private":
+                allowed = address.is_loopback or address.is_private or address.is_link_local
+            else:
+                allowed = address.is_loopback
+            if len(self._forward_allowed) > 4096:
+                self._forward_allowed.clear()
+            self._forward_allowed[client] = allowed
+        return allowed
+
+
+def _plain_question(data: bytes) -> bytes | None:
+    """The question's bytes when its name is written out plainly (no compression), else None."""
+    i = 12
+    n = len(data)
+    while i < n:
+        length = data[i]
+        if length == 0:
+            return data[12 : i + 5] if i + 5 <= n else None
+        if length > 63:
+            return None
+        i += 1 + length
+    return None
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: DnsServer) -> None:
+        self.server = server
+        self.cache = server.index.cache
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:  # room for bursts while the slow path packs an answer
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            except OSError:
+                pass
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        # The hot path: a plain query (QR 0, opcode 0, one question, no answers) whose question is cached.
+        try:
+            end = data.find(0, 12) + 5
+            packed: Packed | None = self.cache.get(data[12:end].lower())
+            if packed is not None and not data[2] & 0xF8 and data[4:10] == ONE_QUESTION:
+                if data[10:12] == b"\x00\x00" and len(data) == end:
+                    edns, limit = 0, UDP_PLAIN
+                elif (
+                    data[10:12] == b"\x00\x01"
+                    and data[end : end + 3] == b"\x00\x00\x29"
+                    and data[end + 6] == 0  # EDNS version 0
+                    and len(data) == end + 11 + int.from_bytes(data[end + 9 : end + 11], "big")
+                ):
+                    edns, limit = 1, max(UDP_PLAIN, int.from_bytes(data[end + 3 : end + 5], "big"))
+                else:
+                    edns = -1
+                if edns >= 0:
+                    v = (data[2] & 1) | edns << 1
+                    if packed.size[edns] <= limit:
+                        self.transport.sendto(data[:2] + packed.head[v] + data[12:end] + packed.tail[edns], addr)  # type: ignore[union-attr]
+                    else:
+                        self.transport.sendto(  # type: ignore[union-attr]
+                            data[:2] + packed.tc_head[v] + data[12:end] + (OPT_RR if edns else b""), addr
+                        )
+                    return
+        except Exception:
+            pass  # anything odd is the slow path's to judge
+        self.server.handle(data, addr[0], True, lambda reply: self._send(reply, addr))
+
+    def _send(self, reply: bytes, addr: tuple[str, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("dns: udp error %r", exc)
+
+
+class _Tcp(asyncio.Protocol):
+    """DNS over TCP: length-prefixed messages, several per connection, idle connections dropped."""
+
+    def __init__(self, server: DnsServer) -> None:
+        self.server = server
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.client = ""
+        self.idle: asyncio.TimerHandle | None = None
+        self.counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.server.tcp_connections >= self.server.settings.tcp_max_connections:
+            transport.abort()
+            return
+        self.server.tcp_connections += 1
+        self.counted = True
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else ""
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        loop = asyncio.get_running_loop()
+        self.idle = loop.call_later(self.server.settings.tcp_idle_timeout, self._on_idle)
+
+    def _on_idle(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._arm()
+        buffer = self.buffer
+        while len(buffer) >= 2:
+            size = (buffer[0] << 8) | buffer[1]
+            if len(buffer) < 2 + size:
+                break
+            message = bytes(buffer[2 : 2 + size])
+            del buffer[: 2 + size]
+            self._query(message)
+
+    def _query(self, data: bytes) -> None:
+        try:
+            end = data.find(0, 12) + 5
+            packed: Packed | None = self.server.index.cache.get(data[12:end].lower())
+            if (
+                packed is not None
+                and not data[2] & 0xF8
+                and data[4:12] in (ONE_QUESTION + b"\x00\x00", ONE_QUESTION + b"\x00\x01")
+            ):
+                edns = data[11]
+                if len(data) == end or (edns and data[end : end + 3] == b"\x00\x00\x29" and data[end + 6] == 0):
+                    self._send(reply_from(packed, data, data[12:end], data[2] & 1, edns, MAX_MESSAGE))
+                    return
+        except Exception:
+            pass
+        self.server.handle(data, self.client, False, self._send)
+
+    def _send(self, reply: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(len(reply).to_bytes(2, "big") + reply)
+
+    def pause_writing(self) -> None:
+        # A client that does not read its answers gets no more of its queries read either.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        if self.counted:
+            self.server.tcp_connections -= 1
+            self.counted = False
+
+
+async def start_dns(settings: DnsSettings, index: DnsIndex) -> DnsServer:
+    """Listen on settings.host:port (UDP and TCP; port 0 picks a free one) and serve from `index`."""
+    loop = asyncio.get_running_loop()
+    server = DnsServer(settings, index, Upstreams([], settings.upstream_timeout))
+    attempts = 20 if settings.port == 0 else 1
+    for attempt in range(attempts):
+        udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(server), local_addr=(settings.host, settings.port))
+        port = udp.get_extra_info("sockname")[1]
+        try:
+            # Same port for TCP: clients retry a truncated answer over TCP at the address they asked.
+            tcp = await loop.create_server(lambda: _Tcp(server), settings.host, port, reuse_address=True)
+        except OSError:
+            udp.close()
+            if attempt + 1 == attempts:
+                raise
+            continue
+        break
+    server.port = port
+    server._transports.append(udp)
+    server._tcp_server = tcp
+    server.upstreams = Upstreams(
+        resolve_upstreams(settings.upstreams, (settings.host, port)), settings.upstream_timeout
+    )
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    server.addresses = [f"{host}:{port}/udp", f"{host}:{port}/tcp"]
+    log.info(
+        "dns: serving %s on %s, upstreams %s",
+        settings.zone,
+        ", ".join(server.addresses),
+        [f"{h}:{p}" for h, p in server.upstreams.servers] or "none",
+    )
+    return server

@@ -1,0 +1,102 @@
+"""DNS wire-format pieces the server needs around dnslib: packed answers ready for any query ID,
+and the replies for queries that cannot be answered (FORMERR, NOTIMP, REFUSED, SERVFAIL).
+
+A `Packed` answer is what the hot path sends: for a given question only the ID, the RD bit, EDNS or
+not, and whether it fits the client's UDP size vary, so each variant is prepared once and a reply is
+`id + head + question-as-the-client-wrote-it + tail`. Compression pointers point at the question,
+whose length does not change with letter case, so they stay right.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from dnslib import DNSHeader, DNSLabel, DNSQuestion, DNSRecord
+
+from emulator.dns.records import Answer
+
+EDNS_PAYLOAD = 1232  # what we advertise (the DNS flag day 2020 value)
+OPT_RR = b"\x00\x00\x29" + EDNS_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+MAX_MESSAGE = 65535  # a TCP message cannot be longer
+UDP_PLAIN = 512  # what a client without EDNS can take
+ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
+
+
+class Packed(NamedTuple):
+    head: tuple[bytes, bytes, bytes, bytes]  # flags + counts; index: rd | edns << 1
+    tail: tuple[bytes, bytes]  # the sections after the question; index: edns
+    size: tuple[int, int]  # the whole message's length; index: edns
+    tc_head: tuple[bytes, bytes, bytes, bytes]  # the same, truncated (TC set, no records)
+    question: bytes  # the question as packed (lower case)
+
+
+def pack_answer(labels: tuple[bytes, ...], qtype: int, answer: Answer, recursion_available: bool) -> Packed:
+    """Pack an answer for the lower-case question once, in every variant a query may need."""
+    record = DNSRecord(
+        DNSHeader(id=0, qr=1, aa=1, ra=int(recursion_available), rcode=answer.rcode),
+        q=DNSQuestion(DNSLabel(list(labels)), qtype),
+    )
+    record.rr = answer.answer
+    record.auth = answer.authority
+    record.ar = answer.additional
+    message = bytes(record.pack())
+    while len(message) + len(OPT_RR) > MAX_MESSAGE and record.rr:
+        # Too many records even for TCP (a headless service with thousands of endpoints): keep what fits.
+        del record.rr[len(record.rr) // 2 :]
+        record.ar = []
+        message = bytes(record.pack())
+    return packed_variants(message)
+
+
+def question_end(message: bytes) -> int:
+    """Where the (uncompressed) question that starts at byte 12 ends."""
+    i = 12
+    while message[i]:
+        i += 1 + message[i]
+    return i + 5
+
+
+def packed_variants(message: bytes) -> Packed:
+    end = question_end(message)
+    question = message[12:end]
+    flags, counts = message[2:4], message[4:12]
+    ar = int.from_bytes(counts[6:8], "big")
+    counts_edns = counts[:6] + (ar + 1).to_bytes(2, "big")
+    tail_plain = message[end:]
+    tail_edns = tail_plain + OPT_RR
+    heads = []
+    tc_heads = []
+    for variant in range(4):
+        rd, edns = variant & 1, variant >> 1
+        f = bytes((flags[0] | rd, flags[1]))
+        heads.append(f + (counts_edns if edns else counts))
+        tc_heads.append(bytes((f[0] | 0x02, f[1])) + ONE_QUESTION + (b"\x00\x01" if edns else b"\x00\x00"))
+    return Packed(
+        (heads[0], heads[1], heads[2], heads[3]),
+        (tail_plain, tail_edns),
+        (end + len(tail_plain), end + len(tail_edns)),
+        (tc_heads[0], tc_heads[1], tc_heads[2], tc_heads[3]),
+        question,
+    )
+
+
+def reply_from(packed: Packed, query: bytes, question: bytes, rd: int, edns: int, limit: int) -> bytes:
+    """The reply to `query` (its ID, RD bit and question bytes); TC and no records when over `limit`."""
+    if packed.size[edns] <= limit:
+        return query[:2] + packed.head[rd | edns << 1] + question + packed.tail[edns]
+    return query[:2] + packed.tc_head[rd | edns << 1] + question + (OPT_RR if edns else b"")
+
+
+def error_reply(query: bytes, rcode: int, question: bytes = b"", edns: bool = False) -> bytes:
+    """A header-only (or header + question) reply with `rcode`, echoing the query's ID, opcode and RD."""
+    flags = bytes((0x80 | (query[2] & 0x79), rcode & 0x0F))  # QR, opcode and RD from the query
+    ar = b"\x00\x01" if edns else b"\x00\x00"
+    qd = b"\x00\x01" if question else b"\x00\x00"
+    opt = b""
+    if edns:
+        # Extended rcode (BADVERS = 16) keeps its upper bits in the OPT TTL.
+        opt = OPT_RR[:5] + bytes((rcode >> 4,)) + OPT_RR[6:]
+    return query[:2] + flags + qd + b"\x00\x00\x00\x00" + ar + question + opt
+
+
+RCODE_BADVERS = 16  # extended rcode for an EDNS version we do not speak
