@@ -254,7 +254,8 @@ def endpoint_slices(endpoints: dict[str, Any], manager: str) -> list[dict[str, A
             "endpoints": entries,
         }
         if subset.get("ports"):
-            slice_["ports"] = subset["ports"]
+            # discovery/v1 defaults a port's name to "": `kubectl describe svc` dereferences it
+            slice_["ports"] = [{"name": "", **port} for port in subset["ports"]]
         slices.append(slice_)
     return slices
 

@@ -451,6 +451,14 @@ class EndpointSliceStrategy(Strategy):
     resource = ENDPOINT_SLICES
     model = core.EndpointSlice
 
+    # discovery/v1 defaulting: a port's name is "" when unset (`kubectl describe svc` dereferences it)
+    def prepare_create(self, obj: dict[str, Any]) -> None:
+        for port in obj.get("ports") or []:
+            port.setdefault("name", "")
+
+    def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        self.prepare_create(new)
+
 
 class NamespaceStrategy(Strategy):
     resource = NAMESPACES
