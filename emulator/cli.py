@@ -26,10 +26,11 @@ def _event_loop_policy() -> None:
 
 
 async def _serve(cfg: config_module.Config) -> int:
+    from api import podenv
     from api.app import create_app
     from emulator.runtime import Runtime
 
-    runtime = Runtime(cfg, lambda rt: create_app(rt.registry))
+    runtime = Runtime(cfg, lambda rt: create_app(rt.registry, routes=[*podenv.routes(rt.registry)]))
     try:
         await runtime.start()
     except OSError as exc:
