@@ -173,9 +173,11 @@ class HttpClient(asyncio.Protocol):
             self._bad_request(exc)
 
     def eof_received(self) -> bool:
+        # HTTP clients do not half-close to say "that was my request": a FIN means the client is
+        # gone, so the exchange in flight is abandoned (nginx's "client closed request"). The transport
+        # closes itself and connection_lost releases the endpoint connection.
         self.eof = True
-        # Keep the socket open for the answer to a complete request in flight; otherwise we are done.
-        return self.current is not None and self.req is None
+        return False
 
     def pause_writing(self) -> None:
         req = self.current

@@ -95,6 +95,8 @@ async def tcp_backend(ip: str, port: int) -> asyncio.AbstractServer:
         try:
             writer.write(f"{ip}\n".encode())
             while data := await reader.read(65536):
+                if data == b"bye\n":
+                    break
                 if data == b"peer?\n":
                     writer.write(f"{writer.get_extra_info('peername')[0]}\n".encode())
                 else:
