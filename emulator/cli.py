@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from emulator import config as config_module
 
@@ -47,17 +48,50 @@ async def _serve(cfg: config_module.Config) -> int:
     return 0
 
 
+def _kubeconfig(args: argparse.Namespace) -> int:
+    """Print the emulator's kubeconfig, or merge its context into the user's kubeconfig file."""
+    from emulator import kubeconfig
+
+    server = args.server
+    if not server:
+        # the address `serve` would use with the same flags/environment
+        cfg = config_module.from_args(argparse.Namespace())
+        host = "127.0.0.1" if cfg.api_host in ("0.0.0.0", "::", "") else cfg.api_host
+        server = f"http://{f'[{host}]' if ':' in host else host}:{cfg.api_port}"
+    if args.write is None:
+        # a standalone file (e.g. for KUBECONFIG=...), so its one context is also the current one
+        print(kubeconfig.render(kubeconfig.kubeconfig_for(server, args.namespace)), end="")
+        return 0
+    path = kubeconfig.default_path() if args.write == "" else Path(args.write).expanduser()
+    try:
+        kubeconfig.write(path, server, use=args.use, namespace=args.namespace)
+    except (kubeconfig.KubeconfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    hint = "it is now the current context" if args.use else f"use it with: kubectl --context {kubeconfig.NAME} get pods (or add --use)"
+    print(f"wrote context {kubeconfig.NAME!r} ({server}) to {path}; {hint}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emulator", description="Kubernetes service discovery and routing on one machine.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the emulator (API, DNS, proxy)")
     config_module.add_arguments(serve)
+    kc = commands.add_parser("kubeconfig", help="print or write a kubeconfig context 'emulator' for kubectl")
+    kc.add_argument("--server", help="the emulator's API URL [default: from EMULATOR_API_HOST/EMULATOR_API_PORT, else http://127.0.0.1:8080]")
+    kc.add_argument("--write", nargs="?", const="", default=None, metavar="PATH",
+                    help="merge the context into a kubeconfig file instead of printing it [default file: $KUBECONFIG or ~/.kube/config]")
+    kc.add_argument("--use", action="store_true", help="also make 'emulator' the current context")
+    kc.add_argument("--namespace", default="default", help="the context's default namespace [default: default]")
     args = parser.parse_args(argv)
     if args.command == "serve":
         cfg = config_module.from_args(args)
         logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         _event_loop_policy()
         return asyncio.run(_serve(cfg))
+    if args.command == "kubeconfig":
+        return _kubeconfig(args)
     parser.error(f"unknown command {args.command}")
     return 2
 
