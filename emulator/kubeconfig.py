@@ -50,8 +50,9 @@ def _replace_named(entries: Any, entry: dict[str, Any]) -> list[Any]:
     return [*items, entry]
 
 
-def merge(existing: Mapping[str, Any] | None, server: str, use: bool = False,
-          namespace: str = "default", name: str = NAME) -> dict[str, Any]:
+def merge(
+    existing: Mapping[str, Any] | None, server: str, use: bool = False, namespace: str = "default", name: str = NAME
+) -> dict[str, Any]:
     """`existing` with the emulator's cluster, user and context added or replaced.
 
     Everything else (other contexts, preferences, extensions) is kept as it is. `current-context`
