@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from emulator import config as config_module
+from emulator import run as run_module
 
 log = logging.getLogger("emulator")
 
@@ -84,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="merge the context into a kubeconfig file instead of printing it [default file: $KUBECONFIG or ~/.kube/config]")
     kc.add_argument("--use", action="store_true", help="also make 'emulator' the current context")
     kc.add_argument("--namespace", default="default", help="the context's default namespace [default: default]")
+    run = commands.add_parser(
+        "run", help="run a local process as a pod: registered, given the service variables, Ready once it listens",
+        usage="emulator run --name NAME [--label KEY=VALUE] [--port [NAME=]PORT] [options] -- CMD [ARGS...]",
+    )
+    run_module.add_run_arguments(run)
+    env = commands.add_parser("env", help="print a pod's environment variables (service links and its own env)")
+    run_module.add_env_arguments(env)
     args = parser.parse_args(argv)
     if args.command == "serve":
         cfg = config_module.from_args(args)
@@ -92,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_serve(cfg))
     if args.command == "kubeconfig":
         return _kubeconfig(args)
+    if args.command == "run":
+        return run_module.run_command(args, run)
+    if args.command == "env":
+        return run_module.env_command(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

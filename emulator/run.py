@@ -1,0 +1,513 @@
+"""`emulator run` and `emulator env`: a local process as a pod, and a pod's environment, over the HTTP API.
+
+`run` plays the kubelet for one process:
+
+1. create a pod (labels, container ports, Running but not Ready) and take the pod IP it is given
+   (the node's address with `--host-network`);
+2. read the pod's environment from the emulator (`/emulator/v1/.../pods/NAME/env`: service
+   variables, the container's own env) and add POD_NAME, POD_NAMESPACE and POD_IP;
+3. start CMD with it, and probe its TCP ports on the pod IP: Ready once all accept a connection, not
+   Ready again after a few failed probes, as a readiness probe does;
+4. forward SIGINT/SIGTERM/SIGHUP to CMD; stop CMD (SIGTERM) when the pod is deleted through the API;
+5. when CMD exits, delete the pod and exit with CMD's status (128+N when a signal N ended it).
+
+Only the HTTP API is used, so this works against any emulator the user can reach (`--server`).
+The engine's code is not imported: nothing here depends on api/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from emulator import config
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+SERVER_ENV = "EMULATOR_SERVER"
+ANNOTATION_COMMAND = "emulator.local/command"
+ANNOTATION_PID = "emulator.local/host-pid"
+IMAGE = "emulator.local/process"  # a pod needs an image; this one says "a process on the host"
+
+# Readiness probing, after Kubernetes' probe defaults but quicker to notice the first success,
+# so that a service starts sending traffic as soon as the process listens.
+FIRST_PROBE_INTERVAL = 0.1
+PROBE_PERIOD = 2.0
+PROBE_TIMEOUT = 1.0
+FAILURE_THRESHOLD = 3
+
+_PORT = re.compile(r"(?:(?P<name>[a-z0-9-]+)=)?(?P<port>\d+)(?:/(?P<protocol>tcp|udp|sctp))?", re.IGNORECASE)
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def log(message: str) -> None:
+    print(f"emulator run: {message}", file=sys.stderr, flush=True)
+
+
+# --- talking to the API -----------------------------------------------------------------------------
+
+
+class Unreachable(Exception):
+    """The emulator's API does not answer: the user has to start it or point at it."""
+
+    def __init__(self, server: str, cause: BaseException) -> None:
+        # A refused connection needs no detail; anything else (a timeout, a reset) is worth naming.
+        detail = "" if isinstance(cause, aiohttp.ClientConnectorError) else f" ({type(cause).__name__}: {cause})".replace(": )", ")")
+        super().__init__(f"cannot reach the emulator API at {server}: is `make run` running? Set --server or {SERVER_ENV}{detail}")
+
+
+class ApiError(Exception):
+    """A Kubernetes Status the API answered with."""
+
+    def __init__(self, code: int, status: Mapping[str, Any]) -> None:
+        self.code = code
+        self.reason = str(status.get("reason") or "")
+        super().__init__(str(status.get("message") or f"HTTP {code}"))
+
+
+def server_url(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """--server > $EMULATOR_SERVER > where `serve` listens with the same environment
+    (EMULATOR_API_HOST/EMULATOR_API_PORT, else 127.0.0.1:8080); `host:port` alone means http."""
+    environ = os.environ if environ is None else environ
+    url = (flag or environ.get(SERVER_ENV) or _served_at(environ)).rstrip("/")
+    return url if "://" in url else f"http://{url}"
+
+
+def _served_at(environ: Mapping[str, str]) -> str:
+    cfg = config.from_args(argparse.Namespace(), dict(environ))
+    host = "127.0.0.1" if cfg.api_host in ("0.0.0.0", "::", "") else cfg.api_host
+    return f"http://{f'[{host}]' if ':' in host else host}:{cfg.api_port}"
+
+
+class Api:
+    """The few API calls `run` and `env` make, with errors turned into Unreachable / ApiError."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        data = None if body is None else json.dumps(body)
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        try:
+            async with self.session.request(method, self.server + path, data=data, headers=headers) as response:
+                text = await response.text()
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise Unreachable(self.server, exc) from exc
+        if response.status >= 400:
+            try:
+                status = json.loads(text)
+            except ValueError:
+                status = {"message": text.strip() or response.reason}
+            raise ApiError(response.status, status if isinstance(status, dict) else {"message": text})
+        ctype = response.headers.get("Content-Type", "")
+        return json.loads(text) if ctype.startswith("application/json") else text
+
+    @staticmethod
+    def pod_path(namespace: str, name: str = "") -> str:
+        base = f"/api/v1/namespaces/{quote(namespace)}/pods"
+        return f"{base}/{quote(name)}" if name else base
+
+    @staticmethod
+    def env_path(namespace: str, name: str, container: str | None, fmt: str) -> str:
+        query = f"format={quote(fmt)}" + (f"&container={quote(container)}" if container else "")
+        return f"/emulator/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/env?{query}"
+
+
+# --- the pod ---------------------------------------------------------------------------------------
+
+
+def parse_port(text: str) -> dict[str, Any]:
+    """`8080`, `http=8080`, `dns=53/udp` → a containerPort entry."""
+    match = _PORT.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f'invalid port "{text}": use PORT, NAME=PORT or NAME=PORT/udp, e.g. http=8080')
+    port = int(match["port"])
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f'invalid port "{text}": must be between 1 and 65535')
+    entry: dict[str, Any] = {"containerPort": port, "protocol": (match["protocol"] or "TCP").upper()}
+    if match["name"]:
+        entry["name"] = match["name"].lower()
+    return entry
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f'invalid label "{text}": use KEY=VALUE, e.g. app=web')
+    return key, value
+
+
+def container_name(pod_name: str) -> str:
+    # Pod names may hold dots, container names may not (they are DNS labels).
+    return pod_name if _DNS_LABEL.fullmatch(pod_name) else "main"
+
+
+def pod_manifest(
+    name: str, namespace: str, labels: Mapping[str, str], ports: list[dict[str, Any]], command: list[str], host_network: bool
+) -> dict[str, Any]:
+    """The pod `run` registers: Running but not Ready until its ports answer."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    container: dict[str, Any] = {
+        "name": container_name(name),
+        "image": IMAGE,
+        "command": command,
+        # What `run` sets, written the way a manifest would ask for it (the downward API), so
+        # `emulator env` and `kubectl get pod -o yaml` show the same environment the process gets.
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        ],
+    }
+    if ports:
+        container["ports"] = ports
+    spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Never"}
+    if host_network:
+        spec["hostNetwork"] = True
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "annotations": {ANNOTATION_COMMAND: shlex.join(command), ANNOTATION_PID: str(os.getpid())},
+        },
+        "spec": spec,
+        "status": {"phase": "Running", "conditions": readiness_conditions(False, now)},
+    }
+
+
+def readiness_conditions(ready: bool, stamp: str) -> list[dict[str, str]]:
+    value = "True" if ready else "False"
+    return [{"type": t, "status": value, "lastTransitionTime": stamp} for t in ("Ready", "ContainersReady")]
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's convention: a process ended by signal N exits 128+N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def address_is_local(ip: str) -> bool:
+    """Whether this machine can bind `ip` (every 127/8 address on Linux; only 127.0.0.1 on macOS)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((ip, 0))
+        except OSError as exc:
+            return exc.errno != errno.EADDRNOTAVAIL
+    return True
+
+
+async def port_open(ip: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), PROBE_TIMEOUT)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+# --- run -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunOptions:
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    ports: list[dict[str, Any]]
+    command: list[str]
+    host_network: bool = False
+    server: str = DEFAULT_SERVER
+
+
+@dataclass
+class LocalPod:
+    """One `emulator run`: the pod in the API and the process behind it."""
+
+    options: RunOptions
+    api: Api
+    uid: str = ""
+    ip: str = ""
+    child: asyncio.subprocess.Process | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    signals_seen: int = 0
+    api_failing: bool = False  # report a failing status patch once, not on every probe
+
+    @property
+    def ref(self) -> str:
+        return f"{self.options.namespace}/{self.options.name}"
+
+    async def run(self) -> int:
+        opts = self.options
+        created = await self.api.call(
+            "POST",
+            Api.pod_path(opts.namespace),
+            pod_manifest(opts.name, opts.namespace, opts.labels, opts.ports, opts.command, opts.host_network),
+        )
+        self.uid = created["metadata"].get("uid", "")
+        self.ip = (created.get("status") or {}).get("podIP", "")
+        rv = created["metadata"].get("resourceVersion", "")
+        log(f"pod {self.ref} registered with IP {self.ip}")
+        tasks: tuple[asyncio.Task[None], asyncio.Task[None]] | None = None
+        try:
+            if self.ip and not address_is_local(self.ip):
+                log(f"warning: {self.ip} is not an address of this machine, so CMD cannot listen on it (macOS?): use --host-network")
+            env = await self.environment()
+            if self.stopping.is_set():  # Ctrl-C before CMD was started
+                return 130
+            try:
+                self.child = await asyncio.create_subprocess_exec(*opts.command, env=env)
+            except OSError as exc:
+                log(f"cannot start {opts.command[0]!r}: {exc.strerror or exc}")
+                return 127 if isinstance(exc, FileNotFoundError) else 126
+            tasks = (asyncio.create_task(self.probe_readiness()), asyncio.create_task(self.watch_deletion(rv)))
+            returncode = await self.child.wait()
+            log(f"{opts.command[0]} exited with status {exit_status(returncode)}")
+            return exit_status(returncode)
+        finally:
+            # Delete first, then stop watching: the watch stream is still open when the API writes the
+            # DELETED event to it, so the server never writes to a connection we already closed.
+            probe, watch = tasks or (None, None)
+            await _cancel(probe)
+            await self.deregister()
+            await _cancel(watch)
+
+    async def environment(self) -> dict[str, str]:
+        opts = self.options
+        doc = await self.api.call("GET", Api.env_path(opts.namespace, opts.name, container_name(opts.name), "json"))
+        env = dict(os.environ)
+        # The pod's variables win over the shell's: a stale KUBERNETES_SERVICE_HOST must not leak in.
+        env.update(doc.get("env") or {})
+        env.update({"POD_NAME": opts.name, "POD_NAMESPACE": opts.namespace, "POD_IP": self.ip})
+        return env
+
+    async def deregister(self) -> None:
+        try:
+            # The uid precondition keeps us from deleting a pod someone re-created under the same name.
+            await self.api.call(
+                "DELETE", Api.pod_path(self.options.namespace, self.options.name), {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}}
+            )
+            log(f"pod {self.ref} deleted")
+        except ApiError as exc:
+            if exc.code not in (404, 409):
+                log(f"could not delete pod {self.ref}: {exc}")
+        except Unreachable as exc:
+            log(f"could not delete pod {self.ref}: {exc}")
+
+    # -- readiness ---------------------------------------------------------------------------------
+
+    async def probe_readiness(self) -> None:
+        # UDP and SCTP ports cannot be probed by connecting; like a pod without a probe, they count as ready.
+        tcp = [p["containerPort"] for p in self.options.ports if p.get("protocol", "TCP") == "TCP"]
+        ready, failures, first = False, 0, True
+        while True:
+            results = await asyncio.gather(*(port_open(self.ip, port) for port in tcp))
+            if all(results):
+                failures = 0
+                if not ready:
+                    ready = await self.set_ready(True)
+                    if ready and first:
+                        log(f"pod {self.ref} is Ready" + (f" (port {', '.join(map(str, tcp))} accepts connections)" if tcp else ""))
+                        first = False
+            elif ready:
+                failures += 1
+                if failures >= FAILURE_THRESHOLD:
+                    log(f"pod {self.ref} is not Ready: port(s) {', '.join(str(p) for p, ok in zip(tcp, results, strict=True) if not ok)} refuse connections")
+                    ready = not await self.set_ready(False)
+                    failures = 0
+            await asyncio.sleep(FIRST_PROBE_INTERVAL if first else PROBE_PERIOD)
+
+    async def set_ready(self, ready: bool) -> bool:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        patch = {"status": {"conditions": readiness_conditions(ready, stamp)}}
+        try:
+            await self.api.call(
+                "PATCH",
+                Api.pod_path(self.options.namespace, self.options.name) + "/status",
+                patch,
+                content_type="application/strategic-merge-patch+json",
+            )
+        except (ApiError, Unreachable) as exc:
+            if not self.api_failing:
+                log(f"could not mark pod {self.ref} {'Ready' if ready else 'not Ready'}: {exc}")
+            self.api_failing = True
+            return False
+        self.api_failing = False
+        return True
+
+    # -- deletion through the API ------------------------------------------------------------------
+
+    async def watch_deletion(self, rv: str) -> None:
+        """`kubectl delete pod NAME` stops the process, as the kubelet would (SIGTERM)."""
+        opts = self.options
+        path = Api.pod_path(opts.namespace) + f"?watch=true&fieldSelector={quote('metadata.name=' + opts.name)}"
+        while True:
+            try:
+                async with self.api.session.get(
+                    self.api.server + path + f"&resourceVersion={rv}", timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
+                ) as response:
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        obj = event.get("object") or {}
+                        rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
+                        if event.get("type") == "DELETED" and (obj.get("metadata") or {}).get("uid") == self.uid:
+                            self.stop_child("pod deleted through the API", signal.SIGTERM)
+                            return
+                        if event.get("type") == "ERROR":  # e.g. 410 Gone: start again from now
+                            rv = ""
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                pass
+            await asyncio.sleep(1.0)
+
+    # -- signals -----------------------------------------------------------------------------------
+
+    def on_signal(self, signum: int) -> None:
+        self.signals_seen += 1
+        self.stopping.set()
+        if self.child is None or self.child.returncode is not None:
+            return
+        if signum == signal.SIGINT and self.signals_seen == 1 and _terminal_sent_it_to_everyone():
+            # Ctrl-C in a terminal reaches the whole foreground process group, CMD included;
+            # sending it again would interrupt CMD's own clean-up.
+            return
+        self.stop_child(None, signum)
+
+    def stop_child(self, why: str | None, signum: int) -> None:
+        if self.child is None or self.child.returncode is not None:
+            return
+        if why:
+            log(f"{why}: stopping {self.options.command[0]} ({signal.Signals(signum).name})")
+        with contextlib.suppress(ProcessLookupError):
+            self.child.send_signal(signum)
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _terminal_sent_it_to_everyone() -> bool:
+    """Whether we are the foreground job of a terminal (then a SIGINT most likely came from Ctrl-C)."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            if stream is not None and stream.isatty():
+                return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+async def run(options: RunOptions) -> int:
+    api = Api(options.server)
+    pod = LocalPod(options, api)
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for signum in handled:
+        loop.add_signal_handler(signum, pod.on_signal, signum)
+    try:
+        return await pod.run()
+    except Unreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ApiError as exc:
+        hint = ""
+        if exc.reason == "AlreadyExists":
+            hint = f" (another `emulator run`?): choose another --name, or `kubectl delete pod {options.name} -n {options.namespace}`"
+        elif exc.reason == "NotFound" and "namespace" in str(exc):
+            hint = f": create it first with `kubectl create namespace {options.namespace}`"
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 1
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        await api.close()
+
+
+# --- env -------------------------------------------------------------------------------------------
+
+
+async def print_env(server: str, namespace: str, pod: str, container: str | None, fmt: str) -> int:
+    api = Api(server)
+    try:
+        body = await api.call("GET", Api.env_path(namespace, pod, container, fmt))
+    except (Unreachable, ApiError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await api.close()
+    sys.stdout.write(json.dumps(body, indent=2) + "\n" if isinstance(body, dict) else body)
+    return 0
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+SERVER_HELP = f"the emulator's API URL [env {SERVER_ENV}; default: from EMULATOR_API_HOST/EMULATOR_API_PORT, else {DEFAULT_SERVER}]"
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", required=True, help="the pod's name")
+    parser.add_argument("-n", "--namespace", default="default", help="the pod's namespace [default: default]")
+    parser.add_argument("-l", "--label", dest="labels", action="append", type=parse_label, default=[], metavar="KEY=VALUE", help="a pod label (repeatable), e.g. app=web")
+    parser.add_argument("-p", "--port", dest="ports", action="append", type=parse_port, default=[], metavar="[NAME=]PORT[/udp]", help="a container port CMD listens on (repeatable); the pod is Ready once all TCP ports accept connections")
+    parser.add_argument("--host-network", action="store_true", help="use the node's address (127.0.0.1) instead of a pod IP of its own")
+    parser.add_argument("--server", help=SERVER_HELP)
+    parser.add_argument("cmd", nargs="*", metavar="CMD", help="the process to run and its arguments, after --")
+
+
+def add_env_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pod", help="the pod's name")
+    parser.add_argument("-n", "--namespace", default="default", help="the pod's namespace [default: default]")
+    parser.add_argument("-c", "--container", help="the container [default: the pod's default container]")
+    parser.add_argument("-o", "--format", default="dotenv", choices=("dotenv", "shell", "json"), help="NAME=value lines, `export` lines for eval, or JSON [default: dotenv]")
+    parser.add_argument("--server", help=SERVER_HELP)
+
+
+def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    command = list(args.cmd)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        parser.error("no command to run: put it after --, e.g. emulator run --name web --port 8080 -- python -m http.server 8080")
+    options = RunOptions(
+        name=args.name,
+        namespace=args.namespace,
+        labels=dict(args.labels),
+        ports=args.ports,
+        command=command,
+        host_network=args.host_network,
+        server=server_url(args.server),
+    )
+    return asyncio.run(run(options))
+
+
+def env_command(args: argparse.Namespace) -> int:
+    return asyncio.run(print_env(server_url(args.server), args.namespace, args.pod, args.container, args.format))
