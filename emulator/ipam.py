@@ -95,7 +95,18 @@ class IPRange:
             return False
 
     def allocate(self) -> str:
-        return str(ipaddress.IPv4Address(self._alloc.allocate()))
+        # skip x.y.z.0 and x.y.z.255 inside larger ranges: valid hosts, but people and some tools
+        # read them as network or broadcast addresses
+        skipped: list[int] = []
+        try:
+            value = self._alloc.allocate()
+            while value & 0xFF in (0, 255) and self.network.prefixlen < 24:
+                skipped.append(value)
+                value = self._alloc.allocate()
+        finally:
+            for held in skipped:
+                self._alloc.release(held)
+        return str(ipaddress.IPv4Address(value))
 
     def claim(self, ip: str) -> bool:
         return self._alloc.claim(int(ipaddress.IPv4Address(ip)))

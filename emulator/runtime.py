@@ -22,10 +22,14 @@ from aiohttp import web
 from emulator.config import Config
 from emulator.controllers.endpoints import EndpointsController
 from emulator.controllers.namespaces import NamespaceController
+from emulator.dns.index import DnsIndex
+from emulator.dns.server import start_dns
+from emulator.dns.settings import DnsSettings
 from emulator.ipam import AddressPlan
 from emulator.registry.kinds import build_strategies
 from emulator.registry.registry import Cluster, Registry
 from emulator.resources import ENDPOINTS, NAMESPACES, PODS, SERVICES
+from emulator.proxy.server import Proxy, ProxySettings
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
 from emulator.store.store import Store
 
@@ -48,6 +52,16 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _upstreams(text: str) -> list[str] | None:
+    """`--dns-upstream`: empty = the host's resolvers, `none` = refuse, else a comma-separated list."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.lower() == "none":
+        return []
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -57,6 +71,8 @@ class Runtime:
     api_port: int = 0
     started_in: float = 0.0
     faces: dict[str, str] = field(default_factory=dict)  # what listens where, for the banner
+    dns_index: DnsIndex | None = None
+    proxy: Proxy | None = None
     _runner: web.AppRunner | None = None
     _closers: list[Any] = field(default_factory=list)
 
@@ -73,6 +89,7 @@ class Runtime:
         plan = AddressPlan(config.service_cidr, config.pod_cidr, config.lb_cidr, config.node_port_range)
         api_sock = bind_tcp(config.api_host, config.api_port)
         self.api_port = api_sock.getsockname()[1]
+        self.faces["API"] = f"http://{config.api_host}:{self.api_port}"
         cluster = Cluster(self.store, plan, config.node_address, config.api_host if config.api_host not in ("0.0.0.0", "::") else "127.0.0.1", self.api_port)
         self.registry = Registry(cluster, {})
         self.registry.strategies.update(build_strategies(cluster))
@@ -87,11 +104,11 @@ class Runtime:
             self.store.subscribe(part.apply)
             self.store.replay(part.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, PODS.key))
         namespaces.bootstrap(cluster.api_address, self.api_port)
+        await self._serve_faces()
 
         self._runner = web.AppRunner(self.api_factory(self), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.SockSite(self._runner, api_sock).start()
-        self.faces["API"] = f"http://{config.api_host}:{self.api_port}"
         self.faces["data"] = "in memory (nothing is kept)" if config.in_memory else f"{config.store_path} ({loaded} objects)"
         # Everything loaded at start lives as long as the process: keep the collector from rescanning it.
         gc.collect()
@@ -99,8 +116,38 @@ class Runtime:
         self.started_in = time.perf_counter() - began
 
     async def _start_faces(self) -> list[Any]:
-        """DNS and proxy: each optional, each fed by store events."""
-        return []
+        """DNS and proxy: each optional, each fed by store events (replayed before they serve)."""
+        config = self.config
+        parts: list[Any] = []
+        if config.dns_port >= 0:
+            settings = DnsSettings(
+                host=config.dns_host, port=config.dns_port, zone=config.cluster_domain.strip(".").lower(),
+                ttl=config.dns_ttl, default_namespace=config.default_namespace,
+                upstreams=_upstreams(config.dns_upstream),
+            )
+            self.dns_index = DnsIndex(settings)
+            parts.append(self.dns_index)
+        if config.proxy:
+            self.proxy = Proxy(ProxySettings(
+                node_address=config.node_address, gateway_host=config.gateway_host,
+                gateway_port=config.gateway_port if config.gateway_port >= 0 else None,
+                zone=config.cluster_domain.strip(".").lower(), default_namespace=config.default_namespace,
+            ))
+            parts.append(self.proxy)
+        return parts
+
+    async def _serve_faces(self) -> None:
+        if self.dns_index is not None:
+            server = await start_dns(self.dns_index.settings, self.dns_index)
+            self._closers.append(server.close)
+            self.faces["DNS"] = f"{server.addresses[0].rsplit('/', 1)[0]} (udp+tcp, zone {self.dns_index.settings.zone})"
+        if self.proxy is not None:
+            await self.proxy.start()
+            self._closers.append(self.proxy.close)
+            if self.proxy.gateway_address:
+                self.faces["gateway"] = f"http://{self.proxy.gateway_address}"
+            for problem in self.proxy.problems():
+                log.warning("%s; fix: %s", problem["message"], problem["fix"])
 
     async def stop(self) -> None:
         if self._runner is not None:
