@@ -26,10 +26,10 @@ from emulator.dns.index import DnsIndex
 from emulator.dns.server import start_dns
 from emulator.dns.settings import DnsSettings
 from emulator.ipam import AddressPlan
+from emulator.proxy.server import Proxy, ProxySettings
 from emulator.registry.kinds import build_strategies
 from emulator.registry.registry import Cluster, Registry
 from emulator.resources import ENDPOINTS, NAMESPACES, PODS, SERVICES
-from emulator.proxy.server import Proxy, ProxySettings
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
 from emulator.store.store import Store
 
