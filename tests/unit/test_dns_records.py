@@ -1,0 +1,127 @@
+"""Answer building and the packed-answer cache, without sockets."""
+
+from __future__ import annotations
+
+from dnslib import QTYPE, RCODE, DNSRecord
+
+from emulator.dns import DnsIndex, DnsSettings
+from emulator.dns import synthetic as make
+from emulator.dns.index import service_record
+from emulator.dns.wire import pack_answer, reply_from
+from emulator.store.events import DELETED, MODIFIED
+
+Z = "cluster.local"
+
+
+def labels(name: str) -> tuple[str, ...]:
+    return tuple(name.lower().split("."))
+
+
+def index_with(*events) -> DnsIndex:
+    index = DnsIndex(DnsSettings(upstreams=[]))
+    for event in events:
+        index.apply(event)
+    return index
+
+
+def rdata(index: DnsIndex, name: str, qtype: int = QTYPE.A) -> tuple[int, set[str]]:
+    answer, _ = index.answer(labels(name), qtype)
+    assert answer is not None
+    return answer.rcode, {str(rr.rdata) for rr in answer.answer}
+
+
+def test_service_records_from_objects() -> None:
+    obj = make.service("Web", cluster_ip="10.0.0.1").obj
+    record = service_record(obj)
+    assert (record.kind, record.cluster_ips, record.ports[0].name) == ("cluster", ("10.0.0.1",), "http")
+    assert service_record(make.service("h", cluster_ip="None").obj).kind == "headless"
+    ext = service_record(make.service("e", external_name="Example.ORG.").obj)
+    assert (ext.kind, ext.external_name) == ("external", "example.org")
+
+
+def test_dual_stack_service_answers_a_and_aaaa() -> None:
+    event = make.service("web", cluster_ip="10.0.0.1")
+    obj = event.obj
+    obj["spec"]["clusterIPs"] = ["10.0.0.1", "fd00::1"]
+    index = index_with(make.event("services", obj))
+    assert rdata(index, f"web.default.svc.{Z}") == (RCODE.NOERROR, {"10.0.0.1"})
+    assert rdata(index, f"web.default.svc.{Z}", QTYPE.AAAA) == (RCODE.NOERROR, {"fd00::1"})
+
+
+def test_headless_srv_weights_and_targets() -> None:
+    index = index_with(
+        make.service("db", cluster_ip="None"),
+        make.endpoints("db", ready=[("10.1.0.1", "db-0"), ("10.1.0.2", "db-1"), "10.1.0.3"]),
+    )
+    answer, _ = index.answer(labels(f"_http._tcp.db.default.svc.{Z}"), QTYPE.SRV)
+    assert answer is not None
+    assert sorted(str(rr.rdata) for rr in answer.answer) == [
+        f"0 33 8080 10-1-0-3.db.default.svc.{Z}.",
+        f"0 33 8080 db-0.db.default.svc.{Z}.",
+        f"0 33 8080 db-1.db.default.svc.{Z}.",
+    ]
+    assert len(answer.additional) == 3
+
+
+def test_external_name_loop_is_not_followed_forever() -> None:
+    index = index_with(
+        make.service("a", external_name=f"b.default.svc.{Z}"),
+        make.service("b", external_name=f"a.default.svc.{Z}"),
+    )
+    assert rdata(index, f"a.default.svc.{Z}") == (RCODE.NOERROR, set())
+
+
+def test_reads_are_recorded_and_events_invalidate_exactly_them() -> None:
+    index = index_with(make.service("web", cluster_ip="10.0.0.1"), make.service("other", cluster_ip="10.0.0.2"))
+    for name in ("web", "other"):
+        answer, reads = index.answer(labels(f"{name}.default.svc.{Z}"), QTYPE.A)
+        assert answer is not None
+        index.remember(name.encode(), pack_answer((name.encode(),), QTYPE.A, answer, False), reads)
+    assert set(index.cache) == {b"web", b"other"}
+    index.apply(make.service("web", cluster_ip="10.0.0.9", type=MODIFIED))
+    assert set(index.cache) == {b"other"}  # only what read "web" is gone
+    index.apply(make.endpoints("other", ready=["10.1.0.1"]))
+    assert index.cache == {}
+    index.apply(make.service("web", cluster_ip="10.0.0.9", type=DELETED))
+    assert rdata(index, f"web.default.svc.{Z}")[0] == RCODE.NXDOMAIN
+
+
+def test_unchanged_objects_keep_the_cache() -> None:
+    index = index_with(make.service("web", cluster_ip="10.0.0.1"))
+    answer, reads = index.answer(labels(f"web.default.svc.{Z}"), QTYPE.A)
+    index.remember(b"k", object(), reads)
+    index.apply(make.service("web", cluster_ip="10.0.0.1", type=MODIFIED))  # e.g. only a label changed
+    index.apply(make.event("pods", {"metadata": {"name": "p", "namespace": "default"}}))
+    assert b"k" in index.cache
+
+
+def test_cache_is_bounded() -> None:
+    index = DnsIndex(DnsSettings(max_cached_answers=3))
+    for i in range(10):
+        index.remember(str(i).encode(), object(), frozenset({("svc", "default", str(i))}))
+    assert len(index.cache) <= 3
+
+
+def test_bad_objects_do_not_raise() -> None:
+    index = DnsIndex()
+    index.apply(make.event("services", {"metadata": {"name": "x"}, "spec": {"ports": "nonsense"}}))
+    index.apply(make.event("endpoints", {"metadata": {"name": "x"}, "subsets": [{"addresses": [{"ip": "bad"}]}]}))
+
+
+def test_packed_reply_patches_id_case_and_truncates() -> None:
+    index = index_with(
+        make.service("big", cluster_ip="None"), make.endpoints("big", ready=[f"10.2.0.{i}" for i in range(1, 80)])
+    )
+    name = f"big.default.svc.{Z}"
+    answer, _ = index.answer(labels(name), QTYPE.A)
+    assert answer is not None
+    packed = pack_answer(tuple(label.encode() for label in labels(name)), QTYPE.A, answer, False)
+    query = DNSRecord.question(name.upper())
+    query.header.id = 4242
+    wire = bytes(query.pack())
+    question = wire[12:]
+    full = DNSRecord.parse(reply_from(packed, wire, question, 1, 0, 65535))
+    assert full.header.id == 4242 and full.header.rd == 1 and len(full.rr) == 79
+    assert str(full.rr[0].rname) == name.upper() + "."
+    cut = DNSRecord.parse(reply_from(packed, wire, question, 1, 0, 512))
+    assert cut.header.tc == 1 and not cut.rr and cut.header.id == 4242
