@@ -100,6 +100,9 @@ class DnsServer:
             send(error_reply(data, RCODE.REFUSED, raw_question or b""))
             return
         byte_labels = tuple(label.lower() for label in question.qname.label)
+        if sum(len(label) + 1 for label in byte_labels) > 254:
+            send(error_reply(data, RCODE.FORMERR))  # longer than a name may be written (253 characters)
+            return
         labels = tuple(label.decode("latin-1") for label in byte_labels)
         answer, reads = self.index.answer(labels, question.qtype)
         if answer is None:
