@@ -23,7 +23,7 @@ from api.patch import PatchError, apply_json_patch, apply_merge_patch, apply_str
 from emulator import errors
 from emulator.registry.registry import FIELD_VALIDATION_MODES, ObjectFilter, Registry, WriteOptions
 from emulator.resources import BY_PATH, NAMESPACES, ResourceType
-from emulator.store.events import DELETED, Event
+from emulator.store.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class ResourceHandler:
                     continue  # already sent from the backlog
                 last_rv = event.rv
                 obj = event.obj
-                if keep is None or keep(obj) or (event.type == DELETED and keep(obj)):
+                if keep is None or keep(obj):
                     await response.write(line(event.type, obj))
             with contextlib.suppress(ConnectionResetError):
                 await response.write_eof()
