@@ -69,6 +69,7 @@ class TcpClient(asyncio.Protocol):
         "deadline",
         "eofs",
         "closed",
+        "upstream_side",
     )
 
     def __init__(self, ctx: ProxyContext, route: Route | None) -> None:
@@ -76,6 +77,7 @@ class TcpClient(asyncio.Protocol):
         self.route = route
         self.client: Any = None
         self.upstream: Any = _Pending()
+        self.upstream_side: TcpUpstream | None = None
         self.client_ip = ""
         self.task: asyncio.Task[None] | None = None
         self.activity = 0
@@ -129,8 +131,9 @@ class TcpClient(asyncio.Protocol):
         self.upstream.close()
 
     def on_deadline(self, now: float) -> None:
-        if self.activity != self.seen:
-            self.seen = self.activity
+        activity = self.activity + (self.upstream_side.activity if self.upstream_side is not None else 0)
+        if activity != self.seen:
+            self.seen = activity
             self.deadline = now + self.ctx.settings.idle_timeout
             return
         log.info(
@@ -207,10 +210,14 @@ class TcpClient(asyncio.Protocol):
             except BaseException:
                 sock.close()
                 raise
-            transport, _ = await loop.create_connection(lambda: TcpUpstream(self), sock=sock)
+            transport, _ = await loop.create_connection(self._upstream_side, sock=sock)
         else:
-            transport, _ = await loop.create_connection(lambda: TcpUpstream(self), backend[0], backend[1])
+            transport, _ = await loop.create_connection(self._upstream_side, backend[0], backend[1])
         return transport
+
+    def _upstream_side(self) -> TcpUpstream:
+        self.upstream_side = side = TcpUpstream(self)
+        return side
 
     def _connected(self, transport: Any) -> None:
         if self.closed:
@@ -226,36 +233,38 @@ class TcpClient(asyncio.Protocol):
 
 
 class TcpUpstream(asyncio.Protocol):
-    """The endpoint side of a spliced pair."""
+    """The endpoint side of a spliced pair. Holds the client transport itself and counts its own
+    activity: the hot path touches only this object's slots."""
 
-    __slots__ = ("pair",)
+    __slots__ = ("pair", "client", "activity")
 
     def __init__(self, pair: TcpClient) -> None:
         self.pair = pair
+        self.client: Any = pair.client
+        self.activity = 0
 
     def data_received(self, data: bytes) -> None:
-        pair = self.pair
-        pair.client.write(data)
-        pair.activity += 1
+        self.client.write(data)
+        self.activity += 1
 
     def eof_received(self) -> bool:
         pair = self.pair
-        if pair.client.can_write_eof():
-            pair.client.write_eof()
+        if self.client.can_write_eof():
+            self.client.write_eof()
         pair.eofs |= 2
         if pair.eofs == 3:
             pair._close()
         return True
 
     def pause_writing(self) -> None:
-        self.pair.client.pause_reading()
+        self.client.pause_reading()
 
     def resume_writing(self) -> None:
-        self.pair.client.resume_reading()
+        self.client.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         # close() sends what is still buffered for the client first, then the FIN.
-        self.pair.client.close()
+        self.client.close()
 
 
 def splice(ctx: ProxyContext, client: Any, upstream: Any, client_ip: str) -> TcpClient:
@@ -267,7 +276,7 @@ def splice(ctx: ProxyContext, client: Any, upstream: Any, client_ip: str) -> Tcp
     pair.client_ip = client_ip
     pair.deadline = ctx.loop.time() + ctx.settings.idle_timeout
     client.set_protocol(pair)
-    upstream.set_protocol(TcpUpstream(pair))
+    upstream.set_protocol(pair._upstream_side())
     ctx.live.add(pair)
     client.resume_reading()
     upstream.resume_reading()

@@ -185,6 +185,14 @@ class Proxy:
 
     # -- status -------------------------------------------------------------------------------------
 
+    @property
+    def gateway_address(self) -> str | None:
+        """host:port the Host-header gateway is bound to (the real port when 0 was asked for)."""
+        if self._gateway is None or not self._gateway.sockets:
+            return None
+        host, port = self._gateway.sockets[0].getsockname()[:2]
+        return f"{host}:{port}"
+
     def problems(self) -> list[dict[str, Any]]:
         """Listeners that could not be bound, each with `message` and `fix` (for the API and the log)."""
         out = [self._gateway_problem] if self._gateway_problem else []
