@@ -548,3 +548,78 @@ def test_replace(kubectl: Kubectl, api: httpx.Client, ns: str, tmp_path: Path) -
     stale = kubectl.run("replace", "-f", edited, ok=False)
     assert 'Error from server (Conflict): error when replacing "' in stale.stderr
     assert 'Operation cannot be fulfilled on services "web": the object has been modified' in stale.stderr
+
+
+# -- the rest of a day's work ------------------------------------------------------------------------
+
+
+def test_diff_and_server_dry_run(kubectl: Kubectl, api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    kubectl.out("apply", "-n", ns, "-f", manifest(tmp_path, SERVICE_AND_POD))
+    changed = manifest(tmp_path, SERVICE_AND_POD.replace("nginx:1.25", "nginx:1.27"), "changed.yaml")
+    diff = kubectl.run("diff", "-n", ns, "-f", changed, ok=False)
+    assert diff.returncode == 1, diff.stderr  # 1 = differences found
+    assert "-    image: nginx:1.25\n+    image: nginx:1.27\n" in diff.stdout
+    dry = kubectl.out("apply", "--dry-run=server", "-n", ns, "-f", changed).splitlines()
+    assert dry == ["service/web unchanged (server dry run)", "pod/web-1 configured (server dry run)"]
+    assert api.get(f"/api/v1/namespaces/{ns}/pods/web-1").json()["spec"]["containers"][0]["image"] == "nginx:1.25"
+
+
+def test_run_wait_expose(kubectl: Kubectl, api: httpx.Client, ns: str) -> None:
+    assert kubectl.out("run", "box", "--image=busybox", "--labels=app=box", "-n", ns).strip() == "pod/box created"
+    assert (
+        kubectl.out("wait", "--for=condition=Ready", "pod/box", "-n", ns, "--timeout=10s").strip()
+        == "pod/box condition met"
+    )
+    out = kubectl.out("expose", "pod", "box", "--name", "box-svc", "--port", "80", "--target-port", "8080", "-n", ns)
+    assert out.strip() == "service/box-svc exposed"
+    assert api.get(f"/api/v1/namespaces/{ns}/services/box-svc").json()["spec"]["selector"] == {"app": "box"}
+    assert kubectl.out("delete", "pods", "-l", "app=box", "-n", ns).strip() == 'pod "box" deleted'
+
+
+def test_apply_namespace_with_its_contents(kubectl: Kubectl, tmp_path: Path) -> None:
+    path = manifest(
+        tmp_path,
+        """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: cart, namespace: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: cart, namespace: shop}
+spec:
+  type: NodePort
+  selector: {app: cart}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec:
+  ports: [{port: 5432}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: db-manual, namespace: shop, labels: {kubernetes.io/service-name: db}}
+addressType: IPv4
+endpoints: [{addresses: [10.1.2.3]}]
+ports: [{port: 5432}]
+""",
+    )
+    assert kubectl.out("apply", "-f", path).splitlines() == [
+        "namespace/shop created",
+        "serviceaccount/cart created",
+        "service/cart created",
+        "service/db created",
+        "endpointslice.discovery.k8s.io/db-manual created",
+    ]
+    rows = [line.split() for line in kubectl.out("get", "svc", "-n", "shop").splitlines()]
+    assert ["cart", "NodePort"] == rows[1][:2] and rows[1][4] == "80:30080/TCP"
+    # a selector-less service's endpoints come from the slice the user wrote (its port name defaulted to "")
+    described = kubectl.out("describe", "svc", "db", "-n", "shop")
+    assert re.search(r"^Endpoints:\s+10\.1\.2\.3:5432$", described, re.M)
+    assert kubectl.out("delete", "namespace", "shop").strip() == 'namespace "shop" deleted'
