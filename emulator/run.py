@@ -67,8 +67,14 @@ class Unreachable(Exception):
 
     def __init__(self, server: str, cause: BaseException) -> None:
         # A refused connection needs no detail; anything else (a timeout, a reset) is worth naming.
-        detail = "" if isinstance(cause, aiohttp.ClientConnectorError) else f" ({type(cause).__name__}: {cause})".replace(": )", ")")
-        super().__init__(f"cannot reach the emulator API at {server}: is `make run` running? Set --server or {SERVER_ENV}{detail}")
+        detail = (
+            ""
+            if isinstance(cause, aiohttp.ClientConnectorError)
+            else f" ({type(cause).__name__}: {cause})".replace(": )", ")")
+        )
+        super().__init__(
+            f"cannot reach the emulator API at {server}: is `make run` running? Set --server or {SERVER_ENV}{detail}"
+        )
 
 
 class ApiError(Exception):
@@ -164,7 +170,12 @@ def container_name(pod_name: str) -> str:
 
 
 def pod_manifest(
-    name: str, namespace: str, labels: Mapping[str, str], ports: list[dict[str, Any]], command: list[str], host_network: bool
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    ports: list[dict[str, Any]],
+    command: list[str],
+    host_network: bool,
 ) -> dict[str, Any]:
     """The pod `run` registers: Running but not Ready until its ports answer."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -255,6 +266,7 @@ class LocalPod:
     ip: str = ""
     child: asyncio.subprocess.Process | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    deleted: asyncio.Event = field(default_factory=asyncio.Event)  # the watch saw the pod go
     signals_seen: int = 0
     api_failing: bool = False  # report a failing status patch once, not on every probe
 
@@ -276,7 +288,9 @@ class LocalPod:
         tasks: tuple[asyncio.Task[None], asyncio.Task[None]] | None = None
         try:
             if self.ip and not address_is_local(self.ip):
-                log(f"warning: {self.ip} is not an address of this machine, so CMD cannot listen on it (macOS?): use --host-network")
+                log(
+                    f"warning: {self.ip} is not an address of this machine, so CMD cannot listen on it (macOS?): use --host-network"
+                )
             env = await self.environment()
             if self.stopping.is_set():  # Ctrl-C before CMD was started
                 return 130
@@ -294,7 +308,11 @@ class LocalPod:
             # DELETED event to it, so the server never writes to a connection we already closed.
             probe, watch = tasks or (None, None)
             await _cancel(probe)
-            await self.deregister()
+            if await self.deregister() and watch is not None:
+                # Let the watch read its DELETED event before closing it, so that the server does not
+                # write to a connection we have already closed.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.deleted.wait(), 1.0)
             await _cancel(watch)
 
     async def environment(self) -> dict[str, str]:
@@ -306,18 +324,23 @@ class LocalPod:
         env.update({"POD_NAME": opts.name, "POD_NAMESPACE": opts.namespace, "POD_IP": self.ip})
         return env
 
-    async def deregister(self) -> None:
+    async def deregister(self) -> bool:
+        """Delete the pod; True when this call deleted it."""
         try:
             # The uid precondition keeps us from deleting a pod someone re-created under the same name.
             await self.api.call(
-                "DELETE", Api.pod_path(self.options.namespace, self.options.name), {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}}
+                "DELETE",
+                Api.pod_path(self.options.namespace, self.options.name),
+                {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}},
             )
             log(f"pod {self.ref} deleted")
+            return True
         except ApiError as exc:
-            if exc.code not in (404, 409):
+            if exc.code not in (404, 409):  # already gone, or someone else's pod by now
                 log(f"could not delete pod {self.ref}: {exc}")
         except Unreachable as exc:
             log(f"could not delete pod {self.ref}: {exc}")
+        return False
 
     # -- readiness ---------------------------------------------------------------------------------
 
@@ -332,12 +355,17 @@ class LocalPod:
                 if not ready:
                     ready = await self.set_ready(True)
                     if ready and first:
-                        log(f"pod {self.ref} is Ready" + (f" (port {', '.join(map(str, tcp))} accepts connections)" if tcp else ""))
+                        log(
+                            f"pod {self.ref} is Ready"
+                            + (f" (port {', '.join(map(str, tcp))} accepts connections)" if tcp else "")
+                        )
                         first = False
             elif ready:
                 failures += 1
                 if failures >= FAILURE_THRESHOLD:
-                    log(f"pod {self.ref} is not Ready: port(s) {', '.join(str(p) for p, ok in zip(tcp, results, strict=True) if not ok)} refuse connections")
+                    log(
+                        f"pod {self.ref} is not Ready: port(s) {', '.join(str(p) for p, ok in zip(tcp, results, strict=True) if not ok)} refuse connections"
+                    )
                     ready = not await self.set_ready(False)
                     failures = 0
             await asyncio.sleep(FIRST_PROBE_INTERVAL if first else PROBE_PERIOD)
@@ -369,7 +397,8 @@ class LocalPod:
         while True:
             try:
                 async with self.api.session.get(
-                    self.api.server + path + f"&resourceVersion={rv}", timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
+                    self.api.server + path + f"&resourceVersion={rv}",
+                    timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
                 ) as response:
                     async for line in response.content:
                         if not line.strip():
@@ -378,6 +407,7 @@ class LocalPod:
                         obj = event.get("object") or {}
                         rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
                         if event.get("type") == "DELETED" and (obj.get("metadata") or {}).get("uid") == self.uid:
+                            self.deleted.set()
                             self.stop_child("pod deleted through the API", signal.SIGTERM)
                             return
                         if event.get("type") == "ERROR":  # e.g. 410 Gone: start again from now
@@ -476,9 +506,29 @@ SERVER_HELP = f"the emulator's API URL [env {SERVER_ENV}; default: from EMULATOR
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="the pod's name")
     parser.add_argument("-n", "--namespace", default="default", help="the pod's namespace [default: default]")
-    parser.add_argument("-l", "--label", dest="labels", action="append", type=parse_label, default=[], metavar="KEY=VALUE", help="a pod label (repeatable), e.g. app=web")
-    parser.add_argument("-p", "--port", dest="ports", action="append", type=parse_port, default=[], metavar="[NAME=]PORT[/udp]", help="a container port CMD listens on (repeatable); the pod is Ready once all TCP ports accept connections")
-    parser.add_argument("--host-network", action="store_true", help="use the node's address (127.0.0.1) instead of a pod IP of its own")
+    parser.add_argument(
+        "-l",
+        "--label",
+        dest="labels",
+        action="append",
+        type=parse_label,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a pod label (repeatable), e.g. app=web",
+    )
+    parser.add_argument(
+        "-p",
+        "--port",
+        dest="ports",
+        action="append",
+        type=parse_port,
+        default=[],
+        metavar="[NAME=]PORT[/udp]",
+        help="a container port CMD listens on (repeatable); the pod is Ready once all TCP ports accept connections",
+    )
+    parser.add_argument(
+        "--host-network", action="store_true", help="use the node's address (127.0.0.1) instead of a pod IP of its own"
+    )
     parser.add_argument("--server", help=SERVER_HELP)
     parser.add_argument("cmd", nargs="*", metavar="CMD", help="the process to run and its arguments, after --")
 
@@ -487,7 +537,13 @@ def add_env_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pod", help="the pod's name")
     parser.add_argument("-n", "--namespace", default="default", help="the pod's namespace [default: default]")
     parser.add_argument("-c", "--container", help="the container [default: the pod's default container]")
-    parser.add_argument("-o", "--format", default="dotenv", choices=("dotenv", "shell", "json"), help="NAME=value lines, `export` lines for eval, or JSON [default: dotenv]")
+    parser.add_argument(
+        "-o",
+        "--format",
+        default="dotenv",
+        choices=("dotenv", "shell", "json"),
+        help="NAME=value lines, `export` lines for eval, or JSON [default: dotenv]",
+    )
     parser.add_argument("--server", help=SERVER_HELP)
 
 
@@ -496,7 +552,9 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        parser.error("no command to run: put it after --, e.g. emulator run --name web --port 8080 -- python -m http.server 8080")
+        parser.error(
+            "no command to run: put it after --, e.g. emulator run --name web --port 8080 -- python -m http.server 8080"
+        )
     options = RunOptions(
         name=args.name,
         namespace=args.namespace,

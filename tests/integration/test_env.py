@@ -66,8 +66,14 @@ def test_a_pod_gets_the_kubernetes_service(api: httpx.Client) -> None:
 
 
 def test_multi_port_named_port_and_udp_services_match_the_kubelet(api: httpx.Client) -> None:
-    make_service(api, "multi", ports=[{"name": "http", "port": 80, "targetPort": 8080}, {"name": "metrics", "port": 9090}])
-    make_service(api, "kube-dns", ports=[{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}])
+    make_service(
+        api, "multi", ports=[{"name": "http", "port": 80, "targetPort": 8080}, {"name": "metrics", "port": 9090}]
+    )
+    make_service(
+        api,
+        "kube-dns",
+        ports=[{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}],
+    )
     make_service(api, "plain", ports=[{"port": 8080}])
     make_service(api, "headless", clusterIP="None", ports=[{"port": 80}])
     make_service(api, "outside", type="ExternalName", externalName="example.com")
@@ -168,8 +174,17 @@ def test_the_containers_own_env_wins_and_may_refer_to_service_variables(api: htt
 
 
 def test_dotenv_and_shell_forms(api: httpx.Client) -> None:
-    containers = [{"name": "app", "image": "busybox", "env": [{"name": "GREETING", "value": "hello world"}, {"name": "QUOTE", "value": "it's"}]}]
-    api.post("/api/v1/namespaces/default/pods", json={"metadata": {"name": "forms"}, "spec": {"enableServiceLinks": False, "containers": containers}}).raise_for_status()
+    containers = [
+        {
+            "name": "app",
+            "image": "busybox",
+            "env": [{"name": "GREETING", "value": "hello world"}, {"name": "QUOTE", "value": "it's"}],
+        }
+    ]
+    api.post(
+        "/api/v1/namespaces/default/pods",
+        json={"metadata": {"name": "forms"}, "spec": {"enableServiceLinks": False, "containers": containers}},
+    ).raise_for_status()
     ip = cluster_ip(api, "kubernetes")
     k8s_lines = [f"{name}={value}\n" for name, value in kubernetes_vars(ip)]
 
@@ -178,9 +193,16 @@ def test_dotenv_and_shell_forms(api: httpx.Client) -> None:
     assert dotenv.text == "GREETING='hello world'\n" + 'QUOTE="it\'s"\n' + "".join(k8s_lines)
 
     shell = api.get(ENV.format(ns="default", name="forms"), params={"format": "shell"})
-    assert shell.text == "export GREETING='hello world'\n" + "export QUOTE='it'\"'\"'s'\n" + "".join("export " + line for line in k8s_lines)
+    assert shell.text == "export GREETING='hello world'\n" + "export QUOTE='it'\"'\"'s'\n" + "".join(
+        "export " + line for line in k8s_lines
+    )
     # and a shell reads back exactly the values
-    printed = subprocess.run(["sh", "-c", shell.text + 'printf "%s|%s|%s" "$GREETING" "$QUOTE" "$KUBERNETES_PORT"'], capture_output=True, text=True, check=True)
+    printed = subprocess.run(
+        ["sh", "-c", shell.text + 'printf "%s|%s|%s" "$GREETING" "$QUOTE" "$KUBERNETES_PORT"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert printed.stdout == f"hello world|it's|tcp://{ip}:443"
 
 
@@ -188,17 +210,38 @@ def test_errors_are_kubernetes_status_objects(api: httpx.Client) -> None:
     make_pod(api, "here")
     cases = [
         (ENV.format(ns="default", name="nowhere"), {}, 404, "NotFound", 'pods "nowhere" not found'),
-        (ENV.format(ns="default", name="here"), {"container": "nope"}, 404, "NotFound", 'container "nope" not found in pod "here"'),
-        (ENV.format(ns="default", name="here"), {"format": "yaml"}, 400, "BadRequest", 'unsupported format "yaml": use one of json, dotenv, shell'),
+        (
+            ENV.format(ns="default", name="here"),
+            {"container": "nope"},
+            404,
+            "NotFound",
+            'container "nope" not found in pod "here"',
+        ),
+        (
+            ENV.format(ns="default", name="here"),
+            {"format": "yaml"},
+            400,
+            "BadRequest",
+            'unsupported format "yaml": use one of json, dotenv, shell',
+        ),
     ]
     for path, query, code, reason, message in cases:
         response = api.get(path, params=query)
         assert response.status_code == code
-        assert response.json() == {**response.json(), "kind": "Status", "status": "Failure", "code": code, "reason": reason, "message": message}
+        assert response.json() == {
+            **response.json(),
+            "kind": "Status",
+            "status": "Failure",
+            "code": code,
+            "reason": reason,
+            "message": message,
+        }
 
 
 def emulator_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emulator", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", *args], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
 
 
 def test_emulator_env_prints_a_pods_variables(emulator: Emulator, api: httpx.Client) -> None:
@@ -213,7 +256,9 @@ def test_emulator_env_prints_a_pods_variables(emulator: Emulator, api: httpx.Cli
 
     dotenv = emulator_cli("env", "front", "-n", "shop", "--server", emulator.api_url)
     assert dotenv.returncode == 0, dotenv.stderr
-    assert dotenv.stdout.splitlines()[:9] == [f"{n}={v}" for n, v in kubernetes_vars(k8s)] + [f"CART_SERVICE_HOST={cart}"]
+    assert dotenv.stdout.splitlines()[:9] == [f"{n}={v}" for n, v in kubernetes_vars(k8s)] + [
+        f"CART_SERVICE_HOST={cart}"
+    ]
 
     shell = emulator_cli("env", "front", "--namespace", "shop", "--format", "shell", "--server", emulator.api_url)
     assert f"export CART_PORT=tcp://{cart}:80\n" in shell.stdout
@@ -231,6 +276,16 @@ def test_emulator_env_says_what_to_do_when_the_emulator_is_not_running(how: str)
     server = f"http://127.0.0.1:{free_port()}"
     args = ["env", "web"] + (["--server", server] if how == "flag" else [])
     env = {"EMULATOR_SERVER": server} if how == "environment" else {}
-    result = subprocess.run([sys.executable, "-m", "emulator", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ, **env})
+    result = subprocess.run(
+        [sys.executable, "-m", "emulator", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **env},
+    )
     assert result.returncode == 1
-    assert result.stderr == f"error: cannot reach the emulator API at {server}: is `make run` running? Set --server or EMULATOR_SERVER\n"
+    assert (
+        result.stderr
+        == f"error: cannot reach the emulator API at {server}: is `make run` running? Set --server or EMULATOR_SERVER\n"
+    )
