@@ -395,6 +395,32 @@ def test_describe_pod_and_service(kubectl: Kubectl, api: httpx.Client, ns: str, 
     assert fields["Image"] == "nginx:1.25"
     assert fields["Events"] == "<none>"
 
+    # describe finds a pod's events by involvedObject uid/name/namespace/kind
+    uid = api.get(f"/api/v1/namespaces/{ns}/pods/web-1").json()["metadata"]["uid"]
+    event = {
+        "metadata": {"name": "web-1.started"},
+        "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": ns, "uid": uid},
+        "reason": "Started",
+        "message": "Started container app",
+        "type": "Normal",
+        "count": 1,
+        "source": {"component": "kubelet"},
+    }
+    api.post(f"/api/v1/namespaces/{ns}/events", json=event).raise_for_status()
+    described = kubectl.out("describe", "pod", "web-1", "-n", ns)
+    assert described.splitlines()[-1].split() == [
+        "Normal",
+        "Started",
+        "<unknown>",
+        "kubelet",
+        "Started",
+        "container",
+        "app",
+    ]
+    events = kubectl.out("get", "events", "-n", ns).splitlines()
+    assert events[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert events[1].split()[1:] == ["Normal", "Started", "pod/web-1", "Started", "container", "app"]
+
 
 # -- delete ------------------------------------------------------------------------------------------
 
