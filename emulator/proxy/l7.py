@@ -479,7 +479,12 @@ class HttpClient(asyncio.Protocol):
         splice(self.ctx, self.transport, conn.transport, self.client_ip)
 
     def _bad_request(self, exc: Exception) -> None:
-        log.info("bad HTTP request from %s: %s", self.client_ip, exc)
+        if isinstance(exc, httptools.HttpParserCallbackError):
+            log.error(
+                "HTTP proxy failed on a request from %s", self.client_ip, exc_info=exc.__context__ or exc
+            )  # our bug, not theirs
+        else:
+            log.info("bad HTTP request from %s: %s", self.client_ip, exc)
         if self.current is None:
             self.transport.write(local_response(400, f"bad request: {exc}", False))
         self.transport.close()
