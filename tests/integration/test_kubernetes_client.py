@@ -7,17 +7,16 @@ The dynamic client caches discovery in $TMPDIR, so each test points TMPDIR at it
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from kubernetes import client, dynamic, watch
+from kubernetes.client.rest import ApiException
 
 from tests.conftest import Emulator, start_emulator
-
-kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, dynamic, watch  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -155,12 +154,11 @@ def test_strict_field_validation(dyn: dynamic.DynamicClient, ns: str) -> None:
 
 def test_watch_sees_added_modified_deleted(core: client.CoreV1Api, ns: str) -> None:
     seen: list[tuple[str, str, str]] = []
-    ready = threading.Event()
+    # from the list's resourceVersion, like an informer: no change can fall between list and watch
+    since = core.list_namespaced_pod(ns).metadata.resource_version
 
     def follow() -> None:
-        stream = watch.Watch().stream(core.list_namespaced_pod, ns, timeout_seconds=5)
-        ready.set()
-        for event in stream:
+        for event in watch.Watch().stream(core.list_namespaced_pod, ns, resource_version=since, timeout_seconds=5):
             obj = event["object"]
             seen.append((event["type"], obj.metadata.name, obj.metadata.labels.get("step", "")))
             if event["type"] == "DELETED":
@@ -168,10 +166,7 @@ def test_watch_sees_added_modified_deleted(core: client.CoreV1Api, ns: str) -> N
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
-    ready.wait(5)
-    # the stream starts lazily, on the first next(): give the request a moment to reach the server
-    deadline = threading.Event()
-    deadline.wait(0.3)
+    time.sleep(0.2)  # let the stream open, so that the changes below arrive live
     core.create_namespaced_pod(ns, pod("watched", step="one"))
     core.patch_namespaced_pod("watched", ns, {"metadata": {"labels": {"step": "two"}}})
     core.delete_namespaced_pod("watched", ns)
