@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-api bench-dns bench-proxy clean
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,18 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(ARGS)
+
+# Benchmarks compare against a peer run side by side (need Debian's wrk, haproxy, dnsperf, dnsmasq).
+bench: bench-api bench-dns bench-proxy
+
+bench-api: $(STAMP)
+	$(VENV)/bin/python bench/api/run.py
+
+bench-dns: $(STAMP)
+	$(VENV)/bin/python bench/dns/run.py
+
+bench-proxy: $(STAMP)
+	$(VENV)/bin/python bench/proxy/run.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
