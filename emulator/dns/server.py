@@ -230,13 +230,11 @@ class _Udp(asyncio.DatagramProtocol):
                 else:
                     edns = -1
                 if edns >= 0:
-                    v = (data[2] & 1) | edns << 1
-                    if packed.size[edns] <= limit:
-                        self.transport.sendto(data[:2] + packed.head[v] + data[12:end] + packed.tail[edns], addr)  # type: ignore[union-attr]
+                    v = (data[2] & 1) | edns << 1  # Packed is flat: heads 0-3, TC heads 4-7, tails 8-9, sizes 10-11
+                    if packed[10 + edns] <= limit:
+                        self.transport.sendto(data[:2] + packed[v] + data[12:end] + packed[8 + edns], addr)  # type: ignore[union-attr]
                     else:
-                        self.transport.sendto(  # type: ignore[union-attr]
-                            data[:2] + packed.tc_head[v] + data[12:end] + (OPT_RR if edns else b""), addr
-                        )
+                        self.transport.sendto(data[:2] + packed[4 + v] + data[12:end] + (OPT_RR if edns else b""), addr)  # type: ignore[union-attr]
                     return
         except Exception:
             pass  # anything odd is the slow path's to judge
