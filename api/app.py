@@ -109,9 +109,12 @@ async def resource(request: web.Request) -> web.StreamResponse:
     return await request.app[HANDLER].handle(request)
 
 
-def create_app(registry: Registry, routes: list[web.RouteDef] | None = None) -> web.Application:
-    """The API application. `routes` lets other parts (e.g. pod environment) add their endpoints."""
-    app = web.Application(middlewares=[status_errors], client_max_size=4 * 1024 * 1024)
+def create_app(
+    registry: Registry, routes: list[web.RouteDef] | None = None, middlewares: list[Any] | None = None
+) -> web.Application:
+    """The API application. `routes` lets other parts (e.g. pod environment) add their endpoints;
+    `middlewares` run inside `status_errors` (so their errors are Status answers), e.g. api/auth.py's."""
+    app = web.Application(middlewares=[status_errors, *(middlewares or ())], client_max_size=4 * 1024 * 1024)
     app[REGISTRY] = registry
     app[HANDLER] = ResourceHandler(registry)
     app.router.add_get("/version", version)

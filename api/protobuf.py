@@ -265,8 +265,11 @@ UNKNOWN: Message = {
 # --------------------------------------------------------------------------------------------
 
 
-def decode_k8s_protobuf(body: bytes) -> dict:
-    """Decode a ``k8s\\0``-framed ``runtime.Unknown`` body into a JSON-shaped object dict."""
+def decode_k8s_protobuf(body: bytes, kinds: Mapping[tuple[str, str], Message] | None = None) -> dict:
+    """Decode a ``k8s\\0``-framed ``runtime.Unknown`` body into a JSON-shaped object dict.
+
+    ``kinds`` adds layouts by (apiVersion, kind) for the endpoints that take other kinds (TokenRequest).
+    """
     if not isinstance(body, bytes | bytearray | memoryview):
         raise ProtobufError("a protobuf body must be bytes")
     body = bytes(body)
@@ -282,9 +285,9 @@ def decode_k8s_protobuf(body: bytes) -> dict:
     api_version, kind = type_meta.get("apiVersion", ""), type_meta.get("kind", "")
     if not kind:
         raise ProtobufError("the protobuf body does not say which kind it holds (runtime.Unknown.typeMeta.kind)")
-    layout = SUPPORTED_KINDS.get(kind)
-    if layout is None or api_version != "v1":
-        supported = ", ".join(f"v1 {name}" for name in sorted(SUPPORTED_KINDS))
+    layout = (kinds or {}).get((api_version, kind)) or (SUPPORTED_KINDS.get(kind) if api_version == "v1" else None)
+    if layout is None:
+        supported = ", ".join([f"v1 {name}" for name in sorted(SUPPORTED_KINDS)] + [" ".join(k) for k in kinds or {}])
         raise ProtobufError(
             f"protobuf bodies are decoded only for {supported}, not {api_version or '<no apiVersion>'} {kind}; "
             "send this object as JSON (Content-Type: application/json)"

@@ -58,6 +58,20 @@ def parse_target(group: str, version: str, parts: list[str]) -> Target:
     return Target(rt, namespace if rt.namespaced else None, name, sub)
 
 
+def request_verb(method: str, target: Target, watch: bool) -> str | None:
+    """The Kubernetes verb of a request (as discovery and RBAC name it); None when the method names none."""
+    if target.name is None:
+        return {"GET": "watch" if watch else "list", "POST": "create", "DELETE": "deletecollection"}.get(method)
+    verbs = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    return verbs.get(method) or ("create" if method == "POST" and target.subresource else None)
+
+
+def verbs_of(target: Target) -> tuple[str, ...]:
+    if target.subresource is None:
+        return target.rt.verbs
+    return next((s.verbs for s in target.rt.subresources if s.name == target.subresource), ())
+
+
 class ResourceHandler:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -72,6 +86,14 @@ class ResourceHandler:
         method = request.method
         if target.subresource and (target.rt.key, target.subresource) in self.extra_subresources:
             return await self.extra_subresources[(target.rt.key, target.subresource)](request, target)
+        verb = request_verb(method, target, flag(request, "watch"))
+        # A kind (or subresource) serves only the verbs the table grants it: a create-only kind such as
+        # TokenReview must not be listed or watched, serviceaccounts/token must not read the account.
+        if verb is not None and verb not in verbs_of(target) and not (target.rt is NAMESPACES and verb == "deletecollection"):
+            raise errors.method_not_allowed(
+                f"the server does not allow this method on the requested resource ({method} {request.path}): "
+                f"{target.rt.key}{'/' + target.subresource if target.subresource else ''} supports {', '.join(verbs_of(target))}"
+            )
         if target.name is None:
             if method == "GET":
                 return await (self.watch(request, target) if flag(request, "watch") else self.list(request, target))

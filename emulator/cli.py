@@ -28,11 +28,18 @@ def _event_loop_policy() -> None:
 
 
 async def _serve(cfg: config_module.Config) -> int:
-    from api import podenv
+    from api import auth, podenv, policycheck, tokens
     from api.app import create_app
     from emulator.runtime import Runtime
 
-    runtime = Runtime(cfg, lambda rt: create_app(rt.registry, routes=[*podenv.routes(rt.registry)]))
+    runtime = Runtime(cfg, lambda rt: create_app(
+        rt.registry,
+        routes=[
+            *podenv.routes(rt.registry), *policycheck.routes(rt.policy_engine),
+            *tokens.routes(rt.registry, rt.authenticator),
+        ],
+        middlewares=auth.middlewares(rt.authenticator, rt.auth_required),
+    ))
     try:
         await runtime.start()
     except OSError as exc:

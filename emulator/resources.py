@@ -76,9 +76,14 @@ ENDPOINT_SLICES = ResourceType(
 NETWORK_POLICIES = ResourceType(
     "networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, "networkpolicy", ("netpol",)
 )
+# Create-only and never stored: the API answers a TokenReview at once (api/tokens.py), as Kubernetes does.
+TOKEN_REVIEWS = ResourceType(
+    "authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, "", verbs=("create",)
+)
 
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES, PODS, SERVICES, ENDPOINTS, SERVICE_ACCOUNTS, EVENTS, ENDPOINT_SLICES, NETWORK_POLICIES,
+    TOKEN_REVIEWS,
 )
 
 # (group, version, plural) -> ResourceType: what URL routing needs.

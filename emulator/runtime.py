@@ -12,13 +12,16 @@ import asyncio
 import gc
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from emulator import auth, auth_tls, tokens
 from emulator.config import Config
 from emulator.controllers.endpoints import EndpointsController
 from emulator.controllers.namespaces import NamespaceController
@@ -26,10 +29,12 @@ from emulator.dns.index import DnsIndex
 from emulator.dns.server import start_dns
 from emulator.dns.settings import DnsSettings
 from emulator.ipam import AddressPlan
+from emulator.policy import PolicyEngine
 from emulator.proxy.server import Proxy, ProxySettings
 from emulator.registry.kinds import build_strategies
 from emulator.registry.registry import Cluster, Registry
-from emulator.resources import ENDPOINTS, NAMESPACES, PODS, SERVICES
+from emulator.registry.strategy import Strategy
+from emulator.resources import ENDPOINTS, NAMESPACES, NETWORK_POLICIES, PODS, SERVICES, TOKEN_REVIEWS
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
 from emulator.store.store import Store
 
@@ -73,6 +78,11 @@ class Runtime:
     faces: dict[str, str] = field(default_factory=dict)  # what listens where, for the banner
     dns_index: DnsIndex | None = None
     proxy: Proxy | None = None
+    policy_engine: PolicyEngine = field(default_factory=PolicyEngine)
+    authenticator: auth.Authenticator = field(init=False)
+    auth_required: bool = False
+    kubeconfig_path: Path | None = None  # written when the API needs tokens
+    api_tls: ssl.SSLContext | None = None  # the API speaks HTTPS when it needs tokens
     _runner: web.AppRunner | None = None
     _closers: list[Any] = field(default_factory=list)
 
@@ -93,13 +103,21 @@ class Runtime:
         cluster = Cluster(self.store, plan, config.node_address, config.api_host if config.api_host not in ("0.0.0.0", "::") else "127.0.0.1", self.api_port)
         self.registry = Registry(cluster, {})
         self.registry.strategies.update(build_strategies(cluster))
+        # TokenReview is answered, never stored (api/tokens.py); the registry still walks every table row.
+        self.registry.strategies.setdefault(TOKEN_REVIEWS.key, Strategy(cluster))
         self.registry.claim_stored()
+        self._start_auth(cluster.api_address, plan.service_ips.first_address)
+        if self.api_tls is not None:
+            self.faces["API"] = f"https://{config.api_host}:{self.api_port}"
 
         namespaces = NamespaceController(self.registry)
         endpoints = EndpointsController(self.registry)
         self.store.subscribe(namespaces.apply)
         self.store.subscribe(endpoints.apply)
         self.store.replay(endpoints.apply, (SERVICES.key,))
+        self.policy_engine.enforced = config.proxy and config.network_policy
+        self.store.subscribe(self.policy_engine.apply)
+        self.store.replay(self.policy_engine.apply, (NAMESPACES.key, PODS.key, NETWORK_POLICIES.key))
         for part in await self._start_faces():
             self.store.subscribe(part.apply)
             self.store.replay(part.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, PODS.key))
@@ -108,7 +126,7 @@ class Runtime:
 
         self._runner = web.AppRunner(self.api_factory(self), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.SockSite(self._runner, api_sock).start()
+        await web.SockSite(self._runner, api_sock, ssl_context=self.api_tls).start()
         self.faces["data"] = "in memory (nothing is kept)" if config.in_memory else f"{config.store_path} ({loaded} objects)"
         # Everything loaded at start lives as long as the process: keep the collector from rescanning it.
         gc.collect()
@@ -132,9 +150,41 @@ class Runtime:
                 node_address=config.node_address, gateway_host=config.gateway_host,
                 gateway_port=config.gateway_port if config.gateway_port >= 0 else None,
                 zone=config.cluster_domain.strip(".").lower(), default_namespace=config.default_namespace,
-            ))
+            ), policy=self.policy_engine if config.network_policy else None)
             parts.append(self.proxy)
         return parts
+
+    def _start_auth(self, api_address: str, kubernetes_ip: str) -> None:
+        """Service-account tokens always work; bearer tokens are required for the API only when
+        `auth_required` says so. Then the API speaks HTTPS (kubectl sends tokens over TLS only), and
+        the admin token, the certificate and a kubeconfig with both are kept in the data dir (even with
+        --in-memory: they are how the user gets in)."""
+        config = self.config
+        data_dir = Path(config.data_dir)
+        # In memory, tokens die with the process like the accounts they name; on disk, they survive restarts.
+        issuer = tokens.ServiceAccountTokens(
+            tokens.signing_key(None if config.in_memory else data_dir),
+            tokens.default_issuer(config.cluster_domain),
+        )
+        self.auth_required = auth.auth_required(config.api_host, config.require_auth, config.allow_anonymous)
+        if not self.auth_required:
+            self.authenticator = auth.Authenticator(self.store, issuer)
+            if not auth.is_loopback(config.api_host):
+                log.warning("the API on %s accepts anyone who can reach it (--allow-anonymous)", config.api_host)
+            return
+        admin = auth.admin_token(data_dir)
+        self.authenticator = auth.Authenticator(self.store, issuer, admin)
+        zone = config.cluster_domain.strip(".")
+        in_cluster = ["kubernetes", "kubernetes.default", "kubernetes.default.svc", f"kubernetes.default.svc.{zone}", kubernetes_ip]
+        names = auth_tls.server_names(config.api_host, [api_address, *in_cluster, socket.gethostname()])
+        cert, key, pem = auth_tls.api_certificate(data_dir, names)
+        self.api_tls = auth_tls.server_context(cert, key)
+        host = f"[{api_address}]" if ":" in api_address else api_address
+        self.kubeconfig_path = auth.write_admin_kubeconfig(
+            data_dir, f"https://{host}:{self.api_port}", admin, auth_tls.certificate_pem(pem)
+        )
+        self.faces["auth"] = "bearer token required over HTTPS (admin token and CA in the kubeconfig below)"
+        self.faces["kubeconfig"] = str(self.kubeconfig_path)
 
     async def _serve_faces(self) -> None:
         if self.dns_index is not None:

@@ -1,0 +1,264 @@
+"""Service-account tokens: signed JWTs shaped like the ones Kubernetes issues, and the secrets behind them.
+
+A token is a compact JWS (RFC 7515) signed with HMAC-SHA256 (`HS256`) under a key the emulator keeps in
+its data directory — the standard library has HMAC, and only the emulator itself ever has to verify its
+tokens (through the API or a TokenReview), so an asymmetric key would buy nothing here. Its claims are
+those of a Kubernetes bound service-account token:
+
+    {"iss": "https://kubernetes.default.svc.cluster.local", "sub": "system:serviceaccount:NS:NAME",
+     "aud": [...], "iat": T, "nbf": T, "exp": T + seconds, "jti": "...",
+     "kubernetes.io": {"namespace": NS, "serviceaccount": {"name": NAME, "uid": UID},
+                       "pod": {"name": POD, "uid": POD_UID}}}            # "pod" only when bound to one
+
+`ServiceAccountTokens.verify` checks the signature, issuer and validity window; whether the account (and
+the bound pod) still exist, and the audiences, are checked by emulator/auth.py, which reads the store.
+
+Secrets on disk (`private_file`): created on first start, readable by the owner only (0600), replaced
+atomically so that a crash or two starting processes never leave a half-written key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("emulator.tokens")
+
+ALGORITHM = "HS256"
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+KEY_FILE = "serviceaccount-signing.key"
+DEFAULT_EXPIRATION = 3600  # TokenRequest's default, seconds
+MIN_EXPIRATION = 600  # the API server refuses shorter tokens
+MAX_EXPIRATION = 1 << 32
+
+
+def default_issuer(cluster_domain: str = "cluster.local") -> str:
+    """The issuer (and default API audience) kubeadm clusters use."""
+    return f"https://kubernetes.default.svc.{cluster_domain.strip('.')}"
+
+
+class TokenError(Exception):
+    """A token that is not valid; the message says why (it goes into TokenReview's `status.error`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BoundPod:
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires: int  # Unix seconds
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccountClaims:
+    """What a verified token says about who holds it."""
+
+    namespace: str
+    name: str
+    uid: str
+    audiences: tuple[str, ...]
+    pod: BoundPod | None
+    token_id: str
+    expires: int
+
+    @property
+    def username(self) -> str:
+        return f"{SERVICE_ACCOUNT_PREFIX}{self.namespace}:{self.name}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class ServiceAccountTokens:
+    """Issues and verifies service-account tokens under one key."""
+
+    def __init__(self, key: bytes, issuer: str) -> None:
+        if len(key) < 32:
+            raise ValueError("the signing key must be at least 32 bytes")
+        self._key = key
+        self.issuer = issuer
+        # the key id lets a verifier tell "signed by another emulator" from "tampered with"
+        self.key_id = hashlib.sha256(b"emulator-kid:" + key).hexdigest()[:16]
+        self._header = _b64(orjson.dumps({"alg": ALGORITHM, "kid": self.key_id, "typ": "JWT"}))
+
+    def _sign(self, signing_input: bytes) -> str:
+        return _b64(hmac.new(self._key, signing_input, hashlib.sha256).digest())
+
+    def issue(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        audiences: Sequence[str],
+        expiration_seconds: int = DEFAULT_EXPIRATION,
+        pod: BoundPod | None = None,
+        now: float | None = None,
+    ) -> IssuedToken:
+        issued_at = int(time.time() if now is None else now)
+        expires = issued_at + expiration_seconds
+        identity: dict[str, Any] = {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}}
+        if pod is not None:
+            identity["pod"] = {"name": pod.name, "uid": pod.uid}
+        claims: dict[str, Any] = {
+            "aud": list(audiences),
+            "exp": expires,
+            "iat": issued_at,
+            "iss": self.issuer,
+            "jti": str(uuid.uuid4()),
+            "kubernetes.io": identity,
+            "nbf": issued_at,
+            "sub": f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}",
+        }
+        signing_input = f"{self._header}.{_b64(orjson.dumps(claims))}"
+        return IssuedToken(f"{signing_input}.{self._sign(signing_input.encode('ascii'))}", expires, claims)
+
+    def verify(self, token: str, now: float | None = None) -> ServiceAccountClaims:
+        """The claims of a token this issuer signed and that is valid now; raises TokenError otherwise."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise TokenError("not a service account token (a JWT has three dot-separated parts)")
+        try:
+            header = orjson.loads(_unb64(parts[0]))
+        except (ValueError, binascii.Error):
+            raise TokenError("not a service account token (its header is not base64url JSON)") from None
+        # Only our own algorithm: never "none", never a key confusion between algorithms.
+        if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
+            raise TokenError(f"token is not signed with {ALGORITHM}")
+        expected = self._sign(f"{parts[0]}.{parts[1]}".encode("ascii", "replace"))
+        if not hmac.compare_digest(expected, parts[2]):
+            if header.get("kid") not in (None, self.key_id):
+                raise TokenError("token was signed with another key (another emulator, or a data directory that was reset)")
+            raise TokenError("token signature is invalid")
+        try:
+            claims = orjson.loads(_unb64(parts[1]))
+        except (ValueError, binascii.Error):
+            raise TokenError("token claims are not base64url JSON") from None
+        return self._check_claims(claims, time.time() if now is None else now)
+
+    def _check_claims(self, claims: Any, now: float) -> ServiceAccountClaims:
+        if not isinstance(claims, dict):
+            raise TokenError("token claims are not a JSON object")
+        if claims.get("iss") != self.issuer:
+            raise TokenError(f"token issuer {claims.get('iss')!r} is not {self.issuer!r}")
+        exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
+        if not isinstance(exp, int) or not isinstance(nbf, int):
+            raise TokenError("token has no valid exp/nbf claims")
+        if now >= exp:
+            raise TokenError("token has expired")
+        if now < nbf:
+            raise TokenError("token is not valid yet")
+        identity = claims.get("kubernetes.io")
+        sub = claims.get("sub")
+        if not isinstance(identity, dict) or not isinstance(sub, str) or not sub.startswith(SERVICE_ACCOUNT_PREFIX):
+            raise TokenError("token is not a service account token")
+        account = identity.get("serviceaccount") or {}
+        namespace, name = identity.get("namespace"), account.get("name")
+        if sub != f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}":
+            raise TokenError("token subject does not match its service account")
+        audiences = claims.get("aud")
+        if isinstance(audiences, str):
+            audiences = [audiences]
+        if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+            raise TokenError("token has no valid aud claim")
+        pod = identity.get("pod")
+        return ServiceAccountClaims(
+            namespace=str(namespace),
+            name=str(name),
+            uid=str(account.get("uid") or ""),
+            audiences=tuple(audiences),
+            pod=BoundPod(str(pod.get("name")), str(pod.get("uid") or "")) if isinstance(pod, dict) else None,
+            token_id=str(claims.get("jti") or ""),
+            expires=exp,
+        )
+
+
+# --- secrets in the data directory -------------------------------------------------------------------
+
+
+def new_key() -> str:
+    return _b64(secrets.token_bytes(32))
+
+
+def new_admin_token() -> str:
+    # A recognisable prefix: secret scanners and people can tell what leaked.
+    return "emulator-admin-" + secrets.token_urlsafe(32)
+
+
+def decode_key(text: str) -> bytes:
+    return _unb64(text.strip())
+
+
+def private_file(path: Path, make: Callable[[], str]) -> str:
+    """The content of `path`, created with `make()` first if it does not exist (mode 0600, atomically).
+
+    A file that others may read is tightened to 0600 with a warning: it holds a credential.
+    """
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("%s was readable by others (mode %o): changed to 0600", path, mode)
+            os.chmod(path, 0o600)
+        return text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = make()
+    write_private(path, text + "\n", replace=False)
+    # Two emulators starting at once: whoever linked first wins, and both use that.
+    return path.read_text().strip()
+
+
+def write_private(path: Path, text: str, replace: bool = True) -> None:
+    """Write `text` to `path` readable by the owner only, never leaving a partial file behind.
+
+    `replace=False` keeps an existing file (the write is a no-op then).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if replace:
+            os.replace(temp, path)
+        else:
+            try:
+                os.link(temp, path)  # fails if the file exists: never overwrite a key in use
+            except FileExistsError:
+                pass
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def signing_key(data_dir: Path | None) -> bytes:
+    """The key tokens are signed with: kept in `data_dir`, or a fresh one per process when None."""
+    if data_dir is None:
+        return decode_key(new_key())
+    return decode_key(private_file(data_dir / KEY_FILE, new_key))
