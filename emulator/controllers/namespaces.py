@@ -1,8 +1,15 @@
 """Namespace lifecycle: the built-in namespaces and the `kubernetes` service exist from the start, every
-namespace has a `default` service account, and deleting a namespace deletes what is in it."""
+namespace has a `default` service account, and deleting a namespace deletes what is in it.
+
+Deletion takes two steps, as in a cluster: the namespace turns `Terminating` at once (no new content
+may be created in it), and shortly after its contents are deleted and then the namespace itself. The
+short delay is what lets `kubectl delete -f` of a file holding a namespace and its objects delete
+each of them without NotFound errors, as it does against a real cluster.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from emulator import errors
@@ -14,12 +21,15 @@ log = logging.getLogger(__name__)
 
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 DEFAULT_SERVICE_ACCOUNT = "default"
+TERMINATION_DELAY = 0.5  # seconds between a namespace turning Terminating and its contents going
 
 
 class NamespaceController:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, termination_delay: float = TERMINATION_DELAY) -> None:
         self.registry = registry
         self.store = registry.store
+        self.termination_delay = termination_delay
+        self._terminating: set[str] = set()
 
     def bootstrap(self, api_address: str, api_port: int) -> None:
         """Create what a fresh cluster has; a no-op for objects that already exist."""
@@ -28,21 +38,48 @@ class NamespaceController:
                 self.registry.create(NAMESPACES, "", {"metadata": {"name": name}})
             self._ensure_service_account(name)
         self._ensure_kubernetes_service(api_address, api_port)
+        # a namespace whose termination a previous run did not finish
+        for ns in self.store.objects(NAMESPACES.key):
+            if ns["metadata"].get("deletionTimestamp"):
+                self._schedule_termination(ns["metadata"]["name"])
 
     def apply(self, event: Event) -> None:
         if event.resource == NAMESPACES.key:
             if event.type == DELETED:
+                self._terminating.discard(event.name)
                 self._delete_contents(event.name)
+            elif b'"deletionTimestamp"' in event.raw:
+                self._schedule_termination(event.name)
             else:
                 self._ensure_service_account(event.name)
         elif event.resource == SERVICE_ACCOUNTS.key and event.type == DELETED and event.name == DEFAULT_SERVICE_ACCOUNT:
             # like the service-account controller: `default` comes back while its namespace lives
-            if self.store.get_raw(NAMESPACES.key, "", event.namespace) is not None:
+            found = self.store.get_raw(NAMESPACES.key, "", event.namespace)
+            if found is not None and b'"deletionTimestamp"' not in found[1]:
                 self._ensure_service_account(event.namespace)
 
     def _ensure_service_account(self, namespace: str) -> None:
         if self.store.get_raw(SERVICE_ACCOUNTS.key, namespace, DEFAULT_SERVICE_ACCOUNT) is None:
             self.registry.put_system(SERVICE_ACCOUNTS, {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": namespace}})
+
+    def _schedule_termination(self, namespace: str) -> None:
+        if namespace in self._terminating:
+            return
+        self._terminating.add(namespace)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (direct use of the controller): finish now
+            self._finish_termination(namespace)
+            return
+        loop.call_later(self.termination_delay, self._finish_termination, namespace)
+
+    def _finish_termination(self, namespace: str) -> None:
+        self._terminating.discard(namespace)
+        try:
+            self._delete_contents(namespace)
+            self.registry.finalize(NAMESPACES, "", namespace)
+        except Exception:
+            log.exception("could not finish deleting namespace %s", namespace)
 
     def _delete_contents(self, namespace: str) -> None:
         # services before pods so endpoints are not recomputed pod by pod for a dying namespace

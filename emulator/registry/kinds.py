@@ -465,6 +465,11 @@ class NamespaceStrategy(Strategy):
     model = core.Namespace
     name_rule = "label"
     has_status = True
+    # like the API server: a deleted namespace turns Terminating, its contents go, then it goes
+    deletes_gracefully = True
+
+    def prepare_delete(self, obj: dict[str, Any]) -> None:
+        obj.setdefault("status", {})["phase"] = "Terminating"
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         self._label(obj)

@@ -168,8 +168,8 @@ class Registry:
             meta.pop(server_set, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        if rt.namespaced and self.store.get_raw(NAMESPACES.key, "", namespace) is None:
-            raise errors.not_found(NAMESPACES.key, namespace)
+        if rt.namespaced:
+            self._check_namespace_open(rt, namespace, name)
         strategy = self.strategy(rt)
         strategy.prepare_create(obj)
         self._validate(rt, strategy, obj, None)
@@ -288,12 +288,21 @@ class Registry:
                 raise errors.conflict(rt.key, name, f'Precondition failed: ResourceVersion in precondition: {preconditions["resourceVersion"]}, ResourceVersion in object meta: {meta.get("resourceVersion")}')
         if dry_run:
             return old
-        if meta.get("finalizers"):
+        strategy = self.strategy(rt)
+        if meta.get("finalizers") or strategy.deletes_gracefully:
             if meta.get("deletionTimestamp"):
                 return old
             meta["deletionTimestamp"] = now_rfc3339()
             meta["deletionGracePeriodSeconds"] = 0
+            strategy.prepare_delete(old)
             return self.store.update(rt.key, namespace, name, old)
+        return self._remove(rt, strategy, namespace, name, old)
+
+    def finalize(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
+        """Remove an object whatever its finalizers say (a controller finishing a graceful deletion)."""
+        old = self.store.get(rt.key, namespace, name)
+        if old is None:
+            return None
         return self._remove(rt, self.strategy(rt), namespace, name, old)
 
     def _remove(self, rt: ResourceType, strategy: Strategy, namespace: str, name: str, old: dict[str, Any]) -> dict[str, Any]:
@@ -347,6 +356,15 @@ class Registry:
             problems += strategy.validate_update(obj, old)
         if problems:
             raise errors.invalid_object(rt.kind, rt.group, name, problems)
+
+    def _check_namespace_open(self, rt: ResourceType, namespace: str, name: str) -> None:
+        found = self.store.get_raw(NAMESPACES.key, "", namespace)
+        if found is None:
+            raise errors.not_found(NAMESPACES.key, namespace)
+        if b'"deletionTimestamp"' in found[1]:
+            raise errors.forbidden_request(
+                f'{rt.key} "{name}" is forbidden: unable to create new content in namespace {namespace} because it is being terminated'
+            )
 
     def _generate_name(self, rt: ResourceType, namespace: str, prefix: str) -> str:
         prefix = prefix[:58]

@@ -37,6 +37,8 @@ class Strategy:
     name_rule: str = "subdomain"
     # kinds with a status subresource ignore status on main-resource writes and vice versa
     has_status: bool = False
+    # deleted in two steps, like namespaces: marked first (deletionTimestamp), removed by a controller
+    deletes_gracefully: bool = False
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -55,6 +57,9 @@ class Strategy:
 
     def check_delete(self, obj: dict[str, Any]) -> None:
         """Raise a StatusError when this object may not be deleted."""
+
+    def prepare_delete(self, obj: dict[str, Any]) -> None:
+        """Changes to an object that is marked for deletion but stays for now."""
 
     def allocate(self, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool) -> Allocation:
         """Take addresses/ports the object needs (requested ones checked for range and use)."""

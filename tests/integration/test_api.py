@@ -391,7 +391,14 @@ def test_namespace_deletion_cascades(api: httpx.Client) -> None:
     ok(api.post(f"{base}/pods", json=pod("p", {"app": "x"}, [{"containerPort": 80}])), 201)
     svc = ok(api.post(f"{base}/services", json=service("s", {"app": "x"}, [{"port": 80}], clusterIP="127.96.0.77")), 201)
     ok(api.get(f"{base}/endpoints/s"))
-    ok(api.delete(f"{base}"))
+    terminating = ok(api.delete(f"{base}"))
+    assert terminating["status"]["phase"] == "Terminating" and terminating["metadata"]["deletionTimestamp"]
+    refused = status_of(api.post(f"{base}/pods", json=pod("late")), 403, "Forbidden")
+    assert "being terminated" in refused["message"]
+    ok(api.delete(f"{base}/pods/p"))  # what is in it can still be deleted one by one (kubectl delete -f)
+    deadline = time.monotonic() + 5
+    while api.get(base).status_code != 404 and time.monotonic() < deadline:
+        time.sleep(0.05)
     status_of(api.get(base), 404, "NotFound")
     for kind in ("pods", "services", "endpoints", "serviceaccounts"):
         assert ok(api.get(f"{base}/{kind}"))["items"] == []
