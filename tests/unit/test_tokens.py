@@ -1,0 +1,196 @@
+"""Service-account tokens (issue, verify, reject), the access rule, private key files and the API certificate."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import stat
+from pathlib import Path
+
+import pytest
+
+from emulator import auth, auth_tls
+from emulator.resources import PODS, SERVICE_ACCOUNTS
+from emulator.store.store import Store
+from emulator.tokens import (
+    BoundPod,
+    ServiceAccountTokens,
+    TokenError,
+    default_issuer,
+    private_file,
+    signing_key,
+)
+
+KEY = b"k" * 32
+ISSUER = default_issuer("cluster.local")
+NOW = 1_800_000_000
+
+
+def tokens(key: bytes = KEY) -> ServiceAccountTokens:
+    return ServiceAccountTokens(key, ISSUER)
+
+
+def claims_of(token: str) -> dict:
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_issued_token_carries_the_kubernetes_claims() -> None:
+    issued = tokens().issue("shop", "web", "uid-1", ["api", "vault"], 3600, BoundPod("web-0", "pod-uid"), now=NOW)
+    claims = claims_of(issued.token)
+    assert claims["iss"] == "https://kubernetes.default.svc.cluster.local"
+    assert claims["sub"] == "system:serviceaccount:shop:web"
+    assert claims["aud"] == ["api", "vault"]
+    assert (claims["iat"], claims["nbf"], claims["exp"]) == (NOW, NOW, NOW + 3600)
+    assert claims["kubernetes.io"] == {
+        "namespace": "shop", "serviceaccount": {"name": "web", "uid": "uid-1"}, "pod": {"name": "web-0", "uid": "pod-uid"}
+    }
+    header = json.loads(base64.urlsafe_b64decode(issued.token.split(".")[0] + "=="))
+    assert header["alg"] == "HS256" and header["typ"] == "JWT"
+    verified = tokens().verify(issued.token, now=NOW + 10)
+    assert verified.username == "system:serviceaccount:shop:web"
+    assert verified.pod == BoundPod("web-0", "pod-uid") and verified.audiences == ("api", "vault")
+
+
+def test_expired_and_not_yet_valid_tokens_are_rejected() -> None:
+    token = tokens().issue("shop", "web", "u", ["api"], 600, now=NOW).token
+    tokens().verify(token, now=NOW + 599)
+    with pytest.raises(TokenError, match="expired"):
+        tokens().verify(token, now=NOW + 600)
+    with pytest.raises(TokenError, match="not valid yet"):
+        tokens().verify(token, now=NOW - 1)
+
+
+def _swap_claims(token: str, **changes: object) -> str:
+    header, _, signature = token.split(".")
+    claims = {**claims_of(token), **changes}
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{body}.{signature}"
+
+
+def test_tampered_tokens_are_rejected() -> None:
+    token = tokens().issue("shop", "web", "u", ["api"], 3600, now=NOW).token
+    with pytest.raises(TokenError, match="signature is invalid"):
+        tokens().verify(_swap_claims(token, sub="system:serviceaccount:kube-system:admin"), now=NOW)
+    with pytest.raises(TokenError, match="signature is invalid"):
+        tokens().verify(token[:-2] + ("AA" if not token.endswith("AA") else "BB"), now=NOW)
+    with pytest.raises(TokenError, match="another key"):
+        tokens(b"x" * 32).verify(token, now=NOW)
+    none_header = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
+    with pytest.raises(TokenError, match="HS256"):
+        tokens().verify(f"{none_header}.{token.split('.')[1]}.", now=NOW)
+    for junk in ("", "abc", "a.b", "a.b.c", "!!.??.##"):
+        with pytest.raises(TokenError):
+            tokens().verify(junk, now=NOW)
+
+
+def test_a_key_must_be_long_enough() -> None:
+    with pytest.raises(ValueError):
+        ServiceAccountTokens(b"short", ISSUER)
+
+
+# --- key files ---------------------------------------------------------------------------------------
+
+
+def test_key_is_created_once_private_and_reused(tmp_path: Path) -> None:
+    first = signing_key(tmp_path / "data")
+    path = tmp_path / "data" / "serviceaccount-signing.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert signing_key(tmp_path / "data") == first and len(first) == 32
+    assert signing_key(None) != signing_key(None)  # in memory: a fresh key each time
+
+
+def test_a_readable_secret_file_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("value\n")
+    path.chmod(0o644)
+    assert private_file(path, lambda: "other") == "value"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# --- reviews and the access rule ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def store() -> Store:
+    s = Store()
+    s.create(SERVICE_ACCOUNTS.key, "shop", "web", {"metadata": {"name": "web", "namespace": "shop", "uid": "sa-1"}})
+    s.create(PODS.key, "shop", "web-0", {"metadata": {"name": "web-0", "namespace": "shop", "uid": "pod-1"}})
+    return s
+
+
+def test_review_checks_audience_account_and_bound_pod(store: Store) -> None:
+    t = tokens()
+    authenticator = auth.Authenticator(store, t, admin_token="admin-secret")
+    api_token = t.issue("shop", "web", "sa-1", [ISSUER], 3600, BoundPod("web-0", "pod-1")).token
+    review = authenticator.review(api_token)
+    assert review.authenticated and review.audiences == (ISSUER,)
+    assert review.user is not None and review.user.namespace == "shop"
+    info = review.user.user_info()
+    assert info["username"] == "system:serviceaccount:shop:web" and info["uid"] == "sa-1"
+    assert info["groups"] == ["system:serviceaccounts", "system:serviceaccounts:shop", "system:authenticated"]
+    assert info["extra"]["authentication.kubernetes.io/pod-name"] == ["web-0"]
+
+    vault_token = t.issue("shop", "web", "sa-1", ["vault"], 3600).token
+    wrong = authenticator.review(vault_token)
+    assert not wrong.authenticated and "audiences" in wrong.error
+    assert authenticator.review(vault_token, ["vault", "other"]).audiences == ("vault",)
+
+    store.delete(PODS.key, "shop", "web-0")
+    assert "no longer exists" in authenticator.review(api_token).error
+    store.delete(SERVICE_ACCOUNTS.key, "shop", "web")
+    assert "deleted" in authenticator.review(vault_token, ["vault"]).error
+    store.create(SERVICE_ACCOUNTS.key, "shop", "web", {"metadata": {"name": "web", "namespace": "shop", "uid": "sa-2"}})
+    assert "re-created" in authenticator.review(vault_token, ["vault"]).error
+
+    admin = authenticator.review("admin-secret")
+    assert admin.authenticated and admin.user is auth.ADMIN
+    assert not authenticator.review("admin-secreT").authenticated
+
+
+def test_access_rule() -> None:
+    sa = auth.User("system:serviceaccount:shop:web", namespace="shop")
+    assert auth.may(auth.ADMIN, "delete", None)
+    assert all(auth.may(sa, verb, "shop") for verb in ("get", "list", "watch"))
+    assert not auth.may(sa, "create", "shop") and not auth.may(sa, "list", "prod") and not auth.may(sa, "list", None)
+    assert auth.forbidden_message(sa, "list", "pods", "", "prod") == (
+        'pods is forbidden: User "system:serviceaccount:shop:web" cannot list resource "pods" in API group "" '
+        'in the namespace "prod"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "require", "anonymous", "needed"),
+    [
+        ("127.0.0.1", False, False, False),
+        ("localhost", False, False, False),
+        ("::1", False, False, False),
+        ("127.0.0.1", True, False, True),
+        ("0.0.0.0", False, False, True),
+        ("192.168.1.5", False, False, True),
+        ("0.0.0.0", False, True, False),
+        ("my-laptop.local", False, False, True),
+        ("0.0.0.0", True, True, True),
+    ],
+)
+def test_when_auth_is_required(host: str, require: bool, anonymous: bool, needed: bool) -> None:
+    assert auth.auth_required(host, require, anonymous) is needed
+
+
+# --- the API certificate -----------------------------------------------------------------------------
+
+
+def test_api_certificate_is_valid_reused_and_remade_for_new_names(tmp_path: Path) -> None:
+    names = auth_tls.server_names("0.0.0.0", ["kubernetes.default.svc", "127.96.0.1", "bad_name"])
+    assert names[:3] == ["localhost", "127.0.0.1", "::1"] and "0.0.0.0" not in names
+    cert, key, pem = auth_tls.api_certificate(tmp_path, names)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    context = auth_tls.server_context(cert, key)  # OpenSSL accepts the pair
+    assert isinstance(context, ssl.SSLContext)
+    client = ssl.create_default_context(cadata=auth_tls.certificate_pem(pem))
+    assert client.get_ca_certs()[0]["subjectAltName"][:3] == (
+        ("DNS", "localhost"), ("IP Address", "127.0.0.1"), ("IP Address", "0:0:0:0:0:0:0:1")
+    )
+    assert auth_tls.api_certificate(tmp_path, names)[2] == pem
+    assert auth_tls.api_certificate(tmp_path, [*names, "10.0.0.1"])[2] != pem
