@@ -265,7 +265,7 @@ class LocalPod:
     uid: str = ""
     ip: str = ""
     child: asyncio.subprocess.Process | None = None
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    stopped_by: int = 0  # the first signal `run` received
     deleted: asyncio.Event = field(default_factory=asyncio.Event)  # the watch saw the pod go
     signals_seen: int = 0
     api_failing: bool = False  # report a failing status patch once, not on every probe
@@ -292,8 +292,8 @@ class LocalPod:
                     f"warning: {self.ip} is not an address of this machine, so CMD cannot listen on it (macOS?): use --host-network"
                 )
             env = await self.environment()
-            if self.stopping.is_set():  # Ctrl-C before CMD was started
-                return 130
+            if self.stopped_by:  # Ctrl-C (or a TERM) before CMD was started
+                return 128 + self.stopped_by
             try:
                 self.child = await asyncio.create_subprocess_exec(*opts.command, env=env)
             except OSError as exc:
@@ -304,8 +304,6 @@ class LocalPod:
             log(f"{opts.command[0]} exited with status {exit_status(returncode)}")
             return exit_status(returncode)
         finally:
-            # Delete first, then stop watching: the watch stream is still open when the API writes the
-            # DELETED event to it, so the server never writes to a connection we already closed.
             probe, watch = tasks or (None, None)
             await _cancel(probe)
             if await self.deregister() and watch is not None:
@@ -420,7 +418,7 @@ class LocalPod:
 
     def on_signal(self, signum: int) -> None:
         self.signals_seen += 1
-        self.stopping.set()
+        self.stopped_by = self.stopped_by or signum
         if self.child is None or self.child.returncode is not None:
             return
         if signum == signal.SIGINT and self.signals_seen == 1 and _terminal_sent_it_to_everyone():

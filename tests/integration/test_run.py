@@ -194,12 +194,22 @@ def test_run_is_reachable_through_its_service(api: httpx.Client, start_run: Call
     port = free_port()
     run = start_run("--name", "hello", "--label", "app=hello", "--port", f"http={port}", port=port)
     wait_for(lambda: ready(get_pod(api, "hello")) == "True", message=f"the pod never became Ready:\n{run.output()}")
-    try:
-        answer = httpx.get(f"http://{cluster_ip}:8080/", timeout=5)
-    except httpx.ConnectError as exc:
-        pytest.skip(
-            f"nothing listens on the cluster IP {cluster_ip}:8080 ({exc}): the service proxy is not wired into `serve` yet"
-        )
+    pod_ip = run.child()["env"]["POD_IP"]
+    wait_for(
+        lambda: endpoint_groups(api, "hello")["addresses"] == [pod_ip], message="the pod never became a ready endpoint"
+    )
+
+    def through_service() -> httpx.Response | None:
+        try:
+            answer = httpx.get(f"http://{cluster_ip}:8080/", timeout=5)
+        except httpx.ConnectError as exc:
+            pytest.skip(
+                f"nothing listens on the cluster IP {cluster_ip}:8080 ({exc}): the service proxy is not wired into `serve` yet"
+            )
+        # the proxy follows Endpoints events: until it has seen this one, it answers 503
+        return answer if answer.status_code != 503 else None
+
+    answer = wait_for(through_service, 5, "the proxy kept answering 503 for a ready endpoint")
     assert answer.status_code == 200 and answer.text == "hello from hello"
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait() == 128 + signal.SIGTERM
