@@ -337,3 +337,17 @@ def test_ctrl_c_in_a_terminal_reaches_the_process_once(emulator: Emulator, api: 
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def test_port_and_server_arguments() -> None:
+    """The pure parts of the command line: port forms and where the API is looked for."""
+    from emulator.run import parse_port, server_url
+
+    assert parse_port("8080") == {"containerPort": 8080, "protocol": "TCP"}
+    assert parse_port("http=8080") == {"containerPort": 8080, "protocol": "TCP", "name": "http"}
+    assert parse_port("dns=53/udp") == {"containerPort": 53, "protocol": "UDP", "name": "dns"}
+    assert server_url("127.0.0.1:9000", {}) == "http://127.0.0.1:9000"
+    assert server_url(None, {"EMULATOR_SERVER": "http://10.0.0.5:8080/"}) == "http://10.0.0.5:8080"
+    assert server_url(None, {"EMULATOR_API_PORT": "9123"}) == "http://127.0.0.1:9123"
+    assert server_url(None, {"EMULATOR_API_HOST": "0.0.0.0"}) == "http://127.0.0.1:8080"
+    assert server_url(None, {}) == "http://127.0.0.1:8080"
