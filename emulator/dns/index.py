@@ -60,7 +60,7 @@ class DnsIndex:
         try:
             handler(self, event)
         except Exception:  # a malformed object must not break the store's event delivery
-            log.exception("dns: could not index %r", event)
+            log.exception("could not index %r", event)
 
     def _apply_service(self, event: Event) -> None:
         key = (event.namespace.lower(), event.name.lower())

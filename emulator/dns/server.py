@@ -73,7 +73,7 @@ class DnsServer:
         try:
             self._handle(data, client, udp, send)
         except Exception:
-            log.exception("dns: failed to answer a query from %s", client)
+            log.exception("failed to answer a query from %s", client)
             send(error_reply(data, RCODE.SERVFAIL))
 
     def _handle(self, data: bytes, client: str, udp: bool, send: Send) -> None:
@@ -151,7 +151,7 @@ class DnsServer:
             try:
                 answer.answer.extend(DNSRecord.parse(reply).rr)
             except Exception:
-                log.debug("dns: unreadable upstream reply while following %s", answer.chase)
+                log.debug("unreadable upstream reply while following %s", answer.chase)
         packed = pack_answer(byte_labels, qtype, answer, True)
         send(reply_from(packed, data, raw_question or packed.question, rd, edns, limit))
 
@@ -245,7 +245,7 @@ class _Udp(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
     def error_received(self, exc: Exception) -> None:
-        log.debug("dns: udp error %r", exc)
+        log.debug("udp error %r", exc)
 
 
 class _Tcp(asyncio.Protocol):

@@ -85,7 +85,7 @@ class Upstreams:
             try:
                 reply = await asyncio.wait_for(_ask_tcp(server, message) if tcp else _ask_udp(server, message), share)
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
-                log.debug("dns: upstream %s:%d failed: %r", server[0], server[1], error)
+                log.debug("upstream %s:%d failed: %r", server[0], server[1], error)
                 continue
             if reply is not None:
                 return reply
