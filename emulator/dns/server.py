@@ -356,7 +356,7 @@ async def start_dns(settings: DnsSettings, index: DnsIndex) -> DnsServer:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     server.addresses = [f"{host}:{port}/udp", f"{host}:{port}/tcp"]
     log.info(
-        "dns: serving %s on %s, upstreams %s",
+        "serving %s on %s, upstreams %s",
         settings.zone,
         ", ".join(server.addresses),
         [f"{h}:{p}" for h, p in server.upstreams.servers] or "none",
