@@ -1,0 +1,262 @@
+"""API access over real HTTP(S): tokens, TokenRequest/TokenReview, 401/403, kubectl with the written kubeconfig.
+
+Tests can bind loopback only, so authenticated mode is forced with --require-auth (the same mode a
+non-loopback --api-host gets by default).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import Emulator, require_tool, start_emulator
+
+TOKEN = "/api/v1/namespaces/{ns}/serviceaccounts/{name}/token"
+REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emu = start_emulator(tmp_path_factory.mktemp("auth") / "data", "--require-auth")
+    yield emu
+    emu.stop()
+
+
+def kubeconfig_of(emu: Emulator) -> dict[str, Any]:
+    return yaml.safe_load(Path(emu.faces["kubeconfig"]).read_text())
+
+
+def tls(emu: Emulator) -> ssl.SSLContext:
+    ca = kubeconfig_of(emu)["clusters"][0]["cluster"]["certificate-authority-data"]
+    return ssl.create_default_context(cadata=base64.b64decode(ca).decode())
+
+
+def client(emu: Emulator, token: str | None = None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=emu.api_url, verify=tls(emu), headers=headers, timeout=10)
+
+
+def admin(emu: Emulator) -> httpx.Client:
+    return client(emu, kubeconfig_of(emu)["users"][0]["user"]["token"])
+
+
+def status(response: httpx.Response, code: int, reason: str) -> dict[str, Any]:
+    assert response.status_code == code, response.text
+    body = response.json()
+    assert body["kind"] == "Status" and body["reason"] == reason and body["code"] == code
+    return body
+
+
+def request_token(api: httpx.Client, ns: str, name: str, **spec: Any) -> str:
+    response = api.post(TOKEN.format(ns=ns, name=name), json={"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "spec": spec})
+    assert response.status_code == 201, response.text
+    return response.json()["status"]["token"]
+
+
+def review(api: httpx.Client, token: str, audiences: list[str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"token": token}
+    if audiences is not None:
+        spec["audiences"] = audiences
+    response = api.post(REVIEWS, json={"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "spec": spec})
+    assert response.status_code == 201, response.text
+    return response.json()["status"]
+
+
+def test_auth_mode_serves_https_and_writes_private_credentials(secured: Emulator) -> None:
+    assert secured.api_url.startswith("https://127.0.0.1:")
+    data = secured.data_dir
+    for name in ("admin-token", "kubeconfig", "api.key", "api.crt"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    config = kubeconfig_of(secured)
+    assert config["current-context"] == "emulator"
+    assert config["clusters"][0]["cluster"]["server"] == secured.api_url
+    assert config["users"][0]["user"]["token"] == (data / "admin-token").read_text().strip()
+
+
+def test_anonymous_requests_get_401_and_change_nothing(secured: Emulator) -> None:
+    with client(secured) as anonymous, admin(secured) as api:
+        status(anonymous.get("/api/v1/namespaces"), 401, "Unauthorized")
+        status(anonymous.post("/api/v1/namespaces", json={"metadata": {"name": "sneaky"}}), 401, "Unauthorized")
+        status(anonymous.get("/api"), 401, "Unauthorized")
+        status(anonymous.get("/emulator/v1/networkpolicy/check"), 401, "Unauthorized")
+        with client(secured, "not-a-token") as bad:
+            status(bad.delete("/api/v1/namespaces/default/serviceaccounts/default"), 401, "Unauthorized")
+        status(api.get("/api/v1/namespaces/sneaky"), 404, "NotFound")
+        assert api.get("/api/v1/namespaces/default/serviceaccounts/default").status_code == 200
+        for path in ("/healthz", "/readyz", "/livez", "/version"):
+            assert anonymous.get(path).status_code == 200, path
+
+
+def test_admin_token_does_everything(secured: Emulator) -> None:
+    with admin(secured) as api:
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": "admin-made"}}).status_code == 201
+        assert api.get("/api/v1/pods").status_code == 200
+        assert api.get("/apis").status_code == 200
+        assert api.delete("/api/v1/namespaces/admin-made").status_code == 200
+
+
+def test_service_account_tokens_read_their_own_namespace_only(secured: Emulator) -> None:
+    with admin(secured) as api:
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": "shop"}}).status_code == 201
+        assert api.post("/api/v1/namespaces/shop/pods", json={"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c"}]}}).status_code == 201
+        token = request_token(api, "shop", "default")
+    with client(secured, token) as sa:
+        pods = sa.get("/api/v1/namespaces/shop/pods")
+        assert pods.status_code == 200 and [p["metadata"]["name"] for p in pods.json()["items"]] == ["web"]
+        assert sa.get("/api/v1/namespaces/shop/pods/web").status_code == 200
+        assert sa.get("/api/v1/namespaces/shop").status_code == 200
+        watch = sa.get("/api/v1/namespaces/shop/pods", params={"watch": "1", "timeoutSeconds": "1"})
+        assert watch.status_code == 200 and json.loads(watch.text.splitlines()[0])["type"] == "ADDED"
+        assert sa.get("/api").status_code == 200 and sa.get("/apis/networking.k8s.io/v1").status_code == 200
+        denied = status(sa.get("/api/v1/namespaces/kube-system/pods"), 403, "Forbidden")
+        assert denied["message"] == (
+            'pods is forbidden: User "system:serviceaccount:shop:default" cannot list resource "pods" in API group "" '
+            'in the namespace "kube-system"'
+        )
+        status(sa.get("/api/v1/pods"), 403, "Forbidden")
+        status(sa.post("/api/v1/namespaces/shop/pods", json={"metadata": {"name": "evil"}, "spec": {"containers": [{"name": "c"}]}}), 403, "Forbidden")
+        status(sa.delete("/api/v1/namespaces/shop/pods/web"), 403, "Forbidden")
+        status(sa.post(TOKEN.format(ns="shop", name="default"), json={}), 403, "Forbidden")
+        status(sa.post(REVIEWS, json={"spec": {"token": token}}), 403, "Forbidden")
+        status(sa.get("/emulator/v1/networkpolicy/check"), 403, "Forbidden")
+    with admin(secured) as api:
+        assert api.get("/api/v1/namespaces/shop/pods/web").status_code == 200
+        status(api.get("/api/v1/namespaces/shop/pods/evil"), 404, "NotFound")
+
+
+def test_token_request_defaults_and_validation(secured: Emulator) -> None:
+    with admin(secured) as api:
+        before = time.time()
+        response = api.post(TOKEN.format(ns="default", name="default"), json={"spec": {}})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["kind"] == "TokenRequest" and body["apiVersion"] == "authentication.k8s.io/v1"
+        assert body["spec"] == {"audiences": [API_AUDIENCE], "expirationSeconds": 3600}
+        expires = datetime.strptime(body["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert abs(expires.timestamp() - (before + 3600)) < 5
+        short = api.post(TOKEN.format(ns="default", name="default"), json={"spec": {"expirationSeconds": 60}})
+        assert status(short, 422, "Invalid")["details"]["causes"][0]["field"] == "spec.expirationSeconds"
+        status(api.post(TOKEN.format(ns="default", name="nobody"), json={}), 404, "NotFound")
+        status(api.post(TOKEN.format(ns="default", name="default"), json={"spec": {"boundObjectRef": {"kind": "Pod", "name": "ghost"}}}), 404, "NotFound")
+        status(api.post(TOKEN.format(ns="default", name="default"), json={"spec": {"boundObjectRef": {"kind": "Secret", "name": "s"}}}), 422, "Invalid")
+        status(api.get(TOKEN.format(ns="default", name="default")), 405, "MethodNotAllowed")
+        status(api.get(REVIEWS), 405, "MethodNotAllowed")
+        status(api.get(REVIEWS, params={"watch": "1"}), 405, "MethodNotAllowed")
+        status(api.post(REVIEWS, json={"spec": {}}), 400, "BadRequest")
+
+
+def test_token_review_accepts_valid_and_rejects_tampered_audience_and_deleted(secured: Emulator) -> None:
+    with admin(secured) as api:
+        token = request_token(api, "default", "default")
+        ok = review(api, token)
+        assert ok["authenticated"] is True and ok["audiences"] == [API_AUDIENCE]
+        assert ok["user"]["username"] == "system:serviceaccount:default:default"
+        assert "system:serviceaccounts:default" in ok["user"]["groups"]
+
+        header, claims, signature = token.split(".")
+        forged = json.loads(base64.urlsafe_b64decode(claims + "=="))
+        forged["sub"] = "system:serviceaccount:kube-system:default"
+        forged_claims = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode()
+        tampered = review(api, f"{header}.{forged_claims}.{signature}")
+        assert tampered["authenticated"] is False and "signature" in tampered["error"]
+        with client(secured, f"{header}.{forged_claims}.{signature}") as sa:
+            status(sa.get("/api/v1/namespaces/kube-system/pods"), 401, "Unauthorized")
+
+        vault = request_token(api, "default", "default", audiences=["vault"])
+        assert "audiences" in review(api, vault)["error"]
+        assert review(api, vault, ["vault"])["audiences"] == ["vault"]
+        with client(secured, vault) as sa:  # not meant for the API
+            status(sa.get("/api/v1/namespaces/default/pods"), 401, "Unauthorized")
+
+        assert api.post("/api/v1/namespaces/default/serviceaccounts", json={"metadata": {"name": "temp"}}).status_code == 201
+        temp = request_token(api, "default", "temp")
+        assert review(api, temp)["authenticated"] is True
+        assert api.delete("/api/v1/namespaces/default/serviceaccounts/temp").status_code == 200
+        gone = review(api, temp)
+        assert gone["authenticated"] is False and "deleted" in gone["error"]
+        with client(secured, temp) as sa:
+            status(sa.get("/api/v1/namespaces/default/pods"), 401, "Unauthorized")
+
+
+def test_pod_bound_tokens_die_with_the_pod(secured: Emulator) -> None:
+    with admin(secured) as api:
+        created = api.post("/api/v1/namespaces/default/pods", json={"metadata": {"name": "holder"}, "spec": {"containers": [{"name": "c"}]}})
+        uid = created.json()["metadata"]["uid"]
+        response = api.post(TOKEN.format(ns="default", name="default"), json={"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "holder"}}})
+        assert response.status_code == 201 and response.json()["spec"]["boundObjectRef"]["uid"] == uid
+        token = response.json()["status"]["token"]
+        user = review(api, token)["user"]
+        assert user["extra"]["authentication.kubernetes.io/pod-name"] == ["holder"]
+        assert api.delete("/api/v1/namespaces/default/pods/holder").status_code == 200
+        assert "no longer exists" in review(api, token)["error"]
+
+
+def test_kubectl_with_the_written_kubeconfig(secured: Emulator, tmp_path: Path) -> None:
+    kubectl = require_tool("kubectl")
+    base = [kubectl, "--kubeconfig", secured.faces["kubeconfig"], "--cache-dir", str(tmp_path / "cache")]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=30)
+
+    listed = run("get", "namespaces", "-o", "name")
+    assert listed.returncode == 0, listed.stderr
+    assert "namespace/kube-system" in listed.stdout
+    created = run("create", "token", "default", "--duration", "15m")  # a protobuf TokenRequest
+    assert created.returncode == 0, created.stderr
+    sa_token = created.stdout.strip()
+    assert run("--token", sa_token, "get", "pods").returncode == 0
+    forbidden = run("--token", sa_token, "get", "pods", "-n", "kube-system")
+    assert forbidden.returncode != 0 and "cannot list resource" in forbidden.stderr
+    anonymous = subprocess.run(
+        [kubectl, "--server", secured.api_url, "--insecure-skip-tls-verify", "--cache-dir", str(tmp_path / "c2"), "get", "pods"],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )
+    assert anonymous.returncode != 0  # kubectl asks for a user name after the 401, and gets none
+
+
+def test_loopback_default_needs_no_credentials_and_still_issues_tokens(emulator: Emulator, api: httpx.Client) -> None:
+    assert emulator.api_url.startswith("http://") and "kubeconfig" not in emulator.faces
+    assert api.post("/api/v1/namespaces", json={"metadata": {"name": "open"}}).status_code == 201
+    assert not (emulator.data_dir / "admin-token").exists()
+    token = request_token(api, "open", "default")
+    assert review(api, token)["authenticated"] is True
+
+
+def test_pod_with_a_missing_service_account_is_rejected(api: httpx.Client) -> None:
+    body = {"metadata": {"name": "p"}, "spec": {"serviceAccountName": "ghost", "containers": [{"name": "c"}]}}
+    denied = status(api.post("/api/v1/namespaces/default/pods", json=body), 403, "Forbidden")
+    assert 'serviceaccount "ghost" not found' in denied["message"]
+    assert api.get("/api/v1/namespaces/default/pods/p").status_code == 404
+
+
+def test_tokens_and_credentials_survive_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    emu = start_emulator(data, "--require-auth", in_memory=False)
+    try:
+        with admin(emu) as api:
+            token = request_token(api, "default", "default")
+        first_admin = (data / "admin-token").read_text()
+        first_cert = (data / "api.crt").read_text()
+    finally:
+        emu.stop()
+    emu = start_emulator(data, "--require-auth", in_memory=False)
+    try:
+        assert (data / "admin-token").read_text() == first_admin and (data / "api.crt").read_text() == first_cert
+        assert stat.S_IMODE((data / "serviceaccount-signing.key").stat().st_mode) == 0o600
+        with client(emu, token) as sa:
+            assert sa.get("/api/v1/namespaces/default/pods").status_code == 200
+    finally:
+        emu.stop()
