@@ -230,8 +230,9 @@ class ResourceHandler:
             with contextlib.suppress(ConnectionResetError):
                 await response.write_eof()
             return response
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+        except ConnectionResetError:
+            # the client went away (kubectl get -w ended with Ctrl-C): nothing to answer any more
+            return response
         finally:
             self.store.unsubscribe(listener)
 
