@@ -8,7 +8,8 @@
 # the choices; docker-compose.yml runs it next to demo services.
 
 FROM python:3.12-slim
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore \
+    PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 # Only what `pip install .` needs (see .dockerignore); the sources are removed once installed.
 COPY pyproject.toml README.md /src/
 COPY emulator /src/emulator
