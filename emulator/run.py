@@ -25,9 +25,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +45,11 @@ SERVER_ENV = "EMULATOR_SERVER"
 ANNOTATION_COMMAND = "emulator.local/command"
 ANNOTATION_PID = "emulator.local/host-pid"
 IMAGE = "emulator.local/process"  # a pod needs an image; this one says "a process on the host"
+# The pod's service-account token and namespace, in files laid out like a container's
+# /var/run/secrets/kubernetes.io/serviceaccount (which a host process cannot be given), found through:
+SERVICEACCOUNT_DIR_ENV = "EMULATOR_SERVICEACCOUNT_DIR"
+SERVICEACCOUNT_TOKEN_ENV = "EMULATOR_SERVICEACCOUNT_TOKEN_FILE"
+TOKEN_SECONDS = 7 * 24 * 3600  # bound to the pod, so it dies with it anyway; nothing here refreshes it
 
 # Readiness probing, after Kubernetes' probe defaults but quicker to notice the first success,
 # so that a service starts sending traffic as soon as the process listens.
@@ -269,6 +276,7 @@ class LocalPod:
     deleted: asyncio.Event = field(default_factory=asyncio.Event)  # the watch saw the pod go
     signals_seen: int = 0
     api_failing: bool = False  # report a failing status patch once, not on every probe
+    secrets_dir: str = ""  # the service-account files, removed when the pod goes
 
     @property
     def ref(self) -> str:
@@ -312,6 +320,8 @@ class LocalPod:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.deleted.wait(), 1.0)
             await _cancel(watch)
+            if self.secrets_dir:
+                shutil.rmtree(self.secrets_dir, ignore_errors=True)
 
     async def environment(self) -> dict[str, str]:
         opts = self.options
@@ -320,7 +330,29 @@ class LocalPod:
         # The pod's variables win over the shell's: a stale KUBERNETES_SERVICE_HOST must not leak in.
         env.update(doc.get("env") or {})
         env.update({"POD_NAME": opts.name, "POD_NAMESPACE": opts.namespace, "POD_IP": self.ip})
+        env.update(await self.service_account_files())
         return env
+
+    async def service_account_files(self) -> dict[str, str]:
+        """A token for the pod's service account (`default`: the manifest names none), bound to the pod,
+        in `<dir>/token` next to `<dir>/namespace`; the variables that point at them."""
+        opts = self.options
+        ref = {"kind": "Pod", "apiVersion": "v1", "name": opts.name, "uid": self.uid}
+        try:
+            issued = await self.api.call(
+                "POST", f"/api/v1/namespaces/{quote(opts.namespace)}/serviceaccounts/default/token",
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                 "spec": {"expirationSeconds": TOKEN_SECONDS, "boundObjectRef": ref}},
+            )
+        except ApiError as exc:  # an emulator without tokens: the process runs without one
+            log(f"warning: no service account token for pod {self.ref}: {exc}")
+            return {}
+        self.secrets_dir = tempfile.mkdtemp(prefix="emulator-serviceaccount-")
+        for name, text in (("token", issued["status"]["token"]), ("namespace", opts.namespace)):
+            fd = os.open(os.path.join(self.secrets_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+        return {SERVICEACCOUNT_DIR_ENV: self.secrets_dir, SERVICEACCOUNT_TOKEN_ENV: os.path.join(self.secrets_dir, "token")}
 
     async def deregister(self) -> bool:
         """Delete the pod; True when this call deleted it."""

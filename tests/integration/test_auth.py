@@ -11,6 +11,7 @@ import json
 import ssl
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -260,3 +261,32 @@ def test_tokens_and_credentials_survive_a_restart(tmp_path: Path) -> None:
             assert sa.get("/api/v1/namespaces/default/pods").status_code == 200
     finally:
         emu.stop()
+
+
+# The child of `emulator run`: reads its token files and asks the API (a TokenReview) who it is.
+REVIEW_CHILD = r"""
+import json, os, sys, urllib.request
+folder = os.environ["EMULATOR_SERVICEACCOUNT_DIR"]
+token = open(os.environ["EMULATOR_SERVICEACCOUNT_TOKEN_FILE"]).read()
+namespace = open(os.path.join(folder, "namespace")).read()
+body = json.dumps({"spec": {"token": token}}).encode()
+request = urllib.request.Request(sys.argv[1] + "/apis/authentication.k8s.io/v1/tokenreviews", body, {"Content-Type": "application/json"})
+review = json.load(urllib.request.urlopen(request))["status"]
+print(json.dumps({"folder": folder, "namespace": namespace, "mode": oct(os.stat(folder + "/token").st_mode & 0o777), "review": review}))
+"""
+
+
+def test_emulator_run_hands_the_process_a_pod_bound_token(emulator: Emulator) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "run", "--name", "holder", "--server", emulator.api_url, "--",
+         sys.executable, "-c", REVIEW_CHILD, emulator.api_url],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["namespace"] == "default" and report["mode"] == "0o600"
+    review = report["review"]
+    assert review["authenticated"] is True, review
+    assert review["user"]["username"] == "system:serviceaccount:default:default"
+    assert review["user"]["extra"]["authentication.kubernetes.io/pod-name"] == ["holder"]
+    assert not Path(report["folder"]).exists()  # removed with the pod
