@@ -531,12 +531,13 @@ def fmt_banner(value: float | None) -> str:
 
 @contextmanager
 def stopped_on_signals() -> Iterator[None]:
-    """SIGTERM/SIGHUP end the run like Ctrl-C does, through the cleanup in main()."""
+    """SIGINT, SIGTERM and SIGHUP all end the run through the cleanup in main(). SIGINT is set too because
+    a shell starting the run in the background leaves it ignored, and Ctrl-C must still work then."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
