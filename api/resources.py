@@ -79,6 +79,15 @@ class ResourceHandler:
         self.extra_subresources: dict[tuple[str, str], Any] = {}  # (resource key, subresource) -> handler
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        before = self.store.rv
+        response = await self._dispatch(request)
+        if request.method != "GET" and self.store.rv != before:
+            # acknowledge only once the write is on disk and everything reacting to it has run
+            # (the pod's endpoints, DNS and proxy): see emulator/store/store.py
+            await self.store.settled(self.store.rv)
+        return response
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
         group = info.get("group", "")
         parts = [p for p in info["rest"].split("/") if p]

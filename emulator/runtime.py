@@ -122,6 +122,7 @@ class Runtime:
             self.store.subscribe(part.apply)
             self.store.replay(part.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, PODS.key))
         namespaces.bootstrap(cluster.api_address, self.api_port)
+        await self.store.settled(self.store.rv)  # the built-ins are stored and every index has them
         await self._serve_faces()
 
         self._runner = web.AppRunner(self.api_factory(self), access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -206,6 +207,7 @@ class Runtime:
             result = close()
             if asyncio.iscoroutine(result):
                 await result
+        await self.store.drain()
         self.store.close()
 
     def banner(self) -> str:

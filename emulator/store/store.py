@@ -2,13 +2,14 @@
 
 Objects are kept in memory as their JSON bytes (compact, and invisible to the garbage collector, which
 never has to scan them), indexed resource → namespace → name. Every write takes the next global
-resourceVersion, is persisted by the backend before the call returns, and then becomes an `Event`
-that listeners receive in commit order. A bounded history of events serves watches that resume
+resourceVersion and becomes an `Event` that listeners receive in commit order once the backend has
+persisted it (see "commit and delivery" below). A bounded history of events serves watches that resume
 from an older resourceVersion; anything older than that history is answered with 410 Expired.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Iterator
@@ -25,6 +26,21 @@ log = logging.getLogger(__name__)
 Bucket = dict[str, tuple[int, bytes]]  # name -> (resourceVersion, JSON)
 
 
+def _exact(raw: bytes) -> bytes:
+    """A copy of exactly len(raw) bytes: orjson's result keeps a larger allocation alive."""
+    return bytes(memoryview(raw))
+
+
+def _final_state(batch: list[tuple[Event, Row | None]]) -> tuple[int, list[Row], list[tuple[str, str, str]]]:
+    """What a batch leaves behind: the last change per object wins (create-then-delete stores nothing)."""
+    final: dict[tuple[str, str, str], Row | None] = {}
+    for event, row in batch:
+        final[(event.resource, event.namespace, event.name)] = row
+    puts = [row for row in final.values() if row is not None]
+    deletes = [key for key, row in final.items() if row is None]
+    return batch[-1][0].rv, puts, deletes
+
+
 class Store:
     def __init__(self, backend: Backend | None = None, history_size: int = 10_000) -> None:
         self.backend: Backend = backend or MemoryBackend()
@@ -34,8 +50,15 @@ class Store:
         # Watches may resume from any resourceVersion >= this one.
         self._history_floor = 0
         self._listeners: list[Listener] = []
-        self._pending: deque[Event] = deque()
+        self._unsaved: list[tuple[Event, Row | None]] = []  # written, not yet committed (None = deleted)
+        self._flushing = False
         self._dispatching = False
+        self._dispatched_rv = 0  # every change up to here is on disk and delivered
+        self._dispatch_root: int | None = None  # the outside write whose reaction is being delivered
+        self._root_of: dict[int, int] = {}  # rv of a listener's write -> the outside write it reacted to
+        self._last_of_root: dict[int, int] = {}  # outside write -> last rv written in reaction to it
+        self._progress: asyncio.Future[None] | None = None
+        self._failure: Exception | None = None
 
     # -- start ---------------------------------------------------------------------------------------
 
@@ -46,8 +69,7 @@ class Store:
         for row in rows:
             self._bucket(row.resource, row.namespace)[row.name] = (row.rv, row.raw)
             count += 1
-        self.rv = rv
-        self._history_floor = rv
+        self.rv = self._dispatched_rv = self._history_floor = rv
         return count
 
     # -- reads ---------------------------------------------------------------------------------------
@@ -121,28 +143,134 @@ class Store:
             raise errors.not_found(resource, name)
         if expected_rv is not None and expected_rv != current[0]:
             raise errors.conflict(resource, name)
+        self._check_writable()
         rv = self.rv + 1
         obj = orjson.loads(current[1])
         obj["metadata"]["resourceVersion"] = str(rv)
-        raw = orjson.dumps(obj)
-        self.backend.commit(rv, (), ((resource, namespace, name),))
         self.rv = rv
         del bucket[name]
-        self._emit(Event(DELETED, resource, namespace, name, rv, raw))
+        self._record(Event(DELETED, resource, namespace, name, rv, _exact(orjson.dumps(obj))), None)
         return obj
 
     def _put(
         self, kind: str, resource: str, namespace: str, name: str, obj: dict[str, Any], bucket: Bucket
     ) -> dict[str, Any]:
+        self._check_writable()
         rv = self.rv + 1
         obj["metadata"]["resourceVersion"] = str(rv)
-        raw = orjson.dumps(obj)
-        # Durable first: if the backend fails, memory and listeners never see the change.
-        self.backend.commit(rv, (Row(resource, namespace, name, rv, raw),), ())
+        raw = _exact(orjson.dumps(obj))
         self.rv = rv
         bucket[name] = (rv, raw)
-        self._emit(Event(kind, resource, namespace, name, rv, raw))
+        self._record(Event(kind, resource, namespace, name, rv, raw), Row(resource, namespace, name, rv, raw))
         return obj
+
+    # -- commit and delivery -------------------------------------------------------------------------
+    #
+    # A write changes memory at once and joins the batch of unsaved changes; one flush task commits
+    # the whole batch in one backend transaction (one fsync for every write that arrived meanwhile:
+    # group commit), then delivers the batch's events in resourceVersion order. Whoever acknowledges
+    # a write awaits `settled(rv)`: it returns once the change is on disk, delivered, and so are the
+    # changes listeners made in reaction to it (the endpoints a new pod produces). Reads may see a
+    # write a moment before it is on disk; acknowledgements and events never do.
+
+    def _check_writable(self) -> None:
+        if self._failure is not None:
+            raise errors.StatusError(503, "ServiceUnavailable", f"the store cannot write any more: {self._failure}; restart the emulator")
+
+    def _record(self, event: Event, row: Row | None) -> None:
+        self._unsaved.append((event, row))
+        if self._dispatch_root is not None:
+            # written by a listener: part of the reaction to the change being delivered
+            self._root_of[event.rv] = self._dispatch_root
+            self._last_of_root[self._dispatch_root] = event.rv
+        if self._flushing or self._dispatching:
+            return  # the running flush picks it up
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (tools, direct use): commit and deliver right away
+            self.flush_now()
+            return
+        self._flushing = True
+        loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._unsaved and self._failure is None:
+                batch, self._unsaved = self._unsaved, []
+                rv, puts, deletes = _final_state(batch)
+                try:
+                    if self.backend.blocking:
+                        # the fsync runs off the event loop: requests keep being served meanwhile
+                        await loop.run_in_executor(None, self.backend.commit, rv, puts, deletes)
+                    else:
+                        self.backend.commit(rv, puts, deletes)
+                except Exception as exc:
+                    log.critical("the store could not commit (%s); refusing further writes", exc)
+                    self._failure = exc
+                    break
+                self._deliver(batch)
+        finally:
+            self._flushing = False
+            self._wake()
+
+    def flush_now(self) -> None:
+        """Commit and deliver everything unsaved, synchronously."""
+        if self._flushing or self._dispatching:
+            return
+        while self._unsaved:
+            batch, self._unsaved = self._unsaved, []
+            self.backend.commit(*_final_state(batch))
+            self._deliver(batch)
+        self._wake()
+
+    def _deliver(self, batch: list[tuple[Event, Row | None]]) -> None:
+        self._dispatching = True
+        try:
+            for event, _ in batch:
+                if len(self._history) == self._history.maxlen:
+                    self._history_floor = self._history[0].rv
+                self._history.append(event)
+                self._dispatch_root = self._root_of.pop(event.rv, event.rv)
+                for listener in tuple(self._listeners):
+                    try:
+                        listener(event)
+                    except Exception:  # a broken listener must not lose the write for the others
+                        log.exception("store listener %r failed on %r", listener, event)
+                self._dispatched_rv = event.rv
+                # the history keeps bytes only: decoded copies would pile up for the collector
+                event._obj = None
+        finally:
+            self._dispatching = False
+            self._dispatch_root = None
+        if len(self._last_of_root) > 4096:  # reactions nobody waited for
+            self._last_of_root = {k: v for k, v in self._last_of_root.items() if v > self._dispatched_rv}
+        self._wake()
+
+    def _wake(self) -> None:
+        progress, self._progress = self._progress, None
+        if progress is not None and not progress.done():
+            progress.set_result(None)
+
+    async def settled(self, rv: int) -> None:
+        """Wait until change `rv`, and what listeners wrote in reaction to it, is on disk and delivered."""
+        while True:
+            target = self._last_of_root.get(rv, rv)
+            if self._dispatched_rv >= target:
+                self._last_of_root.pop(rv, None)
+                return
+            if self._failure is not None:
+                self._check_writable()
+            if not self._flushing and self._unsaved:
+                self.flush_now()
+                continue
+            if self._progress is None:
+                self._progress = asyncio.get_running_loop().create_future()
+            await self._progress
+
+    async def drain(self) -> None:
+        """Wait until nothing is left unsaved (before closing)."""
+        await self.settled(self.rv)
 
     # -- events --------------------------------------------------------------------------------------
 
@@ -160,31 +288,11 @@ class Store:
                 for name, (rv, raw) in list(bucket.items()):
                     listener(Event(ADDED, resource, ns, name, rv, raw))
 
-    def _emit(self, event: Event) -> None:
-        if len(self._history) == self._history.maxlen:
-            self._history_floor = self._history[0].rv
-        self._history.append(event)
-        self._pending.append(event)
-        if self._dispatching:
-            # A listener wrote to the store: deliver this event after the current one reached everyone.
-            return
-        self._dispatching = True
-        try:
-            while self._pending:
-                current = self._pending.popleft()
-                for listener in tuple(self._listeners):
-                    try:
-                        listener(current)
-                    except Exception:  # a broken listener must not lose the write for the others
-                        log.exception("store listener %r failed on %r", listener, current)
-        finally:
-            self._dispatching = False
-
     def events_since(self, rv: int) -> list[Event]:
-        """Every change after `rv` still in the history; raises 410 Expired when `rv` is too old."""
+        """Every delivered change after `rv` still in the history; 410 Expired when `rv` is too old."""
         if rv < self._history_floor:
             raise errors.expired(rv, self._history_floor)
-        if rv >= self.rv:
+        if rv >= self._dispatched_rv:
             return []
         return [e for e in self._history if e.rv > rv]
 
