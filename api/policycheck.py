@@ -39,6 +39,7 @@ class PolicyCheck:
     async def get(self, request: web.Request) -> web.Response:
         query = request.query
         default_namespace = query.get("namespace") or "default"
+        self.engine.refresh_pods()
         source = self._endpoint("from", query.get("from"), default_namespace)
         destination = self._endpoint("to", query.get("to"), default_namespace)
         port_text = query.get("port")

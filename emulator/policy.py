@@ -12,6 +12,8 @@ How traffic is identified (docs/policies.md):
 - Pods on the host network share the node's address, so they are no pod for the decision: their
   traffic is the node's, as in Kubernetes where policies do not select host-network pods.
 - Pods that have finished (Succeeded/Failed) no longer hold their IP and are left out.
+- Pods are indexed only while at least one policy exists: a cluster without policies (the common
+  case) pays nothing per pod. The first policy loads the pods from the store.
 
 The proxy asks only for new connections, UDP flows and HTTP requests: a policy change never cuts an
 established connection. Denials are logged by the proxy, one line each, with the reason built here
@@ -21,6 +23,7 @@ established connection. Denials are logged by the proxy, one line each, with the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from emulator.netpol import CompiledPolicy, Decision, PodRef, compile_policy, decide
@@ -39,8 +42,9 @@ PodKey = tuple[str, str]  # (namespace, name)
 class PolicyEngine:
     """The proxy's `ConnectionPolicy`, fed by store events (`apply`); `explain` answers the check endpoint."""
 
-    def __init__(self, enforced: bool = True) -> None:
+    def __init__(self, enforced: bool = True, stored_pods: Callable[[], Iterable[dict[str, Any]]] | None = None) -> None:
         self.enforced = enforced  # whether the proxy asks us (reported by `explain`)
+        self._stored_pods = stored_pods or (lambda: ())  # every pod now, for indexing on first use
         self._pods: dict[PodKey, PodRef] = {}
         self._host_network: dict[PodKey, str] = {}  # host-network pods: their (node) address
         self._by_ip: dict[str, dict[PodKey, PodRef]] = {}
@@ -70,15 +74,25 @@ class PolicyEngine:
             self._cache.clear()
 
     def _apply_pod(self, event: Event) -> bool:
-        key = (event.namespace, event.name)
+        if not self._index:
+            return False  # no policy: nothing to decide, pods are indexed when the first one comes
+        if event.type == DELETED:
+            return self._drop_pod((event.namespace, event.name))
+        return self._index_pod(event.obj)
+
+    def _drop_pod(self, key: PodKey) -> bool:
+        self._host_network.pop(key, None)
+        old = self._pods.get(key)
+        if old is None:
+            return False
+        self._forget_pod(key, old)
+        return True
+
+    def _index_pod(self, pod: dict[str, Any]) -> bool:
+        meta = pod["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
         old = self._pods.get(key)
         self._host_network.pop(key, None)
-        if event.type == DELETED:
-            if old is None:
-                return False
-            self._forget_pod(key, old)
-            return True
-        pod = event.obj
         spec, status = pod.get("spec") or {}, pod.get("status") or {}
         if spec.get("hostNetwork") or status.get("phase") in FINISHED_PHASES or not status.get("podIP"):
             if spec.get("hostNetwork") and status.get("podIP"):
@@ -105,6 +119,7 @@ class PolicyEngine:
                 del self._by_ip[old.ip]
 
     def _apply_policy(self, event: Event) -> bool:
+        was_active = bool(self._index)
         in_namespace = self._policies.setdefault(event.namespace, {})
         if event.type == DELETED:
             in_namespace.pop(event.name, None)
@@ -121,6 +136,13 @@ class PolicyEngine:
         else:
             self._policies.pop(event.namespace, None)
             self._index.pop(event.namespace, None)
+        if self._index and not was_active:
+            for pod in self._stored_pods():
+                self._index_pod(pod)
+        elif was_active and not self._index:
+            self._pods.clear()
+            self._by_ip.clear()
+            self._host_network.clear()
         return True
 
     def _apply_namespace(self, event: Event) -> bool:
@@ -133,6 +155,17 @@ class PolicyEngine:
         return True
 
     # -- lookups -------------------------------------------------------------------------------------
+
+    def refresh_pods(self) -> None:
+        """Without policies pods are not kept up to date; the check endpoint still wants to name them,
+        so it asks for a fresh index first (a scan, fine for a debugging request)."""
+        if self._index:
+            return
+        self._pods.clear()
+        self._by_ip.clear()
+        self._host_network.clear()
+        for pod in self._stored_pods():
+            self._index_pod(pod)
 
     def pod_at(self, ip: str) -> PodRef | None:
         """The pod that owns `ip` (None for the node's and other addresses)."""

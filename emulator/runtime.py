@@ -78,7 +78,7 @@ class Runtime:
     faces: dict[str, str] = field(default_factory=dict)  # what listens where, for the banner
     dns_index: DnsIndex | None = None
     proxy: Proxy | None = None
-    policy_engine: PolicyEngine = field(default_factory=PolicyEngine)
+    policy_engine: PolicyEngine = field(init=False)
     authenticator: auth.Authenticator = field(init=False)
     auth_required: bool = False
     kubeconfig_path: Path | None = None  # written when the API needs tokens
@@ -115,9 +115,9 @@ class Runtime:
         self.store.subscribe(namespaces.apply)
         self.store.subscribe(endpoints.apply)
         self.store.replay(endpoints.apply, (SERVICES.key,))
-        self.policy_engine.enforced = config.proxy and config.network_policy
+        self.policy_engine = PolicyEngine(config.proxy and config.network_policy, lambda: self.store.objects(PODS.key))
         self.store.subscribe(self.policy_engine.apply)
-        self.store.replay(self.policy_engine.apply, (NAMESPACES.key, PODS.key, NETWORK_POLICIES.key))
+        self.store.replay(self.policy_engine.apply, (NAMESPACES.key, NETWORK_POLICIES.key))
         for part in await self._start_faces():
             self.store.subscribe(part.apply)
             self.store.replay(part.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, PODS.key))

@@ -45,12 +45,13 @@ WEB, CLIENT, OTHER = "127.244.0.10", "127.244.0.11", "127.244.0.12"
 
 @pytest.fixture
 def engine() -> PolicyEngine:
-    e = PolicyEngine()
+    # the pods the store holds: the engine reads them when the first policy arrives
+    stored = [pod("web", WEB), pod("client", CLIENT), pod("other", OTHER, ns="dev")]
+    e = PolicyEngine(stored_pods=lambda: stored)
     for obj in (namespace("prod", env="prod"), namespace("dev", env="dev")):
         e.apply(event(ADDED, NAMESPACES.key, obj))
-    e.apply(event(ADDED, PODS.key, pod("web", WEB)))
-    e.apply(event(ADDED, PODS.key, pod("client", CLIENT)))
-    e.apply(event(ADDED, PODS.key, pod("other", OTHER, ns="dev")))
+    for obj in stored:
+        e.apply(event(ADDED, PODS.key, obj))
     return e
 
 
@@ -97,7 +98,18 @@ def test_label_and_namespace_label_changes_are_seen(engine: PolicyEngine) -> Non
     assert not engine.check(CLIENT, WEB, 8080, "TCP")[0]
 
 
+def test_pods_are_indexed_only_while_a_policy_exists(engine: PolicyEngine) -> None:
+    assert engine.pod_at(CLIENT) is None  # no policy: nothing to decide, nothing kept per pod
+    engine.apply(event(ADDED, NETWORK_POLICIES.key, policy("any", ns="dev")))
+    assert engine.pod_at(CLIENT).name == "client"  # the first policy loads the stored pods
+    engine.apply(event(DELETED, NETWORK_POLICIES.key, policy("any", ns="dev")))
+    assert engine.pod_at(CLIENT) is None
+    engine.refresh_pods()  # what the check endpoint does when no policy exists
+    assert engine.pod("prod", "client").name == "client"
+
+
 def test_pod_ip_changes_and_deletion_move_the_identity(engine: PolicyEngine) -> None:
+    engine.apply(event(ADDED, NETWORK_POLICIES.key, policy("any", ns="dev")))
     assert engine.pod_at(CLIENT) is not None
     engine.apply(event(MODIFIED, PODS.key, pod("client", "127.244.0.99")))
     assert engine.pod_at(CLIENT) is None and engine.pod_at("127.244.0.99").name == "client"
@@ -106,6 +118,7 @@ def test_pod_ip_changes_and_deletion_move_the_identity(engine: PolicyEngine) -> 
 
 
 def test_host_network_and_finished_pods_are_no_pods(engine: PolicyEngine) -> None:
+    engine.apply(event(ADDED, NETWORK_POLICIES.key, policy("any", ns="dev")))
     engine.apply(event(ADDED, PODS.key, pod("agent", "127.0.0.1", spec={"hostNetwork": True})))
     engine.apply(event(MODIFIED, PODS.key, pod("client", CLIENT, phase="Succeeded")))
     assert engine.pod_at("127.0.0.1") is None
