@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from emulator import config as config_module
+from emulator import logs
 from emulator import run as run_module
 
 log = logging.getLogger("emulator")
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         cfg = config_module.from_args(args)
-        logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logs.configure(cfg.log_level)
         _event_loop_policy()
         return asyncio.run(_serve(cfg))
     if args.command == "kubeconfig":

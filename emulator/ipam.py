@@ -9,8 +9,18 @@ restart can never hand out an address that an acknowledged object owns.
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 from emulator import errors
+
+
+def ip_int(ip: str) -> int:
+    """A dotted IPv4 address as an integer: inet_aton is ~20x cheaper than ipaddress, and start-up
+    claims every stored pod's address."""
+    try:
+        return int.from_bytes(socket.inet_aton(ip), "big")
+    except OSError:
+        raise ValueError(f"not an IPv4 address: {ip!r}") from None
 
 
 class RangeFull(Exception):
@@ -90,7 +100,7 @@ class IPRange:
 
     def contains(self, ip: str) -> bool:
         try:
-            return self._alloc.contains(int(ipaddress.IPv4Address(ip)))
+            return self._alloc.contains(ip_int(ip))
         except ValueError:
             return False
 
@@ -109,13 +119,13 @@ class IPRange:
         return str(ipaddress.IPv4Address(value))
 
     def claim(self, ip: str) -> bool:
-        return self._alloc.claim(int(ipaddress.IPv4Address(ip)))
+        return self._alloc.claim(ip_int(ip))
 
     def is_held(self, ip: str) -> bool:
-        return self._alloc.is_held(int(ipaddress.IPv4Address(ip)))
+        return self._alloc.is_held(ip_int(ip))
 
     def release(self, ip: str) -> None:
-        value = int(ipaddress.IPv4Address(ip))
+        value = ip_int(ip)
         if value != self.reserved_first:
             self._alloc.release(value)
 

@@ -31,7 +31,10 @@ def unknown_fields(model: BaseModel, prefix: str = "") -> list[str]:
     if extra:
         found.extend(f"{prefix}{key}" for key in extra)
         extra.clear()
+    sent = model.model_fields_set  # only what the client sent can hold unknown fields
     for name, field in type(model).model_fields.items():
+        if name not in sent:
+            continue
         value = getattr(model, name)
         path = f"{prefix}{field.alias or name}"
         if isinstance(value, BaseModel):

@@ -195,6 +195,17 @@ class PodStrategy(Strategy):
         if ip and self.cluster.plan.pod_ips.contains(ip):
             self.cluster.plan.pod_ips.claim(ip)
 
+    def claim_raw(self, raw: bytes) -> None:
+        # orjson writes `"podIP":"1.2.3.4"` exactly so; status is stored last, so the last match is
+        # status.podIP even when a label or annotation happens to be called podIP
+        at = raw.rfind(b'"podIP":"')
+        if at < 0:
+            return
+        start = at + 9
+        ip = raw[start:raw.index(b'"', start)].decode()
+        if self.cluster.plan.pod_ips.contains(ip):
+            self.cluster.plan.pod_ips.claim(ip)
+
 
 def _service_ports(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return obj["spec"].get("ports") or []

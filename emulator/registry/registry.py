@@ -8,6 +8,7 @@ the write. Per-kind behaviour lives in the strategies (emulator/registry/kinds.p
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,8 +35,16 @@ _NAME_RULES = {
 }
 
 
+_stamp: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as Kubernetes writes it (seconds); formatted once per second, it is on every write."""
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _stamp[1]
 
 
 @dataclass
@@ -84,8 +93,8 @@ class Registry:
             strategy = self.strategies[rt.key]
             if type(strategy).claim is Strategy.claim:
                 continue
-            for obj in self.store.objects(rt.key):
-                strategy.claim(obj)
+            for raw in self.store.raws(rt.key):
+                strategy.claim_raw(raw)
 
     # -- reads ---------------------------------------------------------------------------------------
 

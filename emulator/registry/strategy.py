@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from emulator.errors import FieldError
 from emulator.models.core import TypedObject
 from emulator.resources import ResourceType
@@ -70,3 +72,7 @@ class Strategy:
 
     def claim(self, obj: dict[str, Any]) -> None:
         """At start: mark what a stored object holds as taken."""
+
+    def claim_raw(self, raw: bytes) -> None:
+        """`claim` from the stored JSON; kinds stored by the hundred thousand read it without decoding."""
+        self.claim(orjson.loads(raw))
