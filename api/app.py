@@ -16,6 +16,7 @@ from api import discovery, openapi
 from api.http import json_response, status_response
 from api.resources import ResourceHandler
 from emulator import errors
+from emulator.logs import ACCESS
 from emulator.registry.registry import Registry
 
 log = logging.getLogger("emulator.api")
@@ -47,8 +48,8 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
         log.exception("internal error on %s %s", request.method, request.path_qs)
         return status_response(errors.internal(f"internal error: {exc.__class__.__name__}: {exc}"))
     finally:
-        if log.isEnabledFor(logging.INFO):
-            log.info("%s %s %d %.1fms", request.method, request.path_qs, status, (time.perf_counter() - started) * 1000)
+        if ACCESS.enabled():
+            ACCESS.line(f"{request.method} {request.path_qs} {status} {(time.perf_counter() - started) * 1000:.1f}ms")
 
 
 def _server_address(request: web.Request) -> str:
