@@ -20,7 +20,8 @@ from emulator.errors import FieldError
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="allow", validate_default=False, serialize_by_alias=True
+        alias_generator=to_camel, populate_by_name=True, extra="allow", validate_default=False, serialize_by_alias=True,
+        defer_build=True,  # validators are built on first use: start-up does not pay for every kind
     )
 
 
