@@ -51,12 +51,18 @@ def host_upstreams(own: Address, resolv_conf: str = "/etc/resolv.conf") -> list[
     return found
 
 
+DOCKER_RESOLVER = "127.0.0.11"
+
+
 def _is_self(address: Address, own: Address) -> bool:
     if address[1] != own[1]:
         return False
     if address[0] == own[0]:
         return True
-    # A wildcard bind answers on every local address, loopback included.
+    # A wildcard bind answers on every local address, loopback included; except Docker's embedded
+    # resolver, 127.0.0.11:53, which is NAT'ed to another port inside every container network.
+    if address[0] == DOCKER_RESOLVER:
+        return False
     return own[0] in ("0.0.0.0", "::") and ipaddress.ip_address(address[0]).is_loopback
 
 

@@ -186,6 +186,10 @@ def test_upstream_addresses(tmp_path) -> None:
     assert host_upstreams(("127.0.0.1", 53), str(conf)) == [("10.0.0.2", 53), ("fe80::1", 53)]  # never itself
     assert host_upstreams(("127.0.0.1", 1053), str(conf))[0] == ("127.0.0.1", 53)
     assert host_upstreams(("0.0.0.0", 53), str(conf)) == [("10.0.0.2", 53), ("fe80::1", 53)]
+    # inside a container, Docker's embedded resolver is NAT'ed elsewhere: never this server
+    docker = tmp_path / "docker-resolv.conf"
+    docker.write_text("nameserver 127.0.0.11\noptions ndots:0\n")
+    assert host_upstreams(("0.0.0.0", 53), str(docker)) == [("127.0.0.11", 53)]
 
 
 def test_upstream_query_returns_none_when_nobody_answers() -> None:
