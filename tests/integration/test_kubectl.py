@@ -648,4 +648,13 @@ ports: [{port: 5432}]
     # a selector-less service's endpoints come from the slice the user wrote (its port name defaulted to "")
     described = kubectl.out("describe", "svc", "db", "-n", "shop")
     assert re.search(r"^Endpoints:\s+10\.1\.2\.3:5432$", described, re.M)
-    assert kubectl.out("delete", "namespace", "shop").strip() == 'namespace "shop" deleted'
+    # the namespace turns Terminating first, so deleting the file's objects in order finds each of them
+    deleted = kubectl.run("delete", "-f", path)
+    assert deleted.stdout.splitlines() == [
+        'namespace "shop" deleted',
+        'serviceaccount "cart" deleted',
+        'service "cart" deleted',
+        'service "db" deleted',
+        'endpointslice.discovery.k8s.io "db-manual" deleted',
+    ], deleted.stderr
+    assert "NotFound" in kubectl.run("get", "namespace", "shop", ok=False).stderr
