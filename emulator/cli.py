@@ -29,7 +29,7 @@ def _event_loop_policy() -> None:
 
 
 async def _serve(cfg: config_module.Config) -> int:
-    from api import auth, podenv, policycheck, tokens
+    from api import auth, podenv, policycheck, proxystatus, tokens
     from api.app import create_app
     from emulator.runtime import Runtime
 
@@ -37,7 +37,7 @@ async def _serve(cfg: config_module.Config) -> int:
         rt.registry,
         routes=[
             *podenv.routes(rt.registry), *policycheck.routes(rt.policy_engine),
-            *tokens.routes(rt.registry, rt.authenticator),
+            *tokens.routes(rt.registry, rt.authenticator), *proxystatus.routes(rt.proxy),
         ],
         middlewares=auth.middlewares(rt.authenticator, rt.auth_required),
     ))
