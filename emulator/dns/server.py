@@ -25,6 +25,7 @@ from emulator.dns.wire import (
     ONE_QUESTION,
     OPT_RR,
     RCODE_BADVERS,
+    UDP_MAX,
     UDP_PLAIN,
     Packed,
     error_reply,
@@ -94,7 +95,7 @@ class DnsServer:
         if opt is not None and (opt.ttl >> 16) & 0xFF:
             send(error_reply(data, RCODE_BADVERS, raw_question or b"", edns=True))
             return
-        limit = MAX_MESSAGE if not udp else max(UDP_PLAIN, opt.rclass) if opt is not None else UDP_PLAIN
+        limit = MAX_MESSAGE if not udp else min(UDP_MAX, max(UDP_PLAIN, opt.rclass)) if opt is not None else UDP_PLAIN
         question = record.questions[0]
         if question.qclass != 1:
             send(error_reply(data, RCODE.REFUSED, raw_question or b""))
@@ -226,7 +227,7 @@ class _Udp(asyncio.DatagramProtocol):
                     and data[end + 6] == 0  # EDNS version 0
                     and len(data) == end + 11 + int.from_bytes(data[end + 9 : end + 11], "big")
                 ):
-                    edns, limit = 1, max(UDP_PLAIN, int.from_bytes(data[end + 3 : end + 5], "big"))
+                    edns, limit = 1, min(UDP_MAX, max(UDP_PLAIN, int.from_bytes(data[end + 3 : end + 5], "big")))
                 else:
                     edns = -1
                 if edns >= 0:

@@ -19,6 +19,9 @@ EDNS_PAYLOAD = 1232  # what we advertise (the DNS flag day 2020 value)
 OPT_RR = b"\x00\x00\x29" + EDNS_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
 MAX_MESSAGE = 65535  # a TCP message cannot be longer
 UDP_PLAIN = 512  # what a client without EDNS can take
+# The largest UDP answer sent whatever the client's EDNS buffer says (DNS Flag Day 2020's 1232 bytes):
+# bigger answers go over TCP, so a spoofed query can never be amplified past this.
+UDP_MAX = 1232
 ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 
 

@@ -49,6 +49,8 @@ def cluster_events() -> list:
         make.service("alias", external_name=f"web.default.svc.{Z}"),
         make.service("big", cluster_ip="None"),
         make.endpoints("big", ready=[f"127.30.0.{i}" for i in range(1, 61)]),
+        make.service("huge", cluster_ip="None"),
+        make.endpoints("huge", ready=[f"127.31.0.{i}" for i in range(1, 201)]),
     ]
 
 
@@ -170,6 +172,10 @@ def test_truncated_over_udp_then_whole_over_tcp(cluster: RunningDns) -> None:
     assert udp.flags & dns.flags.TC and not udp.answer
     assert len(rdata_of(cluster.query(name, "A", tcp=True))) == 60
     assert len(rdata_of(cluster.query(name, "A", use_edns=0, payload=4096))) == 60  # EDNS0 size honoured
+    # however large a buffer a client claims, UDP answers stop at 1232 bytes (no amplification)
+    huge = f"huge.default.svc.{Z}"
+    assert cluster.query(huge, "A", use_edns=0, payload=65535).flags & dns.flags.TC
+    assert len(rdata_of(cluster.query(huge, "A", tcp=True))) == 200
     result = cluster.dig("+noedns", name)  # dig retries over TCP by itself
     assert "Truncated, retrying in TCP mode" in result.text
     assert len(result.rdata()) == 60
