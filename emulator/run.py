@@ -11,7 +11,8 @@
 4. forward SIGINT/SIGTERM/SIGHUP to CMD; stop CMD (SIGTERM) when the pod is deleted through the API;
 5. when CMD exits, delete the pod and exit with CMD's status (128+N when a signal N ended it).
 
-Only the HTTP API is used, so this works against any emulator the user can reach (`--server`).
+Only the HTTP API is used, so this works against any emulator the user can reach (`--server`), an
+authenticated one included (https and a bearer token: emulator/client.py says where they come from).
 The engine's code is not imported: nothing here depends on api/.
 """
 
@@ -38,10 +39,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from emulator import config
+from emulator import client
+from emulator.client import DEFAULT_SERVER, SERVER_ENV, ApiTarget
 
-DEFAULT_SERVER = "http://127.0.0.1:8080"
-SERVER_ENV = "EMULATOR_SERVER"
 ANNOTATION_COMMAND = "emulator.local/command"
 ANNOTATION_PID = "emulator.local/host-pid"
 IMAGE = "emulator.local/process"  # a pod needs an image; this one says "a process on the host"
@@ -70,9 +70,10 @@ def log(message: str) -> None:
 
 
 class Unreachable(Exception):
-    """The emulator's API does not answer: the user has to start it or point at it."""
+    """The emulator's API does not answer, or not over a connection we can use (TLS): the user has to
+    start it or point at it the right way; `message` says how when the generic wording would mislead."""
 
-    def __init__(self, server: str, cause: BaseException) -> None:
+    def __init__(self, server: str, cause: BaseException, message: str | None = None) -> None:
         # A refused connection needs no detail; anything else (a timeout, a reset) is worth naming.
         detail = (
             ""
@@ -80,7 +81,8 @@ class Unreachable(Exception):
             else f" ({type(cause).__name__}: {cause})".replace(": )", ")")
         )
         super().__init__(
-            f"cannot reach the emulator API at {server}: is `make run` running? Set --server or {SERVER_ENV}{detail}"
+            message
+            or f"cannot reach the emulator API at {server}: is `make run` running? Set --server or {SERVER_ENV}{detail}"
         )
 
 
@@ -95,24 +97,30 @@ class ApiError(Exception):
 
 def server_url(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
     """--server > $EMULATOR_SERVER > where `serve` listens with the same environment
-    (EMULATOR_API_HOST/EMULATOR_API_PORT, else 127.0.0.1:8080); `host:port` alone means http."""
+    (EMULATOR_API_HOST/EMULATOR_API_PORT, else 127.0.0.1:8080); `host:port` alone means http.
+    The URL alone, without kubeconfig files: `client.resolve` gives the whole target."""
     environ = os.environ if environ is None else environ
-    url = (flag or environ.get(SERVER_ENV) or _served_at(environ)).rstrip("/")
-    return url if "://" in url else f"http://{url}"
-
-
-def _served_at(environ: Mapping[str, str]) -> str:
-    cfg = config.from_args(argparse.Namespace(), dict(environ))
-    host = "127.0.0.1" if cfg.api_host in ("0.0.0.0", "::", "") else cfg.api_host
-    return f"http://{f'[{host}]' if ':' in host else host}:{cfg.api_port}"
+    return client.normalise(flag or environ.get(SERVER_ENV) or client.served_at(environ))
 
 
 class Api:
     """The few API calls `run` and `env` make, with errors turned into Unreachable / ApiError."""
 
-    def __init__(self, server: str) -> None:
-        self.server = server
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    def __init__(self, target: ApiTarget | str) -> None:
+        self.target = target if isinstance(target, ApiTarget) else ApiTarget(client.normalise(target))
+        self.session = self._session()
+
+    @property
+    def server(self) -> str:
+        return self.target.server
+
+    def _session(self) -> aiohttp.ClientSession:
+        # The token rides on every request, the watch included; `ssl=True` is aiohttp's verifying default.
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10),
+            headers=self.target.headers(),
+            connector=aiohttp.TCPConnector(ssl=self.target.ssl_context() or True),
+        )
 
     async def close(self) -> None:
         await self.session.close()
@@ -125,6 +133,19 @@ class Api:
         try:
             async with self.session.request(method, self.server + path, data=data, headers=headers) as response:
                 text = await response.text()
+        except aiohttp.ClientSSLError as exc:
+            fallback = self.target.fallback
+            if fallback is not None and "WRONG_VERSION_NUMBER" in str(exc):
+                # A stale data-dir kubeconfig: the emulator there now serves plain http. The handshake
+                # failed, so nothing was sent yet and the request can go again.
+                await self.session.close()
+                self.target = fallback
+                self.session = self._session()
+                return await self.call(method, path, body, content_type)
+            raise Unreachable(self.server, exc, client.tls_message(self.target, exc)) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            message = None if self.target.https else client.disconnected_message(self.target)
+            raise Unreachable(self.server, exc, message) from exc
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise Unreachable(self.server, exc) from exc
         if response.status >= 400:
@@ -132,7 +153,13 @@ class Api:
                 status = json.loads(text)
             except ValueError:
                 status = {"message": text.strip() or response.reason}
-            raise ApiError(response.status, status if isinstance(status, dict) else {"message": text})
+            status = status if isinstance(status, dict) else {"message": text}
+            message = str(status.get("message") or "")
+            if response.status == 401:
+                status = {**status, "message": client.unauthorized_message(self.target, message or "Unauthorized")}
+            elif response.status == 403 and self.target.token and "is forbidden: User" in message:
+                status = {**status, "message": message + client.forbidden_hint(self.target)}
+            raise ApiError(response.status, status)
         ctype = response.headers.get("Content-Type", "")
         return json.loads(text) if ctype.startswith("application/json") else text
 
@@ -260,7 +287,7 @@ class RunOptions:
     ports: list[dict[str, Any]]
     command: list[str]
     host_network: bool = False
-    server: str = DEFAULT_SERVER
+    target: ApiTarget = field(default_factory=lambda: ApiTarget(DEFAULT_SERVER))
 
 
 @dataclass
@@ -487,7 +514,7 @@ def _terminal_sent_it_to_everyone() -> bool:
 
 
 async def run(options: RunOptions) -> int:
-    api = Api(options.server)
+    api = Api(options.target)
     pod = LocalPod(options, api)
     loop = asyncio.get_running_loop()
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -515,8 +542,8 @@ async def run(options: RunOptions) -> int:
 # --- env -------------------------------------------------------------------------------------------
 
 
-async def print_env(server: str, namespace: str, pod: str, container: str | None, fmt: str) -> int:
-    api = Api(server)
+async def print_env(target: ApiTarget | str, namespace: str, pod: str, container: str | None, fmt: str) -> int:
+    api = Api(target)
     try:
         body = await api.call("GET", Api.env_path(namespace, pod, container, fmt))
     except (Unreachable, ApiError) as exc:
@@ -529,9 +556,6 @@ async def print_env(server: str, namespace: str, pod: str, container: str | None
 
 
 # --- command line ----------------------------------------------------------------------------------
-
-SERVER_HELP = f"the emulator's API URL [env {SERVER_ENV}; default: from EMULATOR_API_HOST/EMULATOR_API_PORT, else {DEFAULT_SERVER}]"
-
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="the pod's name")
@@ -559,7 +583,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host-network", action="store_true", help="use the node's address (127.0.0.1) instead of a pod IP of its own"
     )
-    parser.add_argument("--server", help=SERVER_HELP)
+    client.add_arguments(parser)
     parser.add_argument("cmd", nargs="*", metavar="CMD", help="the process to run and its arguments, after --")
 
 
@@ -574,7 +598,7 @@ def add_env_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("dotenv", "shell", "json"),
         help="NAME=value lines, `export` lines for eval, or JSON [default: dotenv]",
     )
-    parser.add_argument("--server", help=SERVER_HELP)
+    client.add_arguments(parser)
 
 
 def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -585,6 +609,9 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         parser.error(
             "no command to run: put it after --, e.g. emulator run --name web --port 8080 -- python -m http.server 8080"
         )
+    target = _target(args)
+    if target is None:
+        return 1
     options = RunOptions(
         name=args.name,
         namespace=args.namespace,
@@ -592,10 +619,22 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         ports=args.ports,
         command=command,
         host_network=args.host_network,
-        server=server_url(args.server),
+        target=target,
     )
     return asyncio.run(run(options))
 
 
 def env_command(args: argparse.Namespace) -> int:
-    return asyncio.run(print_env(server_url(args.server), args.namespace, args.pod, args.container, args.format))
+    target = _target(args)
+    if target is None:
+        return 1
+    return asyncio.run(print_env(target, args.namespace, args.pod, args.container, args.format))
+
+
+def _target(args: argparse.Namespace) -> ApiTarget | None:
+    """The API to talk to, or None after saying why the flags/files cannot be used."""
+    try:
+        return client.from_args(args)
+    except client.TargetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
