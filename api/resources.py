@@ -7,8 +7,6 @@ differs per kind is in the registry's strategies and api/tables.py, never in cop
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,15 +18,13 @@ from api import ssa, tables
 from api.discovery import table_content_type, table_version
 from api.http import decode, flag, int_param, json_response, media_type, read_body
 from api.patch import PatchError, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch, server_side_apply
+from api.watch import WatchStream
 from emulator import errors
 from emulator.registry.registry import FIELD_VALIDATION_MODES, ObjectFilter, Registry, WriteOptions
 from emulator.resources import BY_PATH, NAMESPACES, ResourceType
-from emulator.store.events import Event
 
 log = logging.getLogger(__name__)
 
-WATCH_QUEUE_LIMIT = 10_000  # events a slow watcher may fall behind before its stream is ended
-BOOKMARK_INTERVAL = 30.0
 
 
 @dataclass(slots=True)
@@ -154,100 +150,19 @@ class ResourceHandler:
 
     async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt
-        namespace = target.namespace if rt.namespaced else None
-        keep = self._filter(request)
-        since = request.query.get("resourceVersion", "")
-        timeout = int_param(request, "timeoutSeconds")
-        bookmarks = flag(request, "allowWatchBookmarks")
+        render = None
         table_v = table_version(request.headers.get("Accept"))
-        include = request.query.get("includeObject", "Metadata")
+        if table_v:  # kubectl get -w: each event carries a one-row Table
+            include = request.query.get("includeObject", "Metadata")
 
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+            def render(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+                return tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include, version=table_v)
 
-        def listener(event: Event) -> None:
-            if event.resource != rt.key or (namespace is not None and event.namespace != namespace):
-                return
-            if queue.qsize() >= WATCH_QUEUE_LIMIT:
-                queue.put_nowait(None)  # too far behind: end the stream, the client re-lists
-                return
-            queue.put_nowait(event)
-
-        # subscribe before reading the backlog, so that no change falls between the two
-        self.store.subscribe(listener)
-        try:
-            backlog: list[Event] = []
-            expired: errors.StatusError | None = None
-            if since not in ("", "0"):
-                try:
-                    backlog = self.store.events_since(int(since))
-                except ValueError:
-                    raise errors.bad_request(f'invalid resourceVersion "{since}"') from None
-                except errors.StatusError as exc:
-                    expired = exc
-            else:
-                backlog = [
-                    Event("ADDED", rt.key, "", "", self.store.rv, raw)
-                    for raw in self.registry.list_raw(rt, namespace if rt.namespaced else "", None)
-                ]
-            last_rv = self.store.rv if since in ("", "0") else int(since)
-            response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
-            response.enable_chunked_encoding()
-            await response.prepare(request)
-
-            def line(kind: str, obj: dict[str, Any]) -> bytes:
-                if table_v and kind != "ERROR" and kind != "BOOKMARK":
-                    obj = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include, version=table_v)
-                return orjson.dumps({"type": kind, "object": obj}) + b"\n"
-
-            if expired is not None:
-                await response.write(line("ERROR", expired.status()))
-                return response
-            chunk = bytearray()
-            for event in backlog:
-                obj = event.obj
-                if namespace is not None and obj["metadata"].get("namespace") != namespace:
-                    continue
-                if keep is None or keep(obj):
-                    chunk += line(event.type, obj)
-            if bookmarks:
-                chunk += self._bookmark(rt)
-            if chunk:
-                await response.write(bytes(chunk))
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout if timeout else None
-            while True:
-                wait = BOOKMARK_INTERVAL if bookmarks else None
-                if deadline is not None:
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        break
-                    wait = min(wait, left) if wait else left
-                try:
-                    event = await asyncio.wait_for(queue.get(), wait)
-                except TimeoutError:
-                    if bookmarks:
-                        await response.write(self._bookmark(rt))
-                    continue
-                if event is None:
-                    break
-                if event.rv <= last_rv:
-                    continue  # already sent from the backlog
-                last_rv = event.rv
-                obj = event.obj
-                if keep is None or keep(obj):
-                    await response.write(line(event.type, obj))
-            with contextlib.suppress(ConnectionResetError):
-                await response.write_eof()
-            return response
-        except ConnectionResetError:
-            # the client went away (kubectl get -w ended with Ctrl-C): nothing to answer any more
-            return response
-        finally:
-            self.store.unsubscribe(listener)
-
-    def _bookmark(self, rt: ResourceType) -> bytes:
-        obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.store.rv)}}
-        return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+        stream = WatchStream(
+            self.store, rt, target.namespace if rt.namespaced else None, self._filter(request), render,
+            flag(request, "allowWatchBookmarks"), int_param(request, "timeoutSeconds"),
+        )
+        return await stream.serve(request, request.query.get("resourceVersion", ""))
 
     # -- writes --------------------------------------------------------------------------------------
 

@@ -35,6 +35,10 @@ class Event:
             self._obj = orjson.loads(self.raw)
         return self._obj
 
+    def forget(self) -> None:
+        """Drop the decoded copy (it is made again on demand)."""
+        self._obj = None
+
     def __repr__(self) -> str:
         return f"Event({self.type} {self.resource} {self.namespace}/{self.name} rv={self.rv})"
 

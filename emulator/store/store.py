@@ -10,6 +10,8 @@ from an older resourceVersion; anything older than that history is answered with
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
 from collections import deque
 from collections.abc import Iterator
@@ -24,6 +26,10 @@ from emulator.store.events import ADDED, DELETED, MODIFIED, Event, Listener
 log = logging.getLogger(__name__)
 
 Bucket = dict[str, tuple[int, bytes]]  # name -> (resourceVersion, JSON)
+
+
+def _event_rv(event: Event) -> int:
+    return event.rv
 
 
 def _exact(raw: bytes) -> bytes:
@@ -93,13 +99,18 @@ class Store:
 
     def raws(self, resource: str, namespace: str | None = None) -> Iterator[bytes]:
         """Stored JSON of every object of a kind, in one namespace or all, ordered by namespace/name."""
+        for _, _, _, raw in self.entries(resource, namespace):
+            yield raw
+
+    def entries(self, resource: str, namespace: str | None = None) -> Iterator[tuple[str, str, int, bytes]]:
+        """(namespace, name, resourceVersion, JSON) of every object of a kind, ordered by namespace/name."""
         by_ns = self._objects.get(resource, {})
-        spaces = [namespace] if namespace is not None else sorted(by_ns)
-        for ns in spaces:
+        for ns in [namespace] if namespace is not None else sorted(by_ns):
             bucket = by_ns.get(ns)
             if bucket:
                 for name in sorted(bucket):
-                    yield bucket[name][1]
+                    rv, raw = bucket[name]
+                    yield ns, name, rv, raw
 
     def objects(self, resource: str, namespace: str | None = None) -> Iterator[dict[str, Any]]:
         for raw in self.raws(resource, namespace):
@@ -238,8 +249,7 @@ class Store:
                     except Exception:  # a broken listener must not lose the write for the others
                         log.exception("store listener %r failed on %r", listener, event)
                 self._dispatched_rv = event.rv
-                # the history keeps bytes only: decoded copies would pile up for the collector
-                event._obj = None
+                event.forget()  # the history keeps bytes only: decoded copies would pile up for the collector
         finally:
             self._dispatching = False
             self._dispatch_root = None
@@ -294,7 +304,8 @@ class Store:
             raise errors.expired(rv, self._history_floor)
         if rv >= self._dispatched_rv:
             return []
-        return [e for e in self._history if e.rv > rv]
+        history = self._history
+        return list(itertools.islice(history, bisect.bisect_right(history, rv, key=_event_rv), None))
 
     def close(self) -> None:
         self.backend.close()

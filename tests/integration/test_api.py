@@ -462,3 +462,26 @@ def test_watch_too_old_is_expired(tmp_path: Path) -> None:
             assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
     finally:
         emu.stop()
+
+
+def test_resumed_watch_sends_only_its_kind_and_follows_selector_membership(emulator: Emulator, api: httpx.Client) -> None:
+    rv = ok(api.get(PODS))["metadata"]["resourceVersion"]
+    ok(api.post(SERVICES, json=service("other-kind", {"app": "m"}, [{"port": 80}])), 201)
+    ok(api.post(PODS, json=pod("m1", {"app": "m"})), 201)
+    events = _watch_lines(emulator.api_url + PODS, {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "1"}, 100, timeout=5)
+    assert [(e["type"], e["object"]["kind"]) for e in events] == [("ADDED", "Pod")]
+
+    received: list[dict[str, Any]] = []
+
+    def watch() -> None:
+        received.extend(_watch_lines(emulator.api_url + PODS, {"watch": "1", "labelSelector": "app=m"}, 3))
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    time.sleep(0.3)
+    merge = {"Content-Type": "application/merge-patch+json"}
+    ok(api.patch(f"{PODS}/m1", content=b'{"metadata":{"labels":{"app":"gone"}}}', headers=merge))  # leaves the selection
+    ok(api.patch(f"{PODS}/m1", content=b'{"metadata":{"labels":{"app":"m"}}}', headers=merge))  # and comes back
+    thread.join(10)
+    assert [e["type"] for e in received] == ["ADDED", "DELETED", "ADDED"]
+    assert received[1]["object"]["metadata"]["labels"] == {"app": "gone"}
