@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from api import discovery, openapi
-from api.http import json_response, status_response
+from api.http import MAX_BODY, json_response, status_response
 from api.resources import ResourceHandler
 from emulator import errors
 from emulator.logs import ACCESS
@@ -115,7 +115,7 @@ def create_app(
 ) -> web.Application:
     """The API application. `routes` lets other parts (e.g. pod environment) add their endpoints;
     `middlewares` run inside `status_errors` (so their errors are Status answers), e.g. api/auth.py's."""
-    app = web.Application(middlewares=[status_errors, *(middlewares or ())], client_max_size=4 * 1024 * 1024)
+    app = web.Application(middlewares=[status_errors, *(middlewares or ())], client_max_size=MAX_BODY + 1)
     app[REGISTRY] = registry
     app[HANDLER] = ResourceHandler(registry)
     app.router.add_get("/version", version)

@@ -201,6 +201,9 @@ def test_every_error_class(api: httpx.Client) -> None:
     big = pod("big")
     big["metadata"]["annotations"] = {"blob": "x" * (3 * 1024 * 1024 + 10)}
     status_of(api.post(PODS, json=big), 413, "RequestEntityTooLarge")
+    large = pod("large")  # 2 MiB arrives in many reads: all of them make the body
+    large["spec"]["containers"][0]["args"] = ["y" * 1024] * 2048
+    assert len(ok(api.post(PODS, json=large), 201)["spec"]["containers"][0]["args"]) == 2048
     status_of(api.put(PODS, json=pod("x")), 405, "MethodNotAllowed")
     mismatch = pod("ns-mismatch")
     mismatch["metadata"]["namespace"] = "kube-system"
@@ -212,7 +215,7 @@ def test_every_error_class(api: httpx.Client) -> None:
     warned = api.post(PODS, params={"fieldValidation": "Warn"}, json=strict)
     assert warned.status_code == 201 and 'unknown field \\"spec.bogus\\"' in warned.headers["Warning"]
     assert "bogus" not in warned.json()["spec"]
-    assert {p["metadata"]["name"] for p in ok(api.get(PODS))["items"]} == {"twice", "strict"}  # failures changed nothing
+    assert {p["metadata"]["name"] for p in ok(api.get(PODS))["items"]} == {"twice", "strict", "large"}  # failures changed nothing
 
 
 @pytest.mark.parametrize(
