@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from emulator import errors
-from emulator.registry.registry import Registry
+from emulator.registry.registry import Registry, marked_for_deletion
 from emulator.resources import ENDPOINTS, NAMESPACES, RESOURCE_TYPES, SERVICE_ACCOUNTS, SERVICES
 from emulator.store.events import DELETED, Event
 
@@ -29,7 +28,7 @@ class NamespaceController:
         self.registry = registry
         self.store = registry.store
         self.termination_delay = termination_delay
-        self._terminating: set[str] = set()
+        self._terminating: dict[str, asyncio.TimerHandle] = {}
 
     def bootstrap(self, api_address: str, api_port: int) -> None:
         """Create what a fresh cluster has; a no-op for objects that already exist."""
@@ -40,43 +39,50 @@ class NamespaceController:
         self._ensure_kubernetes_service(api_address, api_port)
         # a namespace whose termination a previous run did not finish
         for ns in self.store.objects(NAMESPACES.key):
-            if ns["metadata"].get("deletionTimestamp"):
-                self._schedule_termination(ns["metadata"]["name"])
+            if marked_for_deletion(ns):
+                self._schedule_termination(ns["metadata"]["name"], ns["metadata"].get("uid", ""))
 
     def apply(self, event: Event) -> None:
         if event.resource == NAMESPACES.key:
             if event.type == DELETED:
-                self._terminating.discard(event.name)
+                self._cancel_termination(event.name)
                 self._delete_contents(event.name)
-            elif b'"deletionTimestamp"' in event.raw:
-                self._schedule_termination(event.name)
+            elif marked_for_deletion(event.obj):
+                self._schedule_termination(event.name, event.obj["metadata"].get("uid", ""))
             else:
                 self._ensure_service_account(event.name)
         elif event.resource == SERVICE_ACCOUNTS.key and event.type == DELETED and event.name == DEFAULT_SERVICE_ACCOUNT:
             # like the service-account controller: `default` comes back while its namespace lives
-            found = self.store.get_raw(NAMESPACES.key, "", event.namespace)
-            if found is not None and b'"deletionTimestamp"' not in found[1]:
+            namespace = self.store.get(NAMESPACES.key, "", event.namespace)
+            if namespace is not None and not marked_for_deletion(namespace):
                 self._ensure_service_account(event.namespace)
 
     def _ensure_service_account(self, namespace: str) -> None:
         if self.store.get_raw(SERVICE_ACCOUNTS.key, namespace, DEFAULT_SERVICE_ACCOUNT) is None:
             self.registry.put_system(SERVICE_ACCOUNTS, {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": namespace}})
 
-    def _schedule_termination(self, namespace: str) -> None:
+    def _schedule_termination(self, namespace: str, uid: str) -> None:
         if namespace in self._terminating:
             return
-        self._terminating.add(namespace)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (direct use of the controller): finish now
-            self._finish_termination(namespace)
+            self._finish_termination(namespace, uid)
             return
-        loop.call_later(self.termination_delay, self._finish_termination, namespace)
+        self._terminating[namespace] = loop.call_later(self.termination_delay, self._finish_termination, namespace, uid)
 
-    def _finish_termination(self, namespace: str) -> None:
-        self._terminating.discard(namespace)
+    def _cancel_termination(self, namespace: str) -> None:
+        timer = self._terminating.pop(namespace, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _finish_termination(self, namespace: str, uid: str) -> None:
+        """Remove the namespace; its DELETED event then deletes what is in it."""
+        self._terminating.pop(namespace, None)
+        current = self.store.get(NAMESPACES.key, "", namespace)
+        if current is None or current["metadata"].get("uid") != uid:
+            return  # already gone, or a new namespace of the same name
         try:
-            self._delete_contents(namespace)
             self.registry.finalize(NAMESPACES, "", namespace)
         except Exception:
             log.exception("could not finish deleting namespace %s", namespace)
@@ -85,16 +91,9 @@ class NamespaceController:
         # services before pods so endpoints are not recomputed pod by pod for a dying namespace
         order = sorted((rt for rt in RESOURCE_TYPES if rt.namespaced), key=lambda rt: rt is not SERVICES)
         for rt in order:
-            for name in [o["metadata"]["name"] for o in self.store.objects(rt.key, namespace)]:
-                try:
-                    self.registry.delete(rt, namespace, name)
-                except errors.StatusError as exc:
-                    if exc.code != 404:
-                        log.warning("could not delete %s %s/%s with its namespace: %s", rt.key, namespace, name, exc)
-            # objects with finalizers only get marked; a namespace going away takes them anyway
-            for leftover in list(self.store.objects(rt.key, namespace)):
-                self.store.delete(rt.key, namespace, leftover["metadata"]["name"])
-                self.registry.strategy(rt).release(leftover)
+            # finalize: a namespace going away takes objects with finalizers too
+            for name in [name for _, name, _, _ in self.store.entries(rt.key, namespace)]:
+                self.registry.finalize(rt, namespace, name)
 
     def _ensure_kubernetes_service(self, api_address: str, api_port: int) -> None:
         """`default/kubernetes` takes the first service IP and points at the API itself."""

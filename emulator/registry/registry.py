@@ -47,6 +47,10 @@ def now_rfc3339() -> str:
     return _stamp[1]
 
 
+def marked_for_deletion(obj: dict[str, Any]) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+
+
 @dataclass
 class Cluster:
     """What strategies may consult besides the object: the address plan, the store, settings."""
@@ -262,7 +266,7 @@ class Registry:
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if obj == old:
             return WriteResult(old, changed=False, warnings=warnings)
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if meta.get("deletionTimestamp") and old_meta.get("finalizers") and not meta.get("finalizers") and not strategy.deletes_gracefully:
             # the last finalizer is gone: the pending deletion completes now
             if options.dry_run:
                 return WriteResult(obj, warnings=warnings)
@@ -367,10 +371,10 @@ class Registry:
             raise errors.invalid_object(rt.kind, rt.group, name, problems)
 
     def _check_namespace_open(self, rt: ResourceType, namespace: str, name: str) -> None:
-        found = self.store.get_raw(NAMESPACES.key, "", namespace)
+        found = self.store.get(NAMESPACES.key, "", namespace)
         if found is None:
             raise errors.not_found(NAMESPACES.key, namespace)
-        if b'"deletionTimestamp"' in found[1]:
+        if marked_for_deletion(found):
             raise errors.forbidden_request(
                 f'{rt.key} "{name}" is forbidden: unable to create new content in namespace {namespace} because it is being terminated'
             )

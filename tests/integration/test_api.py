@@ -488,3 +488,24 @@ def test_resumed_watch_sends_only_its_kind_and_follows_selector_membership(emula
     thread.join(10)
     assert [e["type"] for e in received] == ["ADDED", "DELETED", "ADDED"]
     assert received[1]["object"]["metadata"]["labels"] == {"app": "gone"}
+
+
+def test_terminating_namespace_edits_and_a_new_namespace_of_the_same_name(api: httpx.Client) -> None:
+    # a label or annotation that happens to be called deletionTimestamp is just a label
+    ok(api.post("/api/v1/namespaces", json={"metadata": {"name": "odd", "annotations": {"deletionTimestamp": "x"}}}), 201)
+    ok(api.post("/api/v1/namespaces/odd/pods", json=pod("p")), 201)
+    time.sleep(0.8)
+    assert ok(api.get("/api/v1/namespaces/odd"))["status"]["phase"] == "Active"
+
+    ok(api.post("/api/v1/namespaces", json={"metadata": {"name": "n1"}}), 201)
+    ok(api.delete("/api/v1/namespaces/n1"))
+    merge = {"Content-Type": "application/merge-patch+json"}
+    edited = ok(api.patch("/api/v1/namespaces/n1", content=b'{"metadata":{"labels":{"x":"y"}}}', headers=merge))
+    assert edited["status"]["phase"] == "Terminating"  # an edit does not end the termination early
+    deadline = time.monotonic() + 5
+    while api.get("/api/v1/namespaces/n1").status_code != 404 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ok(api.post("/api/v1/namespaces", json={"metadata": {"name": "n1"}}), 201)
+    ok(api.post("/api/v1/namespaces/n1/pods", json=pod("kept")), 201)
+    time.sleep(0.8)  # longer than the old namespace's termination delay
+    ok(api.get("/api/v1/namespaces/n1/pods/kept"))
