@@ -255,20 +255,29 @@ class ResourceHandler:
             merged["metadata"]["managedFields"] = live["metadata"].get("managedFields")  # unchanged: keep the old time stamp
         return self._write_patched(rt, live, merged, options, target.subresource)
 
-    async def delete(self, request: web.Request, target: Target) -> web.Response:
-        rt = target.rt
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any] | None, bool]:
+        """DeleteOptions from the body and the query: (preconditions, dry run)."""
         body = await read_body(request)
-        options: dict[str, Any] = {}
-        if body.strip():
-            parsed = decode(body, media_type(request))
-            options = parsed if isinstance(parsed, dict) else {}
-        dry_run = request.query.get("dryRun") == "All" or options.get("dryRun") == ["All"]
-        obj = self.registry.delete(rt, target.namespace or "", target.name or "", options.get("preconditions"), dry_run)
+        options: Any = decode(body, media_type(request)) if body.strip() else {}
+        if not isinstance(options, dict):
+            raise errors.bad_request("the body of a DELETE must be DeleteOptions, a JSON object")
+        preconditions = options.get("preconditions")
+        if preconditions is not None and not isinstance(preconditions, dict):
+            raise errors.bad_request('preconditions must be an object such as {"uid": "...", "resourceVersion": "..."}')
+        dry_run = options.get("dryRun") or ([request.query["dryRun"]] if "dryRun" in request.query else [])
+        if dry_run not in ([], ["All"]):
+            raise errors.bad_request(f'dryRun must be "All", not {dry_run!r}')
+        return preconditions, dry_run == ["All"]
+
+    async def delete(self, request: web.Request, target: Target) -> web.Response:
+        preconditions, dry_run = await self._delete_options(request)
+        obj = self.registry.delete(target.rt, target.namespace or "", target.name or "", preconditions, dry_run)
         return json_response(obj)
 
     async def delete_collection(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
         if rt is NAMESPACES:
             raise errors.method_not_allowed("namespaces cannot be deleted as a collection; delete them one by one")
-        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request))
+        _, dry_run = await self._delete_options(request)
+        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request), dry_run)
         return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})

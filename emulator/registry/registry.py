@@ -323,13 +323,15 @@ class Registry:
         strategy.release(old)
         return gone
 
-    def delete_collection(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> list[dict[str, Any]]:
+    def delete_collection(
+        self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None, dry_run: bool = False
+    ) -> list[dict[str, Any]]:
         deleted = []
         for raw in list(self.list_raw(rt, namespace, keep)):
             obj = orjson.loads(raw)
             meta = obj["metadata"]
             try:
-                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"]))
+                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"], dry_run=dry_run))
             except errors.StatusError as exc:
                 if exc.code != 404:  # a controller removed it meanwhile
                     raise

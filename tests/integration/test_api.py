@@ -166,6 +166,9 @@ def test_status_subresource_only_changes_status(api: httpx.Client) -> None:
 def test_delete_collection(api: httpx.Client) -> None:
     for i in range(4):
         ok(api.post(PODS, json=pod(f"d{i}", {"batch": "yes" if i % 2 else "no"})), 201)
+    would = ok(api.delete(PODS, params={"labelSelector": "batch=yes", "dryRun": "All"}))
+    assert len(would["items"]) == 2 and len(ok(api.get(PODS))["items"]) == 4  # a dry run deletes nothing
+    status_of(api.request("DELETE", f"{PODS}/d0", json={"preconditions": "uid"}), 400, "BadRequest")
     deleted = ok(api.delete(PODS, params={"labelSelector": "batch=yes"}))
     assert {p["metadata"]["name"] for p in deleted["items"]} == {"d1", "d3"}
     assert {p["metadata"]["name"] for p in ok(api.get(PODS))["items"]} == {"d0", "d2"}
