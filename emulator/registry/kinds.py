@@ -211,6 +211,30 @@ def _service_ports(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return obj["spec"].get("ports") or []
 
 
+def _drop_type_dependent_fields(spec: dict[str, Any], old_spec: dict[str, Any], new_type: str) -> None:
+    """A type change drops what only the old type had, when the client merely kept the old values
+    (like the API server's dropTypeDependentFields): `kubectl patch -p '{"spec":{"type":"ClusterIP"}}'`
+    on a NodePort service must not fail on the node ports it still carries."""
+
+    def drop_if_kept(field: str) -> None:
+        if field in spec and spec[field] == old_spec.get(field):
+            del spec[field]
+
+    if new_type == "ExternalName":
+        for field in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"):
+            drop_if_kept(field)
+    if new_type not in ("NodePort", "LoadBalancer"):
+        old_node_ports = {p.get("nodePort") for p in old_spec.get("ports") or [] if p.get("nodePort")}
+        for port in spec.get("ports") or []:
+            if port.get("nodePort") in old_node_ports:
+                del port["nodePort"]
+        for field in ("externalTrafficPolicy", "healthCheckNodePort"):
+            drop_if_kept(field)
+    if new_type != "LoadBalancer":
+        for field in ("allocateLoadBalancerNodePorts", "loadBalancerClass", "loadBalancerIP"):
+            drop_if_kept(field)
+
+
 class ServiceStrategy(Strategy):
     resource = SERVICES
     model = core.Service
@@ -222,6 +246,12 @@ class ServiceStrategy(Strategy):
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         spec, old_spec = new["spec"], old["spec"]
+        new_type, old_type = spec.get("type", "ClusterIP"), old_spec.get("type", "ClusterIP")
+        if new_type != old_type:
+            _drop_type_dependent_fields(spec, old_spec, new_type)
+        if new_type == old_type == "LoadBalancer":
+            # the emulator is the load-balancer controller: status.loadBalancer is its to write
+            new.setdefault("status", {})["loadBalancer"] = (old.get("status") or {}).get("loadBalancer", {})
         # clusterIP is server-allocated: a client that omits it keeps the one it has
         if not spec.get("clusterIP") and old_spec.get("clusterIP") and spec.get("type") != "ExternalName":
             spec["clusterIP"] = old_spec["clusterIP"]
@@ -299,7 +329,7 @@ class ServiceStrategy(Strategy):
                 problems += validation.validate_port_name(target, f"{path}.targetPort")
             if port.get("nodePort") is not None:
                 if kind not in ("NodePort", "LoadBalancer"):
-                    problems.append(errors.forbidden(f"{path}.nodePort", "may not be used when `type` is 'ClusterIP'"))
+                    problems.append(errors.forbidden(f"{path}.nodePort", f"may not be used when `type` is '{kind}'"))
                 elif not self.cluster.plan.node_ports.contains(port["nodePort"]):
                     problems.append(invalid(f"{path}.nodePort", port["nodePort"], f"provided port is not in the valid range. The range of valid ports is {self.cluster.plan.node_ports}"))
         affinity = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
@@ -389,6 +419,8 @@ class ServiceStrategy(Strategy):
     def _allocate_lb_ip(self, obj: dict[str, Any], old: dict[str, Any] | None, allocation: Allocation) -> None:
         spec = obj["spec"]
         if spec.get("type") != "LoadBalancer":
+            if (obj.get("status") or {}).get("loadBalancer"):
+                obj["status"]["loadBalancer"] = {}  # no longer a load balancer: its address is given back
             return
         lbs = self.cluster.plan.lb_ips
         current = _lb_ip(old) if old and old["spec"].get("type") == "LoadBalancer" else None
@@ -417,10 +449,10 @@ class ServiceStrategy(Strategy):
             plan.service_ips.release(ip)
         kept_ports = {p.get("nodePort") for p in _service_ports(keep)} if keep else set()
         for port in _service_ports(obj):
-            if port.get("nodePort") and port["nodePort"] not in kept_ports:
+            if port.get("nodePort") and port["nodePort"] not in kept_ports and plan.node_ports.contains(port["nodePort"]):
                 plan.node_ports.release(port["nodePort"])
         lb = _lb_ip(obj)
-        if lb and (keep is None or _lb_ip(keep) != lb or keep["spec"].get("type") != "LoadBalancer"):
+        if lb and _lb_ip(keep) != lb and plan.lb_ips.contains(lb):
             plan.lb_ips.release(lb)
 
     def claim(self, obj: dict[str, Any]) -> None:
@@ -429,7 +461,7 @@ class ServiceStrategy(Strategy):
         if ip and ip != "None" and plan.service_ips.contains(ip):
             plan.service_ips.claim(ip)
         for port in _service_ports(obj):
-            if port.get("nodePort"):
+            if port.get("nodePort") and plan.node_ports.contains(port["nodePort"]):
                 plan.node_ports.claim(port["nodePort"])
         lb = _lb_ip(obj)
         if lb and plan.lb_ips.contains(lb):
@@ -437,7 +469,8 @@ class ServiceStrategy(Strategy):
 
 
 def _lb_ip(obj: dict[str, Any] | None) -> str | None:
-    if not obj:
+    """The load-balancer address a LoadBalancer service holds (None for other types)."""
+    if not obj or obj["spec"].get("type") != "LoadBalancer":
         return None
     ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     return ingress[0].get("ip") if ingress else None

@@ -251,13 +251,14 @@ class Registry:
                 meta.pop(kept, None)
         if subresource == "status":
             # the status subresource changes status only
-            merged = {k: v for k, v in old.items() if k != "status"}
+            # (copies: the strategy may change what it carries over, `old` must stay as stored)
+            merged = {k: v for k, v in _copy(old).items() if k != "status"}
             if "status" in obj:
                 merged["status"] = obj["status"]
             obj = merged
         elif strategy.has_status:
             if "status" in old:
-                obj["status"] = old["status"]
+                obj["status"] = _copy(old["status"])
             else:
                 obj.pop("status", None)
         strategy.prepare_update(obj, old)
@@ -388,6 +389,11 @@ class Registry:
             if self.store.get_raw(rt.key, namespace, name) is None:
                 return name
         raise errors.StatusError(409, "AlreadyExists", f"could not generate a unique name from {prefix!r}; try again")
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (orjson round trip: several times faster than copy.deepcopy)."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def _field_check(path: list[str], equal: bool, value: str) -> ObjectFilter:

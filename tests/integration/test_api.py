@@ -512,3 +512,32 @@ def test_terminating_namespace_edits_and_a_new_namespace_of_the_same_name(api: h
     ok(api.post("/api/v1/namespaces/n1/pods", json=pod("kept")), 201)
     time.sleep(0.8)  # longer than the old namespace's termination delay
     ok(api.get("/api/v1/namespaces/n1/pods/kept"))
+
+
+def test_service_type_changes_drop_what_the_old_type_held(tmp_path: Path) -> None:
+    emu = start_emulator(tmp_path, "--lb-cidr", "127.250.0.0/30", "--no-proxy")  # room for two LB addresses
+    merge = {"Content-Type": "application/merge-patch+json"}
+    try:
+        with emu.client() as api:
+            lb = ok(api.post(SERVICES, json=service("lb", None, [{"port": 80}], type="LoadBalancer")), 201)
+            ip = lb["status"]["loadBalancer"]["ingress"][0]["ip"]
+            node_port = lb["spec"]["ports"][0]["nodePort"]
+            # clients cannot move the load-balancer address: the emulator is its controller
+            moved = {"status": {"loadBalancer": {"ingress": [{"ip": "not-an-ip"}]}}}
+            kept = ok(api.patch(f"{SERVICES}/lb/status", content=json.dumps(moved).encode(), headers=merge))
+            assert kept["status"]["loadBalancer"]["ingress"][0]["ip"] == ip
+            # LoadBalancer -> ClusterIP: node ports and the LB address are given back
+            plain = ok(api.patch(f"{SERVICES}/lb", content=b'{"spec":{"type":"ClusterIP"}}', headers=merge))
+            assert "nodePort" not in plain["spec"]["ports"][0] and plain["status"]["loadBalancer"] == {}
+            again = [ok(api.post(SERVICES, json=service(f"lb{i}", None, [{"port": 80}], type="LoadBalancer")), 201) for i in range(2)]
+            assert ip in {s["status"]["loadBalancer"]["ingress"][0]["ip"] for s in again}
+            relabel = ok(api.patch(f"{SERVICES}/lb", content=b'{"metadata":{"labels":{"a":"b"}}}', headers=merge))
+            assert relabel["status"]["loadBalancer"] == {}
+            status_of(api.post(SERVICES, json=service("lb3", None, [{"port": 80}], type="LoadBalancer")), 422, "Invalid")  # range full: nothing was released twice
+            np = ok(api.post(SERVICES, json=service("np", None, [{"port": 80, "nodePort": node_port}], type="NodePort")), 201)
+            assert np["spec"]["ports"][0]["nodePort"] == node_port
+            # ClusterIP -> ExternalName drops the cluster IP
+            ext = ok(api.patch(f"{SERVICES}/lb", content=b'{"spec":{"type":"ExternalName","externalName":"example.com"}}', headers=merge))
+            assert "clusterIP" not in ext["spec"]
+    finally:
+        emu.stop()
