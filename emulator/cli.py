@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -46,7 +47,18 @@ async def _serve(cfg: config_module.Config) -> int:
     try:
         await runtime.start()
     except OSError as exc:
-        print(f"error: could not start: {exc}. Is another emulator already running? Choose other ports with --api-port/--dns-port.", file=sys.stderr)
+        print(
+            f"error: could not start: {exc}. Is another emulator already running? "
+            "Choose other ports with --api-port, --dns-port and --gateway-port.",
+            file=sys.stderr,
+        )
+        return 1
+    except sqlite3.Error as exc:
+        print(
+            f"error: could not open the store in {cfg.data_dir}: {exc}. "
+            "Is another emulator using this data directory? Use --data-dir for another, or --in-memory.",
+            file=sys.stderr,
+        )
         return 1
     print(runtime.banner(), flush=True)
     stop = asyncio.Event()

@@ -7,6 +7,7 @@ put everything on loopback, the API on 127.0.0.1:8080 so that kubectl with no ku
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -90,4 +91,41 @@ def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -
             else:
                 value = raw
         setattr(config, f.name, value)
+    problems = check(config)
+    if problems:
+        raise SystemExit("error: " + "\nerror: ".join(problems))
     return config
+
+
+def check(config: Config) -> list[str]:
+    """What is wrong with a configuration, each as a message that says what to use instead."""
+    problems: list[str] = []
+    networks: dict[str, ipaddress.IPv4Network] = {}
+    for name in ("service_cidr", "pod_cidr", "lb_cidr"):
+        value = getattr(config, name)
+        try:
+            networks[name] = ipaddress.IPv4Network(value, strict=False)
+        except ValueError as exc:
+            problems.append(f"--{name.replace('_', '-')} {value!r} is not an IPv4 range ({exc}); use e.g. 127.96.0.0/12")
+    names = list(networks)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            if networks[first].overlaps(networks[second]):
+                problems.append(f"--{first.replace('_', '-')} {networks[first]} and --{second.replace('_', '-')} {networks[second]} overlap; give them separate ranges")
+    low, _, high = config.node_port_range.partition("-")
+    if not (low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high) <= 65535):
+        problems.append(f"--node-port-range {config.node_port_range!r} must be FIRST-LAST within 1-65535, e.g. 30000-32767")
+    for name in ("api_port", "dns_port", "gateway_port"):
+        port = getattr(config, name)
+        lowest = 0 if name == "api_port" else -1
+        if not lowest <= port <= 65535:
+            problems.append(f"--{name.replace('_', '-')} {port} is not a port: use 0-65535 (0 = any free port{'' if name == 'api_port' else ', -1 = off'})")
+    if config.fsync not in ("full", "normal"):
+        problems.append(f"--fsync {config.fsync!r}: use 'full' (fsync every write) or 'normal'")
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        problems.append(f"--log-level {config.log_level!r}: use DEBUG, INFO, WARNING or ERROR")
+    if config.watch_history < 1:
+        problems.append(f"--watch-history {config.watch_history}: keep at least 1 change (watches resume from it)")
+    if config.dns_ttl < 0:
+        problems.append(f"--dns-ttl {config.dns_ttl}: a TTL cannot be negative")
+    return problems

@@ -138,22 +138,12 @@ class Store:
         self, resource: str, namespace: str, name: str, obj: dict[str, Any], expected_rv: int | None = None
     ) -> dict[str, Any]:
         """Replace an existing object. `expected_rv` (optimistic concurrency) → 409 Conflict when stale."""
-        bucket = self._bucket(resource, namespace)
-        current = bucket.get(name)
-        if current is None:
-            raise errors.not_found(resource, name)
-        if expected_rv is not None and expected_rv != current[0]:
-            raise errors.conflict(resource, name)
+        bucket, _ = self._current(resource, namespace, name, expected_rv)
         return self._put(MODIFIED, resource, namespace, name, obj, bucket)
 
     def delete(self, resource: str, namespace: str, name: str, expected_rv: int | None = None) -> dict[str, Any]:
         """Remove an object; returns its last state carrying the deletion's resourceVersion."""
-        bucket = self._bucket(resource, namespace)
-        current = bucket.get(name)
-        if current is None:
-            raise errors.not_found(resource, name)
-        if expected_rv is not None and expected_rv != current[0]:
-            raise errors.conflict(resource, name)
+        bucket, current = self._current(resource, namespace, name, expected_rv)
         self._check_writable()
         rv = self.rv + 1
         obj = orjson.loads(current[1])
@@ -162,6 +152,15 @@ class Store:
         del bucket[name]
         self._record(Event(DELETED, resource, namespace, name, rv, _exact(orjson.dumps(obj))), None)
         return obj
+
+    def _current(self, resource: str, namespace: str, name: str, expected_rv: int | None) -> tuple[Bucket, tuple[int, bytes]]:
+        bucket = self._objects.get(resource, {}).get(namespace)
+        current = bucket.get(name) if bucket else None
+        if bucket is None or current is None:
+            raise errors.not_found(resource, name)
+        if expected_rv is not None and expected_rv != current[0]:
+            raise errors.conflict(resource, name)
+        return bucket, current
 
     def _put(
         self, kind: str, resource: str, namespace: str, name: str, obj: dict[str, Any], bucket: Bucket
@@ -186,7 +185,11 @@ class Store:
 
     def _check_writable(self) -> None:
         if self._failure is not None:
-            raise errors.StatusError(503, "ServiceUnavailable", f"the store cannot write any more: {self._failure}; restart the emulator")
+            raise errors.StatusError(
+                503, "ServiceUnavailable",
+                f"the store cannot write any more ({self._failure}): check the disk that holds the data directory "
+                "(full? removed?), then restart the emulator; reads keep working until then",
+            )
 
     def _record(self, event: Event, row: Row | None) -> None:
         self._unsaved.append((event, row))
@@ -209,38 +212,43 @@ class Store:
         try:
             while self._unsaved and self._failure is None:
                 batch, self._unsaved = self._unsaved, []
-                rv, puts, deletes = _final_state(batch)
                 try:
                     if self.backend.blocking:
                         # the fsync runs off the event loop: requests keep being served meanwhile
-                        await loop.run_in_executor(None, self.backend.commit, rv, puts, deletes)
+                        await loop.run_in_executor(None, self.backend.commit, *_final_state(batch))
                     else:
-                        self.backend.commit(rv, puts, deletes)
+                        self.backend.commit(*_final_state(batch))
+                    self._deliver(batch)
                 except Exception as exc:
-                    log.critical("the store could not commit (%s); refusing further writes", exc)
-                    self._failure = exc
-                    break
-                self._deliver(batch)
+                    self._fail(exc)
         finally:
             self._flushing = False
             self._wake()
 
     def flush_now(self) -> None:
-        """Commit and deliver everything unsaved, synchronously."""
+        """Commit and deliver everything unsaved, synchronously (no event loop running)."""
         if self._flushing or self._dispatching:
             return
-        while self._unsaved:
+        while self._unsaved and self._failure is None:
             batch, self._unsaved = self._unsaved, []
-            self.backend.commit(*_final_state(batch))
-            self._deliver(batch)
+            try:
+                self.backend.commit(*_final_state(batch))
+                self._deliver(batch)
+            except Exception as exc:
+                self._fail(exc)
         self._wake()
+
+    def _fail(self, exc: Exception) -> None:
+        # Memory is ahead of the disk now: refuse writes rather than acknowledge what may be lost.
+        log.critical("the store could not commit or deliver changes (%r); refusing further writes", exc)
+        self._failure = exc
 
     def _deliver(self, batch: list[tuple[Event, Row | None]]) -> None:
         self._dispatching = True
         try:
             for event, _ in batch:
                 if len(self._history) == self._history.maxlen:
-                    self._history_floor = self._history[0].rv
+                    self._history_floor = self._history[0].rv if self._history else event.rv
                 self._history.append(event)
                 self._dispatch_root = self._root_of.pop(event.rv, event.rv)
                 for listener in tuple(self._listeners):
@@ -271,9 +279,6 @@ class Store:
                 return
             if self._failure is not None:
                 self._check_writable()
-            if not self._flushing and self._unsaved:
-                self.flush_now()
-                continue
             if self._progress is None:
                 self._progress = asyncio.get_running_loop().create_future()
             await self._progress
