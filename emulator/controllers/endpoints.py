@@ -186,12 +186,23 @@ class EndpointsController:
             managed = name in self._services.get(ns, {})
             wanted = endpoint_slices(event.obj, SLICE_MANAGER if managed else MIRROR_MANAGER)
         for slice_ in wanted:
-            self.registry.put_system(ENDPOINT_SLICES, slice_)
-        # slices are named name, name-1, name-2...: drop the ones past the current count
+            if self._ours(ns, slice_["metadata"]["name"], name) is not False:
+                self.registry.put_system(ENDPOINT_SLICES, slice_)
+        # slices are named name-0, name-1...: drop ours past the current count
         index = len(wanted)
-        while self.store.get_raw(ENDPOINT_SLICES.key, ns, slice_name(name, index)) is not None:
-            self._delete(ENDPOINT_SLICES.key, ns, slice_name(name, index))
+        while (ours := self._ours(ns, slice_name(name, index), name)) is not None:
+            if ours:
+                self._delete(ENDPOINT_SLICES.key, ns, slice_name(name, index))
             index += 1
+
+    def _ours(self, namespace: str, slice_: str, service: str) -> bool | None:
+        """Whether a slice of that name is one this controller wrote for `service` (None: no such slice).
+        A slice a user wrote under the same name is left alone."""
+        found = self.store.get(ENDPOINT_SLICES.key, namespace, slice_)
+        if found is None:
+            return None
+        labels = found["metadata"].get("labels") or {}
+        return labels.get(SERVICE_NAME_LABEL) == service and labels.get(MANAGED_BY_LABEL) in (SLICE_MANAGER, MIRROR_MANAGER)
 
 
 def endpoints_subsets(service: ServiceInfo) -> list[dict[str, Any]]:
@@ -261,4 +272,5 @@ def endpoint_slices(endpoints: dict[str, Any], manager: str) -> list[dict[str, A
 
 
 def slice_name(endpoints_name: str, index: int) -> str:
-    return endpoints_name if index == 0 else f"{endpoints_name}-{index}"
+    # always an integer suffix: then `api`'s second slice (api-1) can never be `api-1`'s first (api-1-0)
+    return f"{endpoints_name}-{index}"

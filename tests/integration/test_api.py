@@ -386,7 +386,7 @@ def test_publish_not_ready_and_selectorless(api: httpx.Client) -> None:
     mine = {"metadata": {"name": "manual"}, "subsets": [{"addresses": [{"ip": "127.0.0.5"}], "ports": [{"port": 9999}]}]}
     ok(api.post("/api/v1/namespaces/default/endpoints", json=mine), 201)
     assert _endpoints(api, "manual")["subsets"][0]["addresses"][0]["ip"] == "127.0.0.5"
-    mirrored = ok(api.get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/manual"))
+    mirrored = ok(api.get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/manual-0"))
     assert mirrored["endpoints"][0]["addresses"] == ["127.0.0.5"]
 
 
@@ -541,3 +541,20 @@ def test_service_type_changes_drop_what_the_old_type_held(tmp_path: Path) -> Non
             assert "clusterIP" not in ext["spec"]
     finally:
         emu.stop()
+
+
+def test_endpoint_slices_of_two_services_never_collide(api: httpx.Client) -> None:
+    # service "api" gets two slices (two port layouts); service "api-1" exists as well
+    ok(api.post(SERVICES, json=service("api", {"app": "api"}, [{"port": 80, "targetPort": "http", "name": "h"}])), 201)
+    ok(api.post(SERVICES, json=service("api-1", {"app": "other"}, [{"port": 80}])), 201)
+    ok(api.post(PODS, json=pod("a", {"app": "api"}, [{"name": "http", "containerPort": 8080}])), 201)
+    ok(api.post(PODS, json=pod("b", {"app": "api"}, [{"name": "http", "containerPort": 9090}])), 201)
+    ok(api.post(PODS, json=pod("o", {"app": "other"}, [{"containerPort": 80}])), 201)
+
+    def slices(svc: str) -> dict[str, list[str]]:
+        found = ok(api.get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", params={"labelSelector": f"kubernetes.io/service-name={svc}"}))
+        return {s["metadata"]["name"]: [a for e in s["endpoints"] for a in e["addresses"]] for s in found["items"]}
+
+    assert len(slices("api")) == 2 and len(slices("api-1")) == 1
+    ok(api.delete(f"{PODS}/b"))  # "api" shrinks back to one slice: the other service's slice stays
+    assert len(slices("api")) == 1 and list(slices("api-1").values())[0]
