@@ -140,6 +140,8 @@ class ServiceAccountTokens:
         parts = token.split(".")
         if len(parts) != 3:
             raise TokenError("not a service account token (a JWT has three dot-separated parts)")
+        if not token.isascii():
+            raise TokenError("not a service account token (a JWT is base64url text, ASCII only)")
         try:
             header = orjson.loads(_unb64(parts[0]))
         except (ValueError, binascii.Error):
@@ -147,7 +149,7 @@ class ServiceAccountTokens:
         # Only our own algorithm: never "none", never a key confusion between algorithms.
         if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
             raise TokenError(f"token is not signed with {ALGORITHM}")
-        expected = self._sign(f"{parts[0]}.{parts[1]}".encode("ascii", "replace"))
+        expected = self._sign(f"{parts[0]}.{parts[1]}".encode("ascii"))
         if not hmac.compare_digest(expected, parts[2]):
             if header.get("kid") not in (None, self.key_id):
                 raise TokenError("token was signed with another key (another emulator, or a data directory that was reset)")
