@@ -137,12 +137,9 @@ class PolicyEngine:
             self._policies.pop(event.namespace, None)
             self._index.pop(event.namespace, None)
         if self._index and not was_active:
-            for pod in self._stored_pods():
-                self._index_pod(pod)
+            self._reload_pods()
         elif was_active and not self._index:
-            self._pods.clear()
-            self._by_ip.clear()
-            self._host_network.clear()
+            self._forget_pods()
         return True
 
     def _apply_namespace(self, event: Event) -> bool:
@@ -159,13 +156,18 @@ class PolicyEngine:
     def refresh_pods(self) -> None:
         """Without policies pods are not kept up to date; the check endpoint still wants to name them,
         so it asks for a fresh index first (a scan, fine for a debugging request)."""
-        if self._index:
-            return
+        if not self._index:
+            self._reload_pods()
+
+    def _reload_pods(self) -> None:
+        self._forget_pods()
+        for pod in self._stored_pods():
+            self._index_pod(pod)
+
+    def _forget_pods(self) -> None:
         self._pods.clear()
         self._by_ip.clear()
         self._host_network.clear()
-        for pod in self._stored_pods():
-            self._index_pod(pod)
 
     def pod_at(self, ip: str) -> PodRef | None:
         """The pod that owns `ip` (None for the node's and other addresses)."""

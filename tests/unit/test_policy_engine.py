@@ -106,6 +106,10 @@ def test_pods_are_indexed_only_while_a_policy_exists(engine: PolicyEngine) -> No
     assert engine.pod_at(CLIENT) is None
     engine.refresh_pods()  # what the check endpoint does when no policy exists
     assert engine.pod("prod", "client").name == "client"
+    stored = list(engine._stored_pods())
+    engine._stored_pods = lambda: [p for p in stored if p["metadata"]["name"] != "client"]  # client deleted meanwhile
+    engine.apply(event(ADDED, NETWORK_POLICIES.key, policy("any", ns="dev")))
+    assert engine.pod_at(CLIENT) is None  # the first policy indexes what is stored now, nothing older
 
 
 def test_pod_ip_changes_and_deletion_move_the_identity(engine: PolicyEngine) -> None:
