@@ -78,9 +78,9 @@ class ResourceHandler:
         before = self.store.rv
         response = await self._dispatch(request)
         if request.method != "GET" and self.store.rv != before:
-            # acknowledge only once the write is on disk and everything reacting to it has run
+            # acknowledge only once the writes are on disk and everything reacting to them has run
             # (the pod's endpoints, DNS and proxy): see emulator/store/store.py
-            await self.store.settled(self.store.rv)
+            await self.store.settled_since(before)
         return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:

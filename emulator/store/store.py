@@ -283,6 +283,17 @@ class Store:
                 self._progress = asyncio.get_running_loop().create_future()
             await self._progress
 
+    async def settled_since(self, before: int) -> None:
+        """`settled` for every change after `before` (a request that wrote several objects)."""
+        last = self.rv
+        while True:
+            target = max([last, *(v for k, v in self._last_of_root.items() if before < k <= last)])
+            if self._dispatched_rv >= target:
+                for root in [k for k in self._last_of_root if before < k <= last]:
+                    del self._last_of_root[root]
+                return
+            await self.settled(target)
+
     async def drain(self) -> None:
         """Wait until nothing is left unsaved (before closing)."""
         await self.settled(self.rv)
