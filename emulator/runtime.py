@@ -33,8 +33,7 @@ from emulator.policy import PolicyEngine
 from emulator.proxy.server import Proxy, ProxySettings
 from emulator.registry.kinds import build_strategies
 from emulator.registry.registry import Cluster, Registry
-from emulator.registry.strategy import Strategy
-from emulator.resources import ENDPOINTS, NAMESPACES, NETWORK_POLICIES, PODS, SERVICES, TOKEN_REVIEWS
+from emulator.resources import ENDPOINTS, NAMESPACES, NETWORK_POLICIES, PODS, SERVICES
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
 from emulator.store.store import Store
 
@@ -101,10 +100,7 @@ class Runtime:
         self.api_port = api_sock.getsockname()[1]
         self.faces["API"] = f"http://{config.api_host}:{self.api_port}"
         cluster = Cluster(self.store, plan, config.node_address, config.api_host if config.api_host not in ("0.0.0.0", "::") else "127.0.0.1", self.api_port)
-        self.registry = Registry(cluster, {})
-        self.registry.strategies.update(build_strategies(cluster))
-        # TokenReview is answered, never stored (api/tokens.py); the registry still walks every table row.
-        self.registry.strategies.setdefault(TOKEN_REVIEWS.key, Strategy(cluster))
+        self.registry = Registry(cluster, build_strategies(cluster))  # TokenReview has none: it is never stored
         self.registry.claim_stored()
         self._start_auth(cluster.api_address, plan.service_ips.first_address)
         if self.api_tls is not None:

@@ -23,7 +23,7 @@ from emulator.ipam import AddressPlan
 from emulator.labels import Selector, SelectorError, parse_field_selector, parse_selector
 from emulator.models.base import field_errors, unknown_fields
 from emulator.registry.strategy import Strategy
-from emulator.resources import NAMESPACES, RESOURCE_TYPES, ResourceType
+from emulator.resources import NAMESPACES, ResourceType
 from emulator.store.store import Store
 
 FIELD_VALIDATION_MODES = ("Strict", "Warn", "Ignore")
@@ -93,11 +93,10 @@ class Registry:
 
     def claim_stored(self) -> None:
         """Mark every address/port held by a stored object as taken (allocations survive restarts)."""
-        for rt in RESOURCE_TYPES:
-            strategy = self.strategies[rt.key]
-            if type(strategy).claim is Strategy.claim:
-                continue
-            for raw in self.store.raws(rt.key):
+        for strategy in self.strategies.values():
+            if type(strategy).claim is Strategy.claim and type(strategy).claim_raw is Strategy.claim_raw:
+                continue  # holds nothing: no need to read its objects
+            for raw in self.store.raws(strategy.resource.key):
                 strategy.claim_raw(raw)
 
     # -- reads ---------------------------------------------------------------------------------------
