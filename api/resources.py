@@ -215,10 +215,6 @@ class ResourceHandler:
     ) -> web.Response:
         if not isinstance(patched, dict):
             raise errors.StatusError(422, "Invalid", "the patched object is not a JSON object")
-        meta = patched.get("metadata") if isinstance(patched.get("metadata"), dict) else {}
-        wanted_rv = meta.get("resourceVersion")
-        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
-            raise errors.conflict(rt.key, current["metadata"]["name"])  # a resourceVersion in a patch is a precondition
         result = self.registry.replace_object(rt, current, patched, options, subresource)
         return json_response(result.obj, warnings=result.warnings)
 

@@ -213,24 +213,20 @@ class Registry:
         old = self.store.get(rt.key, namespace if rt.namespaced else "", name)
         if old is None:
             raise errors.not_found(rt.key, name)
-        expected = meta.get("resourceVersion")
-        expected_rv: int | None = None
-        if expected:
-            try:
-                expected_rv = int(expected)
-            except ValueError as exc:
-                raise errors.bad_request(f'invalid resourceVersion "{expected}"') from exc
-        return self._replace(rt, old, obj, expected_rv, options, subresource, warnings)
+        return self._replace(rt, old, obj, _parse_rv(meta.get("resourceVersion")), options, subresource, warnings)
 
     def replace_object(
         self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any],
         options: WriteOptions | None = None, subresource: str | None = None,
     ) -> WriteResult:
-        """Write `new` (e.g. a patched `old`) after schema validation, conditional on `old`'s version."""
+        """Write `new` (e.g. a patched `old`) after schema validation, conditional on `old`'s version; a
+        resourceVersion that `new` carries (a patch that set one) is a precondition as well."""
         options = options or WriteOptions()
         obj, warnings = self.decode(rt, new, options)
-        obj.setdefault("metadata", {})["name"] = old["metadata"]["name"]
-        return self._replace(rt, old, obj, int(old["metadata"]["resourceVersion"]), options, subresource, warnings)
+        meta = obj.setdefault("metadata", {})
+        meta["name"] = old["metadata"]["name"]
+        expected = _parse_rv(meta.get("resourceVersion")) or int(old["metadata"]["resourceVersion"])
+        return self._replace(rt, old, obj, expected, options, subresource, warnings)
 
     def _replace(
         self, rt: ResourceType, old: dict[str, Any], obj: dict[str, Any], expected_rv: int | None,
@@ -388,6 +384,16 @@ class Registry:
             if self.store.get_raw(rt.key, namespace, name) is None:
                 return name
         raise errors.StatusError(409, "AlreadyExists", f"could not generate a unique name from {prefix!r}; try again")
+
+
+def _parse_rv(value: Any) -> int | None:
+    """A resourceVersion a client sent (a precondition), or None when it sent none."""
+    if not value:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise errors.bad_request(f'invalid resourceVersion "{value}": send the one the server returned, or none') from None
 
 
 def _copy(value: Any) -> Any:

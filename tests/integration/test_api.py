@@ -130,6 +130,8 @@ def test_patch_types(api: httpx.Client) -> None:
     ops = [{"op": "replace", "path": "/metadata/labels/app", "value": "y"}, {"op": "remove", "path": "/metadata/labels/extra"}]
     jp = ok(api.patch(f"{PODS}/p", json=ops, headers={"Content-Type": "application/json-patch+json"}))
     assert jp["metadata"]["labels"] == {"app": "y"}
+    stale = json.dumps({"metadata": {"resourceVersion": merge["metadata"]["resourceVersion"], "labels": {"late": "1"}}})
+    status_of(api.patch(f"{PODS}/p", content=stale, headers={"Content-Type": "application/merge-patch+json"}), 409, "Conflict")
     before = jp["metadata"]["resourceVersion"]
     same = ok(api.patch(f"{PODS}/p", content=b"{}", headers={"Content-Type": "application/merge-patch+json"}))
     assert same["metadata"]["resourceVersion"] == before
