@@ -21,9 +21,7 @@ from emulator.registry.registry import Registry
 
 log = logging.getLogger("emulator.api")
 
-REGISTRY = web.AppKey("registry", Registry)
 HANDLER = web.AppKey("resource_handler", ResourceHandler)
-EXTRA_INFO = web.AppKey("extra_info", dict)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -116,7 +114,6 @@ def create_app(
     """The API application. `routes` lets other parts (e.g. pod environment) add their endpoints;
     `middlewares` run inside `status_errors` (so their errors are Status answers), e.g. api/auth.py's."""
     app = web.Application(middlewares=[status_errors, *(middlewares or ())], client_max_size=MAX_BODY + 1)
-    app[REGISTRY] = registry
     app[HANDLER] = ResourceHandler(registry)
     app.router.add_get("/version", version)
     for path in ("/healthz", "/readyz", "/livez"):

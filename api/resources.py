@@ -72,7 +72,6 @@ class ResourceHandler:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.store = registry.store
-        self.extra_subresources: dict[tuple[str, str], Any] = {}  # (resource key, subresource) -> handler
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         before = self.store.rv
@@ -89,8 +88,6 @@ class ResourceHandler:
         parts = [p for p in info["rest"].split("/") if p]
         target = parse_target(group, info["version"], parts)
         method = request.method
-        if target.subresource and (target.rt.key, target.subresource) in self.extra_subresources:
-            return await self.extra_subresources[(target.rt.key, target.subresource)](request, target)
         verb = request_verb(method, target, flag(request, "watch"))
         # A kind (or subresource) serves only the verbs the table grants it: a create-only kind such as
         # TokenReview must not be listed or watched, serviceaccounts/token must not read the account.

@@ -94,10 +94,6 @@ class IPRange:
     def first_address(self) -> str:
         return str(ipaddress.IPv4Address(self._alloc.first))
 
-    @property
-    def free(self) -> int:
-        return self._alloc.free
-
     def contains(self, ip: str) -> bool:
         try:
             return self._alloc.contains(ip_int(ip))
@@ -120,9 +116,6 @@ class IPRange:
 
     def claim(self, ip: str) -> bool:
         return self._alloc.claim(ip_int(ip))
-
-    def is_held(self, ip: str) -> bool:
-        return self._alloc.is_held(ip_int(ip))
 
     def release(self, ip: str) -> None:
         value = ip_int(ip)

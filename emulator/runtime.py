@@ -1,9 +1,9 @@
 """Wires the parts together and owns their start/stop order.
 
-Start: open the store and read it back → claim stored addresses → controllers, DNS index and proxy
-subscribe to store events and are handed the current objects → bind the API socket → create the
-built-in objects → serve. Stop: in reverse, and the store is closed last so every acknowledged write
-is on disk.
+Start: open the store and read it back → bind the API socket (its port is needed next) → claim stored
+addresses → controllers, the policy engine, the DNS index and the proxy subscribe to store events and
+are handed the current objects → create the built-in objects → bind DNS and the proxy → serve the API.
+Stop: the API first, then DNS and the proxy, and the store last, once everything unsaved is on disk.
 """
 
 from __future__ import annotations

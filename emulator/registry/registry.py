@@ -155,8 +155,8 @@ class Registry:
             raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: {listed}')
         if unknown and options.field_validation == "Warn":
             warnings = [f'unknown field "{p}"' for p in unknown]
+        # (a client's apiVersion/kind, when sent, were checked above to be these)
         obj = {"apiVersion": rt.api_version, "kind": rt.kind, **model.model_dump(exclude_none=True)}
-        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         return obj, warnings
 
     def create(self, rt: ResourceType, namespace: str, body: Any, options: WriteOptions | None = None) -> WriteResult:

@@ -116,15 +116,6 @@ class Store:
         for raw in self.raws(resource, namespace):
             yield orjson.loads(raw)
 
-    def count(self, resource: str, namespace: str | None = None) -> int:
-        by_ns = self._objects.get(resource, {})
-        if namespace is not None:
-            return len(by_ns.get(namespace, ()))
-        return sum(len(b) for b in by_ns.values())
-
-    def namespaces_with(self, resource: str) -> list[str]:
-        return [ns for ns, bucket in self._objects.get(resource, {}).items() if bucket]
-
     # -- writes --------------------------------------------------------------------------------------
 
     def create(self, resource: str, namespace: str, name: str, obj: dict[str, Any]) -> dict[str, Any]:
