@@ -110,7 +110,7 @@ class Runtime:
         endpoints = EndpointsController(self.registry)
         self.store.subscribe(namespaces.apply)
         self.store.subscribe(endpoints.apply)
-        self.store.replay(endpoints.apply, (SERVICES.key,))
+        endpoints.start()
         self.policy_engine = PolicyEngine(config.proxy and config.network_policy, lambda: self.store.objects(PODS.key))
         self.store.subscribe(self.policy_engine.apply)
         self.store.replay(self.policy_engine.apply, (NAMESPACES.key, NETWORK_POLICIES.key))

@@ -93,6 +93,7 @@ class EndpointsController:
         self.registry = registry
         self.store = registry.store
         self._services: dict[str, dict[str, ServiceInfo]] = {}  # namespace -> service name -> info
+        self._start_pods: dict[str, list[tuple[dict[str, str], PodInfo]]] | None = None  # during start() only
 
     def apply(self, event: Event) -> None:
         if event.resource == PODS.key:
@@ -148,7 +149,21 @@ class EndpointsController:
         services[name] = info
         self._sync(ns, name, info)
 
+    def start(self) -> None:
+        """Take over the stored services: each pod is decoded once, however many services select it."""
+        self._start_pods = {}
+        for pod in self.store.objects(PODS.key):
+            info = PodInfo.of(pod)
+            if info is not None:
+                self._start_pods.setdefault(pod["metadata"]["namespace"], []).append((pod["metadata"].get("labels") or {}, info))
+        try:
+            self.store.replay(self.apply, (SERVICES.key,))
+        finally:
+            self._start_pods = None
+
     def _scan(self, namespace: str, selector: Selector) -> dict[str, PodInfo]:
+        if self._start_pods is not None:
+            return {info.name: info for labels, info in self._start_pods.get(namespace, ()) if selector.matches(labels)}
         members: dict[str, PodInfo] = {}
         for pod in self.store.objects(PODS.key, namespace):
             if selector.matches(pod["metadata"].get("labels") or {}):

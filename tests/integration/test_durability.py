@@ -83,6 +83,7 @@ def test_clean_restart_keeps_everything_and_watch_resumes_only_forward(tmp_path:
     emu = start_emulator(data, in_memory=False)
     with emu.client() as api:
         made = api.post(PODS, json={"metadata": {"name": "kept", "labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}).json()
+        api.post(SERVICES, json={"metadata": {"name": "sel"}, "spec": {"selector": {"a": "b"}, "ports": [{"port": 80}]}})
         rv_before = int(api.get(PODS).json()["metadata"]["resourceVersion"])
     assert emu.stop() == 0  # SIGTERM: a clean stop
     again = start_emulator(data, in_memory=False)
@@ -93,6 +94,14 @@ def test_clean_restart_keeps_everything_and_watch_resumes_only_forward(tmp_path:
             assert kept["status"]["podIP"] == made["status"]["podIP"]
             # (the API port changed, so the kubernetes Endpoints were rewritten: versions only move forward)
             assert int(api.get(PODS).json()["metadata"]["resourceVersion"]) >= rv_before
+            # the endpoints controller took the stored service over: its pods, and new ones
+            def endpoint_ips() -> list[str]:
+                endpoints = api.get("/api/v1/namespaces/default/endpoints/sel").json()
+                return sorted(a["ip"] for subset in endpoints.get("subsets", []) for a in subset.get("addresses", []))
+
+            assert endpoint_ips() == [made["status"]["podIP"]]
+            newer = api.post(PODS, json={"metadata": {"name": "newer", "labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}).json()
+            assert endpoint_ips() == sorted([made["status"]["podIP"], newer["status"]["podIP"]])
             # the built-ins were not created twice
             names = [n["metadata"]["name"] for n in api.get("/api/v1/namespaces").json()["items"]]
             assert names.count("default") == 1
