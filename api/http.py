@@ -17,6 +17,16 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml")
 
 
+class ManifestLoader(yaml.SafeLoader):
+    """YAML as Kubernetes reads it: `2024-01-01` stays a string (in an annotation, say), not a date."""
+
+
+ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def json_response(body: Any, status: int = 200, content_type: str = JSON, warnings: list[str] | None = None) -> web.Response:
     response = web.Response(body=body if isinstance(body, bytes) else orjson.dumps(body), status=status)
     # set by hand: aiohttp would add "; charset=utf-8", which breaks kubectl's discovery parsing
@@ -68,7 +78,7 @@ def decode(body: bytes, content_type: str) -> Any:
     except orjson.JSONDecodeError as exc:
         if content_type in YAML_TYPES or content_type.endswith("yaml"):
             try:
-                return yaml.safe_load(body)
+                return yaml.load(body, Loader=ManifestLoader)  # noqa: S506 - a SafeLoader
             except yaml.YAMLError as yerr:
                 raise errors.bad_request(f"the body is neither valid JSON nor valid YAML: {yerr}") from yerr
         raise errors.bad_request(f"the body is not valid JSON: {exc}") from exc

@@ -82,6 +82,8 @@ def test_generate_name_yaml_body_and_own_pod_ip(api: httpx.Client) -> None:
     created = ok(api.post(PODS, content=manifest, headers={"Content-Type": "application/yaml"}), 201)
     assert created["metadata"]["name"].startswith("worker-") and len(created["metadata"]["name"]) == len("worker-") + 5
     assert created["status"]["podIP"] == "127.0.0.42"  # a pod may bring its own address
+    dated = "metadata:\n  name: dated\n  annotations:\n    released: 2024-01-01\nspec:\n  containers: [{name: c}]\n"
+    assert ok(api.post(PODS, content=dated, headers={"Content-Type": "application/yaml"}), 201)["metadata"]["annotations"] == {"released": "2024-01-01"}
 
 
 def test_list_selectors(api: httpx.Client) -> None:
