@@ -136,7 +136,7 @@ class PodStrategy(Strategy):
             problems.append(errors.forbidden("status.podIP", f"pod IP may not change once set (was {old_ip})"))
         for field in ("serviceAccountName", "hostNetwork", "nodeName"):
             if new["spec"].get(field) != old["spec"].get(field):
-                problems.append(errors.forbidden(f"spec.{field}", "pod updates may not change fields other than image, labels, annotations and status"))
+                problems.append(errors.forbidden(f"spec.{field}", "may not change once the pod exists: delete the pod and create it again"))
         return problems
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
