@@ -330,51 +330,64 @@ def decide(
     denying: list[str] = []  # policies that isolated a side and allowed nothing
     denied: list[str] = []
 
-    # Egress: the source pod's policies, peers matched against the destination.
-    if src_pod is None:
-        reasons.append(f"egress: source {_describe(source)} is not a pod, no egress policy applies")
-    else:
-        isolating = [p for p in _policies_in(policies, src_pod.namespace) if p.isolates_egress and p.selects(src_pod)]
-        allows = [
-            p.key for p in isolating if _any_rule(p, p.egress, dst_pod, dst_ip, port, protocol, dst_pod, ns_labels)
-        ]
-        if not isolating:
-            reasons.append(f"egress: {src_pod.key} is not isolated for egress")
-        elif allows:
-            reasons.append(f"egress: {src_pod.key} to {target} allowed by {', '.join(allows)}")
-            allowing += allows
-        else:
-            keys = [p.key for p in isolating]
-            reasons.append(
-                f"egress: {src_pod.key} is isolated for egress by {', '.join(keys)} and no egress rule allows {target}"
-            )
-            denying += keys
-            denied.append("egress")
-
-    # Ingress: the destination pod's policies, peers matched against the source.
-    if dst_pod is None:
-        reasons.append(f"ingress: destination {_describe(destination)} is not a pod, no ingress policy applies")
-    else:
-        isolating = [p for p in _policies_in(policies, dst_pod.namespace) if p.isolates_ingress and p.selects(dst_pod)]
-        allows = [
-            p.key for p in isolating if _any_rule(p, p.ingress, src_pod, src_ip, port, protocol, dst_pod, ns_labels)
-        ]
-        if not isolating:
-            reasons.append(f"ingress: {dst_pod.key} is not isolated for ingress")
-        elif allows:
-            reasons.append(f"ingress: {_describe(source)} to {target} allowed by {', '.join(allows)}")
-            allowing += allows
-        else:
-            keys = [p.key for p in isolating]
-            reasons.append(
-                f"ingress: {dst_pod.key} is isolated for ingress by {', '.join(keys)} "
-                f"and no ingress rule allows {_describe(source)} to {target}"
-            )
-            denying += keys
-            denied.append("ingress")
+    # Egress: the source pod's policies, peers matched against the destination; ingress: the other way.
+    sides = (
+        ("egress", src_pod, f"source {_describe(source)}", dst_pod, dst_ip,
+         f"{src_pod.key if src_pod else ''} to {target}", target),
+        ("ingress", dst_pod, f"destination {_describe(destination)}", src_pod, src_ip,
+         f"{_describe(source)} to {target}", f"{_describe(source)} to {target}"),
+    )
+    for direction, subject, absent, peer_pod, peer_ip, flow, unallowed in sides:
+        reason, allows, isolating = _judge_side(
+            direction, subject, absent, peer_pod, peer_ip, port, protocol, dst_pod, policies, ns_labels, flow, unallowed
+        )
+        reasons.append(reason)
+        allowing += allows
+        if isolating:
+            denying += isolating
+            denied.append(direction)
 
     deciding = denying if denied else allowing
     return Decision(not denied, tuple(reasons), tuple(dict.fromkeys(deciding)), tuple(denied))
+
+
+def _judge_side(
+    direction: str,
+    subject: PodRef | None,
+    absent: str,
+    peer_pod: PodRef | None,
+    peer_ip: IPAddress | None,
+    port: int,
+    protocol: str,
+    destination: PodRef | None,
+    policies: Policies,
+    ns_labels: _NamespaceLabels,
+    flow: str,
+    unallowed: str,
+) -> tuple[str, list[str], list[str]]:
+    """One direction of a connection: (reason, the policies that allowed it, the isolating policies that
+    allowed nothing). `subject` is the pod whose policies apply (the source for egress, the destination
+    for ingress); `peer_*` is the other end, which the rules' peers are matched against."""
+    if subject is None:
+        return f"{direction}: {absent} is not a pod, no {direction} policy applies", [], []
+    egress = direction == "egress"
+    isolating = [
+        p for p in _policies_in(policies, subject.namespace)
+        if (p.isolates_egress if egress else p.isolates_ingress) and p.selects(subject)
+    ]
+    if not isolating:
+        return f"{direction}: {subject.key} is not isolated for {direction}", [], []
+    allows = [
+        p.key for p in isolating
+        if _any_rule(p, p.egress if egress else p.ingress, peer_pod, peer_ip, port, protocol, destination, ns_labels)
+    ]
+    if allows:
+        return f"{direction}: {flow} allowed by {', '.join(allows)}", allows, []
+    keys = [p.key for p in isolating]
+    return (
+        f"{direction}: {subject.key} is isolated for {direction} by {', '.join(keys)} and no {direction} rule allows {unallowed}",
+        [], keys,
+    )
 
 
 def _any_rule(
