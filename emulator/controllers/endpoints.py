@@ -150,12 +150,9 @@ class EndpointsController:
         self._sync(ns, name, info)
 
     def start(self) -> None:
-        """Take over the stored services: each pod is decoded once, however many services select it."""
+        """Take over the stored services: each pod of a namespace with selector services is decoded
+        once, however many services select it (and not at all where no service selects)."""
         self._start_pods = {}
-        for pod in self.store.objects(PODS.key):
-            info = PodInfo.of(pod)
-            if info is not None:
-                self._start_pods.setdefault(pod["metadata"]["namespace"], []).append((pod["metadata"].get("labels") or {}, info))
         try:
             self.store.replay(self.apply, (SERVICES.key,))
         finally:
@@ -163,7 +160,14 @@ class EndpointsController:
 
     def _scan(self, namespace: str, selector: Selector) -> dict[str, PodInfo]:
         if self._start_pods is not None:
-            return {info.name: info for labels, info in self._start_pods.get(namespace, ()) if selector.matches(labels)}
+            pods = self._start_pods.get(namespace)
+            if pods is None:
+                pods = self._start_pods[namespace] = [
+                    (pod["metadata"].get("labels") or {}, info)
+                    for pod in self.store.objects(PODS.key, namespace)
+                    if (info := PodInfo.of(pod)) is not None
+                ]
+            return {info.name: info for labels, info in pods if selector.matches(labels)}
         members: dict[str, PodInfo] = {}
         for pod in self.store.objects(PODS.key, namespace):
             if selector.matches(pod["metadata"].get("labels") or {}):
