@@ -150,19 +150,16 @@ def _item_ops(r: ResourceType, op_id: str, sub: Subresource | None = None) -> di
             requestBody=_json_body(_ref(f"{META}.DeleteOptions")),
         )
     if "create" in verbs and sub is not None:  # serviceaccounts/token is a POST on the subresource
-        ops["post"] = _operation(
-            "create",
-            "post",
-            gvk,
-            op_id,
-            obj,
-            "200",
-            "201",
-            "202",
-            parameters=list(WRITE_PARAMS),
-            requestBody=_json_body(obj),
-        )
+        ops["post"] = _create_operation(gvk, op_id, obj)
     return ops
+
+
+def _create_operation(gvk: dict[str, str], op_id: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """POST of a new object: on a collection, or on a subresource such as serviceaccounts/token."""
+    return _operation(
+        "create", "post", gvk, op_id, obj, "200", "201", "202",
+        parameters=list(WRITE_PARAMS), requestBody=_json_body(obj),
+    )
 
 
 def _collection_ops(r: ResourceType, op_id: str, plural_id: str) -> dict[str, Any]:
@@ -180,18 +177,7 @@ def _collection_ops(r: ResourceType, op_id: str, plural_id: str) -> dict[str, An
             parameters=list(LIST_PARAMS),
         )
     if "create" in r.verbs:
-        ops["post"] = _operation(
-            "create",
-            "post",
-            gvk,
-            op_id,
-            obj,
-            "200",
-            "201",
-            "202",
-            parameters=list(WRITE_PARAMS),
-            requestBody=_json_body(obj),
-        )
+        ops["post"] = _create_operation(gvk, op_id, obj)
     if "deletecollection" in r.verbs:
         ops["delete"] = _operation(
             "deletecollection",
