@@ -207,6 +207,24 @@ class Runtime:
         self.store.close()
 
     def banner(self) -> str:
+        """Where each face listens, then what to try first (after a blank line, so tools can stop reading)."""
         lines = [f"emulator ready in {self.started_in:.2f}s"]
         lines += [f"  {name:<8} {where}" for name, where in self.faces.items()]
+        lines += ["", *self.first_steps()]
         return "\n".join(lines) + "\n"
+
+    def first_steps(self) -> list[str]:
+        config = self.config
+        api = self.faces["API"]
+        if self.kubeconfig_path is not None:
+            kubectl = f"KUBECONFIG={self.kubeconfig_path} kubectl"
+        elif api == "http://127.0.0.1:8080":
+            kubectl = "kubectl"  # kubectl without any kubeconfig goes to localhost:8080
+        else:
+            kubectl = f"kubectl --server {api}"
+        steps = [f"try: {kubectl} get services -A"]
+        if "DNS" in self.faces:
+            host = "127.0.0.1" if config.dns_host in ("0.0.0.0", "::") else config.dns_host
+            port = self.faces["DNS"].split()[0].rsplit(":", 1)[1]
+            steps.append(f"     dig @{host} -p {port} kubernetes.default.svc.{config.cluster_domain} +short")
+        return steps
