@@ -13,12 +13,15 @@ Standard library only.
 
 from __future__ import annotations
 
-import argparse
 import os
+import sys
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-LOCALHOST = os.environ.get("POD_IP", "127.0.0.1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # examples/common: the HTTP plumbing
+from textserver import TextHandler, pod_address, serve  # noqa: E402
+
+LOCALHOST = pod_address()
 APP_PORT = 8000
 
 # the app's key → (metric name, type, help, how to read the value)
@@ -48,8 +51,8 @@ def to_prometheus(stats: dict[str, str], pod: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Metrics(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Metrics(TextHandler):
+    content_type = "text/plain; version=0.0.4; charset=utf-8"  # the Prometheus text format
 
     def do_GET(self) -> None:
         if self.path != "/metrics":
@@ -62,23 +65,9 @@ class Metrics(BaseHTTPRequestHandler):
         except (OSError, ValueError) as exc:
             self.reply(502, f"cannot read the app's stats: {exc}\n")
 
-    def reply(self, status: int, body: str) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
-        pass
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=9102)
-    args = parser.parse_args()
-    ThreadingHTTPServer((LOCALHOST, args.port), Metrics).serve_forever()
+    serve(Metrics, 9102, __doc__)
 
 
 if __name__ == "__main__":

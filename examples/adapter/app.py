@@ -10,11 +10,13 @@ Listens on $POD_IP and `--port` (8000). Standard library only.
 
 from __future__ import annotations
 
-import argparse
-import os
+import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # examples/common: the HTTP plumbing
+from textserver import TextHandler, serve  # noqa: E402
 
 STARTED = time.monotonic()
 counters = {"requests": 0, "errors": 0, "in_flight": 0}
@@ -28,9 +30,7 @@ def stats_line() -> str:
     return f"STATS requests={requests} errors={errors} uptime={time.monotonic() - STARTED:.1f}s in_flight={in_flight}\n"
 
 
-class Orders(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class Orders(TextHandler):
     def do_GET(self) -> None:
         if self.path == "/stats":  # monitoring traffic is not counted
             self.reply(200, stats_line(), "text/plain")
@@ -49,23 +49,9 @@ class Orders(BaseHTTPRequestHandler):
             with lock:
                 counters["in_flight"] -= 1
 
-    def reply(self, status: int, body: str, content_type: str) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
-        pass
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args()
-    ThreadingHTTPServer((os.environ.get("POD_IP", "127.0.0.1"), args.port), Orders).serve_forever()
+    serve(Orders, 8000, __doc__)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,14 @@ database runs. Listens on $POD_IP and `--port` (8000). Standard library only.
 
 from __future__ import annotations
 
-import argparse
-import os
 import socket
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
+from pathlib import Path
 
-LOCALHOST = os.environ.get("POD_IP", "127.0.0.1")  # in a pod this would be 127.0.0.1; here each pod has its own
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # examples/common: the HTTP plumbing
+from textserver import TextHandler, pod_address, serve  # noqa: E402
+
+LOCALHOST = pod_address()  # in a pod this would be 127.0.0.1; here each pod has its own
 DATABASE_PORT = 6379
 
 
@@ -24,9 +26,7 @@ def database(command: str) -> str:
     return reply.decode().strip()
 
 
-class Visits(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class Visits(TextHandler):
     def do_GET(self) -> None:
         try:
             reply = database("INCR visits")
@@ -35,22 +35,11 @@ class Visits(BaseHTTPRequestHandler):
             )
         except OSError as exc:
             status, body = 502, f"no database on localhost:{DATABASE_PORT}: {exc}\n"
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
-        pass
+        self.reply(status, body)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args()
-    ThreadingHTTPServer((LOCALHOST, args.port), Visits).serve_forever()
+    serve(Visits, 8000, __doc__)
 
 
 if __name__ == "__main__":

@@ -180,6 +180,8 @@ def resolve(name: str) -> list[str]:
 # --- the two roles ------------------------------------------------------------------------------------
 
 
+# The one example that does not use examples/common/textserver.py: compose mounts only examples/compose/
+# into the container (on /demo), so this file carries its own few lines of HTTP plumbing.
 class Greeting(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # examples/common: the HTTP plumbing
+from textserver import QuietLog, pod_address  # noqa: E402
 
 
-class QuietFiles(SimpleHTTPRequestHandler):
+class QuietFiles(QuietLog, SimpleHTTPRequestHandler):
     """Static files, without a log line per request."""
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
-        pass
 
 
 def main() -> None:
@@ -25,7 +27,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     handler = functools.partial(QuietFiles, directory=args.dir)
-    address = (os.environ.get("POD_IP", "127.0.0.1"), args.port)
+    address = (pod_address(), args.port)
     print(f"web: serving {args.dir} on http://{address[0]}:{address[1]}/", flush=True)
     ThreadingHTTPServer(address, handler).serve_forever()
 
