@@ -362,7 +362,8 @@ class LocalPod:
 
     async def service_account_files(self) -> dict[str, str]:
         """A token for the pod's service account (`default`: the manifest names none), bound to the pod,
-        in `<dir>/token` next to `<dir>/namespace`; the variables that point at them."""
+        in `<dir>/token` next to `<dir>/namespace` (and `<dir>/ca.crt` when the API is HTTPS with its own
+        CA); the variables that point at them."""
         opts = self.options
         ref = {"kind": "Pod", "apiVersion": "v1", "name": opts.name, "uid": self.uid}
         try:
@@ -375,7 +376,10 @@ class LocalPod:
             log(f"warning: no service account token for pod {self.ref}: {exc}")
             return {}
         self.secrets_dir = tempfile.mkdtemp(prefix="emulator-serviceaccount-")
-        for name, text in (("token", issued["status"]["token"]), ("namespace", opts.namespace)):
+        files = [("token", issued["status"]["token"]), ("namespace", opts.namespace)]
+        if self.api.target.ca_pem:  # as in a cluster: what an in-pod client trusts to reach the API
+            files.append(("ca.crt", self.api.target.ca_pem))
+        for name, text in files:
             fd = os.open(os.path.join(self.secrets_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(text)

@@ -31,8 +31,11 @@ HINT = "pass --kubeconfig <data-dir>/kubeconfig (written by `emulator serve`) or
 # argv: OUT EXIT. Writes its environment to OUT, then exits with EXIT (or, with EXIT "wait", sleeps).
 CHILD = r"""
 import json, os, sys, time
+env = dict(os.environ)
+folder = env.get("EMULATOR_SERVICEACCOUNT_DIR")
+env["_FILES"] = ",".join(sorted(os.listdir(folder))) if folder else ""
 with open(sys.argv[1] + ".tmp", "w") as f:
-    json.dump(dict(os.environ), f)
+    json.dump(env, f)
 os.replace(sys.argv[1] + ".tmp", sys.argv[1])
 if sys.argv[2] == "wait":
     time.sleep(60)
@@ -171,6 +174,7 @@ def test_run_registers_the_pod_and_cleans_up(secured: Emulator, tmp_path: Path, 
     child = json.loads(report.read_text())
     assert child["POD_NAME"] == name and child["POD_IP"] and child["KUBERNETES_SERVICE_PORT"] == "443"
     assert child["EMULATOR_SERVICEACCOUNT_TOKEN_FILE"]  # the admin may request the pod's token
+    assert child["_FILES"] == "ca.crt,namespace,token"  # the in-cluster layout, CA included
     with admin(secured) as api:
         assert api.get(f"/api/v1/namespaces/default/pods/{name}").status_code == 404
 
