@@ -89,20 +89,42 @@ class WatchStream:
 
     def _start(self, since: str) -> tuple[list[Event], int]:
         """The events to send first and the resourceVersion they bring the client to."""
-        current = [
-            Event(ADDED, self.rt.key, ns, name, rv, raw)
-            for ns, name, rv, raw in self.store.entries(self.rt.key, self.namespace)
-        ]
-        if self.keep is not None:
-            self.inside = {(e.namespace, e.name) for e in current if self.keep(e.obj)}
-        if since in ("", "0"):
-            self.inside.clear()  # they are sent now, as ADDED
+        if since in ("", "0"):  # what exists now, as ADDED (with a selector, what matches)
+            current = [
+                Event(ADDED, self.rt.key, ns, name, rv, raw)
+                for ns, name, rv, raw in self.store.entries(self.rt.key, self.namespace)
+            ]
             return current, self.store.rv
         try:
             start = int(since)
         except ValueError:
             raise errors.bad_request(f'invalid resourceVersion "{since}": use the resourceVersion of a list') from None
-        return [e for e in self.store.events_since(start) if self.relevant(e)], start
+        backlog = [e for e in self.store.events_since(start) if self.relevant(e)]
+        if self.keep is not None:
+            self.inside = self._held_at(start, backlog)
+        return backlog, start
+
+    def _held_at(self, since: int, backlog: list[Event]) -> set[tuple[str, str]]:
+        """With a selector: the objects a client that listed at `since` holds — what matched then, so
+        that a change after it is sent as ADDED, MODIFIED or DELETED as the API server would."""
+        assert self.keep is not None
+        first_change: dict[tuple[str, str], Event] = {}
+        for event in backlog:
+            first_change.setdefault((event.namespace, event.name), event)
+        held = {
+            (ns, name) for ns, name, _, raw in self.store.entries(self.rt.key, self.namespace)
+            if (ns, name) not in first_change and self.keep(orjson.loads(raw))  # unchanged: as it is now
+        }
+        earlier = {(e.namespace, e.name): e for e in self.store.events_until(since) if self.relevant(e)}
+        for key, change in first_change.items():
+            if change.type == ADDED:
+                continue  # it did not exist yet
+            before = earlier.get(key)
+            # its state at `since` is its last earlier change; older than the history: assume it matched
+            # (a DELETED the client did not need is harmless, a missing one is not)
+            if before is None or (before.type != DELETED and self.keep(before.obj)):
+                held.add(key)
+        return held
 
     async def serve(self, request: web.Request, since: str) -> web.StreamResponse:
         # subscribe before reading the backlog, so that no change falls between the two

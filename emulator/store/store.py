@@ -314,5 +314,10 @@ class Store:
         history = self._history
         return list(itertools.islice(history, bisect.bisect_right(history, rv, key=_event_rv), None))
 
+    def events_until(self, rv: int) -> list[Event]:
+        """The delivered changes still in the history up to and including `rv`."""
+        history = self._history
+        return list(itertools.islice(history, 0, bisect.bisect_right(history, rv, key=_event_rv)))
+
     def close(self) -> None:
         self.backend.close()

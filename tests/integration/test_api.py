@@ -562,3 +562,22 @@ def test_endpoint_slices_of_two_services_never_collide(api: httpx.Client) -> Non
     assert len(slices("api")) == 2 and len(slices("api-1")) == 1
     ok(api.delete(f"{PODS}/b"))  # "api" shrinks back to one slice: the other service's slice stays
     assert len(slices("api")) == 1 and list(slices("api-1").values())[0]
+
+
+def test_selector_watch_resumed_from_a_list_sees_what_changed_in_between(emulator: Emulator, api: httpx.Client) -> None:
+    for name, labels in (("w1", {"a": "1"}), ("w2", {"a": "1"}), ("w3", {"a": "2"})):
+        ok(api.post(PODS, json=pod(name, labels)), 201)
+    listed = ok(api.get(PODS, params={"labelSelector": "a=1"}))
+    assert {p["metadata"]["name"] for p in listed["items"]} == {"w1", "w2"}
+    merge = {"Content-Type": "application/merge-patch+json"}
+    ok(api.delete(f"{PODS}/w1"))  # held by the client: DELETED
+    ok(api.patch(f"{PODS}/w2", content=b'{"metadata":{"labels":{"a":"9"}}}', headers=merge))  # leaves: DELETED
+    ok(api.patch(f"{PODS}/w3", content=b'{"metadata":{"labels":{"a":"1"}}}', headers=merge))  # enters: ADDED
+    params = {"watch": "1", "labelSelector": "a=1", "resourceVersion": listed["metadata"]["resourceVersion"], "timeoutSeconds": "1"}
+    events = _watch_lines(emulator.api_url + PODS, params, 10, timeout=5)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("DELETED", "w1"), ("DELETED", "w2"), ("ADDED", "w3")]
+    # kubectl delete --wait lists by name, then watches from the list: a deletion in between is seen
+    by_name = ok(api.get(PODS, params={"fieldSelector": "metadata.name=w3"}))
+    ok(api.delete(f"{PODS}/w3"))
+    params = {"watch": "1", "fieldSelector": "metadata.name=w3", "resourceVersion": by_name["metadata"]["resourceVersion"], "timeoutSeconds": "1"}
+    assert [e["type"] for e in _watch_lines(emulator.api_url + PODS, params, 10, timeout=5)] == ["DELETED"]
