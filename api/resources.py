@@ -68,6 +68,17 @@ def verbs_of(target: Target) -> tuple[str, ...]:
     return next((s.verbs for s in target.rt.subresources if s.name == target.subresource), ())
 
 
+INCLUDE_OBJECT = ("None", "Metadata", "Object")
+
+
+def include_object(request: web.Request) -> str:
+    """What a Table row carries of its object (`includeObject`); Metadata, as kubectl expects, by default."""
+    value = request.query.get("includeObject") or "Metadata"
+    if value not in INCLUDE_OBJECT:
+        raise errors.bad_request(f'includeObject must be one of None, Metadata or Object, not "{value}"')
+    return value
+
+
 class ResourceHandler:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -119,7 +130,7 @@ class ResourceHandler:
     def _render(self, request: web.Request, rt: ResourceType, obj: dict[str, Any]) -> web.Response:
         version = table_version(request.headers.get("Accept"))
         if version:
-            table = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), request.query.get("includeObject", "Metadata"), version=version)
+            table = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include_object(request), version=version)
             return json_response(table, content_type=table_content_type(version))
         return json_response(obj)
 
@@ -138,7 +149,7 @@ class ResourceHandler:
         version = table_version(request.headers.get("Accept"))
         if version:
             objects = [orjson.loads(r) for r in raws]
-            table = tables.table(rt, objects, rv, request.query.get("includeObject", "Metadata"), version=version)
+            table = tables.table(rt, objects, rv, include_object(request), version=version)
             return json_response(table, content_type=table_content_type(version))
         # splice the stored JSON into the list without decoding it: lists of 10,000 pods stay fast
         head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": rv}})
@@ -150,7 +161,7 @@ class ResourceHandler:
         render = None
         table_v = table_version(request.headers.get("Accept"))
         if table_v:  # kubectl get -w: each event carries a one-row Table
-            include = request.query.get("includeObject", "Metadata")
+            include = include_object(request)
 
             def render(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
                 return tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include, version=table_v)
@@ -230,6 +241,8 @@ class ResourceHandler:
             raise errors.bad_request(f'the name of the object ({applied_meta["name"]}) does not match the name on the URL ({name})')
         applied_meta["name"] = name
         live = self.store.get(rt.key, namespace, name)
+        if live is None and target.subresource:
+            raise errors.not_found(rt.key, name)  # a subresource is applied to an object that exists
         if live is None:
             creating = dict(applied)
             ssa.record(creating, rt, manager, applied)

@@ -25,7 +25,8 @@ def applied_by(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         e["manager"]: e.get("fieldsV1") or {}
         for e in _entries(obj)
-        if e.get("operation") == "Apply" and isinstance(e.get("manager"), str)
+        # entries a client wrote by hand in another shape are not ours to interpret
+        if e.get("operation") == "Apply" and isinstance(e.get("manager"), str) and isinstance(e.get("fieldsV1") or {}, dict)
     }
 
 

@@ -224,7 +224,12 @@ class Registry:
         options = options or WriteOptions()
         obj, warnings = self.decode(rt, new, options)
         meta = obj.setdefault("metadata", {})
-        meta["name"] = old["metadata"]["name"]
+        old_meta = old["metadata"]
+        if meta.get("name") and meta["name"] != old_meta["name"]:
+            raise errors.bad_request(f'the name of the object ({meta["name"]}) does not match the name on the URL ({old_meta["name"]}); names cannot be changed')
+        if meta.get("uid") and meta["uid"] != old_meta.get("uid"):
+            raise errors.conflict(rt.key, old_meta["name"], f'Precondition failed: UID in precondition: {meta["uid"]}, UID in object meta: {old_meta.get("uid")}')
+        meta["name"] = old_meta["name"]
         expected = _parse_rv(meta.get("resourceVersion")) or int(old["metadata"]["resourceVersion"])
         return self._replace(rt, old, obj, expected, options, subresource, warnings)
 

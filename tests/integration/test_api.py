@@ -581,3 +581,24 @@ def test_selector_watch_resumed_from_a_list_sees_what_changed_in_between(emulato
     ok(api.delete(f"{PODS}/w3"))
     params = {"watch": "1", "fieldSelector": "metadata.name=w3", "resourceVersion": by_name["metadata"]["resourceVersion"], "timeoutSeconds": "1"}
     assert [e["type"] for e in _watch_lines(emulator.api_url + PODS, params, 10, timeout=5)] == ["DELETED"]
+
+
+def test_bad_requests_found_in_review_are_clear_errors(api: httpx.Client) -> None:
+    table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    status_of(api.get(PODS, params={"includeObject": "bogus"}, headers=table), 400, "BadRequest")
+    # server-side apply to the status of a pod that does not exist creates nothing
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    ghost = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ghost"}, "status": {"phase": "Running"}})
+    status_of(api.patch(f"{PODS}/ghost/status", params={"fieldManager": "me"}, content=ghost, headers=apply), 404, "NotFound")
+    status_of(api.get(f"{PODS}/ghost"), 404, "NotFound")
+    # a patch cannot rename an object or change its uid
+    ok(api.post(PODS, json=pod("named")), 201)
+    merge = {"Content-Type": "application/merge-patch+json"}
+    status_of(api.patch(f"{PODS}/named", content=b'{"metadata":{"name":"other"}}', headers=merge), 400, "BadRequest")
+    status_of(api.patch(f"{PODS}/named", content=b'{"metadata":{"uid":"not-its-uid"}}', headers=merge), 409, "Conflict")
+    # a hand-written managedFields entry of another shape does not break the next apply
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "named", "labels": {"x": "1"}}, "spec": {"containers": [{"name": "app", "image": "example"}]}}
+    ok(api.patch(f"{PODS}/named", params={"fieldManager": "me"}, content=json.dumps(manifest), headers=apply))
+    odd = {"metadata": {"managedFields": [{"manager": "me", "operation": "Apply", "fieldsV1": ["x"]}]}}
+    ok(api.patch(f"{PODS}/named", content=json.dumps(odd), headers=merge))
+    ok(api.patch(f"{PODS}/named", params={"fieldManager": "me"}, content=json.dumps(manifest), headers=apply))
