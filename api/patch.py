@@ -511,8 +511,9 @@ def server_side_apply(live: dict | None, applied: dict, previous: dict | None, k
     ``previous`` is the configuration this manager applied last time (None if never). Fields it
     set then but no longer mentions are removed from ``live``; then ``applied`` is merged in with
     the SSA list-map keys (``ServiceSpec.ports`` by port+protocol, containers by name, …), atomic
-    lists replaced. Unlike real SSA, fields are removed even if another manager also set them.
-    An explicit ``null`` in ``applied`` removes the field.
+    lists replaced. Fields another manager added beside them stay; but unlike real SSA, a field is
+    removed even if another manager set it to the same value as well. An explicit ``null`` in
+    ``applied`` removes the field.
     """
     if not isinstance(applied, dict):
         raise PatchError("an apply configuration must be a JSON or YAML object")
@@ -548,10 +549,23 @@ class _SsaMerger:
         for key, before in previous.items():
             if key not in live:
                 continue
-            if key not in applied or applied[key] is None:
+            current, field_path = live[key], (*path, key)
+            if key not in applied:
+                # the manager stopped applying this field: remove what it set, not what others added
+                remaining: Any = None
+                if isinstance(before, dict) and isinstance(current, dict):
+                    remaining = self.prune(current, before, {}, field_path)
+                elif isinstance(before, list) and isinstance(current, list) and list_rule(self.kind, field_path):
+                    remaining = self.prune_list(current, before, [], field_path)
+                if remaining:
+                    live[key] = remaining
+                else:
+                    del live[key]
+                continue
+            if applied[key] is None:
                 del live[key]
                 continue
-            now, current, field_path = applied[key], live[key], (*path, key)
+            now = applied[key]
             if isinstance(before, dict) and isinstance(now, dict) and isinstance(current, dict):
                 live[key] = self.prune(current, before, now, field_path)
             elif isinstance(before, list) and isinstance(now, list) and isinstance(current, list):

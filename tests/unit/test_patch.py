@@ -601,3 +601,20 @@ def test_find_conflicts_reports_fields_set_differently_by_other_managers() -> No
     ]
     assert find_conflicts(applied, {"same": applied}, "Service") == []
     assert find_conflicts(applied, {}, "Service") == []
+
+
+def test_ssa_stopping_a_map_removes_only_what_the_manager_set() -> None:
+    previous = {"metadata": {"labels": {"a": "1"}}}
+    live = {"metadata": {"name": "x", "labels": {"a": "1", "b": "from someone else"}}}
+    result = server_side_apply(live, {"metadata": {"name": "x"}}, previous, "Pod")
+    assert result["metadata"] == {"name": "x", "labels": {"b": "from someone else"}}
+    # and when nothing else is left, the map goes too
+    alone = server_side_apply({"metadata": {"name": "x", "labels": {"a": "1"}}}, {"metadata": {"name": "x"}}, previous, "Pod")
+    assert "labels" not in alone["metadata"]
+
+
+def test_ssa_stopping_a_keyed_list_keeps_other_managers_items() -> None:
+    previous = {"spec": {"ports": [{"port": 80}]}}
+    live = {"spec": {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 90, "protocol": "TCP"}], "type": "ClusterIP"}}
+    result = server_side_apply(live, {"spec": {"type": "ClusterIP"}}, previous, "Service")
+    assert result["spec"]["ports"] == [{"port": 90, "protocol": "TCP"}]
