@@ -197,6 +197,7 @@ def expand(value: str, *contexts: Mapping[str, str]) -> str:
 # --- writing an environment out --------------------------------------------------------------------
 
 _BARE_DOTENV = re.compile(r"[A-Za-z0-9_./:@%+,=-]*")
+_DOTENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -204,14 +205,18 @@ def to_dotenv(env: Mapping[str, str]) -> str:
     """A `.env` file (docker compose, python-dotenv, systemd EnvironmentFile), one `NAME=value` a line.
 
     Plain values are written bare; others in single quotes (no escapes, no interpolation in those
-    formats); values holding a `'` or a line break in double quotes with `\\\\`, `\\"`, `\\n`, `\\r`, `\\t`
+    formats); values holding a `'`, a backslash or a line break in double quotes with `\\\\`, `\\"`, `\\n`, `\\r`, `\\t`
     escapes — there, `${...}` could be interpolated by some readers; service variables never need it.
     """
     lines = []
     for name, value in env.items():
+        if not _DOTENV_NAME.fullmatch(name):
+            # a name with spaces, `=` or line breaks would read back as something else (or inject a line)
+            lines.append(f"# not a dotenv variable name, skipped: {name!r}\n")
+            continue
         if _BARE_DOTENV.fullmatch(value):
             shown = value
-        elif "'" not in value and "\n" not in value and "\r" not in value:
+        elif "'" not in value and "\n" not in value and "\r" not in value and "\\" not in value:
             shown = f"'{value}'"
         else:
             escaped = (

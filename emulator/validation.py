@@ -188,6 +188,19 @@ def port_name_errors(value: str) -> list[str]:
     return errs
 
 
+ENV_VAR_NAME_ERR_MSG = "a valid environment variable name must consist only of printable ASCII characters other than '='"
+_ENV_VAR_NAME_RE = re.compile(r"[ -<>-~]+")  # printable ASCII (0x20-0x7E) without '=' (0x3D)
+
+
+def env_var_name_errors(value: str) -> list[str]:
+    """IsEnvVarName as Kubernetes 1.32 checks it (RelaxedEnvironmentVariableValidation, on by default)."""
+    if not value:
+        return [empty_error()]
+    if not _ENV_VAR_NAME_RE.fullmatch(value):
+        return [ENV_VAR_NAME_ERR_MSG]
+    return []
+
+
 def is_dns1123_label(value: str) -> bool:
     return len(value) <= DNS1123_LABEL_MAX_LENGTH and _DNS1123_LABEL_RE.fullmatch(value) is not None
 

@@ -114,8 +114,11 @@ class PodStrategy(Strategy):
                     problems.append(errors.duplicate(path, container["name"]))
                 names.add(container["name"])
                 for k, env in enumerate(container.get("env") or []):
+                    path = f"spec.{group}[{i}].env[{k}].name"
                     if not env["name"]:
-                        problems.append(errors.required(f"spec.{group}[{i}].env[{k}].name"))
+                        problems.append(errors.required(path))
+                    else:
+                        problems += [invalid(path, env["name"], m) for m in validation.env_var_name_errors(env["name"])]
         problems += _validate_ports_unique(pod_port_containers(spec))
         for field in ("hostname", "subdomain"):
             if spec.get(field):

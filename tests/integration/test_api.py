@@ -236,6 +236,7 @@ def test_every_error_class(api: httpx.Client) -> None:
         ({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}]}, {"name": "b", "ports": [{"containerPort": 80}]}]}}, "spec.containers[1].ports[0].containerPort"),
         ({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "ports": [{"containerPort": 70000}]}]}}, "spec.containers[0].ports[0].containerPort"),
         ({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "ports": [{"containerPort": "eighty"}]}]}}, "spec.containers[0].ports[0].containerPort"),
+        ({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "env": [{"name": "A\nEVIL", "value": "1"}]}]}}, "spec.containers[0].env[0].name"),
     ],
 )
 def test_invalid_pods_get_field_causes(api: httpx.Client, body: dict[str, Any], field: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shlex
 import subprocess
 from typing import Any
@@ -289,3 +290,11 @@ def test_to_shell_exports_skips_names_the_shell_cannot_hold() -> None:
     text = to_shell_exports({"my.var": "x", "OK": "y"})
     assert text == "# not a shell variable name, skipped: 'my.var'\nexport OK=y\n"
     assert shlex.split(text.splitlines()[1])[1] == "OK=y"
+
+
+def test_dotenv_never_lets_a_name_inject_a_line_and_round_trips_backslashes() -> None:
+    from dotenv import dotenv_values
+
+    text = to_dotenv({"A": "a\\b", "B C": "1", "A\nEVIL": "1", "OK": "x y"})
+    assert "EVIL=" not in text.replace("# not", "")
+    assert dict(dotenv_values(stream=io.StringIO(text))) == {"A": "a\\b", "OK": "x y"}
