@@ -138,12 +138,12 @@ class ResourceHandler:
         obj = self.registry.get(target.rt, target.namespace or "", target.name or "")
         return self._render(request, target.rt, obj)
 
-    def _filter(self, request: web.Request) -> ObjectFilter | None:
-        return self.registry.make_filter(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+    def _filter(self, request: web.Request, rt: ResourceType) -> ObjectFilter | None:
+        return self.registry.make_filter(rt, request.query.get("labelSelector"), request.query.get("fieldSelector"))
 
     async def list(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
-        keep = self._filter(request)
+        keep = self._filter(request, rt)
         rv = str(self.store.rv)
         raws = self.registry.list_raw(rt, target.namespace if rt.namespaced else "", keep)
         version = table_version(request.headers.get("Accept"))
@@ -167,7 +167,7 @@ class ResourceHandler:
                 return tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include, version=table_v)
 
         stream = WatchStream(
-            self.store, rt, target.namespace if rt.namespaced else None, self._filter(request), render,
+            self.store, rt, target.namespace if rt.namespaced else None, self._filter(request, rt), render,
             flag(request, "allowWatchBookmarks"), int_param(request, "timeoutSeconds"),
         )
         return await stream.serve(request, request.query.get("resourceVersion", ""))
@@ -285,5 +285,5 @@ class ResourceHandler:
         if rt is NAMESPACES:
             raise errors.method_not_allowed("namespaces cannot be deleted as a collection; delete them one by one")
         _, dry_run = await self._delete_options(request)
-        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request), dry_run)
+        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request, rt), dry_run)
         return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})

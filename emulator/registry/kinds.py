@@ -70,6 +70,10 @@ class PodStrategy(Strategy):
     resource = PODS
     model = core.Pod
     has_status = True
+    field_labels = {f: f for f in (
+        "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork",
+        "status.phase", "status.podIP", "status.nominatedNodeName",
+    )}
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         spec = obj["spec"]
@@ -243,6 +247,7 @@ class ServiceStrategy(Strategy):
     model = core.Service
     name_rule = "dns1035"
     has_status = True
+    field_labels = {"spec.clusterIP": "spec.clusterIP", "spec.type": "spec.type"}
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         self._defaults(obj)
@@ -512,6 +517,7 @@ class NamespaceStrategy(Strategy):
     model = core.Namespace
     name_rule = "label"
     has_status = True
+    field_labels = {"status.phase": "status.phase"}
     # like the API server: a deleted namespace turns Terminating, its contents go, then it goes
     deletes_gracefully = True
 
@@ -546,6 +552,10 @@ class ServiceAccountStrategy(Strategy):
 class EventStrategy(Strategy):
     resource = EVENTS
     model = core.Event
+    field_labels = {
+        **{f"involvedObject.{f}": f"involvedObject.{f}" for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
+        "reason": "reason", "reportingComponent": "reportingComponent", "source": "source.component", "type": "type",
+    }
 
 
 class NetworkPolicyStrategy(Strategy):

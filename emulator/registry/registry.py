@@ -27,6 +27,7 @@ from emulator.resources import NAMESPACES, ResourceType
 from emulator.store.store import Store
 
 FIELD_VALIDATION_MODES = ("Strict", "Warn", "Ignore")
+_COMMON_FIELD_LABELS = {"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
 _NAME_RULES = {
     "subdomain": validation.dns1123_subdomain_errors,
@@ -107,8 +108,9 @@ class Registry:
             raise errors.not_found(rt.key, name)
         return obj
 
-    def make_filter(self, label_selector: str | None, field_selector: str | None) -> ObjectFilter | None:
-        """Parse list/watch selectors once; None when nothing is filtered. Bad syntax → 400."""
+    def make_filter(self, rt: ResourceType, label_selector: str | None, field_selector: str | None) -> ObjectFilter | None:
+        """Parse list/watch selectors once; None when nothing is filtered. Bad syntax or a field the
+        kind cannot be selected by → 400, as the API server answers."""
         checks: list[ObjectFilter] = []
         try:
             if label_selector:
@@ -116,8 +118,12 @@ class Registry:
                 if not selector.is_everything:
                     checks.append(lambda o: selector.matches(o.get("metadata", {}).get("labels")))
             if field_selector:
-                for path, op, value in parse_field_selector(field_selector):
-                    checks.append(_field_check(path.split("."), op == "=", value))
+                labels = {**_COMMON_FIELD_LABELS, **(self.strategies[rt.key].field_labels if rt.key in self.strategies else {})}
+                for field, op, value in parse_field_selector(field_selector):
+                    if field not in labels:
+                        supported = ", ".join(sorted(labels))
+                        raise errors.bad_request(f'field label not supported: {field} (supported for {rt.key}: {supported})')
+                    checks.append(_field_check(labels[field].split("."), op == "=", value))
         except SelectorError as exc:
             raise errors.bad_request(f"unable to parse selector: {exc}") from exc
         if not checks:

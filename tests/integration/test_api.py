@@ -106,6 +106,9 @@ def test_list_selectors(api: httpx.Client) -> None:
     assert len(everywhere["items"]) == 3 and everywhere["kind"] == "PodList"
     assert ok(api.get("/api/v1/namespaces/nope/pods"))["items"] == []  # like kubectl expects: empty, not 404
     status_of(api.get(PODS, params={"labelSelector": "app in (web"}), 400, "BadRequest")
+    unsupported = status_of(api.get(PODS, params={"fieldSelector": "spec.containers=x"}), 400, "BadRequest")
+    assert "field label not supported: spec.containers" in unsupported["message"] and "status.podIP" in unsupported["message"]
+    assert ok(api.get(SERVICES, params={"fieldSelector": "spec.type=ClusterIP"}))["items"]
 
 
 def test_update_conflict_and_noop(api: httpx.Client) -> None:
