@@ -5,11 +5,13 @@ Every failure leaves as a Kubernetes `Status`. Access logging is one line per re
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from api import discovery, openapi
@@ -58,44 +60,66 @@ async def version(request: web.Request) -> web.Response:
     return json_response(discovery.version_info())
 
 
+# The documents below depend only on the resource table (and the Accept header's version): each is
+# encoded once and served as bytes. kubectl asks for them on every `apply`.
+
+
+@functools.lru_cache(maxsize=128)  # bounded: some arguments come from request paths
+def _encoded(name: str, *args: str) -> bytes | None:
+    doc = _DOCUMENTS[name](*args)
+    return None if doc is None else orjson.dumps(doc)
+
+
+_DOCUMENTS: dict[str, Callable[..., dict[str, Any] | None]] = {
+    "aggregated_core": discovery.aggregated_core,
+    "aggregated_groups": discovery.aggregated_groups,
+    "api_group_list": discovery.api_group_list,
+    "api_resource_list": discovery.api_resource_list,
+    "api_group": discovery.api_group,
+    "openapi_root": openapi.openapi_v3_root,
+    "openapi_doc": openapi.openapi_v3_doc,
+}
+
+
+def _cached(name: str, *args: str, content_type: str = "application/json") -> web.Response:
+    body = _encoded(name, *args)
+    if body is None:
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+    return json_response(body, content_type=content_type)
+
+
 async def core_discovery(request: web.Request) -> web.Response:
     wanted = discovery.aggregated_discovery_version(request.headers.get("Accept"))
     if wanted:
-        return json_response(discovery.aggregated_core(wanted), content_type=discovery.aggregated_content_type(wanted))
-    return json_response(discovery.api_versions(_server_address(request)))
+        return _cached("aggregated_core", wanted, content_type=discovery.aggregated_content_type(wanted))
+    return json_response(discovery.api_versions(_server_address(request)))  # names the address asked for
 
 
 async def group_discovery(request: web.Request) -> web.Response:
     wanted = discovery.aggregated_discovery_version(request.headers.get("Accept"))
     if wanted:
-        return json_response(discovery.aggregated_groups(wanted), content_type=discovery.aggregated_content_type(wanted))
-    return json_response(discovery.api_group_list())
+        return _cached("aggregated_groups", wanted, content_type=discovery.aggregated_content_type(wanted))
+    return _cached("api_group_list")
 
 
 async def core_resources(request: web.Request) -> web.Response:
-    return _or_404(discovery.api_resource_list("", request.match_info["version"]))
+    return _cached("api_resource_list", "", request.match_info["version"])
 
 
 async def group_resources(request: web.Request) -> web.Response:
-    return _or_404(discovery.api_resource_list(request.match_info["group"], request.match_info["version"]))
+    return _cached("api_resource_list", request.match_info["group"], request.match_info["version"])
 
 
 async def group_info(request: web.Request) -> web.Response:
-    return _or_404(discovery.api_group(request.match_info["group"]))
-
-
-def _or_404(doc: dict[str, Any] | None) -> web.Response:
-    if doc is None:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
-    return json_response(doc)
+    return _cached("api_group", request.match_info["group"])
 
 
 async def openapi_root(request: web.Request) -> web.Response:
-    return json_response(openapi.openapi_v3_root())
+    return _cached("openapi_root")
 
 
 async def openapi_doc(request: web.Request) -> web.Response:
-    return _or_404(openapi.openapi_v3_doc(request.match_info["path"]))
+    return _cached("openapi_doc", request.match_info["path"])
 
 
 async def healthy(request: web.Request) -> web.Response:
