@@ -9,6 +9,8 @@
 3. start CMD with it, and probe its TCP ports on the pod IP: Ready once all accept a connection, not
    Ready again after a few failed probes, as a readiness probe does;
 4. forward SIGINT/SIGTERM/SIGHUP to CMD; stop CMD (SIGTERM) when the pod is deleted through the API;
+   after SIGINT or SIGTERM, CMD has the pod's terminationGracePeriodSeconds (`--grace-period`) to
+   exit before it is killed (SIGKILL), as the kubelet does;
 5. when CMD exits, delete the pod and exit with CMD's status (128+N when a signal N ended it).
 
 Only the HTTP API is used, so this works against any emulator the user can reach (`--server`), an
@@ -31,7 +33,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +52,10 @@ IMAGE = "emulator.local/process"  # a pod needs an image; this one says "a proce
 SERVICEACCOUNT_DIR_ENV = "EMULATOR_SERVICEACCOUNT_DIR"
 SERVICEACCOUNT_TOKEN_ENV = "EMULATOR_SERVICEACCOUNT_TOKEN_FILE"
 TOKEN_SECONDS = 7 * 24 * 3600  # bound to the pod, so it dies with it anyway; nothing here refreshes it
+DEFAULT_GRACE_PERIOD = 30  # seconds, a pod's default terminationGracePeriodSeconds
+# The signals that ask CMD to stop: after one of them, CMD is killed once the grace period is over.
+# (SIGHUP is passed on too, but a process may take it as "reload" and carry on.)
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 # Readiness probing, after Kubernetes' probe defaults but quicker to notice the first success,
 # so that a service starts sending traffic as soon as the process listens.
@@ -191,6 +197,16 @@ def parse_port(text: str) -> dict[str, Any]:
     return entry
 
 
+def parse_grace_period(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f'invalid grace period "{text}": use a whole number of seconds, e.g. 30')
+    return seconds
+
+
 def parse_label(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -210,6 +226,7 @@ def pod_manifest(
     ports: list[dict[str, Any]],
     command: list[str],
     host_network: bool,
+    grace_period: int = DEFAULT_GRACE_PERIOD,
 ) -> dict[str, Any]:
     """The pod `run` registers: Running but not Ready until its ports answer."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -227,7 +244,11 @@ def pod_manifest(
     }
     if ports:
         container["ports"] = ports
-    spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Never"}
+    spec: dict[str, Any] = {
+        "containers": [container],
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": grace_period,
+    }
     if host_network:
         spec["hostNetwork"] = True
     return {
@@ -287,6 +308,7 @@ class RunOptions:
     ports: list[dict[str, Any]]
     command: list[str]
     host_network: bool = False
+    grace_period: int = DEFAULT_GRACE_PERIOD
     target: ApiTarget = field(default_factory=lambda: ApiTarget(DEFAULT_SERVER))
 
 
@@ -304,6 +326,7 @@ class LocalPod:
     signals_seen: int = 0
     api_failing: bool = False  # report a failing status patch once, not on every probe
     secrets_dir: str = ""  # the service-account files, removed when the pod goes
+    kill_timer: asyncio.TimerHandle | None = None  # SIGKILL once the grace period after a stop is over
 
     @property
     def ref(self) -> str:
@@ -314,7 +337,9 @@ class LocalPod:
         created = await self.api.call(
             "POST",
             Api.pod_path(opts.namespace),
-            pod_manifest(opts.name, opts.namespace, opts.labels, opts.ports, opts.command, opts.host_network),
+            pod_manifest(
+                opts.name, opts.namespace, opts.labels, opts.ports, opts.command, opts.host_network, opts.grace_period
+            ),
         )
         self.uid = created["metadata"].get("uid", "")
         self.ip = (created.get("status") or {}).get("podIP", "")
@@ -334,11 +359,16 @@ class LocalPod:
             except OSError as exc:
                 log(f"cannot start {opts.command[0]!r}: {exc.strerror or exc}")
                 return 127 if isinstance(exc, FileNotFoundError) else 126
+            if self.stopped_by:
+                # The signal came while CMD was being started, when there was no child to pass it to.
+                self.stop_child(None, self.stopped_by)
             tasks = (asyncio.create_task(self.probe_readiness()), asyncio.create_task(self.watch_deletion(rv)))
             returncode = await self.child.wait()
             log(f"{opts.command[0]} exited with status {exit_status(returncode)}")
             return exit_status(returncode)
         finally:
+            if self.kill_timer is not None:
+                self.kill_timer.cancel()
             probe, watch = tasks or (None, None)
             await _cancel(probe)
             if await self.deregister() and watch is not None:
@@ -452,7 +482,8 @@ class LocalPod:
     # -- deletion through the API ------------------------------------------------------------------
 
     async def watch_deletion(self, rv: str) -> None:
-        """`kubectl delete pod NAME` stops the process, as the kubelet would (SIGTERM)."""
+        """`kubectl delete pod NAME` stops the process, as the kubelet would: SIGTERM, then SIGKILL when
+        it still runs after the pod's terminationGracePeriodSeconds."""
         opts = self.options
         path = Api.pod_path(opts.namespace) + f"?watch=true&fieldSelector={quote('metadata.name=' + opts.name)}"
         while True:
@@ -461,15 +492,14 @@ class LocalPod:
                     self.api.server + path + f"&resourceVersion={rv}",
                     timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
                 ) as response:
-                    async for line in response.content:
-                        if not line.strip():
-                            continue
+                    async for line in _lines(response.content):
                         event = json.loads(line)
                         obj = event.get("object") or {}
                         rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
                         if event.get("type") == "DELETED" and (obj.get("metadata") or {}).get("uid") == self.uid:
                             self.deleted.set()
-                            self.stop_child("pod deleted through the API", signal.SIGTERM)
+                            grace = _grace_period(obj, self.options.grace_period)
+                            self.stop_child("pod deleted through the API", signal.SIGTERM, grace)
                             return
                         if event.get("type") == "ERROR":  # e.g. 410 Gone: start again from now
                             rv = ""
@@ -486,17 +516,34 @@ class LocalPod:
             return
         if signum == signal.SIGINT and self.signals_seen == 1 and _terminal_sent_it_to_everyone():
             # Ctrl-C in a terminal reaches the whole foreground process group, CMD included;
-            # sending it again would interrupt CMD's own clean-up.
+            # sending it again would interrupt CMD's own clean-up. Its grace period runs all the same.
+            self.kill_after(self.options.grace_period)
             return
         self.stop_child(None, signum)
 
-    def stop_child(self, why: str | None, signum: int) -> None:
+    def stop_child(self, why: str | None, signum: int, grace_period: int | None = None) -> None:
+        """Send `signum` to CMD; a stop signal gives it `grace_period` (default: --grace-period) seconds
+        to exit before it is killed."""
         if self.child is None or self.child.returncode is not None:
             return
         if why:
             log(f"{why}: stopping {self.options.command[0]} ({signal.Signals(signum).name})")
         with contextlib.suppress(ProcessLookupError):
             self.child.send_signal(signum)
+        if signum in STOP_SIGNALS:
+            self.kill_after(self.options.grace_period if grace_period is None else grace_period)
+
+    def kill_after(self, seconds: int) -> None:
+        # The first stop starts the clock; later signals do not extend it.
+        if self.kill_timer is None:
+            self.kill_timer = asyncio.get_running_loop().call_later(seconds, self.kill_child, seconds)
+
+    def kill_child(self, seconds: int) -> None:
+        if self.child is None or self.child.returncode is not None:
+            return
+        log(f"{self.options.command[0]} still runs {seconds}s after it was asked to stop: killing it (SIGKILL)")
+        with contextlib.suppress(ProcessLookupError):
+            self.child.kill()
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
@@ -504,6 +551,29 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The non-empty lines of a watch stream, however long. A watch event carries a whole object, and
+    aiohttp's own line reader gives up on lines longer than its buffer (a pod with big annotations)."""
+    parts: list[bytes] = []  # the line read so far
+    async for chunk in stream.iter_any():
+        *ended, rest = chunk.split(b"\n")
+        for piece in ended:
+            line = b"".join(parts) + piece
+            parts.clear()
+            if line.strip():
+                yield line
+        if rest:
+            parts.append(rest)
+    # A line cut short by the end of the stream is not a whole event: the caller watches again from
+    # the last resourceVersion it saw.
+
+
+def _grace_period(pod: Mapping[str, Any], default: int) -> int:
+    """The pod's terminationGracePeriodSeconds, as the kubelet honours it."""
+    seconds = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+    return seconds if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds >= 0 else default
 
 
 def _terminal_sent_it_to_everyone() -> bool:
@@ -587,6 +657,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host-network", action="store_true", help="use the node's address (127.0.0.1) instead of a pod IP of its own"
     )
+    parser.add_argument(
+        "--grace-period",
+        type=parse_grace_period,
+        default=DEFAULT_GRACE_PERIOD,
+        metavar="SECONDS",
+        help="the pod's terminationGracePeriodSeconds: how long CMD may take to exit after SIGTERM/SIGINT "
+        f"before it is killed (SIGKILL) [default: {DEFAULT_GRACE_PERIOD}]",
+    )
     client.add_arguments(parser)
     parser.add_argument("cmd", nargs="*", metavar="CMD", help="the process to run and its arguments, after --")
 
@@ -623,6 +701,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         ports=args.ports,
         command=command,
         host_network=args.host_network,
+        grace_period=args.grace_period,
         target=target,
     )
     return asyncio.run(run(options))

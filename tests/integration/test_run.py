@@ -50,6 +50,38 @@ http.server.ThreadingHTTPServer((os.environ["POD_IP"], port), Hello).serve_forev
 """
 
 
+# Same argv and report as CHILD, but ignores SIGTERM and SIGINT (before reporting) and never exits.
+STUBBORN_CHILD = r"""
+import json, os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+out = sys.argv[1]
+with open(out + ".tmp", "w") as f:
+    json.dump({"pid": os.getpid(), "env": dict(os.environ)}, f)
+os.replace(out + ".tmp", out)
+while True:
+    time.sleep(60)
+"""
+
+# `emulator run` (argv after the script) with a SIGTERM that arrives while CMD is being started: after
+# the process exists, before `run` has it in hand.
+SIGNAL_WHILE_STARTING = r"""
+import asyncio, os, signal, sys
+from emulator.cli import main
+
+real_spawn = asyncio.create_subprocess_exec
+
+async def spawn_then_signal(*args, **kwargs):
+    process = await real_spawn(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.sleep(0.2)  # the loop runs run's signal handler now
+    return process
+
+asyncio.create_subprocess_exec = spawn_then_signal
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
 @dataclass
 class Run:
     """One `emulator run` subprocess and what its child reported."""
@@ -87,11 +119,19 @@ def wait_for(check: Callable[[], Any], timeout: float = 10, message: str = "cond
 def start_run(emulator: Emulator, tmp_path: Path) -> Iterator[Callable[..., Run]]:
     runs: list[Run] = []
 
-    def start(*run_args: str, port: int = 0, delay: float = 0.0, exit_code: int = 0, server: str | None = None) -> Run:
+    def start(
+        *run_args: str,
+        port: int = 0,
+        delay: float = 0.0,
+        exit_code: int = 0,
+        server: str | None = None,
+        child: str = CHILD,
+        emulator_cli: tuple[str, ...] = ("-m", "emulator"),
+    ) -> Run:
         n = len(runs)
         report, log = tmp_path / f"child-{n}.json", tmp_path / f"run-{n}.log"
-        args = [sys.executable, "-m", "emulator", "run", "--server", server or emulator.api_url, *run_args]
-        args += ["--", sys.executable, "-c", CHILD, str(report), str(port), str(delay), str(exit_code)]
+        args = [sys.executable, *emulator_cli, "run", "--server", server or emulator.api_url, *run_args]
+        args += ["--", sys.executable, "-c", child, str(report), str(port), str(delay), str(exit_code)]
         with log.open("w") as out:
             # no terminal anywhere, as under a supervisor: `run` forwards every SIGINT itself
             proc = subprocess.Popen(
@@ -246,6 +286,72 @@ def test_deleting_the_pod_through_the_api_stops_the_process(api: httpx.Client, s
     wait_for(lambda: ready(get_pod(api, "doomed")) == "True", message=run.output())
     api.delete("/api/v1/namespaces/default/pods/doomed").raise_for_status()
     # the kubelet's way: SIGTERM to the process
+    assert run.wait() == 128 + signal.SIGTERM, run.output()
+    assert "pod deleted through the API" in run.output()
+
+
+def test_a_process_that_ignores_sigterm_is_killed_after_the_grace_period_of_its_deleted_pod(
+    api: httpx.Client, start_run: Callable[..., Run]
+) -> None:
+    run = start_run("--name", "stubborn", "--grace-period", "1", child=STUBBORN_CHILD)
+    child_pid = run.child()["pid"]
+    pod = get_pod(api, "stubborn")
+    assert pod is not None and pod["spec"]["terminationGracePeriodSeconds"] == 1
+    deleted_at = time.monotonic()
+    api.delete("/api/v1/namespaces/default/pods/stubborn").raise_for_status()
+    assert run.wait() == 128 + signal.SIGKILL, run.output()
+    assert time.monotonic() - deleted_at >= 1.0, "killed before its grace period was over"
+    assert process_gone(child_pid)
+    assert "pod deleted through the API: stopping" in run.output()
+    assert "still runs 1s after it was asked to stop: killing it (SIGKILL)" in run.output()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_process_that_ignores_the_forwarded_signal_is_killed_after_the_grace_period(
+    api: httpx.Client, start_run: Callable[..., Run], signum: int
+) -> None:
+    run = start_run("--name", "stubborn", "--grace-period", "1", child=STUBBORN_CHILD)
+    child_pid = run.child()["pid"]
+    signalled_at = time.monotonic()
+    run.proc.send_signal(signum)
+    assert run.wait() == 128 + signal.SIGKILL, run.output()
+    assert time.monotonic() - signalled_at >= 1.0, "killed before its grace period was over"
+    assert process_gone(child_pid)
+    assert get_pod(api, "stubborn") is None
+
+
+def test_the_grace_period_defaults_to_30_seconds(api: httpx.Client, start_run: Callable[..., Run]) -> None:
+    run = start_run("--name", "patient", port=free_port(), delay=30)
+    pod = wait_for(lambda: get_pod(api, "patient"), message=run.output())
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 30
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 128 + signal.SIGTERM
+
+
+def test_a_signal_while_the_process_is_being_started_reaches_it(
+    api: httpx.Client, start_run: Callable[..., Run]
+) -> None:
+    run = start_run("--name", "early", port=free_port(), delay=30, emulator_cli=("-c", SIGNAL_WHILE_STARTING))
+    child_pid = run.child()["pid"]
+    assert run.wait() == 128 + signal.SIGTERM, run.output()
+    assert process_gone(child_pid)
+    assert get_pod(api, "early") is None
+
+
+def test_deletion_is_seen_after_an_event_longer_than_a_read_buffer(
+    api: httpx.Client, start_run: Callable[..., Run]
+) -> None:
+    """A watch event is one line holding the whole pod. aiohttp's line reader refuses lines over its
+    buffer limit (128 KiB before aiohttp 3.14, 512 KiB since): a 200 KB annotation and a 700 KB status
+    message make the pod's MODIFIED events longer than either."""
+    run = start_run("--name", "annotated", port=free_port(), delay=30)
+    run.child()
+    pod = "/api/v1/namespaces/default/pods/annotated"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    api.patch(pod, json={"metadata": {"annotations": {"example.com/big": "x" * 200_000}}}, headers=merge).raise_for_status()
+    condition = {"type": "example.com/Big", "status": "True", "message": "y" * 700_000}
+    api.patch(pod + "/status", json={"status": {"conditions": [condition]}}, headers=merge).raise_for_status()
+    api.delete(pod).raise_for_status()
     assert run.wait() == 128 + signal.SIGTERM, run.output()
     assert "pod deleted through the API" in run.output()
 
