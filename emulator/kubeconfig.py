@@ -254,7 +254,8 @@ def access_for(config: Mapping[str, Any], context: str, where: str) -> Access:
         server=str(cluster["server"]).rstrip("/"),
         token=str(token) if token else None,
         ca_pem=ca_pem,
-        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+        # Only a YAML boolean, as kubectl reads it: a string ("false") or a number must not turn checks off.
+        insecure=cluster.get("insecure-skip-tls-verify") is True,
         where=label,
     )
 

@@ -107,6 +107,34 @@ def test_env_with_a_token_and_the_ca(secured: Emulator, tmp_path: Path) -> None:
     assert_env_output(emulator_cli(*insecure, env=scrubbed(tmp_path)))
 
 
+@pytest.mark.parametrize(("setting", "verifies"), [("true", False), ('"false"', True), ('"true"', True), ("1", True)])
+def test_only_a_yaml_true_skips_tls_verification(secured: Emulator, tmp_path: Path, setting: str, verifies: bool) -> None:
+    """kubectl reads insecure-skip-tls-verify as a boolean: the string "false" must not turn checks off."""
+    config = tmp_path / "config"
+    config.write_text(f"""apiVersion: v1
+kind: Config
+current-context: c
+clusters:
+- name: c
+  cluster:
+    server: {secured.api_url}
+    insecure-skip-tls-verify: {setting}
+users:
+- name: u
+  user:
+    token: {admin_token(secured)}
+contexts:
+- name: c
+  context: {{cluster: c, user: u}}
+""")
+    done = emulator_cli("env", "front", "--kubeconfig", str(config), env=scrubbed(tmp_path))
+    if verifies:
+        assert done.returncode == 1, done.stdout
+        assert done.stderr.startswith(f"error: cannot verify the TLS certificate of {secured.api_url}")
+    else:
+        assert_env_output(done)
+
+
 def test_env_finds_the_data_dirs_kubeconfig_for_the_address_serve_uses(secured: Emulator, tmp_path: Path) -> None:
     own = scrubbed(tmp_path, EMULATOR_DATA_DIR=str(secured.data_dir))
     # nothing given: the data dir's kubeconfig names the port `serve` would use
