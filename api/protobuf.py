@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from emulator.timestamps import RFC3339
+
 __all__ = ["ProtobufError", "SUPPORTED_KINDS", "decode_k8s_protobuf"]
 
 MAGIC = b"k8s\x00"
@@ -375,4 +377,4 @@ def _rfc3339(decoded: dict[str, Any], path: str) -> str | None:
         moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
     except (OverflowError, OSError, ValueError):
         raise ProtobufError(f"malformed protobuf: {path} is out of range ({seconds} seconds)") from None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.strftime(RFC3339)

@@ -12,8 +12,8 @@ from typing import Any
 
 from api.patch import find_conflicts
 from emulator import errors
-from emulator.registry.registry import now_rfc3339
 from emulator.resources import ResourceType
+from emulator.timestamps import now_rfc3339
 
 
 def _entries(obj: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emulator.resources import ResourceType
+from emulator.timestamps import parse_rfc3339
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
 NONE = "<none>"
@@ -55,20 +56,9 @@ def human_duration(seconds: float) -> str:
     return f"{years}y"
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """RFC 3339 timestamps as Kubernetes writes them ("2026-11-27T01:50:21Z", optionally with fractions)."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def age(timestamp: str | None, now: datetime) -> str:
     """The AGE cell for a timestamp; "<unknown>" when unset, as kubectl prints it."""
-    then = parse_time(timestamp)
+    then = parse_rfc3339(timestamp)
     if then is None:
         return "<unknown>"
     return human_duration((now - then).total_seconds())
@@ -200,7 +190,7 @@ def _pod_cells(pod: dict[str, Any], now: datetime) -> list[Any]:
         running = False
         for cs in reversed(statuses):
             restarts += int(cs.get("restartCount") or 0)
-            finished = parse_time(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+            finished = parse_rfc3339(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
             if finished and (last_restart is None or finished > last_restart):
                 last_restart = finished
             state = cs.get("state") or {}

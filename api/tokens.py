@@ -15,7 +15,6 @@ TokenReview: `spec.token` and optional `spec.audiences`; answered with 201 and `
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +26,7 @@ from emulator.auth import Authenticator
 from emulator.errors import FieldError, invalid, not_supported, required
 from emulator.registry.registry import Registry
 from emulator.resources import PODS, SERVICE_ACCOUNTS
+from emulator.timestamps import rfc3339
 from emulator.tokens import DEFAULT_EXPIRATION, MAX_EXPIRATION, MIN_EXPIRATION, BoundPod
 
 AUTHENTICATION = "authentication.k8s.io/v1"
@@ -59,10 +59,6 @@ def routes(registry: Registry, authenticator: Authenticator) -> list[web.RouteDe
     through to the generic handler, which answers 405 (TokenReview is create-only)."""
     handlers = TokenHandlers(registry, authenticator)
     return [web.post(TOKEN_PATH, handlers.token_request), web.post(REVIEW_PATH, handlers.token_review)]
-
-
-def _rfc3339(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -137,9 +133,9 @@ class TokenHandlers:
             {
                 "kind": "TokenRequest",
                 "apiVersion": AUTHENTICATION,
-                "metadata": {"name": name, "namespace": namespace, "creationTimestamp": _rfc3339(issued.claims["iat"])},
+                "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(issued.claims["iat"])},
                 "spec": out_spec,
-                "status": {"token": issued.token, "expirationTimestamp": _rfc3339(issued.expires)},
+                "status": {"token": issued.token, "expirationTimestamp": rfc3339(issued.expires)},
             },
             status=201,
         )

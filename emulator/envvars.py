@@ -32,8 +32,9 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+from emulator.timestamps import parse_rfc3339
 
 ValueFrom = Callable[[Mapping[str, Any]], "str | None"]
 
@@ -96,7 +97,7 @@ def pod_service_env(
     meta = pod.get("metadata") or {}
     namespace = meta.get("namespace") or "default"
     links = (pod.get("spec") or {}).get("enableServiceLinks") is not False
-    created = _timestamp(meta.get("creationTimestamp"))
+    created = parse_rfc3339(meta.get("creationTimestamp"))
 
     # Keyed by service name like the kubelet's map, so a namespace's own `kubernetes` replaces the master one.
     chosen: dict[str, Mapping[str, Any]] = {}
@@ -107,7 +108,7 @@ def pod_service_env(
             svc_meta = service.get("metadata") or {}
             if (svc_meta.get("namespace") or "default") != namespace or not has_cluster_ip(service):
                 continue
-            born = _timestamp(svc_meta.get("creationTimestamp"))
+            born = parse_rfc3339(svc_meta.get("creationTimestamp"))
             if created is not None and born is not None and born > created:
                 continue
             chosen[svc_meta.get("name", "")] = service
@@ -243,13 +244,3 @@ def to_shell_exports(env: Mapping[str, str]) -> str:
     return "".join(lines)
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        # RFC 3339 as the API writes it ("2024-01-02T03:04:05Z"); fromisoformat accepts "Z" since 3.11.
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    # A timestamp without offset is UTC (as the API means it); aware and naive ones cannot be compared.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -9,7 +9,7 @@ from emulator.errors import FieldError, invalid
 from emulator.labels import validate_label_selector
 from emulator.models import core
 from emulator.netpol import validate_network_policy
-from emulator.registry.registry import Cluster, now_rfc3339
+from emulator.registry.registry import Cluster
 from emulator.registry.strategy import Allocation, Strategy
 from emulator.resources import (
     ENDPOINT_SLICES,
@@ -22,6 +22,7 @@ from emulator.resources import (
     SERVICES,
     ResourceType,
 )
+from emulator.timestamps import now_rfc3339
 
 DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds, the API server's default for ClientIP affinity
 READY_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "PodScheduled", "Ready")

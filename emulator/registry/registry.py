@@ -8,11 +8,9 @@ the write. Per-kind behaviour lives in the strategies (emulator/registry/kinds.p
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -25,6 +23,7 @@ from emulator.models.base import field_errors, unknown_fields
 from emulator.registry.strategy import Strategy
 from emulator.resources import NAMESPACES, ResourceType
 from emulator.store.store import Store
+from emulator.timestamps import now_rfc3339
 
 FIELD_VALIDATION_MODES = ("Strict", "Warn", "Ignore")
 _COMMON_FIELD_LABELS = {"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}
@@ -34,18 +33,6 @@ _NAME_RULES = {
     "label": validation.dns1123_label_errors,
     "dns1035": validation.dns1035_label_errors,
 }
-
-
-_stamp: tuple[int, str] = (0, "")
-
-
-def now_rfc3339() -> str:
-    """The current time as Kubernetes writes it (seconds); formatted once per second, it is on every write."""
-    global _stamp
-    second = int(time.time())
-    if _stamp[0] != second:
-        _stamp = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return _stamp[1]
 
 
 def marked_for_deletion(obj: dict[str, Any]) -> bool:
