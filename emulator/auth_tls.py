@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from emulator.tokens import write_private
+from emulator.tokens import keep_private, write_private
 
 CERT_FILE = "api.crt"
 KEY_FILE = "api.key"
@@ -225,6 +225,9 @@ def api_certificate(data_dir: Path, names: list[str]) -> tuple[Path, Path, str]:
     try:
         text = cert_path.read_text()
         if text.splitlines()[0] == wanted and key_path.exists():
+            # Reused as they are, so held to the rule for new ones: the key is the server's identity.
+            keep_private(key_path)
+            keep_private(cert_path)
             return cert_path, key_path, text
     except (FileNotFoundError, IndexError):
         pass

@@ -223,16 +223,21 @@ def private_file(path: Path, make: Callable[[], str]) -> str:
     except FileNotFoundError:
         text = ""
     if text:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            log.warning("%s was readable by others (mode %o): changed to 0600", path, mode)
-            os.chmod(path, 0o600)
+        keep_private(path)
         return text
     path.parent.mkdir(parents=True, exist_ok=True)
     text = make()
     write_private(path, text + "\n", replace=False)
     # Two emulators starting at once: whoever linked first wins, and both use that.
     return path.read_text().strip()
+
+
+def keep_private(path: Path) -> None:
+    """Tighten an existing credential file that others may read (or write) to 0600, with a warning."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("%s was readable by others (mode %o): changed to 0600", path, mode)
+        os.chmod(path, 0o600)
 
 
 def write_private(path: Path, text: str, replace: bool = True) -> None:

@@ -109,6 +109,19 @@ def test_a_readable_secret_file_is_tightened(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_a_reused_api_key_or_certificate_that_others_may_read_is_tightened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = auth_tls.server_names("127.0.0.1")
+    cert, key, pem = auth_tls.api_certificate(tmp_path, names)
+    key.chmod(0o644)
+    cert.chmod(0o640)
+    with caplog.at_level("WARNING", logger="emulator.tokens"):
+        assert auth_tls.api_certificate(tmp_path, names)[2] == pem  # reused, not made again
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(cert.stat().st_mode) == 0o600
+    assert f"{key} was readable by others (mode 644): changed to 0600" in caplog.text
+
+
 # --- reviews and the access rule ---------------------------------------------------------------------
 
 
