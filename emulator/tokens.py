@@ -217,14 +217,20 @@ def private_file(path: Path, make: Callable[[], str]) -> str:
     """The content of `path`, created with `make()` first if it does not exist (mode 0600, atomically).
 
     A file that others may read is tightened to 0600 with a warning: it holds a credential.
+    An empty file (truncated by a full disk, or by hand) counts as missing and is made again, with a
+    warning: it holds no credential, and using '' would break start-up or write a useless kubeconfig.
     """
     try:
         text = path.read_text().strip()
     except FileNotFoundError:
-        text = ""
+        text = None
     if text:
         keep_private(path)
         return text
+    if text is not None:
+        log.warning("%s was empty: made a new one", path)
+        # Out of the way, so that the no-overwrite link below can put the new one in its place.
+        path.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = make()
     write_private(path, text + "\n", replace=False)

@@ -263,6 +263,29 @@ def test_tokens_and_credentials_survive_a_restart(tmp_path: Path) -> None:
         emu.stop()
 
 
+def test_empty_credential_files_are_made_again(tmp_path: Path) -> None:
+    """A truncated signing key or admin token (a full disk, an editor) is replaced, not used as ''."""
+    data = tmp_path / "data"
+    start_emulator(data, "--require-auth", in_memory=False).stop()
+    (data / "serviceaccount-signing.key").write_text("")
+    (data / "admin-token").write_text("\n")
+    emu = start_emulator(data, "--require-auth", in_memory=False)
+    try:
+        new_admin = (data / "admin-token").read_text().strip()
+        assert new_admin.startswith("emulator-admin-")
+        assert len((data / "serviceaccount-signing.key").read_text().strip()) >= 43  # 32 bytes, base64url
+        assert kubeconfig_of(emu)["users"][0]["user"]["token"] == new_admin
+        log = "".join(emu.output)
+        assert "serviceaccount-signing.key was empty: made a new one" in log
+        assert "admin-token was empty: made a new one" in log
+        with admin(emu) as api:
+            token = request_token(api, "default", "default")
+        with client(emu, token) as sa:
+            assert sa.get("/api/v1/namespaces/default/pods").status_code == 200
+    finally:
+        emu.stop()
+
+
 # The child of `emulator run`: reads its token files and asks the API (a TokenReview) who it is.
 REVIEW_CHILD = r"""
 import json, os, sys, urllib.request
