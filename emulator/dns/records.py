@@ -70,10 +70,10 @@ class Zone:
     ttl: int
     default_namespace: str
     serial: int
+    labels: tuple[str, ...] = field(init=False)  # the name split once: every query compares with it
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self.name.split("."))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.name.split(".")))
 
 
 @dataclass(slots=True)
@@ -146,7 +146,9 @@ def _answer_in_zone(
         _address_records(answer, owner, labels, targets, qtype, view, zone, depth)
     elif qtype == QTYPE.SRV:
         _srv_records(answer, owner, targets, zone)
-    elif qtype == QTYPE.CNAME:
+    else:
+        # A CNAME stands for its owner whatever the type asked (TXT, MX, HTTPS, ...): the client
+        # follows it. Only A and AAAA are followed here (above), and SRV has its own meaning.
         answer.answer = [RR(owner, QTYPE.CNAME, ttl=zone.ttl, rdata=CNAME(t.name)) for t in targets if t.ip is None]
     if not answer.answer:
         return _negative(RCODE.NOERROR, zone)

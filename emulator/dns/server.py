@@ -31,6 +31,7 @@ from emulator.dns.wire import (
     error_reply,
     pack_answer,
     reply_from,
+    truncated_reply,
 )
 
 __all__ = ["DnsServer", "DnsSettings", "start_dns"]
@@ -107,30 +108,37 @@ class DnsServer:
         labels = tuple(label.decode("latin-1") for label in byte_labels)
         answer, reads = self.index.answer(labels, question.qtype)
         if answer is None:
-            self._forward(data, client, udp, send, raw_question or b"")
+            self._forward(data, client, udp, send, raw_question or b"", edns, limit)
             return
         rd = data[2] & 1
         if answer.chase and self.upstreams and self._may_forward(client):
             self._spawn(self._chase(data, byte_labels, question.qtype, answer, raw_question, rd, edns, limit, send))
             return
         packed = pack_answer(byte_labels, question.qtype, answer, bool(self.upstreams))
-        if raw_question is not None and raw_question.lower() == packed.question:
+        if raw_question is not None and question_key(raw_question) == packed.question:
             # Keyed exactly as the hot path looks it up: the question's bytes with the name lower-cased.
             self.index.remember(packed.question, packed, reads)
         send(reply_from(packed, data, raw_question or packed.question, rd, edns, limit))
 
-    def _forward(self, data: bytes, client: str, udp: bool, send: Send, question: bytes) -> None:
+    def _forward(self, data: bytes, client: str, udp: bool, send: Send, question: bytes, edns: int, limit: int) -> None:
         if not self.upstreams or not self._may_forward(client):
             send(error_reply(data, RCODE.REFUSED, question))
             return
         if len(self._pending) >= MAX_PENDING_FORWARDS:
             send(error_reply(data, RCODE.SERVFAIL, question))
             return
-        self._spawn(self._forward_async(data, udp, send, question))
+        self._spawn(self._forward_async(data, udp, send, question, edns, limit))
 
-    async def _forward_async(self, data: bytes, udp: bool, send: Send, question: bytes) -> None:
+    async def _forward_async(self, data: bytes, udp: bool, send: Send, question: bytes, edns: int, limit: int) -> None:
         reply = await self.upstreams.query(data, tcp=not udp)
-        send(reply if reply is not None else error_reply(data, RCODE.SERVFAIL, question))
+        if reply is None:
+            send(error_reply(data, RCODE.SERVFAIL, question))
+        elif udp and len(reply) > limit:
+            # The upstream's answer is bigger than this UDP client may get (its EDNS size, and never
+            # more than 1232 bytes): the same truncated reply as for our own answers, so it asks over TCP.
+            send(truncated_reply(reply, question, edns))
+        else:
+            send(reply)
 
     async def _chase(
         self,
@@ -198,6 +206,44 @@ def _plain_question(data: bytes) -> bytes | None:
     return None
 
 
+def question_key(question: bytes) -> bytes:
+    """How the answer cache is keyed: the question's bytes with only the name lower-cased (type and
+    class bytes kept as they are: type 65, HTTPS, is the byte pair 0x00 'A')."""
+    return question[:-4].lower() + question[-4:]
+
+
+_COUNTS_PLAIN = ONE_QUESTION + b"\x00\x00"  # QDCOUNT 1, nothing else
+_COUNTS_EDNS = ONE_QUESTION + b"\x00\x01"  # QDCOUNT 1, ARCOUNT 1 (the OPT record)
+
+
+def plain_query(data: bytes) -> tuple[bytes, bytes, int, int] | None:
+    """For a plain query the hot path may answer from the cache: (cache key, the question as the client
+    wrote it, 1 with EDNS else 0, the largest UDP answer it takes); None for anything else, which the
+    slow path judges. Plain: QR 0, opcode QUERY, one question, no answer or authority records, and
+    either nothing after the question or exactly one EDNS version 0 OPT record that ends the packet.
+    The name is not checked here: only questions that came through the slow path are in the cache.
+    Never raises (slices, not indexes, past the header)."""
+    end = data.find(0, 12) + 5
+    if end < 17 or data[2] & 0xF8:
+        return None
+    counts = data[4:12]
+    if counts == _COUNTS_PLAIN:
+        if len(data) != end:
+            return None
+        edns, limit = 0, UDP_PLAIN
+    elif (
+        counts == _COUNTS_EDNS
+        and data[end : end + 3] == b"\x00\x00\x29"  # root owner, type OPT
+        and data[end + 6 : end + 7] == b"\x00"  # EDNS version 0
+        and len(data) == end + 11 + int.from_bytes(data[end + 9 : end + 11], "big")
+    ):
+        edns, limit = 1, min(UDP_MAX, max(UDP_PLAIN, int.from_bytes(data[end + 3 : end + 5], "big")))
+    else:
+        return None
+    question = data[12:end]
+    return question[:-4].lower() + question[-4:], question, edns, limit  # question_key, inlined: hot path
+
+
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, server: DnsServer) -> None:
         self.server = server
@@ -214,31 +260,18 @@ class _Udp(asyncio.DatagramProtocol):
                 pass
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        # The hot path: a plain query (QR 0, opcode 0, one question, no answers) whose question is cached.
-        try:
-            end = data.find(0, 12) + 5
-            packed: Packed | None = self.cache.get(data[12:end].lower())
-            if packed is not None and not data[2] & 0xF8 and data[4:10] == ONE_QUESTION:
-                if data[10:12] == b"\x00\x00" and len(data) == end:
-                    edns, limit = 0, UDP_PLAIN
-                elif (
-                    data[10:12] == b"\x00\x01"
-                    and data[end : end + 3] == b"\x00\x00\x29"
-                    and data[end + 6] == 0  # EDNS version 0
-                    and len(data) == end + 11 + int.from_bytes(data[end + 9 : end + 11], "big")
-                ):
-                    edns, limit = 1, min(UDP_MAX, max(UDP_PLAIN, int.from_bytes(data[end + 3 : end + 5], "big")))
+        # The hot path: a plain query whose question is cached.
+        query = plain_query(data)
+        if query is not None:
+            packed: Packed | None = self.cache.get(query[0])
+            if packed is not None:
+                _, question, edns, limit = query
+                v = (data[2] & 1) | edns << 1  # Packed is flat: heads 0-3, TC heads 4-7, tails 8-9, sizes 10-11
+                if packed[10 + edns] <= limit:
+                    self.transport.sendto(data[:2] + packed[v] + question + packed[8 + edns], addr)  # type: ignore[union-attr]
                 else:
-                    edns = -1
-                if edns >= 0:
-                    v = (data[2] & 1) | edns << 1  # Packed is flat: heads 0-3, TC heads 4-7, tails 8-9, sizes 10-11
-                    if packed[10 + edns] <= limit:
-                        self.transport.sendto(data[:2] + packed[v] + data[12:end] + packed[8 + edns], addr)  # type: ignore[union-attr]
-                    else:
-                        self.transport.sendto(data[:2] + packed[4 + v] + data[12:end] + (OPT_RR if edns else b""), addr)  # type: ignore[union-attr]
-                    return
-        except Exception:
-            pass  # anything odd is the slow path's to judge
+                    self.transport.sendto(data[:2] + packed[4 + v] + question + (OPT_RR if edns else b""), addr)  # type: ignore[union-attr]
+                return
         self.server.handle(data, addr[0], True, lambda reply: self._send(reply, addr))
 
     def _send(self, reply: bytes, addr: tuple[str, int]) -> None:
@@ -294,20 +327,12 @@ class _Tcp(asyncio.Protocol):
             self._query(message)
 
     def _query(self, data: bytes) -> None:
-        try:
-            end = data.find(0, 12) + 5
-            packed: Packed | None = self.server.index.cache.get(data[12:end].lower())
-            if (
-                packed is not None
-                and not data[2] & 0xF8
-                and data[4:12] in (ONE_QUESTION + b"\x00\x00", ONE_QUESTION + b"\x00\x01")
-            ):
-                edns = data[11]
-                if len(data) == end or (edns and data[end : end + 3] == b"\x00\x00\x29" and data[end + 6] == 0):
-                    self._send(reply_from(packed, data, data[12:end], data[2] & 1, edns, MAX_MESSAGE))
-                    return
-        except Exception:
-            pass
+        query = plain_query(data)  # the same test as over UDP: TCP must not accept what UDP refuses
+        if query is not None:
+            packed: Packed | None = self.server.index.cache.get(query[0])
+            if packed is not None:
+                self._send(reply_from(packed, data, query[1], data[2] & 1, query[2], MAX_MESSAGE))
+                return
         self.server.handle(data, self.client, False, self._send)
 
     def _send(self, reply: bytes) -> None:

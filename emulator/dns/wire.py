@@ -105,6 +105,12 @@ def reply_from(packed: Packed, query: bytes, question: bytes, rd: int, edns: int
     return query[:2] + packed[TC_HEAD + (rd | edns << 1)] + question + (OPT_RR if edns else b"")
 
 
+def truncated_reply(reply: bytes, question: bytes, edns: int) -> bytes:
+    """`reply` (someone else's answer) cut to its header and question, with TC set: "ask over TCP"."""
+    counts = (ONE_QUESTION if question else bytes(6)) + (b"\x00\x01" if edns else b"\x00\x00")
+    return reply[:2] + bytes((reply[2] | 0x02, reply[3])) + counts + question + (OPT_RR if edns else b"")
+
+
 def error_reply(query: bytes, rcode: int, question: bytes = b"", edns: bool = False) -> bytes:
     """A header-only (or header + question) reply with `rcode`, echoing the query's ID, opcode and RD."""
     flags = bytes((0x80 | (query[2] & 0x79), rcode & 0x0F))  # QR, opcode and RD from the query

@@ -78,6 +78,10 @@ TABLE = [
     # ExternalName: CNAME (outside the zone, no upstream here: the CNAME alone), followed inside the zone
     (f"ext.default.svc.{Z}", "A", "NOERROR", {"example.org."}, False),
     (f"ext.default.svc.{Z}", "CNAME", "NOERROR", {"example.org."}, False),
+    # ...and the CNAME answers every other type too (the client follows it), SRV excepted
+    (f"ext.default.svc.{Z}", "TXT", "NOERROR", {"example.org."}, False),
+    (f"ext.default.svc.{Z}", "MX", "NOERROR", {"example.org."}, False),
+    (f"ext.default.svc.{Z}", "HTTPS", "NOERROR", {"example.org."}, False),
     (f"alias.default.svc.{Z}", "A", "NOERROR", {f"web.default.svc.{Z}.", "127.10.0.10"}, False),
     # SRV for named ports
     (f"_http._tcp.web.default.svc.{Z}", "SRV", "NOERROR", {f"0 100 80 web.default.svc.{Z}."}, False),
@@ -265,3 +269,42 @@ def test_changes_are_visible_on_the_next_query(cluster: RunningDns) -> None:
     cluster.apply(make.namespace("later"))
     reply = cluster.query(f"later.svc.{Z}")
     assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
+
+
+def test_https_and_other_letter_valued_types_are_cached(cluster: RunningDns) -> None:
+    # Type 65 (HTTPS) is the byte pair 0x00 'A': lower-casing the whole question made it a miss forever.
+    for rdtype, number in (("HTTPS", 65), ("A", 1)):
+        reply = cluster.query(f"WEB.default.svc.{Z}", rdtype)
+        assert reply.rcode() == dns.rcode.NOERROR
+        key = b"\x03web\x07default\x03svc\x07cluster\x05local\x00" + struct.pack("!HH", number, 1)
+        assert cluster.call(lambda key=key: key in cluster.index.cache), rdtype
+        again = cluster.query(f"WEB.default.svc.{Z}", rdtype)  # now from the cache, with the client's case
+        assert again.rcode() == dns.rcode.NOERROR and again.question[0].name.to_text() == f"WEB.default.svc.{Z}."
+    # type 97 is 0x00 'a': it must not be answered with the cached HTTPS answer's question
+    reply = cluster.query(f"web.default.svc.{Z}", 97)
+    assert reply.question[0].rdtype == 97
+
+
+def test_tcp_refuses_what_udp_refuses(cluster: RunningDns) -> None:
+    name = f"web.default.svc.{Z}"
+    assert cluster.query(name).rcode() == dns.rcode.NOERROR  # cached now
+    plain = dns.message.make_query(name, "A", use_edns=False).to_wire()
+    no_opt = plain[:10] + b"\x00\x01" + plain[12:]  # claims an additional record, carries none
+    with_opt = dns.message.make_query(name, "A", use_edns=0).to_wire()
+    garbage = with_opt + b"\x00\x00"  # bytes after the OPT record
+    for packet in (no_opt, garbage):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(2)
+            udp.sendto(packet, ("127.0.0.1", cluster.port))
+            udp_reply = udp.recv(65535)
+        with socket.create_connection(("127.0.0.1", cluster.port), timeout=2) as tcp:
+            tcp.sendall(struct.pack("!H", len(packet)) + packet)
+            size = struct.unpack("!H", _recv_exactly(tcp, 2))[0]
+            tcp_reply = _recv_exactly(tcp, size)
+        assert udp_reply[3] & 0x0F == tcp_reply[3] & 0x0F, (packet, udp_reply, tcp_reply)
+        assert udp_reply[6:12] == tcp_reply[6:12]  # the same sections
+    # the no-OPT packet is malformed: FORMERR both ways
+    with socket.create_connection(("127.0.0.1", cluster.port), timeout=2) as tcp:
+        tcp.sendall(struct.pack("!H", len(no_opt)) + no_opt)
+        size = struct.unpack("!H", _recv_exactly(tcp, 2))[0]
+        assert _recv_exactly(tcp, size)[3] & 0x0F == dns.rcode.FORMERR

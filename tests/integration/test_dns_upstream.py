@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import dns.flags
 import dns.rcode
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
@@ -49,7 +50,10 @@ class FakeUpstream:
         name = str(query.q.qname).lower()
         self.queries.append(name)
         reply = query.reply()
-        if name.endswith(("example.test.", "example.org.")):
+        if name.startswith("big."):  # 100 addresses: about 1,700 bytes, whatever the query's EDNS size
+            for i in range(100):
+                reply.add_answer(RR(query.q.qname, QTYPE.A, ttl=60, rdata=A(f"192.0.2.{i}")))
+        elif name.endswith(("example.test.", "example.org.")):
             if query.q.qtype == QTYPE.A:
                 reply.add_answer(RR(query.q.qname, QTYPE.A, ttl=60, rdata=A("192.0.2.1")))
         else:
@@ -112,6 +116,18 @@ def test_names_outside_the_zone_are_forwarded(cluster: RunningDns) -> None:
     assert result.status == "NOERROR" and result.rdata() == {"192.0.2.1"}
     assert "ra" in result.flags
     assert cluster.query("nothing.invalid").rcode() == dns.rcode.NXDOMAIN  # the upstream's word
+
+
+def test_forwarded_udp_answers_are_capped_like_our_own(cluster: RunningDns) -> None:
+    name = "big.example.test"
+    for edns in ({"use_edns": False}, {"use_edns": 0, "payload": 1000}, {"use_edns": 0, "payload": 65535}):
+        reply = cluster.query(name, "A", **edns)  # type: ignore[arg-type]
+        assert reply.flags & dns.flags.TC and not reply.answer, edns
+        assert reply.question[0].name.to_text() == name + "."
+        assert (reply.edns >= 0) == (edns["use_edns"] is not False)
+    assert len(rdata_of(cluster.query(name, "A", tcp=True))) == 100
+    result = cluster.dig(name)  # dig retries over TCP by itself
+    assert "Truncated, retrying in TCP mode" in result.text and len(result.rdata()) == 100
 
 
 def test_cluster_names_are_never_forwarded(cluster: RunningDns, upstream: FakeUpstream) -> None:
