@@ -75,7 +75,8 @@ def check_access(request: web.Request, user: User) -> None:
             target = parse_target(group, version, rest)
         except errors.StatusError:
             return  # names nothing: let the handler answer 404, which reveals nothing
-        verb = request_verb(method, target, flag(request, "watch")) or method.lower()
+        # HEAD is GET without the body (Kubernetes authorizes it as get/list/watch): the same verb.
+        verb = request_verb("GET" if method == "HEAD" else method, target, flag(request, "watch")) or method.lower()
         resource = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
         namespace = target.namespace
         if target.rt.plural == "namespaces" and target.name:

@@ -138,6 +138,23 @@ def test_service_account_tokens_read_their_own_namespace_only(secured: Emulator)
         status(api.get("/api/v1/namespaces/shop/pods/evil"), 404, "NotFound")
 
 
+def test_head_is_authorized_like_get(secured: Emulator) -> None:
+    """HEAD is a GET without the body, so the same verb (get, list): a token that may GET a path gets
+    the same answer to HEAD as the admin does, not 403."""
+    paths = ("/api/v1/namespaces/heads/pods/web", "/api/v1/namespaces/heads/pods", "/api/v1/namespaces/heads")
+    with admin(secured) as api:
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": "heads"}}).status_code == 201
+        assert api.post("/api/v1/namespaces/heads/pods", json={"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c"}]}}).status_code == 201
+        token = request_token(api, "heads", "default")
+        as_admin = [api.head(path).status_code for path in paths]
+    with client(secured, token) as sa:
+        assert [sa.get(path).status_code for path in paths] == [200, 200, 200]
+        assert [sa.head(path).status_code for path in paths] == as_admin
+        assert 403 not in as_admin
+        assert sa.head("/api/v1/namespaces/kube-system/pods").status_code == 403
+        assert sa.head("/api/v1/pods").status_code == 403
+
+
 def test_token_request_defaults_and_validation(secured: Emulator) -> None:
     with admin(secured) as api:
         before = time.time()
