@@ -193,8 +193,6 @@ class Runtime:
             self._closers.append(self.proxy.close)
             if self.proxy.gateway_address:
                 self.faces["gateway"] = f"http://{self.proxy.gateway_address}"
-            for problem in self.proxy.problems():
-                log.warning("%s; fix: %s", problem["message"], problem["fix"])
 
     async def stop(self) -> None:
         if self._runner is not None:

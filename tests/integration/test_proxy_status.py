@@ -35,3 +35,22 @@ def test_bind_problems_are_reported_through_the_api(emulator: Emulator, api: htt
             pass
     finally:
         holder.close()
+
+
+def test_a_bind_problem_is_logged_once(tmp_path) -> None:
+    from tests.conftest import start_emulator
+
+    holder = socket.socket()  # another process holds the gateway's port
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        emu = start_emulator(tmp_path / "data", "--gateway-port", str(port))
+        try:
+            lines = [line for line in emu.output if f"cannot listen on 127.0.0.1:{port}/" in line]
+            assert len(lines) == 1, emu.output
+            assert "gateway" not in emu.faces
+        finally:
+            emu.stop()
+    finally:
+        holder.close()
