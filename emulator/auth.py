@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import base64
 import hmac
-import ipaddress
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator import kubeconfig
+from emulator.addresses import is_loopback
 from emulator.resources import PODS, SERVICE_ACCOUNTS
 from emulator.store.store import Store
 from emulator.tokens import ServiceAccountTokens, TokenError, new_admin_token, private_file, write_private
@@ -64,16 +64,6 @@ class Review:
     user: User | None = None
     audiences: tuple[str, ...] = ()
     error: str = ""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach `host` (an unknown host name counts as reachable by others)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def auth_required(api_host: str, require_auth: bool, allow_anonymous: bool) -> bool:

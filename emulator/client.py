@@ -30,7 +30,6 @@ there keeps a plain-http fallback, taken when the TLS handshake meets a server t
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import ssl
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from emulator import config, kubeconfig
+from emulator.addresses import is_loopback
 
 KUBECONFIG_FILE = "kubeconfig"  # in the data dir; emulator.auth writes it (not imported: it pulls in the store)
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -107,16 +107,6 @@ def same_address(a: str, b: str) -> bool:
             right.port or _default_port(right.scheme),
         )
     except ValueError:  # a port that is not a number
-        return False
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is this machine only (as emulator.auth judges the API's own address)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
         return False
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import auth, auth_tls, tokens
+from emulator import addresses, auth, auth_tls, tokens
 from emulator.config import Config
 from emulator.controllers.endpoints import EndpointsController
 from emulator.controllers.namespaces import NamespaceController
@@ -166,7 +166,7 @@ class Runtime:
         self.auth_required = auth.auth_required(config.api_host, config.require_auth, config.allow_anonymous)
         if not self.auth_required:
             self.authenticator = auth.Authenticator(self.store, issuer)
-            if not auth.is_loopback(config.api_host):
+            if not addresses.is_loopback(config.api_host):
                 log.warning("the API on %s accepts anyone who can reach it (--allow-anonymous)", config.api_host)
             return
         admin = auth.admin_token(data_dir)

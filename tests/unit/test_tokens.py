@@ -6,11 +6,13 @@ import base64
 import json
 import ssl
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from emulator import auth, auth_tls
+from emulator import auth, auth_tls, client
 from emulator.resources import PODS, SERVICE_ACCOUNTS
 from emulator.store.store import Store
 from emulator.tokens import (
@@ -171,6 +173,27 @@ def test_access_rule() -> None:
         'pods is forbidden: User "system:serviceaccount:shop:web" cannot list resource "pods" in API group "" '
         'in the namespace "prod"'
     )
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True), (" LocalHost\n", True), ("127.0.0.1", True), (" 127.0.0.1 ", True), ("127.9.8.7", True),
+        ("::1", True), ("[::1]", True), (" [::1] ", True),
+        ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("example.com", False), ("", False),
+    ],
+)
+def test_one_loopback_rule_for_the_server_and_the_client(host: str, loopback: bool) -> None:
+    """`serve` (does the API need tokens?) and the client commands (may a token go over plain http?)
+    judge an address by the same rule."""
+    assert auth.is_loopback is client.is_loopback
+    assert client.is_loopback(host) is loopback
+
+
+def test_the_client_commands_do_not_load_the_store() -> None:
+    """`emulator run`/`env` start quickly: the loopback rule does not pull in the server's modules."""
+    code = "import sys, emulator.client; print(any(m.startswith(('emulator.store', 'emulator.auth')) for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 
 @pytest.mark.parametrize(
