@@ -100,7 +100,9 @@ class _Request:
         self.retried = False
 
 
-def local_response(status: int, message: str, keep_alive: bool) -> bytes:
+def local_response(status: int, message: str, keep_alive: bool, head_only: bool = False) -> bytes:
+    """A response written by the proxy itself. To a HEAD request: the same head (Content-Length
+    included, as RFC 9110 allows), no body."""
     body = message.encode() + b"\n"
     reason = HTTPStatus(status).phrase.encode()
     head = b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % (
@@ -110,16 +112,17 @@ def local_response(status: int, message: str, keep_alive: bool) -> bytes:
     )
     if not keep_alive:
         head += b"Connection: close\r\n"
-    return head + _CRLF + body
+    return head + _CRLF if head_only else head + _CRLF + body
 
 
 class HttpClient(asyncio.Protocol):
-    """One client connection in HTTP mode. `route` is fixed for a service listener; on the gateway it
-    is None and each request's Host picks the route from `gateway`."""
+    """One client connection in HTTP mode. On a service listener each request takes the route the
+    `binding` holds at that moment (a keep-alive connection outlives service changes); on the gateway
+    `binding` is None and each request's Host picks the route from `gateway`."""
 
-    def __init__(self, ctx: ProxyContext, route: Route | None, gateway: ProxyTable | None = None) -> None:
+    def __init__(self, ctx: ProxyContext, binding: Any, gateway: ProxyTable | None = None) -> None:
         self.ctx = ctx
-        self.route = route
+        self.binding = binding  # listeners.Binding: `.route` is swapped in place when the service changes
         self.gateway = gateway
         self.transport: Any = None
         self.parser = httptools.HttpRequestParser(self)
@@ -158,17 +161,25 @@ class HttpClient(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.activity += 1
         if self.upgrading:
-            # Waiting for the endpoint's answer to an Upgrade: what the client sends now is not HTTP.
-            if self.current is not None:
-                self.current.out.write(data)
+            # Waiting for the endpoint's answer to an Upgrade: what the client sends now is not HTTP,
+            # and belongs to the upgrading request's endpoint only.
+            current = self.current
+            if current is not None and current.upgrade:
+                current.out.write(data)
             return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.upgrading = True
+            if self.queue:
+                # The upgrade is pipelined behind a response still in flight: its tunnel bytes would
+                # reach the earlier request's endpoint. It is refused in its turn, then the connection ends.
+                self._refuse(self.queue[-1], 400, "an Upgrade request must not be pipelined behind another request")
+                return
             tail = data[exc.args[0] :]
-            if tail and self.current is not None:
-                self.current.out.write(tail)
+            current = self.current
+            if tail and current is not None and current.upgrade:
+                current.out.write(tail)
         except httptools.HttpParserError as exc:
             self._bad_request(exc)
 
@@ -219,7 +230,7 @@ class HttpClient(asyncio.Protocol):
         if conn is not None and not conn.got_bytes and req.route is not None:
             message = f"endpoint {conn.backend[0]}:{conn.backend[1]} of service {_name(req.route)} did not answer within {self.ctx.settings.idle_timeout:.0f}s"
             log.info("%s from %s: 504 %s", req.method.decode(), self.client_ip, message)
-            self.transport.write(local_response(504, message, False))
+            self.transport.write(local_response(504, message, False, req.method == b"HEAD"))
         self.transport.close()
 
     def shutdown(self) -> None:
@@ -277,8 +288,14 @@ class HttpClient(asyncio.Protocol):
         req.host = host = self._host
         req.chunked = self._chunked
         req.has_body = self._chunked or self._clen
-        parts = [method, b" ", self._url, b" HTTP/1.1\r\nHost: ", host or b"localhost", _CRLF]
+        # The client's own version goes upstream: an HTTP/1.0 client cannot read a chunked response,
+        # and an endpoint asked in 1.0 does not send one (it delimits the body by length or by closing).
+        http10 = parser.get_http_version() == "1.0"
+        parts = [method, b" ", self._url, b" HTTP/1.0\r\nHost: " if http10 else b" HTTP/1.1\r\nHost: "]
+        parts += (host or b"localhost", _CRLF)
         parts += self._headers
+        if http10 and req.keep_alive:
+            parts.append(b"Connection: keep-alive\r\n")  # 1.0 keeps a connection only when asked to
         parts += (b"X-Forwarded-For: ", self._xff, self._ip_bytes, _CRLF)
         if not self._fwd & 1 and host:
             parts += (b"X-Forwarded-Host: ", host, _CRLF)
@@ -320,13 +337,26 @@ class HttpClient(asyncio.Protocol):
 
     # -- dispatch -----------------------------------------------------------------------------------
 
+    def _refuse(self, req: _Request, status: int, message: str) -> None:
+        """Answer a queued request from the proxy when its turn comes, and close after it."""
+        log.info("%s from %s: %d %s", req.method.decode(), self.client_ip, status, message)
+        req.keep_alive = False
+        req.local = local_response(status, message, False, req.method == b"HEAD")
+        req.out = _DISCARD
+
     def _dispatch(self, req: _Request) -> None:
+        if req.local is not None:  # refused while it was queued
+            self.current = req
+            self._write_local(req)
+            return
         self.current = req
         loop_time = self.ctx.loop.time()
         self.deadline = loop_time + self.ctx.settings.idle_timeout
         self.seen = self.activity
-        route = self.route
-        if route is None:
+        binding = self.binding
+        if binding is not None:
+            route = binding.route
+        else:
             route = self.gateway.gateway_route(req.host) if self.gateway is not None else None
             if route is None:
                 self._reply(
@@ -399,7 +429,7 @@ class HttpClient(asyncio.Protocol):
             log.info(
                 "%s %s from %s: %d %s", req.method.decode(), req.host.decode("latin-1"), self.client_ip, status, message
             )
-        req.local = local_response(status, message, req.keep_alive)
+        req.local = local_response(status, message, req.keep_alive, req.method == b"HEAD")
         if isinstance(req.out, _Buffer) and req.out.paused:
             self.transport.resume_reading()
         req.out = _DISCARD

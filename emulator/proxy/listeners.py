@@ -147,7 +147,7 @@ class Listeners:
             # The mode is read per connection, so an appProtocol change needs no rebind.
             route = binding.route
             if route.mode == "http":
-                return HttpClient(ctx, route)
+                return HttpClient(ctx, binding)  # reads binding.route per request
             return TcpClient(ctx, route)
 
         binding.server = await ctx.loop.create_server(

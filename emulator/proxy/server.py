@@ -110,29 +110,40 @@ class Proxy:
         loop = asyncio.get_running_loop()
         self._loop = loop
         s = self.settings
-        self._ctx = ctx = ProxyContext(s, self._policy, loop)
-        gateway = f"{s.gateway_host}:{s.gateway_port}" if s.gateway_port is not None else None
+        self._ctx = ProxyContext(s, self._policy, loop)
+        self._listeners = Listeners(self._ctx, self.table, None)
         if s.gateway_port is not None:
-            try:
-                self._gateway = await loop.create_server(
-                    lambda: HttpClient(ctx, None, self.table),
-                    s.gateway_host,
-                    s.gateway_port,
-                    reuse_address=True,
-                    backlog=s.backlog,
-                )
-                log.info("service gateway on http://%s (route by Host: <service>.<namespace>)", gateway)
-            except OSError as exc:
-                self._gateway_problem = bind_problem(
-                    s.gateway_host, s.gateway_port, "TCP", "the service gateway", exc, None
-                )
-                log.error("%s; fix: %s", self._gateway_problem["message"], self._gateway_problem["fix"])
-                gateway = None
-        self._listeners = Listeners(ctx, self.table, gateway)
+            await self._bind_gateway()
         self._dirty = True
         self._kick()
         await self.sync()
         self._sweeper = loop.create_task(self._sweep())
+
+    async def _bind_gateway(self) -> None:
+        """Bind the Host-header gateway; a failure is a problem with its fix, retried by the sweeper."""
+        ctx, s = self._ctx, self.settings
+        assert ctx is not None and s.gateway_port is not None and self._listeners is not None
+        try:
+            self._gateway = await ctx.loop.create_server(
+                lambda: HttpClient(ctx, None, self.table),
+                s.gateway_host,
+                s.gateway_port,
+                reuse_address=True,
+                backlog=s.backlog,
+            )
+        except OSError as exc:
+            problem = bind_problem(s.gateway_host, s.gateway_port, "TCP", "the service gateway", exc, None)
+            if (self._gateway_problem or {}).get("reason") != problem["reason"]:
+                log.error("%s; fix: %s", problem["message"], problem["fix"])
+            self._gateway_problem = problem
+            return
+        # The bound address, not the asked one: port 0 means "any free port".
+        self._listeners.gateway = address = self.gateway_address
+        if self._gateway_problem is not None:
+            self._gateway_problem = None
+            log.info("service gateway on http://%s (the earlier problem is gone)", address)
+        else:
+            log.info("service gateway on http://%s (route by Host: <service>.<namespace>)", address)
 
     async def close(self) -> None:
         for task in (self._sweeper, self._reconciler):
@@ -174,12 +185,15 @@ class Proxy:
                     route.balancer.expire(now)
                 if (
                     self._listeners is not None
-                    and self._listeners.problems
+                    and (self._listeners.problems or self._gateway_problem)
                     and now - self._last_bind_retry >= s.bind_retry_interval
                 ):
                     self._last_bind_retry = now
-                    self._dirty = True
-                    self._kick()
+                    if self._gateway_problem is not None:
+                        await self._bind_gateway()
+                    if self._listeners.problems:
+                        self._dirty = True
+                        self._kick()
             except Exception:
                 log.exception("proxy sweep failed")
 
@@ -194,11 +208,12 @@ class Proxy:
         return f"{host}:{port}"
 
     def problems(self) -> list[dict[str, Any]]:
-        """Listeners that could not be bound, each with `message` and `fix` (for the API and the log)."""
+        """Listeners that could not be bound, and addresses two services claim, each with `message` and
+        `fix` (for the API; each was logged once when it arose)."""
         out = [self._gateway_problem] if self._gateway_problem else []
         if self._listeners is not None:
             out += [self._listeners.problems[k] for k in sorted(self._listeners.problems)]
-        return out
+        return out + self.table.conflicts()
 
     def listening(self) -> list[dict[str, Any]]:
         """The addresses bound right now and the service port behind each."""

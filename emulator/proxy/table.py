@@ -9,12 +9,15 @@ bound keep serving the new endpoints without being rebound.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.store.events import DELETED, Event
 
 from .balancer import Backend, Balancer
+
+log = logging.getLogger("emulator.proxy")
 
 SERVICES = "services"
 ENDPOINTS = "endpoints"
@@ -130,21 +133,22 @@ class ProxyTable:
         self._endpoints: dict[ServiceKey, dict[str, Any]] = {}
         self._routes: dict[ServiceKey, list[Route]] = {}  # in the order of spec.ports
         self._listen_keys: dict[ServiceKey, list[ListenerKey]] = {}
-        self.listeners: dict[ListenerKey, Route] = {}
+        self.listeners: dict[ListenerKey, Route] = {}  # each address to the route it serves
+        self._claims: dict[ListenerKey, list[Route]] = {}  # each address to every route that wants it, first wins
         self._gateway_cache: dict[bytes, Route | None] = {}
 
     # -- events -------------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> bool:
-        """Take one store event into the index. True when the set of listen addresses may have changed."""
+        """Take one store event into the index. True when `listeners` changed (an address appeared or
+        went away, or is served by another route): only then do sockets need reconciling."""
         if event.resource == SERVICES:
             key = (event.namespace, event.name)
             if event.type == DELETED:
                 self._services.pop(key, None)
             else:
                 self._services[key] = _parse_service(event.obj)
-            self._rebuild_service(key)
-            return True
+            return self._rebuild_service(key)
         if event.resource == ENDPOINTS:
             key = (event.namespace, event.name)
             if event.type == DELETED:
@@ -154,40 +158,95 @@ class ProxyTable:
             self._refresh_backends(key)
         return False
 
-    def _rebuild_service(self, key: ServiceKey) -> None:
+    def _rebuild_service(self, key: ServiceKey) -> bool:
         self._gateway_cache.clear()
-        for lk in self._listen_keys.pop(key, []):
-            self.listeners.pop(lk, None)
         svc = self._services.get(key)
         old = {(r.port, r.protocol): r for r in self._routes.pop(key, [])}
-        if svc is None or svc.cluster_ip is None:
-            return
+        old_keys = self._listen_keys.pop(key, [])
         routes: list[Route] = []
-        listen: list[ListenerKey] = []
-        for p in svc.ports:
-            protocol = p.get("protocol") or "TCP"
-            if protocol not in ("TCP", "UDP"):
-                continue  # SCTP: not proxied (documented)
-            port = int(p["port"])
-            route = old.get((port, protocol))
-            if route is None:
-                route = Route(key[0], key[1], port, protocol, p.get("name") or "", port_mode(p))
-            else:
-                route.port_name = p.get("name") or ""
-                route.mode = port_mode(p)
-            route.balancer.set_affinity(svc.affinity_timeout)
-            routes.append(route)
-            addresses = [(svc.cluster_ip, port)]
-            if svc.node_ports and p.get("nodePort"):
-                addresses.append((self.node_address, int(p["nodePort"])))
-            addresses += [(ip, port) for ip in svc.ingress_ips]
-            for ip, lport in addresses:
-                lk = (ip, lport, protocol)
-                self.listeners[lk] = route
-                listen.append(lk)
-        self._routes[key] = routes
-        self._listen_keys[key] = listen
-        self._refresh_backends(key)
+        wanted: dict[ListenerKey, Route] = {}
+        if svc is not None and svc.cluster_ip is not None:
+            for p in svc.ports:
+                protocol = p.get("protocol") or "TCP"
+                if protocol not in ("TCP", "UDP"):
+                    continue  # SCTP: not proxied (documented)
+                port = int(p["port"])
+                route = old.pop((port, protocol), None)
+                if route is None:
+                    route = Route(key[0], key[1], port, protocol, p.get("name") or "", port_mode(p))
+                else:
+                    route.port_name = p.get("name") or ""
+                    route.mode = port_mode(p)
+                route.balancer.set_affinity(svc.affinity_timeout)
+                routes.append(route)
+                addresses = [(svc.cluster_ip, port)]
+                if svc.node_ports and p.get("nodePort"):
+                    addresses.append((self.node_address, int(p["nodePort"])))
+                addresses += [(ip, port) for ip in svc.ingress_ips]
+                for ip, lport in addresses:
+                    wanted.setdefault((ip, lport, protocol), route)
+        for route in old.values():
+            # A port that is gone: connections that still hold its route (keep-alive HTTP clients) must
+            # not keep reaching the old endpoints; with none left they answer 503.
+            route.balancer.set_backends([])
+        before = {lk: self.listeners.get(lk) for lk in (*old_keys, *wanted)}
+        for lk in old_keys:
+            if lk not in wanted:
+                self._unclaim(lk, key)
+        for lk, route in wanted.items():
+            self._claim(lk, route)
+        if routes:
+            self._routes[key] = routes
+            self._listen_keys[key] = list(wanted)
+            self._refresh_backends(key)
+        return any(self.listeners.get(lk) is not route for lk, route in before.items())
+
+    def _claim(self, lk: ListenerKey, route: Route) -> None:
+        """`route` wants `lk`. The first service to claim an address keeps it; later ones queue behind
+        it (reported by `conflicts`) and take over, in order, when it lets go."""
+        claims = self._claims.setdefault(lk, [])
+        for i, claim in enumerate(claims):
+            if (claim.namespace, claim.service) == (route.namespace, route.service):
+                claims[i] = route  # the same service again: it keeps its place
+                break
+        else:
+            claims.append(route)
+            if len(claims) > 1:
+                problem = self._conflict(lk, route, claims[0])
+                log.warning("%s; fix: %s", problem["message"], problem["fix"])
+        self.listeners[lk] = claims[0]
+
+    def _unclaim(self, lk: ListenerKey, key: ServiceKey) -> None:
+        """Service `key` no longer wants `lk`: it goes to the next claimant, if any, else away."""
+        claims = [r for r in self._claims.get(lk, ()) if (r.namespace, r.service) != key]
+        if claims:
+            self._claims[lk] = claims
+            self.listeners[lk] = claims[0]
+        else:
+            self._claims.pop(lk, None)
+            self.listeners.pop(lk, None)
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        """Addresses more than one service asks for, one problem per service left out (for the API)."""
+        return [
+            self._conflict(lk, route, claims[0])
+            for lk, claims in sorted(self._claims.items())
+            if len(claims) > 1
+            for route in claims[1:]
+        ]
+
+    @staticmethod
+    def _conflict(lk: ListenerKey, route: Route, owner: Route) -> dict[str, Any]:
+        address, port, protocol = lk
+        return {
+            "address": address,
+            "port": port,
+            "protocol": protocol,
+            "for": f"service {route.label}",
+            "reason": "AddressConflict",
+            "message": f"cannot listen on {address}:{port}/{protocol} for service {route.label}: service {owner.label} already uses it",
+            "fix": f"give one of the two services another address or port (spec.externalIPs, spec.ports, the load balancer's ingress IP), or delete one; {route.label} takes over when {owner.label} lets go",
+        }
 
     def _refresh_backends(self, key: ServiceKey) -> None:
         routes = self._routes.get(key)

@@ -8,12 +8,14 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from emulator.proxy import Proxy, ProxySettings
 
 from .test_proxy_support import (
     HttpConn,
     added,
+    deleted,
     endpoints,
     free_port,
     http_backend,
@@ -299,3 +301,143 @@ def test_round_robin_under_uvloop() -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
+
+
+async def test_keep_alive_client_follows_a_recreated_service(proxy: Proxy) -> None:
+    ips, bport, runners = await start_http_backends(2)
+    vip = loopback_ip()
+    port = free_port(vip)
+    web = service("web", vip, [{"name": "http", "port": port}])
+    proxy.apply(added("services", web))
+    proxy.apply(added("endpoints", endpoints("web", [ips[0]], [{"name": "http", "port": bport}])))
+    await proxy.sync()
+    conn = await HttpConn.open(vip, port)
+    assert json.loads((await conn.request(host="web"))[2])["backend"] == ips[0]
+    # deleted and created again (one reconcile: the socket stays bound), now with another endpoint
+    proxy.apply(deleted("services", web))
+    proxy.apply(deleted("endpoints", endpoints("web", [ips[0]], [{"name": "http", "port": bport}])))
+    proxy.apply(added("services", web))
+    proxy.apply(added("endpoints", endpoints("web", [ips[1]], [{"name": "http", "port": bport}])))
+    await proxy.sync()
+    for _ in range(3):
+        status, _, body = await conn.request(host="web")
+        assert status == 200 and json.loads(body)["backend"] == ips[1]
+    # deleted for good: the connection that outlived it gets 503, not the old endpoint
+    proxy.apply(deleted("services", web))
+    await proxy.sync()
+    status, _, body = await conn.request(host="web")
+    assert status == 503 and b"default/web" in body
+    conn.close()
+    for r in runners:
+        await r.cleanup()
+
+
+async def test_two_services_claiming_one_external_ip(proxy: Proxy) -> None:
+    ips, bport, servers = await start_tcp_backends(2)
+    vip_a, vip_b, shared = loopback_ip(), loopback_ip(), loopback_ip("127.99")
+    port = free_port(shared)
+    a = service("a", vip_a, [{"port": port}], externalIPs=[shared])
+    b = service("b", vip_b, [{"port": port}], externalIPs=[shared])
+    proxy.apply(added("services", a))
+    proxy.apply(added("endpoints", endpoints("a", [ips[0]], [{"port": bport}])))
+    proxy.apply(added("services", b))
+    proxy.apply(added("endpoints", endpoints("b", [ips[1]], [{"port": bport}])))
+    await proxy.sync()
+    assert await tcp_hello(shared, port) == ips[0]  # the first claimant keeps it
+    conflicts = [p for p in proxy.problems() if p["reason"] == "AddressConflict"]
+    assert len(conflicts) == 1 and conflicts[0]["address"] == shared and conflicts[0]["port"] == port
+    assert "default/b" in conflicts[0]["message"] and "default/a" in conflicts[0]["message"]
+    assert conflicts[0]["fix"]
+    # the first goes away: the address stays bound and serves the other
+    proxy.apply(deleted("services", a))
+    await proxy.sync()
+    assert await tcp_hello(shared, port) == ips[1]
+    assert proxy.problems() == []
+    assert (shared, port) in {(d["address"], d["port"]) for d in proxy.listening()}
+    for s in servers:
+        s.close()
+
+
+async def test_http10_client_gets_no_chunked_response(proxy: Proxy) -> None:
+    ip = loopback_ip("127.97")
+    bport = free_port(ip)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # no length: chunked to an HTTP/1.1 request
+        await response.prepare(request)
+        await response.write(b"part one, ")
+        await response.write(b"part two")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", stream)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, ip, bport).start()
+    vip = loopback_ip()
+    port = free_port(vip)
+    proxy.apply(added("services", service("web", vip, [{"name": "http", "port": port}])))
+    proxy.apply(added("endpoints", endpoints("web", [ip], [{"name": "http", "port": bport}])))
+    await proxy.sync()
+    reader, writer = await asyncio.open_connection(vip, port)
+    writer.write(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+    async with asyncio.timeout(3):
+        response = await reader.read()  # an HTTP/1.0 exchange ends with the connection
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0]
+    assert b"chunked" not in head.lower(), head
+    assert body == b"part one, part two"
+    writer.close()
+    # HTTP/1.1 clients still get it chunked, on a connection that stays open
+    conn = await HttpConn.open(vip, port)
+    conn.send(host="web")
+    async with asyncio.timeout(3):
+        head = await conn.reader.readuntil(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    conn.close()
+    await runner.cleanup()
+
+
+async def test_proxy_answers_to_head_have_no_body(proxy: Proxy) -> None:
+    vip = loopback_ip()
+    port = free_port(vip)
+    proxy.apply(added("services", service("empty", vip, [{"name": "http", "port": port}])))
+    await proxy.sync()
+    reader, writer = await asyncio.open_connection(vip, port)
+    writer.write(b"HEAD / HTTP/1.1\r\nHost: empty\r\n\r\n")
+    async with asyncio.timeout(3):
+        head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503") and b"content-length: " in head.lower()
+    writer.write(b"GET / HTTP/1.1\r\nHost: empty\r\n\r\n")  # the next response starts right after the head
+    async with asyncio.timeout(3):
+        second = await reader.readuntil(b"\r\n\r\n")
+    assert second.startswith(b"HTTP/1.1 503"), second
+    writer.close()
+
+
+async def test_pipelined_upgrade_is_refused(proxy: Proxy) -> None:
+    ips, bport, runners = await start_http_backends(1)
+    vip = loopback_ip()
+    port = free_port(vip)
+    proxy.apply(added("services", service("web", vip, [{"name": "http", "port": port}])))
+    proxy.apply(added("endpoints", endpoints("web", ips, [{"name": "http", "port": bport}])))
+    await proxy.sync()
+    conn = await HttpConn.open(vip, port)
+    conn.writer.write(
+        b"GET /slow?s=0.3 HTTP/1.1\r\nHost: web\r\n\r\n"
+        b"GET /ws HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        b"TUNNEL BYTES"
+    )
+    status, _, body = await conn.response()
+    assert status == 200 and json.loads(body)["path"] == "/slow?s=0.3"
+    status, headers, body = await conn.response()
+    assert status == 400 and b"pipelined" in body and headers.get("connection") == "close"
+    assert await conn.closed_by_peer()
+    # the endpoint's pooled connection did not get the tunnel bytes: the next client is served normally
+    conn = await HttpConn.open(vip, port)
+    for _ in range(2):
+        status, _, body = await conn.request(host="web")
+        assert status == 200 and json.loads(body)["path"] == "/"
+    conn.close()
+    await runners[0].cleanup()

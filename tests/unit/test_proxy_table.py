@@ -151,3 +151,55 @@ def test_local_response_is_valid_http() -> None:
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     assert b"Connection: close" in head and f"Content-Length: {len(body)}".encode() in head
+
+
+def test_apply_says_whether_the_listen_addresses_changed() -> None:
+    t = ProxyTable()
+    assert t.apply(added("services", service("a", "127.96.0.1", [{"port": 80}]))) is True
+    # labels, appProtocol, affinity: routes change in place, no socket to bind or unbind
+    svc = service("a", "127.96.0.1", [{"port": 80, "appProtocol": "http"}], sessionAffinity="ClientIP")
+    svc["metadata"]["labels"] = {"team": "x"}
+    assert t.apply(modified("services", svc)) is False
+    assert t.apply(added("endpoints", endpoints("a", ["10.0.0.1"], [{"port": 8080}]))) is False
+    assert t.apply(modified("services", service("a", "127.96.0.1", [{"port": 81}]))) is True
+    assert t.apply(modified("services", service("a", "127.96.0.1", [{"port": 81}], type="NodePort"))) is False
+    nodeport = service("a", "127.96.0.1", [{"port": 81, "nodePort": 30081}], type="NodePort")
+    assert t.apply(modified("services", nodeport)) is True
+    assert t.apply(deleted("services", nodeport)) is True
+    assert t.apply(deleted("services", nodeport)) is False  # already gone
+
+
+def test_a_dropped_route_is_emptied() -> None:
+    t = ProxyTable()
+    t.apply(added("services", service("a", "127.96.0.1", [{"port": 80}, {"name": "b", "port": 81}])))
+    t.apply(added("endpoints", endpoints("a", ["10.0.0.1"], [{"port": 8080}])))
+    first = t.listeners[("127.96.0.1", 80, "TCP")]
+    t.apply(added("endpoints", endpoints("a", ["10.0.0.1"], [{"name": "", "port": 8080}, {"name": "b", "port": 8081}])))
+    assert first.balancer.backends == [("10.0.0.1", 8080)]
+    t.apply(deleted("services", service("a", "127.96.0.1", [])))
+    assert first.balancer.backends == []  # whoever still holds it (a keep-alive client) gets 503
+
+
+def test_an_address_two_services_claim() -> None:
+    t = ProxyTable()
+    lk = ("127.99.0.1", 80, "TCP")
+    a = service("a", "127.96.0.1", [{"port": 80}], externalIPs=["127.99.0.1"])
+    b = service("b", "127.96.0.2", [{"port": 80}], externalIPs=["127.99.0.1"])
+    t.apply(added("services", a))
+    t.apply(added("services", b))
+    route_a, route_b = t.routes_of("default", "a")[0], t.routes_of("default", "b")[0]
+    assert t.listeners[lk] is route_a
+    (conflict,) = t.conflicts()
+    assert conflict["reason"] == "AddressConflict" and conflict["for"] == "service default/b:80"
+    a["metadata"]["labels"] = {"changed": "yes"}
+    t.apply(modified("services", a))  # a change to the owner does not hand the address over
+    assert t.listeners[lk] is route_a
+    assert t.apply(deleted("services", a)) is True
+    assert t.listeners[lk] is route_b and t.conflicts() == []
+    t.apply(deleted("services", b))
+    assert lk not in t.listeners
+
+
+def test_local_response_to_head_has_no_body() -> None:
+    raw = local_response(503, "no endpoints", keep_alive=True, head_only=True)
+    assert raw.endswith(b"\r\n\r\n") and b"Content-Length: 13" in raw
