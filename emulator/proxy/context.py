@@ -1,8 +1,9 @@
 """What every proxied connection shares: settings, the policy hook, the backend pool, the live set.
 
 Timeouts are enforced by one sweeper over the live set (see `server.py`) instead of a timer per
-connection: a connection records a `deadline` when its phase changes and counts `activity`, and the
-sweeper calls `on_deadline` only for the few that are due.
+connection: a connection records a `deadline` when its phase changes and notes its activity, and the
+sweeper calls `on_deadline` only for the few that are due. Byte pumps stamp activity with `now`, the
+loop time of the last sweep: an attribute read, where a clock call per packet would cost more.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Protocol
 from .pool import BackendPool
 
 log = logging.getLogger("emulator.proxy")
+
+DENIAL_LOG_INTERVAL = 5.0  # seconds between two log lines for the same denied (source, destination, reason)
 
 
 @dataclass(slots=True)
@@ -32,6 +35,7 @@ class ProxySettings:
     pool_idle_timeout: float = 30.0  # pooled backend connections unused for this long are closed
     pool_max_idle: int = 128  # idle connections kept per endpoint
     udp_timeout: float = 30.0  # a UDP flow with no datagram either way is forgotten (conntrack's default)
+    udp_max_flows: int = 1024  # UDP flows kept per listener; past that the least recently used is dropped
     preserve_client_ip: bool = True  # TCP mode connects to the endpoint from the client's loopback address
     backlog: int = 1024
     sweep_interval: float = 1.0
@@ -56,7 +60,7 @@ class Timed(Protocol):
 
 
 class ProxyContext:
-    __slots__ = ("settings", "policy", "pool", "live", "loop")
+    __slots__ = ("settings", "policy", "pool", "live", "loop", "now", "_denials")
 
     def __init__(
         self, settings: ProxySettings, policy: ConnectionPolicy | None, loop: asyncio.AbstractEventLoop
@@ -66,10 +70,29 @@ class ProxyContext:
         self.pool = BackendPool(settings.pool_max_idle)
         self.live: set[Timed] = set()
         self.loop = loop
+        self.now = loop.time()  # the sweep clock: set by the sweeper on every pass
+        self._denials: dict[tuple[str, str, str], tuple[float, int]] = {}  # logged at, suppressed since
+
+    def idle_deadline(self, active: float, timeout: float) -> float:
+        """When something last active at sweep-clock time `active` has been quiet for `timeout`. The
+        activity happened within one sweep after `active`, so that sweep is added: never early."""
+        return active + self.settings.sweep_interval + timeout
 
     def denied(self, kind: str, src_ip: str, dst: tuple[str, int], protocol: str, label: str, reason: str) -> None:
+        """Log a denial; the same (source, destination, reason) at most once per DENIAL_LOG_INTERVAL,
+        with a count of the ones left out (a client retrying in a loop must not flood the log)."""
+        key = (src_ip, f"{dst[0]}:{dst[1]}/{protocol}", reason)
+        now = self.loop.time()
+        seen = self._denials.get(key)
+        if seen is not None and now - seen[0] < DENIAL_LOG_INTERVAL:
+            self._denials[key] = (seen[0], seen[1] + 1)
+            return
+        if len(self._denials) >= 4096:
+            self._denials.clear()  # bounded: forgetting only means logging a denial again
+        self._denials[key] = (now, 0)
+        more = f" ({seen[1]} more like it in the last {now - seen[0]:.0f}s)" if seen is not None and seen[1] else ""
         log.warning(
-            "network policy denied %s %s -> %s:%d/%s (service %s): %s",
+            "network policy denied %s %s -> %s:%d/%s (service %s): %s%s",
             kind,
             src_ip,
             dst[0],
@@ -77,4 +100,5 @@ class ProxyContext:
             protocol,
             label,
             reason,
+            more,
         )

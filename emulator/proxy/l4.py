@@ -64,8 +64,7 @@ class TcpClient(asyncio.Protocol):
         "upstream",
         "client_ip",
         "task",
-        "activity",
-        "seen",
+        "active",
         "deadline",
         "eofs",
         "closed",
@@ -80,8 +79,7 @@ class TcpClient(asyncio.Protocol):
         self.upstream_side: TcpUpstream | None = None
         self.client_ip = ""
         self.task: asyncio.Task[None] | None = None
-        self.activity = 0
-        self.seen = 0
+        self.active = ctx.now  # sweep-clock time of the client's last bytes
         self.deadline = 0.0
         self.eofs = 0  # bit 1: client sent FIN, bit 2: endpoint sent FIN
         self.closed = False
@@ -95,13 +93,14 @@ class TcpClient(asyncio.Protocol):
         ctx = self.ctx
         ctx.live.add(self)
         self.deadline = ctx.loop.time() + ctx.settings.idle_timeout
+        self.active = ctx.now
         # Nothing to read into until the endpoint is connected; let the kernel buffer hold it.
         transport.pause_reading()
         self.task = ctx.loop.create_task(self._connect())
 
     def data_received(self, data: bytes) -> None:
         self.upstream.write(data)
-        self.activity += 1
+        self.active = self.ctx.now
 
     def eof_received(self) -> bool:
         if self.upstream.can_write_eof():
@@ -131,10 +130,11 @@ class TcpClient(asyncio.Protocol):
         self.upstream.close()
 
     def on_deadline(self, now: float) -> None:
-        activity = self.activity + (self.upstream_side.activity if self.upstream_side is not None else 0)
-        if activity != self.seen:
-            self.seen = activity
-            self.deadline = now + self.ctx.settings.idle_timeout
+        side = self.upstream_side
+        active = self.active if side is None or side.active < self.active else side.active
+        deadline = self.ctx.idle_deadline(active, self.ctx.settings.idle_timeout)
+        if deadline > now:
+            self.deadline = deadline
             return
         log.info(
             "closing idle TCP connection from %s (no traffic for %.0fs)", self.client_ip, self.ctx.settings.idle_timeout
@@ -236,16 +236,17 @@ class TcpUpstream(asyncio.Protocol):
     """The endpoint side of a spliced pair. Holds the client transport itself and counts its own
     activity: the hot path touches only this object's slots."""
 
-    __slots__ = ("pair", "client", "activity")
+    __slots__ = ("pair", "client", "ctx", "active")
 
     def __init__(self, pair: TcpClient) -> None:
         self.pair = pair
         self.client: Any = pair.client
-        self.activity = 0
+        self.ctx = pair.ctx
+        self.active = pair.ctx.now  # sweep-clock time of the endpoint's last bytes
 
     def data_received(self, data: bytes) -> None:
         self.client.write(data)
-        self.activity += 1
+        self.active = self.ctx.now
 
     def eof_received(self) -> bool:
         pair = self.pair

@@ -176,7 +176,7 @@ class Proxy:
         s = self.settings
         while True:
             await asyncio.sleep(s.sweep_interval)
-            now = ctx.loop.time()
+            ctx.now = now = ctx.loop.time()
             try:
                 for conn in [c for c in ctx.live if c.deadline and c.deadline <= now]:
                     conn.on_deadline(now)

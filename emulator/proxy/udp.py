@@ -2,7 +2,9 @@
 
 UDP has no connections, so the balancing unit is the flow, as in conntrack: the first datagram from a
 client address picks an endpoint, later ones follow it, and replies come back from the service address.
-A flow with no datagram either way for `udp_timeout` is forgotten.
+A flow with no datagram either way for `udp_timeout` is forgotten; so is one whose endpoint left the
+service (kube-proxy clears conntrack entries of removed UDP endpoints), and, past `udp_max_flows` per
+listener, the least recently used.
 """
 
 from __future__ import annotations
@@ -34,11 +36,20 @@ class UdpListener(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        flow = self.flows.get(addr)
-        if flow is None:
+        flows = self.flows
+        flow = flows.get(addr)
+        if flow is None or (flow.backends is not self.binding.route.balancer.backends and not flow.still_routed()):
             flow = self._open(addr)
             if flow is None:
                 return
+        else:
+            now = self.ctx.now
+            if flow.active != now:
+                # First datagram of this flow in this sweep tick: stamp it, and move it to the end so
+                # that `flows` stays in least-recently-used order (the front is evicted first).
+                flow.active = now
+                del flows[addr]
+                flows[addr] = flow
         flow.send(data)
 
     def error_received(self, exc: Exception) -> None:
@@ -46,6 +57,11 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def _open(self, addr: Address) -> UdpFlow | None:
         ctx = self.ctx
+        stale = self.flows.get(addr)
+        if stale is not None:
+            stale.close()
+        while len(self.flows) >= ctx.settings.udp_max_flows:
+            next(iter(self.flows.values())).close()  # the least recently used
         route = self.binding.route
         now = ctx.loop.time()
         backend = route.balancer.pick(addr[0], now)
@@ -57,7 +73,7 @@ class UdpListener(asyncio.DatagramProtocol):
             allowed, reason = ctx.policy.check(addr[0], backend[0], backend[1], "UDP")
             if not allowed:
                 ctx.denied("UDP flow", addr[0], backend, "UDP", route.label, reason)
-        flow = UdpFlow(self, addr, backend, allowed)
+        flow = UdpFlow(self, addr, backend, route.balancer.backends, allowed)
         self.flows[addr] = flow
         ctx.live.add(flow)
         if allowed:
@@ -75,17 +91,29 @@ class UdpFlow(asyncio.DatagramProtocol):
     """One client address relayed to one endpoint. A denied flow exists too: it drops datagrams
     quietly for its lifetime instead of logging a denial per datagram."""
 
-    def __init__(self, listener: UdpListener, client: Address, backend: Backend, allowed: bool) -> None:
+    def __init__(
+        self, listener: UdpListener, client: Address, backend: Backend, backends: list[Backend], allowed: bool
+    ) -> None:
+        ctx = listener.ctx
+        self.ctx = ctx
         self.listener = listener
         self.client = client
         self.backend = backend
+        self.backends = backends  # the route's endpoint list this flow was checked against (by identity)
         self.allowed = allowed
         self.transport: Any = None
         self.pending: list[bytes] = []
         self.task: asyncio.Task[None] | None = None
-        self.activity = 0
-        self.seen = 0
-        self.deadline = listener.ctx.loop.time() + listener.ctx.settings.udp_timeout
+        self.active = ctx.now  # sweep-clock time of the last datagram either way
+        self.deadline = ctx.loop.time() + ctx.settings.udp_timeout
+
+    def still_routed(self) -> bool:
+        """The service's endpoints changed: does this flow's endpoint remain one of them?"""
+        backends = self.listener.binding.route.balancer.backends
+        if self.backend not in backends:
+            return False
+        self.backends = backends
+        return True
 
     async def open(self) -> None:
         loop = self.listener.ctx.loop
@@ -108,14 +136,13 @@ class UdpFlow(asyncio.DatagramProtocol):
         self.transport = transport
 
     def send(self, data: bytes) -> None:
-        self.activity += 1
         if self.transport is not None:
             self.transport.sendto(data)
         elif self.allowed and len(self.pending) < _MAX_PENDING:
             self.pending.append(data)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.activity += 1
+        self.active = self.ctx.now
         listener = self.listener.transport
         if listener is not None and not listener.is_closing():
             listener.sendto(data, self.client)
@@ -126,9 +153,9 @@ class UdpFlow(asyncio.DatagramProtocol):
         log.debug("UDP flow %s -> %s:%d: %s", self.client[0], *self.backend, exc)
 
     def on_deadline(self, now: float) -> None:
-        if self.activity != self.seen:
-            self.seen = self.activity
-            self.deadline = now + self.listener.ctx.settings.udp_timeout
+        deadline = self.ctx.idle_deadline(self.active, self.ctx.settings.udp_timeout)
+        if deadline > now:
+            self.deadline = deadline
         else:
             self.close()
 

@@ -344,3 +344,204 @@ async def test_no_task_or_socket_leak_when_either_side_goes_away(proxy: Proxy) -
     for s in servers:
         s.close()
     hanger.close()
+
+
+async def test_gateway_bind_is_retried_and_reports_its_real_port() -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    gport = holder.getsockname()[1]
+    p = Proxy(settings(gateway_port=gport))
+    await p.start()
+    try:
+        problems = p.problems()
+        assert len(problems) == 1 and problems[0]["for"] == "the service gateway"
+        assert "retries" in problems[0]["fix"] and p.gateway_address is None
+        holder.close()  # the port frees up: the sweeper binds the gateway by itself
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            if p.gateway_address is not None:
+                break
+        assert p.gateway_address == f"127.0.0.1:{gport}" and p.problems() == []
+        conn = await HttpConn.open("127.0.0.1", gport)
+        status, _, body = await conn.request(host="nope")
+        assert status == 404 and b"nope" in body
+        conn.close()
+    finally:
+        holder.close()
+        await p.close()
+
+
+async def test_gateway_on_port_0_is_named_by_its_bound_port(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="emulator.proxy")
+    p = Proxy(settings(gateway_port=0))
+    await p.start()
+    try:
+        address = p.gateway_address
+        assert address is not None and not address.endswith(":0")
+        assert any(f"http://{address}" in r.getMessage() for r in caplog.records)
+        assert not any("127.0.0.1:0" in r.getMessage() for r in caplog.records)
+        vip = loopback_ip()
+        busy = socket.socket()
+        busy.bind((vip, 0))
+        busy.listen()
+        proxy_port = busy.getsockname()[1]
+        p.apply(added("services", service("web", vip, [{"name": "http", "port": proxy_port}])))
+        await p.sync()
+        (problem,) = p.problems()
+        assert f"http://{address}" in problem["fix"] and "127.0.0.1:0" not in problem["fix"]
+        busy.close()
+    finally:
+        await p.close()
+
+
+class UdpEcho(asyncio.DatagramProtocol):
+    """Answers each datagram with its own address and the datagram."""
+
+    def __init__(self, ip: str) -> None:
+        self.ip = ip
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(self.ip.encode() + b" " + data, addr)  # type: ignore[attr-defined]
+
+
+async def udp_service(proxy: Proxy, n: int) -> tuple[list[str], int, str, int, list[asyncio.BaseTransport]]:
+    ips = [loopback_ip("127.97") for _ in range(n)]
+    bport = free_port(ips[0], socket.SOCK_DGRAM)
+    loop = asyncio.get_running_loop()
+    echoes = [(await loop.create_datagram_endpoint(lambda ip=ip: UdpEcho(ip), local_addr=(ip, bport)))[0] for ip in ips]
+    vip = loopback_ip()
+    port = free_port(vip, socket.SOCK_DGRAM)
+    proxy.apply(added("services", service("dns", vip, [{"name": "dns", "port": port, "protocol": "UDP"}])))
+    proxy.apply(added("endpoints", endpoints("dns", ips, [{"name": "dns", "port": bport, "protocol": "UDP"}])))
+    await proxy.sync()
+    return ips, bport, vip, port, echoes
+
+
+async def ask_udp(sock: socket.socket, vip: str, port: int, payload: bytes = b"ping") -> str:
+    def ask() -> bytes:
+        sock.sendto(payload, (vip, port))
+        return sock.recvfrom(65535)[0]
+
+    return (await asyncio.to_thread(ask)).split()[0].decode()
+
+
+def udp_client() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(2)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def udp_flows(proxy: Proxy) -> dict:
+    assert proxy._listeners is not None
+    (binding,) = [b for b in proxy._listeners.bound.values() if b.udp is not None]
+    return binding.udp.flows
+
+
+async def test_udp_flow_leaves_a_removed_endpoint(proxy: Proxy) -> None:
+    ips, bport, vip, port, echoes = await udp_service(proxy, 2)
+    with udp_client() as client:
+        first = await ask_udp(client, vip, port)
+        assert await ask_udp(client, vip, port) == first
+        # that endpoint leaves the service (its process still answers): the flow must move
+        rest = [ip for ip in ips if ip != first]
+        proxy.apply(added("endpoints", endpoints("dns", rest, [{"name": "dns", "port": bport, "protocol": "UDP"}])))
+        for _ in range(3):
+            assert await ask_udp(client, vip, port) == rest[0]
+    for e in echoes:
+        e.close()
+
+
+async def test_idle_expiry_is_on_time() -> None:
+    p = Proxy(settings(udp_timeout=1.0, idle_timeout=1.0))
+    await p.start()
+    try:
+        ips, _, vip, port, echoes = await udp_service(p, 1)
+        tips = [loopback_ip("127.97")]
+        tport = free_port(tips[0])
+        server = await tcp_backend(tips[0], tport)
+        raw = free_port(vip)
+        p.apply(added("services", service("raw", vip, [{"port": raw}])))
+        p.apply(added("endpoints", endpoints("raw", tips, [{"port": tport}])))
+        await p.sync()
+        loop = asyncio.get_running_loop()
+        with udp_client() as client:
+            reader, writer = await asyncio.open_connection(vip, raw)
+            await reader.readline()
+            await ask_udp(client, vip, port)
+            await asyncio.sleep(0.1)  # activity just after the start, then quiet
+            writer.write(b"x\n")
+            await reader.readline()
+            await ask_udp(client, vip, port)
+            quiet_since = loop.time()
+            async with asyncio.timeout(3):
+                assert await reader.read() == b""  # closed for idleness
+            closed_after = loop.time() - quiet_since
+            assert 0.9 < closed_after < 1.5, closed_after  # the timeout, not up to twice it
+            assert not udp_flows(p)
+        writer.close()
+        server.close()
+        for e in echoes:
+            e.close()
+    finally:
+        await p.close()
+
+
+async def test_udp_flows_are_capped_least_recently_used_first() -> None:
+    p = Proxy(settings(udp_max_flows=3))
+    await p.start()
+    try:
+        _, _, vip, port, echoes = await udp_service(p, 1)
+        clients = [udp_client() for _ in range(4)]
+        try:
+            for c in clients[:3]:
+                await ask_udp(c, vip, port)
+            await asyncio.sleep(0.15)  # a sweep or two later, the first client is heard from again
+            await ask_udp(clients[0], vip, port)
+            await ask_udp(clients[3], vip, port)
+            flows = udp_flows(p)
+            assert len(flows) == 3
+            assert set(flows) == {c.getsockname() for c in (clients[0], clients[2], clients[3])}
+            assert await ask_udp(clients[1], vip, port)  # an evicted client just opens a new flow
+        finally:
+            for c in clients:
+                c.close()
+        for e in echoes:
+            e.close()
+    finally:
+        await p.close()
+
+
+async def test_repeated_denials_are_logged_once_per_interval(
+    proxy: Proxy, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emulator.proxy import context
+
+    monkeypatch.setattr(context, "DENIAL_LOG_INTERVAL", 0.5)
+    hips = [loopback_ip("127.97")]
+    runner = await http_backend(hips[0], free_port(hips[0]))
+    vip = loopback_ip()
+    http = free_port(vip)
+    proxy.apply(added("services", service("web", vip, [{"name": "http", "port": http}])))
+    proxy.apply(added("endpoints", endpoints("web", hips, [{"name": "http", "port": runner.addresses[0][1]}])))
+    await proxy.sync()
+    bad = loopback_ip("127.98")
+    proxy.policy = DenyFrom(bad)
+    caplog.set_level("WARNING", logger="emulator.proxy")
+
+    def denials() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "network policy denied" in r.getMessage()]
+
+    conn = await HttpConn.open(vip, http, local_ip=bad)
+    for _ in range(20):
+        assert (await conn.request(host="web"))[0] == 403  # every request is still denied
+    assert len(denials()) == 1
+    await asyncio.sleep(0.6)
+    assert (await conn.request(host="web"))[0] == 403
+    assert len(denials()) == 2 and "19 more" in denials()[1]
+    conn.close()
+    await runner.cleanup()
