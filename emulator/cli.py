@@ -68,6 +68,7 @@ async def _serve(cfg: config_module.Config) -> int:
     await stop.wait()
     print("stopping...", file=sys.stderr, flush=True)
     await runtime.stop()
+    logs.ACCESS.flush()
     return 0
 
 
