@@ -37,3 +37,26 @@ def test_environment_variables_are_checked_too() -> None:
         env={"PATH": "/usr/bin:/bin", "EMULATOR_API_PORT": "eighty"},
     )
     assert done.returncode == 1 and "EMULATOR_API_PORT='eighty' is not a number" in done.stderr
+
+
+def test_one_log_line_per_request_and_a_clean_stop(tmp_path) -> None:
+    import re
+    import signal
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve", "--in-memory", "--api-port", "0", "--dns-port", "-1",
+         "--gateway-port", "-1", "--no-proxy", "--log-level", "INFO"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    banner = "".join(proc.stdout.readline() for _ in range(3))
+    url = re.search(r"API\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+    for _ in range(3):
+        urllib.request.urlopen(f"{url}/api/v1/namespaces/default/pods").read()
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert len(re.findall(r"INFO emulator\.api: GET /api/v1/namespaces/default/pods 200 [\d.]+ms", err)) == 3
