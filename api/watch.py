@@ -44,6 +44,7 @@ class WatchStream:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.overflowed = False
         self.inside: set[tuple[str, str]] = set()  # with a selector: the objects the client holds
+        self.last_rv = 0  # the resourceVersion the events sent so far bring the client to
 
     def relevant(self, event: Event) -> bool:
         return event.resource == self.rt.key and (self.namespace is None or event.namespace == self.namespace)
@@ -61,8 +62,10 @@ class WatchStream:
 
     def line(self, event: Event) -> bytes | None:
         kind = event.type
+        obj: dict[str, Any] | None = None
         if self.keep is not None:
-            obj = event.obj
+            # decoded here, not through event.obj: that would keep a decoded copy in the store's history
+            obj = orjson.loads(event.raw)
             key = (event.namespace, event.name)
             was, now = key in self.inside, kind != DELETED and self.keep(obj)
             if now:
@@ -75,14 +78,18 @@ class WatchStream:
                 return None
         if self.render is None:
             return b'{"type":"' + kind.encode() + b'","object":' + event.raw + b"}\n"
-        return self.encode(kind, self.render(kind, event.obj))
+        return self.encode(kind, self.render(kind, obj if obj is not None else orjson.loads(event.raw)))
 
     @staticmethod
     def encode(kind: str, obj: dict[str, Any]) -> bytes:
         return orjson.dumps({"type": kind, "object": obj}) + b"\n"
 
     def bookmark(self) -> bytes:
-        obj = {"kind": self.rt.kind, "apiVersion": self.rt.api_version, "metadata": {"resourceVersion": str(self.store.rv)}}
+        # the version this stream has brought the client to: never past an event it has not sent yet;
+        # with nothing queued, everything delivered so far has been sent (or did not concern it)
+        if self.queue.empty():
+            self.last_rv = max(self.last_rv, self.store.delivered_rv)
+        obj = {"kind": self.rt.kind, "apiVersion": self.rt.api_version, "metadata": {"resourceVersion": str(self.last_rv)}}
         return self.encode("BOOKMARK", obj)
 
     # -- the stream ----------------------------------------------------------------------------------
@@ -122,17 +129,23 @@ class WatchStream:
             before = earlier.get(key)
             # its state at `since` is its last earlier change; older than the history: assume it matched
             # (a DELETED the client did not need is harmless, a missing one is not)
-            if before is None or (before.type != DELETED and self.keep(before.obj)):
+            if before is None or (before.type != DELETED and self.keep(orjson.loads(before.raw))):
                 held.add(key)
         return held
 
     async def serve(self, request: web.Request, since: str) -> web.StreamResponse:
-        # subscribe before reading the backlog, so that no change falls between the two
+        # Start where memory and delivered events agree: a write not yet delivered would be seen both
+        # in the current objects and, later, as an event (group commit lets memory run ahead).
+        for _ in range(10):
+            if self.store.delivered_rv >= self.store.rv:
+                break
+            await self.store.settled(self.store.rv)
+        # subscribe before reading the backlog (no await in between), so that no change falls between
         self.store.subscribe(self._listener)
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         try:
             try:
-                backlog, last_rv = self._start(since)
+                backlog, self.last_rv = self._start(since)
             except errors.StatusError as exc:
                 if exc.code != 410:
                     raise
@@ -147,7 +160,7 @@ class WatchStream:
                 chunk += self.bookmark()
             if chunk:
                 await response.write(chunk)
-            await self._follow(response, last_rv)
+            await self._follow(response)
             with contextlib.suppress(ConnectionResetError):
                 await response.write_eof()
             return response
@@ -156,7 +169,7 @@ class WatchStream:
         finally:
             self.store.unsubscribe(self._listener)
 
-    async def _follow(self, response: web.StreamResponse, last_rv: int) -> None:
+    async def _follow(self, response: web.StreamResponse) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout if self.timeout else None
         while not self.overflowed:  # too far behind: the stream ends and the client re-lists
@@ -172,9 +185,9 @@ class WatchStream:
                 if self.bookmarks:
                     await response.write(self.bookmark())
                 continue
-            if event.rv <= last_rv:
+            if event.rv <= self.last_rv:
                 continue  # already sent from the backlog
-            last_rv = event.rv
+            self.last_rv = event.rv
             line = self.line(event)
             if line:
                 await response.write(line)

@@ -261,6 +261,11 @@ class Store:
         if progress is not None and not progress.done():
             progress.set_result(None)
 
+    @property
+    def delivered_rv(self) -> int:
+        """Every change up to this resourceVersion is on disk and has reached the listeners."""
+        return self._dispatched_rv
+
     async def settled(self, rv: int) -> None:
         """Wait until change `rv`, and what listeners wrote in reaction to it, is on disk and delivered."""
         while True:
