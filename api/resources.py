@@ -86,12 +86,13 @@ class ResourceHandler:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         before = self.store.rv
-        response = await self._dispatch(request)
-        if request.method != "GET" and self.store.rv != before:
-            # acknowledge only once the writes are on disk and everything reacting to them has run
-            # (the pod's endpoints, DNS and proxy): see emulator/store/store.py
-            await self.store.settled_since(before)
-        return response
+        try:
+            return await self._dispatch(request)
+        finally:
+            if request.method != "GET" and self.store.rv != before:
+                # answer (even with an error, after a partial deletecollection) only once the writes
+                # are on disk and everything reacting to them has run: see emulator/store/store.py
+                await self.store.settled_since(before)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info

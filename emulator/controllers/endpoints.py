@@ -19,6 +19,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from emulator import errors
 from emulator.labels import Selector, selector_from_map
 from emulator.registry.kinds import pod_port_containers
@@ -157,6 +159,17 @@ class EndpointsController:
             self.store.replay(self.apply, (SERVICES.key,))
         finally:
             self._start_pods = None
+        # slices an earlier version wrote under other names, or for Endpoints that are gone, go;
+        # the others are written again from their Endpoints (a no-op when they agree)
+        for ns, name, _, raw in list(self.store.entries(ENDPOINT_SLICES.key)):
+            labels = orjson.loads(raw)["metadata"].get("labels") or {}
+            if labels.get(MANAGED_BY_LABEL) not in (SLICE_MANAGER, MIRROR_MANAGER):
+                continue
+            service = labels.get(SERVICE_NAME_LABEL, "")
+            ours = name.startswith(f"{service}-") and name[len(service) + 1:].isdigit()
+            if not ours or self.store.get_raw(ENDPOINTS.key, ns, service) is None:
+                self._delete(ENDPOINT_SLICES.key, ns, name)
+        self.store.replay(self.apply, (ENDPOINTS.key,))
 
     def _scan(self, namespace: str, selector: Selector) -> dict[str, PodInfo]:
         if self._start_pods is not None:

@@ -46,7 +46,6 @@ class NamespaceController:
         if event.resource == NAMESPACES.key:
             if event.type == DELETED:
                 self._cancel_termination(event.name)
-                self._delete_contents(event.name)
             elif marked_for_deletion(event.obj):
                 self._schedule_termination(event.name, event.obj["metadata"].get("uid", ""))
             else:
@@ -77,12 +76,14 @@ class NamespaceController:
             timer.cancel()
 
     def _finish_termination(self, namespace: str, uid: str) -> None:
-        """Remove the namespace; its DELETED event then deletes what is in it."""
+        """Delete what is in the namespace, then the namespace (the API server's order: nothing is left
+        for a namespace of the same name created right after)."""
         self._terminating.pop(namespace, None)
         current = self.store.get(NAMESPACES.key, "", namespace)
         if current is None or current["metadata"].get("uid") != uid:
             return  # already gone, or a new namespace of the same name
         try:
+            self._delete_contents(namespace)
             self.registry.finalize(NAMESPACES, "", namespace)
         except Exception:
             log.exception("could not finish deleting namespace %s", namespace)

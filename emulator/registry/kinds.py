@@ -71,10 +71,14 @@ class PodStrategy(Strategy):
     resource = PODS
     model = core.Pod
     has_status = True
-    field_labels = {f: f for f in (
-        "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork",
-        "status.phase", "status.podIP", "status.nominatedNodeName",
-    )}
+    field_labels = {
+        **{f: (f, "") for f in (
+            "spec.nodeName", "spec.restartPolicy", "spec.serviceAccountName", "status.phase", "status.podIP",
+            "status.nominatedNodeName",
+        )},
+        "spec.hostNetwork": ("spec.hostNetwork", "false"),
+        "spec.schedulerName": ("spec.schedulerName", "default-scheduler"),
+    }
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         spec = obj["spec"]
@@ -248,7 +252,7 @@ class ServiceStrategy(Strategy):
     model = core.Service
     name_rule = "dns1035"
     has_status = True
-    field_labels = {"spec.clusterIP": "spec.clusterIP", "spec.type": "spec.type"}
+    field_labels = {"spec.clusterIP": ("spec.clusterIP", ""), "spec.type": ("spec.type", "ClusterIP")}
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         self._defaults(obj)
@@ -518,7 +522,7 @@ class NamespaceStrategy(Strategy):
     model = core.Namespace
     name_rule = "label"
     has_status = True
-    field_labels = {"status.phase": "status.phase"}
+    field_labels = {"status.phase": ("status.phase", "")}
     # like the API server: a deleted namespace turns Terminating, its contents go, then it goes
     deletes_gracefully = True
 
@@ -554,8 +558,9 @@ class EventStrategy(Strategy):
     resource = EVENTS
     model = core.Event
     field_labels = {
-        **{f"involvedObject.{f}": f"involvedObject.{f}" for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
-        "reason": "reason", "reportingComponent": "reportingComponent", "source": "source.component", "type": "type",
+        **{f"involvedObject.{f}": (f"involvedObject.{f}", "") for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
+        **{f: (f, "") for f in ("reason", "reportingComponent", "type")},
+        "source": ("source.component", ""),
     }
 
 

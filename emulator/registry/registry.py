@@ -26,7 +26,7 @@ from emulator.store.store import Store
 from emulator.timestamps import now_rfc3339
 
 FIELD_VALIDATION_MODES = ("Strict", "Warn", "Ignore")
-_COMMON_FIELD_LABELS = {"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}
+_COMMON_FIELD_LABELS = {"metadata.name": ("metadata.name", ""), "metadata.namespace": ("metadata.namespace", "")}
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
 _NAME_RULES = {
     "subdomain": validation.dns1123_subdomain_errors,
@@ -110,7 +110,8 @@ class Registry:
                     if field not in labels:
                         supported = ", ".join(sorted(labels))
                         raise errors.bad_request(f'field label not supported: {field} (supported for {rt.key}: {supported})')
-                    checks.append(_field_check(labels[field].split("."), op == "=", value))
+                    path, absent = labels[field]
+                    checks.append(_field_check(path.split("."), op == "=", value, absent))
         except SelectorError as exc:
             raise errors.bad_request(f"unable to parse selector: {exc}") from exc
         if not checks:
@@ -399,13 +400,13 @@ def _copy(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
-def _field_check(path: list[str], equal: bool, value: str) -> ObjectFilter:
+def _field_check(path: list[str], equal: bool, value: str, absent: str) -> ObjectFilter:
     def check(obj: dict[str, Any]) -> bool:
         current: Any = obj
         for part in path:
             current = current.get(part) if isinstance(current, dict) else None
         if current is None:
-            current = ""
+            current = absent
         elif isinstance(current, bool):
             current = "true" if current else "false"
         return (str(current) == value) == equal

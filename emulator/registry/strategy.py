@@ -41,8 +41,9 @@ class Strategy:
     has_status: bool = False
     # deleted in two steps, like namespaces: marked first (deletionTimestamp), removed by a controller
     deletes_gracefully: bool = False
-    # field selectors the kind supports besides metadata.name and metadata.namespace: label -> path
-    field_labels: dict[str, str] = {}
+    # field selectors the kind supports besides metadata.name and metadata.namespace:
+    # label -> (path in the object, the value an absent field has: `spec.hostNetwork` is "false")
+    field_labels: dict[str, tuple[str, str]] = {}
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster

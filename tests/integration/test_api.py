@@ -109,6 +109,7 @@ def test_list_selectors(api: httpx.Client) -> None:
     unsupported = status_of(api.get(PODS, params={"fieldSelector": "spec.containers=x"}), 400, "BadRequest")
     assert "field label not supported: spec.containers" in unsupported["message"] and "status.podIP" in unsupported["message"]
     assert ok(api.get(SERVICES, params={"fieldSelector": "spec.type=ClusterIP"}))["items"]
+    assert names(fieldSelector="spec.hostNetwork=false") == {"a", "b", "c"}  # absent means false, as the API server reads it
 
 
 def test_update_conflict_and_noop(api: httpx.Client) -> None:

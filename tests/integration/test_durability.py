@@ -111,3 +111,26 @@ def test_clean_restart_keeps_everything_and_watch_resumes_only_forward(tmp_path:
             assert '"code":410' in first
     finally:
         again.stop()
+
+
+def test_restart_drops_endpoint_slices_an_older_version_named_differently(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    emu = start_emulator(data, in_memory=False)
+    with emu.client() as api:
+        api.post(SERVICES, json={"metadata": {"name": "api"}, "spec": {"selector": {"a": "b"}, "ports": [{"port": 80}]}})
+        pod = api.post(PODS, json={"metadata": {"name": "p1", "labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}).json()
+        # a slice as an earlier version named it: the service's own name, managed by the controller
+        old = {"metadata": {"name": "api", "labels": {"kubernetes.io/service-name": "api",
+               "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+               "addressType": "IPv4", "endpoints": [{"addresses": [pod["status"]["podIP"]]}]}
+        assert api.post("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", json=old).status_code == 201
+    emu.stop()
+    again = start_emulator(data, in_memory=False)
+    try:
+        with again.client() as api:
+            names = [s["metadata"]["name"] for s in api.get(
+                "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+                params={"labelSelector": "kubernetes.io/service-name=api"}).json()["items"]]
+            assert names == ["api-0"]
+    finally:
+        again.stop()
