@@ -58,6 +58,7 @@ class Store:
         self._listeners: list[Listener] = []
         self._unsaved: list[tuple[Event, Row | None]] = []  # written, not yet committed (None = deleted)
         self._flushing = False
+        self._flush_task: asyncio.Task[None] | None = None
         self._dispatching = False
         self._dispatched_rv = 0  # every change up to here is on disk and delivered
         self._dispatch_root: int | None = None  # the outside write whose reaction is being delivered
@@ -196,7 +197,7 @@ class Store:
             self.flush_now()
             return
         self._flushing = True
-        loop.create_task(self._flush())
+        self._flush_task = loop.create_task(self._flush())  # referenced: the loop keeps only weak ones
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
