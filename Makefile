@@ -23,13 +23,13 @@ test: $(STAMP)
 bench: bench-api bench-dns bench-proxy
 
 bench-api: $(STAMP)
-	$(VENV)/bin/python bench/api/run.py
+	$(VENV)/bin/python bench/api/run.py $(ARGS)
 
 bench-dns: $(STAMP)
-	$(VENV)/bin/python bench/dns/run.py
+	$(VENV)/bin/python bench/dns/run.py $(ARGS)
 
 bench-proxy: $(STAMP)
-	$(VENV)/bin/python bench/proxy/run.py
+	$(VENV)/bin/python bench/proxy/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
