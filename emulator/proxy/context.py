@@ -78,6 +78,16 @@ class ProxyContext:
         activity happened within one sweep after `active`, so that sweep is added: never early."""
         return active + self.settings.sweep_interval + timeout
 
+    def refusal(self, kind: str, src_ip: str, dst: tuple[str, int], protocol: str, label: str) -> str | None:
+        """Why the NetworkPolicy hook refuses this connection/request/flow (logged), or None when it may go."""
+        if self.policy is None:
+            return None
+        allowed, reason = self.policy.check(src_ip, dst[0], dst[1], protocol)
+        if allowed:
+            return None
+        self.denied(kind, src_ip, dst, protocol, label, reason)
+        return reason
+
     def denied(self, kind: str, src_ip: str, dst: tuple[str, int], protocol: str, label: str, reason: str) -> None:
         """Log a denial; the same (source, destination, reason) at most once per DENIAL_LOG_INTERVAL,
         with a count of the ones left out (a client retrying in a loop must not flood the log)."""

@@ -161,13 +161,9 @@ class TcpClient(asyncio.Protocol):
             backend = route.balancer.pick(self.client_ip, now, tried)
             if backend is None:
                 break
-            policy = ctx.policy
-            if policy is not None:
-                allowed, reason = policy.check(self.client_ip, backend[0], backend[1], "TCP")
-                if not allowed:
-                    ctx.denied("connection", self.client_ip, backend, "TCP", route.label, reason)
-                    self.client.close()
-                    return
+            if ctx.refusal("connection", self.client_ip, backend, "TCP", route.label) is not None:
+                self.client.close()
+                return
             try:
                 async with asyncio.timeout(settings.connect_timeout):
                     transport = await self._open(backend)

@@ -379,13 +379,10 @@ class HttpClient(asyncio.Protocol):
             else:
                 self._reply(req, 503, f"no endpoints available for service {_name(route)} (port {route.port})")
             return
-        policy = ctx.policy
-        if policy is not None:
-            allowed, reason = policy.check(self.client_ip, backend[0], backend[1], "TCP")
-            if not allowed:
-                ctx.denied("request", self.client_ip, backend, "TCP", route.label, reason)
-                self._reply(req, 403, f"denied by network policy: {reason}")
-                return
+        reason = ctx.refusal("request", self.client_ip, backend, "TCP", route.label)
+        if reason is not None:
+            self._reply(req, 403, f"denied by network policy: {reason}")
+            return
         conn = ctx.pool.take(backend)
         if conn is not None:
             self._attach(req, conn)  # type: ignore[arg-type]

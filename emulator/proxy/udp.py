@@ -68,11 +68,7 @@ class UdpListener(asyncio.DatagramProtocol):
         if backend is None:
             log.info("service %s has no ready endpoints: dropping datagram from %s", route.label, addr[0])
             return None
-        allowed = True
-        if ctx.policy is not None:
-            allowed, reason = ctx.policy.check(addr[0], backend[0], backend[1], "UDP")
-            if not allowed:
-                ctx.denied("UDP flow", addr[0], backend, "UDP", route.label, reason)
+        allowed = ctx.refusal("UDP flow", addr[0], backend, "UDP", route.label) is None
         flow = UdpFlow(self, addr, backend, route.balancer.backends, allowed)
         self.flows[addr] = flow
         ctx.live.add(flow)
