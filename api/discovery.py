@@ -169,6 +169,14 @@ def _response_kind(resource: ResourceType, sub: Subresource | None = None) -> di
     return {"group": resource.group, "version": resource.version, "kind": resource.kind}
 
 
+def _names_and_categories(out: dict[str, Any], r: ResourceType) -> None:
+    """shortNames and categories, both discovery forms; empty lists are omitted, as Go's omitempty does."""
+    if r.short_names:
+        out["shortNames"] = list(r.short_names)
+    if r.categories:
+        out["categories"] = list(r.categories)
+
+
 def _aggregated_resource(r: ResourceType) -> dict[str, Any]:
     out: dict[str, Any] = {
         "resource": r.plural,
@@ -177,11 +185,7 @@ def _aggregated_resource(r: ResourceType) -> dict[str, Any]:
         "singularResource": r.singular,
         "verbs": sorted(r.verbs),
     }
-    # Empty lists are omitted, as the Go encoder does (omitempty).
-    if r.short_names:
-        out["shortNames"] = list(r.short_names)
-    if r.categories:
-        out["categories"] = list(r.categories)
+    _names_and_categories(out, r)
     if r.subresources:
         out["subresources"] = [
             {"subresource": s.name, "responseKind": _response_kind(r, s), "verbs": sorted(s.verbs)}
@@ -265,10 +269,7 @@ def _legacy_resource(r: ResourceType) -> dict[str, Any]:
         "kind": r.kind,
         "verbs": sorted(r.verbs),
     }
-    if r.short_names:
-        out["shortNames"] = list(r.short_names)
-    if r.categories:
-        out["categories"] = list(r.categories)
+    _names_and_categories(out, r)
     return out
 
 
