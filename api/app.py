@@ -16,7 +16,7 @@ from aiohttp import web
 
 from api import discovery, openapi
 from api.http import MAX_BODY, json_response, status_response
-from api.resources import ResourceHandler
+from api.rest import ResourceHandler
 from emulator import errors
 from emulator.logs import ACCESS
 from emulator.registry.registry import Registry

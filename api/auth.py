@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from api.http import flag
-from api.resources import parse_target, request_verb
+from api.rest import parse_target, request_verb
 from emulator import errors
-from emulator.auth import Authenticator, User, forbidden_message, may
+from emulator.security.auth import Authenticator, User, forbidden_message, may
 
 log = logging.getLogger("emulator.api.auth")
 

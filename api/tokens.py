@@ -22,12 +22,12 @@ from aiohttp import web
 from api.http import PROTOBUF, decode, json_response, media_type, read_body
 from api.protobuf import OBJECT_META, Field, ProtobufError, decode_k8s_protobuf
 from emulator import errors
-from emulator.auth import Authenticator
 from emulator.errors import FieldError, invalid, not_supported, required
 from emulator.registry.registry import Registry
 from emulator.resources import PODS, SERVICE_ACCOUNTS
+from emulator.security.auth import Authenticator
+from emulator.security.tokens import DEFAULT_EXPIRATION, MAX_EXPIRATION, MIN_EXPIRATION, BoundPod
 from emulator.timestamps import rfc3339
-from emulator.tokens import DEFAULT_EXPIRATION, MAX_EXPIRATION, MIN_EXPIRATION, BoundPod
 
 AUTHENTICATION = "authentication.k8s.io/v1"
 TOKEN_PATH = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"

@@ -21,19 +21,21 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import addresses, auth, auth_tls, tokens
+from emulator import addresses
 from emulator.config import Config
 from emulator.controllers.endpoints import EndpointsController
 from emulator.controllers.namespaces import NamespaceController
 from emulator.dns.index import DnsIndex
 from emulator.dns.server import start_dns
 from emulator.dns.settings import DnsSettings
-from emulator.ipam import AddressPlan
-from emulator.policy import PolicyEngine
+from emulator.netpol.engine import PolicyEngine
 from emulator.proxy.server import Proxy, ProxySettings
+from emulator.registry.ipam import AddressPlan
 from emulator.registry.kinds import build_strategies
 from emulator.registry.registry import Cluster, Registry
 from emulator.resources import ENDPOINTS, NAMESPACES, NETWORK_POLICIES, PODS, SERVICES
+from emulator.security import auth, tokens
+from emulator.security import tls as auth_tls
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
 from emulator.store.store import Store
 

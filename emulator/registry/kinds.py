@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator import errors, ipam, validation
+from emulator import errors, validation
 from emulator.errors import FieldError, invalid
 from emulator.labels import validate_label_selector
 from emulator.models import core
-from emulator.netpol import validate_network_policy
+from emulator.netpol.semantics import validate_network_policy
+from emulator.registry import ipam
 from emulator.registry.registry import Cluster
 from emulator.registry.strategy import Allocation, Strategy
 from emulator.resources import (

@@ -17,9 +17,9 @@ import orjson
 from pydantic import ValidationError
 
 from emulator import errors, validation
-from emulator.ipam import AddressPlan
 from emulator.labels import Selector, SelectorError, parse_field_selector, parse_selector
 from emulator.models.base import field_errors, unknown_fields
+from emulator.registry.ipam import AddressPlan
 from emulator.registry.strategy import Strategy
 from emulator.resources import NAMESPACES, ResourceType
 from emulator.store.store import Store

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from emulator import client
+from emulator.cli import target as targets
 from tests.conftest import ROOT, Emulator, require_tool, start_emulator
 
 HINT = "pass --kubeconfig <data-dir>/kubeconfig (written by `emulator serve`) or --token"
@@ -356,29 +356,29 @@ def test_resolution_precedence(tmp_path: Path) -> None:
         current="prod",
     )
     # defaults: plain http where `serve` listens
-    assert client.resolve(environ=empty) == client.ApiTarget("http://127.0.0.1:8080", source=client.resolve(environ=empty).source)
-    assert client.resolve(environ={**empty, "EMULATOR_API_PORT": "9000"}).server == "http://127.0.0.1:9000"
+    assert targets.resolve(environ=empty) == targets.ApiTarget("http://127.0.0.1:8080", source=targets.resolve(environ=empty).source)
+    assert targets.resolve(environ={**empty, "EMULATOR_API_PORT": "9000"}).server == "http://127.0.0.1:9000"
     # $KUBECONFIG: the `emulator` context, never the current (prod) one
-    target = client.resolve(environ={**empty, "KUBECONFIG": str(users)})
+    target = targets.resolve(environ={**empty, "KUBECONFIG": str(users)})
     assert (target.server, target.token) == ("https://127.0.0.1:9443", "emu-token")
     # --kubeconfig: its current context, or --context
-    assert client.resolve(kubeconfig_path=str(users), environ=empty).token == "prod-token"
-    assert client.resolve(kubeconfig_path=str(users), context="emulator", environ=empty).token == "emu-token"
+    assert targets.resolve(kubeconfig_path=str(users), environ=empty).token == "prod-token"
+    assert targets.resolve(kubeconfig_path=str(users), context="emulator", environ=empty).token == "emu-token"
     # --server beats $EMULATOR_SERVER beats the kubeconfig; --token beats $EMULATOR_TOKEN beats the kubeconfig
     env = {**empty, "KUBECONFIG": str(users), "EMULATOR_SERVER": "https://127.0.0.1:9443", "EMULATOR_TOKEN": "env-token"}
-    assert client.resolve(environ=env).token == "env-token"
-    assert client.resolve(token="flag-token", environ=env).token == "flag-token"
-    assert client.resolve(server="127.0.0.1:7000", environ=env).server == "http://127.0.0.1:7000"
+    assert targets.resolve(environ=env).token == "env-token"
+    assert targets.resolve(token="flag-token", environ=env).token == "flag-token"
+    assert targets.resolve(server="127.0.0.1:7000", environ=env).server == "http://127.0.0.1:7000"
     # credentials from $KUBECONFIG go only to the server they name
-    assert client.resolve(server="https://127.0.0.1:9443", environ={**empty, "KUBECONFIG": str(users)}).token == "emu-token"
-    assert client.resolve(server="https://127.0.0.1:9999", environ={**empty, "KUBECONFIG": str(users)}).token is None
+    assert targets.resolve(server="https://127.0.0.1:9443", environ={**empty, "KUBECONFIG": str(users)}).token == "emu-token"
+    assert targets.resolve(server="https://127.0.0.1:9999", environ={**empty, "KUBECONFIG": str(users)}).token is None
     # a token never goes over plain http off this machine
-    with pytest.raises(client.TargetError, match="over plain http"):
-        client.resolve(server="http://10.1.2.3:8080", token="t", environ=empty)
-    with pytest.raises(client.TargetError, match="no context 'nope'"):
-        client.resolve(kubeconfig_path=str(users), context="nope", environ=empty)
-    with pytest.raises(client.TargetError, match="no such file"):
-        client.resolve(kubeconfig_path=str(tmp_path / "missing"), environ=empty)
+    with pytest.raises(targets.TargetError, match="over plain http"):
+        targets.resolve(server="http://10.1.2.3:8080", token="t", environ=empty)
+    with pytest.raises(targets.TargetError, match="no context 'nope'"):
+        targets.resolve(kubeconfig_path=str(users), context="nope", environ=empty)
+    with pytest.raises(targets.TargetError, match="no such file"):
+        targets.resolve(kubeconfig_path=str(tmp_path / "missing"), environ=empty)
 
 
 def test_bad_kubeconfig_flags_are_reported(tmp_path: Path) -> None:

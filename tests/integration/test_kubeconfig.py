@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from emulator import kubeconfig
+from emulator.security import kubeconfig
 from tests.conftest import ROOT, Emulator, require_tool
 
 SERVER = "http://127.0.0.1:18080"

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator import kubeconfig
+from emulator.security import kubeconfig
 from tests.conftest import Emulator, require_tool, start_emulator
 
 SERVICE_AND_POD = """\

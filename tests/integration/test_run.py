@@ -67,7 +67,7 @@ while True:
 # the process exists, before `run` has it in hand.
 SIGNAL_WHILE_STARTING = r"""
 import asyncio, os, signal, sys
-from emulator.cli import main
+from emulator.cli.main import main
 
 real_spawn = asyncio.create_subprocess_exec
 
@@ -447,7 +447,8 @@ def test_ctrl_c_in_a_terminal_reaches_the_process_once(emulator: Emulator, api: 
 
 def test_port_and_server_arguments() -> None:
     """The pure parts of the command line: port forms and where the API is looked for."""
-    from emulator.run import parse_port, server_url
+    from emulator.cli.apiclient import server_url
+    from emulator.cli.run import parse_port
 
     assert parse_port("8080") == {"containerPort": 8080, "protocol": "TCP"}
     assert parse_port("http=8080") == {"containerPort": 8080, "protocol": "TCP", "name": "http"}

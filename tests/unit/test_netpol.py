@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from emulator.netpol import (
+from emulator.netpol.semantics import (
     CompiledPolicy,
     PodRef,
     compile_policy,

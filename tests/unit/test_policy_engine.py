@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from emulator.netpol import PodRef
-from emulator.policy import PolicyEngine, resolve_port
+from emulator.netpol.engine import PolicyEngine, resolve_port
+from emulator.netpol.semantics import PodRef
 from emulator.resources import NAMESPACES, NETWORK_POLICIES, PODS, SERVICES
 from emulator.store.events import ADDED, DELETED, MODIFIED, Event
 

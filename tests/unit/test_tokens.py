@@ -12,17 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from emulator import auth, auth_tls, client
+from emulator.cli import target
 from emulator.resources import PODS, SERVICE_ACCOUNTS
-from emulator.store.store import Store
-from emulator.tokens import (
+from emulator.security import auth
+from emulator.security import tls as auth_tls
+from emulator.security.datadir import private_file
+from emulator.security.tokens import (
     BoundPod,
     ServiceAccountTokens,
     TokenError,
     default_issuer,
-    private_file,
     signing_key,
 )
+from emulator.store.store import Store
 
 KEY = b"k" * 32
 ISSUER = default_issuer("cluster.local")
@@ -186,13 +188,13 @@ def test_access_rule() -> None:
 def test_one_loopback_rule_for_the_server_and_the_client(host: str, loopback: bool) -> None:
     """`serve` (does the API need tokens?) and the client commands (may a token go over plain http?)
     judge an address by the same rule."""
-    assert auth.is_loopback is client.is_loopback
-    assert client.is_loopback(host) is loopback
+    assert auth.is_loopback is target.is_loopback
+    assert target.is_loopback(host) is loopback
 
 
 def test_the_client_commands_do_not_load_the_store() -> None:
     """`emulator run`/`env` start quickly: the loopback rule does not pull in the server's modules."""
-    code = "import sys, emulator.client; print(any(m.startswith(('emulator.store', 'emulator.auth')) for m in sys.modules))"
+    code = "import sys, emulator.cli.target; print(any(m.startswith(('emulator.store', 'emulator.security.auth')) for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 

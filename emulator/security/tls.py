@@ -24,10 +24,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from emulator.tokens import keep_private, write_private
+from emulator.security.datadir import API_CERT_FILE, API_KEY_FILE, keep_private, write_private
 
-CERT_FILE = "api.crt"
-KEY_FILE = "api.key"
 SANS_MARK = "emulator-subject-alt-names: "  # a comment line above the PEM block (PEM allows text there)
 VALIDITY_DAYS = 3650
 PUBLIC_EXPONENT = 65537
@@ -220,7 +218,7 @@ def server_names(api_host: str, extra: Iterable[str] = ()) -> list[str]:
 
 def api_certificate(data_dir: Path, names: list[str]) -> tuple[Path, Path, str]:
     """(certificate path, key path, certificate PEM), made once and again when `names` change."""
-    cert_path, key_path = data_dir / CERT_FILE, data_dir / KEY_FILE
+    cert_path, key_path = data_dir / API_CERT_FILE, data_dir / API_KEY_FILE
     wanted = SANS_MARK + ",".join(names)
     try:
         text = cert_path.read_text()

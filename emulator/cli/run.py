@@ -14,7 +14,7 @@
 5. when CMD exits, delete the pod and exit with CMD's status (128+N when a signal N ended it).
 
 Only the HTTP API is used, so this works against any emulator the user can reach (`--server`), an
-authenticated one included (https and a bearer token: emulator/client.py says where they come from).
+authenticated one included (https and a bearer token: emulator/targets.py says where they come from).
 The engine's code is not imported: nothing here depends on api/.
 """
 
@@ -41,8 +41,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from emulator import client
-from emulator.client import DEFAULT_SERVER, SERVER_ENV, ApiTarget
+from emulator.cli import target as targets
+from emulator.cli.apiclient import Api, ApiError, Unreachable
+from emulator.cli.target import DEFAULT_SERVER, ApiTarget
 
 ANNOTATION_COMMAND = "emulator.local/command"
 ANNOTATION_PID = "emulator.local/host-pid"
@@ -70,114 +71,6 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 def log(message: str) -> None:
     print(f"emulator run: {message}", file=sys.stderr, flush=True)
-
-
-# --- talking to the API -----------------------------------------------------------------------------
-
-
-class Unreachable(Exception):
-    """The emulator's API does not answer, or not over a connection we can use (TLS): the user has to
-    start it or point at it the right way; `message` says how when the generic wording would mislead."""
-
-    def __init__(self, server: str, cause: BaseException, message: str | None = None) -> None:
-        # A refused connection needs no detail; anything else (a timeout, a reset) is worth naming.
-        detail = (
-            ""
-            if isinstance(cause, aiohttp.ClientConnectorError)
-            else f" ({type(cause).__name__}: {cause})".replace(": )", ")")
-        )
-        super().__init__(
-            message
-            or f"cannot reach the emulator API at {server}: is `make run` running? Set --server or {SERVER_ENV}{detail}"
-        )
-
-
-class ApiError(Exception):
-    """A Kubernetes Status the API answered with."""
-
-    def __init__(self, code: int, status: Mapping[str, Any]) -> None:
-        self.code = code
-        self.reason = str(status.get("reason") or "")
-        super().__init__(str(status.get("message") or f"HTTP {code}"))
-
-
-def server_url(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """--server > $EMULATOR_SERVER > where `serve` listens with the same environment
-    (EMULATOR_API_HOST/EMULATOR_API_PORT, else 127.0.0.1:8080); `host:port` alone means http.
-    The URL alone, without kubeconfig files: `client.resolve` gives the whole target."""
-    environ = os.environ if environ is None else environ
-    return client.normalise(flag or environ.get(SERVER_ENV) or client.served_at(environ))
-
-
-class Api:
-    """The few API calls `run` and `env` make, with errors turned into Unreachable / ApiError."""
-
-    def __init__(self, target: ApiTarget | str) -> None:
-        self.target = target if isinstance(target, ApiTarget) else ApiTarget(client.normalise(target))
-        self.session = self._session()
-
-    @property
-    def server(self) -> str:
-        return self.target.server
-
-    def _session(self) -> aiohttp.ClientSession:
-        # The token rides on every request, the watch included; `ssl=True` is aiohttp's verifying default.
-        return aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=10),
-            headers=self.target.headers(),
-            connector=aiohttp.TCPConnector(ssl=self.target.ssl_context() or True),
-        )
-
-    async def close(self) -> None:
-        await self.session.close()
-
-    async def call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
-        data = None if body is None else json.dumps(body)
-        headers = {"Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = content_type
-        try:
-            async with self.session.request(method, self.server + path, data=data, headers=headers) as response:
-                text = await response.text()
-        except aiohttp.ClientSSLError as exc:
-            fallback = self.target.fallback
-            if fallback is not None and "WRONG_VERSION_NUMBER" in str(exc):
-                # A stale data-dir kubeconfig: the emulator there now serves plain http. The handshake
-                # failed, so nothing was sent yet and the request can go again.
-                await self.session.close()
-                self.target = fallback
-                self.session = self._session()
-                return await self.call(method, path, body, content_type)
-            raise Unreachable(self.server, exc, client.tls_message(self.target, exc)) from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            message = None if self.target.https else client.disconnected_message(self.target)
-            raise Unreachable(self.server, exc, message) from exc
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise Unreachable(self.server, exc) from exc
-        if response.status >= 400:
-            try:
-                status = json.loads(text)
-            except ValueError:
-                status = {"message": text.strip() or response.reason}
-            status = status if isinstance(status, dict) else {"message": text}
-            message = str(status.get("message") or "")
-            if response.status == 401:
-                status = {**status, "message": client.unauthorized_message(self.target, message or "Unauthorized")}
-            elif response.status == 403 and self.target.token and "is forbidden: User" in message:
-                status = {**status, "message": message + client.forbidden_hint(self.target)}
-            raise ApiError(response.status, status)
-        ctype = response.headers.get("Content-Type", "")
-        return json.loads(text) if ctype.startswith("application/json") else text
-
-    @staticmethod
-    def pod_path(namespace: str, name: str = "") -> str:
-        base = f"/api/v1/namespaces/{quote(namespace)}/pods"
-        return f"{base}/{quote(name)}" if name else base
-
-    @staticmethod
-    def env_path(namespace: str, name: str, container: str | None, fmt: str) -> str:
-        query = f"format={quote(fmt)}" + (f"&container={quote(container)}" if container else "")
-        return f"/emulator/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/env?{query}"
 
 
 # --- the pod ---------------------------------------------------------------------------------------
@@ -665,7 +558,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="the pod's terminationGracePeriodSeconds: how long CMD may take to exit after SIGTERM/SIGINT "
         f"before it is killed (SIGKILL) [default: {DEFAULT_GRACE_PERIOD}]",
     )
-    client.add_arguments(parser)
+    targets.add_arguments(parser)
     parser.add_argument("cmd", nargs="*", metavar="CMD", help="the process to run and its arguments, after --")
 
 
@@ -680,7 +573,7 @@ def add_env_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("dotenv", "shell", "json"),
         help="NAME=value lines, `export` lines for eval, or JSON [default: dotenv]",
     )
-    client.add_arguments(parser)
+    targets.add_arguments(parser)
 
 
 def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -717,7 +610,7 @@ def env_command(args: argparse.Namespace) -> int:
 def _target(args: argparse.Namespace) -> ApiTarget | None:
     """The API to talk to, or None after saying why the flags/files cannot be used."""
     try:
-        return client.from_args(args)
-    except client.TargetError as exc:
+        return targets.from_args(args)
+    except targets.TargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None

@@ -21,14 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emulator import kubeconfig
 from emulator.addresses import is_loopback
 from emulator.resources import PODS, SERVICE_ACCOUNTS
+from emulator.security import kubeconfig
+from emulator.security.datadir import ADMIN_TOKEN_FILE, KUBECONFIG_FILE, private_file, write_private
+from emulator.security.tokens import ServiceAccountTokens, TokenError, new_admin_token
 from emulator.store.store import Store
-from emulator.tokens import ServiceAccountTokens, TokenError, new_admin_token, private_file, write_private
 
-ADMIN_TOKEN_FILE = "admin-token"
-KUBECONFIG_FILE = "kubeconfig"
 ADMIN_USER = "emulator:admin"
 READ_VERBS = frozenset({"get", "list", "watch"})
 

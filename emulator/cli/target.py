@@ -37,10 +37,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from emulator import config, kubeconfig
+from emulator import config
 from emulator.addresses import is_loopback
+from emulator.security import kubeconfig
+from emulator.security.datadir import KUBECONFIG_FILE
 
-KUBECONFIG_FILE = "kubeconfig"  # in the data dir; emulator.auth writes it (not imported: it pulls in the store)
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 SERVER_ENV = "EMULATOR_SERVER"
 TOKEN_ENV = "EMULATOR_TOKEN"
