@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from api.http import flag
-from api.rest import parse_target, request_verb
+from api.requestinfo import request_info
 from emulator import errors
 from emulator.security.auth import Authenticator, User, forbidden_message, may
 
@@ -66,23 +65,21 @@ def require_token(authenticator: Authenticator) -> Callable[..., Awaitable[web.S
 
 
 def check_access(request: web.Request, user: User) -> None:
-    """403 unless `user` may do this request (see emulator/auth.py `may`)."""
+    """403 unless `user` may do this request (see emulator/security/auth.py `may`)."""
     parts = [p for p in request.path.split("/") if p]
     method = request.method
-    if parts and parts[0] in ("api", "apis") and (len(parts) > 2 if parts[0] == "api" else len(parts) > 3):
-        group, version, rest = ("", parts[1], parts[2:]) if parts[0] == "api" else (parts[1], parts[2], parts[3:])
-        try:
-            target = parse_target(group, version, rest)
-        except errors.StatusError:
-            return  # names nothing: let the handler answer 404, which reveals nothing
-        # HEAD is GET without the body (Kubernetes authorizes it as get/list/watch): the same verb.
-        verb = request_verb("GET" if method == "HEAD" else method, target, flag(request, "watch")) or method.lower()
+    info = request_info(request)
+    if info.error is not None:
+        return  # names nothing: let the handler answer 404, which reveals nothing
+    target = info.target
+    if target is not None:
+        verb = info.verb or method.lower()
         resource = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
         namespace = target.namespace
         if target.rt.plural == "namespaces" and target.name:
             namespace = target.name  # as in Kubernetes: a namespace object is part of its own namespace
         if not may(user, verb, namespace):
-            raise errors.forbidden_request(forbidden_message(user, verb, resource, group, namespace))
+            raise errors.forbidden_request(forbidden_message(user, verb, resource, info.group, namespace))
         return
     if method in ("GET", "HEAD") and (not parts or parts[0] in ("api", "apis", "openapi")):
         return  # discovery: every authenticated user may read it

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.resources import RESOURCE_TYPES, ResourceType, Subresource, groups
+from emulator.kinds import RESOURCE_TYPES, ResourceType, Subresource, groups
 
 # The minor version decides which kubectl binary the gcloud dispatcher runs (KUBECTL.md §1): stay on 1.32.
 KUBERNETES_VERSION = "v1.32.0"

@@ -15,7 +15,7 @@ import json
 from functools import cache
 from typing import Any
 
-from emulator.resources import RESOURCE_TYPES, ResourceType, Subresource, groups
+from emulator.kinds import RESOURCE_TYPES, ResourceType, Subresource, groups
 
 from .discovery import KUBERNETES_VERSION
 

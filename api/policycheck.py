@@ -20,9 +20,9 @@ from aiohttp import web
 
 from api.http import json_response
 from emulator import errors
+from emulator.kinds import PODS
 from emulator.netpol.engine import PolicyEngine, is_address, resolve_port
 from emulator.netpol.semantics import PROTOCOLS, PodRef
-from emulator.resources import PODS
 
 PATH = "/emulator/v1/networkpolicy/check"
 

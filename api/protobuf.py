@@ -3,21 +3,22 @@
 ``kubectl create namespace|serviceaccount|service …`` send ``application/vnd.kubernetes.protobuf``
 bodies: the magic ``k8s\\0`` followed by a ``runtime.Unknown`` whose ``raw`` field holds the object.
 This module turns such a body into the dict the same object would have been as JSON, so the rest of
-the API only ever sees JSON. It is a small protobuf wire-format reader plus a table of the few
-message layouts we need (field numbers from k8s.io/api ``generated.proto``); fields we do not know
-are skipped, as any protobuf reader would. Everything is pure and raises :class:`ProtobufError`.
+the API only ever sees JSON. It is a small protobuf wire-format reader; the message layouts are the
+kinds' own (`Kind.protobuf` in emulator/kinds/); fields we do not know are skipped, as any protobuf
+reader would. Everything is pure and raises :class:`ProtobufError`.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from emulator.kinds import PROTOBUF_LAYOUTS
+from emulator.kinds.protobuf_layout import INT_OR_STRING, TIME, Field, Message
 from emulator.timestamps import RFC3339
 
-__all__ = ["ProtobufError", "SUPPORTED_KINDS", "decode_k8s_protobuf"]
+__all__ = ["ProtobufError", "decode_k8s_protobuf"]
 
 MAGIC = b"k8s\x00"
 
@@ -94,164 +95,7 @@ def _signed(value: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Field:
-    """One field of a message layout.
-
-    ``type`` is one of string, bytes, int, bool, message, map (map<string,string>), int_or_string,
-    time.
-    ``optional`` marks Go pointer fields: present means set, so zero values are kept; other
-    fields are always written by gogo-proto and their zero values dropped (JSON ``omitempty``).
-    """
-
-    name: str
-    type: str
-    message: Mapping[int, Field] | None = None
-    repeated: bool = False
-    optional: bool = False
-
-
-Message = Mapping[int, Field]
-
 _SCALAR_TYPES = {"int", "bool"}
-
-TIME: Message = {1: Field("seconds", "int"), 2: Field("nanos", "int")}
-INT_OR_STRING: Message = {1: Field("type", "int"), 2: Field("intVal", "int"), 3: Field("strVal", "string")}
-
-OWNER_REFERENCE: Message = {
-    1: Field("kind", "string"),
-    3: Field("name", "string"),
-    4: Field("uid", "string"),
-    5: Field("apiVersion", "string"),
-    6: Field("controller", "bool", optional=True),
-    7: Field("blockOwnerDeletion", "bool", optional=True),
-}
-
-OBJECT_META: Message = {
-    1: Field("name", "string"),
-    2: Field("generateName", "string"),
-    3: Field("namespace", "string"),
-    5: Field("uid", "string"),
-    6: Field("resourceVersion", "string"),
-    7: Field("generation", "int"),
-    8: Field("creationTimestamp", "time"),
-    11: Field("labels", "map"),
-    12: Field("annotations", "map"),
-    13: Field("ownerReferences", "message", OWNER_REFERENCE, repeated=True),
-    14: Field("finalizers", "string", repeated=True),
-}
-
-OBJECT_REFERENCE: Message = {
-    1: Field("kind", "string"),
-    2: Field("namespace", "string"),
-    3: Field("name", "string"),
-    4: Field("uid", "string"),
-    5: Field("apiVersion", "string"),
-    6: Field("resourceVersion", "string"),
-    7: Field("fieldPath", "string"),
-}
-
-LOCAL_OBJECT_REFERENCE: Message = {1: Field("name", "string")}
-
-NAMESPACE: Message = {
-    1: Field("metadata", "message", OBJECT_META),
-    2: Field("spec", "message", {1: Field("finalizers", "string", repeated=True)}),
-}
-
-SERVICE_ACCOUNT: Message = {
-    1: Field("metadata", "message", OBJECT_META),
-    2: Field("secrets", "message", OBJECT_REFERENCE, repeated=True),
-    3: Field("imagePullSecrets", "message", LOCAL_OBJECT_REFERENCE, repeated=True),
-    4: Field("automountServiceAccountToken", "bool", optional=True),
-}
-
-SERVICE_PORT: Message = {
-    1: Field("name", "string"),
-    2: Field("protocol", "string"),
-    3: Field("port", "int"),
-    4: Field("targetPort", "int_or_string"),
-    5: Field("nodePort", "int"),
-    6: Field("appProtocol", "string", optional=True),
-}
-
-SESSION_AFFINITY_CONFIG: Message = {
-    1: Field("clientIP", "message", {1: Field("timeoutSeconds", "int", optional=True)}, optional=True),
-}
-
-SERVICE_SPEC: Message = {
-    1: Field("ports", "message", SERVICE_PORT, repeated=True),
-    2: Field("selector", "map"),
-    3: Field("clusterIP", "string"),
-    4: Field("type", "string"),
-    5: Field("externalIPs", "string", repeated=True),
-    7: Field("sessionAffinity", "string"),
-    8: Field("loadBalancerIP", "string"),
-    9: Field("loadBalancerSourceRanges", "string", repeated=True),
-    10: Field("externalName", "string"),
-    11: Field("externalTrafficPolicy", "string"),
-    12: Field("healthCheckNodePort", "int"),
-    13: Field("publishNotReadyAddresses", "bool"),
-    14: Field("sessionAffinityConfig", "message", SESSION_AFFINITY_CONFIG, optional=True),
-    17: Field("ipFamilyPolicy", "string", optional=True),
-    18: Field("clusterIPs", "string", repeated=True),
-    19: Field("ipFamilies", "string", repeated=True),
-    20: Field("allocateLoadBalancerNodePorts", "bool", optional=True),
-    21: Field("loadBalancerClass", "string", optional=True),
-    22: Field("internalTrafficPolicy", "string", optional=True),
-    23: Field("trafficDistribution", "string", optional=True),
-}
-
-SERVICE: Message = {
-    1: Field("metadata", "message", OBJECT_META),
-    2: Field("spec", "message", SERVICE_SPEC),
-}
-
-CONTAINER_PORT: Message = {
-    1: Field("name", "string"),
-    2: Field("hostPort", "int"),
-    3: Field("containerPort", "int"),
-    4: Field("protocol", "string"),
-    5: Field("hostIP", "string"),
-}
-
-ENV_VAR: Message = {1: Field("name", "string"), 2: Field("value", "string")}
-
-CONTAINER: Message = {
-    1: Field("name", "string"),
-    2: Field("image", "string"),
-    3: Field("command", "string", repeated=True),
-    4: Field("args", "string", repeated=True),
-    5: Field("workingDir", "string"),
-    6: Field("ports", "message", CONTAINER_PORT, repeated=True),
-    7: Field("env", "message", ENV_VAR, repeated=True),
-    14: Field("imagePullPolicy", "string"),
-}
-
-POD_SPEC: Message = {
-    2: Field("containers", "message", CONTAINER, repeated=True),
-    3: Field("restartPolicy", "string"),
-    4: Field("terminationGracePeriodSeconds", "int", optional=True),
-    6: Field("dnsPolicy", "string"),
-    7: Field("nodeSelector", "map"),
-    8: Field("serviceAccountName", "string"),
-    10: Field("nodeName", "string"),
-    16: Field("hostname", "string"),
-    17: Field("subdomain", "string"),
-    20: Field("initContainers", "message", CONTAINER, repeated=True),
-}
-
-POD: Message = {
-    1: Field("metadata", "message", OBJECT_META),
-    2: Field("spec", "message", POD_SPEC),
-}
-
-# Only core/v1 kinds: kubectl's protobuf generators we care about all create these.
-SUPPORTED_KINDS: Mapping[str, Message] = {
-    "Namespace": NAMESPACE,
-    "Pod": POD,
-    "Service": SERVICE,
-    "ServiceAccount": SERVICE_ACCOUNT,
-}
 
 UNKNOWN: Message = {
     1: Field("typeMeta", "message", {1: Field("apiVersion", "string"), 2: Field("kind", "string")}),
@@ -267,10 +111,9 @@ UNKNOWN: Message = {
 # --------------------------------------------------------------------------------------------
 
 
-def decode_k8s_protobuf(body: bytes, kinds: Mapping[tuple[str, str], Message] | None = None) -> dict:
-    """Decode a ``k8s\\0``-framed ``runtime.Unknown`` body into a JSON-shaped object dict.
-
-    ``kinds`` adds layouts by (apiVersion, kind) for the endpoints that take other kinds (TokenRequest).
+def decode_k8s_protobuf(body: bytes, layouts: Mapping[tuple[str, str], Message] = PROTOBUF_LAYOUTS) -> dict[str, Any]:
+    """Decode a ``k8s\\0``-framed ``runtime.Unknown`` body into a JSON-shaped object dict, with the layout
+    `layouts` has for its (apiVersion, kind): by default every layout a served kind declares.
     """
     if not isinstance(body, bytes | bytearray | memoryview):
         raise ProtobufError("a protobuf body must be bytes")
@@ -287,9 +130,9 @@ def decode_k8s_protobuf(body: bytes, kinds: Mapping[tuple[str, str], Message] | 
     api_version, kind = type_meta.get("apiVersion", ""), type_meta.get("kind", "")
     if not kind:
         raise ProtobufError("the protobuf body does not say which kind it holds (runtime.Unknown.typeMeta.kind)")
-    layout = (kinds or {}).get((api_version, kind)) or (SUPPORTED_KINDS.get(kind) if api_version == "v1" else None)
+    layout = layouts.get((api_version, kind))
     if layout is None:
-        supported = ", ".join([f"v1 {name}" for name in sorted(SUPPORTED_KINDS)] + [" ".join(k) for k in kinds or {}])
+        supported = ", ".join(" ".join(k) for k in sorted(layouts))
         raise ProtobufError(
             f"protobuf bodies are decoded only for {supported}, not {api_version or '<no apiVersion>'} {kind}; "
             "send this object as JSON (Content-Type: application/json)"

@@ -1,80 +1,37 @@
 """The one generic handler behind every resource URL: routing, verbs, lists, watches and patches.
 
-`/api/v1/...` and `/apis/<group>/<version>/...` are parsed into a `Target` (kind, namespace, name,
-subresource); the verb is chosen from the method and the target; the registry does the work. What
+`/api/v1/...` and `/apis/<group>/<version>/...` are parsed once into a `RequestInfo` (api/requestinfo.py:
+kind, namespace, name, subresource, verb); the registry does the work; this module decodes and encodes. What
 differs per kind is in the registry's strategies and api/tables.py, never in copied handlers.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from api import ssa, tables
+from api import tables
 from api.discovery import table_content_type, table_version
 from api.http import decode, flag, int_param, json_response, media_type, read_body
-from api.patch import PatchError, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch, server_side_apply
+from api.requestinfo import Target, request_info, verbs_of
 from api.watch import WatchStream
 from emulator import errors
+from emulator.kinds import NAMESPACES, ResourceType
 from emulator.registry.registry import FIELD_VALIDATION_MODES, ObjectFilter, Registry, WriteOptions
-from emulator.resources import BY_PATH, NAMESPACES, ResourceType
 
 log = logging.getLogger(__name__)
 
 
 
-@dataclass(slots=True)
-class Target:
-    rt: ResourceType
-    namespace: str | None  # None = all namespaces (collection) / cluster-scoped
-    name: str | None
-    subresource: str | None
-
-
-def parse_target(group: str, version: str, parts: list[str]) -> Target:
-    """The rest of the path after the group-version, as a Target; 404 for paths that name nothing."""
-    namespace: str | None = None
-    if len(parts) >= 3 and parts[0] == "namespaces" and (group, version, parts[2]) in BY_PATH:
-        namespace, parts = parts[1], parts[2:]
-    if not parts or (group, version, parts[0]) not in BY_PATH or len(parts) > 3:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
-    rt = BY_PATH[(group, version, parts[0])]
-    if namespace is not None and not rt.namespaced:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
-    name = parts[1] if len(parts) > 1 else None
-    sub = parts[2] if len(parts) > 2 else None
-    if sub is not None and sub not in {s.name for s in rt.subresources}:
-        raise errors.StatusError(404, "NotFound", f"the server could not find the requested resource ({rt.key}/{sub})")
-    if rt.namespaced and name is not None and namespace is None:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
-    return Target(rt, namespace if rt.namespaced else None, name, sub)
-
-
-def request_verb(method: str, target: Target, watch: bool) -> str | None:
-    """The Kubernetes verb of a request (as discovery and RBAC name it); None when the method names none."""
-    if target.name is None:
-        return {"GET": "watch" if watch else "list", "POST": "create", "DELETE": "deletecollection"}.get(method)
-    verbs = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-    return verbs.get(method) or ("create" if method == "POST" and target.subresource else None)
-
-
-def verbs_of(target: Target) -> tuple[str, ...]:
-    if target.subresource is None:
-        return target.rt.verbs
-    return next((s.verbs for s in target.rt.subresources if s.name == target.subresource), ())
-
-
-INCLUDE_OBJECT = ("None", "Metadata", "Object")
 
 
 def include_object(request: web.Request) -> str:
     """What a Table row carries of its object (`includeObject`); Metadata, as kubectl expects, by default."""
     value = request.query.get("includeObject") or "Metadata"
-    if value not in INCLUDE_OBJECT:
+    if value not in tables.INCLUDE_OBJECT:
         raise errors.bad_request(f'includeObject must be one of None, Metadata or Object, not "{value}"')
     return value
 
@@ -95,12 +52,10 @@ class ResourceHandler:
                 await self.store.settled_since(before)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        info = request.match_info
-        group = info.get("group", "")
-        parts = [p for p in info["rest"].split("/") if p]
-        target = parse_target(group, info["version"], parts)
-        method = request.method
-        verb = request_verb(method, target, flag(request, "watch"))
+        info = request_info(request)
+        if info.target is None:
+            raise info.error or errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        target, verb, method = info.target, info.verb, request.method
         # A kind (or subresource) serves only the verbs the table grants it: a create-only kind such as
         # TokenReview must not be listed or watched, serviceaccounts/token must not read the account.
         if verb is not None and verb not in verbs_of(target) and not (target.rt is NAMESPACES and verb == "deletecollection"):
@@ -195,72 +150,13 @@ class ResourceHandler:
         return json_response(result.obj, warnings=result.warnings)
 
     async def patch(self, request: web.Request, target: Target) -> web.Response:
-        rt, namespace, name = target.rt, target.namespace or "", target.name or ""
         content_type = media_type(request)
-        options = self._options(request)
         patch = decode(await read_body(request), content_type)
-        if content_type == "application/apply-patch+yaml":
-            return self._apply(request, target, patch, options)
-        current = self.registry.get(rt, namespace, name)
-        try:
-            if content_type == "application/merge-patch+json":
-                patched = apply_merge_patch(current, patch)
-            elif content_type == "application/strategic-merge-patch+json":
-                if not isinstance(patch, dict):
-                    raise PatchError("a strategic merge patch must be a JSON object")
-                patched = apply_strategic_merge_patch(current, patch, rt.kind)
-            elif content_type == "application/json-patch+json":
-                if not isinstance(patch, list):
-                    raise PatchError("a JSON patch must be a list of operations")
-                patched = apply_json_patch(current, patch)
-            else:
-                raise errors.unsupported_media_type(content_type)
-        except PatchError as exc:
-            raise errors.StatusError(422, "Invalid", f"the patch could not be applied: {exc}") from exc
-        return self._write_patched(rt, current, patched, options, target.subresource)
-
-    def _write_patched(
-        self, rt: ResourceType, current: dict[str, Any], patched: Any, options: WriteOptions, subresource: str | None
-    ) -> web.Response:
-        if not isinstance(patched, dict):
-            raise errors.StatusError(422, "Invalid", "the patched object is not a JSON object")
-        result = self.registry.replace_object(rt, current, patched, options, subresource)
-        return json_response(result.obj, warnings=result.warnings)
-
-    def _apply(self, request: web.Request, target: Target, applied: Any, options: WriteOptions) -> web.Response:
-        """Server-side apply: create when absent, else merge this field manager's configuration."""
-        rt, namespace, name = target.rt, target.namespace or "", target.name or ""
-        if not isinstance(applied, dict):
-            raise errors.bad_request("an apply patch must be an object")
-        manager = options.field_manager
-        if not manager:
-            raise errors.bad_request("fieldManager is required for apply requests (add ?fieldManager=<your-tool>)")
-        applied_meta = applied.setdefault("metadata", {})
-        if not isinstance(applied_meta, dict):
-            raise errors.bad_request("metadata must be an object")
-        if applied_meta.get("name") and applied_meta["name"] != name:
-            raise errors.bad_request(f'the name of the object ({applied_meta["name"]}) does not match the name on the URL ({name})')
-        applied_meta["name"] = name
-        live = self.store.get(rt.key, namespace, name)
-        if live is None and target.subresource:
-            raise errors.not_found(rt.key, name)  # a subresource is applied to an object that exists
-        if live is None:
-            creating = dict(applied)
-            ssa.record(creating, rt, manager, applied)
-            result = self.registry.create(rt, namespace, creating, options)
-            return json_response(result.obj, status=201, warnings=result.warnings)
-        ssa.check_conflicts(rt, live, manager, applied, flag(request, "force"))
-        previous = ssa.applied_by(live).get(manager)
-        try:
-            merged = server_side_apply(live, applied, previous, rt.kind)
-        except PatchError as exc:
-            raise errors.StatusError(422, "Invalid", f"the apply configuration could not be merged: {exc}") from exc
-        merged.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
-        merged["metadata"]["managedFields"] = live["metadata"].get("managedFields") or []
-        ssa.record(merged, rt, manager, applied)
-        if ssa.applied_by(merged) == ssa.applied_by(live):
-            merged["metadata"]["managedFields"] = live["metadata"].get("managedFields")  # unchanged: keep the old time stamp
-        return self._write_patched(rt, live, merged, options, target.subresource)
+        result = self.registry.patch(
+            target.rt, target.namespace or "", target.name or "", content_type, patch, self._options(request),
+            target.subresource, flag(request, "force"),
+        )
+        return json_response(result.obj, status=201 if result.created else 200, warnings=result.warnings)
 
     async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any] | None, bool]:
         """DeleteOptions from the body and the query: (preconditions, dry run)."""

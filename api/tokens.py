@@ -1,16 +1,9 @@
-"""TokenRequest and TokenReview: issuing service-account tokens and checking them, as the API server does.
+"""The HTTP side of TokenRequest and TokenReview (emulator/registry/tokens.py holds the rules):
 
     POST /api/v1/namespaces/{namespace}/serviceaccounts/{name}/token     (kubectl create token NAME)
     POST /apis/authentication.k8s.io/v1/tokenreviews
 
-TokenRequest (authentication.k8s.io/v1): `spec.audiences` (default: the API's audience, the issuer
-URL), `spec.expirationSeconds` (default 3600, at least 600), `spec.boundObjectRef` (optional, a Pod of
-this service account: the token dies with the pod). Answered with 201 and `status.token` +
-`status.expirationTimestamp`. Nothing is stored: a token is valid for as long as its signature, expiry,
-account (same uid) and bound pod say so.
-
-TokenReview: `spec.token` and optional `spec.audiences`; answered with 201 and `status.authenticated`,
-`status.user` (username, uid, groups, extra), `status.audiences` — or `status.error` saying why not.
+Bodies are JSON, YAML or protobuf (kubectl create token sends protobuf); both answer 201.
 """
 
 from __future__ import annotations
@@ -20,45 +13,26 @@ from typing import Any
 from aiohttp import web
 
 from api.http import PROTOBUF, decode, json_response, media_type, read_body
-from api.protobuf import OBJECT_META, Field, ProtobufError, decode_k8s_protobuf
+from api.protobuf import ProtobufError, decode_k8s_protobuf
 from emulator import errors
-from emulator.errors import FieldError, invalid, not_supported, required
-from emulator.registry.registry import Registry
-from emulator.resources import PODS, SERVICE_ACCOUNTS
-from emulator.security.auth import Authenticator
-from emulator.security.tokens import DEFAULT_EXPIRATION, MAX_EXPIRATION, MIN_EXPIRATION, BoundPod
-from emulator.timestamps import rfc3339
+from emulator.registry.tokens import TokenOperations
 
-AUTHENTICATION = "authentication.k8s.io/v1"
 TOKEN_PATH = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
 REVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 
 
-# kubectl create token sends its TokenRequest as protobuf (k8s.io/api authentication/v1 generated.proto).
-_BOUND_OBJECT_REF = {
-    1: Field("kind", "string"), 2: Field("apiVersion", "string"), 3: Field("name", "string"), 4: Field("uid", "string")
-}
-PROTOBUF_KINDS = {
-    (AUTHENTICATION, "TokenRequest"): {
-        1: Field("metadata", "message", OBJECT_META),
-        2: Field("spec", "message", {
-            1: Field("audiences", "string", repeated=True),
-            3: Field("boundObjectRef", "message", _BOUND_OBJECT_REF),
-            4: Field("expirationSeconds", "int", optional=True),
-        }),
-    },
-    (AUTHENTICATION, "TokenReview"): {
-        1: Field("metadata", "message", OBJECT_META),
-        2: Field("spec", "message", {1: Field("token", "string"), 2: Field("audiences", "string", repeated=True)}),
-    },
-}
-
-
-def routes(registry: Registry, authenticator: Authenticator) -> list[web.RouteDef]:
+def routes(tokens: TokenOperations) -> list[web.RouteDef]:
     """The routes to hand to `create_app(registry, routes=...)`; other methods on these paths fall
     through to the generic handler, which answers 405 (TokenReview is create-only)."""
-    handlers = TokenHandlers(registry, authenticator)
-    return [web.post(TOKEN_PATH, handlers.token_request), web.post(REVIEW_PATH, handlers.token_review)]
+
+    async def token_request(request: web.Request) -> web.Response:
+        answer = tokens.token_request(request.match_info["namespace"], request.match_info["name"], await _body(request))
+        return json_response(answer, status=201)
+
+    async def token_review(request: web.Request) -> web.Response:
+        return json_response(tokens.token_review(await _body(request)), status=201)
+
+    return [web.post(TOKEN_PATH, token_request), web.post(REVIEW_PATH, token_review)]
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -67,136 +41,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
         return {}  # `curl -X POST .../token` asks for a token with the defaults
     if media_type(request) == PROTOBUF:
         try:
-            return decode_k8s_protobuf(raw, PROTOBUF_KINDS)
+            return decode_k8s_protobuf(raw)
         except ProtobufError as exc:
             raise errors.bad_request(f"could not decode the protobuf body: {exc}") from exc
     body = decode(raw, media_type(request))
     if not isinstance(body, dict):
         raise errors.bad_request("the body must be a JSON or YAML object")
     return body
-
-
-def _check_kind(body: dict[str, Any], kind: str) -> None:
-    if body.get("kind") not in (None, kind) or body.get("apiVersion") not in (None, AUTHENTICATION):
-        raise errors.bad_request(
-            f'expected kind {kind} in apiVersion {AUTHENTICATION}, got kind "{body.get("kind")}" in "{body.get("apiVersion")}"'
-        )
-
-
-def _audiences(spec: dict[str, Any], path: str, problems: list[FieldError]) -> list[str]:
-    audiences = spec.get("audiences")
-    if audiences is None:
-        return []
-    if not isinstance(audiences, list) or not all(isinstance(a, str) and a for a in audiences):
-        problems.append(invalid(path, audiences, "must be a list of non-empty strings"))
-        return []
-    return audiences
-
-
-class TokenHandlers:
-    def __init__(self, registry: Registry, authenticator: Authenticator) -> None:
-        self.store = registry.store
-        self.authenticator = authenticator
-
-    async def token_request(self, request: web.Request) -> web.Response:
-        namespace, name = request.match_info["namespace"], request.match_info["name"]
-        body = await _body(request)
-        _check_kind(body, "TokenRequest")
-        account = self.store.get(SERVICE_ACCOUNTS.key, namespace, name)
-        if account is None:
-            raise errors.not_found(SERVICE_ACCOUNTS.key, name)
-        spec = body.get("spec") or {}
-        if not isinstance(spec, dict):
-            raise errors.bad_request("spec must be an object")
-        problems: list[FieldError] = []
-        audiences = _audiences(spec, "spec.audiences", problems) or list(self.authenticator.api_audiences)
-        seconds = spec.get("expirationSeconds")
-        if seconds is None:
-            seconds = DEFAULT_EXPIRATION
-        elif not isinstance(seconds, int) or isinstance(seconds, bool):
-            problems.append(invalid("spec.expirationSeconds", seconds, "must be an integer"))
-        elif seconds < MIN_EXPIRATION:
-            problems.append(invalid("spec.expirationSeconds", seconds, "may not specify a duration less than 10 minutes"))
-        elif seconds > MAX_EXPIRATION:
-            problems.append(invalid("spec.expirationSeconds", seconds, "may not specify a duration larger than 2^32 seconds"))
-        ref = spec.get("boundObjectRef")
-        bound = self._bound_pod(namespace, name, ref, problems) if ref is not None else None
-        if problems:
-            raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, problems)
-        issued = self.authenticator.tokens.issue(
-            namespace, name, account["metadata"].get("uid", ""), audiences, seconds, bound
-        )
-        out_spec: dict[str, Any] = {"audiences": audiences, "expirationSeconds": seconds}
-        if ref is not None:
-            out_spec["boundObjectRef"] = {**ref, "uid": bound.uid} if bound else ref
-        return json_response(
-            {
-                "kind": "TokenRequest",
-                "apiVersion": AUTHENTICATION,
-                "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(issued.claims["iat"])},
-                "spec": out_spec,
-                "status": {"token": issued.token, "expirationTimestamp": rfc3339(issued.expires)},
-            },
-            status=201,
-        )
-
-    def _bound_pod(self, namespace: str, account: str, ref: Any, problems: list[FieldError]) -> BoundPod | None:
-        path = "spec.boundObjectRef"
-        if not isinstance(ref, dict):
-            problems.append(invalid(path, ref, "must be an object"))
-            return None
-        # Secrets and Nodes, the API server's other choices, do not exist in the emulator.
-        if ref.get("kind") != "Pod":
-            problems.append(not_supported(f"{path}.kind", ref.get("kind"), ["Pod"]))
-            return None
-        if ref.get("apiVersion") not in (None, "", "v1"):
-            problems.append(not_supported(f"{path}.apiVersion", ref.get("apiVersion"), ["v1"]))
-            return None
-        pod_name = ref.get("name")
-        if not pod_name or not isinstance(pod_name, str):
-            problems.append(required(f"{path}.name"))
-            return None
-        pod = self.store.get(PODS.key, namespace, pod_name)
-        if pod is None:
-            raise errors.not_found(PODS.key, pod_name)
-        uid = pod["metadata"].get("uid", "")
-        if ref.get("uid") and ref["uid"] != uid:
-            raise errors.conflict(
-                PODS.key, pod_name, f"the UID in the bound object reference ({ref['uid']}) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
-            )
-        if (pod.get("spec") or {}).get("serviceAccountName", "default") != account:
-            raise errors.bad_request(
-                f'cannot bind token for serviceaccount "{account}" to pod running with different serviceaccount name.'
-            )
-        return BoundPod(pod_name, uid)
-
-    async def token_review(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        _check_kind(body, "TokenReview")
-        spec = body.get("spec") or {}
-        if not isinstance(spec, dict):
-            raise errors.bad_request("spec must be an object")
-        token = spec.get("token")
-        if not token or not isinstance(token, str):
-            raise errors.bad_request("token is required for TokenReview in authentication")
-        problems: list[FieldError] = []
-        audiences = _audiences(spec, "spec.audiences", problems)
-        if problems:
-            raise errors.invalid_object("TokenReview", "authentication.k8s.io", "", problems)
-        review = self.authenticator.review(token, audiences)
-        status: dict[str, Any] = {"authenticated": review.authenticated, "user": {}}
-        if review.authenticated and review.user is not None:
-            status["user"] = review.user.user_info()
-            status["audiences"] = list(review.audiences)
-        else:
-            status["error"] = review.error
-        return json_response(
-            {
-                "kind": "TokenReview",
-                "apiVersion": AUTHENTICATION,
-                "metadata": {"creationTimestamp": None},
-                "spec": spec,
-                "status": status,
-            },
-            status=201,
-        )

@@ -18,8 +18,8 @@ import orjson
 from aiohttp import web
 
 from emulator import errors
+from emulator.kinds import ResourceType
 from emulator.registry.registry import ObjectFilter
-from emulator.resources import ResourceType
 from emulator.store.events import ADDED, DELETED, Event
 from emulator.store.store import Store
 

@@ -34,6 +34,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from emulator.kinds.service import ServiceView
 from emulator.timestamps import parse_rfc3339
 
 ValueFrom = Callable[[Mapping[str, Any]], "str | None"]
@@ -44,50 +45,39 @@ def env_name(name: str) -> str:
     return name.replace("-", "_").upper()
 
 
-def has_cluster_ip(service: Mapping[str, Any]) -> bool:
-    """v1helper.IsServiceIPSet, plus ExternalName (which has no cluster IP to link to)."""
-    spec = service.get("spec") or {}
-    ip = spec.get("clusterIP")
-    return bool(ip) and ip != "None" and spec.get("type") != "ExternalName"
-
-
-def service_env(services: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+def service_env(services: Iterable[ServiceView]) -> dict[str, str]:
     """The variables of each service with a cluster IP, in the order given (envvars.FromServices)."""
     env: dict[str, str] = {}
     for service in services:
-        if not has_cluster_ip(service):
-            continue
-        spec = service["spec"]
-        ports = spec.get("ports") or []
-        if not ports:
+        ip = service.cluster_ip
+        if ip is None or not service.ports:
             # Validation requires ports for services with a cluster IP; kubelet would crash, we skip.
             continue
-        prefix = env_name((service.get("metadata") or {}).get("name", ""))
-        ip = spec["clusterIP"]
+        prefix = env_name(service.name)
+        ports = service.ports
         env[f"{prefix}_SERVICE_HOST"] = ip
-        env[f"{prefix}_SERVICE_PORT"] = str(ports[0]["port"])
+        env[f"{prefix}_SERVICE_PORT"] = str(ports[0].port)
         for port in ports:
-            if port.get("name"):
-                env[f"{prefix}_SERVICE_PORT_{env_name(port['name'])}"] = str(port["port"])
+            if port.name:
+                env[f"{prefix}_SERVICE_PORT_{env_name(port.name)}"] = str(port.port)
         # Docker-links compatible variables.
         host = f"[{ip}]" if ":" in ip else ip  # net.JoinHostPort brackets IPv6
         for i, port in enumerate(ports):
-            protocol = port.get("protocol") or "TCP"
-            url = f"{protocol.lower()}://{host}:{port['port']}"
+            url = f"{port.protocol.lower()}://{host}:{port.port}"
             if i == 0:
                 env[f"{prefix}_PORT"] = url
-            port_prefix = f"{prefix}_PORT_{port['port']}_{protocol.upper()}"
+            port_prefix = f"{prefix}_PORT_{port.port}_{port.protocol.upper()}"
             env[port_prefix] = url
-            env[f"{port_prefix}_PROTO"] = protocol.lower()
-            env[f"{port_prefix}_PORT"] = str(port["port"])
+            env[f"{port_prefix}_PROTO"] = port.protocol.lower()
+            env[f"{port_prefix}_PORT"] = str(port.port)
             env[f"{port_prefix}_ADDR"] = ip
     return env
 
 
 def pod_service_env(
     pod: Mapping[str, Any],
-    services_in_namespace: Iterable[Mapping[str, Any]],
-    kubernetes_service: Mapping[str, Any] | None,
+    services_in_namespace: Iterable[ServiceView],
+    kubernetes_service: ServiceView | None,
 ) -> dict[str, str]:
     """The service variables the kubelet gives every container of `pod`.
 
@@ -100,26 +90,25 @@ def pod_service_env(
     created = parse_rfc3339(meta.get("creationTimestamp"))
 
     # Keyed by service name like the kubelet's map, so a namespace's own `kubernetes` replaces the master one.
-    chosen: dict[str, Mapping[str, Any]] = {}
-    if kubernetes_service is not None and has_cluster_ip(kubernetes_service):
+    chosen: dict[str, ServiceView] = {}
+    if kubernetes_service is not None and kubernetes_service.cluster_ip is not None:
         chosen["kubernetes"] = kubernetes_service
     if links:
         for service in services_in_namespace:
-            svc_meta = service.get("metadata") or {}
-            if (svc_meta.get("namespace") or "default") != namespace or not has_cluster_ip(service):
+            if (service.namespace or "default") != namespace or service.cluster_ip is None:
                 continue
-            born = parse_rfc3339(svc_meta.get("creationTimestamp"))
+            born = parse_rfc3339(service.created)
             if created is not None and born is not None and born > created:
                 continue
-            chosen[svc_meta.get("name", "")] = service
+            chosen[service.name] = service
     return service_env(chosen.values())
 
 
 def container_env(
     pod: Mapping[str, Any],
     container_name: str,
-    services_in_namespace: Iterable[Mapping[str, Any]],
-    kubernetes_service: Mapping[str, Any] | None,
+    services_in_namespace: Iterable[ServiceView],
+    kubernetes_service: ServiceView | None,
     value_from: ValueFrom | None = None,
 ) -> dict[str, str]:
     """The full environment of one container: its own `env` (which wins) and then the service variables.
@@ -244,3 +233,47 @@ def to_shell_exports(env: Mapping[str, str]) -> str:
     return "".join(lines)
 
 
+# -- the pod's own fields (what `valueFrom.fieldRef` reads) --------------------------------------------
+
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+# `metadata.labels['app']`, `metadata.annotations['x']`: the downward API's subscripted field paths.
+_SUBSCRIPT = re.compile(r"metadata\.(labels|annotations)\['([^']*)'\]")
+
+
+def default_container(pod: Mapping[str, Any]) -> str | None:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    containers = (pod.get("spec") or {}).get("containers") or []
+    named = annotations.get(DEFAULT_CONTAINER_ANNOTATION)
+    if named and any(c.get("name") == named for c in containers):
+        return str(named)
+    return str(containers[0]["name"]) if containers else None
+
+
+def field_ref(pod: Mapping[str, Any], source: Mapping[str, Any]) -> str | None:
+    """The value of a `valueFrom.fieldRef`, for the pod fields the downward API exposes; None otherwise."""
+    ref = source.get("fieldRef")
+    if not isinstance(ref, Mapping):
+        return None
+    path = ref.get("fieldPath") or ""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    subscript = _SUBSCRIPT.fullmatch(path)
+    if subscript:
+        # a missing key reads as empty, as in the kubelet
+        return str((meta.get(subscript.group(1)) or {}).get(subscript.group(2)) or "")
+    simple = {
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": spec.get("nodeName"),
+        "spec.serviceAccountName": spec.get("serviceAccountName"),
+        "status.hostIP": status.get("hostIP"),
+        "status.podIP": status.get("podIP"),
+        "status.hostIPs": ",".join(a["ip"] for a in status.get("hostIPs") or [] if a.get("ip")),
+        "status.podIPs": ",".join(a["ip"] for a in status.get("podIPs") or [] if a.get("ip")),
+    }
+    if path not in simple:
+        return None
+    value = simple[path]
+    return "" if value is None else str(value)

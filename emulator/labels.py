@@ -345,7 +345,7 @@ def selector_from_label_selector(obj: Mapping[str, Any] | None) -> Selector:
     reqs: list[Requirement] = [Requirement(k, EQUALS, (v,)) for k, v in (obj.get("matchLabels") or {}).items()]
     for expr in obj.get("matchExpressions") or ():
         api_op = expr.get("operator")
-        op = _API_OPERATORS.get(api_op)  # type: ignore[arg-type]
+        op = _API_OPERATORS.get(api_op)
         if op is None:
             raise SelectorError(f'"{api_op}" is not a valid label selector operator')
         values = tuple(sorted(set(expr.get("values") or ())))

@@ -28,12 +28,11 @@ from emulator.controllers.namespaces import NamespaceController
 from emulator.dns.index import DnsIndex
 from emulator.dns.server import start_dns
 from emulator.dns.settings import DnsSettings
+from emulator.kinds import ENDPOINTS, NAMESPACES, NETWORK_POLICIES, PODS, SERVICES
 from emulator.netpol.engine import PolicyEngine
 from emulator.proxy.server import Proxy, ProxySettings
 from emulator.registry.ipam import AddressPlan
-from emulator.registry.kinds import build_strategies
 from emulator.registry.registry import Cluster, Registry
-from emulator.resources import ENDPOINTS, NAMESPACES, NETWORK_POLICIES, PODS, SERVICES
 from emulator.security import auth, tokens
 from emulator.security import tls as auth_tls
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
@@ -102,7 +101,7 @@ class Runtime:
         self.api_port = api_sock.getsockname()[1]
         self.faces["API"] = f"http://{config.api_host}:{self.api_port}"
         cluster = Cluster(self.store, plan, config.node_address, config.api_host if config.api_host not in ("0.0.0.0", "::") else "127.0.0.1", self.api_port)
-        self.registry = Registry(cluster, build_strategies(cluster))  # TokenReview has none: it is never stored
+        self.registry = Registry(cluster)
         self.registry.claim_stored()
         self._start_auth(cluster.api_address, plan.service_ips.first_address)
         if self.api_tls is not None:

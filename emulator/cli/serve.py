@@ -25,13 +25,14 @@ def event_loop_policy() -> None:
 async def serve(cfg: config_module.Config) -> int:
     from api import auth, podenv, policycheck, proxystatus, tokens
     from api.app import create_app
+    from emulator.registry.tokens import TokenOperations
     from emulator.runtime import Runtime
 
     runtime = Runtime(cfg, lambda rt: create_app(
         rt.registry,
         routes=[
             *podenv.routes(rt.registry), *policycheck.routes(rt.policy_engine),
-            *tokens.routes(rt.registry, rt.authenticator), *proxystatus.routes(rt.proxy),
+            *tokens.routes(TokenOperations(rt.registry, rt.authenticator)), *proxystatus.routes(rt.proxy),
         ],
         middlewares=auth.middlewares(rt.authenticator, rt.auth_required),
     ))

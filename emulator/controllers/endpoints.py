@@ -22,10 +22,11 @@ from typing import Any
 import orjson
 
 from emulator import errors
+from emulator.kinds import ENDPOINT_SLICES, ENDPOINTS, PODS, SERVICES, ResourceType
+from emulator.kinds.pod import pod_port_containers
+from emulator.kinds.service import ServicePortView, ServiceView
 from emulator.labels import Selector, selector_from_map
-from emulator.registry.kinds import pod_port_containers
 from emulator.registry.registry import Registry
-from emulator.resources import ENDPOINT_SLICES, ENDPOINTS, PODS, SERVICES
 from emulator.store.events import DELETED, Event
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class ServiceInfo:
     selector: Selector
     selector_map: dict[str, str]
     uid: str
-    ports: list[dict[str, Any]]
+    ports: tuple[ServicePortView, ...]
     publish_not_ready: bool
     headless: bool
     members: dict[str, PodInfo]
@@ -133,19 +134,17 @@ class EndpointsController:
         if event.type == DELETED:
             had = services.pop(name, None)
             if had is not None:
-                self._delete(ENDPOINTS.key, ns, name)
+                self._delete(ENDPOINTS, ns, name)
             return
-        svc = event.obj
-        spec = svc.get("spec") or {}
-        selector = spec.get("selector")
-        if not selector or spec.get("type") == "ExternalName":
-            # selectorless: users own the Endpoints; stop managing them if we did
+        svc = event.view(ServiceView.of)
+        selector = svc.selector
+        if not selector:
+            # selectorless (or ExternalName): users own the Endpoints; stop managing them if we did
             services.pop(name, None)
             return
         old = services.get(name)
         info = ServiceInfo(
-            ns, name, selector_from_map(selector), dict(selector), svc["metadata"].get("uid", ""), spec.get("ports") or [],
-            bool(spec.get("publishNotReadyAddresses")), spec.get("clusterIP") == "None",
+            ns, name, selector_from_map(selector), selector, svc.uid, svc.ports, svc.publish_not_ready, svc.headless,
             old.members if old is not None and old.selector_map == selector else self._scan(ns, selector_from_map(selector)),
         )
         services[name] = info
@@ -168,7 +167,7 @@ class EndpointsController:
             service = labels.get(SERVICE_NAME_LABEL, "")
             ours = name.startswith(f"{service}-") and name[len(service) + 1:].isdigit()
             if not ours or self.store.get_raw(ENDPOINTS.key, ns, service) is None:
-                self._delete(ENDPOINT_SLICES.key, ns, name)
+                self._delete(ENDPOINT_SLICES, ns, name)
         self.store.replay(self.apply, (ENDPOINTS.key,))
 
     def _scan(self, namespace: str, selector: Selector) -> dict[str, PodInfo]:
@@ -192,22 +191,29 @@ class EndpointsController:
     # -- writing Endpoints ---------------------------------------------------------------------------
 
     def _sync(self, namespace: str, name: str, service: ServiceInfo) -> None:
-        endpoints = {
-            "metadata": {"name": name, "namespace": namespace},
-            "subsets": endpoints_subsets(service),
-        }
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace}
         if service.headless:
-            endpoints["metadata"]["labels"] = {HEADLESS_LABEL: ""}
-        if not endpoints["subsets"]:
-            del endpoints["subsets"]
-        self.registry.put_system(ENDPOINTS, endpoints)
+            metadata["labels"] = {HEADLESS_LABEL: ""}
+        endpoints: dict[str, Any] = {"metadata": metadata}
+        subsets = endpoints_subsets(service)
+        if subsets:
+            endpoints["subsets"] = subsets
+        self._write(ENDPOINTS, endpoints)
 
-    def _delete(self, resource: str, namespace: str, name: str) -> None:
+    def _write(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Through the registry, validated like any writer; a refusal (a namespace being deleted takes
+        no new objects) is logged, never raised into the store's event delivery."""
         try:
-            self.store.delete(resource, namespace, name)
+            self.registry.ensure(rt, obj)
+        except errors.StatusError as exc:
+            log.debug("could not write %s %s/%s: %s", rt.key, obj["metadata"]["namespace"], obj["metadata"]["name"], exc)
+
+    def _delete(self, rt: ResourceType, namespace: str, name: str) -> None:
+        try:
+            self.registry.delete(rt, namespace, name)
         except errors.StatusError as exc:
             if exc.code != 404:
-                raise
+                log.debug("could not delete %s %s/%s: %s", rt.key, namespace, name, exc)
 
     # -- mirroring Endpoints into EndpointSlices -----------------------------------------------------
 
@@ -219,12 +225,12 @@ class EndpointsController:
             wanted = endpoint_slices(event.obj, SLICE_MANAGER if managed else MIRROR_MANAGER)
         for slice_ in wanted:
             if self._ours(ns, slice_["metadata"]["name"], name) is not False:
-                self.registry.put_system(ENDPOINT_SLICES, slice_)
+                self._write(ENDPOINT_SLICES, slice_)
         # slices are named name-0, name-1...: drop ours past the current count
         index = len(wanted)
         while (ours := self._ours(ns, slice_name(name, index), name)) is not None:
             if ours:
-                self._delete(ENDPOINT_SLICES.key, ns, slice_name(name, index))
+                self._delete(ENDPOINT_SLICES, ns, slice_name(name, index))
             index += 1
 
     def _ours(self, namespace: str, slice_: str, service: str) -> bool | None:
@@ -243,10 +249,9 @@ def endpoints_subsets(service: ServiceInfo) -> list[dict[str, Any]]:
     for pod in sorted(service.members.values(), key=lambda p: p.ip):
         resolved: list[tuple[str, int, str]] = []
         for port in service.ports:
-            protocol = port.get("protocol", "TCP")
-            number = pod.resolve(port.get("targetPort", port["port"]), protocol)
+            number = pod.resolve(port.target_port, port.protocol)
             if number is not None:
-                resolved.append((port.get("name", ""), number, protocol))
+                resolved.append((port.name, number, port.protocol))
         if service.ports and not resolved:
             continue
         address: dict[str, Any] = {"ip": pod.ip}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from emulator.kinds import ENDPOINTS, NAMESPACES, RESOURCE_TYPES, SERVICE_ACCOUNTS, SERVICES
 from emulator.registry.registry import Registry, marked_for_deletion
-from emulator.resources import ENDPOINTS, NAMESPACES, RESOURCE_TYPES, SERVICE_ACCOUNTS, SERVICES
 from emulator.store.events import DELETED, Event
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class NamespaceController:
 
     def _ensure_service_account(self, namespace: str) -> None:
         if self.store.get_raw(SERVICE_ACCOUNTS.key, namespace, DEFAULT_SERVICE_ACCOUNT) is None:
-            self.registry.put_system(SERVICE_ACCOUNTS, {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": namespace}})
+            self.registry.ensure(SERVICE_ACCOUNTS, {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": namespace}})
 
     def _schedule_termination(self, namespace: str, uid: str) -> None:
         if namespace in self._terminating:
@@ -104,7 +104,7 @@ class NamespaceController:
                 "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                 "spec": {"clusterIP": first, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api_port}]},
             })
-        self.registry.put_system(ENDPOINTS, {
+        self.registry.ensure(ENDPOINTS, {
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
             "subsets": [{"addresses": [{"ip": api_address}], "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}],
         })

@@ -25,6 +25,7 @@ from emulator.dns.records import (
     normalize_ip,
 )
 from emulator.dns.settings import DnsSettings
+from emulator.kinds.service import ServiceView
 from emulator.store.events import DELETED, Event
 
 log = logging.getLogger("emulator.dns")
@@ -65,7 +66,7 @@ class DnsIndex:
     def _apply_service(self, event: Event) -> None:
         key = (event.namespace.lower(), event.name.lower())
         old = self._services.get(key)
-        new = None if event.type == DELETED else service_record(event.obj)
+        new = None if event.type == DELETED else service_record(event.view(ServiceView.of))
         if old == new:
             return
         existed = self.namespace_exists(key[0])
@@ -131,7 +132,8 @@ class DnsIndex:
 
     def answer(self, labels: tuple[str, ...], qtype: int) -> tuple[Answer | None, frozenset[Hashable]]:
         """The answer for a lower-case name, and what it read (to pass to `remember`)."""
-        self._reads = reads = set()
+        reads: set[Hashable] = set()
+        self._reads = reads
         try:
             return answer_query(labels, qtype, self, self.zone), frozenset(reads)
         finally:
@@ -185,19 +187,15 @@ class DnsIndex:
         return len(self._services)
 
 
-def service_record(obj: dict[str, Any]) -> ServiceRecord:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    namespace = str(meta.get("namespace") or "default").lower()
-    name = str(meta.get("name") or "").lower()
-    ports = tuple(_port(p) for p in spec.get("ports") or ())
-    if spec.get("type") == "ExternalName":
-        external = str(spec.get("externalName") or "").strip().rstrip(".").lower()
-        return ServiceRecord(namespace, name, "external", external_name=external, ports=ports)
-    if spec.get("clusterIP") == "None":
+def service_record(service: ServiceView) -> ServiceRecord:
+    namespace = (service.namespace or "default").lower()
+    name = service.name.lower()
+    ports = tuple(PortRecord(p.name.lower(), p.protocol.lower(), p.port) for p in service.ports)
+    if service.external:
+        return ServiceRecord(namespace, name, "external", external_name=service.external_name, ports=ports)
+    if service.headless:
         return ServiceRecord(namespace, name, "headless", ports=ports)
-    texts = spec.get("clusterIPs") or [spec.get("clusterIP")]
-    ips = tuple(ip for ip in (normalize_ip(str(t)) for t in texts if t and t != "None") if ip)
+    ips = tuple(ip for ip in (normalize_ip(t) for t in service.cluster_ips) if ip)
     return ServiceRecord(namespace, name, "cluster", cluster_ips=ips, ports=ports)
 
 

@@ -40,8 +40,12 @@ def parse_cluster_name(rel: tuple[str, ...]) -> ClusterName:
         return ClusterName("apex")
     if rel == ("dns-version",):
         return ClusterName("dns-version")
-    kind = rel[-1]
-    if kind != "svc" and kind != "pod":
+    kind: Literal["svc", "pod"]
+    if rel[-1] == "svc":
+        kind = "svc"
+    elif rel[-1] == "pod":
+        kind = "pod"
+    else:
         # CoreDNS: anything but svc/pod as the label before the zone is an invalid request → NXDOMAIN
         return INVALID
     if len(rel) == 1:

@@ -292,7 +292,8 @@ def _negative(rcode: int, zone: Zone) -> Answer:
 
 
 def _family(ip: str) -> int:
-    return QTYPE.AAAA if ":" in ip else QTYPE.A
+    family: int = QTYPE.AAAA if ":" in ip else QTYPE.A  # dnslib is untyped: its QTYPE values are ints
+    return family
 
 
 def _address_rr(owner: DNSLabel, ip: str, ttl: int) -> RR:

@@ -12,7 +12,8 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
@@ -164,8 +165,8 @@ class DnsServer:
         packed = pack_answer(byte_labels, qtype, answer, True)
         send(reply_from(packed, data, raw_question or packed.question, rd, edns, limit))
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -245,13 +246,16 @@ def plain_query(data: bytes) -> tuple[bytes, bytes, int, int] | None:
 
 
 class _Udp(asyncio.DatagramProtocol):
+    # Set by connection_made, which asyncio calls before any datagram_received: the hot path needs no None test.
+    transport: asyncio.DatagramTransport
+
     def __init__(self, server: DnsServer) -> None:
         self.server = server
         self.cache = server.index.cache
-        self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # create_datagram_endpoint hands a DatagramTransport (BaseProtocol's signature says BaseTransport).
+        self.transport = cast(asyncio.DatagramTransport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:  # room for bursts while the slow path packs an answer
@@ -267,15 +271,18 @@ class _Udp(asyncio.DatagramProtocol):
             if packed is not None:
                 _, question, edns, limit = query
                 v = (data[2] & 1) | edns << 1  # Packed is flat: heads 0-3, TC heads 4-7, tails 8-9, sizes 10-11
-                if packed[10 + edns] <= limit:
-                    self.transport.sendto(data[:2] + packed[v] + question + packed[8 + edns], addr)  # type: ignore[union-attr]
+                # Constant indexes type as exactly int / bytes; a computed one as bytes | int, hence the cast.
+                if (packed[11] if edns else packed[10]) <= limit:
+                    tail = packed[9] if edns else packed[8]
+                    self.transport.sendto(data[:2] + cast(bytes, packed[v]) + question + tail, addr)
                 else:
-                    self.transport.sendto(data[:2] + packed[4 + v] + question + (OPT_RR if edns else b""), addr)  # type: ignore[union-attr]
+                    tc_head = cast(bytes, packed[4 + v])
+                    self.transport.sendto(data[:2] + tc_head + question + (OPT_RR if edns else b""), addr)
                 return
         self.server.handle(data, addr[0], True, lambda reply: self._send(reply, addr))
 
     def _send(self, reply: bytes, addr: tuple[str, int]) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if not self.transport.is_closing():
             self.transport.sendto(reply, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -294,9 +301,10 @@ class _Tcp(asyncio.Protocol):
         self.counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # loop.create_server hands a stream protocol a Transport (the stubs say BaseTransport).
+        self.transport = tcp = cast(asyncio.Transport, transport)
         if self.server.tcp_connections >= self.server.settings.tcp_max_connections:
-            transport.abort()
+            tcp.abort()
             return
         self.server.tcp_connections += 1
         self.counted = True

@@ -5,6 +5,7 @@ without an API server, in the same wire form the store delivers.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -46,8 +47,8 @@ def service(
 def endpoints(
     name: str,
     namespace: str = "default",
-    ready: list[str | tuple[str, str]] = (),  # type: ignore[assignment]
-    not_ready: list[str] = (),  # type: ignore[assignment]
+    ready: Sequence[str | tuple[str, str]] = (),
+    not_ready: Sequence[str] = (),
     ports: list[dict[str, Any]] | None = None,
     type: str = ADDED,
 ) -> Event:
@@ -65,7 +66,7 @@ def endpoints(
     }
     if not_ready:
         subset["notReadyAddresses"] = [{"ip": ip} for ip in not_ready]
-    obj = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": namespace}}
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": namespace}}
     if addresses or not_ready:
         obj["subsets"] = [subset]
     return event("endpoints", obj, type)

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import logging
 from pathlib import Path
+from typing import cast
 
 log = logging.getLogger("emulator.dns")
 
@@ -104,7 +105,8 @@ class _OneReply(asyncio.DatagramProtocol):
         self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.sendto(self.message)  # type: ignore[attr-defined]
+        # create_datagram_endpoint hands a DatagramTransport (BaseProtocol's signature says BaseTransport).
+        cast(asyncio.DatagramTransport, transport).sendto(self.message)
 
     def datagram_received(self, data: bytes, addr: object) -> None:
         # Only a reply to this query (same ID, QR set) ends the wait; stray packets are ignored.

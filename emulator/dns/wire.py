@@ -9,7 +9,7 @@ whose length does not change with letter case, so they stay right.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from dnslib import DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
@@ -26,7 +26,11 @@ ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 
 
 class Packed(NamedTuple):
-    """Flat, so the hot path reaches every part with one index: variant v = rd | edns << 1."""
+    """Flat, so the hot path reaches every part with one index: variant v = rd | edns << 1.
+
+    A computed index reads as `bytes | int` to a type checker; the heads (indexes 0-7, all bytes) are
+    read through `cast(bytes, ...)`, the tails and sizes by name (`size1 if edns else size0`).
+    """
 
     head0: bytes  # flags + counts, per variant v (indexes 0-3)
     head1: bytes
@@ -80,16 +84,24 @@ def packed_variants(message: bytes) -> Packed:
     counts_edns = counts[:6] + (ar + 1).to_bytes(2, "big")
     tail_plain = message[end:]
     tail_edns = tail_plain + OPT_RR
-    heads = []
-    tc_heads = []
+    heads: list[bytes] = []
+    tc_heads: list[bytes] = []
     for variant in range(4):
         rd, edns = variant & 1, variant >> 1
         f = bytes((flags[0] | rd, flags[1]))
         heads.append(f + (counts_edns if edns else counts))
         tc_heads.append(bytes((f[0] | 0x02, f[1])) + ONE_QUESTION + (b"\x00\x01" if edns else b"\x00\x00"))
+    head0, head1, head2, head3 = heads
+    tc0, tc1, tc2, tc3 = tc_heads
     return Packed(
-        *heads,
-        *tc_heads,
+        head0,
+        head1,
+        head2,
+        head3,
+        tc0,
+        tc1,
+        tc2,
+        tc3,
         tail_plain,
         tail_edns,
         end + len(tail_plain),
@@ -100,9 +112,14 @@ def packed_variants(message: bytes) -> Packed:
 
 def reply_from(packed: Packed, query: bytes, question: bytes, rd: int, edns: int, limit: int) -> bytes:
     """The reply to `query` (its ID, RD bit and question bytes); TC and no records when over `limit`."""
-    if packed[SIZE + edns] <= limit:
-        return query[:2] + packed[HEAD + (rd | edns << 1)] + question + packed[TAIL + edns]
-    return query[:2] + packed[TC_HEAD + (rd | edns << 1)] + question + (OPT_RR if edns else b"")
+    if (packed.size1 if edns else packed.size0) <= limit:
+        return (
+            query[:2]
+            + cast(bytes, packed[HEAD + (rd | edns << 1)])
+            + question
+            + (packed.tail1 if edns else packed.tail0)
+        )
+    return query[:2] + cast(bytes, packed[TC_HEAD + (rd | edns << 1)]) + question + (OPT_RR if edns else b"")
 
 
 def truncated_reply(reply: bytes, question: bytes, edns: int) -> bytes:

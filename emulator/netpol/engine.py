@@ -26,8 +26,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from emulator.kinds import NAMESPACES, NETWORK_POLICIES, PODS
 from emulator.netpol.semantics import CompiledPolicy, Decision, PodRef, compile_policy, decide
-from emulator.resources import NAMESPACES, NETWORK_POLICIES, PODS
 from emulator.store.events import DELETED, Event
 from emulator.validation import parse_ip
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .pool import BackendPool
+
+if TYPE_CHECKING:
+    from .l7 import HttpUpstream
 
 log = logging.getLogger("emulator.proxy")
 
@@ -67,7 +70,7 @@ class ProxyContext:
     ) -> None:
         self.settings = settings
         self.policy = policy
-        self.pool = BackendPool(settings.pool_max_idle)
+        self.pool: BackendPool[HttpUpstream] = BackendPool(settings.pool_max_idle)
         self.live: set[Timed] = set()
         self.loop = loop
         self.now = loop.time()  # the sweep clock: set by the sweeper on every pass

@@ -385,7 +385,7 @@ class HttpClient(asyncio.Protocol):
             return
         conn = ctx.pool.take(backend)
         if conn is not None:
-            self._attach(req, conn)  # type: ignore[arg-type]
+            self._attach(req, conn)
         else:
             self.connecting = ctx.loop.create_task(self._connect(req, route, backend, tried, failures))
 

@@ -7,7 +7,7 @@ likely to have been closed by the endpoint's own keep-alive timeout).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from .balancer import Backend
 
@@ -19,20 +19,25 @@ class Pooled(Protocol):
     def close(self) -> None: ...
 
 
-class BackendPool:
+C = TypeVar("C", bound=Pooled)
+
+
+class BackendPool(Generic[C]):
+    """Idle connections of one kind `C` (the proxy pools `l7.HttpUpstream`), handed back as that kind."""
+
     __slots__ = ("_idle", "max_idle")
 
     def __init__(self, max_idle: int) -> None:
-        self._idle: dict[Backend, list[Pooled]] = {}
+        self._idle: dict[Backend, list[C]] = {}
         self.max_idle = max_idle
 
-    def take(self, backend: Backend) -> Pooled | None:
+    def take(self, backend: Backend) -> C | None:
         idle = self._idle.get(backend)
         if idle:
             return idle.pop()
         return None
 
-    def put(self, conn: Pooled, now: float) -> None:
+    def put(self, conn: C, now: float) -> None:
         idle = self._idle.get(conn.backend)
         if idle is None:
             idle = self._idle[conn.backend] = []
@@ -42,7 +47,7 @@ class BackendPool:
         conn.idle_since = now
         idle.append(conn)
 
-    def discard(self, conn: Pooled) -> None:
+    def discard(self, conn: C) -> None:
         """Forget a connection the endpoint closed while it sat in the pool."""
         idle = self._idle.get(conn.backend)
         if idle and conn in idle:

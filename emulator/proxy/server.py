@@ -38,7 +38,7 @@ class Proxy:
         self._policy = policy
         self._ctx: ProxyContext | None = None
         self._listeners: Listeners | None = None
-        self._gateway: asyncio.AbstractServer | None = None
+        self._gateway: asyncio.Server | None = None  # what loop.create_server returns
         self._gateway_problem: dict[str, Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty = False

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.kinds.service import ServicePortView, ServiceView
 from emulator.store.events import DELETED, Event
 
 from .balancer import Backend, Balancer
@@ -21,7 +22,6 @@ log = logging.getLogger("emulator.proxy")
 
 SERVICES = "services"
 ENDPOINTS = "endpoints"
-DEFAULT_AFFINITY_TIMEOUT = 10800  # Kubernetes' default for sessionAffinityConfig.clientIP.timeoutSeconds
 
 ServiceKey = tuple[str, str]  # (namespace, name)
 RouteKey = tuple[str, str, int, str]  # (namespace, name, service port, protocol)
@@ -46,51 +46,16 @@ class Route:
         return f"{self.namespace}/{self.service}:{self.port}"
 
 
-def port_mode(port: dict[str, Any]) -> str:
+def port_mode(port: ServicePortView) -> str:
     """HTTP mode for ports that declare HTTP (`appProtocol: http`, a name `http` or `http-*`), the way
     Istio and friends read port names; a byte pump for everything else."""
-    protocol = port.get("protocol") or "TCP"
-    if protocol == "UDP":
+    if port.protocol == "UDP":
         return "udp"
-    app = (port.get("appProtocol") or "").lower()
-    name = (port.get("name") or "").lower()
+    app = port.app_protocol.lower()
+    name = port.name.lower()
     if app == "http" or name == "http" or name.startswith("http-"):
         return "http"
     return "tcp"
-
-
-@dataclass(slots=True)
-class _Service:
-    ports: list[dict[str, Any]]
-    cluster_ip: str | None  # None: headless or ExternalName, nothing to proxy
-    node_ports: bool
-    ingress_ips: list[str]
-    affinity_timeout: float
-
-
-def _parse_service(obj: dict[str, Any]) -> _Service:
-    spec = obj.get("spec") or {}
-    svc_type = spec.get("type") or "ClusterIP"
-    cluster_ip = spec.get("clusterIP") or None
-    if cluster_ip == "None" or svc_type == "ExternalName":
-        cluster_ip = None
-    ingress = [
-        i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [] if i.get("ip")
-    ]
-    if svc_type != "LoadBalancer":
-        ingress = []
-    extra = [ip for ip in spec.get("externalIPs") or [] if ip]
-    affinity = 0.0
-    if spec.get("sessionAffinity") == "ClientIP":
-        cfg = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
-        affinity = float(cfg if cfg else DEFAULT_AFFINITY_TIMEOUT)
-    return _Service(
-        ports=[p for p in spec.get("ports") or [] if p.get("port")],
-        cluster_ip=cluster_ip,
-        node_ports=svc_type in ("NodePort", "LoadBalancer"),
-        ingress_ips=ingress + extra,
-        affinity_timeout=affinity,
-    )
 
 
 def _backends(endpoints: dict[str, Any] | None, port_name: str, protocol: str, single_port: bool) -> list[Backend]:
@@ -129,7 +94,7 @@ class ProxyTable:
         self.node_address = node_address
         self.zone = zone.strip(".").lower()
         self.default_namespace = default_namespace
-        self._services: dict[ServiceKey, _Service] = {}
+        self._services: dict[ServiceKey, ServiceView] = {}
         self._endpoints: dict[ServiceKey, dict[str, Any]] = {}
         self._routes: dict[ServiceKey, list[Route]] = {}  # in the order of spec.ports
         self._listen_keys: dict[ServiceKey, list[ListenerKey]] = {}
@@ -147,7 +112,7 @@ class ProxyTable:
             if event.type == DELETED:
                 self._services.pop(key, None)
             else:
-                self._services[key] = _parse_service(event.obj)
+                self._services[key] = event.view(ServiceView.of)
             return self._rebuild_service(key)
         if event.resource == ENDPOINTS:
             key = (event.namespace, event.name)
@@ -167,21 +132,20 @@ class ProxyTable:
         wanted: dict[ListenerKey, Route] = {}
         if svc is not None and svc.cluster_ip is not None:
             for p in svc.ports:
-                protocol = p.get("protocol") or "TCP"
-                if protocol not in ("TCP", "UDP"):
+                protocol, port = p.protocol, p.port
+                if protocol not in ("TCP", "UDP") or port <= 0:
                     continue  # SCTP: not proxied (documented)
-                port = int(p["port"])
                 route = old.pop((port, protocol), None)
                 if route is None:
-                    route = Route(key[0], key[1], port, protocol, p.get("name") or "", port_mode(p))
+                    route = Route(key[0], key[1], port, protocol, p.name, port_mode(p))
                 else:
-                    route.port_name = p.get("name") or ""
+                    route.port_name = p.name
                     route.mode = port_mode(p)
                 route.balancer.set_affinity(svc.affinity_timeout)
                 routes.append(route)
                 addresses = [(svc.cluster_ip, port)]
-                if svc.node_ports and p.get("nodePort"):
-                    addresses.append((self.node_address, int(p["nodePort"])))
+                if svc.node_ports and p.node_port:
+                    addresses.append((self.node_address, p.node_port))
                 addresses += [(ip, port) for ip in svc.ingress_ips]
                 for ip, lport in addresses:
                     wanted.setdefault((ip, lport, protocol), route)

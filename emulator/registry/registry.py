@@ -1,8 +1,10 @@
 """The generic write path shared by every kind: decode → prepare → validate → allocate → store.
 
-The API layer turns HTTP into calls on `Registry`; controllers call it too. A failed call changes
-nothing: validation happens before allocation, and allocations are rolled back if the store refuses
-the write. Per-kind behaviour lives in the strategies (emulator/registry/kinds.py).
+The API layer turns HTTP into calls on `Registry`; controllers call it too (`ensure`, `delete`), and
+are validated like any other writer. Patches and server-side apply are registry operations: the
+merge semantics are pure functions (patch.py, apply.py) over the kind's list rules. A failed call
+changes nothing: validation happens before allocation, and allocations are rolled back if the store
+refuses the write. Per-kind behaviour lives in each kind's strategy (emulator/kinds/).
 """
 
 from __future__ import annotations
@@ -16,16 +18,30 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from emulator import errors, validation
+from emulator import envvars, errors, validation
+from emulator.kinds import BY_KEY, KINDS, NAMESPACES, PODS, SERVICES, ResourceType
+from emulator.kinds.service import ServiceView
 from emulator.labels import Selector, SelectorError, parse_field_selector, parse_selector
 from emulator.models.base import field_errors, unknown_fields
+from emulator.registry import managedfields
 from emulator.registry.ipam import AddressPlan
+from emulator.registry.patch import (
+    PatchError,
+    apply_json_patch,
+    apply_merge_patch,
+    apply_strategic_merge_patch,
+    server_side_apply,
+)
 from emulator.registry.strategy import Strategy
-from emulator.resources import NAMESPACES, ResourceType
 from emulator.store.store import Store
 from emulator.timestamps import now_rfc3339
 
 FIELD_VALIDATION_MODES = ("Strict", "Warn", "Ignore")
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 _COMMON_FIELD_LABELS = {"metadata.name": ("metadata.name", ""), "metadata.namespace": ("metadata.namespace", "")}
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
 _NAME_RULES = {
@@ -69,10 +85,13 @@ ObjectFilter = Callable[[dict[str, Any]], bool]
 
 
 class Registry:
-    def __init__(self, cluster: Cluster, strategies: dict[str, Strategy]) -> None:
+    def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.store = cluster.store
-        self.strategies = strategies
+        # one strategy per stored kind (TokenReview has none: it is never stored)
+        self.strategies: dict[str, Strategy] = {
+            k.resource.key: k.strategy(cluster) for k in KINDS if k.strategy is not None
+        }
 
     def strategy(self, rt: ResourceType) -> Strategy:
         return self.strategies[rt.key]
@@ -94,6 +113,29 @@ class Registry:
         if obj is None:
             raise errors.not_found(rt.key, name)
         return obj
+
+    def pod_environment(self, namespace: str, name: str, container: str | None) -> tuple[str, dict[str, str]]:
+        """The variables the kubelet would give a container of the pod (by default the one kubectl
+        picks): (the container's name, the variables in the order they are set)."""
+        pod = self.get(PODS, namespace, name)
+        container = container or envvars.default_container(pod)
+        if container is None:
+            raise errors.StatusError(404, "NotFound", f'pod "{name}" has no containers')
+        # Sorted by name so that the output is stable; the kubelet's own order is random.
+        services = sorted(
+            (ServiceView.of(s) for s in self.store.objects(SERVICES.key, namespace)), key=lambda s: s.name
+        )
+        kubernetes = self.store.get(SERVICES.key, "default", "kubernetes")
+        try:
+            env = envvars.container_env(
+                pod, container, services, ServiceView.of(kubernetes) if kubernetes else None,
+                lambda source: envvars.field_ref(pod, source),
+            )
+        except KeyError:
+            raise errors.StatusError(
+                404, "NotFound", f'container "{container}" not found in pod "{name}"', {"kind": "pods", "name": name}
+            ) from None
+        return container, env
 
     def make_filter(self, rt: ResourceType, label_selector: str | None, field_selector: str | None) -> ObjectFilter | None:
         """Parse list/watch selectors once; None when nothing is filtered. Bad syntax or a field the
@@ -278,6 +320,79 @@ class Registry:
         strategy.release(old, keep=stored)
         return WriteResult(stored, warnings=warnings)
 
+    def patch(
+        self, rt: ResourceType, namespace: str, name: str, patch_type: str, patch: Any,
+        options: WriteOptions | None = None, subresource: str | None = None, force: bool = False,
+    ) -> WriteResult:
+        """PATCH semantics: one of the three patch types applied to the stored object, or server-side
+        apply (which creates a missing object). The result is validated like a PUT of it."""
+        options = options or WriteOptions()
+        if patch_type == APPLY_PATCH:
+            return self.apply(rt, namespace, name, patch, options, subresource, force)
+        current = self.get(rt, namespace, name)
+        try:
+            if patch_type == MERGE_PATCH:
+                patched = apply_merge_patch(current, patch)
+            elif patch_type == STRATEGIC_MERGE_PATCH:
+                if not isinstance(patch, dict):
+                    raise PatchError("a strategic merge patch must be a JSON object")
+                patched = apply_strategic_merge_patch(current, patch, BY_KEY[rt.key].merge_rules)
+            elif patch_type == JSON_PATCH:
+                if not isinstance(patch, list):
+                    raise PatchError("a JSON patch must be a list of operations")
+                patched = apply_json_patch(current, patch)
+            else:
+                raise errors.unsupported_media_type(patch_type)
+        except PatchError as exc:
+            raise errors.StatusError(422, "Invalid", f"the patch could not be applied: {exc}") from exc
+        return self._write_patched(rt, current, patched, options, subresource)
+
+    def apply(
+        self, rt: ResourceType, namespace: str, name: str, applied: Any,
+        options: WriteOptions | None = None, subresource: str | None = None, force: bool = False,
+    ) -> WriteResult:
+        """Server-side apply: create when absent, else merge this field manager's configuration
+        (emulator/registry/managedfields.py keeps what each manager applied in `metadata.managedFields`)."""
+        options = options or WriteOptions()
+        if not isinstance(applied, dict):
+            raise errors.bad_request("an apply patch must be an object")
+        manager = options.field_manager
+        if not manager:
+            raise errors.bad_request("fieldManager is required for apply requests (add ?fieldManager=<your-tool>)")
+        applied_meta = applied.setdefault("metadata", {})
+        if not isinstance(applied_meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if applied_meta.get("name") and applied_meta["name"] != name:
+            raise errors.bad_request(f'the name of the object ({applied_meta["name"]}) does not match the name on the URL ({name})')
+        applied_meta["name"] = name
+        live = self.store.get(rt.key, namespace if rt.namespaced else "", name)
+        if live is None and subresource:
+            raise errors.not_found(rt.key, name)  # a subresource is applied to an object that exists
+        if live is None:
+            creating = dict(applied)
+            managedfields.record(creating, rt, manager, applied)
+            return self.create(rt, namespace, creating, options)
+        rules = BY_KEY[rt.key].merge_rules
+        managedfields.check_conflicts(rt, rules, live, manager, applied, force)
+        previous = managedfields.applied_by(live).get(manager)
+        try:
+            merged = server_side_apply(live, applied, previous, rules)
+        except PatchError as exc:
+            raise errors.StatusError(422, "Invalid", f"the apply configuration could not be merged: {exc}") from exc
+        merged.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
+        merged["metadata"]["managedFields"] = live["metadata"].get("managedFields") or []
+        managedfields.record(merged, rt, manager, applied)
+        if managedfields.applied_by(merged) == managedfields.applied_by(live):
+            merged["metadata"]["managedFields"] = live["metadata"].get("managedFields")  # unchanged: keep the old time stamp
+        return self._write_patched(rt, live, merged, options, subresource)
+
+    def _write_patched(
+        self, rt: ResourceType, current: dict[str, Any], patched: Any, options: WriteOptions, subresource: str | None
+    ) -> WriteResult:
+        if not isinstance(patched, dict):
+            raise errors.StatusError(422, "Invalid", "the patched object is not a JSON object")
+        return self.replace_object(rt, current, patched, options, subresource)
+
     def delete(
         self, rt: ResourceType, namespace: str, name: str,
         preconditions: dict[str, Any] | None = None, dry_run: bool = False,
@@ -332,23 +447,16 @@ class Registry:
                     raise
         return deleted
 
-    def put_system(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """Create or update an object the emulator itself owns (endpoints, default service accounts),
-        skipping the write when nothing changed. Returns the stored object or None if unchanged."""
-        obj = {"apiVersion": rt.api_version, "kind": rt.kind, **obj}
+    def ensure(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create or replace an object the emulator itself owns (Endpoints, slices, default service
+        accounts): the whole write path, defaults and validation included, without a resourceVersion
+        precondition. Returns the stored object, or None when nothing changed."""
         meta = obj["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
-        old = self.store.get(rt.key, namespace, name)
-        if old is None:
-            meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("creationTimestamp", now_rfc3339())
-            return self.store.create(rt.key, namespace, name, obj)
-        for kept in ("uid", "creationTimestamp"):
-            meta[kept] = old["metadata"].get(kept)
-        meta["resourceVersion"] = old["metadata"]["resourceVersion"]
-        if obj == old:
-            return None
-        return self.store.update(rt.key, namespace, name, obj)
+        if self.store.get_raw(rt.key, namespace if rt.namespaced else "", name) is None:
+            return self.create(rt, namespace, obj).obj
+        result = self.update(rt, namespace, name, obj)
+        return result.obj if result.changed else None
 
     # -- helpers -------------------------------------------------------------------------------------
 

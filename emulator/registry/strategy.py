@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from emulator.errors import FieldError
-from emulator.models.core import TypedObject
-from emulator.resources import ResourceType
+from emulator.models.meta import TypedObject
 
 if TYPE_CHECKING:
+    from emulator.kinds.base import ResourceType
     from emulator.registry.registry import Cluster
 
 

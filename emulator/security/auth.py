@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator.addresses import is_loopback
-from emulator.resources import PODS, SERVICE_ACCOUNTS
+from emulator.kinds import PODS, SERVICE_ACCOUNTS
 from emulator.security import kubeconfig
 from emulator.security.datadir import ADMIN_TOKEN_FILE, KUBECONFIG_FILE, private_file, write_private
 from emulator.security.tokens import ServiceAccountTokens, TokenError, new_admin_token

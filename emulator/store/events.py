@@ -7,7 +7,7 @@ listener that only needs the key never pays for a decode and every listener shar
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -15,9 +15,11 @@ ADDED = "ADDED"
 MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 
+View = TypeVar("View")
+
 
 class Event:
-    __slots__ = ("type", "resource", "namespace", "name", "rv", "raw", "_obj")
+    __slots__ = ("type", "resource", "namespace", "name", "rv", "raw", "_obj", "_view")
 
     def __init__(self, type: str, resource: str, namespace: str, name: str, rv: int, raw: bytes) -> None:
         self.type = type  # ADDED | MODIFIED | DELETED
@@ -27,6 +29,7 @@ class Event:
         self.rv = rv  # the global resourceVersion of this change
         self.raw = raw  # the object's JSON (for DELETED: its last state, with the new resourceVersion)
         self._obj: dict[str, Any] | None = None
+        self._view: tuple[Callable[[dict[str, Any]], Any], Any] | None = None
 
     @property
     def obj(self) -> dict[str, Any]:
@@ -35,9 +38,21 @@ class Event:
             self._obj = orjson.loads(self.raw)
         return self._obj
 
+    def view(self, parse: Callable[[dict[str, Any]], View]) -> View:
+        """`parse(self.obj)` (a kind's read view, e.g. `ServiceView.of`), made once per event and shared
+        by every listener: DNS, the proxy and the endpoints controller read one parse of a Service."""
+        cached = self._view
+        if cached is not None and cached[0] is parse:
+            value: View = cached[1]
+            return value
+        made = parse(self.obj)
+        self._view = (parse, made)
+        return made
+
     def forget(self) -> None:
-        """Drop the decoded copy (it is made again on demand)."""
+        """Drop the decoded copy and the view (they are made again on demand)."""
         self._obj = None
+        self._view = None
 
     def __repr__(self) -> str:
         return f"Event({self.type} {self.resource} {self.namespace}/{self.name} rv={self.rv})"

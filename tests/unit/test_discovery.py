@@ -19,7 +19,7 @@ from api.discovery import (
     version_info,
     wants_table,
 )
-from emulator.resources import RESOURCE_TYPES
+from emulator.kinds import RESOURCE_TYPES
 
 KUBECTL_132_DISCOVERY = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"

@@ -8,6 +8,7 @@ from emulator.dns import DnsIndex, DnsSettings
 from emulator.dns import synthetic as make
 from emulator.dns.index import service_record
 from emulator.dns.wire import pack_answer, reply_from
+from emulator.kinds.service import ServiceView
 from emulator.store.events import DELETED, MODIFIED
 
 Z = "cluster.local"
@@ -32,10 +33,10 @@ def rdata(index: DnsIndex, name: str, qtype: int = QTYPE.A) -> tuple[int, set[st
 
 def test_service_records_from_objects() -> None:
     obj = make.service("Web", cluster_ip="10.0.0.1").obj
-    record = service_record(obj)
+    record = service_record(ServiceView.of(obj))
     assert (record.kind, record.cluster_ips, record.ports[0].name) == ("cluster", ("10.0.0.1",), "http")
-    assert service_record(make.service("h", cluster_ip="None").obj).kind == "headless"
-    ext = service_record(make.service("e", external_name="Example.ORG.").obj)
+    assert service_record(ServiceView.of(make.service("h", cluster_ip="None").obj)).kind == "headless"
+    ext = service_record(ServiceView.of(make.service("e", external_name="Example.ORG.").obj))
     assert (ext.kind, ext.external_name) == ("external", "example.org")
 
 

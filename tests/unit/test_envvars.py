@@ -18,6 +18,7 @@ from emulator.envvars import (
     to_dotenv,
     to_shell_exports,
 )
+from emulator.kinds.service import ServiceView
 
 
 def svc(
@@ -27,7 +28,7 @@ def svc(
     namespace: str = "default",
     created: str | None = None,
     type_: str | None = None,
-) -> dict[str, Any]:
+) -> ServiceView:
     meta: dict[str, Any] = {"name": name, "namespace": namespace}
     if created:
         meta["creationTimestamp"] = created
@@ -36,7 +37,7 @@ def svc(
         spec["clusterIP"] = ip
     if type_:
         spec["type"] = type_
-    return {"metadata": meta, "spec": spec}
+    return ServiceView.of({"metadata": meta, "spec": spec})
 
 
 KUBERNETES = svc("kubernetes", "10.96.0.1", [{"name": "https", "port": 443, "protocol": "TCP"}])

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from api.openapi import gv_path, openapi_v3_doc, openapi_v3_root, schema_name
-from emulator.resources import RESOURCE_TYPES, ResourceType
+from emulator.kinds import RESOURCE_TYPES, ResourceType
 
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.patch import (
+from emulator.kinds import KINDS
+from emulator.registry.patch import (
+    ListRules,
     PatchError,
     apply_json_patch,
     apply_merge_patch,
@@ -37,6 +39,11 @@ RFC7386_CASES = [
     ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
     ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
 ]
+
+
+def rules(kind: str) -> ListRules:
+    """The list rules of a served kind by name; a kind the emulator does not serve has none."""
+    return next((k.merge_rules for k in KINDS if k.resource.kind == kind), {})
 
 
 @pytest.mark.parametrize(("target", "patch", "expected"), RFC7386_CASES)
@@ -247,7 +254,7 @@ def test_smp_kubectl_apply_adds_a_service_port_and_a_label() -> None:
         '{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{...}\\n"},"labels":{"tier":"fe"}},'
         ' "spec":{"$setElementOrder/ports":[{"port":80},{"port":9090}],"ports":[{"name":"metrics","port":9090}]}}'
     )
-    result = apply_strategic_merge_patch(live, patch, "Service")
+    result = apply_strategic_merge_patch(live, patch, rules("Service"))
     assert result["metadata"]["labels"] == {"tier": "fe"}
     assert result["metadata"]["annotations"][LAST_APPLIED] == "{...}\n"
     assert result["spec"]["ports"] == [
@@ -266,7 +273,7 @@ def test_smp_kubectl_apply_removes_a_label_and_a_port() -> None:
         '{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"new"},"labels":{"tier":null}},'
         ' "spec":{"$setElementOrder/ports":[{"port":80}],"ports":[{"$patch":"delete","port":9090}]}}'
     )
-    result = apply_strategic_merge_patch(live, patch, "Service")
+    result = apply_strategic_merge_patch(live, patch, rules("Service"))
     assert result["metadata"]["labels"] == {"app": "web"}
     assert result["spec"]["ports"] == [{"port": 80, "protocol": "TCP", "targetPort": 8080}]
 
@@ -294,7 +301,7 @@ def test_smp_kubectl_apply_changes_a_container_image_and_env() -> None:
         ' "env":[{"name":"B","value":"2"},{"$patch":"delete","name":"A"}],'
         ' "image":"nginx:1.26","name":"app"}]}}'
     )
-    result = apply_strategic_merge_patch(live, patch, "Pod")
+    result = apply_strategic_merge_patch(live, patch, rules("Pod"))
     assert result["spec"]["containers"] == [
         {
             "name": "app",
@@ -308,41 +315,41 @@ def test_smp_kubectl_apply_changes_a_container_image_and_env() -> None:
 
 
 def test_smp_ports_merge_key_depends_on_the_kind() -> None:
-    assert list_rule("Pod", ("spec", "containers", "ports")).merge_key == "containerPort"  # type: ignore[union-attr]
-    assert list_rule("Service", ("spec", "ports")).merge_key == "port"  # type: ignore[union-attr]
+    assert list_rule(rules("Pod"), ("spec", "containers", "ports")).merge_key == "containerPort"  # type: ignore[union-attr]
+    assert list_rule(rules("Service"), ("spec", "ports")).merge_key == "port"  # type: ignore[union-attr]
     pod = {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "name": "http"}]}]}}
     patch = {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}}
-    assert apply_strategic_merge_patch(pod, patch, "Pod")["spec"]["containers"][0]["ports"] == [
+    assert apply_strategic_merge_patch(pod, patch, rules("Pod"))["spec"]["containers"][0]["ports"] == [
         {"containerPort": 80, "name": "http", "hostPort": 8080}
     ]
     # Keyed by "port" in a Service, so a containerPort-only item is an error there.
     with pytest.raises(PatchError, match="merge key 'port'"):
-        apply_strategic_merge_patch({"spec": {"ports": []}}, {"spec": {"ports": [{"containerPort": 1}]}}, "Service")
+        apply_strategic_merge_patch({"spec": {"ports": []}}, {"spec": {"ports": [{"containerPort": 1}]}}, rules("Service"))
 
 
 def test_smp_adds_new_container_and_merges_existing_by_name() -> None:
     pod = {"spec": {"containers": [{"name": "a", "image": "x"}]}}
     patch = {"spec": {"containers": [{"name": "b", "image": "y"}, {"name": "a", "command": ["sh"]}]}}
-    result = apply_strategic_merge_patch(pod, patch, "Pod")
+    result = apply_strategic_merge_patch(pod, patch, rules("Pod"))
     assert result["spec"]["containers"] == [{"name": "a", "image": "x", "command": ["sh"]}, {"name": "b", "image": "y"}]
 
 
 def test_smp_lists_without_merge_strategy_are_replaced() -> None:
     endpoints = {"subsets": [{"addresses": [{"ip": "1.1.1.1"}], "ports": [{"port": 80}]}]}
     patch = {"subsets": [{"addresses": [{"ip": "2.2.2.2"}]}]}
-    assert apply_strategic_merge_patch(endpoints, patch, "Endpoints") == patch
+    assert apply_strategic_merge_patch(endpoints, patch, rules("Endpoints")) == patch
 
     policy = {"spec": {"ingress": [{"from": [{"podSelector": {}}]}], "policyTypes": ["Ingress"]}}
-    assert apply_strategic_merge_patch(policy, {"spec": {"policyTypes": ["Egress"]}}, "NetworkPolicy") == {
+    assert apply_strategic_merge_patch(policy, {"spec": {"policyTypes": ["Egress"]}}, rules("NetworkPolicy")) == {
         "spec": {"ingress": [{"from": [{"podSelector": {}}]}], "policyTypes": ["Egress"]}
     }
 
     slice_ = {"endpoints": [{"addresses": ["1.1.1.1"]}], "ports": [{"port": 80}]}
-    assert apply_strategic_merge_patch(slice_, {"ports": [{"port": 81}]}, "EndpointSlice")["ports"] == [{"port": 81}]
+    assert apply_strategic_merge_patch(slice_, {"ports": [{"port": 81}]}, rules("EndpointSlice"))["ports"] == [{"port": 81}]
 
     pod = {"spec": {"containers": [{"name": "a", "command": ["a", "b"], "args": ["1"]}]}}
     patch = {"spec": {"containers": [{"name": "a", "command": ["c"]}]}}
-    assert apply_strategic_merge_patch(pod, patch, "Pod")["spec"]["containers"][0] == {
+    assert apply_strategic_merge_patch(pod, patch, rules("Pod"))["spec"]["containers"][0] == {
         "name": "a",
         "command": ["c"],
         "args": ["1"],
@@ -351,42 +358,42 @@ def test_smp_lists_without_merge_strategy_are_replaced() -> None:
 
 def test_smp_finalizers_merge_as_a_set_and_delete_from_primitive_list() -> None:
     ns = {"metadata": {"name": "x", "finalizers": ["a", "b"]}}
-    assert apply_strategic_merge_patch(ns, {"metadata": {"finalizers": ["b", "c"]}}, "Namespace")["metadata"][
+    assert apply_strategic_merge_patch(ns, {"metadata": {"finalizers": ["b", "c"]}}, rules("Namespace"))["metadata"][
         "finalizers"
     ] == ["a", "b", "c"]
-    removed = apply_strategic_merge_patch(ns, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}, "Namespace")
+    removed = apply_strategic_merge_patch(ns, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}, rules("Namespace"))
     assert removed["metadata"]["finalizers"] == ["b"]
     emptied = apply_strategic_merge_patch(
-        ns, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a", "b"]}}, "Namespace"
+        ns, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a", "b"]}}, rules("Namespace")
     )
     assert "finalizers" not in emptied["metadata"]
     ordered = apply_strategic_merge_patch(
-        ns, {"metadata": {"$setElementOrder/finalizers": ["c", "b", "a"], "finalizers": ["c"]}}, "Namespace"
+        ns, {"metadata": {"$setElementOrder/finalizers": ["c", "b", "a"], "finalizers": ["c"]}}, rules("Namespace")
     )
     assert ordered["metadata"]["finalizers"] == ["c", "b", "a"]
 
 
 def test_smp_patch_replace_on_a_map_and_on_a_list() -> None:
     svc = {"spec": {"selector": {"app": "web", "tier": "fe"}, "ports": [{"port": 80}, {"port": 81}]}}
-    result = apply_strategic_merge_patch(svc, {"spec": {"selector": {"$patch": "replace", "app": "api"}}}, "Service")
+    result = apply_strategic_merge_patch(svc, {"spec": {"selector": {"$patch": "replace", "app": "api"}}}, rules("Service"))
     assert result["spec"]["selector"] == {"app": "api"}
     result = apply_strategic_merge_patch(
-        svc, {"spec": {"ports": [{"$patch": "replace"}, {"port": 90, "name": "x"}]}}, "Service"
+        svc, {"spec": {"ports": [{"$patch": "replace"}, {"port": 90, "name": "x"}]}}, rules("Service")
     )
     assert result["spec"]["ports"] == [{"port": 90, "name": "x"}]
     # $patch: replace on a single keyed element replaces just that element.
     pod = {"spec": {"containers": [{"name": "a", "image": "x", "command": ["c"]}, {"name": "b"}]}}
     result = apply_strategic_merge_patch(
-        pod, {"spec": {"containers": [{"$patch": "replace", "name": "a", "image": "y"}]}}, "Pod"
+        pod, {"spec": {"containers": [{"$patch": "replace", "name": "a", "image": "y"}]}}, rules("Pod")
     )
     assert result["spec"]["containers"] == [{"name": "a", "image": "y"}, {"name": "b"}]
 
 
 def test_smp_patch_delete_on_a_map_removes_it() -> None:
     svc = {"spec": {"selector": {"app": "web"}, "type": "ClusterIP"}}
-    result = apply_strategic_merge_patch(svc, {"spec": {"selector": {"$patch": "delete"}}}, "Service")
+    result = apply_strategic_merge_patch(svc, {"spec": {"selector": {"$patch": "delete"}}}, rules("Service"))
     assert result == {"spec": {"type": "ClusterIP"}}
-    assert apply_strategic_merge_patch(svc, {"$patch": "delete"}, "Service") == {}
+    assert apply_strategic_merge_patch(svc, {"$patch": "delete"}, rules("Service")) == {}
 
 
 def test_smp_retain_keys_drops_unlisted_volume_source() -> None:
@@ -396,21 +403,21 @@ def test_smp_retain_keys_drops_unlisted_volume_source() -> None:
             "volumes": [{"$retainKeys": ["name", "hostPath"], "name": "data", "hostPath": {"path": "/tmp"}}],
         }
     }
-    result = apply_strategic_merge_patch(pod, patch, "Pod")
+    result = apply_strategic_merge_patch(pod, patch, rules("Pod"))
     assert result["spec"]["volumes"] == [
         {"name": "data", "hostPath": {"path": "/tmp"}},
         {"name": "other", "emptyDir": {}},
     ]
     with pytest.raises(PatchError, match=r"\$retainKeys"):
         apply_strategic_merge_patch(
-            pod, {"spec": {"volumes": [{"$retainKeys": ["name"], "name": "data", "x": 1}]}}, "Pod"
+            pod, {"spec": {"volumes": [{"$retainKeys": ["name"], "name": "data", "x": 1}]}}, rules("Pod")
         )
 
 
 def test_smp_set_element_order_reorders_and_keeps_unmentioned_items_in_place() -> None:
     pod = {"spec": {"containers": [{"name": "a"}, {"name": "sidecar"}, {"name": "b"}]}}
     patch = {"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}}
-    assert [c["name"] for c in apply_strategic_merge_patch(pod, patch, "Pod")["spec"]["containers"]] == [
+    assert [c["name"] for c in apply_strategic_merge_patch(pod, patch, rules("Pod"))["spec"]["containers"]] == [
         "b",
         "sidecar",
         "a",
@@ -420,19 +427,19 @@ def test_smp_set_element_order_reorders_and_keeps_unmentioned_items_in_place() -
 def test_smp_owner_references_merge_by_uid_and_other_metadata() -> None:
     obj = {"metadata": {"ownerReferences": [{"uid": "1", "name": "a"}], "labels": {"a": "1"}}}
     patch = {"metadata": {"ownerReferences": [{"uid": "2", "name": "b"}], "labels": {"b": "2"}}}
-    result = apply_strategic_merge_patch(obj, patch, "ConfigMap")
+    result = apply_strategic_merge_patch(obj, patch, rules("ConfigMap"))
     assert result["metadata"]["ownerReferences"] == [{"uid": "1", "name": "a"}, {"uid": "2", "name": "b"}]
     assert result["metadata"]["labels"] == {"a": "1", "b": "2"}
 
 
 def test_smp_service_account_secrets_and_conditions_merge() -> None:
     sa = {"secrets": [{"name": "t1"}]}
-    assert apply_strategic_merge_patch(sa, {"secrets": [{"name": "t2"}]}, "ServiceAccount") == {
+    assert apply_strategic_merge_patch(sa, {"secrets": [{"name": "t2"}]}, rules("ServiceAccount")) == {
         "secrets": [{"name": "t1"}, {"name": "t2"}]
     }
     pod = {"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}]}}
     patch = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
-    assert apply_strategic_merge_patch(pod, patch, "Pod")["status"]["conditions"] == [
+    assert apply_strategic_merge_patch(pod, patch, rules("Pod"))["status"]["conditions"] == [
         {"type": "Ready", "status": "True"},
         {"type": "PodScheduled", "status": "True"},
     ]
@@ -440,7 +447,7 @@ def test_smp_service_account_secrets_and_conditions_merge() -> None:
 
 def test_smp_into_missing_fields_still_applies_directives() -> None:
     result = apply_strategic_merge_patch(
-        {}, {"spec": {"ports": [{"port": 80}, {"$patch": "delete", "port": 81}], "x": {"y": None}}}, "Service"
+        {}, {"spec": {"ports": [{"port": 80}, {"$patch": "delete", "port": 81}], "x": {"y": None}}}, rules("Service")
     )
     assert result == {"spec": {"ports": [{"port": 80}], "x": {}}}
 
@@ -457,12 +464,12 @@ def test_smp_into_missing_fields_still_applies_directives() -> None:
 )
 def test_smp_errors(patch: dict, message: str) -> None:
     with pytest.raises(PatchError, match=message):
-        apply_strategic_merge_patch({"spec": {"ports": [{"port": 1}]}}, patch, "Service")
+        apply_strategic_merge_patch({"spec": {"ports": [{"port": 1}]}}, patch, rules("Service"))
 
 
 def test_smp_rejects_non_object_patch() -> None:
     with pytest.raises(PatchError, match="must be a JSON object"):
-        apply_strategic_merge_patch({}, [], "Pod")  # type: ignore[arg-type]
+        apply_strategic_merge_patch({}, [], rules("Pod"))  # type: ignore[arg-type]
 
 
 _plain_keys = st.text(alphabet="abc", max_size=3)
@@ -479,7 +486,7 @@ _plain_patch_values = st.recursive(
 )
 def test_smp_without_lists_or_directives_equals_merge_patch(target: dict, patch: dict) -> None:
     # For a kind with no keyed lists and a patch without "$" keys, SMP is a merge patch.
-    assert apply_strategic_merge_patch(target, patch, "Event") == apply_merge_patch(target, patch)
+    assert apply_strategic_merge_patch(target, patch, rules("Event")) == apply_merge_patch(target, patch)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +496,7 @@ def test_smp_without_lists_or_directives_equals_merge_patch(target: dict, patch:
 
 def test_ssa_creates_from_applied_when_nothing_is_live() -> None:
     applied = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}
-    result = server_side_apply(None, applied, None, "Service")
+    result = server_side_apply(None, applied, None, rules("Service"))
     assert result == applied
     assert result is not applied
 
@@ -513,7 +520,7 @@ def test_ssa_drops_fields_the_manager_no_longer_applies_and_keeps_others() -> No
         "metadata": {"name": "web", "labels": {"app": "web"}},
         "spec": {"ports": [{"port": 80, "targetPort": 8081}]},
     }
-    result = server_side_apply(live, applied, previous, "Service")
+    result = server_side_apply(live, applied, previous, rules("Service"))
     assert result["metadata"] == {"name": "web", "labels": {"app": "web", "owner": "someone-else"}, "uid": "u1"}
     assert result["spec"] == {
         "clusterIP": "127.0.100.1",
@@ -525,7 +532,7 @@ def test_ssa_drops_fields_the_manager_no_longer_applies_and_keeps_others() -> No
 def test_ssa_service_ports_are_keyed_by_port_and_protocol() -> None:
     live = {"spec": {"ports": [{"port": 53, "protocol": "TCP", "name": "dns-tcp"}]}}
     applied = {"spec": {"ports": [{"port": 53, "protocol": "UDP", "name": "dns"}, {"port": 53, "name": "dns-tcp2"}]}}
-    result = server_side_apply(live, applied, None, "Service")
+    result = server_side_apply(live, applied, None, rules("Service"))
     assert result["spec"]["ports"] == [
         {"port": 53, "protocol": "UDP", "name": "dns"},
         {"port": 53, "protocol": "TCP", "name": "dns-tcp2"},
@@ -548,7 +555,7 @@ def test_ssa_containers_and_env_merge_by_name_and_removed_env_goes() -> None:
         }
     }
     applied = {"spec": {"containers": [{"name": "app", "image": "a:2", "env": [{"name": "B", "value": "2"}]}]}}
-    result = server_side_apply(live, applied, previous, "Pod")
+    result = server_side_apply(live, applied, previous, rules("Pod"))
     assert result["spec"]["containers"] == [
         {"name": "app", "image": "a:2", "env": [{"name": "B", "value": "2"}], "imagePullPolicy": "IfNotPresent"},
         {"name": "injected", "image": "proxy"},
@@ -558,7 +565,7 @@ def test_ssa_containers_and_env_merge_by_name_and_removed_env_goes() -> None:
 def test_ssa_atomic_lists_are_replaced_and_nulls_remove() -> None:
     live = {"subsets": [{"addresses": [{"ip": "1.1.1.1"}]}], "metadata": {"labels": {"a": "1"}}}
     applied = {"subsets": [{"addresses": [{"ip": "2.2.2.2"}]}], "metadata": {"labels": {"a": None}}}
-    assert server_side_apply(live, applied, None, "Endpoints") == {
+    assert server_side_apply(live, applied, None, rules("Endpoints")) == {
         "subsets": [{"addresses": [{"ip": "2.2.2.2"}]}],
         "metadata": {"labels": {}},
     }
@@ -566,20 +573,20 @@ def test_ssa_atomic_lists_are_replaced_and_nulls_remove() -> None:
 
 def test_ssa_finalizers_previously_applied_are_removed_others_kept() -> None:
     live = {"metadata": {"finalizers": ["mine", "theirs"]}}
-    result = server_side_apply(live, {"metadata": {"finalizers": []}}, {"metadata": {"finalizers": ["mine"]}}, "Pod")
+    result = server_side_apply(live, {"metadata": {"finalizers": []}}, {"metadata": {"finalizers": ["mine"]}}, rules("Pod"))
     assert result["metadata"]["finalizers"] == ["theirs"]
 
 
 def test_ssa_reapplying_the_same_config_is_a_no_op() -> None:
     applied = {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}}}
-    live = server_side_apply(None, applied, None, "Service")
+    live = server_side_apply(None, applied, None, rules("Service"))
     live["spec"]["ports"][0]["protocol"] = "TCP"  # what defaulting adds
-    assert server_side_apply(live, applied, applied, "Service") == live
+    assert server_side_apply(live, applied, applied, rules("Service")) == live
 
 
 def test_ssa_rejects_non_object_config() -> None:
     with pytest.raises(PatchError):
-        server_side_apply({}, [], None, "Pod")  # type: ignore[arg-type]
+        server_side_apply({}, [], None, rules("Pod"))  # type: ignore[arg-type]
 
 
 def test_find_conflicts_reports_fields_set_differently_by_other_managers() -> None:
@@ -594,27 +601,27 @@ def test_find_conflicts_reports_fields_set_differently_by_other_managers() -> No
         },
         "controller": {"spec": {"selector": {"app": "web"}, "clusterIPs": ["b"]}},
     }
-    assert find_conflicts(applied, others, "Service") == [
+    assert find_conflicts(applied, others, rules("Service")) == [
         ("controller", ".spec.clusterIPs"),
         ("kubectl-client-side-apply", ".metadata.labels.tier"),
         ("kubectl-client-side-apply", '.spec.ports[port=80,protocol="TCP"].targetPort'),
     ]
-    assert find_conflicts(applied, {"same": applied}, "Service") == []
-    assert find_conflicts(applied, {}, "Service") == []
+    assert find_conflicts(applied, {"same": applied}, rules("Service")) == []
+    assert find_conflicts(applied, {}, rules("Service")) == []
 
 
 def test_ssa_stopping_a_map_removes_only_what_the_manager_set() -> None:
     previous = {"metadata": {"labels": {"a": "1"}}}
     live = {"metadata": {"name": "x", "labels": {"a": "1", "b": "from someone else"}}}
-    result = server_side_apply(live, {"metadata": {"name": "x"}}, previous, "Pod")
+    result = server_side_apply(live, {"metadata": {"name": "x"}}, previous, rules("Pod"))
     assert result["metadata"] == {"name": "x", "labels": {"b": "from someone else"}}
     # and when nothing else is left, the map goes too
-    alone = server_side_apply({"metadata": {"name": "x", "labels": {"a": "1"}}}, {"metadata": {"name": "x"}}, previous, "Pod")
+    alone = server_side_apply({"metadata": {"name": "x", "labels": {"a": "1"}}}, {"metadata": {"name": "x"}}, previous, rules("Pod"))
     assert "labels" not in alone["metadata"]
 
 
 def test_ssa_stopping_a_keyed_list_keeps_other_managers_items() -> None:
     previous = {"spec": {"ports": [{"port": 80}]}}
     live = {"spec": {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 90, "protocol": "TCP"}], "type": "ClusterIP"}}
-    result = server_side_apply(live, {"spec": {"type": "ClusterIP"}}, previous, "Service")
+    result = server_side_apply(live, {"spec": {"type": "ClusterIP"}}, previous, rules("Service"))
     assert result["spec"]["ports"] == [{"port": 90, "protocol": "TCP"}]

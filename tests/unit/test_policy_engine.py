@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
+from emulator.kinds import NAMESPACES, NETWORK_POLICIES, PODS, SERVICES
 from emulator.netpol.engine import PolicyEngine, resolve_port
 from emulator.netpol.semantics import PodRef
-from emulator.resources import NAMESPACES, NETWORK_POLICIES, PODS, SERVICES
 from emulator.store.events import ADDED, DELETED, MODIFIED, Event
 
 _rv = 0

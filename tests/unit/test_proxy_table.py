@@ -6,6 +6,7 @@ import errno
 
 import pytest
 
+from emulator.kinds.service import ServiceView
 from emulator.proxy.l7 import local_response
 from emulator.proxy.listeners import bind_problem
 from emulator.proxy.table import ProxyTable, port_mode
@@ -25,7 +26,8 @@ from tests.integration.test_proxy_support import added, deleted, endpoints, modi
     ],
 )
 def test_port_mode(port: dict, mode: str) -> None:
-    assert port_mode(port) == mode
+    view = ServiceView.of({"metadata": {"name": "s"}, "spec": {"ports": [port]}})
+    assert port_mode(view.ports[0]) == mode
 
 
 def test_listen_addresses_for_each_service_type() -> None:

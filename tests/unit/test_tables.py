@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from api.tables import format_endpoints, format_label_selector, human_duration, table, table_row
-from emulator.resources import (
+from api.tables import table, table_row
+from emulator.kinds import (
     ENDPOINT_SLICES,
     ENDPOINTS,
     EVENTS,
@@ -20,6 +20,8 @@ from emulator.resources import (
     SERVICES,
     ResourceType,
 )
+from emulator.kinds.endpoints import format_endpoints
+from emulator.kinds.printing import format_label_selector, human_duration
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 

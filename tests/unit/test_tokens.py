@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import target
-from emulator.resources import PODS, SERVICE_ACCOUNTS
+from emulator.kinds import PODS, SERVICE_ACCOUNTS
 from emulator.security import auth
 from emulator.security import tls as auth_tls
 from emulator.security.datadir import private_file

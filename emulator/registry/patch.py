@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,7 @@ _OBJECT_META_RULES: dict[Path, ListRule] = {
 }
 
 
-def _container_rules(prefix: Path) -> dict[Path, ListRule]:
+def container_rules(prefix: Path) -> dict[Path, ListRule]:
     # The same Container struct appears under containers, initContainers and ephemeralContainers.
     return {
         prefix: ListRule("name", ("name",)),
@@ -81,46 +81,16 @@ def _container_rules(prefix: Path) -> dict[Path, ListRule]:
     }
 
 
-_POD_RULES: dict[Path, ListRule] = {
-    **_container_rules(("spec", "containers")),
-    **_container_rules(("spec", "initContainers")),
-    **_container_rules(("spec", "ephemeralContainers")),
-    ("spec", "volumes"): ListRule("name", ("name",), retain_keys=True),
-    ("spec", "imagePullSecrets"): ListRule("name", ("name",)),
-    ("spec", "schedulingGates"): ListRule("name", ("name",)),
-    ("spec", "hostAliases"): ListRule("ip", ("ip",)),
-    ("spec", "topologySpreadConstraints"): ListRule("topologyKey", ("topologyKey", "whenUnsatisfiable")),
-    ("spec", "resourceClaims"): ListRule("name", ("name",), retain_keys=True),
-    ("status", "conditions"): ListRule("type", ("type",)),
-    ("status", "podIPs"): ListRule("ip", ("ip",)),
-    ("status", "hostIPs"): ListRule("ip", ("ip",)),
-}
-
-# Keyed by kind; every kind also gets the ObjectMeta rules. Kinds absent here (ConfigMap, custom
-# kinds, ...) still get ObjectMeta rules, and all their other lists are atomic.
-_KIND_RULES: dict[str, dict[Path, ListRule]] = {
-    "Pod": _POD_RULES,
-    "Service": {
-        ("spec", "ports"): ListRule("port", ("port", "protocol")),
-        ("status", "conditions"): ListRule("type", ("type",)),
-    },
-    "Namespace": {("status", "conditions"): ListRule("type", ("type",))},
-    "ServiceAccount": {("secrets",): ListRule("name", ("name",))},
-    # Endpoints.subsets, every EndpointSlice list, every NetworkPolicySpec list and Event lists
-    # have no merge strategy: they are replaced wholesale.
-    "Endpoints": {},
-    "EndpointSlice": {},
-    "NetworkPolicy": {},
-    "Event": {},
-}
+ListRules = Mapping[Path, ListRule]
 
 
-def list_rule(kind: str, path: Path) -> ListRule | None:
-    """The merge rule for the list at ``path`` (field names only, no indexes) in ``kind``."""
+def list_rule(rules: ListRules, path: Path) -> ListRule | None:
+    """The merge rule for the list at ``path`` (field names only, no indexes): ObjectMeta's own lists,
+    then the kind's ``rules`` (its `Kind.merge_rules`). A list with no rule is atomic."""
     rule = _OBJECT_META_RULES.get(path)
     if rule is not None:
         return rule
-    return _KIND_RULES.get(kind, {}).get(path)
+    return rules.get(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,8 +285,8 @@ _DELETE_FROM_PRIMITIVE_LIST = "$deleteFromPrimitiveList/"
 _RETAIN_KEYS = "$retainKeys"
 
 
-def apply_strategic_merge_patch(target: dict, patch: dict, kind: str) -> dict:
-    """Apply a Kubernetes strategic merge patch to an object of ``kind``.
+def apply_strategic_merge_patch(target: dict, patch: dict, rules: ListRules) -> dict:
+    """Apply a Kubernetes strategic merge patch to an object whose lists merge by ``rules``.
 
     Like a merge patch, except lists with a merge key merge item by item, merged scalar lists
     (``metadata.finalizers``) take the union, and the ``$patch``, ``$setElementOrder/…``,
@@ -327,14 +297,14 @@ def apply_strategic_merge_patch(target: dict, patch: dict, kind: str) -> dict:
         raise PatchError("a strategic merge patch must be a JSON object")
     if not isinstance(target, dict):
         raise PatchError("the object to patch must be a JSON object")
-    return _SmpMerger(kind).merge_map(copy.deepcopy(target), patch, ())
+    return _SmpMerger(rules).merge_map(copy.deepcopy(target), patch, ())
 
 
 class _SmpMerger:
-    """One SMP application; carries the kind so nested merges can look up list rules."""
+    """One SMP application; carries the list rules so nested merges can look them up."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, rules: ListRules) -> None:
+        self.rules = rules
 
     def merge_map(self, original: dict, patch: dict, path: Path) -> dict:
         """Merge ``patch`` into ``original`` (which this call may modify and returns)."""
@@ -381,7 +351,7 @@ class _SmpMerger:
         return original
 
     def merge_list(self, original: list, patch: list, path: Path) -> list:
-        rule = list_rule(self.kind, path)
+        rule = list_rule(self.rules, path)
         if rule is None:
             # No merge strategy: the patch list is the new list.
             return copy.deepcopy(patch)
@@ -449,7 +419,7 @@ class _SmpMerger:
     def _set_element_order(self, items: list, order: Any, path: Path) -> list:
         if not isinstance(order, list):
             raise PatchError(f"$setElementOrder/{path[-1]} at {_dotted(path[:-1])} must be a list")
-        rule = list_rule(self.kind, path)
+        rule = list_rule(self.rules, path)
         if rule is None:
             return items
         if rule.is_set:
@@ -505,7 +475,7 @@ def _dotted(path: Path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def server_side_apply(live: dict | None, applied: dict, previous: dict | None, kind: str) -> dict:
+def server_side_apply(live: dict | None, applied: dict, previous: dict | None, rules: ListRules) -> dict:
     """Approximate server-side apply of ``applied`` by one field manager.
 
     ``previous`` is the configuration this manager applied last time (None if never). Fields it
@@ -519,7 +489,7 @@ def server_side_apply(live: dict | None, applied: dict, previous: dict | None, k
         raise PatchError("an apply configuration must be a JSON or YAML object")
     if live is None:
         return _strip_nulls(applied)
-    ssa = _SsaMerger(kind)
+    ssa = _SsaMerger(rules)
     result = copy.deepcopy(live)
     if previous:
         result = ssa.prune(result, previous, applied, ())
@@ -535,8 +505,8 @@ def _strip_nulls(value: Any) -> Any:
 
 
 class _SsaMerger:
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, rules: ListRules) -> None:
+        self.rules = rules
 
     def identity(self, item: Any, rule: ListRule) -> str:
         """Identity of a list element: its list-map keys (with server defaults) or its value."""
@@ -555,7 +525,7 @@ class _SsaMerger:
                 remaining: Any = None
                 if isinstance(before, dict) and isinstance(current, dict):
                     remaining = self.prune(current, before, {}, field_path)
-                elif isinstance(before, list) and isinstance(current, list) and list_rule(self.kind, field_path):
+                elif isinstance(before, list) and isinstance(current, list) and list_rule(self.rules, field_path):
                     remaining = self.prune_list(current, before, [], field_path)
                 if remaining:
                     live[key] = remaining
@@ -573,7 +543,7 @@ class _SsaMerger:
         return live
 
     def prune_list(self, live: list, previous: list, applied: list, path: Path) -> list:
-        rule = list_rule(self.kind, path)
+        rule = list_rule(self.rules, path)
         if rule is None:
             return live  # atomic: the merge replaces it anyway
         still_applied = {self.identity(item, rule): item for item in applied}
@@ -604,7 +574,7 @@ class _SsaMerger:
         return live
 
     def merge_list(self, live: list, applied: list, path: Path) -> list:
-        rule = list_rule(self.kind, path)
+        rule = list_rule(self.rules, path)
         if rule is None:
             return _strip_nulls(applied)
         result = list(live)
@@ -620,7 +590,7 @@ class _SsaMerger:
         return _reorder(result, order, lambda item: self.identity(item, rule))
 
 
-def find_conflicts(applied: dict, other_managers: dict[str, dict], kind: str) -> list[tuple[str, str]]:
+def find_conflicts(applied: dict, other_managers: dict[str, dict], rules: ListRules) -> list[tuple[str, str]]:
     """Fields ``applied`` sets to a value different from what another manager last applied.
 
     ``other_managers`` maps a field manager name to the configuration it last applied. Returns
@@ -628,7 +598,7 @@ def find_conflicts(applied: dict, other_managers: dict[str, dict], kind: str) ->
     ``.spec.ports[port=80,protocol="TCP"].targetPort``. Keyed list elements are compared item by
     item; atomic lists and scalars as a whole. A server answers these with 409 unless ``force``.
     """
-    ssa = _SsaMerger(kind)
+    ssa = _SsaMerger(rules)
     conflicts: list[tuple[str, str]] = []
     for manager, config in sorted(other_managers.items()):
         if isinstance(config, dict):
@@ -644,7 +614,7 @@ def _conflicting_fields(ssa: _SsaMerger, mine: Any, theirs: Any, path: Path, sho
             if key in theirs and value is not None and theirs[key] is not None:
                 found += _conflicting_fields(ssa, value, theirs[key], (*path, key), f"{shown}.{key}")
         return found
-    rule = list_rule(ssa.kind, path)
+    rule = list_rule(ssa.rules, path)
     if isinstance(mine, list) and isinstance(theirs, list) and rule is not None:
         found = []
         for item in mine:

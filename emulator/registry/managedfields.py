@@ -1,7 +1,7 @@
 """Server-side apply bookkeeping: what each field manager applied last, kept in `metadata.managedFields`.
 
 The real API server records owned *field sets* there; the emulator records each Apply manager's last
-applied configuration itself (in `fieldsV1`), which is what api/patch.py needs to drop fields a manager
+applied configuration itself (in `fieldsV1`), which is what patch.py needs to drop fields a manager
 stopped applying and to detect conflicts between managers. It lives in the object, so it is stored,
 survives restarts and disappears with the object.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.patch import find_conflicts
 from emulator import errors
-from emulator.resources import ResourceType
+from emulator.kinds.base import ResourceType
+from emulator.registry.patch import ListRules, find_conflicts
 from emulator.timestamps import now_rfc3339
 
 
@@ -44,14 +44,16 @@ def record(obj: dict[str, Any], rt: ResourceType, manager: str, applied: dict[st
     obj.setdefault("metadata", {})["managedFields"] = [*others, entry]
 
 
-def check_conflicts(rt: ResourceType, live: dict[str, Any], manager: str, applied: dict[str, Any], force: bool) -> None:
+def check_conflicts(
+    rt: ResourceType, rules: ListRules, live: dict[str, Any], manager: str, applied: dict[str, Any], force: bool
+) -> None:
     """409 Conflict when `applied` changes a value another Apply manager set, unless forced."""
     if force:
         return
     others = {m: c for m, c in applied_by(live).items() if m != manager}
     if not others:
         return
-    found = find_conflicts(applied, others, rt.kind)
+    found = find_conflicts(applied, others, rules)
     if not found:
         return
     name = live["metadata"]["name"]

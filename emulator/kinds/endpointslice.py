@@ -1,0 +1,76 @@
+"""EndpointSlice (discovery.k8s.io/v1): the model, defaults and the columns of `kubectl get
+endpointslices`. The endpoints controller mirrors every Endpoints object into slices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from emulator.kinds.base import Kind, ResourceType
+from emulator.kinds.endpoints import EndpointPort
+from emulator.kinds.printing import AGE, NAME, Column, Printer, join_with_more, name_age
+from emulator.models.meta import ApiModel, ObjectReference, TypedObject
+from emulator.registry.strategy import Strategy
+
+ENDPOINT_SLICES = ResourceType(
+    "discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True, "endpointslice"
+)
+
+
+class EndpointConditions(ApiModel):
+    ready: bool | None = None
+    serving: bool | None = None
+    terminating: bool | None = None
+
+
+class SliceEndpoint(ApiModel):
+    addresses: list[str]
+    conditions: EndpointConditions | None = None
+    hostname: str | None = None
+    target_ref: ObjectReference | None = None
+    node_name: str | None = None
+    zone: str | None = None
+    hints: Any = None
+
+
+class EndpointSlice(TypedObject):
+    address_type: Literal["IPv4", "IPv6", "FQDN"]
+    endpoints: list[SliceEndpoint] | None = None
+    ports: list[EndpointPort] | None = None
+
+
+class EndpointSliceStrategy(Strategy):
+    resource = ENDPOINT_SLICES
+    model = EndpointSlice
+
+    # discovery/v1 defaulting: a port's name is "" when unset (`kubectl describe svc` dereferences it)
+    def prepare_create(self, obj: dict[str, Any]) -> None:
+        for port in obj.get("ports") or []:
+            port.setdefault("name", "")
+
+    def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        self.prepare_create(new)
+
+
+def _slice_cells(eps: dict[str, Any], now: datetime) -> list[Any]:
+    # A port without a number matches the named target port on each pod: shown by name, or "*".
+    ports = [str(p["port"]) if p.get("port") is not None else p.get("name") or "*" for p in eps.get("ports") or []]
+    addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
+    name, created = name_age(eps, now)
+    return [name, eps.get("addressType", ""), join_with_more(ports), join_with_more(addresses), created]
+
+
+PRINTER = Printer(
+    (
+        NAME,
+        Column("AddressType", "addressType specifies the type of address carried by this EndpointSlice."),
+        Column("Ports", "ports specifies the list of network ports exposed by each endpoint in this slice."),
+        Column("Endpoints", "endpoints is a list of unique endpoints in this slice."),
+        AGE,
+    ),
+    _slice_cells,
+)
+
+
+# every EndpointSlice list is atomic
+KIND = Kind(ENDPOINT_SLICES, EndpointSliceStrategy, PRINTER)

@@ -1,0 +1,519 @@
+"""Pod (core/v1): the model, the write-path rules (defaults, validation, the pod IP), the columns of
+`kubectl get pods`, its merge keys and its protobuf layout.
+
+There is no kubelet yet: a pod is Running and Ready at creation unless the client says otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from emulator import errors, validation
+from emulator.errors import FieldError, invalid
+from emulator.kinds.base import Kind, ResourceType, Subresource
+from emulator.kinds.printing import (
+    AGE,
+    NAME,
+    NONE,
+    Column,
+    Printer,
+    human_duration,
+    meta_of,
+    name_age,
+    spec_of,
+    status_of,
+)
+from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import Field as ProtoField
+from emulator.kinds.serviceaccount import SERVICE_ACCOUNTS
+from emulator.models.meta import ApiModel, Protocol, TypedObject
+from emulator.registry import ipam
+from emulator.registry.patch import ListRule, ListRules, container_rules
+from emulator.registry.strategy import Allocation, Strategy
+from emulator.timestamps import now_rfc3339, parse_rfc3339
+
+PODS = ResourceType(
+    "", "v1", "pods", "Pod", True, "pod", ("po",), ("all",), subresources=(Subresource("status"),)
+)
+READY_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "PodScheduled", "Ready")
+
+
+# -- model -------------------------------------------------------------------------------------------
+
+class ContainerPort(ApiModel):
+    name: str | None = None
+    container_port: int
+    protocol: Protocol = "TCP"
+    host_port: int | None = None
+    host_ip: str | None = Field(default=None, alias="hostIP")
+
+
+class EnvVar(ApiModel):
+    name: str
+    value: str | None = None
+    value_from: Any = None
+
+
+class Container(ApiModel):
+    name: str
+    image: str | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: list[EnvVar] | None = None
+    env_from: Any = None
+    ports: list[ContainerPort] | None = None
+    readiness_probe: Any = None
+    liveness_probe: Any = None
+    startup_probe: Any = None
+    restart_policy: str | None = None  # "Always" on an init container makes it a sidecar
+    working_dir: str | None = None
+    resources: Any = None
+    volume_mounts: Any = None
+    volume_devices: Any = None
+    image_pull_policy: str | None = None
+    security_context: Any = None
+    lifecycle: Any = None
+    termination_message_path: str | None = None
+    termination_message_policy: str | None = None
+    stdin: bool | None = None
+    stdin_once: bool | None = None
+    tty: bool | None = None
+    resize_policy: Any = None
+
+
+class PodSpec(ApiModel):
+    containers: list[Container]
+    init_containers: list[Container] | None = None
+    ephemeral_containers: Any = None
+    restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
+    service_account_name: str | None = None
+    service_account: str | None = None
+    automount_service_account_token: bool | None = None
+    host_network: bool | None = None
+    hostname: str | None = None
+    subdomain: str | None = None
+    enable_service_links: bool | None = None
+    volumes: Any = None
+    node_name: str | None = None
+    node_selector: dict[str, str] | None = None
+    termination_grace_period_seconds: int | None = None
+    active_deadline_seconds: int | None = None
+    dns_policy: str | None = None
+    dns_config: Any = None
+    security_context: Any = None
+    image_pull_secrets: Any = None
+    affinity: Any = None
+    tolerations: Any = None
+    scheduler_name: str | None = None
+    priority: int | None = None
+    priority_class_name: str | None = None
+    host_aliases: Any = None
+    host_pid: bool | None = Field(default=None, alias="hostPID")
+    host_ipc: bool | None = Field(default=None, alias="hostIPC")
+    share_process_namespace: bool | None = None
+    topology_spread_constraints: Any = None
+    readiness_gates: Any = None
+    runtime_class_name: str | None = None
+    preemption_policy: str | None = None
+    overhead: Any = None
+    os: Any = None
+    set_hostname_as_fqdn: bool | None = Field(default=None, alias="setHostnameAsFQDN")
+    scheduling_gates: Any = None
+    resource_claims: Any = None
+
+
+class PodCondition(ApiModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    last_probe_time: str | None = None
+    last_transition_time: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class PodIP(ApiModel):
+    ip: str
+
+
+class PodStatus(ApiModel):
+    phase: Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"] | None = None
+    pod_ip: str | None = Field(default=None, alias="podIP")
+    pod_ips: list[PodIP] | None = Field(default=None, alias="podIPs")
+    host_ip: str | None = Field(default=None, alias="hostIP")
+    host_ips: list[PodIP] | None = Field(default=None, alias="hostIPs")
+    conditions: list[PodCondition] | None = None
+    start_time: str | None = None
+    container_statuses: Any = None
+    init_container_statuses: Any = None
+    ephemeral_container_statuses: Any = None
+    qos_class: str | None = Field(default=None, alias="qosClass")
+    message: str | None = None
+    reason: str | None = None
+    nominated_node_name: str | None = None
+
+
+class Pod(TypedObject):
+    spec: PodSpec
+    status: PodStatus | None = None
+
+
+# -- write path --------------------------------------------------------------------------------------
+
+
+def _validate_ports_unique(containers: list[tuple[str, dict[str, Any]]]) -> list[FieldError]:
+    """A pod's containers share one network namespace: a (port, protocol) or port name may appear once."""
+    problems: list[FieldError] = []
+    seen_ports: dict[tuple[int, str], str] = {}
+    seen_names: set[str] = set()
+    for path, container in containers:
+        for j, port in enumerate(container.get("ports") or []):
+            port_path = f"{path}.ports[{j}]"
+            number = port["containerPort"]
+            problems += validation.validate_port_number(number, f"{port_path}.containerPort")
+            key = (number, port.get("protocol", "TCP"))
+            if key in seen_ports:
+                problems.append(FieldError(
+                    f"{port_path}.containerPort", "FieldValueDuplicate",
+                    f"Duplicate value: {number}: {key[1]} port {number} is already declared by container {seen_ports[key]!r} (containers of a pod share one IP and one port space)",
+                ))
+            else:
+                seen_ports[key] = container["name"]
+            if "name" in port:
+                problems += validation.validate_port_name(port["name"], f"{port_path}.name")
+                if port["name"] in seen_names:
+                    problems.append(errors.duplicate(f"{port_path}.name", port["name"]))
+                seen_names.add(port["name"])
+    return problems
+
+
+def pod_port_containers(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Containers whose ports are served: app containers and sidecars (init containers that keep running)."""
+    out = [(f"spec.containers[{i}]", c) for i, c in enumerate(spec.get("containers") or [])]
+    out += [
+        (f"spec.initContainers[{i}]", c)
+        for i, c in enumerate(spec.get("initContainers") or [])
+        if c.get("restartPolicy") == "Always"
+    ]
+    return out
+
+
+class PodStrategy(Strategy):
+    resource = PODS
+    model = Pod
+    has_status = True
+    field_labels = {
+        **{f: (f, "") for f in (
+            "spec.nodeName", "spec.restartPolicy", "spec.serviceAccountName", "status.phase", "status.podIP",
+            "status.nominatedNodeName",
+        )},
+        "spec.hostNetwork": ("spec.hostNetwork", "false"),
+        "spec.schedulerName": ("spec.schedulerName", "default-scheduler"),
+    }
+
+    def prepare_create(self, obj: dict[str, Any]) -> None:
+        spec = obj["spec"]
+        if spec.get("serviceAccount") and not spec.get("serviceAccountName"):
+            spec["serviceAccountName"] = spec["serviceAccount"]
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("nodeName", "emulator")
+        status = obj.setdefault("status", {})
+        # There is no kubelet: a pod runs and is ready at once unless the client says otherwise.
+        status.setdefault("phase", "Running")
+        conditions = status.setdefault("conditions", [])
+        present = {c["type"] for c in conditions}
+        ready_now = status["phase"] == "Running"
+        ready_value = next((c["status"] for c in conditions if c["type"] == "Ready"), "True" if ready_now else "False")
+        stamp = now_rfc3339()
+        for ctype in READY_CONDITIONS:
+            if ctype not in present:
+                value = ready_value if ctype in ("Ready", "ContainersReady") else "True"
+                conditions.append({"type": ctype, "status": value, "lastTransitionTime": stamp})
+        status.setdefault("startTime", stamp)
+        status.setdefault("hostIP", self.cluster.node_address)
+        status.setdefault("hostIPs", [{"ip": self.cluster.node_address}])
+        status.setdefault("qosClass", "BestEffort")
+        if spec.get("hostNetwork") and not status.get("podIP"):
+            status["podIP"] = self.cluster.node_address
+        if status.get("podIP"):
+            status.setdefault("podIPs", [{"ip": status["podIP"]}])
+
+    def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        spec = obj["spec"]
+        problems: list[FieldError] = []
+        if not spec.get("containers"):
+            problems.append(errors.required("spec.containers"))
+        names: set[str] = set()
+        for group in ("containers", "initContainers"):
+            for i, container in enumerate(spec.get(group) or []):
+                path = f"spec.{group}[{i}].name"
+                problems += [invalid(path, container["name"], m) for m in validation.dns1123_label_errors(container["name"])]
+                if container["name"] in names:
+                    problems.append(errors.duplicate(path, container["name"]))
+                names.add(container["name"])
+                for k, env in enumerate(container.get("env") or []):
+                    path = f"spec.{group}[{i}].env[{k}].name"
+                    if not env["name"]:
+                        problems.append(errors.required(path))
+                    else:
+                        problems += [invalid(path, env["name"], m) for m in validation.env_var_name_errors(env["name"])]
+        problems += _validate_ports_unique(pod_port_containers(spec))
+        for field in ("hostname", "subdomain"):
+            if spec.get(field):
+                problems += [invalid(f"spec.{field}", spec[field], m) for m in validation.dns1123_label_errors(spec[field])]
+        status = obj.get("status") or {}
+        if status.get("podIP"):
+            problems += validation.validate_ip(status["podIP"], "status.podIP")
+        sa = spec.get("serviceAccountName")
+        if sa:
+            problems += [invalid("spec.serviceAccountName", sa, m) for m in validation.dns1123_subdomain_errors(sa)]
+        return problems
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        problems = []
+        old_ip = (old.get("status") or {}).get("podIP")
+        new_ip = (new.get("status") or {}).get("podIP")
+        if old_ip and new_ip != old_ip:
+            problems.append(errors.forbidden("status.podIP", f"pod IP may not change once set (was {old_ip})"))
+        for field in ("serviceAccountName", "hostNetwork", "nodeName"):
+            if new["spec"].get(field) != old["spec"].get(field):
+                problems.append(errors.forbidden(f"spec.{field}", "may not change once the pod exists: delete the pod and create it again"))
+        return problems
+
+    def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        # keep server defaults the client did not send back (e.g. a PUT of an edited manifest)
+        for field in ("serviceAccountName", "serviceAccount", "nodeName", "enableServiceLinks"):
+            if field in old["spec"] and field not in new["spec"]:
+                new["spec"][field] = old["spec"][field]
+        status = new.get("status") or {}
+        old_status = old.get("status") or {}
+        if old_status.get("podIP") and not status.get("podIP") and "status" in new:
+            status["podIP"] = old_status["podIP"]
+            status.setdefault("podIPs", old_status.get("podIPs", [{"ip": old_status["podIP"]}]))
+
+    def allocate(self, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool) -> Allocation:
+        allocation = Allocation()
+        if old is not None:
+            return allocation
+        self._check_service_account(obj)
+        status = obj["status"]
+        pods = self.cluster.plan.pod_ips
+        ip = status.get("podIP")
+        if ip:
+            # a pod may bring its own address (a process that really listens there); inside the pod
+            # range it must be free, outside it is the caller's business (host network, containers)
+            if pods.contains(ip):
+                if not pods.claim(ip):
+                    raise errors.invalid_object("Pod", "", obj["metadata"]["name"], [invalid("status.podIP", ip, "address is already in use by another pod")])
+                allocation.undo.append(lambda: pods.release(ip))
+            return allocation
+        try:
+            ip = pods.allocate()
+        except ipam.RangeFull:
+            raise ipam.full("pod IP", "status.podIP", "Pod", "", obj["metadata"]["name"], str(pods.network)) from None
+        allocation.undo.append(lambda: pods.release(ip))
+        status["podIP"] = ip
+        status["podIPs"] = [{"ip": ip}]
+        return allocation
+
+    def _check_service_account(self, obj: dict[str, Any]) -> None:
+        meta, sa = obj["metadata"], obj["spec"].get("serviceAccountName")
+        if sa and self.cluster.store.get_raw(SERVICE_ACCOUNTS.key, meta["namespace"], sa) is None:
+            raise errors.forbidden_request(
+                f'pods "{meta["name"]}" is forbidden: error looking up service account {meta["namespace"]}/{sa}: '
+                f'serviceaccount "{sa}" not found'
+            )
+
+    def release(self, obj: dict[str, Any], keep: dict[str, Any] | None = None) -> None:
+        if keep is not None:
+            return
+        ip = (obj.get("status") or {}).get("podIP")
+        if ip and self.cluster.plan.pod_ips.contains(ip):
+            self.cluster.plan.pod_ips.release(ip)
+
+    def claim(self, obj: dict[str, Any]) -> None:
+        ip = (obj.get("status") or {}).get("podIP")
+        if ip and self.cluster.plan.pod_ips.contains(ip):
+            self.cluster.plan.pod_ips.claim(ip)
+
+    def claim_raw(self, raw: bytes) -> None:
+        # orjson writes `"podIP":"1.2.3.4"` exactly so; status is stored last, so the last match is
+        # status.podIP even when a label or annotation happens to be called podIP
+        at = raw.rfind(b'"podIP":"')
+        if at < 0:
+            return
+        start = at + 9
+        ip = raw[start:raw.index(b'"', start)].decode()
+        if self.cluster.plan.pod_ips.contains(ip):
+            self.cluster.plan.pod_ips.claim(ip)
+
+
+# -- merge keys, columns, protobuf -------------------------------------------------------------------
+
+MERGE_RULES: ListRules = {
+    **container_rules(("spec", "containers")),
+    **container_rules(("spec", "initContainers")),
+    **container_rules(("spec", "ephemeralContainers")),
+    ("spec", "volumes"): ListRule("name", ("name",), retain_keys=True),
+    ("spec", "imagePullSecrets"): ListRule("name", ("name",)),
+    ("spec", "schedulingGates"): ListRule("name", ("name",)),
+    ("spec", "hostAliases"): ListRule("ip", ("ip",)),
+    ("spec", "topologySpreadConstraints"): ListRule("topologyKey", ("topologyKey", "whenUnsatisfiable")),
+    ("spec", "resourceClaims"): ListRule("name", ("name",), retain_keys=True),
+    ("status", "conditions"): ListRule("type", ("type",)),
+    ("status", "podIPs"): ListRule("ip", ("ip",)),
+    ("status", "hostIPs"): ListRule("ip", ("ip",)),
+}
+
+
+def _condition_true(status: dict[str, Any], kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def _pod_cells(pod: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status, meta = spec_of(pod), status_of(pod), meta_of(pod)
+    containers = spec.get("containers") or []
+    # Sidecars (init containers that keep running) count towards the total, as in kubectl.
+    sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    total = len(containers) + len(sidecars)
+    # A pod that has not been given a status yet is Pending, which is what a real server stores for it.
+    phase = status.get("phase") or "Pending"
+    reason = status.get("reason") or phase
+
+    statuses = status.get("containerStatuses")
+    restarts = 0
+    last_restart: datetime | None = None
+    if statuses is None:
+        # The emulator may not track containers individually: the Ready condition speaks for all of them.
+        ready = total if _condition_true(status, "Ready") else 0
+    else:
+        ready = 0
+        running = False
+        for cs in reversed(statuses):
+            restarts += int(cs.get("restartCount") or 0)
+            finished = parse_rfc3339(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+            if finished and (last_restart is None or finished > last_restart):
+                last_restart = finished
+            state = cs.get("state") or {}
+            waiting, terminated = state.get("waiting"), state.get("terminated")
+            if waiting and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated and terminated.get("reason"):
+                reason = terminated["reason"]
+            elif terminated is not None:
+                signal = terminated.get("signal") or 0
+                reason = f"Signal:{signal}" if signal else f"ExitCode:{terminated.get('exitCode') or 0}"
+            elif cs.get("ready") and "running" in state:
+                running = True
+                ready += 1
+        if reason == "Completed" and running:
+            reason = "Running" if _condition_true(status, "Ready") else "NotReady"
+
+    if meta.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+
+    restarts_cell = str(restarts)
+    if restarts and last_restart is not None:
+        restarts_cell = f"{restarts} ({human_duration((now - last_restart).total_seconds())} ago)"
+
+    pod_ips = status.get("podIPs") or []
+    ip = (pod_ips[0].get("ip") if pod_ips else None) or status.get("podIP") or NONE
+    gates = spec.get("readinessGates") or []
+    if gates:
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        passed = sum(1 for g in gates if conditions.get(g.get("conditionType")) == "True")
+        gates_cell = f"{passed}/{len(gates)}"
+    else:
+        gates_cell = NONE
+    name, created = name_age(pod, now)
+    return [
+        name,
+        f"{ready}/{total}",
+        reason,
+        restarts_cell,
+        created,
+        ip,
+        spec.get("nodeName") or NONE,
+        status.get("nominatedNodeName") or NONE,
+        gates_cell,
+    ]
+
+
+def _pod_conditions(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    # Lets clients tell finished pods apart (metav1.RowCompleted).
+    phase = status_of(pod).get("phase")
+    messages = {"Succeeded": "The pod has completed successfully.", "Failed": "The pod failed."}
+    if phase not in messages:
+        return []
+    return [{"type": "Completed", "status": "True", "reason": phase, "message": messages[phase]}]
+
+
+PRINTER = Printer(
+    (
+        NAME,
+        Column("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+        Column("Status", "The aggregate status of the containers in this pod."),
+        Column(
+            "Restarts",
+            "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+        ),
+        AGE,
+        Column("IP", "IP address allocated to the pod. Routable at least within the cluster.", priority=1),
+        Column("Node", "NodeName indicates in which node this pod is scheduled.", priority=1),
+        Column(
+            "Nominated Node", "nominatedNodeName is set only when this pod preempts other pods on the node.", priority=1
+        ),
+        Column("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness.", priority=1),
+    ),
+    _pod_cells,
+    _pod_conditions,
+)
+
+
+CONTAINER_PORT: Message = {
+    1: ProtoField("name", "string"),
+    2: ProtoField("hostPort", "int"),
+    3: ProtoField("containerPort", "int"),
+    4: ProtoField("protocol", "string"),
+    5: ProtoField("hostIP", "string"),
+}
+
+ENV_VAR: Message = {1: ProtoField("name", "string"), 2: ProtoField("value", "string")}
+
+CONTAINER: Message = {
+    1: ProtoField("name", "string"),
+    2: ProtoField("image", "string"),
+    3: ProtoField("command", "string", repeated=True),
+    4: ProtoField("args", "string", repeated=True),
+    5: ProtoField("workingDir", "string"),
+    6: ProtoField("ports", "message", CONTAINER_PORT, repeated=True),
+    7: ProtoField("env", "message", ENV_VAR, repeated=True),
+    14: ProtoField("imagePullPolicy", "string"),
+}
+
+POD_SPEC: Message = {
+    2: ProtoField("containers", "message", CONTAINER, repeated=True),
+    3: ProtoField("restartPolicy", "string"),
+    4: ProtoField("terminationGracePeriodSeconds", "int", optional=True),
+    6: ProtoField("dnsPolicy", "string"),
+    7: ProtoField("nodeSelector", "map"),
+    8: ProtoField("serviceAccountName", "string"),
+    10: ProtoField("nodeName", "string"),
+    16: ProtoField("hostname", "string"),
+    17: ProtoField("subdomain", "string"),
+    20: ProtoField("initContainers", "message", CONTAINER, repeated=True),
+}
+
+POD_PROTOBUF: Message = {
+    1: ProtoField("metadata", "message", OBJECT_META),
+    2: ProtoField("spec", "message", POD_SPEC),
+}
+
+# Only core/v1 kinds: kubectl's protobuf generators we care about all create these.
+
+
+KIND = Kind(PODS, PodStrategy, PRINTER, MERGE_RULES, {("v1", "Pod"): POD_PROTOBUF})
