@@ -39,17 +39,16 @@ def include_object(request: web.Request) -> str:
 class ResourceHandler:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.store = registry.store
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        before = self.store.rv
+        before = self.registry.resource_version
         try:
             return await self._dispatch(request)
         finally:
-            if request.method != "GET" and self.store.rv != before:
+            if request.method != "GET" and self.registry.resource_version != before:
                 # answer (even with an error, after a partial deletecollection) only once the writes
                 # are on disk and everything reacting to them has run: see emulator/store/store.py
-                await self.store.settled_since(before)
+                await self.registry.settled_since(before)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         info = request_info(request)
@@ -100,7 +99,7 @@ class ResourceHandler:
     async def list(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
         keep = self._filter(request, rt)
-        rv = str(self.store.rv)
+        rv = str(self.registry.resource_version)
         raws = self.registry.list_raw(rt, target.namespace if rt.namespaced else "", keep)
         version = table_version(request.headers.get("Accept"))
         if version:
@@ -123,7 +122,7 @@ class ResourceHandler:
                 return tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include, version=table_v)
 
         stream = WatchStream(
-            self.store, rt, target.namespace if rt.namespaced else None, self._filter(request, rt), render,
+            self.registry.watch(rt, target.namespace if rt.namespaced else None, self._filter(request, rt)), render,
             flag(request, "allowWatchBookmarks"), int_param(request, "timeoutSeconds"),
         )
         return await stream.serve(request, request.query.get("resourceVersion", ""))
@@ -183,4 +182,4 @@ class ResourceHandler:
             raise errors.method_not_allowed("namespaces cannot be deleted as a collection; delete them one by one")
         _, dry_run = await self._delete_options(request)
         deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request, rt), dry_run)
-        return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})
+        return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.registry.resource_version)}, "items": deleted})

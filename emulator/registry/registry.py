@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from emulator.registry.patch import (
     server_side_apply,
 )
 from emulator.registry.strategy import Strategy
+from emulator.registry.watch import ObjectFilter, Watch
 from emulator.store.store import Store
 from emulator.timestamps import now_rfc3339
 
@@ -81,7 +82,6 @@ class WriteResult:
     warnings: list[str] = field(default_factory=list)
 
 
-ObjectFilter = Callable[[dict[str, Any]], bool]
 
 
 class Registry:
@@ -107,6 +107,18 @@ class Registry:
                 strategy.claim_raw(raw)
 
     # -- reads ---------------------------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> int:
+        """The resourceVersion of the last write (what a list is consistent with)."""
+        return self.store.rv
+
+    async def settled_since(self, rv: int) -> None:
+        """Wait until every write after `rv` is on disk and every reactor has seen it."""
+        await self.store.settled_since(rv)
+
+    def watch(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> Watch:
+        return Watch(self.store, rt, namespace, keep)
 
     def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         obj = self.store.get(rt.key, namespace, name)
