@@ -195,6 +195,7 @@ class Store:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop (tools, direct use): commit and deliver right away
             self.flush_now()
+            self._check_writable()  # a commit that failed is refused, never acknowledged
             return
         self._flushing = True
         self._flush_task = loop.create_task(self._flush())  # referenced: the loop keeps only weak ones
