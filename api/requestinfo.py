@@ -68,9 +68,8 @@ INFO = web.RequestKey("request_info", RequestInfo)
 
 def request_info(request: web.Request) -> RequestInfo:
     """The request's RequestInfo, parsed on first use and kept on the request."""
-    found = request.get(INFO)
-    if found is not None:
-        return found
+    if INFO in request:
+        return request[INFO]
     info = _parse(request)
     request[INFO] = info
     return info

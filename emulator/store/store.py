@@ -138,7 +138,7 @@ class Store:
         bucket, current = self._current(resource, namespace, name, expected_rv)
         self._check_writable()
         rv = self.rv + 1
-        obj = orjson.loads(current[1])
+        obj: dict[str, Any] = orjson.loads(current[1])
         obj["metadata"]["resourceVersion"] = str(rv)
         self.rv = rv
         del bucket[name]
