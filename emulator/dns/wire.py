@@ -28,8 +28,8 @@ ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 class Packed(NamedTuple):
     """Flat, so the hot path reaches every part with one index: variant v = rd | edns << 1.
 
-    A computed index reads as `bytes | int` to a type checker; the heads (indexes 0-7, all bytes) are
-    read through `cast(bytes, ...)`, the tails and sizes by name (`size1 if edns else size0`).
+    To a type checker a computed index reads `bytes | int`: the heads (0-7, all bytes) are read with
+    `cast(bytes, ...)`, tails and sizes by name or constant index (`size1 if edns else size0`), exact.
     """
 
     head0: bytes  # flags + counts, per variant v (indexes 0-3)
