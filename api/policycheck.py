@@ -22,7 +22,8 @@ from api.http import json_response
 from emulator import errors
 from emulator.kinds import PODS
 from emulator.netpol.engine import PolicyEngine, is_address, resolve_port
-from emulator.netpol.semantics import PROTOCOLS, PodRef
+from emulator.netpol.semantics import PodRef
+from emulator.netpol.validation import PROTOCOLS
 
 PATH = "/emulator/v1/networkpolicy/check"
 

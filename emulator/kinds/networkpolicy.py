@@ -13,7 +13,7 @@ from emulator.kinds.base import Kind, ResourceType
 from emulator.kinds.printing import AGE, NAME, Column, Printer, format_label_selector, name_age, spec_of
 from emulator.labels import validate_label_selector
 from emulator.models.meta import ApiModel, LabelSelector, Protocol, TypedObject
-from emulator.netpol.semantics import validate_network_policy
+from emulator.netpol.validation import validate_network_policy
 from emulator.registry.strategy import Strategy
 
 NETWORK_POLICIES = ResourceType(

@@ -85,3 +85,20 @@ def test_headless_and_the_affinity_default_are_decided_in_one_place() -> None:
         if re.search(r"^DEFAULT_AFFINITY_TIMEOUT\s*=", path.read_text(), re.M)
     ]
     assert defined == ["emulator/kinds/service.py"]
+
+
+def test_no_constant_is_defined_twice() -> None:
+    """A module-level constant (an UPPER_CASE name bound to a literal) has one home; others import it."""
+    homes: dict[tuple[str, str], list[str]] = {}
+    for path in [*engine_files(), *sorted((ROOT / "api").rglob("*.py"))]:
+        for node in ast.parse(path.read_text()).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+            value = getattr(node, "value", None)
+            if not isinstance(value, ast.Constant | ast.Tuple) or not all(isinstance(t, ast.Name) for t in targets):
+                continue
+            for target in targets:
+                assert isinstance(target, ast.Name)
+                if target.id.isupper() and len(target.id) > 3:
+                    homes.setdefault((target.id, ast.dump(value)), []).append(str(path.relative_to(ROOT)))
+    twice = {name: files for (name, _), files in homes.items() if len(files) > 1}
+    assert twice == {}

@@ -12,8 +12,8 @@ from emulator.netpol.semantics import (
     compile_policy,
     decide,
     index_by_namespace,
-    validate_network_policy,
 )
+from emulator.netpol.validation import validate_network_policy
 
 NAMESPACES = {"prod": {"env": "prod", "team": "a"}, "dev": {"env": "dev"}, "other": {}}
 
