@@ -261,6 +261,9 @@ class Registry:
         old = self.store.get(rt.key, namespace if rt.namespaced else "", name)
         if old is None:
             raise errors.not_found(rt.key, name)
+        if meta.get("uid") and meta["uid"] != old["metadata"].get("uid"):
+            # another object of the same name (deleted and created again): never overwrite it
+            raise errors.conflict(rt.key, name, f'Precondition failed: UID in precondition: {meta["uid"]}, UID in object meta: {old["metadata"].get("uid")}')
         return self._replace(rt, old, obj, _parse_rv(meta.get("resourceVersion")), options, subresource, warnings)
 
     def replace_object(
