@@ -88,6 +88,7 @@ class ServiceInfo:
     ports: tuple[ServicePortView, ...]
     publish_not_ready: bool
     headless: bool
+    labels: dict[str, str]  # the service's, which its Endpoints carry (as the endpoints controller copies them)
     members: dict[str, PodInfo]
 
 
@@ -132,8 +133,9 @@ class EndpointsController:
         ns, name = event.namespace, event.name
         services = self._services.setdefault(ns, {})
         if event.type == DELETED:
-            had = services.pop(name, None)
-            if had is not None:
+            # the Endpoints go with their service, also those a user wrote for a selectorless one
+            services.pop(name, None)
+            if self.store.get_raw(ENDPOINTS.key, ns, name) is not None:
                 self._delete(ENDPOINTS, ns, name)
             return
         svc = event.view(ServiceView.of)
@@ -145,6 +147,7 @@ class EndpointsController:
         old = services.get(name)
         info = ServiceInfo(
             ns, name, selector_from_map(selector), selector, svc.uid, svc.ports, svc.publish_not_ready, svc.headless,
+            svc.labels,
             old.members if old is not None and old.selector_map == selector else self._scan(ns, selector_from_map(selector)),
         )
         services[name] = info
@@ -192,8 +195,9 @@ class EndpointsController:
 
     def _sync(self, namespace: str, name: str, service: ServiceInfo) -> None:
         metadata: dict[str, Any] = {"name": name, "namespace": namespace}
-        if service.headless:
-            metadata["labels"] = {HEADLESS_LABEL: ""}
+        labels = {**service.labels, **({HEADLESS_LABEL: ""} if service.headless else {})}
+        if labels:
+            metadata["labels"] = labels
         endpoints: dict[str, Any] = {"metadata": metadata}
         subsets = endpoints_subsets(service)
         if subsets:
@@ -245,13 +249,13 @@ class EndpointsController:
 
 def endpoints_subsets(service: ServiceInfo) -> list[dict[str, Any]]:
     """The `subsets` of a selector service's Endpoints: pods grouped by their resolved port list."""
-    groups: dict[tuple[tuple[str, int, str], ...], dict[str, list[dict[str, Any]]]] = {}
+    groups: dict[tuple[tuple[str, int, str, str], ...], dict[str, list[dict[str, Any]]]] = {}
     for pod in sorted(service.members.values(), key=lambda p: p.ip):
-        resolved: list[tuple[str, int, str]] = []
+        resolved: list[tuple[str, int, str, str]] = []
         for port in service.ports:
             number = pod.resolve(port.target_port, port.protocol)
             if number is not None:
-                resolved.append((port.name, number, port.protocol))
+                resolved.append((port.name, number, port.protocol, port.app_protocol))
         if service.ports and not resolved:
             continue
         address: dict[str, Any] = {"ip": pod.ip}
@@ -268,7 +272,8 @@ def endpoints_subsets(service: ServiceInfo) -> list[dict[str, Any]]:
         subset: dict[str, Any] = {k: v for k, v in bucket.items() if v}
         if ports:
             subset["ports"] = [
-                {**({"name": n} if n else {}), "port": number, "protocol": proto} for n, number, proto in ports
+                {**({"name": n} if n else {}), "port": number, "protocol": proto, **({"appProtocol": app} if app else {})}
+                for n, number, proto, app in ports
             ]
         subsets.append(subset)
     return subsets

@@ -53,6 +53,7 @@ class ServiceView:
     name: str
     uid: str
     created: str  # creationTimestamp (the kubelet links only services older than the pod)
+    labels: dict[str, str]
     type: str
     headless: bool  # clusterIP "None": DNS answers with the endpoints, nothing is proxied
     cluster_ips: tuple[str, ...]  # allocated cluster IPs; empty for headless and ExternalName services
@@ -101,6 +102,7 @@ class ServiceView:
             name=str(meta.get("name") or ""),
             uid=str(meta.get("uid") or ""),
             created=str(meta.get("creationTimestamp") or ""),
+            labels=dict(meta.get("labels") or {}),
             type=svc_type,
             headless=headless,
             cluster_ips=cluster_ips,

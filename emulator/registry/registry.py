@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,15 +235,7 @@ class Registry:
         self._validate(rt, strategy, obj, None)
         if self.store.get_raw(rt.key, namespace, name) is not None:
             raise errors.already_exists(rt.key, name)
-        allocation = strategy.allocate(obj, None, options.dry_run)
-        if options.dry_run:
-            allocation.rollback()
-            return WriteResult(obj, created=True, warnings=warnings)
-        try:
-            stored = self.store.create(rt.key, namespace, name, obj)
-        except BaseException:
-            allocation.rollback()
-            raise
+        stored = self._commit(strategy, obj, None, options.dry_run, lambda: self.store.create(rt.key, namespace, name, obj))
         return WriteResult(stored, created=True, warnings=warnings)
 
     def update(
@@ -289,51 +281,43 @@ class Registry:
         options: WriteOptions, subresource: str | None, warnings: list[str],
     ) -> WriteResult:
         strategy = self.strategy(rt)
-        meta, old_meta = obj["metadata"], old["metadata"]
-        namespace = old_meta.get("namespace", "")
-        name = old_meta["name"]
+        old_meta = old["metadata"]
+        namespace, name = old_meta.get("namespace", ""), old_meta["name"]
         if expected_rv is not None and expected_rv != int(old_meta["resourceVersion"]):
             raise errors.conflict(rt.key, name)
-        # identity and server-set metadata come from the stored object
-        for kept in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"):
-            if kept in old_meta:
-                meta[kept] = old_meta[kept]
-            else:
-                meta.pop(kept, None)
-        if subresource == "status":
-            # the status subresource changes status only
-            # (copies: the strategy may change what it carries over, `old` must stay as stored)
-            merged = {k: v for k, v in _copy(old).items() if k != "status"}
-            if "status" in obj:
-                merged["status"] = obj["status"]
-            obj = merged
-        elif strategy.has_status:
-            if "status" in old:
-                obj["status"] = _copy(old["status"])
-            else:
-                obj.pop("status", None)
+        obj = _carry_over(strategy, old, obj, subresource)
         strategy.prepare_update(obj, old)
         self._validate(rt, strategy, obj, old)
-        meta = obj["metadata"]
-        meta["resourceVersion"] = old_meta["resourceVersion"]
+        obj["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if obj == old:
             return WriteResult(old, changed=False, warnings=warnings)
-        if meta.get("deletionTimestamp") and old_meta.get("finalizers") and not meta.get("finalizers") and not strategy.deletes_gracefully:
-            # the last finalizer is gone: the pending deletion completes now
-            if options.dry_run:
-                return WriteResult(obj, warnings=warnings)
-            return WriteResult(self._remove(rt, strategy, namespace, name, old), warnings=warnings)
-        allocation = strategy.allocate(obj, old, options.dry_run)
-        if options.dry_run:
+        if _last_finalizer_removed(strategy, obj, old):
+            # the pending deletion completes now
+            gone = obj if options.dry_run else self._remove(rt, strategy, namespace, name, old)
+            return WriteResult(gone, warnings=warnings)
+        stored = self._commit(
+            strategy, obj, old, options.dry_run, lambda: self.store.update(rt.key, namespace, name, obj, expected_rv)
+        )
+        return WriteResult(stored, warnings=warnings)
+
+    def _commit(
+        self, strategy: Strategy, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool,
+        write: Callable[[], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Take the addresses `obj` needs, then `write` it; what a refused (or dry) write took is given
+        back, and on success what the old version held and the new one does not."""
+        allocation = strategy.allocate(obj, old, dry_run)
+        if dry_run:
             allocation.rollback()
-            return WriteResult(obj, warnings=warnings)
+            return obj
         try:
-            stored = self.store.update(rt.key, namespace, name, obj, expected_rv)
+            stored = write()
         except BaseException:
             allocation.rollback()
             raise
-        strategy.release(old, keep=stored)
-        return WriteResult(stored, warnings=warnings)
+        if old is not None:
+            strategy.release(old, keep=stored)
+        return stored
 
     def patch(
         self, rt: ResourceType, namespace: str, name: str, patch_type: str, patch: Any,
@@ -506,6 +490,38 @@ class Registry:
             if self.store.get_raw(rt.key, namespace, name) is None:
                 return name
         raise errors.StatusError(409, "AlreadyExists", f"could not generate a unique name from {prefix!r}; try again")
+
+
+def _carry_over(strategy: Strategy, old: dict[str, Any], obj: dict[str, Any], subresource: str | None) -> dict[str, Any]:
+    """What an update may not change, taken from the stored object: identity and server-set metadata;
+    with the status subresource everything but status, without it the status (kinds that have one)."""
+    meta, old_meta = obj["metadata"], old["metadata"]
+    for kept in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"):
+        if kept in old_meta:
+            meta[kept] = old_meta[kept]
+        else:
+            meta.pop(kept, None)
+    if subresource == "status":
+        # copies: the strategy may change what it carries over, `old` must stay as stored
+        merged = {k: v for k, v in _copy(old).items() if k != "status"}
+        if "status" in obj:
+            merged["status"] = obj["status"]
+        return merged
+    if strategy.has_status:
+        if "status" in old:
+            obj["status"] = _copy(old["status"])
+        else:
+            obj.pop("status", None)
+    return obj
+
+
+def _last_finalizer_removed(strategy: Strategy, obj: dict[str, Any], old: dict[str, Any]) -> bool:
+    """An object marked for deletion whose last finalizer this update removes (namespaces excepted:
+    their controller finishes them)."""
+    return (
+        bool(obj["metadata"].get("deletionTimestamp")) and bool(old["metadata"].get("finalizers"))
+        and not obj["metadata"].get("finalizers") and not strategy.deletes_gracefully
+    )
 
 
 def _parse_rv(value: Any) -> int | None:

@@ -306,11 +306,6 @@ async def test_a_headless_service_is_labelled_and_may_have_no_ports(world: World
     assert addresses(endpoints) == [ip_of(world, "a")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the endpoints controller writes Endpoints without the service's labels; Kubernetes' controller "
-    "copies them (newEndpoints.Labels = service.Labels), so `kubectl get endpoints -l app=web` finds them there",
-)
 async def test_endpoints_carry_the_services_labels(world: World) -> None:
     body = service("web", WEB)
     body["metadata"]["labels"] = {"team": "shop"}
@@ -321,11 +316,6 @@ async def test_endpoints_carry_the_services_labels(world: World) -> None:
     assert (endpoints["metadata"].get("labels") or {}).get("team") == "shop"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="endpoints_subsets copies name, port and protocol of a service port but drops appProtocol, which "
-    "Kubernetes' endpointPortFromServicePort carries into the EndpointPort",
-)
 async def test_endpoint_ports_carry_the_app_protocol(world: World) -> None:
     world.registry.create(SERVICES, NS, service("web", WEB, {"port": 80, "targetPort": 8080, "appProtocol": "http"}))
     world.registry.create(PODS, NS, pod("a"))
@@ -378,12 +368,6 @@ async def test_deleting_the_service_deletes_its_endpoints_and_slices(world: Worl
     assert world.names(PODS) == ["a", "b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EndpointsController._on_service deletes Endpoints only of services it managed; Kubernetes' endpoints "
-    "controller deletes the Endpoints of any deleted service (syncService: service not found → delete), "
-    "so a selectorless service's hand-written Endpoints outlive it here",
-)
 async def test_deleting_a_selectorless_service_deletes_its_endpoints_too(world: World) -> None:
     world.registry.create(SERVICES, NS, service("ext"))
     world.registry.create(ENDPOINTS, NS, {"metadata": {"name": "ext", "namespace": NS}, "subsets": [{"addresses": [{"ip": "203.0.113.5"}]}]})
