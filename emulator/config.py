@@ -133,4 +133,15 @@ def check(config: Config) -> list[str]:
         problems.append(f"--watch-history {config.watch_history}: keep at least 1 change (watches resume from it)")
     if config.dns_ttl < 0:
         problems.append(f"--dns-ttl {config.dns_ttl}: a TTL cannot be negative")
+    if config.dns_forward_from.strip().lower() not in ("local", "loopback", "any"):
+        for part in config.dns_forward_from.split(","):
+            try:
+                ipaddress.ip_network(part.strip(), strict=False)
+            except ValueError:
+                problems.append(f"--dns-forward-from {part.strip()!r} is not a CIDR: use 'local', 'loopback', 'any' or ranges such as 10.0.0.0/8,fd00::/8")
+    if not 600 <= config.max_token_seconds <= 2**32:
+        problems.append(f"--max-token-seconds {config.max_token_seconds}: use 600 (10 minutes, the shortest token) to 4294967296")
+    for origin in filter(None, (o.strip() for o in config.allow_origins.split(","))):
+        if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+            problems.append(f"--allow-origins {origin!r} is not an origin: use scheme://host[:port], e.g. http://localhost:3000")
     return problems
