@@ -28,6 +28,7 @@ from emulator.controllers.namespaces import NamespaceController
 from emulator.dns.index import DnsIndex
 from emulator.dns.server import start_dns
 from emulator.dns.settings import DnsSettings
+from emulator.dns.sources import parse_forward_from
 from emulator.kinds import ENDPOINTS, NAMESPACES, NETWORK_POLICIES, PODS, SERVICES
 from emulator.netpol.engine import PolicyEngine
 from emulator.proxy.server import Proxy, ProxySettings
@@ -139,7 +140,7 @@ class Runtime:
             settings = DnsSettings(
                 host=config.dns_host, port=config.dns_port, zone=config.cluster_domain.strip(".").lower(),
                 ttl=config.dns_ttl, default_namespace=config.default_namespace,
-                upstreams=_upstreams(config.dns_upstream),
+                upstreams=_upstreams(config.dns_upstream), forward_from=parse_forward_from(config.dns_forward_from),
             )
             self.dns_index = DnsIndex(settings)
             parts.append(self.dns_index)
@@ -159,12 +160,13 @@ class Runtime:
         --in-memory: they are how the user gets in)."""
         config = self.config
         data_dir = Path(config.data_dir)
-        # In memory, tokens die with the process like the accounts they name; on disk, they survive restarts.
+        self.auth_required = auth.auth_required(config.api_host, config.require_auth, config.allow_anonymous)
+        # In memory, tokens die with the process like the accounts they name; on disk, they survive
+        # restarts, except the first one that requires tokens after an open one (the key turns over).
         issuer = tokens.ServiceAccountTokens(
-            tokens.signing_key(None if config.in_memory else data_dir),
+            tokens.signing_key(None if config.in_memory else data_dir, auth_required=self.auth_required),
             tokens.default_issuer(config.cluster_domain),
         )
-        self.auth_required = auth.auth_required(config.api_host, config.require_auth, config.allow_anonymous)
         if not self.auth_required:
             self.authenticator = auth.Authenticator(self.store, issuer)
             if not addresses.is_loopback(config.api_host):

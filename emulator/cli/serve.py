@@ -22,8 +22,12 @@ def event_loop_policy() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _listed(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 async def serve(cfg: config_module.Config) -> int:
-    from api import auth, podenv, policycheck, proxystatus, tokens
+    from api import auth, guard, podenv, policycheck, proxystatus, tokens
     from api.app import create_app
     from emulator.registry.tokens import TokenOperations
     from emulator.runtime import Runtime
@@ -32,9 +36,14 @@ async def serve(cfg: config_module.Config) -> int:
         rt.registry,
         routes=[
             *podenv.routes(rt.registry), *policycheck.routes(rt.policy_engine),
-            *tokens.routes(TokenOperations(rt.registry, rt.authenticator)), *proxystatus.routes(rt.proxy),
+            *tokens.routes(TokenOperations(rt.registry, rt.authenticator, max_expiration=cfg.max_token_seconds)), *proxystatus.routes(rt.proxy),
         ],
-        middlewares=auth.middlewares(rt.authenticator, rt.auth_required),
+        middlewares=[
+            guard.middleware(guard.rules(
+                cfg.api_host, cfg.cluster_domain.strip(".").lower(), _listed(cfg.accept_hosts), _listed(cfg.allow_origins),
+            )),
+            *auth.middlewares(rt.authenticator, rt.auth_required),
+        ],
     ))
     try:
         await runtime.start()

@@ -22,6 +22,7 @@ from emulator.dns.records import (
     ServiceRecord,
     Zone,
     answer_query,
+    encodable_name,
     normalize_ip,
 )
 from emulator.dns.settings import DnsSettings
@@ -69,6 +70,13 @@ class DnsIndex:
         new = None if event.type == DELETED else service_record(event.view(ServiceView.of))
         if old == new:
             return
+        if new is not None and new.unanswerable:
+            # Once per change, not per query: its name answers SERVFAIL until the service is fixed.
+            log.warning(
+                "service %s/%s: externalName %r is not a DNS name (a label over 63 characters, an empty label, "
+                "or over 253 in all); its DNS name answers SERVFAIL",
+                key[0], key[1], _shortened(new.external_name),
+            )
         existed = self.namespace_exists(key[0])
         changed: list[Hashable] = [("svc", *key)]
         if old is not None:
@@ -192,11 +200,19 @@ def service_record(service: ServiceView) -> ServiceRecord:
     name = service.name.lower()
     ports = tuple(PortRecord(p.name.lower(), p.protocol.lower(), p.port) for p in service.ports)
     if service.external:
-        return ServiceRecord(namespace, name, "external", external_name=service.external_name, ports=ports)
+        target = service.external_name
+        return ServiceRecord(
+            namespace, name, "external", external_name=target, ports=ports,
+            unanswerable=bool(target) and not encodable_name(target),
+        )
     if service.headless:
         return ServiceRecord(namespace, name, "headless", ports=ports)
     ips = tuple(ip for ip in (normalize_ip(t) for t in service.cluster_ips) if ip)
     return ServiceRecord(namespace, name, "cluster", cluster_ips=ips, ports=ports)
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def endpoint_records(obj: dict[str, Any]) -> tuple[EndpointRecord, ...]:

@@ -47,6 +47,9 @@ class ServiceRecord:
     cluster_ips: tuple[str, ...] = ()
     external_name: str = ""  # lower case, no trailing dot
     ports: tuple[PortRecord, ...] = ()
+    # An ExternalName that cannot be written as a DNS name (see `encodable_name`): the service's name is
+    # answered SERVFAIL, since the CNAME it stands for cannot be sent.
+    unanswerable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +143,14 @@ def _answer_in_zone(
     targets = _pod_targets(name, view) if name.kind == "pod" else _service_targets(name, view, zone)
     if targets is None:
         return _negative(RCODE.NXDOMAIN, zone)
+    if targets is UNANSWERABLE:
+        return Answer(RCODE.SERVFAIL)
 
     answer = Answer(RCODE.NOERROR)
     if qtype in (QTYPE.A, QTYPE.AAAA):
         _address_records(answer, owner, labels, targets, qtype, view, zone, depth)
+        if answer.rcode != RCODE.NOERROR:  # an in-zone CNAME led to an unanswerable ExternalName
+            return Answer(answer.rcode)
     elif qtype == QTYPE.SRV:
         _srv_records(answer, owner, targets, zone)
     else:
@@ -155,8 +162,11 @@ def _answer_in_zone(
     return answer
 
 
+UNANSWERABLE: list[Target] = []  # compared by identity: SERVFAIL
+
+
 def _service_targets(name: ClusterName, view: ClusterView, zone: Zone) -> list[Target] | None:
-    """CoreDNS findServices: None means NXDOMAIN, [] NODATA."""
+    """CoreDNS findServices: None means NXDOMAIN, [] NODATA, `UNANSWERABLE` SERVFAIL."""
     if not name.service:  # `ns.svc.zone`
         return [] if view.namespace_exists(name.namespace) else None
     service = view.service(name.namespace, name.service)
@@ -166,6 +176,8 @@ def _service_targets(name: ClusterName, view: ClusterView, zone: Zone) -> list[T
     if service.kind == "external":
         if name.endpoint or not service.external_name:
             return None  # an ExternalName service has no endpoints to name
+        if service.unanswerable:
+            return UNANSWERABLE
         return [Target(None, -1, service.external_name)]
     targets: list[Target] = []
     if service.kind == "headless" or name.endpoint:
@@ -241,7 +253,9 @@ def _cname_records(
         return
     # A target inside the zone is followed here; like CoreDNS, the CNAME only counts if it leads somewhere.
     followed = _answer_in_zone(ext_labels, rel, qtype, view, zone, depth + 1)
-    if followed.answer:
+    if followed.rcode == RCODE.SERVFAIL:
+        answer.rcode = RCODE.SERVFAIL
+    elif followed.answer:
         answer.answer.append(cname)
         answer.answer.extend(followed.answer)
         answer.chase = followed.chase
@@ -304,6 +318,16 @@ def _address_rr(owner: DNSLabel, ip: str, ttl: int) -> RR:
 
 def _label(labels: tuple[str, ...]) -> DNSLabel:
     return DNSLabel([label.encode("latin-1") for label in labels])
+
+
+def encodable_name(name: str) -> bool:
+    """Whether `name` (no trailing dot) can be written in a DNS message: labels of 1 to 63 bytes (after
+    IDNA for non-ASCII ones, as dnslib encodes them), 255 bytes in all on the wire (253 characters)."""
+    try:
+        labels = DNSLabel(name).label
+    except Exception:  # dnslib raises UnicodeError for an empty or too long label, others for worse
+        return False
+    return bool(labels) and all(0 < len(label) <= 63 for label in labels) and sum(len(x) + 1 for x in labels) < 255
 
 
 def normalize_ip(text: str) -> str | None:

@@ -9,7 +9,6 @@ slow path, which packs the answer once and leaves it in the index's cache for th
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Coroutine
@@ -20,6 +19,7 @@ from dnslib import QTYPE, RCODE, DNSRecord
 from emulator.dns.index import DnsIndex
 from emulator.dns.records import Answer
 from emulator.dns.settings import DnsSettings
+from emulator.dns.sources import forward_allowed, source_key
 from emulator.dns.upstream import Upstreams, resolve_upstreams
 from emulator.dns.wire import (
     MAX_MESSAGE,
@@ -40,7 +40,6 @@ __all__ = ["DnsServer", "DnsSettings", "start_dns"]
 log = logging.getLogger("emulator.dns")
 
 Send = Callable[[bytes], None]
-MAX_PENDING_FORWARDS = 1024  # forwarded queries in flight; past that SERVFAIL at once rather than queue
 
 
 class DnsServer:
@@ -54,13 +53,21 @@ class DnsServer:
         self._tcp_server: asyncio.AbstractServer | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._forward_allowed: dict[str, bool] = {}
-        self.tcp_connections = 0
+        self._tcp: set[_Tcp] = set()  # open TCP connections
+        self._tcp_per_source: dict[str, int] = {}  # open TCP connections by sources.source_key
+
+    @property
+    def tcp_connections(self) -> int:
+        return len(self._tcp)
 
     async def close(self) -> None:
         for transport in self._transports:
             transport.close()
         if self._tcp_server is not None:
-            self._tcp_server.close()
+            self._tcp_server.close()  # no new connections
+            # Then the open ones: from Python 3.12 on, wait_closed waits until every connection has ended.
+            for connection in list(self._tcp):
+                connection.drop()
             await self._tcp_server.wait_closed()
         for task in list(self._pending):
             task.cancel()
@@ -113,6 +120,9 @@ class DnsServer:
             return
         rd = data[2] & 1
         if answer.chase and self.upstreams and self._may_forward(client):
+            if len(self._pending) >= self.settings.max_pending_forwards:
+                send(error_reply(data, RCODE.SERVFAIL, raw_question or b""))  # as _forward: never queue
+                return
             self._spawn(self._chase(data, byte_labels, question.qtype, answer, raw_question, rd, edns, limit, send))
             return
         packed = pack_answer(byte_labels, question.qtype, answer, bool(self.upstreams))
@@ -125,7 +135,7 @@ class DnsServer:
         if not self.upstreams or not self._may_forward(client):
             send(error_reply(data, RCODE.REFUSED, question))
             return
-        if len(self._pending) >= MAX_PENDING_FORWARDS:
+        if len(self._pending) >= self.settings.max_pending_forwards:
             send(error_reply(data, RCODE.SERVFAIL, question))
             return
         self._spawn(self._forward_async(data, udp, send, question, edns, limit))
@@ -155,14 +165,19 @@ class DnsServer:
     ) -> None:
         """An ExternalName outside the zone: the CNAME, then what the upstream says about its target."""
         assert answer.chase is not None
-        query = DNSRecord.question(answer.chase, QTYPE.get(qtype, "A"))
-        reply = await self.upstreams.query(query.pack())
-        if reply is not None:
-            try:
-                answer.answer.extend(DNSRecord.parse(reply).rr)
-            except Exception:
-                log.debug("unreadable upstream reply while following %s", answer.chase)
-        packed = pack_answer(byte_labels, qtype, answer, True)
+        try:
+            query = DNSRecord.question(answer.chase, QTYPE.get(qtype, "A"))
+            reply = await self.upstreams.query(query.pack())
+            if reply is not None:
+                try:
+                    answer.answer.extend(DNSRecord.parse(reply).rr)
+                except Exception:
+                    log.debug("unreadable upstream reply while following %s", answer.chase)
+            packed = pack_answer(byte_labels, qtype, answer, True)
+        except Exception:  # a task's exception would otherwise surface only when it is collected
+            log.exception("failed to follow %s", answer.chase)
+            send(error_reply(data, RCODE.SERVFAIL, raw_question or b""))
+            return
         send(reply_from(packed, data, raw_question or packed.question, rd, edns, limit))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -171,22 +186,11 @@ class DnsServer:
         task.add_done_callback(self._pending.discard)
 
     def _may_forward(self, client: str) -> bool:
-        """No open resolver: off loopback, only the clients `forward_for` names may use us to forward."""
+        """No open resolver: only the clients `forward_from` allows may use us to forward (decided once
+        per client address, then a dict lookup)."""
         allowed = self._forward_allowed.get(client)
         if allowed is None:
-            mode = self.settings.forward_for
-            try:
-                address = ipaddress.ip_address(client.split("%")[0])
-            except ValueError:
-                address = None
-            if mode == "any":
-                allowed = True
-            elif address is None:
-                allowed = False
-            elif mode == "private":
-                allowed = address.is_loopback or address.is_private or address.is_link_local
-            else:
-                allowed = address.is_loopback
+            allowed = forward_allowed(client, self.settings.forward_from)
             if len(self._forward_allowed) > 4096:
                 self._forward_allowed.clear()
             self._forward_allowed[client] = allowed
@@ -290,49 +294,84 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 class _Tcp(asyncio.Protocol):
-    """DNS over TCP: length-prefixed messages, several per connection, idle connections dropped."""
+    """DNS over TCP: length-prefixed messages, several per connection, pipelining allowed.
+
+    So that no client can hold the others out: at most `tcp_max_per_source` connections per client
+    address (IPv6: per /64) and `tcp_max_connections` in all, a connection past either is closed at once;
+    a query must be complete `tcp_query_timeout` after its first byte; a connection closes
+    `tcp_idle_timeout` after its last complete query (bytes trickling in do not keep it open).
+
+    One timer per connection, moved lazily: a complete query only writes the new deadline, and the timer,
+    when it fires early, waits on until it. Only a query left incomplete moves the timer forward.
+    """
 
     def __init__(self, server: DnsServer) -> None:
         self.server = server
+        self.loop = asyncio.get_running_loop()
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.client = ""
-        self.idle: asyncio.TimerHandle | None = None
+        self.source = ""
         self.counted = False
+        self.deadline = 0.0  # loop time when the connection is dropped, unless a query completes first
+        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # loop.create_server hands a stream protocol a Transport (the stubs say BaseTransport).
         self.transport = tcp = cast(asyncio.Transport, transport)
-        if self.server.tcp_connections >= self.server.settings.tcp_max_connections:
-            tcp.abort()
-            return
-        self.server.tcp_connections += 1
-        self.counted = True
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
-        self._arm()
+        server, settings = self.server, self.server.settings
+        self.source = source = source_key(self.client)
+        count = server._tcp_per_source.get(source, 0)
+        if count >= settings.tcp_max_per_source or len(server._tcp) >= settings.tcp_max_connections:
+            log.debug("tcp connection from %s refused: %d open from it, %d in all", self.client, count, len(server._tcp))
+            tcp.abort()
+            return
+        server._tcp.add(self)
+        server._tcp_per_source[source] = count + 1
+        self.counted = True
+        self.deadline = self.loop.time() + settings.tcp_idle_timeout
+        self.timer = self.loop.call_at(self.deadline, self._on_timer)
 
-    def _arm(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        loop = asyncio.get_running_loop()
-        self.idle = loop.call_later(self.server.settings.tcp_idle_timeout, self._on_idle)
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.deadline > self.loop.time() + 0.001:  # a query completed since: wait on
+            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+            return
+        self.drop()
 
-    def _on_idle(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+    def drop(self) -> None:
+        tcp = self.transport
+        if tcp is None:
+            return
+        if tcp.get_write_buffer_size():
+            tcp.abort()  # answers it does not read: close() would wait for them forever
+        elif not tcp.is_closing():
+            tcp.close()
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        self._arm()
         buffer = self.buffer
+        starts = not buffer  # these bytes begin a query
+        buffer += data
+        completed = False
         while len(buffer) >= 2:
             size = (buffer[0] << 8) | buffer[1]
             if len(buffer) < 2 + size:
                 break
             message = bytes(buffer[2 : 2 + size])
             del buffer[: 2 + size]
+            completed = True
             self._query(message)
+        if completed or starts:
+            if buffer:  # a query began with these bytes: it has tcp_query_timeout to arrive whole
+                self.deadline = deadline = self.loop.time() + self.server.settings.tcp_query_timeout
+                if self.timer is None or self.timer.when() > deadline:
+                    if self.timer is not None:
+                        self.timer.cancel()
+                    self.timer = self.loop.call_at(deadline, self._on_timer)
+            else:  # idle from now on; the timer finds the later deadline when it fires
+                self.deadline = self.loop.time() + self.server.settings.tcp_idle_timeout
 
     def _query(self, data: bytes) -> None:
         query = plain_query(data)  # the same test as over UDP: TCP must not accept what UDP refuses
@@ -357,11 +396,18 @@ class _Tcp(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.counted:
-            self.server.tcp_connections -= 1
             self.counted = False
+            server = self.server
+            server._tcp.discard(self)
+            left = server._tcp_per_source.get(self.source, 1) - 1
+            if left > 0:
+                server._tcp_per_source[self.source] = left
+            else:
+                server._tcp_per_source.pop(self.source, None)
 
 
 async def start_dns(settings: DnsSettings, index: DnsIndex) -> DnsServer:

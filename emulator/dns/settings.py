@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+
+from emulator.dns.sources import ForwardFrom, parse_forward_from
 
 
 @dataclass
@@ -18,8 +19,17 @@ class DnsSettings:
     upstreams: list[str] | None = None
     upstream_timeout: float = 2.0  # seconds for one forwarded query, all upstreams together; then SERVFAIL
     # Who may use this server as a forwarder, so that binding off loopback does not make an open
-    # resolver: "loopback" clients only, also "private" networks (containers, LAN), or "any".
-    forward_for: Literal["loopback", "private", "any"] = "private"
-    tcp_idle_timeout: float = 10.0  # seconds a TCP connection may sit without a complete query
-    tcp_max_connections: int = 256
+    # resolver (`--dns-forward-from`, parsed by sources.parse_forward_from): "local" (loopback, RFC 1918,
+    # RFC 6598 and ULA clients), "loopback", "any", or a tuple of networks.
+    forward_from: ForwardFrom = "local"
+    max_pending_forwards: int = 1024  # upstream lookups in flight; past that SERVFAIL at once rather than queue
+    tcp_idle_timeout: float = 10.0  # seconds a TCP connection may stay open after its last complete query
+    tcp_query_timeout: float = 3.0  # seconds from a query's first byte until it must be complete
+    tcp_max_connections: int = 256  # open TCP connections, all clients together
+    tcp_max_per_source: int = 16  # open TCP connections from one client address (IPv6: one /64)
     max_cached_answers: int = 200_000  # packed answers kept; the cache starts over when full
+
+    def __post_init__(self) -> None:
+        # Also as text (what --dns-forward-from takes): "10.0.0.0/8,fd00::/8". Anything else raises ValueError.
+        if isinstance(self.forward_from, str):
+            self.forward_from = parse_forward_from(self.forward_from)

@@ -4,7 +4,9 @@
     POST /apis/authentication.k8s.io/v1/tokenreviews
 
 TokenRequest (authentication.k8s.io/v1): `spec.audiences` (default: the API's audience, the issuer
-URL), `spec.expirationSeconds` (default 3600, at least 600), `spec.boundObjectRef` (optional, a Pod of
+URL), `spec.expirationSeconds` (default 3600, at least 600, at most 2^32; longer than the server's
+maximum, --max-token-seconds, is cut to it, as --service-account-max-token-expiration does in the API
+server, and the answer's spec and expirationTimestamp show the cut value), `spec.boundObjectRef` (optional, a Pod of
 this service account: the token dies with the pod). Answered with 201 and `status.token` +
 `status.expirationTimestamp`. Nothing is stored: a token is valid for as long as its signature, expiry,
 account (same uid) and bound pod say so.
@@ -47,9 +49,10 @@ def _audiences(spec: dict[str, Any], path: str, problems: list[FieldError]) -> l
 class TokenOperations:
     """TokenRequest and TokenReview, validated and answered as the API server does (nothing is stored)."""
 
-    def __init__(self, registry: Registry, authenticator: Authenticator) -> None:
+    def __init__(self, registry: Registry, authenticator: Authenticator, *, max_expiration: int) -> None:
         self.store = registry.store
         self.authenticator = authenticator
+        self.max_expiration = max_expiration  # longest lifetime issued, seconds (longer requests are cut)
 
     def token_request(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """The TokenRequest answer (with `status.token`) for service account `namespace/name`."""
@@ -75,6 +78,8 @@ class TokenOperations:
         bound = self._bound_pod(namespace, name, ref, problems) if ref is not None else None
         if problems:
             raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, problems)
+        # After validation, as the API server does: a valid request for longer is shortened, not refused.
+        seconds = min(seconds, self.max_expiration)
         issued = self.authenticator.tokens.issue(
             namespace, name, account["metadata"].get("uid", ""), audiences, seconds, bound
         )

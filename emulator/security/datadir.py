@@ -1,7 +1,9 @@
-"""The data directory's private files: credentials and keys, readable by the owner only.
+"""The data directory's private files: credentials, keys and the store, readable by the owner only.
 
-Every file name the emulator keeps there is defined here once, so the server that writes a file and
-the commands that read it agree without importing each other.
+The directory itself is 0700 and every file in it 0600 (`private_dir`, `write_private`, `keep_private`):
+a looser one found there is tightened with a warning. Every file name the emulator keeps there is
+defined here once, so the server that writes a file and the commands that read it agree without
+importing each other.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +22,9 @@ ADMIN_TOKEN_FILE = "admin-token"
 SIGNING_KEY_FILE = "serviceaccount-signing.key"
 API_CERT_FILE = "api.crt"
 API_KEY_FILE = "api.key"
+# Whether the last start required tokens ("require-auth") or not ("open"): the signing key is made new
+# at the first start that requires them after one that did not (emulator/security/tokens.py).
+SIGNING_MODE_FILE = "serviceaccount-signing.mode"
 
 
 def private_file(path: Path, make: Callable[[], str]) -> str:
@@ -39,27 +45,62 @@ def private_file(path: Path, make: Callable[[], str]) -> str:
         log.warning("%s was empty: made a new one", path)
         # Out of the way, so that the no-overwrite link below can put the new one in its place.
         path.unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = make()
     write_private(path, text + "\n", replace=False)
     # Two emulators starting at once: whoever linked first wins, and both use that.
     return path.read_text().strip()
 
 
-def keep_private(path: Path) -> None:
-    """Tighten an existing credential file that others may read (or write) to 0600, with a warning."""
+def keep_private(path: Path, private: int = 0o600) -> None:
+    """Tighten an existing file (0600) or directory (0700) that others may read or write, with a warning."""
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        log.warning("%s was readable by others (mode %o): changed to 0600", path, mode)
-        os.chmod(path, 0o600)
+        log.warning("%s was readable by others (mode %o): changed to %04o", path, mode, private)
+        os.chmod(path, private)
+
+
+def private_dir(path: Path) -> None:
+    """Make `path` a directory only its owner may use (0700), or tighten an existing one with a warning.
+
+    Missing parents are made with the usual mode (`~/.local/share` is not ours to close). A shared
+    directory with the sticky bit (`/tmp`) is left as it is, with a warning: closing it would lock
+    everybody else out; the files the emulator keeps in it are 0600 all the same.
+    """
+    try:
+        path.mkdir(mode=0o700, parents=True)  # the umask can only take bits away
+        return
+    except FileExistsError:
+        pass
+    info = path.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(f"{path} is not a directory")
+    if info.st_mode & stat.S_ISVTX:
+        if info.st_mode & 0o077:
+            log.warning("%s is a shared directory (mode %o): left as it is; give the emulator a directory of its own", path, info.st_mode & 0o7777)
+        return
+    keep_private(path, 0o700)
+
+
+def private_db_file(path: Path) -> None:
+    """Have the database `path` (and the journal, WAL and shared-memory files SQLite keeps beside it)
+    exist 0600 before SQLite opens it: SQLite makes a new database 0644, and its -wal, -shm and
+    -journal files with the mode of the database. Existing looser ones are tightened with a warning."""
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # an empty file is an empty database
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        try:
+            keep_private(path.with_name(name))
+        except FileNotFoundError:
+            pass
 
 
 def write_private(path: Path, text: str, replace: bool = True) -> None:
     """Write `text` to `path` readable by the owner only, never leaving a partial file behind.
 
-    `replace=False` keeps an existing file (the write is a no-op then).
+    `replace=False` keeps an existing file (the write is a no-op then). The directory is made (0700)
+    if missing, and synced after the rename, so that a write that returned survives a crash.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -74,5 +115,20 @@ def write_private(path: Path, text: str, replace: bool = True) -> None:
                 os.link(temp, path)  # fails if the file exists: never overwrite a key in use
             except FileExistsError:
                 pass
+        _sync_dir(path.parent)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _sync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (a no-op where directories cannot be opened, as on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

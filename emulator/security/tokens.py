@@ -15,6 +15,10 @@ the bound pod) still exist, and the audiences, are checked by emulator/auth.py, 
 
 Secrets on disk (`private_file`): created on first start, readable by the owner only (0600), replaced
 atomically so that a crash or two starting processes never leave a half-written key.
+
+The signing key turns over when the API begins to require tokens (`signing_key`): while the API was
+open anyone could ask for a token of any account, kube-system's included, and such a token must not
+let its holder in once tokens are what keeps people out.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from emulator.security.datadir import SIGNING_KEY_FILE, private_file
+from emulator.security.datadir import SIGNING_KEY_FILE, SIGNING_MODE_FILE, keep_private, private_file, write_private
 
 log = logging.getLogger("emulator.tokens")
 
@@ -152,7 +156,10 @@ class ServiceAccountTokens:
         expected = self._sign(f"{parts[0]}.{parts[1]}".encode("ascii"))
         if not hmac.compare_digest(expected, parts[2]):
             if header.get("kid") not in (None, self.key_id):
-                raise TokenError("token was signed with another key (another emulator, or a data directory that was reset)")
+                raise TokenError(
+                    "token was signed with another key (another emulator's, or one this emulator no longer uses: "
+                    "its data directory was reset, or the API began to require tokens)"
+                )
             raise TokenError("token signature is invalid")
         try:
             claims = orjson.loads(_unb64(parts[1]))
@@ -213,8 +220,40 @@ def decode_key(text: str) -> bytes:
     return _unb64(text.strip())
 
 
-def signing_key(data_dir: Path | None) -> bytes:
-    """The key tokens are signed with: kept in `data_dir`, or a fresh one per process when None."""
+OPEN_MODE = "open"  # the API took requests without a token
+REQUIRE_AUTH_MODE = "require-auth"
+
+
+def signing_key(data_dir: Path | None, *, auth_required: bool) -> bytes:
+    """The key tokens are signed with: kept in `data_dir`, or a fresh one per process when None.
+
+    At the first start that requires tokens after one that did not, the key is made new, so that the
+    tokens anyone could mint while the API was open (for kube-system's accounts too) stop working.
+    Whether the last start required tokens is kept beside the key (`SIGNING_MODE_FILE`); a key without
+    that record was made by a start that did not record it, and counts as made while open. The record
+    is written after the new key is on disk: a crash in between only turns the key over once more.
+    """
     if data_dir is None:
         return decode_key(new_key())
-    return decode_key(private_file(data_dir / SIGNING_KEY_FILE, new_key))
+    key_path, record = data_dir / SIGNING_KEY_FILE, data_dir / SIGNING_MODE_FILE
+    mode = REQUIRE_AUTH_MODE if auth_required else OPEN_MODE
+    last = _read(record)
+    if auth_required and last != REQUIRE_AUTH_MODE and _read(key_path):
+        write_private(key_path, new_key() + "\n")
+        log.warning(
+            "the API requires tokens now and did not at the last start: made a new service-account signing key "
+            "(%s); tokens minted before are no longer valid", key_path,
+        )
+    key = decode_key(private_file(key_path, new_key))
+    if last != mode:
+        write_private(record, mode + "\n")
+    else:
+        keep_private(record)
+    return key
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None

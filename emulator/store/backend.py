@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from emulator.security.datadir import private_db_file
+
 
 class Row(NamedTuple):
     resource: str
@@ -59,7 +61,10 @@ class SqliteBackend:
     blocking = True
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The store holds every object of the cluster: the directory is made 0700 and the file 0600
+        # before SQLite opens it, as SQLite would make it 0644 (and its -wal and -shm files take the
+        # database's mode).
+        private_db_file(path)
         self.path = path
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per store write.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)

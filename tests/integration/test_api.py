@@ -206,8 +206,9 @@ def test_every_error_class(api: httpx.Client) -> None:
     assert body["message"] == 'pods "twice" already exists'
     status_of(api.post(PODS, content=b'{"metadata": ', headers={"Content-Type": "application/json"}), 400, "BadRequest")
     status_of(api.post(PODS, content=b"metadata: [unclosed", headers={"Content-Type": "application/yaml"}), 400, "BadRequest")
-    status_of(api.post(PODS, content=b"<pod/>", headers={"Content-Type": "application/xml"}), 400, "BadRequest")
-    status_of(api.patch(f"{PODS}/twice", content=b"<pod/>", headers={"Content-Type": "application/xml"}), 400, "BadRequest")
+    # a body the API server does not decode is 415 before it is read (a web page's text/plain included)
+    status_of(api.post(PODS, content=b"<pod/>", headers={"Content-Type": "application/xml"}), 415, "UnsupportedMediaType")
+    status_of(api.patch(f"{PODS}/twice", content=b"<pod/>", headers={"Content-Type": "application/xml"}), 415, "UnsupportedMediaType")
     status_of(api.patch(f"{PODS}/twice", content=b"{}", headers={"Content-Type": "application/xml"}), 415, "UnsupportedMediaType")
     big = pod("big")
     big["metadata"]["annotations"] = {"blob": "x" * (3 * 1024 * 1024 + 10)}

@@ -253,6 +253,64 @@ def test_loopback_default_needs_no_credentials_and_still_issues_tokens(emulator:
     assert review(api, token)["authenticated"] is True
 
 
+def test_token_lifetime_is_cut_to_the_maximum(emulator: Emulator, api: httpx.Client) -> None:
+    """--max-token-seconds (48 h by default), like the API server's --service-account-max-token-expiration:
+    a longer request, even an anonymous one on the open API, is shortened, and the answer says so."""
+    before = time.time()
+    response = api.post(TOKEN.format(ns="kube-system", name="default"), json={"spec": {"expirationSeconds": 2**32}})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["spec"]["expirationSeconds"] == 172800
+    expires = datetime.strptime(body["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs(expires.timestamp() - (before + 172800)) < 5
+    claims = json.loads(base64.urlsafe_b64decode(body["status"]["token"].split(".")[1] + "=="))
+    assert claims["exp"] - claims["iat"] == 172800
+    status(api.post(TOKEN.format(ns="default", name="default"), json={"spec": {"expirationSeconds": 2**32 + 1}}), 422, "Invalid")
+
+
+def test_the_maximum_token_lifetime_is_a_serve_flag(tmp_path: Path) -> None:
+    emu = start_emulator(tmp_path / "data", "--max-token-seconds", "900")
+    try:
+        with emu.client() as api:
+            default = api.post(TOKEN.format(ns="default", name="default"), json={"spec": {}})
+            assert default.status_code == 201 and default.json()["spec"]["expirationSeconds"] == 900
+            short = api.post(TOKEN.format(ns="default", name="default"), json={"spec": {"expirationSeconds": 600}})
+            assert short.status_code == 201 and short.json()["spec"]["expirationSeconds"] == 600
+    finally:
+        emu.stop()
+
+
+def test_tokens_minted_while_the_api_was_open_die_when_it_requires_tokens(tmp_path: Path) -> None:
+    """Anyone could ask the open API for a kube-system token; once tokens are required it must not work.
+    The signing key turns over at that first start (and only then: later tokens survive restarts)."""
+    data = tmp_path / "data"
+    emu = start_emulator(data, in_memory=False)
+    try:
+        with emu.client() as anonymous:
+            minted_open = request_token(anonymous, "kube-system", "default")
+    finally:
+        emu.stop()
+    emu = start_emulator(data, "--require-auth", in_memory=False)
+    try:
+        assert "tokens minted before are no longer valid" in "".join(emu.output)
+        with client(emu, minted_open) as old:
+            status(old.get("/api/v1/namespaces/kube-system/pods"), 401, "Unauthorized")
+        with admin(emu) as api:
+            assert "another key" in review(api, minted_open)["error"]
+            minted_secured = request_token(api, "kube-system", "default")
+    finally:
+        emu.stop()
+    emu = start_emulator(data, "--require-auth", in_memory=False)
+    try:
+        assert "no longer valid" not in "".join(emu.output)
+        with client(emu, minted_secured) as sa:
+            assert sa.get("/api/v1/namespaces/kube-system/pods").status_code == 200
+        with client(emu, minted_open) as old:
+            status(old.get("/api/v1/namespaces/kube-system/pods"), 401, "Unauthorized")
+    finally:
+        emu.stop()
+
+
 def test_pod_with_a_missing_service_account_is_rejected(api: httpx.Client) -> None:
     body = {"metadata": {"name": "p"}, "spec": {"serviceAccountName": "ghost", "containers": [{"name": "c"}]}}
     denied = status(api.post("/api/v1/namespaces/default/pods", json=body), 403, "Forbidden")

@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterator
 
 import dns.flags
+import dns.message
+import dns.query
 import dns.rcode
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
@@ -178,18 +180,55 @@ def test_no_upstream_is_refused() -> None:
 
 
 def test_forwarding_only_for_the_clients_allowed(upstream: FakeUpstream) -> None:
+    """The server asks `forward_from` (sources.forward_allowed, unit-tested in test_dns_sources.py)."""
     for mode, allowed in (
+        ("local", {"127.0.0.1": True, "::1": True, "10.1.2.3": True, "172.17.0.2": True, "100.64.0.1": True,
+                   "fd00::1": True, "0.0.0.0": False, "198.18.0.1": False, "192.0.2.1": False, "8.8.8.8": False}),
         ("loopback", {"127.0.0.1": True, "::1": True, "10.1.2.3": False, "8.8.8.8": False}),
-        ("private", {"127.0.0.1": True, "10.1.2.3": True, "172.17.0.2": True, "8.8.8.8": False}),
-        ("any", {"8.8.8.8": True}),
+        ("10.0.0.0/8, fd00::/8", {"10.1.2.3": True, "fd00::1": True, "127.0.0.1": False, "192.168.1.1": False}),
+        ("any", {"8.8.8.8": True, "0.0.0.0": True}),
     ):
-        running = RunningDns(DnsSettings(port=0, upstreams=[f"127.0.0.1:{upstream.port}"], forward_for=mode))  # type: ignore[arg-type]
+        running = RunningDns(DnsSettings(port=0, upstreams=[f"127.0.0.1:{upstream.port}"], forward_from=mode))  # type: ignore[arg-type]
         try:
             for client, expected in allowed.items():
                 server = running.server
                 assert running.call(lambda c=client, s=server: s._may_forward(c)) is expected, (mode, client)
         finally:
             running.close()
+
+
+def test_a_client_outside_forward_from_is_refused(upstream: FakeUpstream) -> None:
+    """Over real sockets: with only 10.0.0.0/8 allowed, a 127.0.0.1 client's outside names are REFUSED
+    (UDP and TCP; an ExternalName is answered with its CNAME alone), cluster names still answered."""
+    events = [make.service("web", cluster_ip="127.10.0.10"), make.service("ext", external_name="www.example.org")]
+    settings = DnsSettings(port=0, upstreams=[f"127.0.0.1:{upstream.port}"], forward_from="10.0.0.0/8")  # type: ignore[arg-type]
+    running = RunningDns(settings, events)
+    try:
+        before = len(upstream.queries)
+        for tcp in (False, True):
+            assert running.query("host.example.test", tcp=tcp).rcode() == dns.rcode.REFUSED
+            assert rdata_of(running.query("web", tcp=tcp)) == {"127.10.0.10"}
+            assert rdata_of(running.query(f"ext.default.svc.{Z}", tcp=tcp)) == {"www.example.org."}
+        assert len(upstream.queries) == before
+    finally:
+        running.close()
+
+
+def test_serve_forwards_for_loopback_by_default_and_honours_the_flag(upstream: FakeUpstream, tmp_path) -> None:
+    """`emulator serve` wires --dns-forward-from into the DNS server: by default ('local') a loopback
+    client is forwarded for; with --dns-forward-from 10.0.0.0/8 it is REFUSED."""
+    from tests.conftest import start_emulator
+
+    for extra, rcode in (((), dns.rcode.NOERROR), (("--dns-forward-from", "10.0.0.0/8"), dns.rcode.REFUSED)):
+        emu = start_emulator(tmp_path / f"data{len(extra)}", "--dns-upstream", f"127.0.0.1:{upstream.port}", "--no-proxy", *extra)
+        try:
+            message = dns.message.make_query("host.example.test", "A")
+            reply = dns.query.udp(message, "127.0.0.1", port=emu.dns_port, timeout=3)
+            assert reply.rcode() == rcode, (extra, reply)
+            if rcode == dns.rcode.NOERROR:
+                assert rdata_of(reply) == {"192.0.2.1"}
+        finally:
+            emu.stop()
 
 
 def test_upstream_addresses(tmp_path) -> None:

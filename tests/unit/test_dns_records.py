@@ -126,3 +126,28 @@ def test_packed_reply_patches_id_case_and_truncates() -> None:
     assert str(full.rr[0].rname) == name.upper() + "."
     cut = DNSRecord.parse(reply_from(packed, wire, question, 1, 0, 512))
     assert cut.header.tc == 1 and not cut.rr and cut.header.id == 4242
+
+
+def test_names_that_cannot_be_encoded() -> None:
+    from emulator.dns.records import encodable_name
+
+    longest = ".".join(["a" * 62] * 4) + ".a"  # 253 characters, 255 bytes on the wire: the most there may be
+    for good in ("example.org", "a" * 63 + ".org", longest, "ünïcode.example", "x"):
+        assert encodable_name(good), good
+    too_long = longest + "b"
+    for bad in ("a" * 64 + ".org", "foo..org", too_long, "ü" * 60 + ".org", ""):
+        assert not encodable_name(bad), bad
+
+
+def test_external_name_that_cannot_be_encoded_is_servfail_and_can_be_packed() -> None:
+    index = index_with(
+        make.service("bad", external_name="a" * 64 + ".example.org"),
+        make.service("alias", external_name=f"bad.default.svc.{Z}"),
+    )
+    assert service_record(ServiceView.of(make.service("bad", external_name="a" * 64 + ".x").obj)).unanswerable
+    for name, qtype in ((f"bad.default.svc.{Z}", QTYPE.A), (f"bad.default.svc.{Z}", QTYPE.TXT),
+                        (f"bad.default.svc.{Z}", QTYPE.SRV), ("bad", QTYPE.A), (f"alias.default.svc.{Z}", QTYPE.A)):
+        answer, _ = index.answer(labels(name), qtype)
+        assert answer is not None and answer.rcode == RCODE.SERVFAIL and not answer.answer, (name, qtype)
+        pack_answer(tuple(label.encode() for label in labels(name)), qtype, answer, False)  # does not raise
+    assert rdata(index, f"alias.default.svc.{Z}", QTYPE.TXT) == (RCODE.NOERROR, {f"bad.default.svc.{Z}."})

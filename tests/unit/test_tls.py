@@ -164,6 +164,7 @@ def test_a_client_refuses_another_emulators_certificate(tmp_path: Path, names: l
 def test_files_are_written_owner_only(tmp_path: Path, names: list[str]) -> None:
     cert_path, key_path, _ = tls.api_certificate(tmp_path / "data", names)
     assert cert_path.parent == key_path.parent == tmp_path / "data"
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700  # made for them: the owner's only
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(cert_path.stat().st_mode) == 0o600
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["api.crt", "api.key"]  # no temporary left

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import ssl
 import stat
 import subprocess
@@ -12,11 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from emulator import errors
 from emulator.cli import target
+from emulator.controllers.namespaces import NamespaceController
 from emulator.kinds import PODS, SERVICE_ACCOUNTS
+from emulator.registry.ipam import AddressPlan
+from emulator.registry.registry import Cluster, Registry
+from emulator.registry.tokens import TokenOperations
 from emulator.security import auth
 from emulator.security import tls as auth_tls
-from emulator.security.datadir import private_file
+from emulator.security.datadir import private_db_file, private_dir, private_file, write_private
 from emulator.security.tokens import (
     BoundPod,
     ServiceAccountTokens,
@@ -24,7 +30,9 @@ from emulator.security.tokens import (
     default_issuer,
     signing_key,
 )
+from emulator.store.backend import MemoryBackend, SqliteBackend
 from emulator.store.store import Store
+from emulator.timestamps import rfc3339
 
 KEY = b"k" * 32
 ISSUER = default_issuer("cluster.local")
@@ -98,11 +106,61 @@ def test_a_key_must_be_long_enough() -> None:
 
 
 def test_key_is_created_once_private_and_reused(tmp_path: Path) -> None:
-    first = signing_key(tmp_path / "data")
+    first = signing_key(tmp_path / "data", auth_required=False)
     path = tmp_path / "data" / "serviceaccount-signing.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert signing_key(tmp_path / "data") == first and len(first) == 32
-    assert signing_key(None) != signing_key(None)  # in memory: a fresh key each time
+    assert signing_key(tmp_path / "data", auth_required=False) == first and len(first) == 32
+    assert signing_key(None, auth_required=True) != signing_key(None, auth_required=True)  # in memory: fresh each time
+
+
+def test_key_turns_over_at_the_first_start_that_requires_tokens(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Tokens anyone could mint while the API was open must not let anyone in once it requires tokens."""
+    data = tmp_path / "data"
+    record = data / "serviceaccount-signing.mode"
+    with caplog.at_level("WARNING", logger="emulator.tokens"):
+        opened = signing_key(data, auth_required=False)
+        assert record.read_text() == "open\n" and stat.S_IMODE(record.stat().st_mode) == 0o600
+        assert not caplog.text
+        secured = signing_key(data, auth_required=True)  # open -> requires tokens: a new key
+        assert secured != opened and record.read_text() == "require-auth\n"
+        assert caplog.text.count("tokens minted before are no longer valid") == 1
+        assert signing_key(data, auth_required=True) == secured  # requires tokens again: kept
+        assert signing_key(data, auth_required=False) == secured  # opening up revokes nothing
+        assert record.read_text() == "open\n"
+        again = signing_key(data, auth_required=True)
+        assert again not in (opened, secured)
+        assert caplog.text.count("tokens minted before are no longer valid") == 2
+    t = tokens(secured)
+    token = t.issue("kube-system", "default", "u", [ISSUER], 3600, now=NOW).token
+    with pytest.raises(TokenError, match="another key"):
+        tokens(again).verify(token, now=NOW)
+
+
+def test_a_key_without_a_record_counts_as_made_while_open(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "data"
+    old = signing_key(data, auth_required=False)
+    (data / "serviceaccount-signing.mode").unlink()  # a data dir from before the record existed
+    with caplog.at_level("WARNING", logger="emulator.tokens"):
+        assert signing_key(data, auth_required=True) != old
+    assert "tokens minted before are no longer valid" in caplog.text
+
+
+def test_a_first_start_that_requires_tokens_makes_one_key_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "data"
+    with caplog.at_level("WARNING", logger="emulator.tokens"):
+        key = signing_key(data, auth_required=True)
+        assert signing_key(data, auth_required=True) == key
+    assert (data / "serviceaccount-signing.mode").read_text() == "require-auth\n"
+    assert not caplog.text  # nothing was minted before: nothing to revoke
+
+
+def test_a_record_that_others_may_read_is_tightened(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    signing_key(data, auth_required=False)
+    record = data / "serviceaccount-signing.mode"
+    record.chmod(0o644)
+    signing_key(data, auth_required=False)
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600
 
 
 def test_a_readable_secret_file_is_tightened(tmp_path: Path) -> None:
@@ -111,6 +169,50 @@ def test_a_readable_secret_file_is_tightened(tmp_path: Path) -> None:
     path.chmod(0o644)
     assert private_file(path, lambda: "other") == "value"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_data_directory_is_made_and_kept_owner_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fresh = tmp_path / "parent" / "data"
+    write_private(fresh / "secret", "x")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "parent").stat().st_mode) != 0o700  # parents are not ours to close
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o755)
+    with caplog.at_level("WARNING", logger="emulator.security"):
+        private_dir(loose)
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o700
+    assert f"{loose} was readable by others (mode 755): changed to 0700" in caplog.text
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: closing it would lock everybody else out
+    private_dir(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+
+
+def test_the_store_file_is_owner_only_before_sqlite_opens_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "data" / "store.db"
+    backend = SqliteBackend(path)
+    backend.commit(1, [], [])
+    names = sorted(p.name for p in path.parent.iterdir())
+    assert names == ["store.db", "store.db-shm", "store.db-wal"]  # WAL mode, open
+    assert {n: stat.S_IMODE((path.parent / n).stat().st_mode) for n in names} == dict.fromkeys(names, 0o600)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    backend.close()
+    # left by an older version (0644) or a crash (-wal, -shm): tightened, with a warning
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("INSERT INTO meta VALUES ('x', 1)")
+    for name in ("store.db", "store.db-wal", "store.db-shm"):
+        (path.parent / name).chmod(0o644)
+    path.parent.chmod(0o755)
+    with caplog.at_level("WARNING", logger="emulator.security"):
+        private_db_file(path)
+    db.close()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"{path} was readable by others (mode 644): changed to 0600" in caplog.text
+    assert f"{path}-wal was readable by others (mode 644): changed to 0600" in caplog.text
 
 
 def test_a_reused_api_key_or_certificate_that_others_may_read_is_tightened(
@@ -124,6 +226,39 @@ def test_a_reused_api_key_or_certificate_that_others_may_read_is_tightened(
         assert auth_tls.api_certificate(tmp_path, names)[2] == pem  # reused, not made again
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(cert.stat().st_mode) == 0o600
     assert f"{key} was readable by others (mode 644): changed to 0600" in caplog.text
+
+
+# --- TokenRequest: the longest lifetime -------------------------------------------------------------
+
+
+def _token_operations(max_expiration: int) -> TokenOperations:
+    store = Store(MemoryBackend())
+    registry = Registry(Cluster(store, AddressPlan("10.96.0.0/24", "10.244.0.0/24", "10.250.0.0/24", "30000-30099")))
+    NamespaceController(registry).bootstrap("127.0.0.1", 6443)  # the default service accounts
+    return TokenOperations(registry, auth.Authenticator(store, tokens()), max_expiration=max_expiration)
+
+
+@pytest.mark.parametrize(
+    ("asked", "issued"),
+    [(None, 1200), (600, 600), (1200, 1200), (1201, 1200), (2**32, 1200)],
+)
+def test_a_token_request_longer_than_the_maximum_is_cut_to_it(asked: int | None, issued: int) -> None:
+    """As the API server with --service-account-max-token-expiration: shortened, not refused, and the
+    answer says so (the default of 3600 too, when the maximum is shorter)."""
+    spec = {} if asked is None else {"expirationSeconds": asked}
+    answer = _token_operations(1200).token_request("default", "default", {"spec": spec})
+    assert answer["spec"]["expirationSeconds"] == issued
+    claims = claims_of(answer["status"]["token"])
+    assert claims["exp"] - claims["iat"] == issued
+    assert answer["status"]["expirationTimestamp"] == rfc3339(claims["exp"])
+
+
+def test_the_token_lifetime_is_still_validated_before_it_is_cut() -> None:
+    operations = _token_operations(1200)
+    for seconds in (599, 2**32 + 1):
+        with pytest.raises(errors.StatusError) as raised:
+            operations.token_request("default", "default", {"spec": {"expirationSeconds": seconds}})
+        assert raised.value.code == 422
 
 
 # --- reviews and the access rule ---------------------------------------------------------------------
