@@ -126,6 +126,7 @@ class Runtime:
         self._runner = web.AppRunner(self.api_factory(self), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.SockSite(self._runner, api_sock, ssl_context=self.api_tls).start()
+        self._warn_exposure()
         self.faces["data"] = "in memory (nothing is kept)" if config.in_memory else f"{config.store_path} ({loaded} objects)"
         # Everything loaded at start lives as long as the process: keep the collector from rescanning it.
         gc.collect()
@@ -149,9 +150,31 @@ class Runtime:
                 node_address=config.node_address, gateway_host=config.gateway_host,
                 gateway_port=config.gateway_port if config.gateway_port >= 0 else None,
                 zone=config.cluster_domain.strip(".").lower(), default_namespace=config.default_namespace,
+                listen_beyond_loopback=config.listen_beyond_loopback, protected=self._api_endpoints(),
             ), policy=self.policy_engine if config.network_policy else None)
             parts.append(self.proxy)
         return parts
+
+    def _api_endpoints(self) -> frozenset[tuple[str, int]]:
+        """Where the API itself answers: the gateway never forwards there."""
+        host = self.config.api_host
+        address = "*" if host in ("", "0.0.0.0", "::") else host.strip("[]")
+        return frozenset({(address, self.api_port), ("127.0.0.1", self.api_port)})
+
+    def _warn_exposure(self) -> None:
+        """Say what listens beyond loopback, and what that exposes: only ever what the user asked for."""
+        config = self.config
+        exposed = [
+            (config.api_host, "the API", "anyone who reaches it with a token can change the cluster"),
+            (config.gateway_host, "the service gateway", "every HTTP service of the cluster is reachable through it"),
+            (config.node_address, "NodePort services", "every NodePort service is reachable there"),
+            (config.dns_host, "DNS", "the cluster's names are answered there"),
+        ]
+        for host, what, meaning in exposed:
+            if not addresses.is_loopback(host):
+                log.warning("%s listens on %s, beyond loopback (as asked): %s from the network", what, host, meaning)
+        if config.listen_beyond_loopback:
+            log.warning("--listen-beyond-loopback: services' externalIPs and load-balancer IPs outside 127.0.0.0/8 are listened on and reachable from the network")
 
     def _start_auth(self, api_address: str, kubernetes_ip: str) -> None:
         """Service-account tokens always work; bearer tokens are required for the API only when

@@ -41,6 +41,11 @@ class ProxySettings:
     udp_max_flows: int = 1024  # UDP flows kept per listener; past that the least recently used is dropped
     preserve_client_ip: bool = True  # TCP mode connects to the endpoint from the client's loopback address
     backlog: int = 1024
+    # addresses beyond loopback that services ask for (externalIPs, load-balancer IPs) are listened on
+    # only when the user said so (--listen-beyond-loopback); the node address is the user's own choice
+    listen_beyond_loopback: bool = False
+    # endpoints the gateway never forwards to: the emulator's own API ("*" as the address: any)
+    protected: frozenset[tuple[str, int]] = frozenset()
     sweep_interval: float = 1.0
     bind_retry_interval: float = 5.0  # listeners that failed to bind are retried this often
 

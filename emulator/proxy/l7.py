@@ -379,6 +379,10 @@ class HttpClient(asyncio.Protocol):
             else:
                 self._reply(req, 503, f"no endpoints available for service {_name(route)} (port {route.port})")
             return
+        if self.binding is None and (backend in ctx.settings.protected or ("*", backend[1]) in ctx.settings.protected):
+            # the gateway may listen beyond loopback: it never becomes a road to the emulator's API
+            self._reply(req, 403, f"the gateway does not forward to the emulator's own API (service {_name(route)})")
+            return
         reason = ctx.refusal("request", self.client_ip, backend, "TCP", route.label)
         if reason is not None:
             self._reply(req, 403, f"denied by network policy: {reason}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import sys
 from typing import Any
@@ -50,6 +51,14 @@ def _unprivileged_port_start() -> int:
             return int(f.read().strip())
     except (OSError, ValueError):
         return 1024
+
+
+def _problem(key: ListenerKey, route: Route, reason: str, what: str, fix: str) -> dict[str, Any]:
+    address, port, protocol = key
+    return {
+        "address": address, "port": port, "protocol": protocol, "for": f"service {route.label}", "reason": reason,
+        "message": f"not listening on {address}:{port}/{protocol} for service {route.label}: {what}", "fix": fix,
+    }
 
 
 def bind_problem(
@@ -113,6 +122,12 @@ class Listeners:
                 binding.route = route
                 continue
             binding = Binding(key, route)
+            refused = self._refusal(key, route)
+            if refused is not None:
+                if self.problems.get(key, {}).get("reason") != refused["reason"]:
+                    log.warning("%s; fix: %s", refused["message"], refused["fix"])
+                self.problems[key] = refused
+                continue
             try:
                 await self._bind(binding)
             except OSError as exc:
@@ -132,6 +147,22 @@ class Listeners:
                 log.info("listening on %s:%d/%s for service %s (the earlier problem is gone)", *key, route.label)
             else:
                 log.debug("listening on %s:%d/%s for service %s", *key, route.label)
+
+    def _refusal(self, key: ListenerKey, route: Route) -> dict[str, Any] | None:
+        """Why an address a service asks for is not listened on: not an IP address (never resolved), or
+        beyond loopback without the user's word (it would put the service on the network)."""
+        address = key[0]
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return _problem(key, route, "NotAnAddress", f"{address!r} is not an IP address", "use an IP address in spec.externalIPs")
+        settings = self.ctx.settings
+        if ip.is_loopback or address == settings.node_address or settings.listen_beyond_loopback:
+            return None
+        return _problem(
+            key, route, "BeyondLoopback", f"{address} is not a loopback address: listening there would expose the service to the network",
+            "use an address in 127.0.0.0/8, or start serve with --listen-beyond-loopback if the service is meant to be reachable from other machines",
+        )
 
     async def _bind(self, binding: Binding) -> None:
         ctx = self.ctx

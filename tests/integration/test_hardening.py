@@ -1,0 +1,162 @@
+"""No web page and no network client may use the emulator's API: Host, Origin and media-type checks, the
+gateway that never leads to the API, and addresses beyond loopback only when the user says so."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Emulator, start_emulator
+
+PODS = "/api/v1/namespaces/default/pods"
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emulator = start_emulator(
+        tmp_path_factory.mktemp("hardening"), "--accept-hosts", "my.dev.box", "--allow-origins", "http://localhost:3000"
+    )
+    yield emulator
+    emulator.stop()
+
+
+def pod_names(emu: Emulator) -> list[str]:
+    with emu.client() as api:
+        return [p["metadata"]["name"] for p in api.get(PODS).json()["items"]]
+
+
+def status(response: httpx.Response, code: int, reason: str) -> dict[str, Any]:
+    assert response.status_code == code, response.text
+    body: dict[str, Any] = response.json()
+    assert body["kind"] == "Status" and body["reason"] == reason
+    return body
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "image/png"],
+)
+def test_bodies_the_api_server_does_not_decode_are_415_and_change_nothing(emu: Emulator, content_type: str) -> None:
+    with emu.client() as api:
+        body = status(api.post(PODS, content=b'{"metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}]}}',
+                               headers={"Content-Type": content_type}), 415, "UnsupportedMediaType")
+    assert content_type.split(";")[0] in body["message"]
+    assert pod_names(emu) == []
+
+
+@pytest.mark.parametrize("host", ["rebind.evil.example", "rebind.evil.example:80", "localhost.evil.example"])
+def test_a_host_the_api_is_not_known_by_is_refused(emu: Emulator, host: str) -> None:
+    with emu.client() as api:
+        body = status(api.post(PODS, json=POD, headers={"Host": host}), 403, "Forbidden")
+        assert "--accept-hosts" in body["message"]
+        status(api.get(PODS, headers={"Host": host}), 403, "Forbidden")
+        status(api.post("/api/v1/namespaces/kube-system/serviceaccounts/default/token", json={}, headers={"Host": host}), 403, "Forbidden")
+    assert pod_names(emu) == []
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "app.localhost", "127.0.0.1", "[::1]", "kubernetes", "kubernetes.default.svc.cluster.local", "my.dev.box"]
+)
+def test_the_names_the_api_is_known_by_are_answered(emu: Emulator, host: str) -> None:
+    with emu.client() as api:
+        assert api.get(PODS, headers={"Host": f"{host}:{emu.api_port}"}).status_code == 200
+
+
+def test_requests_from_other_origins_are_refused(emu: Emulator) -> None:
+    evil = {"Origin": "http://evil.example"}
+    with emu.client() as api:
+        status(api.post(PODS, json=POD, headers=evil), 403, "Forbidden")
+        status(api.post(PODS, content=b"{}", headers={**evil, "Content-Type": "text/plain"}), 403, "Forbidden")
+        status(api.get(PODS, headers=evil), 403, "Forbidden")
+        status(api.get(PODS, headers={"Origin": "null"}), 403, "Forbidden")  # sandboxed frames, file:// pages
+        # a page on another port of this machine is another origin too
+        status(api.post(PODS, json=POD, headers={"Origin": "http://127.0.0.1:3001"}), 403, "Forbidden")
+        # a simple GET from a page carries no Origin, but Sec-Fetch-Site says where it comes from
+        status(api.get(PODS, headers={"Sec-Fetch-Site": "cross-site"}), 403, "Forbidden")
+        status(api.get(PODS, headers={"Sec-Fetch-Site": "same-site"}), 403, "Forbidden")
+        assert api.get(PODS, headers={"Sec-Fetch-Site": "none"}).status_code == 200  # the user typed the URL
+        # CORS preflights are not granted
+        preflight = api.request("OPTIONS", PODS, headers={**evil, "Access-Control-Request-Method": "POST"})
+        status(preflight, 403, "Forbidden")
+        assert "access-control-allow-origin" not in preflight.headers
+    assert pod_names(emu) == []
+
+
+def test_same_origin_and_allowed_origins_pass(emu: Emulator) -> None:
+    own = emu.api_url
+    allowed = "http://localhost:3000"
+    with emu.client() as api:
+        created = api.post(PODS, json={**POD, "metadata": {"name": "same-origin"}}, headers={"Origin": own})
+        assert created.status_code == 201, created.text
+        preflight = api.request("OPTIONS", PODS, headers={"Origin": allowed, "Access-Control-Request-Method": "POST",
+                                                          "Access-Control-Request-Headers": "content-type"})
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == allowed
+        listed = api.get(PODS, headers={"Origin": allowed})
+        assert listed.status_code == 200 and listed.headers["access-control-allow-origin"] == allowed
+        assert api.delete(f"{PODS}/same-origin").status_code == 200
+
+
+def test_the_gateway_never_leads_to_the_api(emu: Emulator) -> None:
+    gateway = f"http://127.0.0.1:{emu.gateway_port}"
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        for host in ("kubernetes", "kubernetes.default", f"kubernetes.default.svc.cluster.local:{443}"):
+            response = client.get("/api/v1/pods", headers={"Host": host})
+            assert response.status_code == 403, response.text
+            assert "own API" in response.text
+        assert client.post(PODS, json=POD, headers={"Host": "kubernetes"}).status_code == 403
+    # nor does a service a user points at the API by hand
+    with emu.client() as api:
+        api.post("/api/v1/namespaces/default/services", json={
+            "metadata": {"name": "sneaky"}, "spec": {"ports": [{"name": "http", "port": 80}]},
+        }).raise_for_status()
+        api.post("/api/v1/namespaces/default/endpoints", json={
+            "metadata": {"name": "sneaky"},
+            "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": emu.api_port}]}],
+        }).raise_for_status()
+        try:
+            with httpx.Client(base_url=gateway, timeout=10) as client:
+                response = client.get("/api/v1/pods", headers={"Host": "sneaky.default"})
+            assert response.status_code == 403, response.text
+        finally:
+            api.delete("/api/v1/namespaces/default/services/sneaky")
+    assert pod_names(emu) == []
+
+
+def test_external_ips_beyond_loopback_are_not_listened_on_unless_asked(emu: Emulator, tmp_path: Path) -> None:
+    service = {"metadata": {"name": "ext"}, "spec": {"ports": [{"port": 8080}], "externalIPs": ["10.255.255.1"]}}
+    with emu.client() as api:
+        api.post("/api/v1/namespaces/default/services", json=service).raise_for_status()
+        try:
+            deadline = time.monotonic() + 5
+            while True:
+                problems = api.get("/emulator/v1/proxy").json().get("problems") or []
+                found = [p for p in problems if p.get("address") == "10.255.255.1"]
+                if found or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert found and found[0]["reason"] == "BeyondLoopback", problems
+            assert "--listen-beyond-loopback" in found[0]["fix"]
+        finally:
+            api.delete("/api/v1/namespaces/default/services/ext")
+    # with the user's word the proxy tries (and here fails: the address is not this machine's)
+    other = start_emulator(tmp_path / "data", "--listen-beyond-loopback")
+    try:
+        with other.client() as api:
+            api.post("/api/v1/namespaces/default/services", json=service).raise_for_status()
+            deadline = time.monotonic() + 5
+            while True:
+                problems = api.get("/emulator/v1/proxy").json().get("problems") or []
+                found = [p for p in problems if p.get("address") == "10.255.255.1"]
+                if found or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert found and found[0]["reason"] == "AddressNotAvailable", problems
+    finally:
+        other.stop()
