@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from api import discovery, openapi
-from api.http import MAX_BODY, json_response, status_response
+from api.http import BODY_BROKEN, MAX_BODY, json_response, status_response
 from api.rest import ResourceHandler
 from emulator import errors
 from emulator.logs import ACCESS
@@ -38,7 +38,10 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return response
     except errors.StatusError as exc:
         status = exc.code
-        return status_response(exc)
+        response = status_response(exc)
+        if request.body_exists and (request.get(BODY_BROKEN) or not request.content.at_eof()):
+            response.force_close()  # the rest of the body is unread or unreadable: no next request on it
+        return response
     except web.HTTPException as exc:
         status = exc.status
         reason = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}.get(exc.status, "BadRequest")

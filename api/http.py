@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import zlib
 from typing import Any
 
 import orjson
@@ -9,15 +11,24 @@ import yaml
 from aiohttp import web
 
 from api.protobuf import ProtobufError, decode_k8s_protobuf
-from emulator import errors
+from emulator import errors, limits
 
 MAX_BODY = 3 * 1024 * 1024  # the API server's limit for a request body
+BODY_TIMEOUT = 30.0  # seconds a request body may take to arrive
+OFF_LOOP_BYTES = 64 * 1024  # bodies larger than this are parsed on a worker thread
+CONTENT_ENCODINGS = ("", "identity", "gzip", "deflate")
+ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+BODY_BROKEN = web.RequestKey("body_broken", bool)  # the body could not be read: the connection must close
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml")
 
 
-class ManifestLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML was built with it (several times faster than the pure-Python one)
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class ManifestLoader(_SafeLoader):  # type: ignore[misc,valid-type]
     """YAML as Kubernetes reads it: `2024-01-01` stays a string (in an annotation, say), not a date."""
 
 
@@ -49,19 +60,48 @@ def media_type(request: web.Request) -> str:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The whole request body, refused with 413 past the API server's 3 MiB limit."""
+    """The whole request body, refused with 413 past the API server's 3 MiB limit, with 408 when it does
+    not arrive within BODY_TIMEOUT (a client that trickles it holds nothing for long), 415 for a
+    Content-Encoding the server does not decode and 400 for a body its encoding does not match.
+    Compressed bodies are inflated here, bounded by the same limit (a small gzip bomb stays small)."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in CONTENT_ENCODINGS:
+        raise errors.StatusError(
+            415, "UnsupportedMediaType", f'unsupported Content-Encoding "{encoding}": send the body as is, or gzip or deflate it'
+        )
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise errors.too_large(MAX_BODY)
+    inflate = zlib.decompressobj(ZLIB_WBITS[encoding]) if encoding in ZLIB_WBITS else None
     chunks: list[bytes] = []
     size = 0
-    while True:
-        chunk = await request.content.read(1 << 16)  # read(n) returns what has arrived, not n bytes
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise errors.too_large(MAX_BODY)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            while True:
+                received = await request.content.read(1 << 16)  # read(n) returns what has arrived, not n bytes
+                if not received:
+                    if inflate is not None and not inflate.eof:
+                        raise zlib.error("the compressed body ends early")
+                    return b"".join(chunks)
+                chunk = inflate.decompress(received, MAX_BODY + 1 - size) if inflate is not None else received
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise errors.too_large(MAX_BODY)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise errors.StatusError(408, "Timeout", f"the request body did not arrive within {BODY_TIMEOUT:.0f} s") from None
+    except zlib.error as exc:
+        request[BODY_BROKEN] = True
+        raise errors.bad_request(f"the body is not valid {encoding}: {exc}") from None
+
+
+async def decode_body(request: web.Request) -> Any:
+    """The request body decoded (see `decode`); a large body is parsed off the event loop, so that the
+    other requests, DNS answers and proxied connections are not kept waiting meanwhile."""
+    body = await read_body(request)
+    content_type = media_type(request)
+    if len(body) > OFF_LOOP_BYTES:
+        return await asyncio.get_running_loop().run_in_executor(None, decode, body, content_type)
+    return decode(body, content_type)
 
 
 def decode(body: bytes, content_type: str) -> Any:
@@ -78,9 +118,13 @@ def decode(body: bytes, content_type: str) -> Any:
     except orjson.JSONDecodeError as exc:
         if content_type in YAML_TYPES or content_type.endswith("yaml"):
             try:
-                return yaml.load(body, Loader=ManifestLoader)  # noqa: S506 - a SafeLoader
+                value = yaml.load(body, Loader=ManifestLoader)  # noqa: S506 - a SafeLoader
             except yaml.YAMLError as yerr:
                 raise errors.bad_request(f"the body is neither valid JSON nor valid YAML: {yerr}") from yerr
+            except RecursionError:
+                raise errors.bad_request(f"the body is nested more than {limits.MAX_DEPTH} levels deep") from None
+            limits.check_expansion(value)  # aliases: what the body amounts to, before anything walks it
+            return value
         raise errors.bad_request(f"the body is not valid JSON: {exc}") from exc
 
 

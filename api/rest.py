@@ -15,7 +15,7 @@ from aiohttp import web
 
 from api import tables
 from api.discovery import table_content_type, table_version
-from api.http import decode, flag, int_param, json_response, media_type, read_body
+from api.http import decode, decode_body, flag, int_param, json_response, media_type, read_body
 from api.requestinfo import Target, request_info, verbs_of
 from api.watch import WatchStream
 from emulator import errors
@@ -139,18 +139,18 @@ class ResourceHandler:
         return WriteOptions(dry_run=bool(dry_run), field_validation=mode, field_manager=request.query.get("fieldManager"))
 
     async def create(self, request: web.Request, target: Target) -> web.Response:
-        body = decode(await read_body(request), media_type(request))
+        body = await decode_body(request)
         result = self.registry.create(target.rt, target.namespace or "", body, self._options(request))
         return json_response(result.obj, status=201, warnings=result.warnings)
 
     async def update(self, request: web.Request, target: Target) -> web.Response:
-        body = decode(await read_body(request), media_type(request))
+        body = await decode_body(request)
         result = self.registry.update(target.rt, target.namespace or "", target.name or "", body, self._options(request), target.subresource)
         return json_response(result.obj, warnings=result.warnings)
 
     async def patch(self, request: web.Request, target: Target) -> web.Response:
         content_type = media_type(request)
-        patch = decode(await read_body(request), content_type)
+        patch = await decode_body(request)
         result = self.registry.patch(
             target.rt, target.namespace or "", target.name or "", content_type, patch, self._options(request),
             target.subresource, flag(request, "force"),

@@ -123,7 +123,10 @@ class Runtime:
         await self.store.settled(self.store.rv)  # the built-ins are stored and every index has them
         await self._serve_faces()
 
-        self._runner = web.AppRunner(self.api_factory(self), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            self.api_factory(self), access_log=None, handle_signals=False, shutdown_timeout=1.0,
+            auto_decompress=False,  # api/http.py decompresses, bounded (no gzip bomb) and with Status errors
+        )
         await self._runner.setup()
         await web.SockSite(self._runner, api_sock, ssl_context=self.api_tls).start()
         self._warn_exposure()

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from emulator.limits import encoded
+
 __all__ = [
     "PatchError",
     "ListRule",
@@ -136,6 +138,8 @@ def apply_json_patch(target: dict, ops: list) -> dict:
             raise PatchError(f"JSON patch operation {index} must be an object")
         try:
             doc = _apply_operation(doc, op)
+            if op.get("op") in ("add", "copy", "replace"):
+                encoded(doc, "the patched object")  # bounded while it runs: doubling copies stop here
         except PatchError as error:
             raise PatchError(
                 f"JSON patch operation {index} ({op.get('op')!r} {op.get('path')!r}): {error.message}"

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from emulator import envvars, errors, validation
+from emulator import envvars, errors, limits, validation
 from emulator.kinds import BY_KEY, KINDS, NAMESPACES, PODS, SERVICES, ResourceType
 from emulator.kinds.service import ServiceView
 from emulator.labels import Selector, SelectorError, parse_field_selector, parse_selector
@@ -205,6 +205,8 @@ class Registry:
             warnings = [f'unknown field "{p}"' for p in unknown]
         # (a client's apiVersion/kind, when sent, were checked above to be these)
         obj = {"apiVersion": rt.api_version, "kind": rt.kind, **model.model_dump(exclude_none=True)}
+        name = (obj.get("metadata") or {}).get("name") or ""
+        limits.encoded(obj, f'{rt.kind} "{name}"')  # what the store could not keep is refused now
         return obj, warnings
 
     def create(self, rt: ResourceType, namespace: str, body: Any, options: WriteOptions | None = None) -> WriteResult:

@@ -81,6 +81,8 @@ class Authenticator:
     def review(self, token: str, audiences: Sequence[str] = (), now: float | None = None) -> Review:
         """Authenticate `token` for `audiences` (default: the API's), like a TokenReview."""
         wanted = tuple(audiences) or self.api_audiences
+        if not token.isascii():  # tokens are ASCII; a header that is not (even undecodable bytes) is no token
+            return Review(False, error="invalid bearer token: tokens are ASCII")
         if self._admin_token is not None and hmac.compare_digest(token.encode(), self._admin_token.encode()):
             matched = tuple(a for a in wanted if a in self.api_audiences)
             if not matched:

@@ -160,3 +160,100 @@ def test_external_ips_beyond_loopback_are_not_listened_on_unless_asked(emu: Emul
             assert found and found[0]["reason"] == "AddressNotAvailable", problems
     finally:
         other.stop()
+
+
+# -- bounded work per request ------------------------------------------------------------------------
+
+
+def make_pod(api: httpx.Client, name: str) -> None:
+    api.post(PODS, json={**POD, "metadata": {"name": name}}).raise_for_status()
+
+
+def test_a_json_patch_that_doubles_itself_stops_at_the_object_limit(emu: Emulator) -> None:
+    with emu.client() as api:
+        make_pod(api, "doubling")
+        before = api.get(f"{PODS}/doubling").json()
+        ops: list[dict[str, Any]] = [{"op": "add", "path": "/spec/volumes", "value": [{"name": "v", "emptyDir": {"x": "y" * 64}}]}]
+        ops += [{"op": "copy", "from": "/spec/volumes", "path": "/spec/volumes/-"}] * 30
+        started = time.monotonic()
+        response = api.patch(f"{PODS}/doubling", content=httpx.Request("PATCH", "/", json=ops).content,
+                             headers={"Content-Type": "application/json-patch+json"})
+        assert time.monotonic() - started < 2
+        status(response, 413, "RequestEntityTooLarge")
+        assert api.get(f"{PODS}/doubling").json() == before
+        api.delete(f"{PODS}/doubling")
+
+
+def test_yaml_alias_expansion_is_refused(emu: Emulator) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 7):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    body = "\n".join([
+        "apiVersion: v1", "kind: Pod", "metadata: {name: bomb}",
+        "spec:", "  containers: [{name: c, image: x}]", "  volumes:", "  - name: v", "    laughs:",
+        *("      " + line for line in levels),
+    ])
+    assert len(body) < 1000
+    with emu.client() as api:
+        started = time.monotonic()
+        body_status = status(api.post(PODS, content=body, headers={"Content-Type": "application/yaml"}), 400, "BadRequest")
+        assert time.monotonic() - started < 2
+        assert "expands" in body_status["message"]
+    assert "bomb" not in pod_names(emu)
+
+
+def test_deep_nesting_is_400_not_500(emu: Emulator) -> None:
+    deep_yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: deep}\nspec: {containers: [{name: c}], volumes: " + "[" * 1500 + "]" * 1500 + "}\n"
+    nested: Any = "leaf"
+    for _ in range(300):
+        nested = {"n": nested}
+    deep_json = {**POD, "metadata": {"name": "deep"}, "spec": {**POD["spec"], "volumes": [{"name": "v", "x": nested}]}}
+    with emu.client() as api:
+        status(api.post(PODS, content=deep_yaml, headers={"Content-Type": "application/yaml"}), 400, "BadRequest")
+        status(api.post(PODS, json=deep_json), 400, "BadRequest")
+    assert "deep" not in pod_names(emu)
+
+
+def test_an_object_larger_than_a_cluster_stores_is_413(emu: Emulator) -> None:
+    big = {**POD, "metadata": {"name": "big"}, "spec": {**POD["spec"], "volumes": [{"name": "v", "blob": "x" * (1600 * 1024)}]}}
+    with emu.client() as api:
+        status(api.post(PODS, json=big), 413, "RequestEntityTooLarge")
+    assert "big" not in pod_names(emu)
+
+
+def test_content_encodings(emu: Emulator) -> None:
+    import gzip
+
+    body = httpx.Request("POST", "/", json={**POD, "metadata": {"name": "zipped"}}).content
+    with emu.client() as api:
+        status(api.post(PODS, content=b"not gzip at all", headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+               400, "BadRequest")
+        status(api.post(PODS, content=body, headers={"Content-Type": "application/json", "Content-Encoding": "zstd"}),
+               415, "UnsupportedMediaType")
+        created = api.post(PODS, content=gzip.compress(body), headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        assert created.status_code == 201, created.text
+        api.delete(f"{PODS}/zipped")
+
+
+def test_a_non_ascii_bearer_token_is_401(tmp_path: Path) -> None:
+    secured = start_emulator(tmp_path / "data", "--require-auth")
+    try:
+        with httpx.Client(base_url=secured.api_url, verify=False, timeout=10) as api:
+            for token in ("ünïcode", "\udcff"):
+                raw = token.encode("utf-8", "surrogateescape")
+                response = api.get(PODS, headers=[(b"Authorization", b"Bearer " + raw)])
+                status(response, 401, "Unauthorized")
+    finally:
+        secured.stop()
+
+
+def test_a_gzip_bomb_inflates_no_further_than_the_body_limit(emu: Emulator) -> None:
+    import gzip
+
+    bomb = gzip.compress(b'{"metadata":{"name":"b"},"x":"' + b"0" * (64 * 1024 * 1024))
+    assert len(bomb) < 200 * 1024
+    with emu.client() as api:
+        started = time.monotonic()
+        status(api.post(PODS, content=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+               413, "RequestEntityTooLarge")
+        assert time.monotonic() - started < 2
