@@ -19,6 +19,12 @@ from emulator.registry.watch import Watch
 from emulator.store.events import Event
 
 BOOKMARK_INTERVAL = 30.0
+WRITE_TIMEOUT = 5.0  # a watcher that does not read for this long is cut off (it re-lists), as the API server does
+PIECE = 256 * 1024  # the first events go out in pieces of about this size, never as one buffer
+
+
+class SlowWatcher(Exception):
+    """The client stopped reading: what it has not read would pile up in memory."""
 
 Render = Callable[[str, dict[str, Any]], dict[str, Any]]  # (event type, object) -> what the line carries
 
@@ -63,19 +69,39 @@ class WatchStream:
                 return response
             response.enable_chunked_encoding()
             await response.prepare(request)
-            chunk = b"".join(line for line in map(self.line, backlog) if line)
+            piece: list[bytes] = []
+            size = 0
+            for event in backlog:
+                line = self.line(event)
+                if line:
+                    piece.append(line)
+                    size += len(line)
+                    if size >= PIECE:
+                        await self._write(response, b"".join(piece))
+                        piece, size = [], 0
             if self.bookmarks:
-                chunk += self.bookmark()
-            if chunk:
-                await response.write(chunk)
+                piece.append(self.bookmark())
+            if piece:
+                await self._write(response, b"".join(piece))
             await self._follow(response)
-            with contextlib.suppress(ConnectionResetError):
+            with contextlib.suppress(ConnectionError):
                 await response.write_eof()
             return response
-        except ConnectionResetError:
+        except ConnectionError:
             return response  # the client went away (kubectl get -w ended with Ctrl-C)
+        except SlowWatcher:
+            if request.transport is not None:
+                request.transport.abort()  # what it did not read is dropped with the connection
+            return response
         finally:
             self.watch.close()
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await response.write(data)
+        except TimeoutError:
+            raise SlowWatcher from None
 
     async def _follow(self, response: web.StreamResponse) -> None:
         loop = asyncio.get_running_loop()
@@ -90,8 +116,8 @@ class WatchStream:
             event = await self.watch.next(wait)
             if event is None:
                 if self.bookmarks:
-                    await response.write(self.bookmark())
+                    await self._write(response, self.bookmark())
                 continue
             line = self.line(event)
             if line:
-                await response.write(line)
+                await self._write(response, line)

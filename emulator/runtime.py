@@ -42,6 +42,7 @@ from emulator.store.store import Store
 log = logging.getLogger("emulator")
 
 ApiFactory = Callable[["Runtime"], web.Application]
+KEEPALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive API connection is kept (aiohttp's default is an hour)
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:
@@ -126,6 +127,9 @@ class Runtime:
         self._runner = web.AppRunner(
             self.api_factory(self), access_log=None, handle_signals=False, shutdown_timeout=1.0,
             auto_decompress=False,  # api/http.py decompresses, bounded (no gzip bomb) and with Status errors
+            # a client that goes away ends its request at once (a watch with no events frees everything)
+            handler_cancellation=True,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
         )
         await self._runner.setup()
         await web.SockSite(self._runner, api_sock, ssl_context=self.api_tls).start()

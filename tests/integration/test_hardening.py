@@ -3,12 +3,14 @@ gateway that never leads to the API, and addresses beyond loopback only when the
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import Emulator, start_emulator
@@ -257,3 +259,75 @@ def test_a_gzip_bomb_inflates_no_further_than_the_body_limit(emu: Emulator) -> N
         status(api.post(PODS, content=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}),
                413, "RequestEntityTooLarge")
         assert time.monotonic() - started < 2
+
+
+# -- watches -----------------------------------------------------------------------------------------
+
+
+def open_watch(emu: Emulator, path: str, rcvbuf: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect(("127.0.0.1", emu.api_port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return sock
+
+
+def server_connections(emu: Emulator) -> int:
+    return len(psutil.Process(emu.proc.pid).net_connections(kind="tcp"))
+
+
+def wait_for(check: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return bool(check())
+
+
+def test_watches_whose_clients_left_are_released_though_no_event_comes(emu: Emulator) -> None:
+    with emu.client() as api:
+        api.post("/api/v1/namespaces", json={"metadata": {"name": "quiet"}}).raise_for_status()
+    before = server_connections(emu)
+    watches = [open_watch(emu, "/api/v1/namespaces/quiet/pods?watch=1") for _ in range(100)]
+    assert wait_for(lambda: server_connections(emu) >= before + 100, 10)
+    for sock in watches:
+        sock.close()
+    # nothing happens in the namespace: the server must notice the closes by itself
+    assert wait_for(lambda: server_connections(emu) <= before + 2, 10), server_connections(emu)
+
+
+def test_a_watcher_that_does_not_read_is_cut_off(emu: Emulator) -> None:
+    namespace = "heavy"
+    with emu.client() as api:
+        api.post("/api/v1/namespaces", json={"metadata": {"name": namespace}}).raise_for_status()
+        for i in range(200):
+            api.post(f"/api/v1/namespaces/{namespace}/pods", json={
+                **POD, "metadata": {"name": f"p{i}", "annotations": {"blob": "x" * 40_000}},
+            }).raise_for_status()
+    backlog = 200 * 40_000
+    sock = open_watch(emu, f"/api/v1/namespaces/{namespace}/pods?watch=1", rcvbuf=4096)
+    try:
+        time.sleep(api_write_timeout() + 3)  # it does not read meanwhile
+        received = 0
+        sock.settimeout(5)
+        try:
+            while chunk := sock.recv(1 << 16):
+                received += len(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        assert received < backlog, "the server kept the whole backlog for a client that did not read"
+        # and the server is fine meanwhile
+        with emu.client() as api:
+            assert api.get("/healthz").status_code == 200
+    finally:
+        sock.close()
+        with emu.client() as api:
+            api.delete(f"/api/v1/namespaces/{namespace}")
+
+
+def api_write_timeout() -> float:
+    from api.watch import WRITE_TIMEOUT
+
+    return WRITE_TIMEOUT
