@@ -18,19 +18,21 @@ import ssl
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING
 
 from emulator.security.datadir import API_CERT_FILE, API_KEY_FILE, keep_private, write_private
+
+if TYPE_CHECKING:  # cryptography loads in ~60 ms: only when a certificate is made, not at every start
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 SANS_MARK = "emulator-subject-alt-names: "  # a comment line above the PEM block (PEM allows text there)
 VALIDITY_DAYS = 3650
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     # ECDSA on P-256 rather than RSA-2048: it is made in a millisecond instead of tens to hundreds of them
     # (first start, and every test that needs a certificate), it is as strong as RSA-3072, its handshakes
     # are smaller and cheaper, and every client that matters verifies it: Go's crypto/x509 and crypto/tls
@@ -39,6 +41,8 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 
 
 def _alt_names(names: Iterable[str]) -> list[x509.GeneralName]:
+    from cryptography import x509
+
     entries: list[x509.GeneralName] = []
     for name in names:
         try:
@@ -53,6 +57,10 @@ def self_signed_certificate(
     key: ec.EllipticCurvePrivateKey, names: list[str], now: datetime | None = None
 ) -> str:
     """PEM of a self-signed server certificate for `names` (IP addresses and DNS names), signed by `key`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "emulator")])
     key_id = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -102,6 +110,8 @@ def server_names(api_host: str, extra: Iterable[str] = ()) -> list[str]:
 
 def api_certificate(data_dir: Path, names: list[str]) -> tuple[Path, Path, str]:
     """(certificate path, key path, certificate PEM), made once and again when `names` change."""
+    from cryptography.hazmat.primitives import serialization
+
     cert_path, key_path = data_dir / API_CERT_FILE, data_dir / API_KEY_FILE
     wanted = SANS_MARK + ",".join(names)
     try:
