@@ -14,7 +14,7 @@ from api.protobuf import ProtobufError, decode_k8s_protobuf
 from emulator import errors, limits
 
 MAX_BODY = 3 * 1024 * 1024  # the API server's limit for a request body
-BODY_TIMEOUT = 30.0  # seconds a request body may take to arrive
+BODY_TIMEOUT = 10.0  # seconds a request body may take to arrive (loopback, or a LAN: plenty for 3 MiB)
 OFF_LOOP_BYTES = 64 * 1024  # bodies larger than this are parsed on a worker thread
 CONTENT_ENCODINGS = ("", "identity", "gzip", "deflate")
 ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}

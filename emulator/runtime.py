@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ from emulator.store.store import Store
 log = logging.getLogger("emulator")
 
 ApiFactory = Callable[["Runtime"], web.Application]
+# serves a set-up runner on the bound API socket (with TLS or None); the HTTP layer provides it
+ApiServer = Callable[[web.AppRunner, socket.socket, "ssl.SSLContext | None"], Awaitable[asyncio.AbstractServer]]
 KEEPALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive API connection is kept (aiohttp's default is an hour)
 
 
@@ -73,6 +75,7 @@ def _upstreams(text: str) -> list[str] | None:
 class Runtime:
     config: Config
     api_factory: ApiFactory
+    api_server: ApiServer | None = None  # None: aiohttp's own site
     store: Store = field(init=False)
     registry: Registry = field(init=False)
     api_port: int = 0
@@ -86,6 +89,7 @@ class Runtime:
     kubeconfig_path: Path | None = None  # written when the API needs tokens
     api_tls: ssl.SSLContext | None = None  # the API speaks HTTPS when it needs tokens
     _runner: web.AppRunner | None = None
+    _api_listener: asyncio.AbstractServer | None = None
     _closers: list[Any] = field(default_factory=list)
 
     def _backend(self) -> Backend:
@@ -132,7 +136,10 @@ class Runtime:
             keepalive_timeout=KEEPALIVE_TIMEOUT,
         )
         await self._runner.setup()
-        await web.SockSite(self._runner, api_sock, ssl_context=self.api_tls).start()
+        if self.api_server is not None:
+            self._api_listener = await self.api_server(self._runner, api_sock, self.api_tls)
+        else:
+            await web.SockSite(self._runner, api_sock, ssl_context=self.api_tls).start()
         self._warn_exposure()
         self.faces["data"] = "in memory (nothing is kept)" if config.in_memory else f"{config.store_path} ({loaded} objects)"
         # Everything loaded at start lives as long as the process: keep the collector from rescanning it.
@@ -228,6 +235,8 @@ class Runtime:
                 self.faces["gateway"] = f"http://{self.proxy.gateway_address}"
 
     async def stop(self) -> None:
+        if self._api_listener is not None:
+            self._api_listener.close()  # no new connections; the runner's cleanup ends the open ones
         if self._runner is not None:
             await self._runner.cleanup()
         for close in reversed(self._closers):

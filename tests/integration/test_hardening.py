@@ -3,6 +3,7 @@ gateway that never leads to the API, and addresses beyond loopback only when the
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -331,3 +332,50 @@ def api_write_timeout() -> float:
     from api.watch import WRITE_TIMEOUT
 
     return WRITE_TIMEOUT
+
+
+# -- slow clients ------------------------------------------------------------------------------------
+
+
+def test_trickling_request_heads_are_dropped_and_others_are_served_meanwhile(emu: Emulator) -> None:
+    from api.slowclients import HEADER_TIMEOUT
+
+    before = server_connections(emu)
+    slow = []
+    for _ in range(50):
+        sock = socket.create_connection(("127.0.0.1", emu.api_port))
+        sock.sendall(b"GET /api/v1/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        slow.append(sock)
+    started = time.monotonic()
+    try:
+        # one more byte every second: each arrival used to re-arm aiohttp's wait for the rest of the head
+        while time.monotonic() - started < HEADER_TIMEOUT + 3:
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"a")
+            with emu.client() as api:
+                assert api.get("/healthz").status_code == 200  # others are served meanwhile
+            time.sleep(1)
+        assert wait_for(lambda: server_connections(emu) <= before + 2, 5), server_connections(emu)
+        for sock in slow:
+            sock.settimeout(2)
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(100) == b""  # closed by the server, nothing answered
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_trickled_body_times_out(emu: Emulator) -> None:
+    from api.http import BODY_TIMEOUT
+
+    assert BODY_TIMEOUT <= 10
+    sock = socket.create_connection(("127.0.0.1", emu.api_port))
+    try:
+        sock.sendall(b"POST /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+        sock.settimeout(BODY_TIMEOUT + 5)
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    finally:
+        sock.close()
