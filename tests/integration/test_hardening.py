@@ -274,10 +274,6 @@ def open_watch(emu: Emulator, path: str, rcvbuf: int | None = None) -> socket.so
     return sock
 
 
-def server_connections(emu: Emulator) -> int:
-    return len(psutil.Process(emu.proc.pid).net_connections(kind="tcp"))
-
-
 def wait_for(check: Any, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -287,16 +283,23 @@ def wait_for(check: Any, timeout: float) -> bool:
     return bool(check())
 
 
+def connections_from(emu: Emulator, socks: list[socket.socket]) -> int:
+    """The server's open connections to these client sockets."""
+    ports = {sock.getsockname()[1] for sock in socks}
+    return sum(1 for c in psutil.Process(emu.proc.pid).net_connections(kind="tcp") if c.raddr and c.raddr.port in ports)
+
+
 def test_watches_whose_clients_left_are_released_though_no_event_comes(emu: Emulator) -> None:
     with emu.client() as api:
         api.post("/api/v1/namespaces", json={"metadata": {"name": "quiet"}}).raise_for_status()
-    before = server_connections(emu)
     watches = [open_watch(emu, "/api/v1/namespaces/quiet/pods?watch=1") for _ in range(100)]
-    assert wait_for(lambda: server_connections(emu) >= before + 100, 10)
+    assert wait_for(lambda: connections_from(emu, watches) == 100, 10)
+    ports = [sock.getsockname() for sock in watches]
     for sock in watches:
         sock.close()
     # nothing happens in the namespace: the server must notice the closes by itself
-    assert wait_for(lambda: server_connections(emu) <= before + 2, 10), server_connections(emu)
+    gone = lambda: not any(c.raddr and (c.raddr.ip, c.raddr.port) in ports for c in psutil.Process(emu.proc.pid).net_connections(kind="tcp"))  # noqa: E731
+    assert wait_for(gone, 10)
 
 
 def test_a_watcher_that_does_not_read_is_cut_off(emu: Emulator) -> None:
@@ -340,7 +343,6 @@ def api_write_timeout() -> float:
 def test_trickling_request_heads_are_dropped_and_others_are_served_meanwhile(emu: Emulator) -> None:
     from api.slowclients import HEADER_TIMEOUT
 
-    before = server_connections(emu)
     slow = []
     for _ in range(50):
         sock = socket.create_connection(("127.0.0.1", emu.api_port))
@@ -356,7 +358,7 @@ def test_trickling_request_heads_are_dropped_and_others_are_served_meanwhile(emu
             with emu.client() as api:
                 assert api.get("/healthz").status_code == 200  # others are served meanwhile
             time.sleep(1)
-        assert wait_for(lambda: server_connections(emu) <= before + 2, 5), server_connections(emu)
+        assert wait_for(lambda: connections_from(emu, slow) == 0, 5), connections_from(emu, slow)
         for sock in slow:
             sock.settimeout(2)
             with contextlib.suppress(ConnectionResetError):
