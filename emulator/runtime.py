@@ -246,6 +246,25 @@ class Runtime:
         await self.store.drain()
         self.store.close()
 
+    def process_status(self) -> dict[str, Any]:
+        """How much the process holds right now: for people (and benchmarks) checking that load goes away."""
+        import psutil
+
+        process = psutil.Process()
+        with process.oneshot():
+            memory = process.memory_info()
+            return {
+                "kind": "ProcessStatus",
+                "apiVersion": "emulator/v1",
+                "pid": process.pid,
+                "rssBytes": memory.rss,
+                "openFiles": process.num_fds() if hasattr(process, "num_fds") else None,
+                "threads": process.num_threads(),
+                "tasks": len(asyncio.all_tasks()),
+                "storeListeners": self.store.listener_count,
+                "resourceVersion": self.store.rv,
+            }
+
     def banner(self) -> str:
         """Where each face listens, then what to try first (after a blank line, so tools can stop reading)."""
         lines = [f"emulator ready in {self.started_in:.2f}s"]

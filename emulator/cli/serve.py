@@ -27,7 +27,7 @@ def _listed(text: str) -> list[str]:
 
 
 async def serve(cfg: config_module.Config) -> int:
-    from api import auth, guard, podenv, policycheck, proxystatus, slowclients, tokens
+    from api import auth, guard, podenv, policycheck, processstatus, proxystatus, slowclients, tokens
     from api.app import create_app
     from emulator.registry.tokens import TokenOperations
     from emulator.runtime import Runtime
@@ -37,6 +37,7 @@ async def serve(cfg: config_module.Config) -> int:
         routes=[
             *podenv.routes(rt.registry), *policycheck.routes(rt.policy_engine),
             *tokens.routes(TokenOperations(rt.registry, rt.authenticator, max_expiration=cfg.max_token_seconds)), *proxystatus.routes(rt.proxy),
+            *processstatus.routes(rt.process_status),
         ],
         middlewares=[
             guard.middleware(guard.rules(

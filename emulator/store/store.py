@@ -55,7 +55,7 @@ class Store:
         self._history: deque[Event] = deque(maxlen=history_size)
         # Watches may resume from any resourceVersion >= this one.
         self._history_floor = 0
-        self._listeners: list[Listener] = []
+        self._listeners: dict[Listener, None] = {}  # ordered, and a listener leaves in O(1)
         self._unsaved: list[tuple[Event, Row | None]] = []  # written, not yet committed (None = deleted)
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
@@ -299,11 +299,14 @@ class Store:
     # -- events --------------------------------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        self._listeners[listener] = None
+
+    @property
+    def listener_count(self) -> int:
+        return len(self._listeners)
 
     def unsubscribe(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        self._listeners.pop(listener, None)
 
     def replay(self, listener: Listener, resources: tuple[str, ...]) -> None:
         """Hand a new listener the current objects as ADDED events (the informer's initial list)."""
