@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from api import discovery, openapi, slowclients
+from api import connections, discovery, openapi
 from api.http import BODY_BROKEN, MAX_BODY, json_response, status_response
 from api.rest import ResourceHandler
 from emulator import errors
@@ -51,7 +51,7 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
         log.exception("internal error on %s %s", request.method, request.path_qs)
         return status_response(errors.internal(f"internal error: {exc.__class__.__name__}: {exc}"))
     finally:
-        slowclients.response_done(request)
+        connections.response_done(request)
         if ACCESS.enabled():
             ACCESS.line(f"{request.method} {request.path_qs} {status} {(time.perf_counter() - started) * 1000:.1f}ms")
 

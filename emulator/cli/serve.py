@@ -27,7 +27,7 @@ def _listed(text: str) -> list[str]:
 
 
 async def serve(cfg: config_module.Config) -> int:
-    from api import auth, guard, podenv, policycheck, processstatus, proxystatus, slowclients, tokens
+    from api import auth, guard, podenv, policycheck, processstatus, proxystatus, connections, tokens
     from api.app import create_app
     from emulator.registry.tokens import TokenOperations
     from emulator.runtime import Runtime
@@ -45,7 +45,7 @@ async def serve(cfg: config_module.Config) -> int:
             )),
             *auth.middlewares(rt.authenticator, rt.auth_required),
         ],
-    ), api_server=slowclients.serve)
+    ), api_server=connections.serve)
     try:
         await runtime.start()
     except OSError as exc:

@@ -4,6 +4,7 @@ gateway that never leads to the API, and addresses beyond loopback only when the
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -341,7 +342,7 @@ def api_write_timeout() -> float:
 
 
 def test_trickling_request_heads_are_dropped_and_others_are_served_meanwhile(emu: Emulator) -> None:
-    from api.slowclients import HEADER_TIMEOUT
+    from api.connections import HEADER_TIMEOUT
 
     slow = []
     for _ in range(50):
@@ -381,3 +382,21 @@ def test_a_trickled_body_times_out(emu: Emulator) -> None:
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"GARBAGE\r\n\r\n", b"GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n"],
+    ids=["bad request line", "header over 8 KiB"],
+)
+def test_requests_that_are_not_http_get_a_status_too(emu: Emulator, raw: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", emu.api_port)) as sock:
+        sock.sendall(raw)
+        sock.settimeout(5)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400"
+    assert b"application/json" in head
+    assert json.loads(body)["kind"] == "Status"

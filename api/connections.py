@@ -1,4 +1,6 @@
-"""Slow clients hold nothing for long: a connection must send each request head within HEADER_TIMEOUT.
+"""The API's connections: slow clients hold nothing for long, and protocol errors are Status answers too.
+
+A connection must send each request head within HEADER_TIMEOUT.
 
 aiohttp waits for a request head as long as bytes keep trickling in, so a thousand clients sending one
 byte every few seconds would keep a thousand connections (and their buffers) forever. `HeadDeadline`
@@ -6,6 +8,9 @@ wraps aiohttp's protocol per connection: the clock starts when the connection op
 byte of the next request after a response, and stops when the head is complete (its blank line); past
 the deadline the connection is dropped. Idle keep-alive connections are aiohttp's to close
 (keepalive_timeout), bodies are read with their own deadline (api/http.py `read_body`).
+
+Requests aiohttp cannot parse (a bad request line, a header over 8 KiB) never reach the application;
+`StatusRequestHandler` answers them with a Kubernetes `Status` as well, instead of aiohttp's text.
 """
 
 from __future__ import annotations
@@ -13,7 +18,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from emulator import errors
 
 HEADER_TIMEOUT = 10.0  # seconds from a request's first byte (or the connection) to the end of its head
 
@@ -85,6 +95,22 @@ class HeadDeadline(asyncio.Protocol):
             self.transport.abort()  # type: ignore[attr-defined]
 
 
+class StatusRequestHandler(RequestHandler):
+    """aiohttp's protocol, answering what it cannot parse with a Status (and without a traceback)."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)  # a real fault: aiohttp logs it
+        reasons = {400: "BadRequest", 408: "Timeout", 413: "RequestEntityTooLarge", 431: "RequestHeaderFieldsTooLarge"}
+        detail = getattr(exc, "message", None) or message or str(exc or "")
+        error = errors.StatusError(status, reasons.get(status, "BadRequest"), f"the request could not be read as HTTP: {detail}")
+        response = web.Response(status=status, body=orjson.dumps(error.status()), content_type="application/json")
+        response.force_close()
+        return response
+
+
 def response_done(request: web.Request) -> None:
     guard = _guards.get(request.transport) if request.transport is not None else None
     if guard is not None:
@@ -98,6 +124,11 @@ async def serve(
     loop = asyncio.get_running_loop()
     server = runner.server
     assert server is not None, "the runner is not set up"
-    return await loop.create_server(
-        lambda: HeadDeadline(server(), loop), sock=sock, ssl=ssl_context, backlog=backlog
-    )
+    # aiohttp's Server builds RequestHandler(server, loop, **its settings): the same, with our subclass
+    settings = getattr(server, "_kwargs", None)
+
+    def protocol() -> HeadDeadline:
+        inner = StatusRequestHandler(server, loop=loop, **settings) if settings is not None else server()
+        return HeadDeadline(inner, loop)
+
+    return await loop.create_server(protocol, sock=sock, ssl=ssl_context, backlog=backlog)
