@@ -133,20 +133,26 @@ def test_the_gateway_never_leads_to_the_api(emu: Emulator) -> None:
     assert pod_names(emu) == []
 
 
+def proxy_problem(api: httpx.Client, address: str) -> dict[str, Any]:
+    """The proxy's reported problem for `address`, once it has one (it reconciles after the write)."""
+    found: list[dict[str, Any]] = []
+
+    def reported() -> bool:
+        problems = api.get("/emulator/v1/proxy").json().get("problems") or []
+        found[:] = [p for p in problems if p.get("address") == address]
+        return bool(found)
+
+    assert wait_for(reported, 5), api.get("/emulator/v1/proxy").json()
+    return found[0]
+
+
 def test_external_ips_beyond_loopback_are_not_listened_on_unless_asked(emu: Emulator, tmp_path: Path) -> None:
     service = {"metadata": {"name": "ext"}, "spec": {"ports": [{"port": 8080}], "externalIPs": ["10.255.255.1"]}}
     with emu.client() as api:
         api.post("/api/v1/namespaces/default/services", json=service).raise_for_status()
         try:
-            deadline = time.monotonic() + 5
-            while True:
-                problems = api.get("/emulator/v1/proxy").json().get("problems") or []
-                found = [p for p in problems if p.get("address") == "10.255.255.1"]
-                if found or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            assert found and found[0]["reason"] == "BeyondLoopback", problems
-            assert "--listen-beyond-loopback" in found[0]["fix"]
+            problem = proxy_problem(api, "10.255.255.1")
+            assert problem["reason"] == "BeyondLoopback" and "--listen-beyond-loopback" in problem["fix"]
         finally:
             api.delete("/api/v1/namespaces/default/services/ext")
     # with the user's word the proxy tries (and here fails: the address is not this machine's)
@@ -154,14 +160,7 @@ def test_external_ips_beyond_loopback_are_not_listened_on_unless_asked(emu: Emul
     try:
         with other.client() as api:
             api.post("/api/v1/namespaces/default/services", json=service).raise_for_status()
-            deadline = time.monotonic() + 5
-            while True:
-                problems = api.get("/emulator/v1/proxy").json().get("problems") or []
-                found = [p for p in problems if p.get("address") == "10.255.255.1"]
-                if found or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            assert found and found[0]["reason"] == "AddressNotAvailable", problems
+            assert proxy_problem(api, "10.255.255.1")["reason"] == "AddressNotAvailable"
     finally:
         other.stop()
 
