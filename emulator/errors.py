@@ -140,3 +140,19 @@ def forbidden_request(message: str) -> StatusError:
 
 def internal(message: str) -> StatusError:
     return StatusError(500, "InternalError", message)
+
+
+def go_string_slice(values: list[Any]) -> str:
+    """A []string as the API server prints a bad value of that type (Go's %#v): `[]string{"a", "b"}`."""
+    return "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
+
+
+def invalid_strings(path: str, values: list[Any], detail: str) -> FieldError:
+    """An Invalid cause whose bad value is a whole list of strings (`spec.clusterIPs`), shown as Go shows it."""
+    return FieldError(path, "FieldValueInvalid", f"Invalid value: {go_string_slice(values)}: {detail}")
+
+
+def not_found_value(path: str, value: Any) -> FieldError:
+    """field.NotFound: a reference to something the object does not have (`volumeMounts[0].name`)."""
+    shown = f'"{value}"' if isinstance(value, str) else value
+    return FieldError(path, "FieldValueNotFound", f"Not found: {shown}")

@@ -289,6 +289,53 @@ def validate_ip(value: Any, path: str) -> list[FieldError]:
     return []
 
 
+def ip_family(value: Any) -> str | None:
+    """"IPv4" or "IPv6" (an IPv4-mapped IPv6 address is IPv4, as Go sees it), None for no IP literal."""
+    ip = parse_ip(value)
+    if ip is None:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return "IPv6"
+    return "IPv4"
+
+
+def validate_non_special_ip(value: Any, path: str, allow_loopback: bool = False) -> list[FieldError]:
+    """ValidateNonSpecialIP (externalIPs, endpoint addresses): no unspecified, loopback, link-local or
+    link-local multicast address, in Go's net.IP sense (an IPv4-mapped IPv6 address counts as IPv4).
+
+    `allow_loopback`: the emulator's own addresses are all in 127.0.0.0/8, so its services may use them."""
+    ip = parse_ip(value)
+    if ip is None:
+        return [invalid(path, value, "must be a valid IP address")]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    errs: list[FieldError] = []
+    if ip.is_unspecified:
+        errs.append(invalid(path, value, f"may not be unspecified ({value})"))
+    if ip.is_loopback and not allow_loopback:
+        errs.append(invalid(path, value, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
+    if ip in _LINK_LOCAL_V4 or ip in _LINK_LOCAL_V6:
+        errs.append(invalid(path, value, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"))
+    packed = ip.packed
+    link_local_multicast = ip in _LINK_LOCAL_MULTICAST_V4 or (ip.version == 6 and packed[0] == 0xFF and packed[1] & 0x0F == 0x02)
+    if link_local_multicast:
+        errs.append(invalid(path, value, "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"))
+    return errs
+
+
+_LINK_LOCAL_V4 = ipaddress.IPv4Network("169.254.0.0/16")
+_LINK_LOCAL_V6 = ipaddress.IPv6Network("fe80::/10")
+_LINK_LOCAL_MULTICAST_V4 = ipaddress.IPv4Network("224.0.0.0/24")
+
+
+def dns_label_length_errors(name: str) -> list[str]:
+    """Labels a DNS message cannot carry: each label of a name is at most 63 characters (RFC 1035),
+    which IsDNS1123Subdomain does not check (it limits the whole name to 253)."""
+    if any(len(label) > DNS1123_LABEL_MAX_LENGTH for label in name.split(".")):
+        return [f"must be a valid DNS name: each label {max_len_error(DNS1123_LABEL_MAX_LENGTH)}"]
+    return []
+
+
 def validate_cidr(value: Any, path: str) -> list[FieldError]:
     if parse_cidr(value) is None:
         return [invalid(path, value, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")]

@@ -27,7 +27,7 @@ def _listed(text: str) -> list[str]:
 
 
 async def serve(cfg: config_module.Config) -> int:
-    from api import auth, guard, podenv, policycheck, processstatus, proxystatus, connections, tokens
+    from api import auth, connections, guard, podenv, policycheck, processstatus, proxystatus, tokens
     from api.app import create_app
     from emulator.registry.tokens import TokenOperations
     from emulator.runtime import Runtime

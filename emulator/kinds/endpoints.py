@@ -10,6 +10,7 @@ from emulator import validation
 from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType
 from emulator.kinds.printing import AGE, NAME, NONE, Column, Printer, host_port, join_with_more, name_age
+from emulator.models.base import Int32
 from emulator.models.meta import ApiModel, ObjectReference, Protocol, TypedObject
 from emulator.registry.strategy import Strategy
 
@@ -25,7 +26,7 @@ class EndpointAddress(ApiModel):
 
 class EndpointPort(ApiModel):
     name: str | None = None
-    port: int
+    port: Int32
     protocol: Protocol = "TCP"
     app_protocol: str | None = None
 

@@ -4,11 +4,12 @@ endpointslices`. The endpoints controller mirrors every Endpoints object into sl
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from emulator.kinds.base import Kind, ResourceType
 from emulator.kinds.endpoints import EndpointPort
 from emulator.kinds.printing import AGE, NAME, Column, Printer, join_with_more, name_age
+from emulator.models.base import GoType
 from emulator.models.meta import ApiModel, ObjectReference, TypedObject
 from emulator.registry.strategy import Strategy
 
@@ -24,6 +25,7 @@ class EndpointConditions(ApiModel):
 
 
 class SliceEndpoint(ApiModel):
+    go_name: ClassVar[str | None] = "Endpoint"  # discovery/v1.Endpoint
     addresses: list[str]
     conditions: EndpointConditions | None = None
     hostname: str | None = None
@@ -34,7 +36,7 @@ class SliceEndpoint(ApiModel):
 
 
 class EndpointSlice(TypedObject):
-    address_type: Literal["IPv4", "IPv6", "FQDN"]
+    address_type: Annotated[Literal["FQDN", "IPv4", "IPv6"], GoType("v1.AddressType")]
     endpoints: list[SliceEndpoint] | None = None
     ports: list[EndpointPort] | None = None
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from emulator.kinds.base import Kind, ResourceType
 from emulator.kinds.printing import NAME, Column, Printer, age, meta_of
+from emulator.models.base import Int32
 from emulator.models.meta import ObjectReference, TypedObject
 from emulator.registry.strategy import Strategy
 
@@ -20,7 +21,7 @@ class Event(TypedObject):
     source: Any = None
     first_timestamp: str | None = None
     last_timestamp: str | None = None
-    count: int | None = None
+    count: Int32 | None = None
     type: str | None = None
     event_time: str | None = None
     series: Any = None

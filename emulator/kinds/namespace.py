@@ -4,13 +4,14 @@ first, the contents go, then the namespace), its columns, merge keys and protobu
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from emulator import errors
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, status_of
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
+from emulator.models.base import GoType
 from emulator.models.meta import ApiModel, TypedObject
 from emulator.registry.patch import ListRule, ListRules
 from emulator.registry.strategy import Strategy
@@ -29,7 +30,7 @@ class NamespaceSpec(ApiModel):
 
 
 class NamespaceStatus(ApiModel):
-    phase: Literal["Active", "Terminating"] | None = None
+    phase: Annotated[Literal["Active", "Terminating"], GoType("v1.NamespacePhase")] | None = None
     conditions: Any = None
 
 

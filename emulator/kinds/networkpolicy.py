@@ -4,7 +4,7 @@ columns of `kubectl get netpol`. The proxy enforces them through emulator/netpol
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,7 @@ from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType
 from emulator.kinds.printing import AGE, NAME, Column, Printer, format_label_selector, name_age, spec_of
 from emulator.labels import validate_label_selector
+from emulator.models.base import GoType, Int32, IntOrString
 from emulator.models.meta import ApiModel, LabelSelector, Protocol, TypedObject
 from emulator.netpol.validation import validate_network_policy
 from emulator.registry.strategy import Strategy
@@ -34,8 +35,8 @@ class NetworkPolicyPeer(ApiModel):
 
 class NetworkPolicyPort(ApiModel):
     protocol: Protocol = "TCP"
-    port: int | str | None = None
-    end_port: int | None = None
+    port: IntOrString | None = None
+    end_port: Int32 | None = None
 
 
 class NetworkPolicyIngressRule(ApiModel):
@@ -50,7 +51,7 @@ class NetworkPolicyEgressRule(ApiModel):
 
 class NetworkPolicySpec(ApiModel):
     pod_selector: LabelSelector = Field(default_factory=LabelSelector)
-    policy_types: list[Literal["Ingress", "Egress"]] | None = None
+    policy_types: list[Annotated[Literal["Ingress", "Egress"], GoType("v1.PolicyType")]] | None = None
     ingress: list[NetworkPolicyIngressRule] | None = None
     egress: list[NetworkPolicyEgressRule] | None = None
 

@@ -7,7 +7,7 @@ There is no kubelet yet: a pod is Running and Ready at creation unless the clien
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -29,6 +29,7 @@ from emulator.kinds.printing import (
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.serviceaccount import SERVICE_ACCOUNTS
+from emulator.models.base import GoType, Int32, Int64
 from emulator.models.meta import ApiModel, Protocol, TypedObject
 from emulator.registry import ipam
 from emulator.registry.patch import ListRule, ListRules, container_rules
@@ -45,10 +46,21 @@ READY_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady
 
 class ContainerPort(ApiModel):
     name: str | None = None
-    container_port: int
+    container_port: Int32
     protocol: Protocol = "TCP"
-    host_port: int | None = None
+    host_port: Int32 | None = None
     host_ip: str | None = Field(default=None, alias="hostIP")
+
+
+class VolumeMount(ApiModel):
+    # name and mountPath are required: validation says so, with every other problem of the pod
+    name: str | None = None
+    mount_path: str | None = None
+    read_only: bool | None = None
+    recursive_read_only: Annotated[str, GoType("v1.RecursiveReadOnlyMode")] | None = None
+    sub_path: str | None = None
+    mount_propagation: Annotated[str, GoType("v1.MountPropagationMode")] | None = None
+    sub_path_expr: str | None = None
 
 
 class EnvVar(ApiModel):
@@ -71,7 +83,7 @@ class Container(ApiModel):
     restart_policy: str | None = None  # "Always" on an init container makes it a sidecar
     working_dir: str | None = None
     resources: Any = None
-    volume_mounts: Any = None
+    volume_mounts: list[VolumeMount] | None = None
     volume_devices: Any = None
     image_pull_policy: str | None = None
     security_context: Any = None
@@ -88,7 +100,7 @@ class PodSpec(ApiModel):
     containers: list[Container]
     init_containers: list[Container] | None = None
     ephemeral_containers: Any = None
-    restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
+    restart_policy: Annotated[Literal["Always", "OnFailure", "Never"], GoType("v1.RestartPolicy")] = "Always"
     service_account_name: str | None = None
     service_account: str | None = None
     automount_service_account_token: bool | None = None
@@ -99,8 +111,8 @@ class PodSpec(ApiModel):
     volumes: Any = None
     node_name: str | None = None
     node_selector: dict[str, str] | None = None
-    termination_grace_period_seconds: int | None = None
-    active_deadline_seconds: int | None = None
+    termination_grace_period_seconds: Int64 | None = None
+    active_deadline_seconds: Int64 | None = None
     dns_policy: str | None = None
     dns_config: Any = None
     security_context: Any = None
@@ -108,7 +120,7 @@ class PodSpec(ApiModel):
     affinity: Any = None
     tolerations: Any = None
     scheduler_name: str | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     priority_class_name: str | None = None
     host_aliases: Any = None
     host_pid: bool | None = Field(default=None, alias="hostPID")
@@ -127,7 +139,7 @@ class PodSpec(ApiModel):
 
 class PodCondition(ApiModel):
     type: str
-    status: Literal["True", "False", "Unknown"]
+    status: Annotated[Literal["True", "False", "Unknown"], GoType("v1.ConditionStatus")]
     last_probe_time: str | None = None
     last_transition_time: str | None = None
     reason: str | None = None
@@ -138,12 +150,16 @@ class PodIP(ApiModel):
     ip: str
 
 
+class HostIP(PodIP):
+    pass
+
+
 class PodStatus(ApiModel):
-    phase: Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"] | None = None
+    phase: Annotated[Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"], GoType("v1.PodPhase")] | None = None
     pod_ip: str | None = Field(default=None, alias="podIP")
     pod_ips: list[PodIP] | None = Field(default=None, alias="podIPs")
     host_ip: str | None = Field(default=None, alias="hostIP")
-    host_ips: list[PodIP] | None = Field(default=None, alias="hostIPs")
+    host_ips: list[HostIP] | None = Field(default=None, alias="hostIPs")
     conditions: list[PodCondition] | None = None
     start_time: str | None = None
     container_statuses: Any = None
@@ -186,6 +202,48 @@ def _validate_ports_unique(containers: list[tuple[str, dict[str, Any]]]) -> list
                 if port["name"] in seen_names:
                     problems.append(errors.duplicate(f"{port_path}.name", port["name"]))
                 seen_names.add(port["name"])
+    return problems
+
+
+def _validate_volume_names(volumes: Any) -> tuple[set[str], list[FieldError]]:
+    """The names of the pod's volumes that a mount may use, and what is wrong with the names (ValidateVolumes
+    checks the names; a volume whose name is wrong cannot be mounted). The sources are stored, not checked."""
+    names: set[str] = set()
+    problems: list[FieldError] = []
+    if not isinstance(volumes, list):
+        return names, problems
+    for i, volume in enumerate(volumes):
+        name = volume.get("name") if isinstance(volume, dict) else None
+        path = f"spec.volumes[{i}].name"
+        if not isinstance(name, str) or not name:
+            problems.append(errors.required(path))
+            continue
+        found = [invalid(path, name, m) for m in validation.dns1123_label_errors(name)]
+        if name in names:
+            found.append(errors.duplicate(path, name))
+        if found:
+            problems += found
+        else:
+            names.add(name)
+    return names, problems
+
+
+def _validate_volume_mounts(mounts: list[dict[str, Any]], volumes: set[str], path: str) -> list[FieldError]:
+    """ValidateVolumeMounts: each mount names one of the pod's volumes, at a path no other mount uses."""
+    problems: list[FieldError] = []
+    paths: set[str] = set()
+    for j, mount in enumerate(mounts):
+        at = f"{path}[{j}]"
+        name, mount_path = mount.get("name") or "", mount.get("mountPath") or ""
+        if not name:
+            problems.append(errors.required(f"{at}.name"))
+        if name not in volumes:
+            problems.append(errors.not_found_value(f"{at}.name", name))
+        if not mount_path:
+            problems.append(errors.required(f"{at}.mountPath"))
+        if mount_path in paths:
+            problems.append(invalid(f"{at}.mountPath", mount_path, "must be unique"))
+        paths.add(mount_path)
     return problems
 
 
@@ -271,6 +329,14 @@ class PodStrategy(Strategy):
         sa = spec.get("serviceAccountName")
         if sa:
             problems += [invalid("spec.serviceAccountName", sa, m) for m in validation.dns1123_subdomain_errors(sa)]
+        node = spec.get("nodeName")
+        if node:  # ValidateNodeName: a DNS subdomain
+            problems += [invalid("spec.nodeName", node, m) for m in validation.dns1123_subdomain_errors(node)]
+        volumes, volume_problems = _validate_volume_names(spec.get("volumes"))
+        problems += volume_problems
+        for group in ("containers", "initContainers"):
+            for i, container in enumerate(spec.get(group) or []):
+                problems += _validate_volume_mounts(container.get("volumeMounts") or [], volumes, f"spec.{group}[{i}].volumeMounts")
         return problems
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -17,6 +17,7 @@ from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.printing import AGE, NAME, NONE, Column, Printer, format_labels, name_age, spec_of, status_of
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
+from emulator.models.base import GoType, Int32, IntOrString
 from emulator.models.meta import ApiModel, Protocol, TypedObject
 from emulator.registry import ipam
 from emulator.registry.patch import ListRule, ListRules
@@ -28,6 +29,12 @@ SERVICES = ResourceType(
 DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds, the API server's default for ClientIP affinity
 HEADLESS = "None"  # the clusterIP of a headless service
 NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
+# The emulator serves one IP family: its service range (and every address it hands out) is IPv4.
+SERVED_FAMILY = "IPv4"
+IP_FAMILIES = ("IPv4", "IPv6")
+SINGLE_STACK, PREFER_DUAL_STACK, REQUIRE_DUAL_STACK = "SingleStack", "PreferDualStack", "RequireDualStack"
+IP_FAMILY_POLICIES = (PREFER_DUAL_STACK, REQUIRE_DUAL_STACK, SINGLE_STACK)  # sorted, as the API server lists them
+TRAFFIC_POLICIES = ("Cluster", "Local")
 
 
 # -- the read view: what a Service means, decided once ----------------------------------------------
@@ -128,47 +135,58 @@ class ServiceView:
 class ServicePort(ApiModel):
     name: str | None = None
     protocol: Protocol = "TCP"
-    port: int
-    target_port: int | str | None = None
-    node_port: int | None = None
+    port: Int32
+    target_port: IntOrString | None = None
+    node_port: Int32 | None = None
     app_protocol: str | None = None
 
 
 class ClientIPConfig(ApiModel):
-    timeout_seconds: int | None = None
+    timeout_seconds: Int32 | None = None
 
 
 class SessionAffinityConfig(ApiModel):
     client_ip: ClientIPConfig | None = Field(default=None, alias="clientIP")
 
 
+# string types the decoder takes as they come (validation checks the values), named as in Go
+IPFamily = Annotated[str, GoType("v1.IPFamily")]
+IPFamilyPolicy = Annotated[str, GoType("v1.IPFamilyPolicy")]
+ExternalTrafficPolicy = Annotated[str, GoType("v1.ServiceExternalTrafficPolicy")]
+InternalTrafficPolicy = Annotated[str, GoType("v1.ServiceInternalTrafficPolicy")]
+LoadBalancerIPMode = Annotated[str, GoType("v1.LoadBalancerIPMode")]
+ServiceType = Annotated[Literal["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"], GoType("v1.ServiceType")]
+ServiceAffinity = Annotated[Literal["ClientIP", "None"], GoType("v1.ServiceAffinity")]
+
+
 class ServiceSpec(ApiModel):
-    type: Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] = "ClusterIP"
+    type: ServiceType = "ClusterIP"
     selector: dict[str, str] | None = None
     ports: list[ServicePort] | None = None
     cluster_ip: str | None = Field(default=None, alias="clusterIP")
     cluster_ips: list[str] | None = Field(default=None, alias="clusterIPs")
     external_name: str | None = None
     external_ips: list[str] | None = Field(default=None, alias="externalIPs")
-    session_affinity: Literal["None", "ClientIP"] = "None"
+    session_affinity: ServiceAffinity = "None"
     session_affinity_config: SessionAffinityConfig | None = None
     publish_not_ready_addresses: bool | None = None
     load_balancer_ip: str | None = Field(default=None, alias="loadBalancerIP")
     load_balancer_source_ranges: list[str] | None = None
     load_balancer_class: str | None = None
     allocate_load_balancer_node_ports: bool | None = None
-    external_traffic_policy: str | None = None
-    internal_traffic_policy: str | None = None
-    health_check_node_port: int | None = None
-    ip_families: list[str] | None = Field(default=None, alias="ipFamilies")
-    ip_family_policy: str | None = Field(default=None, alias="ipFamilyPolicy")
+    # the values of these are checked by ServiceStrategy.validate, with the API server's causes
+    external_traffic_policy: ExternalTrafficPolicy | None = None
+    internal_traffic_policy: InternalTrafficPolicy | None = None
+    health_check_node_port: Int32 | None = None
+    ip_families: list[IPFamily] | None = Field(default=None, alias="ipFamilies")
+    ip_family_policy: IPFamilyPolicy | None = Field(default=None, alias="ipFamilyPolicy")
     traffic_distribution: str | None = None
 
 
 class LoadBalancerIngress(ApiModel):
     ip: str | None = None
     hostname: str | None = None
-    ip_mode: str | None = None
+    ip_mode: LoadBalancerIPMode | None = None
     ports: Any = None
 
 
@@ -232,13 +250,27 @@ class ServiceStrategy(Strategy):
         new_type, old_type = spec.get("type", "ClusterIP"), old_spec.get("type", "ClusterIP")
         if new_type != old_type:
             _drop_type_dependent_fields(spec, old_spec, new_type)
+        if _externally_accessible(old_spec) and not _externally_accessible(spec):
+            # like the API server: a policy the client merely kept goes with the external access
+            if spec.get("externalTrafficPolicy") == old_spec.get("externalTrafficPolicy"):
+                spec.pop("externalTrafficPolicy", None)
+        if new_type != "ExternalName":
+            # an update that does not name them keeps the stack it has (the API server's initIPFamilyFields)
+            for field in ("ipFamilyPolicy", "ipFamilies"):
+                if field not in spec and old_spec.get(field):
+                    spec[field] = list(old_spec[field]) if field == "ipFamilies" else old_spec[field]
         if new_type == old_type == "LoadBalancer":
             # the emulator is the load-balancer controller: status.loadBalancer is its to write
             new.setdefault("status", {})["loadBalancer"] = (old.get("status") or {}).get("loadBalancer", {})
-        # clusterIP is server-allocated: a client that omits it keeps the one it has
-        if not spec.get("clusterIP") and old_spec.get("clusterIP") and spec.get("type") != "ExternalName":
-            spec["clusterIP"] = old_spec["clusterIP"]
-            spec["clusterIPs"] = old_spec.get("clusterIPs", [old_spec["clusterIP"]])
+        # clusterIP(s) are server-allocated: a client that omits them keeps the ones it has
+        # (the API server's patchAllocatedValues, then normalizeClusterIPs)
+        if spec.get("type") != "ExternalName":
+            if not spec.get("clusterIP") and old_spec.get("clusterIP"):
+                spec["clusterIP"] = old_spec["clusterIP"]
+            if not spec.get("clusterIPs") and old_spec.get("clusterIP"):
+                spec["clusterIPs"] = list(old_spec.get("clusterIPs") or [old_spec["clusterIP"]])
+        if spec.get("clusterIP") and spec.get("clusterIP") != old_spec.get("clusterIP") and spec.get("clusterIPs") == old_spec.get("clusterIPs"):
+            spec["clusterIPs"] = [spec["clusterIP"]]  # an old client changed the singular only
         if spec.get("type") in ("NodePort", "LoadBalancer"):
             old_ports = {(p["port"], p.get("protocol", "TCP")): p.get("nodePort") for p in _service_ports(old)}
             for port in _service_ports(new):
@@ -257,12 +289,16 @@ class ServiceStrategy(Strategy):
             config.setdefault("timeoutSeconds", DEFAULT_AFFINITY_TIMEOUT)
         if kind == "ExternalName":
             return
-        if spec.get("clusterIPs") and not spec.get("clusterIP"):
-            spec["clusterIP"] = spec["clusterIPs"][0]
-        spec.setdefault("ipFamilies", ["IPv4"])
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        # a client that sends clusterIP only (the singular, from before dual-stack) gets clusterIPs to match;
+        # one that sends clusterIPs must send clusterIP too, as with the API server
+        if spec.get("clusterIP") and not spec.get("clusterIPs"):
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        spec.setdefault("ipFamilyPolicy", SINGLE_STACK)
+        if not spec.get("ipFamilies") and _served_family_only(spec.get("clusterIPs") or []):
+            # otherwise validation says which address this cluster cannot serve
+            spec["ipFamilies"] = [SERVED_FAMILY]
         spec.setdefault("internalTrafficPolicy", "Cluster")
-        if kind in ("NodePort", "LoadBalancer"):
+        if _externally_accessible(spec):
             spec.setdefault("externalTrafficPolicy", "Cluster")
         if kind == "LoadBalancer":
             spec.setdefault("allocateLoadBalancerNodePorts", True)
@@ -279,9 +315,16 @@ class ServiceStrategy(Strategy):
             if not name:
                 problems.append(errors.required("spec.externalName"))
             else:
-                problems += [invalid("spec.externalName", name, m) for m in validation.dns1123_subdomain_errors(name.rstrip(".").lower())]
+                cname = name.rstrip(".").lower()
+                problems += [invalid("spec.externalName", name, m) for m in validation.dns1123_subdomain_errors(cname)]
+                # the API server stops at the subdomain rule; the emulator answers this name in DNS,
+                # where no label may be longer than 63 characters
+                problems += [invalid("spec.externalName", name, m) for m in validation.dns_label_length_errors(cname)]
             if spec.get("clusterIP") and spec.get("clusterIP") != HEADLESS:
                 problems.append(errors.forbidden("spec.clusterIP", "may not be set for ExternalName services"))
+            for field in ("ipFamilies", "ipFamilyPolicy"):
+                if spec.get(field):
+                    problems.append(errors.forbidden(f"spec.{field}", "may not be set for ExternalName services"))
         elif not ports and not headless:
             problems.append(errors.required("spec.ports"))
         if headless and kind != "ClusterIP":
@@ -321,6 +364,16 @@ class ServiceStrategy(Strategy):
             problems.append(invalid("spec.sessionAffinityConfig.clientIP.timeoutSeconds", timeout, "must be greater than 0 and less than 86400"))
         if spec.get("selector"):
             problems += validation.validate_labels(spec["selector"], "spec.selector")
+        if kind != "ExternalName":
+            problems += _validate_ip_families(spec)
+        for i, ip in enumerate(spec.get("externalIPs") or []):
+            path = f"spec.externalIPs[{i}]"
+            # loopback stays allowed, unlike in Kubernetes: every address of the emulator is in 127.0.0.0/8
+            problems += validation.validate_ip(ip, path) or validation.validate_non_special_ip(ip, path, allow_loopback=True)
+        if spec.get("loadBalancerIP"):
+            # the API server leaves this to the cloud's load-balancer controller, which the emulator is
+            problems += validation.validate_ip(spec["loadBalancerIP"], "spec.loadBalancerIP")
+        problems += _validate_traffic_policies(spec)
         return problems
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
@@ -449,6 +502,110 @@ class ServiceStrategy(Strategy):
         lb = _lb_ip(obj)
         if lb and plan.lb_ips.contains(lb):
             plan.lb_ips.claim(lb)
+
+
+def _externally_accessible(spec: dict[str, Any]) -> bool:
+    """apiservice.ExternallyAccessible: reachable from outside through node ports, a load balancer or external IPs."""
+    kind = spec.get("type") or "ClusterIP"
+    return kind in NODE_PORT_TYPES or (kind == "ClusterIP" and bool(spec.get("externalIPs")))
+
+
+def _served_family_only(cluster_ips: list[Any]) -> bool:
+    """At most one cluster IP, of the family the emulator serves (or None): its ipFamilies can be defaulted."""
+    addresses = [ip for ip in cluster_ips if ip and ip != HEADLESS]
+    return len(addresses) <= 1 and all(validation.ip_family(ip) == SERVED_FAMILY for ip in addresses)
+
+
+def _validate_ip_families(spec: dict[str, Any]) -> list[FieldError]:
+    """The API server's ValidateServiceClusterIPsRelatedFields, then (when those pass) what its allocator
+    checks against the cluster's families (initIPFamilyFields) — the emulator serves IPv4 only."""
+    problems: list[FieldError] = []
+    cluster_ip = spec.get("clusterIP")
+    cluster_ips: list[Any] = spec.get("clusterIPs") or []
+    families: list[Any] = spec.get("ipFamilies") or []
+    policy = spec.get("ipFamilyPolicy")
+    if cluster_ip:
+        if not cluster_ips:
+            problems.append(errors.required("spec.clusterIPs"))
+        elif cluster_ips[0] != cluster_ip:
+            problems.append(errors.invalid_strings("spec.clusterIPs", cluster_ips, "first value must match `clusterIP`"))
+    elif cluster_ips:
+        problems.append(errors.invalid_strings("spec.clusterIPs", cluster_ips, "must be empty when `clusterIP` is not specified"))
+    seen: set[str] = set()
+    for i, family in enumerate(families):
+        if family not in IP_FAMILIES:
+            problems.append(errors.not_supported(f"spec.ipFamilies[{i}]", family, list(IP_FAMILIES)))
+        if family in seen:
+            problems.append(errors.duplicate(f"spec.ipFamilies[{i}]", family))
+        seen.add(family)
+    if policy is not None and policy not in IP_FAMILY_POLICIES:
+        problems.append(errors.not_supported("spec.ipFamilyPolicy", policy, list(IP_FAMILY_POLICIES)))
+    bad_ips = False
+    for i, ip in enumerate(cluster_ips):
+        if i == 0 and ip == HEADLESS:
+            if len(cluster_ips) > 1:
+                bad_ips = True
+                problems.append(errors.invalid_strings("spec.clusterIPs", cluster_ips, "'None' must be the first and only value"))
+            continue
+        if i == 0 and ip == cluster_ip:
+            bad_ips = bad_ips or validation.parse_ip(ip) is None  # reported on spec.clusterIP
+            continue
+        found = validation.validate_ip(ip, f"spec.clusterIPs[{i}]")
+        bad_ips = bad_ips or bool(found)
+        problems += found
+    if len(cluster_ips) > 2:
+        problems.append(errors.invalid_strings("spec.clusterIPs", cluster_ips, "may only hold up to 2 values"))
+    if bad_ips:
+        return problems
+    if len(cluster_ips) > 1 and {validation.ip_family(ip) for ip in cluster_ips} != set(IP_FAMILIES):
+        problems.append(errors.invalid_strings("spec.clusterIPs", cluster_ips, "may specify no more than one IP for each IP family"))
+    headless = cluster_ips[:1] == [HEADLESS]
+    if not headless:
+        for i, (ip, family) in enumerate(zip(cluster_ips, families, strict=False)):
+            if family in IP_FAMILIES and validation.ip_family(ip) != family:
+                problems.append(invalid(f"spec.clusterIPs[{i}]", ip, f"expected an {family} value as indicated by `ipFamilies[{i}]`"))
+    if problems:
+        return problems
+    # what the API server's allocator adds, against the families this cluster serves
+    if policy == SINGLE_STACK:
+        for what, values in (("cluster IPs", cluster_ips), ("IP families", families)):
+            if len(values) == 2:
+                problems.append(invalid("spec.ipFamilyPolicy", policy, f"must be 'RequireDualStack' or 'PreferDualStack' when multiple {what} are specified"))
+    families = list(families)
+    for i, ip in enumerate(cluster_ips):
+        if ip == HEADLESS:
+            break
+        family = validation.ip_family(ip)
+        if i >= len(families):
+            if family != SERVED_FAMILY:
+                problems.append(errors.invalid_strings(f"spec.clusterIPs[{i}]", cluster_ips, f"{family} is not configured on this cluster"))
+            else:
+                families.append(family)
+    if problems or (headless and not spec.get("selector")):
+        return problems  # a headless service without a selector may name any families, as in Kubernetes
+    if policy == REQUIRE_DUAL_STACK:
+        problems.append(invalid("spec.ipFamilyPolicy", policy, "this cluster is not configured for dual-stack services"))
+    for i, family in enumerate(families):
+        if family != SERVED_FAMILY:
+            problems.append(invalid(f"spec.ipFamilies[{i}]", family, "not configured on this cluster"))
+    return problems
+
+
+def _validate_traffic_policies(spec: dict[str, Any]) -> list[FieldError]:
+    """validateServiceExternalTrafficPolicy and validateServiceInternalTrafficFieldsValue."""
+    problems: list[FieldError] = []
+    external = spec.get("externalTrafficPolicy")
+    if not _externally_accessible(spec):
+        if external:
+            problems.append(invalid("spec.externalTrafficPolicy", external, "may only be set for externally-accessible services"))
+    elif not external:
+        problems.append(errors.required("spec.externalTrafficPolicy"))
+    elif external not in TRAFFIC_POLICIES:
+        problems.append(errors.not_supported("spec.externalTrafficPolicy", external, list(TRAFFIC_POLICIES)))
+    internal = spec.get("internalTrafficPolicy")
+    if internal is not None and internal not in TRAFFIC_POLICIES:
+        problems.append(errors.not_supported("spec.internalTrafficPolicy", internal, list(TRAFFIC_POLICIES)))
+    return problems
 
 
 def _lb_ip(obj: dict[str, Any] | None) -> str | None:

@@ -7,18 +7,19 @@ fields it only stores for clients (probes, resources, volumes, security contexts
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from emulator.models.base import ApiModel
+from emulator.models.base import ApiModel, ApiObject, GoType, Int64
 
 __all__ = [
     "ApiModel", "LabelSelector", "LabelSelectorRequirement", "LocalObjectReference", "ObjectMeta", "ObjectReference",
     "OwnerReference", "Protocol", "TypedObject",
 ]
 
-Protocol = Literal["TCP", "UDP", "SCTP"]
+# in the order the API server lists them when it refuses another value
+Protocol = Annotated[Literal["SCTP", "TCP", "UDP"], GoType("v1.Protocol")]
 
 
 # -- metadata ----------------------------------------------------------------------------------------
@@ -40,10 +41,10 @@ class ObjectMeta(ApiModel):
     annotations: dict[str, str] | None = None
     uid: str | None = None
     resource_version: str | None = None
-    generation: int | None = None
+    generation: Int64 | None = None
     creation_timestamp: str | None = None
     deletion_timestamp: str | None = None
-    deletion_grace_period_seconds: int | None = None
+    deletion_grace_period_seconds: Int64 | None = None
     owner_references: list[OwnerReference] | None = None
     finalizers: list[str] | None = None
     managed_fields: list[Any] | None = None
@@ -71,7 +72,7 @@ class LabelSelector(ApiModel):
     match_expressions: list[LabelSelectorRequirement] | None = None
 
 
-class TypedObject(ApiModel):
+class TypedObject(ApiObject):
     api_version: str | None = None
     kind: str | None = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)

@@ -213,9 +213,9 @@ def test_every_error_class(api: httpx.Client) -> None:
     big = pod("big")
     big["metadata"]["annotations"] = {"blob": "x" * (3 * 1024 * 1024 + 10)}
     status_of(api.post(PODS, json=big), 413, "RequestEntityTooLarge")
-    large = pod("large")  # 2 MiB arrives in many reads: all of them make the body
-    large["spec"]["containers"][0]["args"] = ["y" * 1024] * 2048
-    assert len(ok(api.post(PODS, json=large), 201)["spec"]["containers"][0]["args"]) == 2048
+    large = pod("large")  # 1.4 MiB arrives in many reads: all of them make the body
+    large["spec"]["containers"][0]["args"] = ["y" * 1024] * 1400
+    assert len(ok(api.post(PODS, json=large), 201)["spec"]["containers"][0]["args"]) == 1400
     status_of(api.put(PODS, json=pod("x")), 405, "MethodNotAllowed")
     mismatch = pod("ns-mismatch")
     mismatch["metadata"]["namespace"] = "kube-system"
@@ -240,13 +240,18 @@ def test_every_error_class(api: httpx.Client) -> None:
         ({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a"}, {"name": "a"}]}}, "spec.containers[1].name"),
         ({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}]}, {"name": "b", "ports": [{"containerPort": 80}]}]}}, "spec.containers[1].ports[0].containerPort"),
         ({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "ports": [{"containerPort": 70000}]}]}}, "spec.containers[0].ports[0].containerPort"),
-        ({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "ports": [{"containerPort": "eighty"}]}]}}, "spec.containers[0].ports[0].containerPort"),
         ({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "env": [{"name": "A\nEVIL", "value": "1"}]}]}}, "spec.containers[0].env[0].name"),
     ],
 )
 def test_invalid_pods_get_field_causes(api: httpx.Client, body: dict[str, Any], field: str) -> None:
     result = status_of(api.post(PODS, json=body), 422, "Invalid")
     assert field in {c["field"] for c in result["details"]["causes"]}, result
+
+
+def test_a_value_of_the_wrong_type_is_a_decode_error(api: httpx.Client) -> None:
+    body = {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "ports": [{"containerPort": "eighty"}]}]}}
+    result = status_of(api.post(PODS, json=body), 400, "BadRequest")  # the API server's decoder refuses it
+    assert "containerPort" in result["message"]
 
 
 def test_sidecar_ports_share_the_pod_port_space(api: httpx.Client) -> None:

@@ -218,3 +218,15 @@ def test_field_selector(text: str, terms: list[tuple[str, str, str]]) -> None:
 def test_field_selector_errors(text: str) -> None:
     with pytest.raises(SelectorError):
         parse_field_selector(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [("a in ()", ("",)), ("a in (b,,c)", ("", "b", "c")), ("a notin ()", ("",)), ("a in (,b)", ("", "b")), ("a in (b,)", ("", "b"))],
+)
+def test_empty_entries_in_a_value_set_are_the_empty_value_as_in_kubernetes(text: str, values: tuple[str, ...]) -> None:
+    # apimachinery's own example of valid syntax is "x in (foo,,baz),y,z notin ()": the API server parses
+    # these (an empty entry is the empty label value), so they select, they are no 400
+    (requirement,) = parse_selector(text).requirements
+    assert requirement.values == values
+    assert parse_selector("a in (b,,c)").matches({"a": ""}) and not parse_selector("a in (b,,c)").matches({"a": "d"})

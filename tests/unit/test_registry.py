@@ -213,10 +213,14 @@ def test_every_problem_of_an_invalid_object_is_a_cause(registry: Registry) -> No
     assert error.message.startswith('Service "web" is invalid: [')
 
 
-def test_a_body_of_the_wrong_shape_is_a_422_on_the_field(registry: Registry) -> None:
+def test_a_body_of_the_wrong_json_type_is_a_400_decode_error_naming_the_field(registry: Registry) -> None:
+    # the API server's decoder refuses it before validation: 400 BadRequest, not 422 Invalid
     error = status_of(lambda: registry.create(SERVICES, NS, {"metadata": {"name": "web"}, "spec": {"ports": "80"}}))
-    assert error.code == 422
-    assert any(c["field"].startswith("spec.ports") for c in error.details["causes"])
+    assert (error.code, error.reason) == (400, "BadRequest")
+    assert error.message == (
+        'Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string into Go struct field '
+        "ServiceSpec.spec.ports of type []v1.ServicePort"
+    )
 
 
 def test_a_body_of_another_kind_is_a_bad_request(registry: Registry) -> None:
@@ -1014,3 +1018,139 @@ def test_a_failed_write_leaves_the_resource_version_and_objects_unchanged(
     before = snapshot(world.store)
     assert status_of(lambda: write(world.registry)).code == code
     assert snapshot(world.store) == before
+
+
+# -- what the API server refuses and the emulator used to accept -------------------------------------------
+
+NOT_CONFIGURED = "IPv6 is not configured on this cluster"
+LONG_NODE = "n" * 300
+
+
+def _pod_with(**spec: Any) -> dict[str, Any]:
+    container = {"name": "app", "image": "nginx", **spec.pop("container", {})}
+    return {"metadata": {"name": "web"}, "spec": {"containers": [container], **spec}}
+
+
+REFUSED: list[tuple[str, Any, dict[str, Any], int, list[tuple[str, str]], str]] = [
+    # (id, kind, body, code, [(cause field, cause reason)], a piece of the message)
+    ("ip-family", SERVICES, service(ipFamilies=["IPv7"]), 422, [("spec.ipFamilies[0]", "FieldValueNotSupported")],
+     'spec.ipFamilies[0]: Unsupported value: "IPv7": supported values: "IPv4", "IPv6"'),
+    ("ip-family-policy", SERVICES, service(ipFamilyPolicy="Maybe"), 422, [("spec.ipFamilyPolicy", "FieldValueNotSupported")],
+     'spec.ipFamilyPolicy: Unsupported value: "Maybe": supported values: "PreferDualStack", "RequireDualStack", "SingleStack"'),
+    ("external-traffic-policy", SERVICES, service(type="NodePort", externalTrafficPolicy="Nope"), 422,
+     [("spec.externalTrafficPolicy", "FieldValueNotSupported")],
+     'spec.externalTrafficPolicy: Unsupported value: "Nope": supported values: "Cluster", "Local"'),
+    ("external-traffic-policy-internal-service", SERVICES, service(externalTrafficPolicy="Nope"), 422,
+     [("spec.externalTrafficPolicy", "FieldValueInvalid")],
+     'spec.externalTrafficPolicy: Invalid value: "Nope": may only be set for externally-accessible services'),
+    ("internal-traffic-policy", SERVICES, service(internalTrafficPolicy="Nope"), 422,
+     [("spec.internalTrafficPolicy", "FieldValueNotSupported")],
+     'spec.internalTrafficPolicy: Unsupported value: "Nope": supported values: "Cluster", "Local"'),
+    ("load-balancer-ip", SERVICES, service(type="LoadBalancer", loadBalancerIP="x"), 422,
+     [("spec.loadBalancerIP", "FieldValueInvalid")],
+     'spec.loadBalancerIP: Invalid value: "x": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)'),
+    ("two-ipv4-cluster-ips", SERVICES, service(clusterIP="10.96.0.10", clusterIPs=["10.96.0.10", "10.96.0.11"]), 422,
+     [("spec.clusterIPs", "FieldValueInvalid")],
+     'spec.clusterIPs: Invalid value: []string{"10.96.0.10", "10.96.0.11"}: may specify no more than one IP for each IP family'),
+    ("cluster-ips-without-cluster-ip", SERVICES, service(clusterIPs=["10.96.0.10", "10.96.0.11"]), 422,
+     [("spec.clusterIPs", "FieldValueInvalid"), ("spec.clusterIPs", "FieldValueInvalid")],
+     "must be empty when `clusterIP` is not specified"),
+    ("dual-stack-single-stack-policy", SERVICES, service(clusterIP="10.96.0.10", clusterIPs=["10.96.0.10", "fd00::10"]), 422,
+     [("spec.ipFamilyPolicy", "FieldValueInvalid"), ("spec.clusterIPs[1]", "FieldValueInvalid")],
+     "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified"),
+    ("dual-stack-on-one-family", SERVICES,
+     service(clusterIP="10.96.0.10", clusterIPs=["10.96.0.10", "fd00::10"], ipFamilyPolicy="PreferDualStack"), 422,
+     [("spec.clusterIPs[1]", "FieldValueInvalid")], f'spec.clusterIPs[1]: Invalid value: []string{{"10.96.0.10", "fd00::10"}}: {NOT_CONFIGURED}'),
+    ("require-dual-stack", SERVICES, service(ipFamilyPolicy="RequireDualStack"), 422, [("spec.ipFamilyPolicy", "FieldValueInvalid")],
+     'spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack services'),
+    ("ipv6-family", SERVICES, service(ipFamilies=["IPv6"]), 422, [("spec.ipFamilies[0]", "FieldValueInvalid")],
+     'spec.ipFamilies[0]: Invalid value: "IPv6": not configured on this cluster'),
+    ("external-ip-not-an-ip", SERVICES, service(externalIPs=["x"]), 422, [("spec.externalIPs[0]", "FieldValueInvalid")],
+     'spec.externalIPs[0]: Invalid value: "x": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)'),
+    ("external-ips-special", SERVICES, service(externalIPs=["0.0.0.0", "::", "169.254.1.1", "fe80::1", "224.0.0.1", "ff02::1"]), 422,
+     [(f"spec.externalIPs[{i}]", "FieldValueInvalid") for i in range(6)], 'spec.externalIPs[0]: Invalid value: "0.0.0.0": may not be unspecified (0.0.0.0)'),
+    ("external-name-long-label", SERVICES,
+     {"metadata": {"name": "web"}, "spec": {"type": "ExternalName", "externalName": "a" * 64 + ".example.com"}}, 422,
+     [("spec.externalName", "FieldValueInvalid")], "must be a valid DNS name: each label must be no more than 63 characters"),
+    ("port-string", SERVICES, service("web", {"port": "80"}), 400, [],
+     'Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string into Go struct field ServicePort.spec.ports.port of type int32'),
+    ("container-port-string", PODS, _pod_with(container={"ports": [{"containerPort": "80"}]}), 400, [],
+     "json: cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort of type int32"),
+    ("host-network-string", PODS, _pod_with(hostNetwork="yes"), 400, [],
+     'Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field PodSpec.spec.hostNetwork of type bool'),
+    ("node-name-too-long", PODS, _pod_with(nodeName=LONG_NODE), 422, [("spec.nodeName", "FieldValueInvalid")],
+     f'spec.nodeName: Invalid value: "{LONG_NODE}": must be no more than 253 characters'),
+    ("volume-mount-of-no-volume", PODS, _pod_with(container={"volumeMounts": [{"name": "x", "mountPath": "/x"}]}), 422,
+     [("spec.containers[0].volumeMounts[0].name", "FieldValueNotFound")], 'spec.containers[0].volumeMounts[0].name: Not found: "x"'),
+]
+
+
+@pytest.mark.parametrize(("kind", "body", "code", "causes", "message"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED])
+def test_what_the_api_server_refuses_is_refused_and_changes_nothing(
+    world: World, kind: Any, body: dict[str, Any], code: int, causes: list[tuple[str, str]], message: str
+) -> None:
+    before = snapshot(world.store)
+    error = status_of(lambda: world.registry.create(kind, NS, body))
+    assert (error.code, error.reason) == (code, "Invalid" if code == 422 else "BadRequest")
+    assert message in error.message
+    assert [(c["field"], c["reason"]) for c in error.details.get("causes", [])] == causes
+    assert snapshot(world.store) == before
+    assert world.plan.service_ips.claim("10.96.0.10")  # nothing was allocated either: the address is free
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"externalIPs": ["127.0.0.5", "203.0.113.7", "239.1.1.1"]},  # loopback stays allowed: every emulator address is in 127/8
+        {"ipFamilyPolicy": "PreferDualStack"},  # prefers, so gets the one family there is
+        {"ipFamilies": ["IPv4"], "clusterIP": "10.96.0.12"},
+        {"clusterIP": "10.96.0.13", "clusterIPs": ["10.96.0.13"]},
+        {"type": "LoadBalancer", "loadBalancerIP": "10.250.0.9"},
+    ],
+)
+def test_what_the_api_server_accepts_is_still_accepted(world: World, spec: dict[str, Any]) -> None:
+    stored = world.registry.create(SERVICES, NS, service("ok", **spec)).obj["spec"]
+    assert stored["ipFamilies"] == ["IPv4"] and stored["clusterIPs"] == [stored["clusterIP"]]
+    assert stored["ipFamilyPolicy"] == spec.get("ipFamilyPolicy", "SingleStack")
+
+
+def test_external_ips_make_a_cluster_ip_service_externally_accessible(world: World) -> None:
+    stored = world.registry.create(SERVICES, NS, service("ext", externalIPs=["127.0.0.9"])).obj
+    assert stored["spec"]["externalTrafficPolicy"] == "Cluster"  # defaulted, as the API server does
+    stored["spec"].pop("externalIPs")  # no longer external: a policy the client merely kept goes with it
+    assert "externalTrafficPolicy" not in world.registry.update(SERVICES, NS, "ext", stored).obj["spec"]
+
+
+def test_an_update_that_does_not_name_the_stack_keeps_it(world: World) -> None:
+    world.registry.create(SERVICES, NS, service("pref", ipFamilyPolicy="PreferDualStack"))
+    stored = world.registry.update(SERVICES, NS, "pref", service("pref", {"port": 81})).obj["spec"]
+    assert (stored["ipFamilyPolicy"], stored["ipFamilies"]) == ("PreferDualStack", ["IPv4"])
+
+
+def test_changing_the_cluster_ip_alone_is_one_cause_on_cluster_ip(world: World) -> None:
+    stored = world.registry.create(SERVICES, NS, service("fixed", clusterIP="10.96.0.20")).obj
+    stored["spec"]["clusterIP"] = "10.96.0.21"  # an old client: clusterIPs left as they were
+    error = status_of(lambda: world.registry.update(SERVICES, NS, "fixed", stored))
+    assert [(c["field"], c["message"]) for c in error.details["causes"]] == [
+        ("spec.clusterIP", 'Invalid value: "10.96.0.21": field is immutable')
+    ]
+
+
+def test_volume_mounts_and_volume_names(world: World) -> None:
+    body = _pod_with(
+        volumes=[{"name": "data", "emptyDir": {}}, {"name": "Bad_Name", "emptyDir": {}}, {"name": "data"}],
+        container={"volumeMounts": [
+            {"name": "data", "mountPath": "/data"}, {"name": "Bad_Name", "mountPath": "/data"}, {"mountPath": "/x"},
+        ]},
+    )
+    error = status_of(lambda: world.registry.create(PODS, NS, body))
+    assert [(c["field"], c["reason"]) for c in error.details["causes"]] == [
+        ("spec.volumes[1].name", "FieldValueInvalid"),
+        ("spec.volumes[2].name", "FieldValueDuplicate"),
+        ("spec.containers[0].volumeMounts[1].name", "FieldValueNotFound"),
+        ("spec.containers[0].volumeMounts[1].mountPath", "FieldValueInvalid"),  # must be unique
+        ("spec.containers[0].volumeMounts[2].name", "FieldValueRequired"),
+        ("spec.containers[0].volumeMounts[2].name", "FieldValueNotFound"),
+    ]
+    good = _pod_with(volumes=[{"name": "data", "emptyDir": {}}], container={"volumeMounts": [{"name": "data", "mountPath": "/data"}]})
+    assert world.registry.create(PODS, NS, good).obj["spec"]["containers"][0]["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]

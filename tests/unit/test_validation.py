@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
+from emulator.errors import StatusError, invalid_strings, not_found_value
+from emulator.kinds.networkpolicy import NetworkPolicy
+from emulator.kinds.pod import Pod
+from emulator.kinds.service import Service
+from emulator.models.base import field_errors, loc_path
 from emulator.validation import (
     TOTAL_ANNOTATION_SIZE_LIMIT_B,
     dns1035_label_errors,
     dns1123_label_errors,
     dns1123_subdomain_errors,
+    dns_label_length_errors,
+    ip_family,
     label_value_errors,
     qualified_name_errors,
     validate_annotations,
     validate_cidr,
     validate_ip,
     validate_labels,
+    validate_non_special_ip,
     validate_port_name,
     validate_port_number,
 )
@@ -213,3 +224,183 @@ def test_validate_port_number(value: object, ok: bool) -> None:
 def test_validate_port_name(value: str, messages: list[str]) -> None:
     errs = validate_port_name(value, "spec.ports[0].name")
     assert [e.message.split(": ", 2)[2] for e in errs] == messages
+
+
+# -- addresses a service may not use: ValidateNonSpecialIP ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "allow_loopback", "details"),
+    [
+        ("10.0.0.1", False, []),
+        ("2001:db8::1", False, []),
+        ("239.1.1.1", False, []),  # multicast outside the link-local block is allowed, as in Kubernetes
+        ("ff05::1", False, []),
+        ("0.0.0.0", False, ["may not be unspecified (0.0.0.0)"]),
+        ("::", False, ["may not be unspecified (::)"]),
+        ("127.0.0.1", False, ["may not be in the loopback range (127.0.0.0/8, ::1/128)"]),
+        ("::1", False, ["may not be in the loopback range (127.0.0.0/8, ::1/128)"]),
+        ("127.0.0.1", True, []),
+        ("::1", True, []),
+        ("169.254.169.254", False, ["may not be in the link-local range (169.254.0.0/16, fe80::/10)"]),
+        ("fe80::1", False, ["may not be in the link-local range (169.254.0.0/16, fe80::/10)"]),
+        ("::ffff:169.254.1.1", False, ["may not be in the link-local range (169.254.0.0/16, fe80::/10)"]),
+        ("224.0.0.251", False, ["may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"]),
+        ("ff02::fb", False, ["may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"]),
+        ("nope", False, ["must be a valid IP address"]),
+    ],
+)
+def test_validate_non_special_ip(value: str, allow_loopback: bool, details: list[str]) -> None:
+    errs = validate_non_special_ip(value, "spec.externalIPs[0]", allow_loopback=allow_loopback)
+    assert [e.message for e in errs] == [f'Invalid value: "{value}": {d}' for d in details]
+    assert {(e.field, e.reason) for e in errs} <= {("spec.externalIPs[0]", "FieldValueInvalid")}
+
+
+@pytest.mark.parametrize(
+    ("value", "family"),
+    [("10.0.0.1", "IPv4"), ("fd00::1", "IPv6"), ("::ffff:10.0.0.1", "IPv4"), ("x", None), (None, None)],
+)
+def test_ip_family(value: object, family: str | None) -> None:
+    assert ip_family(value) == family
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [("example.com", True), ("a" * 63 + ".example.com", True), ("a" * 64 + ".example.com", False), ("x." + "b" * 64, False)],
+)
+def test_dns_label_length(name: str, ok: bool) -> None:
+    assert (dns_label_length_errors(name) == []) is ok
+    if not ok:
+        assert dns_label_length_errors(name) == ["must be a valid DNS name: each label must be no more than 63 characters"]
+
+
+def test_go_formatted_causes() -> None:
+    cause = invalid_strings("spec.clusterIPs", ["10.0.0.1", "10.0.0.2"], "may specify no more than one IP for each IP family")
+    assert cause.message == 'Invalid value: []string{"10.0.0.1", "10.0.0.2"}: may specify no more than one IP for each IP family'
+    missing = not_found_value("spec.containers[0].volumeMounts[0].name", "x")
+    assert (missing.reason, missing.message) == ("FieldValueNotFound", 'Not found: "x"')
+
+
+# -- JSON types: the API server's decoder refuses what does not fit (400), the rest is validation (422) ----
+
+KIND_OF = {"Pod": Pod, "Service": Service, "NetworkPolicy": NetworkPolicy}
+PODSPEC = {"containers": [{"name": "a"}]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "message"),
+    [
+        (
+            "Service", {"spec": {"ports": [{"port": "80"}]}},
+            "json: cannot unmarshal string into Go struct field ServicePort.spec.ports.port of type int32",
+        ),
+        (
+            "Pod", {"spec": {"containers": [{"name": "a", "ports": [{"containerPort": "80"}]}]}},
+            "json: cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort of type int32",
+        ),
+        (
+            "Pod", {"spec": {**PODSPEC, "hostNetwork": "yes"}},
+            "json: cannot unmarshal string into Go struct field PodSpec.spec.hostNetwork of type bool",
+        ),
+        (
+            "Pod", {"spec": {**PODSPEC, "terminationGracePeriodSeconds": "30"}},
+            "json: cannot unmarshal string into Go struct field PodSpec.spec.terminationGracePeriodSeconds of type int64",
+        ),
+        (
+            "Service", {"spec": {"ports": [{"port": 1.5}]}},
+            "json: cannot unmarshal number 1.5 into Go struct field ServicePort.spec.ports.port of type int32",
+        ),
+        (
+            "Service", {"spec": {"ports": [{"port": 2**31}]}},
+            "json: cannot unmarshal number 2147483648 into Go struct field ServicePort.spec.ports.port of type int32",
+        ),
+        (  # IntOrString decodes itself: Go names no struct field
+            "Service", {"spec": {"ports": [{"port": 80, "targetPort": True}]}},
+            "json: cannot unmarshal bool into Go value of type int32",
+        ),
+        (
+            "Service", {"spec": {"ports": "80"}},
+            "json: cannot unmarshal string into Go struct field ServiceSpec.spec.ports of type []v1.ServicePort",
+        ),
+        (
+            "Service", {"spec": {"ports": ["80"]}},
+            "json: cannot unmarshal string into Go struct field ServiceSpec.spec.ports of type v1.ServicePort",
+        ),
+        ("Service", {"spec": []}, "json: cannot unmarshal array into Go struct field Service.spec of type v1.ServiceSpec"),
+        (
+            "Service", {"metadata": {"labels": {"version": 2}}},
+            "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string",
+        ),
+        (
+            "Service", {"spec": {"type": 1}},
+            "json: cannot unmarshal number into Go struct field ServiceSpec.spec.type of type v1.ServiceType",
+        ),
+        (
+            "Service", {"spec": {"ipFamilies": [4]}},
+            "json: cannot unmarshal number into Go struct field ServiceSpec.spec.ipFamilies of type v1.IPFamily",
+        ),
+        (
+            "Pod", {"spec": {"containers": [{"name": "a", "env": [{"name": "N", "value": 8080}]}]}},
+            "json: cannot unmarshal number into Go struct field EnvVar.spec.containers.env.value of type string",
+        ),
+        (  # the first mismatch in the body, as Go's decoder reads it
+            "Pod", {"spec": {"hostNetwork": 1, "containers": [{"name": 7}]}},
+            "json: cannot unmarshal number into Go struct field PodSpec.spec.hostNetwork of type bool",
+        ),
+        (
+            "NetworkPolicy", {"apiVersion": "networking.k8s.io/v1", "spec": {"ingress": [{"ports": [{"endPort": "9"}]}]}},
+            "json: cannot unmarshal string into Go struct field NetworkPolicyPort.spec.ingress.ports.endPort of type int32",
+        ),
+    ],
+)
+def test_wrong_json_types_are_the_decoders_400(kind: str, body: dict[str, Any], message: str) -> None:
+    with pytest.raises(StatusError) as caught:
+        KIND_OF[kind].model_validate(body)
+    assert (caught.value.code, caught.value.reason) == (400, "BadRequest")
+    assert caught.value.message == f'{kind} in version "v1" cannot be handled as a {kind}: {message}'
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("Service", {"spec": {"ports": [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 8081}]}}),
+        ("Service", {"spec": {"ports": [{"port": 80}], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack"}}),
+        ("Pod", {"spec": {**PODSPEC, "hostNetwork": True, "terminationGracePeriodSeconds": 0}}),
+        ("Pod", {"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": 1}}, "readinessProbe": {"x": "y"}}]}}),
+        ("NetworkPolicy", {"spec": {"ingress": [{"ports": [{"port": "http"}, {"port": 80, "endPort": 90}]}]}}),
+    ],
+)
+def test_right_json_types_decode(kind: str, body: dict[str, Any]) -> None:
+    KIND_OF[kind].model_validate(body)  # int-or-string fields take both; `Any` fields stay free
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "causes"),
+    [
+        (
+            "Service", {"spec": {"type": "Balanced", "ports": [{"port": 80}]}},
+            [("spec.type", "FieldValueNotSupported",
+              'Unsupported value: "Balanced": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"')],
+        ),
+        (
+            "Service", {"spec": {"ports": [{"port": 80, "protocol": "ICMP"}]}},
+            [("spec.ports[0].protocol", "FieldValueNotSupported", 'Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"')],
+        ),
+        (
+            "Pod", {"spec": {**PODSPEC, "restartPolicy": "Sometimes"}},
+            [("spec.restartPolicy", "FieldValueNotSupported",
+              'Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never"')],
+        ),
+        ("Service", {"spec": {"ports": [{"name": "a"}]}}, [("spec.ports[0].port", "FieldValueRequired", "Required value")]),
+    ],
+)
+def test_values_that_decode_but_break_a_rule_are_422_causes(kind: str, body: dict[str, Any], causes: list[tuple[str, str, str]]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        KIND_OF[kind].model_validate(body)
+    assert [(c.field, c.reason, c.message) for c in field_errors(caught.value)] == causes
+
+
+def test_internal_traffic_policy_is_not_mistaken_for_a_union_tag() -> None:
+    # "internalTrafficPolicy" starts with "int": the path must keep it
+    assert loc_path(("spec", "internalTrafficPolicy")) == "spec.internalTrafficPolicy"
+    assert loc_path(("spec", "ports", 0, "targetPort", "int")) == "spec.ports[0].targetPort"
