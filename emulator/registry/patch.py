@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.limits import encoded
+import orjson
+
+from emulator.limits import MAX_OBJECT_BYTES, encoded, too_large
 
 __all__ = [
     "PatchError",
@@ -127,19 +129,23 @@ def _merge_value(target: Any, patch: Any) -> Any:
 
 
 def apply_json_patch(target: dict, ops: list) -> dict:
-    """Apply RFC 6902 operations in order; all or nothing (the input is never touched)."""
+    """Apply RFC 6902 operations in order; all or nothing (the input is never touched).
+
+    The result's size is kept as a running estimate (what each add, replace and copy brings, measured on
+    the value it brings), so a patch that doubles itself with `copy` is refused once it would pass the
+    largest object a cluster stores, long before the doubling costs anything."""
     if not isinstance(ops, list):
         raise PatchError(
             'a JSON patch must be a JSON array of operations, e.g. [{"op": "add", "path": "/a", "value": 1}]'
         )
-    doc: Any = copy.deepcopy(target)
+    raw = _encoded_or_fail(target)
+    doc: Any = orjson.loads(raw)
+    budget = _SizeBudget(len(raw))
     for index, op in enumerate(ops):
         if not isinstance(op, dict):
             raise PatchError(f"JSON patch operation {index} must be an object")
         try:
-            doc = _apply_operation(doc, op)
-            if op.get("op") in ("add", "copy", "replace"):
-                encoded(doc, "the patched object")  # bounded while it runs: doubling copies stop here
+            doc = _apply_operation(doc, op, budget)
         except PatchError as error:
             raise PatchError(
                 f"JSON patch operation {index} ({op.get('op')!r} {op.get('path')!r}): {error.message}"
@@ -149,15 +155,39 @@ def apply_json_patch(target: dict, ops: list) -> dict:
     return doc
 
 
-def _apply_operation(doc: Any, op: dict) -> Any:
+class _SizeBudget:
+    """An upper bound on the document's encoded size; checked exactly only when the bound passes the limit."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def clone(self, value: Any, doc: Any) -> Any:
+        """A copy of `value` about to be added to `doc`, counted against the limit."""
+        raw = _encoded_or_fail(value)
+        self.size += len(raw)
+        if self.size > MAX_OBJECT_BYTES:
+            self.size = len(encoded(doc, "the patched object")) + len(raw)  # the estimate ran over: measure
+            if self.size > MAX_OBJECT_BYTES:
+                raise too_large("the patched object", MAX_OBJECT_BYTES)
+        return orjson.loads(raw)
+
+
+def _encoded_or_fail(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise PatchError(f"the value is not JSON: {exc}") from None
+
+
+def _apply_operation(doc: Any, op: dict, budget: _SizeBudget) -> Any:
     name = op.get("op")
     path = _parse_pointer(_required(op, "path"))
     if name == "add":
-        return _add(doc, path, copy.deepcopy(_required(op, "value")))
+        return _add(doc, path, budget.clone(_required(op, "value"), doc))
     if name == "remove":
         return _remove(doc, path)[0]
     if name == "replace":
-        value = copy.deepcopy(_required(op, "value"))
+        value = budget.clone(_required(op, "value"), doc)
         if not path:
             return value  # replacing the whole document
         return _add(_remove(doc, path)[0], path, value)
@@ -169,7 +199,7 @@ def _apply_operation(doc: Any, op: dict) -> Any:
         return _add(doc, path, value)
     if name == "copy":
         source = _parse_pointer(_required(op, "from"))
-        return _add(doc, path, copy.deepcopy(_get(doc, source)))
+        return _add(doc, path, budget.clone(_get(doc, source), doc))
     if name == "test":
         expected = _required(op, "value")
         actual = _get(doc, path)
