@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint bench bench-api bench-dns bench-proxy clean
+.PHONY: run test lint bench bench-api bench-dns bench-proxy bench-hardening clean
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(ARGS)
 
 # Benchmarks compare against a peer run side by side (need Debian's wrk, haproxy, dnsperf, dnsmasq).
-bench: bench-api bench-dns bench-proxy
+bench: bench-api bench-dns bench-proxy bench-hardening
 
 bench-api: $(STAMP)
 	$(VENV)/bin/python bench/api/run.py $(ARGS)
@@ -30,6 +30,9 @@ bench-dns: $(STAMP)
 
 bench-proxy: $(STAMP)
 	$(VENV)/bin/python bench/proxy/run.py $(ARGS)
+
+bench-hardening: $(STAMP)
+	$(VENV)/bin/python bench/hardening/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

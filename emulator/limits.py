@@ -38,27 +38,41 @@ def encoded(obj: Any, what: str = "the object") -> bytes:
 
 
 def check_expansion(value: Any) -> None:
-    """Walk a decoded (YAML) body with a budget: shared nodes (aliases) count every time they appear,
-    so the walk stops as soon as the expansion passes MAX_EXPANDED_BYTES or nests past MAX_DEPTH."""
-    budget = MAX_EXPANDED_BYTES
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    """Size a decoded (YAML) body as if written out: a node its aliases share counts every time it
+    appears, but is measured once (memoised), so a body of a few hundred bytes that expands to gigabytes
+    is refused in microseconds. Deeper than MAX_DEPTH, larger than MAX_EXPANDED_BYTES or recursive: 400."""
+    measured: dict[int, tuple[int, int]] = {}  # id(container) -> (expanded bytes, depth below it)
+    visiting: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
     while stack:
-        node, depth = stack.pop()
+        node, children_done = stack.pop()
+        key = id(node)
+        if not children_done:
+            if key in measured:
+                continue
+            if key in visiting:
+                raise errors.bad_request("the body refers to itself (a recursive YAML alias)")
+            visiting.add(key)
+            stack.append((node, True))
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, dict | list) and id(child) not in measured:
+                    stack.append((child, False))
+            continue
+        visiting.discard(key)
+        size, depth = 2, 0
+        pairs = node.items() if isinstance(node, dict) else ((None, child) for child in node)
+        for name, child in pairs:
+            size += (len(name) + 4 if isinstance(name, str) else 8) if isinstance(node, dict) else 1
+            if isinstance(child, dict | list):
+                child_size, child_depth = measured[id(child)]
+                size += child_size
+                depth = max(depth, child_depth + 1)
+            else:
+                size += len(child) + 2 if isinstance(child, str) else 8
         if depth > MAX_DEPTH:
             raise errors.bad_request(f"the body is nested more than {MAX_DEPTH} levels deep")
-        if isinstance(node, dict):
-            budget -= 2 + 4 * len(node)
-            for key, item in node.items():
-                budget -= len(key) if isinstance(key, str) else 8
-                stack.append((item, depth + 1))
-        elif isinstance(node, list):
-            budget -= 2 + len(node)
-            stack.extend((item, depth + 1) for item in node)
-        elif isinstance(node, str):
-            budget -= len(node) + 2
-        else:
-            budget -= 8
-        if budget < 0:
+        if size > MAX_EXPANDED_BYTES:
             raise errors.bad_request(
                 f"the body expands to more than {MAX_EXPANDED_BYTES} bytes (YAML aliases?): send it as plain JSON or YAML"
             )
+        measured[key] = (size, depth)

@@ -25,6 +25,7 @@ from emulator import addresses
 from emulator.config import Config
 from emulator.controllers.endpoints import EndpointsController
 from emulator.controllers.namespaces import NamespaceController
+from emulator.controllers.volumes import VolumeController
 from emulator.dns.index import DnsIndex
 from emulator.dns.server import start_dns
 from emulator.dns.settings import DnsSettings
@@ -44,7 +45,23 @@ log = logging.getLogger("emulator")
 ApiFactory = Callable[["Runtime"], web.Application]
 # serves a set-up runner on the bound API socket (with TLS or None); the HTTP layer provides it
 ApiServer = Callable[[web.AppRunner, socket.socket, "ssl.SSLContext | None"], Awaitable[asyncio.AbstractServer]]
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 KEEPALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive API connection is kept (aiohttp's default is an hour)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, where there is one (Linux): returns free heap pages to the system. Large
+    buffers (a watch's backlog, a request body) are kept out of the heap altogether: glibc otherwise
+    raises its mmap threshold after the first ones are freed, and later ones fragment the heap for good."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+        trim: Callable[[int], int] = libc.malloc_trim
+        return trim
+    except (OSError, AttributeError):
+        return None
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:
@@ -118,6 +135,9 @@ class Runtime:
         self.store.subscribe(namespaces.apply)
         self.store.subscribe(endpoints.apply)
         endpoints.start()
+        volumes = VolumeController(self.registry, None if config.in_memory else config.data_dir)
+        self.store.subscribe(volumes.apply)
+        volumes.start()
         self.policy_engine = PolicyEngine(config.proxy and config.network_policy, lambda: self.store.objects(PODS.key))
         self.store.subscribe(self.policy_engine.apply)
         self.store.replay(self.policy_engine.apply, (NAMESPACES.key, NETWORK_POLICIES.key))
@@ -141,6 +161,8 @@ class Runtime:
         else:
             await web.SockSite(self._runner, api_sock, ssl_context=self.api_tls).start()
         self._warn_exposure()
+        housekeeping = asyncio.get_running_loop().create_task(self._give_memory_back())
+        self._closers.append(housekeeping.cancel)
         self.faces["data"] = "in memory (nothing is kept)" if config.in_memory else f"{config.store_path} ({loaded} objects)"
         # Everything loaded at start lives as long as the process: keep the collector from rescanning it.
         gc.collect()
@@ -245,6 +267,21 @@ class Runtime:
                 await result
         await self.store.drain()
         self.store.close()
+
+    async def _give_memory_back(self, interval: float = 5.0) -> None:
+        """After many watches went away at once (clients that left, or were cut off), hand the freed heap
+        back to the system: CPython keeps it otherwise, and RSS would stay at the high-water mark."""
+        trim = _malloc_trim()
+        high = self.store.listener_count
+        while True:
+            await asyncio.sleep(interval)
+            now = self.store.listener_count
+            high = max(high, now)
+            if high - now >= 20:
+                gc.collect()
+                if trim is not None:
+                    trim(0)
+                high = now
 
     def process_status(self) -> dict[str, Any]:
         """How much the process holds right now: for people (and benchmarks) checking that load goes away."""
