@@ -5,6 +5,7 @@ Every failure leaves as a Kubernetes `Status`. Access logging is one line per re
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -80,8 +81,6 @@ _DOCUMENTS: dict[str, Callable[..., dict[str, Any] | None]] = {
     "api_group_list": discovery.api_group_list,
     "api_resource_list": discovery.api_resource_list,
     "api_group": discovery.api_group,
-    "openapi_root": openapi.openapi_v3_root,
-    "openapi_doc": openapi.openapi_v3_doc,
 }
 
 
@@ -118,12 +117,34 @@ async def group_info(request: web.Request) -> web.Response:
     return _cached("api_group", request.match_info["group"])
 
 
+# The OpenAPI documents carry the 1.32 schemas: api/openapi.py builds and encodes them once, on the first
+# OpenAPI request rather than at start-up, in a worker thread so that DNS and the proxy keep being served.
+
+
+async def _openapi_ready() -> None:
+    if not openapi.prepared():
+        await asyncio.to_thread(openapi.prepare)
+
+
 async def openapi_root(request: web.Request) -> web.Response:
-    return _cached("openapi_root")
+    await _openapi_ready()
+    return json_response(openapi.v3_root_json())
 
 
 async def openapi_doc(request: web.Request) -> web.Response:
-    return _cached("openapi_doc", request.match_info["path"])
+    await _openapi_ready()
+    body = openapi.v3_document_json(request.match_info["path"])
+    if body is None:
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+    return json_response(body)
+
+
+async def openapi_v2(request: web.Request) -> web.Response:
+    """JSON, or the protobuf kubectl asks for (it cannot read anything else there: KUBECTL.md §4)."""
+    await _openapi_ready()
+    if openapi.wants_protobuf(request.headers.get("Accept")):
+        return json_response(openapi.v2_protobuf(), content_type=openapi.V2_PROTOBUF)
+    return json_response(openapi.v2_json())
 
 
 async def healthy(request: web.Request) -> web.Response:
@@ -148,6 +169,7 @@ def create_app(
         app.router.add_get(path, healthy)
     app.router.add_get("/api", core_discovery)
     app.router.add_get("/apis", group_discovery)
+    app.router.add_get("/openapi/v2", openapi_v2)
     app.router.add_get("/openapi/v3", openapi_root)
     app.router.add_get("/openapi/v3/{path:.+}", openapi_doc)
     app.router.add_get("/api/{version}", core_resources)
