@@ -20,12 +20,39 @@ from api.requestinfo import Target, request_info, verbs_of
 from api.watch import WatchStream
 from emulator import errors
 from emulator.kinds import NAMESPACES, ResourceType
-from emulator.registry.registry import FIELD_VALIDATION_MODES, ObjectFilter, Registry, WriteOptions
+from emulator.registry.registry import (
+    FIELD_VALIDATION_MODES,
+    PROPAGATION_POLICIES,
+    ObjectFilter,
+    Registry,
+    WriteOptions,
+)
 
 log = logging.getLogger(__name__)
 
 
 
+
+
+def _propagation(options: dict[str, Any], request: web.Request) -> str | None:
+    """DeleteOptions.propagationPolicy (or the deprecated orphanDependents), from the body or the query;
+    None when the client asked for neither (the kind's default: Background)."""
+    policy = options.get("propagationPolicy", request.query.get("propagationPolicy"))
+    orphan: Any = options.get("orphanDependents", request.query.get("orphanDependents"))
+    if isinstance(orphan, str):
+        orphan = {"true": True, "false": False}.get(orphan.lower(), orphan)
+    if policy is not None and orphan is not None:
+        raise errors.StatusError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Invalid value: "{policy}": orphanDependents and deletionPropagation cannot be both set')
+    if orphan is not None:
+        if not isinstance(orphan, bool):
+            raise errors.bad_request(f"orphanDependents must be true or false, not {orphan!r}")
+        return "Orphan" if orphan else "Background"
+    if policy is not None and policy not in PROPAGATION_POLICIES:
+        raise errors.StatusError(
+            422, "Invalid",
+            f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan", "nil"',
+        )
+    return policy
 
 
 def include_object(request: web.Request) -> str:
@@ -90,6 +117,8 @@ class ResourceHandler:
         return json_response(obj)
 
     def get(self, request: web.Request, target: Target) -> web.Response:
+        if target.subresource == "scale":
+            return json_response(self.registry.get_scale(target.rt, target.namespace or "", target.name or ""))
         obj = self.registry.get(target.rt, target.namespace or "", target.name or "")
         return self._render(request, target.rt, obj)
 
@@ -157,8 +186,8 @@ class ResourceHandler:
         )
         return json_response(result.obj, status=201 if result.created else 200, warnings=result.warnings)
 
-    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any] | None, bool]:
-        """DeleteOptions from the body and the query: (preconditions, dry run)."""
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any] | None, bool, str | None]:
+        """DeleteOptions from the body and the query: (preconditions, dry run, propagation policy)."""
         body = await read_body(request)
         options: Any = decode(body, media_type(request)) if body.strip() else {}
         if not isinstance(options, dict):
@@ -169,17 +198,17 @@ class ResourceHandler:
         dry_run = options.get("dryRun") or ([request.query["dryRun"]] if "dryRun" in request.query else [])
         if dry_run not in ([], ["All"]):
             raise errors.bad_request(f'dryRun must be "All", not {dry_run!r}')
-        return preconditions, dry_run == ["All"]
+        return preconditions, dry_run == ["All"], _propagation(options, request)
 
     async def delete(self, request: web.Request, target: Target) -> web.Response:
-        preconditions, dry_run = await self._delete_options(request)
-        obj = self.registry.delete(target.rt, target.namespace or "", target.name or "", preconditions, dry_run)
+        preconditions, dry_run, propagation = await self._delete_options(request)
+        obj = self.registry.delete(target.rt, target.namespace or "", target.name or "", preconditions, dry_run, propagation)
         return json_response(obj)
 
     async def delete_collection(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
         if rt is NAMESPACES:
             raise errors.method_not_allowed("namespaces cannot be deleted as a collection; delete them one by one")
-        _, dry_run = await self._delete_options(request)
-        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request, rt), dry_run)
+        _, dry_run, propagation = await self._delete_options(request)
+        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request, rt), dry_run, propagation)
         return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.registry.resource_version)}, "items": deleted})

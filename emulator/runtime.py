@@ -23,14 +23,27 @@ from aiohttp import web
 
 from emulator import addresses
 from emulator.config import Config
+from emulator.controllers.deployment import DeploymentController
 from emulator.controllers.endpoints import EndpointsController
+from emulator.controllers.garbagecollector import GarbageCollector
 from emulator.controllers.namespaces import NamespaceController
+from emulator.controllers.replicaset import ReplicaSetController
 from emulator.controllers.volumes import VolumeController
 from emulator.dns.index import DnsIndex
 from emulator.dns.server import start_dns
 from emulator.dns.settings import DnsSettings
 from emulator.dns.sources import parse_forward_from
-from emulator.kinds import ENDPOINTS, NAMESPACES, NETWORK_POLICIES, PODS, SERVICES
+from emulator.kinds import (
+    DEPLOYMENTS,
+    ENDPOINTS,
+    NAMESPACES,
+    NETWORK_POLICIES,
+    PODS,
+    REPLICA_SETS,
+    REPLICATION_CONTROLLERS,
+    RESOURCE_TYPES,
+    SERVICES,
+)
 from emulator.netpol.engine import PolicyEngine
 from emulator.proxy.server import Proxy, ProxySettings
 from emulator.registry.ipam import AddressPlan
@@ -138,6 +151,18 @@ class Runtime:
         volumes = VolumeController(self.registry, None if config.in_memory else config.data_dir)
         self.store.subscribe(volumes.apply)
         volumes.start()
+        # the workload controllers and the garbage collector: each marks keys dirty from events (and from
+        # the stored objects, replayed) and syncs them in its own task
+        workloads = (
+            (ReplicaSetController(self.registry), (REPLICA_SETS.key, REPLICATION_CONTROLLERS.key, PODS.key)),
+            (DeploymentController(self.registry), (DEPLOYMENTS.key, REPLICA_SETS.key)),
+            (GarbageCollector(self.registry), tuple(rt.key for rt in RESOURCE_TYPES)),
+        )
+        for controller, watched in workloads:
+            self.store.subscribe(controller.apply)
+            self.store.replay(controller.apply, watched)
+            controller.queue.start()
+            self._closers.append(controller.queue.stop)
         self.policy_engine = PolicyEngine(config.proxy and config.network_policy, lambda: self.store.objects(PODS.key))
         self.store.subscribe(self.policy_engine.apply)
         self.store.replay(self.policy_engine.apply, (NAMESPACES.key, NETWORK_POLICIES.key))

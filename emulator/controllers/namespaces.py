@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from emulator.controllers import builtins
 from emulator.kinds import ENDPOINTS, NAMESPACES, RESOURCE_TYPES, SERVICE_ACCOUNTS, SERVICES
 from emulator.registry.registry import Registry, marked_for_deletion
 from emulator.store.events import DELETED, Event
@@ -37,6 +38,8 @@ class NamespaceController:
                 self.registry.create(NAMESPACES, "", {"metadata": {"name": name}})
             self._ensure_service_account(name)
         self._ensure_kubernetes_service(api_address, api_port)
+        builtins.ensure_node(self.registry)
+        builtins.ensure_ingress_class(self.registry)
         # a namespace whose termination a previous run did not finish
         for ns in self.store.objects(NAMESPACES.key):
             if marked_for_deletion(ns):

@@ -10,12 +10,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from emulator.kinds import (
+    configmap,
+    deployment,
     endpoints,
     endpointslice,
     event,
+    horizontalpodautoscaler,
+    ingress,
+    ingressclass,
+    limitrange,
     namespace,
     networkpolicy,
+    node,
+    persistentvolume,
+    persistentvolumeclaim,
     pod,
+    poddisruptionbudget,
+    replicaset,
+    replicationcontroller,
+    resourcequota,
+    secret,
     service,
     serviceaccount,
     tokenreview,
@@ -34,6 +48,20 @@ KINDS: tuple[Kind, ...] = (
     endpointslice.KIND,
     networkpolicy.KIND,
     tokenreview.KIND,
+    configmap.KIND,
+    secret.KIND,
+    node.KIND,
+    persistentvolume.KIND,
+    persistentvolumeclaim.KIND,
+    limitrange.KIND,
+    resourcequota.KIND,
+    horizontalpodautoscaler.KIND,
+    poddisruptionbudget.KIND,
+    ingressclass.KIND,
+    ingress.KIND,
+    deployment.KIND,
+    replicaset.KIND,
+    replicationcontroller.KIND,
 )
 
 # The resource types, for the modules that name one (store keys, event filters).
@@ -46,6 +74,15 @@ EVENTS = event.EVENTS
 ENDPOINT_SLICES = endpointslice.ENDPOINT_SLICES
 NETWORK_POLICIES = networkpolicy.NETWORK_POLICIES
 TOKEN_REVIEWS = tokenreview.TOKEN_REVIEWS
+CONFIG_MAPS = configmap.CONFIG_MAPS
+SECRETS = secret.SECRETS
+NODES = node.NODES
+PERSISTENT_VOLUMES = persistentvolume.PERSISTENT_VOLUMES
+PERSISTENT_VOLUME_CLAIMS = persistentvolumeclaim.PERSISTENT_VOLUME_CLAIMS
+INGRESS_CLASSES = ingressclass.INGRESS_CLASSES
+DEPLOYMENTS = deployment.DEPLOYMENTS
+REPLICA_SETS = replicaset.REPLICA_SETS
+REPLICATION_CONTROLLERS = replicationcontroller.REPLICATION_CONTROLLERS
 
 RESOURCE_TYPES: tuple[ResourceType, ...] = tuple(k.resource for k in KINDS)
 # (group, version, plural) -> ResourceType: what URL routing needs.
@@ -80,4 +117,6 @@ __all__ = [
     "ALL_VERBS", "BY_KEY", "BY_KIND", "BY_PATH", "ENDPOINTS", "ENDPOINT_SLICES", "EVENTS", "KINDS", "Kind",
     "NAMESPACES", "NETWORK_POLICIES", "PODS", "PROTOBUF_LAYOUTS", "RESOURCE_TYPES", "ResourceType", "SERVICES",
     "SERVICE_ACCOUNTS", "Subresource", "TOKEN_REVIEWS", "groups", "kind_of", "merge_rules",
+    "CONFIG_MAPS", "INGRESS_CLASSES", "NODES", "PERSISTENT_VOLUMES", "PERSISTENT_VOLUME_CLAIMS", "SECRETS",
+    "DEPLOYMENTS", "REPLICA_SETS", "REPLICATION_CONTROLLERS",
 ]

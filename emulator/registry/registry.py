@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from emulator import envvars, errors, limits, validation
 from emulator.kinds import BY_KEY, KINDS, NAMESPACES, PODS, SERVICES, ResourceType
 from emulator.kinds.service import ServiceView
-from emulator.labels import Selector, SelectorError, parse_field_selector, parse_selector
+from emulator.labels import (
+    Selector,
+    SelectorError,
+    parse_field_selector,
+    parse_selector,
+    selector_from_label_selector,
+    selector_from_map,
+)
 from emulator.models.base import field_errors, unknown_fields
 from emulator.registry import managedfields
 from emulator.registry.ipam import AddressPlan
@@ -45,6 +52,10 @@ APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 _COMMON_FIELD_LABELS = {"metadata.name": ("metadata.name", ""), "metadata.namespace": ("metadata.namespace", "")}
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
+# DeleteOptions.propagationPolicy and the finalizers the garbage collector acts on (emulator/controllers/garbagecollector.py)
+PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
 _NAME_RULES = {
     "subdomain": validation.dns1123_subdomain_errors,
     "label": validation.dns1123_label_errors,
@@ -54,6 +65,43 @@ _NAME_RULES = {
 
 def marked_for_deletion(obj: dict[str, Any]) -> bool:
     return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+
+
+def gc_finalizers(finalizers: list[str], propagation: str) -> list[str]:
+    """The finalizers an object keeps when deleted with `propagation` (the API server's
+    deletionFinalizersForGarbageCollection): Orphan adds `orphan`, Foreground `foregroundDeletion`,
+    Background neither; each policy drops the other policies' finalizer."""
+    kept = [f for f in finalizers if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+    if propagation == "Orphan":
+        kept.append(ORPHAN_FINALIZER)
+    elif propagation == "Foreground":
+        kept.append(FOREGROUND_FINALIZER)
+    return kept
+
+
+def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """The autoscaling/v1 Scale of an object with a `scale` subresource: spec.replicas, status.replicas and
+    the selector as a query string (a LabelSelector for apps/v1 kinds, a plain map for ReplicationControllers)."""
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    selector = spec.get("selector")
+    try:
+        if isinstance(selector, dict) and selector and all(isinstance(v, dict | list) for v in selector.values()):
+            text = str(selector_from_label_selector(selector))
+        else:
+            text = str(selector_from_map(selector))
+    except SelectorError:
+        text = ""
+    scale_status: dict[str, Any] = {"replicas": int(status.get("replicas") or 0)}
+    if text:
+        scale_status["selector"] = text
+    replicas = int(spec.get("replicas") or 0)
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+        "spec": {"replicas": replicas} if replicas else {},
+        "status": scale_status,
+    }
 
 
 @dataclass
@@ -125,6 +173,10 @@ class Registry:
         if obj is None:
             raise errors.not_found(rt.key, name)
         return obj
+
+    def get_scale(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
+        """GET .../<name>/scale: the object's autoscaling/v1 Scale."""
+        return scale_of(self.get(rt, namespace, name))
 
     def pod_environment(self, namespace: str, name: str, container: str | None) -> tuple[str, dict[str, str]]:
         """The variables the kubelet would give a container of the pod (by default the one kubectl
@@ -246,6 +298,8 @@ class Registry:
     ) -> WriteResult:
         """PUT semantics: replace the object; a resourceVersion in the body is a precondition."""
         options = options or WriteOptions()
+        if subresource == "scale":
+            return self._write_scale(rt, self.get(rt, namespace, name), body, options)
         obj, warnings = self.decode(rt, body, options)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
@@ -328,6 +382,8 @@ class Registry:
         """PATCH semantics: one of the three patch types applied to the stored object, or server-side
         apply (which creates a missing object). The result is validated like a PUT of it."""
         options = options or WriteOptions()
+        if subresource == "scale":
+            return self._patch_scale(rt, namespace, name, patch_type, patch, options)
         if patch_type == APPLY_PATCH:
             return self.apply(rt, namespace, name, patch, options, subresource, force)
         current = self.get(rt, namespace, name)
@@ -347,6 +403,59 @@ class Registry:
         except PatchError as exc:
             raise errors.StatusError(422, "Invalid", f"the patch could not be applied: {exc}") from exc
         return self._write_patched(rt, current, patched, options, subresource)
+
+    # -- the scale subresource ----------------------------------------------------------------------
+
+    def _patch_scale(
+        self, rt: ResourceType, namespace: str, name: str, patch_type: str, patch: Any, options: WriteOptions
+    ) -> WriteResult:
+        """PATCH .../scale (`kubectl scale` sends a merge patch): the patch applies to the Scale, whose
+        spec.replicas is written to the object."""
+        old = self.get(rt, namespace, name)
+        current = scale_of(old)
+        try:
+            if patch_type in (MERGE_PATCH, APPLY_PATCH):
+                patched = apply_merge_patch(current, patch)
+            elif patch_type == STRATEGIC_MERGE_PATCH:
+                if not isinstance(patch, dict):
+                    raise PatchError("a strategic merge patch must be a JSON object")
+                patched = apply_strategic_merge_patch(current, patch, {})
+            elif patch_type == JSON_PATCH:
+                if not isinstance(patch, list):
+                    raise PatchError("a JSON patch must be a list of operations")
+                patched = apply_json_patch(current, patch)
+            else:
+                raise errors.unsupported_media_type(patch_type)
+        except PatchError as exc:
+            raise errors.StatusError(422, "Invalid", f"the patch could not be applied: {exc}") from exc
+        return self._write_scale(rt, old, patched, options)
+
+    def _write_scale(self, rt: ResourceType, old: dict[str, Any], scale: Any, options: WriteOptions) -> WriteResult:
+        """Write a Scale's spec.replicas into `old` (its resourceVersion and uid, when given, are
+        preconditions); answers with the Scale of the stored object."""
+        name = old["metadata"]["name"]
+        if not isinstance(scale, dict):
+            raise errors.bad_request('Scale in version "v1" cannot be handled as a Scale: expected a JSON object')
+        meta = scale.get("metadata") or {}
+        spec = scale.get("spec") or {}
+        if not isinstance(meta, dict) or not isinstance(spec, dict):
+            raise errors.bad_request('Scale in version "v1" cannot be handled as a Scale: metadata and spec must be objects')
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(f'the name of the object ({meta["name"]}) does not match the name on the URL ({name})')
+        if meta.get("uid") and meta["uid"] != old["metadata"].get("uid"):
+            raise errors.conflict(rt.key, name, f'Precondition failed: UID in precondition: {meta["uid"]}, UID in object meta: {old["metadata"].get("uid")}')
+        replicas = spec.get("replicas", 0)
+        if replicas is None:
+            replicas = 0
+        if isinstance(replicas, bool) or not isinstance(replicas, int):
+            kind = {str: "string", float: "number", list: "array", dict: "object", bool: "bool"}.get(type(replicas), "value")
+            raise errors.bad_request(f'Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal {kind} into Go struct field ScaleSpec.spec.replicas of type int32')
+        if replicas < 0:
+            raise errors.invalid_object("Scale", "autoscaling", name, [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+        new = _copy(old)
+        new.setdefault("spec", {})["replicas"] = replicas
+        result = self._replace(rt, old, new, _parse_rv(meta.get("resourceVersion")), options, None, [])
+        return WriteResult(scale_of(result.obj), changed=result.changed)
 
     def apply(
         self, rt: ResourceType, namespace: str, name: str, applied: Any,
@@ -396,9 +505,17 @@ class Registry:
 
     def delete(
         self, rt: ResourceType, namespace: str, name: str,
-        preconditions: dict[str, Any] | None = None, dry_run: bool = False,
+        preconditions: dict[str, Any] | None = None, dry_run: bool = False, propagation: str | None = None,
     ) -> dict[str, Any]:
-        """Delete now, or mark for deletion while finalizers remain (they are cleared by updates)."""
+        """Delete now, or mark for deletion while finalizers remain (they are cleared by updates).
+
+        `propagation` (DeleteOptions.propagationPolicy) says what happens to the object's dependents:
+        Background (None: the default of every kind served) deletes the object now and the garbage
+        collector its dependents after; Foreground and Orphan keep the object, marked for deletion, with
+        the `foregroundDeletion` or `orphan` finalizer until the garbage collector has deleted the
+        dependents that block it, or released all of them."""
+        if propagation is not None and propagation not in PROPAGATION_POLICIES:
+            raise errors.bad_request(f'unknown propagationPolicy "{propagation}": use Foreground, Background or Orphan')
         namespace = namespace if rt.namespaced else ""
         old = self.store.get(rt.key, namespace, name)
         if old is None:
@@ -413,9 +530,20 @@ class Registry:
         if dry_run:
             return old
         strategy = self.strategy(rt)
+        finalizers_changed = False
+        if propagation is not None and not strategy.deletes_gracefully:
+            current = list(meta.get("finalizers") or [])
+            wanted = gc_finalizers(current, propagation)
+            if wanted != current:
+                finalizers_changed = True
+                if wanted:
+                    meta["finalizers"] = wanted
+                else:
+                    meta.pop("finalizers", None)
         if meta.get("finalizers") or strategy.deletes_gracefully:
             if meta.get("deletionTimestamp"):
-                return old
+                # deleted again with another policy: its finalizers change, the deletion stays pending
+                return self.store.update(rt.key, namespace, name, old) if finalizers_changed else old
             meta["deletionTimestamp"] = now_rfc3339()
             meta["deletionGracePeriodSeconds"] = 0
             strategy.prepare_delete(old)
@@ -435,14 +563,15 @@ class Registry:
         return gone
 
     def delete_collection(
-        self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None, dry_run: bool = False
+        self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None, dry_run: bool = False,
+        propagation: str | None = None,
     ) -> list[dict[str, Any]]:
         deleted = []
         for raw in list(self.list_raw(rt, namespace, keep)):
             obj = orjson.loads(raw)
             meta = obj["metadata"]
             try:
-                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"], dry_run=dry_run))
+                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"], dry_run=dry_run, propagation=propagation))
             except errors.StatusError as exc:
                 if exc.code != 404:  # a controller removed it meanwhile
                     raise

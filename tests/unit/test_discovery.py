@@ -152,12 +152,14 @@ def test_aggregated_core_lists_every_core_kind_with_short_names_and_scope() -> N
     assert set(res) == {r.plural for r in RESOURCE_TYPES if r.group == ""}
     assert {name: r.get("shortNames") for name, r in res.items()} == {
         "namespaces": ["ns"], "pods": ["po"], "services": ["svc"], "endpoints": ["ep"],
-        "serviceaccounts": ["sa"], "events": ["ev"],
+        "serviceaccounts": ["sa"], "events": ["ev"], "configmaps": ["cm"], "secrets": None, "nodes": ["no"],
+        "persistentvolumes": ["pv"], "persistentvolumeclaims": ["pvc"], "limitranges": ["limits"],
+        "resourcequotas": ["quota"], "replicationcontrollers": ["rc"],
     }  # fmt: skip
     assert res["namespaces"]["scope"] == "Cluster"
     assert "deletecollection" not in res["namespaces"]["verbs"]
-    # `kubectl get all` = pods and services
-    assert sorted(n for n, r in res.items() if "all" in r.get("categories", [])) == ["pods", "services"]
+    # `kubectl get all`: the core kinds in it
+    assert sorted(n for n, r in res.items() if "all" in r.get("categories", [])) == ["pods", "replicationcontrollers", "services"]
     # empty lists are omitted like Go's omitempty
     assert "categories" not in res["endpoints"] and "subresources" not in res["endpoints"]
     token = next(s for s in res["serviceaccounts"]["subresources"] if s["subresource"] == "token")
@@ -172,7 +174,7 @@ def test_aggregated_groups_one_item_per_named_group() -> None:
     doc = aggregated_groups("v2")
     assert doc["apiVersion"] == "apidiscovery.k8s.io/v2"
     names = [item["metadata"]["name"] for item in doc["items"]]
-    assert sorted(names) == ["authentication.k8s.io", "discovery.k8s.io", "networking.k8s.io"]
+    assert sorted(names) == ["apps", "authentication.k8s.io", "autoscaling", "discovery.k8s.io", "networking.k8s.io", "policy"]
     for item in doc["items"]:
         assert item["metadata"]["creationTimestamp"] is None
     res = resources_by_name(doc)
@@ -215,7 +217,7 @@ def test_api_group_list_and_group() -> None:
     doc = api_group_list()
     assert doc["kind"] == "APIGroupList" and doc["apiVersion"] == "v1"
     groups = {g["name"]: g for g in doc["groups"]}
-    assert set(groups) == {"networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io"}
+    assert set(groups) == {"apps", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io"}
     assert groups["networking.k8s.io"] == {
         "name": "networking.k8s.io",
         "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
@@ -223,7 +225,7 @@ def test_api_group_list_and_group() -> None:
     }
     assert api_group("networking.k8s.io") == {"kind": "APIGroup", "apiVersion": "v1", **groups["networking.k8s.io"]}
     assert api_group("") is None
-    assert api_group("apps") is None
+    assert api_group("batch") is None
 
 
 def test_core_resource_list_includes_subresources_after_their_parent() -> None:
@@ -253,10 +255,10 @@ def test_group_resource_list() -> None:
     doc = api_resource_list("networking.k8s.io", "v1")
     assert doc is not None
     assert doc["groupVersion"] == "networking.k8s.io/v1"
-    assert [r["name"] for r in doc["resources"]] == ["networkpolicies"]
+    assert [r["name"] for r in doc["resources"]] == ["networkpolicies", "ingressclasses", "ingresses", "ingresses/status"]
     assert doc["resources"][0]["shortNames"] == ["netpol"]
     assert api_resource_list("networking.k8s.io", "v1beta1") is None
-    assert api_resource_list("apps", "v1") is None
+    assert api_resource_list("batch", "v1") is None
 
 
 def test_every_table_row_is_discoverable_both_ways() -> None:

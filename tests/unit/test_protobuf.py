@@ -265,9 +265,9 @@ def test_accepts_bytearray_and_memoryview() -> None:
 
 def test_unsupported_kind_names_the_supported_ones() -> None:
     with pytest.raises(ProtobufError) as error:
-        decode_k8s_protobuf(envelope("Deployment", object_meta("d"), api_version="apps/v1"))
+        decode_k8s_protobuf(envelope("StatefulSet", object_meta("d"), api_version="apps/v1"))
     message = error.value.message
-    assert "apps/v1 Deployment" in message
+    assert "apps/v1 StatefulSet" in message
     for api_version, kind in PROTOBUF_LAYOUTS:
         assert f"{api_version} {kind}" in message
     assert "application/json" in message
