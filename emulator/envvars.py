@@ -22,7 +22,8 @@ Decisions (the kubelet's behaviour leaves these open or random):
   always present. A namespace's own service named `kubernetes` replaces it when links are enabled
   (as in the kubelet, whose map is keyed by service name).
 - `$(VAR)` references in `env[].value` are expanded like the kubelet does (earlier container variables,
-  then service variables; `$$` escapes; unknown references are left as written). `valueFrom` entries
+  then service variables; `$$` escapes; unknown references are left as written). `emulator run` expands
+  its command and arguments with the same `expand`, from the environment it gives the process. `valueFrom` entries
   are resolved only through the optional `value_from` callback; without it they are left out. `envFrom`
   is not handled here (it needs ConfigMaps and Secrets).
 """
@@ -32,10 +33,13 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from emulator.kinds.service import ServiceView
 from emulator.timestamps import parse_rfc3339
+
+if TYPE_CHECKING:
+    # Only named in annotations: `emulator run` imports `expand` without loading the kinds (pydantic).
+    from emulator.kinds.service import ServiceView
 
 ValueFrom = Callable[[Mapping[str, Any]], "str | None"]
 

@@ -2,10 +2,14 @@
 
 `start_emulator()` runs `python -m emulator serve` exactly as a user would and reads the ports it
 chose from its banner, so every integration test talks to the real server over real sockets.
+
+The session leaves no process behind: at its end, any process it started (directly or not) that still
+runs is named, killed, and fails the session (`pytest_sessionfinish` below).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,3 +141,77 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
 def api(emulator: Emulator) -> Iterator[httpx.Client]:
     with emulator.client() as client:
         yield client
+
+
+# --- no process left behind ---------------------------------------------------------------------------
+
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+# How long the processes still running when the session ends get to exit by themselves.
+LEFTOVER_GRACE_SECONDS = float(os.environ.get("TESTS_LEFTOVER_GRACE_SECONDS", "5"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On Linux the session adopts the orphans of what it started (a child subreaper): a process whose
+    parent died (say, `emulator run` killed with SIGKILL) is still among its descendants at the end,
+    instead of escaping to init."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _reap_adopted_zombies(me: psutil.Process) -> None:
+    for child in me.children():
+        with contextlib.suppress(psutil.NoSuchProcess, ChildProcessError):
+            if child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, os.WNOHANG)
+
+
+def leftover_processes(grace: float = LEFTOVER_GRACE_SECONDS) -> list[psutil.Process]:
+    """The descendants of this process still running once `grace` seconds passed (or none is left)."""
+    me = psutil.Process()
+    deadline = time.monotonic() + grace
+    while True:
+        _reap_adopted_zombies(me)
+        left = [p for p in me.children(recursive=True) if _running(p)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"pid {process.pid} (parent {process.ppid()}): {' '.join(' '.join(process.cmdline()).split())[:300]}"
+    except psutil.Error:
+        return f"pid {process.pid}: (gone meanwhile)"
+
+
+@pytest.hookimpl(trylast=True)  # after the runner's own sessionfinish, which tears down the session's fixtures
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left = leftover_processes()
+    if not left:
+        return
+    lines = [_describe(p) for p in left]
+    for process in left:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(left, timeout=5)
+    _reap_adopted_zombies(psutil.Process())
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    title = f"{len(left)} process(es) the tests started still ran at the end of the session (now killed)"
+    if reporter is not None:
+        reporter.write_sep("=", title, red=True)
+        for line in lines:
+            reporter.write_line(line)
+    else:
+        print(title + "\n" + "\n".join(lines), file=sys.stderr)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

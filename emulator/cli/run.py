@@ -6,12 +6,19 @@
    (the node's address with `--host-network`);
 2. read the pod's environment from the emulator (`/emulator/v1/.../pods/NAME/env`: service
    variables, the container's own env) and add POD_NAME, POD_NAMESPACE and POD_IP;
-3. start CMD with it, and probe its TCP ports on the pod IP: Ready once all accept a connection, not
-   Ready again after a few failed probes, as a readiness probe does;
+3. expand `$(VAR)` in CMD and its arguments from those variables, as the kubelet expands a
+   container's command and args; start CMD with them in a process group of its own (the container),
+   and probe its TCP ports on the pod IP: Ready once all accept a connection, not Ready again after
+   a few failed probes, as a readiness probe does;
 4. forward SIGINT/SIGTERM/SIGHUP to CMD; stop CMD (SIGTERM) when the pod is deleted through the API;
    after SIGINT or SIGTERM, CMD has the pod's terminationGracePeriodSeconds (`--grace-period`) to
-   exit before it is killed (SIGKILL), as the kubelet does;
-5. when CMD exits, delete the pod and exit with CMD's status (128+N when a signal N ended it).
+   exit before its process group is killed (SIGKILL), as the kubelet does;
+5. when CMD exits, kill what it left in its process group, delete the pod and exit with CMD's status
+   (128+N when a signal N ended it).
+
+CMD does not outlive `run`, even when `run` is killed with SIGKILL: on Linux the kernel kills CMD
+(PR_SET_PDEATHSIG), and everywhere a small guardian process kills CMD's process group once `run` is
+gone without having cleaned up (see `Guardian`).
 
 Only the HTTP API is used, so this works against any emulator the user can reach (`--server`), an
 authenticated one included (https and a bearer token: emulator/targets.py says where they come from).
@@ -31,9 +38,10 @@ import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +52,7 @@ import aiohttp
 from emulator.cli import target as targets
 from emulator.cli.apiclient import Api, ApiError, Unreachable
 from emulator.cli.target import DEFAULT_SERVER, ApiTarget
+from emulator.envvars import expand
 
 ANNOTATION_COMMAND = "emulator.local/command"
 ANNOTATION_PID = "emulator.local/host-pid"
@@ -158,6 +167,110 @@ def pod_manifest(
     }
 
 
+# --- the process group ------------------------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+# The guardian: reads a process group id from stdin, then waits for the end of stdin. It ends when `run`
+# has exited or died (its end of the pipe closes with it); unless `run` wrote "done" before (it cleaned
+# up itself), the group is killed. It ignores the signals a terminal or a supervisor sends to a job, so
+# that only SIGKILL can take it away before `run`.
+GUARDIAN = r"""
+import os, signal
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP):
+    signal.signal(s, signal.SIG_IGN)
+said = b""
+while chunk := os.read(0, 512):
+    said += chunk
+words = said.split()
+if words and words[-1] != b"done":
+    try:
+        os.killpg(int(words[0]), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+"""
+
+
+def die_with_this_process() -> Callable[[], None] | None:
+    """On Linux, a function for CMD to run between fork and exec (`preexec_fn`) that has the kernel
+    send it SIGKILL when `run` dies, whatever kills `run`; None elsewhere.
+
+    The kernel sends it when the *thread* that forked CMD ends, so CMD must be forked from the thread
+    that lives as long as `run`: the event loop's, the main thread (`asyncio.run`).
+    Processes CMD starts do not inherit it: the guardian is there for them."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent, sigkill = os.getpid(), int(signal.SIGKILL)
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
+        # Only a death still to come is reported: if `run` is already gone, CMD was adopted; go too.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), sigkill)
+
+    return preexec
+
+
+class Guardian:
+    """A small process of its own (its own session too, so terminal signals miss it) that kills CMD's
+    process group when `run` dies without cleaning up, SIGKILL included: it waits for the end of a pipe
+    only `run` holds, which the kernel closes when `run` ends, however it ends. This covers what CMD
+    started as well (PR_SET_PDEATHSIG is not inherited), on every platform, as long as those processes
+    stay in CMD's process group."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], pipe: int) -> None:
+        self.proc = proc
+        self.pipe: int | None = pipe
+
+    @classmethod
+    def start(cls, what: str) -> Guardian | None:
+        """Started before CMD, so that it is already there when CMD starts processes of its own."""
+        if not sys.executable:
+            return None
+        read_end, write_end = os.pipe()  # not inherited by CMD: os.pipe() file descriptors are close-on-exec
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", GUARDIAN, what],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(write_end)
+            log(f"warning: no guardian for CMD's processes ({exc}): they may outlive a killed `emulator run`")
+            return None
+        finally:
+            os.close(read_end)
+        return cls(proc, write_end)
+
+    def guard(self, pgid: int) -> None:
+        self._say(f"{pgid}\n")
+
+    def release(self) -> None:
+        """`run` has cleaned up itself: the guardian leaves without killing anything."""
+        self._say("done\n")
+        if self.pipe is not None:
+            os.close(self.pipe)
+            self.pipe = None
+        try:
+            self.proc.wait(2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def _say(self, text: str) -> None:
+        if self.pipe is not None:
+            with contextlib.suppress(OSError):  # a guardian killed by someone else
+                os.write(self.pipe, text.encode())
+
+
 def readiness_conditions(ready: bool, stamp: str) -> list[dict[str, str]]:
     value = "True" if ready else "False"
     return [{"type": t, "status": value, "lastTransitionTime": stamp} for t in ("Ready", "ContainersReady")]
@@ -213,10 +326,10 @@ class LocalPod:
     api: Api
     uid: str = ""
     ip: str = ""
-    child: asyncio.subprocess.Process | None = None
+    child: asyncio.subprocess.Process | None = None  # CMD, leader of a process group of its own
+    guardian: Guardian | None = None
     stopped_by: int = 0  # the first signal `run` received
     deleted: asyncio.Event = field(default_factory=asyncio.Event)  # the watch saw the pod go
-    signals_seen: int = 0
     api_failing: bool = False  # report a failing status patch once, not on every probe
     secrets_dir: str = ""  # the service-account files, removed when the pod goes
     kill_timer: asyncio.TimerHandle | None = None  # SIGKILL once the grace period after a stop is over
@@ -244,14 +357,24 @@ class LocalPod:
                 log(
                     f"warning: {self.ip} is not an address of this machine, so CMD cannot listen on it (macOS?): use --host-network"
                 )
-            env = await self.environment()
+            env, pod_env = await self.environment()
+            # As the kubelet does for a container's command and args: `$(VAR)` from the pod's variables
+            # (not from the shell's: `$VAR` is the shell's business), `$$` for `$`, unknown ones kept.
+            command = [expand(word, pod_env) for word in opts.command]
             if self.stopped_by:  # Ctrl-C (or a TERM) before CMD was started
                 return 128 + self.stopped_by
+            self.guardian = Guardian.start(f"emulator run guardian of pod {self.ref}")
             try:
-                self.child = await asyncio.create_subprocess_exec(*opts.command, env=env)
+                # A process group of its own: what CMD starts can be found and stopped with it, and a
+                # terminal's signals reach CMD through `run` (on_signal), never twice.
+                self.child = await asyncio.create_subprocess_exec(
+                    *command, env=env, process_group=0, preexec_fn=die_with_this_process()
+                )
             except OSError as exc:
-                log(f"cannot start {opts.command[0]!r}: {exc.strerror or exc}")
+                log(f"cannot start {command[0]!r}: {exc.strerror or exc}")
                 return 127 if isinstance(exc, FileNotFoundError) else 126
+            if self.guardian is not None:
+                self.guardian.guard(self.child.pid)
             if self.stopped_by:
                 # The signal came while CMD was being started, when there was no child to pass it to.
                 self.stop_child(None, self.stopped_by)
@@ -262,6 +385,7 @@ class LocalPod:
         finally:
             if self.kill_timer is not None:
                 self.kill_timer.cancel()
+            await self.end_process_group()
             probe, watch = tasks or (None, None)
             await _cancel(probe)
             if await self.deregister() and watch is not None:
@@ -273,15 +397,28 @@ class LocalPod:
             if self.secrets_dir:
                 shutil.rmtree(self.secrets_dir, ignore_errors=True)
 
-    async def environment(self) -> dict[str, str]:
+    async def end_process_group(self) -> None:
+        """CMD has exited (or `run` is leaving on an error): what is left in its process group is
+        killed, as a container's processes go with its main process; then the guardian may go."""
+        if self.child is not None:
+            if self.signal_group(signal.SIGKILL) and self.child.returncode is not None:
+                log(f"killed what {self.options.command[0]} left running in its process group (SIGKILL)")
+            if self.child.returncode is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.child.wait(), 5.0)
+        if self.guardian is not None:
+            self.guardian.release()
+            self.guardian = None
+
+    async def environment(self) -> tuple[dict[str, str], dict[str, str]]:
+        """CMD's environment (yours, with the pod's variables over it), and the pod's variables alone."""
         opts = self.options
         doc = await self.api.call("GET", Api.env_path(opts.namespace, opts.name, container_name(opts.name), "json"))
-        env = dict(os.environ)
+        pod_env: dict[str, str] = dict(doc.get("env") or {})
+        pod_env.update({"POD_NAME": opts.name, "POD_NAMESPACE": opts.namespace, "POD_IP": self.ip})
+        pod_env.update(await self.service_account_files())
         # The pod's variables win over the shell's: a stale KUBERNETES_SERVICE_HOST must not leak in.
-        env.update(doc.get("env") or {})
-        env.update({"POD_NAME": opts.name, "POD_NAMESPACE": opts.namespace, "POD_IP": self.ip})
-        env.update(await self.service_account_files())
-        return env
+        return {**os.environ, **pod_env}, pod_env
 
     async def service_account_files(self) -> dict[str, str]:
         """A token for the pod's service account (`default`: the manifest names none), bound to the pod,
@@ -403,16 +540,35 @@ class LocalPod:
     # -- signals -----------------------------------------------------------------------------------
 
     def on_signal(self, signum: int) -> None:
-        self.signals_seen += 1
         self.stopped_by = self.stopped_by or signum
         if self.child is None or self.child.returncode is not None:
             return
-        if signum == signal.SIGINT and self.signals_seen == 1 and _terminal_sent_it_to_everyone():
-            # Ctrl-C in a terminal reaches the whole foreground process group, CMD included;
-            # sending it again would interrupt CMD's own clean-up. Its grace period runs all the same.
+        if signum == signal.SIGINT and _terminal_sent_it_to_us():
+            # Ctrl-C in a terminal reaches the foreground process group: ours, not CMD's, which has a
+            # group of its own. Pass it on to all of CMD's group, as the terminal would have, once.
+            self.signal_group(signum)
             self.kill_after(self.options.grace_period)
             return
         self.stop_child(None, signum)
+
+    def on_suspend(self) -> None:
+        """Ctrl-Z (SIGTSTP) stops CMD's process group with `run`; `fg` or `bg` (SIGCONT) resumes both."""
+        running = self.child is not None and self.child.returncode is None
+        if running:
+            self.signal_group(signal.SIGSTOP)
+        os.kill(os.getpid(), signal.SIGSTOP)  # returns once we are continued
+        if running:
+            self.signal_group(signal.SIGCONT)
+
+    def signal_group(self, signum: int) -> bool:
+        """Send `signum` to CMD's process group (whose id is CMD's pid); False when the group is gone."""
+        if self.child is None:
+            return False
+        try:
+            os.killpg(self.child.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
     def stop_child(self, why: str | None, signum: int, grace_period: int | None = None) -> None:
         """Send `signum` to CMD; a stop signal gives it `grace_period` (default: --grace-period) seconds
@@ -435,8 +591,7 @@ class LocalPod:
         if self.child is None or self.child.returncode is not None:
             return
         log(f"{self.options.command[0]} still runs {seconds}s after it was asked to stop: killing it (SIGKILL)")
-        with contextlib.suppress(ProcessLookupError):
-            self.child.kill()
+        self.signal_group(signal.SIGKILL)  # CMD and its process group: the container's processes
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
@@ -469,7 +624,7 @@ def _grace_period(pod: Mapping[str, Any], default: int) -> int:
     return seconds if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds >= 0 else default
 
 
-def _terminal_sent_it_to_everyone() -> bool:
+def _terminal_sent_it_to_us() -> bool:
     """Whether we are the foreground job of a terminal (then a SIGINT most likely came from Ctrl-C)."""
     for stream in (sys.stdin, sys.stdout, sys.stderr):
         try:
@@ -484,9 +639,10 @@ async def run(options: RunOptions) -> int:
     api = Api(options.target)
     pod = LocalPod(options, api)
     loop = asyncio.get_running_loop()
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    for signum in handled:
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP)
+    for signum in handled[:-1]:
         loop.add_signal_handler(signum, pod.on_signal, signum)
+    loop.add_signal_handler(signal.SIGTSTP, pod.on_suspend)
     try:
         return await pod.run()
     except Unreachable as exc:
@@ -559,7 +715,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         f"before it is killed (SIGKILL) [default: {DEFAULT_GRACE_PERIOD}]",
     )
     targets.add_arguments(parser)
-    parser.add_argument("cmd", nargs="*", metavar="CMD", help="the process to run and its arguments, after --")
+    parser.add_argument(
+        "cmd",
+        nargs="*",
+        metavar="CMD",
+        help="the process to run and its arguments, after --; $(VAR) in them is expanded from the pod's variables, "
+        "as the kubelet does",
+    )
 
 
 def add_env_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,11 +7,13 @@ a file first, so the test sees exactly what `run` gave it.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import ROOT, Emulator, free_port
@@ -82,6 +85,20 @@ raise SystemExit(main(sys.argv[1:]))
 """
 
 
+# argv: OUT N. Starts N grandchildren that sleep, writes {"pid", "children"} to OUT, then sleeps too
+# (or exits at once when a third argument says so, leaving its grandchildren running).
+TREE = r"""
+import json, os, subprocess, sys, time
+out, n = sys.argv[1], int(sys.argv[2])
+kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"]).pid for _ in range(n)]
+with open(out + ".tmp", "w") as f:
+    json.dump({"pid": os.getpid(), "children": kids}, f)
+os.replace(out + ".tmp", out)
+if len(sys.argv) < 4:
+    time.sleep(3600)
+"""
+
+
 @dataclass
 class Run:
     """One `emulator run` subprocess and what its child reported."""
@@ -127,11 +144,16 @@ def start_run(emulator: Emulator, tmp_path: Path) -> Iterator[Callable[..., Run]
         server: str | None = None,
         child: str = CHILD,
         emulator_cli: tuple[str, ...] = ("-m", "emulator"),
+        command: list[str] | None = None,
     ) -> Run:
+        """`command` (with `{report}` standing for the report's path) replaces `python -c CHILD ...`."""
         n = len(runs)
         report, log = tmp_path / f"child-{n}.json", tmp_path / f"run-{n}.log"
         args = [sys.executable, *emulator_cli, "run", "--server", server or emulator.api_url, *run_args]
-        args += ["--", sys.executable, "-c", child, str(report), str(port), str(delay), str(exit_code)]
+        if command is not None:
+            args += ["--", *(word.replace("{report}", str(report)) for word in command)]
+        else:
+            args += ["--", sys.executable, "-c", child, str(report), str(port), str(delay), str(exit_code)]
         with log.open("w") as out:
             # no terminal anywhere, as under a supervisor: `run` forwards every SIGINT itself
             proc = subprocess.Popen(
@@ -143,8 +165,36 @@ def start_run(emulator: Emulator, tmp_path: Path) -> Iterator[Callable[..., Run]
     yield start
     for run in runs:
         if run.proc.poll() is None:
-            run.proc.kill()
+            left = descendants(run.proc.pid)
+            run.proc.kill()  # as a supervisor or the OOM killer would: `run` cannot clean up
             run.proc.wait()
+            assert_gone(left, f"`emulator run` was killed, its processes live on:\n{run.output()}")
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def running(process: psutil.Process) -> bool:
+    try:
+        return process.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def pid_running(pid: int) -> bool:
+    try:
+        return running(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return False
+
+
+def assert_gone(processes: list[psutil.Process], message: str, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while any(running(p) for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [f"{p.pid}: {' '.join(p.cmdline())[:120]}" for p in processes if running(p)]
+    assert not alive, message + "\nstill running:\n" + "\n".join(alive)
 
 
 def get_pod(api: httpx.Client, name: str, namespace: str = "default") -> dict[str, Any] | None:
@@ -458,3 +508,118 @@ def test_port_and_server_arguments() -> None:
     assert server_url(None, {"EMULATOR_API_PORT": "9123"}) == "http://127.0.0.1:9123"
     assert server_url(None, {"EMULATOR_API_HOST": "0.0.0.0"}) == "http://127.0.0.1:8080"
     assert server_url(None, {}) == "http://127.0.0.1:8080"
+
+
+# --- no process outlives `run` ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grandchildren", [0, 2], ids=["sleeper", "with-grandchildren"])
+def test_killing_run_with_sigkill_leaves_no_process_behind(
+    api: httpx.Client, start_run: Callable[..., Run], grandchildren: int
+) -> None:
+    run = start_run("--name", "orphan", command=[sys.executable, "-c", TREE, "{report}", str(grandchildren)])
+    report = run.child()
+    tree = descendants(run.proc.pid)
+    assert {report["pid"], *report["children"]} <= {p.pid for p in tree}, run.output()
+    # CMD and what it started share a process group of their own (the container), not `run`'s
+    cmd = psutil.Process(report["pid"])
+    assert os.getpgid(cmd.pid) == cmd.pid != os.getpgid(run.proc.pid)
+    assert all(os.getpgid(pid) == cmd.pid for pid in report["children"])
+    run.proc.kill()
+    run.proc.wait()
+    assert_gone(tree, f"`emulator run` was killed (SIGKILL), its processes live on:\n{run.output()}")
+    # `run` could not delete its pod: that is left to `kubectl delete pod`, as with a dead node
+    assert get_pod(api, "orphan") is not None
+
+
+def test_what_the_process_leaves_in_its_group_goes_when_it_exits(
+    api: httpx.Client, start_run: Callable[..., Run]
+) -> None:
+    """As a container's processes go when its main process exits."""
+    run = start_run("--name", "parent", command=[sys.executable, "-c", TREE, "{report}", "2", "exit"])
+    assert run.wait() == 0, run.output()
+    left = [psutil.Process(pid) for pid in run.child()["children"] if psutil.pid_exists(pid)]
+    assert_gone(left, f"the grandchildren outlived CMD:\n{run.output()}", timeout=1)
+    assert "left running in its process group (SIGKILL)" in run.output()
+    assert get_pod(api, "parent") is None
+
+
+def test_ctrl_z_stops_the_process_with_run_and_fg_resumes_it(start_run: Callable[..., Run]) -> None:
+    run = start_run("--name", "pausable", command=[sys.executable, "-c", TREE, "{report}", "1"])
+    report = run.child()
+    tree = [psutil.Process(pid) for pid in (run.proc.pid, report["pid"], *report["children"])]
+
+    def status_is(*wanted: str) -> bool:
+        return all(p.status() in wanted for p in tree)
+
+    run.proc.send_signal(signal.SIGTSTP)
+    wait_for(lambda: status_is(psutil.STATUS_STOPPED), 5, f"not all stopped: {[p.status() for p in tree]}")
+    run.proc.send_signal(signal.SIGCONT)  # what `fg` and `bg` send to the job, i.e. to `run`
+    wait_for(lambda: status_is(psutil.STATUS_SLEEPING, psutil.STATUS_RUNNING), 5, "not all resumed")
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 128 + signal.SIGTERM, run.output()
+
+
+# --- $(VAR) in CMD and ARGS ------------------------------------------------------------------------
+
+
+def test_var_references_in_the_command_are_expanded_like_the_kubelet_does(
+    api: httpx.Client, start_run: Callable[..., Run]
+) -> None:
+    k8s_ip = api.get("/api/v1/namespaces/default/services/kubernetes").json()["spec"]["clusterIP"]
+    args = ["$(POD_IP)", "$$(POD_IP)", "$(NOPE)", "$(POD_NAME).$(POD_NAMESPACE)@$(KUBERNETES_SERVICE_HOST)"]
+    args += ["$(HOME)"]  # the shell's variables are the shell's to expand ($HOME), not the pod's
+    run = start_run("--name", "args", command=[sys.executable, "-c", "import sys; print(sys.argv)", *args])
+    assert run.wait() == 0, run.output()
+    pod_ip = next(line for line in run.output().splitlines() if "registered with IP" in line).rsplit(" ", 1)[1]
+    printed = next(line for line in run.output().splitlines() if line.startswith("["))
+    assert ast.literal_eval(printed) == ["-c", pod_ip, "$(POD_IP)", "$(NOPE)", f"args.default@{k8s_ip}", "$(HOME)"]
+
+
+def test_the_readme_example_serves_on_the_pod_ip(api: httpx.Client, start_run: Callable[..., Run]) -> None:
+    port = free_port()
+    run = start_run(
+        "--name", "api", "--port", f"http={port}",
+        command=[sys.executable, "-m", "http.server", str(port), "--bind", "$(POD_IP)"],
+    )
+    pod = wait_for(
+        lambda: get_pod(api, "api") if ready(get_pod(api, "api")) == "True" else None, 15, run.output()
+    )
+    assert httpx.get(f"http://{pod['status']['podIP']}:{port}/", timeout=5).status_code == 200
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 128 + signal.SIGTERM, run.output()
+
+
+# --- the suite's own check: no process left behind -------------------------------------------------
+
+
+def test_the_session_fails_and_names_the_processes_a_test_left_behind(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    (tmp_path / "test_leaky.py").write_text(
+        textwrap.dedent(
+            f"""
+            import subprocess, sys, time
+
+            def test_leaks():
+                sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)", "leaky-sleeper"])
+                # an orphan: its shell exits at once, so its parent is no longer the session's
+                subprocess.run(["sh", "-c", "sleep 3601 & echo $! > {pids}.orphan"], check=True)
+                open({str(pids)!r}, "w").write(str(sleeper.pid))
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider", "test_leaky.py"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TESTS_LEFTOVER_GRACE_SECONDS": "0.5"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, out
+    assert "1 passed" in out and "still ran at the end of the session (now killed)" in out, out
+    sleeper, orphan = int(pids.read_text()), int(Path(f"{pids}.orphan").read_text())
+    assert f"pid {sleeper} " in out and "leaky-sleeper" in out, out
+    assert f"pid {orphan} " in out and "sleep 3601" in out, out
+    assert not pid_running(sleeper) and not pid_running(orphan)

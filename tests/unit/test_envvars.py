@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import shlex
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -265,6 +267,15 @@ def test_container_env_unknown_container_and_init_containers() -> None:
 )
 def test_expand(value: str, expanded: str) -> None:
     assert expand(value, {"A": "1"}, {"A": "ignored", "B": "2"}) == expanded
+
+
+def test_expand_loads_without_the_engine() -> None:
+    """`emulator run` expands its command with `expand` and must start quickly: importing it does not
+    load the kinds or pydantic."""
+    code = "import sys, emulator.envvars; print(sorted(m for m in sys.modules if m.startswith(('emulator.kinds', 'pydantic'))))"
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_to_dotenv() -> None:
