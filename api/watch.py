@@ -62,7 +62,8 @@ class WatchStream:
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         try:
             try:
-                backlog = await self.watch.open(since)
+                async with BUILDERS:  # a burst of new watches takes turns here too (each reads a snapshot)
+                    backlog = await self.watch.open(since)
             except errors.StatusError as exc:
                 if exc.code != 410:
                     raise

@@ -10,7 +10,7 @@ this yields as a stream; nothing here knows about HTTP.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -50,7 +50,7 @@ class Watch:
 
     # -- start and stop ------------------------------------------------------------------------------
 
-    async def open(self, since: str) -> list[Event]:
+    async def open(self, since: str) -> Iterable[Event]:
         """Subscribe, and return the events to send first (their resourceVersion is `last_rv` then)."""
         # Start where memory and delivered events agree: a write not yet delivered would be seen both
         # in the current objects and, later, as an event (group commit lets memory run ahead).
@@ -66,13 +66,12 @@ class Watch:
     def close(self) -> None:
         self.store.unsubscribe(self._listener)
 
-    def _start(self, since: str) -> tuple[list[Event], int]:
+    def _start(self, since: str) -> tuple[Iterable[Event], int]:
         if since in ("", "0"):  # what exists now, as ADDED (with a selector, what matches)
-            current = [
-                Event(ADDED, self.rt.key, ns, name, rv, raw)
-                for ns, name, rv, raw in self.store.entries(self.rt.key, self.namespace)
-            ]
-            return current, self.store.rv
+            # a snapshot of the entries now; the events are made as they are sent, not all at once
+            current = list(self.store.entries(self.rt.key, self.namespace))
+            key = self.rt.key
+            return (Event(ADDED, key, ns, name, rv, raw) for ns, name, rv, raw in current), self.store.rv
         try:
             start = int(since)
         except ValueError:
