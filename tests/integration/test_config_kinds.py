@@ -17,9 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.security import kubeconfig
-from tests.conftest import Emulator, require_tool, start_emulator
-from tests.integration.test_kubectl import Kubectl, manifest
+from tests.conftest import Emulator, start_emulator
+from tests.integration.kubectl_support import Kubectl, manifest
 
 # https://kubernetes.io/docs/concepts/configuration/configmap/
 CONFIG_MAP = """\
@@ -219,34 +218,17 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    # not in memory: provisioned volumes then live under the data directory
-    emulator = start_emulator(tmp_path_factory.mktemp("config-kinds-data"), in_memory=False)
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def kubectl(emu: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    binary = require_tool("kubectl")
-    home = tmp_path_factory.mktemp("kubectl-home")
-    config = home / "config"
-    kubeconfig.write(config, emu.api_url, use=True)
-    return Kubectl(binary, config, home / "cache")
-
-
-@pytest.fixture(scope="module")
 def api(emu: Emulator) -> Iterator[httpx.Client]:
     with emu.client() as client:
         yield client
 
 
-@pytest.fixture
-def ns(api: httpx.Client, request: pytest.FixtureRequest) -> str:
-    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower().removeprefix("test_"))[:50].strip("-")
-    response = api.post("/api/v1/namespaces", json={"metadata": {"name": name}})
-    assert response.status_code == 201, response.text
-    return name
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    # not in memory: provisioned volumes then live under the data directory
+    emulator = start_emulator(tmp_path_factory.mktemp("config-kinds-data"), in_memory=False)
+    yield emulator
+    emulator.stop()
 
 
 def rows(output: str) -> list[list[str]]:

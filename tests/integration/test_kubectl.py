@@ -13,15 +13,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from emulator.security import kubeconfig
-from tests.conftest import Emulator, require_tool, start_emulator
+from tests.conftest import Emulator
+from tests.integration.kubectl_support import Kubectl, manifest
 
 SERVICE_AND_POD = """\
 apiVersion: v1
@@ -51,71 +50,10 @@ spec:
 """
 
 
-@dataclass
-class Kubectl:
-    binary: str
-    config: Path
-    cache: Path
-
-    def argv(self, *args: str) -> list[str]:
-        return [
-            self.binary,
-            "--kubeconfig",
-            str(self.config),
-            "--context",
-            kubeconfig.NAME,
-            "--cache-dir",
-            str(self.cache),
-            *args,
-        ]
-
-    def run(
-        self, *args: str, stdin: str | None = None, ok: bool = True, timeout: float = 20
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(self.argv(*args), input=stdin, capture_output=True, text=True, timeout=timeout)
-        if ok and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        return done
-
-    def out(self, *args: str, stdin: str | None = None) -> str:
-        return self.run(*args, stdin=stdin).stdout
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    emulator = start_emulator(tmp_path_factory.mktemp("kubectl-data"))
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def kubectl(emu: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    binary = require_tool("kubectl")
-    home = tmp_path_factory.mktemp("kubectl-home")
-    config = home / "config"
-    kubeconfig.write(config, emu.api_url, use=True)
-    return Kubectl(binary, config, home / "cache")
-
-
 @pytest.fixture(scope="module")
 def api(emu: Emulator) -> Iterator[httpx.Client]:
     with emu.client() as client:
         yield client
-
-
-@pytest.fixture
-def ns(api: httpx.Client, request: pytest.FixtureRequest) -> str:
-    """A fresh namespace named after the test."""
-    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower().removeprefix("test_"))[:50].strip("-")
-    response = api.post("/api/v1/namespaces", json={"metadata": {"name": name}})
-    assert response.status_code == 201, response.text
-    return name
-
-
-def manifest(tmp_path: Path, text: str, name: str = "m.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 def pod_body(name: str, labels: dict[str, str] | None = None, **meta: Any) -> dict[str, Any]:

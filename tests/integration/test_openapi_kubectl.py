@@ -11,74 +11,23 @@ cache inside the test's temporary directory.
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from emulator.kinds import RESOURCE_TYPES
-from emulator.security import kubeconfig
-from tests.conftest import Emulator, require_tool, start_emulator
+from tests.conftest import Emulator, start_emulator
+from tests.integration.kubectl_support import Kubectl, manifest
 
 V2_PROTOBUF_ACCEPT = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # what kubectl sends
-
-
-@dataclass
-class Kubectl:
-    binary: str
-    config: Path
-    cache: Path
-
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [self.binary, "--kubeconfig", str(self.config), "--context", kubeconfig.NAME,
-                "--cache-dir", str(self.cache), *args]  # fmt: skip
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-        if ok and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        return done
-
-    def out(self, *args: str) -> str:
-        return self.run(*args).stdout
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    emulator = start_emulator(tmp_path_factory.mktemp("openapi-data"))
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def kubectl(emu: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    binary = require_tool("kubectl")
-    home = tmp_path_factory.mktemp("openapi-kubectl-home")
-    config = home / "config"
-    kubeconfig.write(config, emu.api_url, use=True)
-    return Kubectl(binary, config, home / "cache")
-
 
 @pytest.fixture(scope="module")
 def api(emu: Emulator) -> Iterator[httpx.Client]:
     with emu.client() as client:
         yield client
-
-
-@pytest.fixture
-def ns(api: httpx.Client, request: pytest.FixtureRequest) -> str:
-    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower().removeprefix("test_"))[:50].strip("-")
-    response = api.post("/api/v1/namespaces", json={"metadata": {"name": name}})
-    assert response.status_code == 201, response.text
-    return name
-
-
-def manifest(tmp_path: Path, text: str, name: str = "m.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 def field_line(output: str, name: str) -> str:
