@@ -33,6 +33,7 @@ from emulator.models.base import field_errors, unknown_fields
 from emulator.registry import managedfields
 from emulator.registry.ipam import AddressPlan
 from emulator.registry.patch import (
+    ListRules,
     PatchError,
     apply_json_patch,
     apply_merge_patch,
@@ -387,21 +388,7 @@ class Registry:
         if patch_type == APPLY_PATCH:
             return self.apply(rt, namespace, name, patch, options, subresource, force)
         current = self.get(rt, namespace, name)
-        try:
-            if patch_type == MERGE_PATCH:
-                patched = apply_merge_patch(current, patch)
-            elif patch_type == STRATEGIC_MERGE_PATCH:
-                if not isinstance(patch, dict):
-                    raise PatchError("a strategic merge patch must be a JSON object")
-                patched = apply_strategic_merge_patch(current, patch, BY_KEY[rt.key].merge_rules)
-            elif patch_type == JSON_PATCH:
-                if not isinstance(patch, list):
-                    raise PatchError("a JSON patch must be a list of operations")
-                patched = apply_json_patch(current, patch)
-            else:
-                raise errors.unsupported_media_type(patch_type)
-        except PatchError as exc:
-            raise errors.StatusError(422, "Invalid", f"the patch could not be applied: {exc}") from exc
+        patched = _patched(current, patch_type, patch, BY_KEY[rt.key].merge_rules)
         return self._write_patched(rt, current, patched, options, subresource)
 
     # -- the scale subresource ----------------------------------------------------------------------
@@ -412,22 +399,8 @@ class Registry:
         """PATCH .../scale (`kubectl scale` sends a merge patch): the patch applies to the Scale, whose
         spec.replicas is written to the object."""
         old = self.get(rt, namespace, name)
-        current = scale_of(old)
-        try:
-            if patch_type in (MERGE_PATCH, APPLY_PATCH):
-                patched = apply_merge_patch(current, patch)
-            elif patch_type == STRATEGIC_MERGE_PATCH:
-                if not isinstance(patch, dict):
-                    raise PatchError("a strategic merge patch must be a JSON object")
-                patched = apply_strategic_merge_patch(current, patch, {})
-            elif patch_type == JSON_PATCH:
-                if not isinstance(patch, list):
-                    raise PatchError("a JSON patch must be a list of operations")
-                patched = apply_json_patch(current, patch)
-            else:
-                raise errors.unsupported_media_type(patch_type)
-        except PatchError as exc:
-            raise errors.StatusError(422, "Invalid", f"the patch could not be applied: {exc}") from exc
+        # a Scale has no lists to merge by key; an apply patch to it is read as a merge patch
+        patched = _patched(scale_of(old), MERGE_PATCH if patch_type == APPLY_PATCH else patch_type, patch, {})
         return self._write_scale(rt, old, patched, options)
 
     def _write_scale(self, rt: ResourceType, old: dict[str, Any], scale: Any, options: WriteOptions) -> WriteResult:
@@ -621,6 +594,24 @@ class Registry:
             if self.store.get_raw(rt.key, namespace, name) is None:
                 return name
         raise errors.StatusError(409, "AlreadyExists", f"could not generate a unique name from {prefix!r}; try again")
+
+
+def _patched(current: dict[str, Any], patch_type: str, patch: Any, rules: ListRules) -> Any:
+    """`current` with a JSON, merge or strategic merge patch applied (lists merged by `rules`)."""
+    try:
+        if patch_type == MERGE_PATCH:
+            return apply_merge_patch(current, patch)
+        if patch_type == STRATEGIC_MERGE_PATCH:
+            if not isinstance(patch, dict):
+                raise PatchError("a strategic merge patch must be a JSON object")
+            return apply_strategic_merge_patch(current, patch, rules)
+        if patch_type == JSON_PATCH:
+            if not isinstance(patch, list):
+                raise PatchError("a JSON patch must be a list of operations")
+            return apply_json_patch(current, patch)
+    except PatchError as exc:
+        raise errors.StatusError(422, "Invalid", f"the patch could not be applied: {exc}") from exc
+    raise errors.unsupported_media_type(patch_type)
 
 
 def _carry_over(strategy: Strategy, old: dict[str, Any], obj: dict[str, Any], subresource: str | None) -> dict[str, Any]:
