@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +25,18 @@ PIECE = 64 * 1024  # the first events go out in pieces of about this size, never
 # Watches that start together (200 clients at once on a 5,000-pod namespace) take turns building their
 # first events: at most this many at a time, so every other request waits behind a few pieces, not 200.
 BUILDERS = asyncio.Semaphore(4)
+
+
+SEND_BUFFER = 64 * 1024  # bytes the kernel may hold for one watch connection (it would grow to megabytes)
+
+
+def _bound_send_buffer(request: web.Request) -> None:
+    """A watch is a long stream: a client that stops reading would otherwise have the kernel buffer
+    megabytes for it (autotuned), each copied by the event loop before the write timeout notices."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
 
 
 class SlowWatcher(Exception):
@@ -59,6 +72,7 @@ class WatchStream:
         return self.encode("BOOKMARK", obj)
 
     async def serve(self, request: web.Request, since: str) -> web.StreamResponse:
+        _bound_send_buffer(request)
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         try:
             try:
