@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,13 +287,21 @@ def _gvk(gvk: tuple[str, str, str]) -> dict[str, str]:
     return {"group": gvk[0], "kind": gvk[2], "version": gvk[1]}
 
 
-def _v3_document(items: list[PathItem], definitions: dict[str, Schema]) -> dict[str, Any]:
+def _paths(
+    items: list[PathItem], operation: Callable[[Any], dict[str, Any]], param: Callable[[Any, str], dict[str, Any]]
+) -> dict[str, Any]:
+    """The `paths` of a document, with the operations and path parameters in that document's format."""
     paths: dict[str, Any] = {}
     for item in items:
-        entry: dict[str, Any] = {op.method: _v3_operation(op) for op in item.operations}
+        entry: dict[str, Any] = {op.method: operation(op) for op in item.operations}
         if item.params:
-            entry["parameters"] = [_v3_param(p, "path") for p in item.params]
+            entry["parameters"] = [param(p, "path") for p in item.params]
         paths[item.path] = entry
+    return paths
+
+
+def _v3_document(items: list[PathItem], definitions: dict[str, Schema]) -> dict[str, Any]:
+    paths = _paths(items, _v3_operation, _v3_param)
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
@@ -343,12 +351,7 @@ def _v2_definition(schema: Schema) -> Schema:
 
 
 def _v2_document(items: list[PathItem], definitions: dict[str, Schema]) -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    for item in items:
-        entry: dict[str, Any] = {op.method: _v2_operation(op) for op in item.operations}
-        if item.params:
-            entry["parameters"] = [_v2_param(p, "path") for p in item.params]
-        paths[item.path] = entry
+    paths = _paths(items, _v2_operation, _v2_param)
     return {
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},

@@ -277,6 +277,16 @@ def _restarts(pod: dict[str, Any]) -> int:
     return max((int(cs.get("restartCount") or 0) for cs in (pod.get("status") or {}).get("containerStatuses") or []), default=0)
 
 
+def _newer_first(a: dict[str, Any], b: dict[str, Any], ta: float | None, tb: float | None, now: float) -> int:
+    """Order two pods by a time (unset first, then the more recent, in logarithmic buckets), ties by uid."""
+    if ta is None or tb is None:
+        return -1 if ta is None else 1
+    da, db = _log_rank(ta, now), _log_rank(tb, now)
+    if da != db:
+        return -1 if da < db else 1
+    return -1 if a["metadata"].get("uid", "") < b["metadata"].get("uid", "") else 1
+
+
 def _log_rank(then: float, now: float) -> int:
     """logarithmicRankDiff's bucket: timestamps within the same power of two of age rank the same."""
     age = max(now - then, 0.0) * 1e9
@@ -311,12 +321,7 @@ def rank_for_deletion(pods: list[dict[str, Any]], now: float) -> list[dict[str, 
             ta = _timestamp((ready_condition(a) or {}).get("lastTransitionTime"))
             tb = _timestamp((ready_condition(b) or {}).get("lastTransitionTime"))
             if ta != tb:
-                if ta is None or tb is None:
-                    return -1 if ta is None else 1
-                da, db = _log_rank(ta, now), _log_rank(tb, now)
-                if da != db:
-                    return -1 if da < db else 1
-                return -1 if a["metadata"].get("uid", "") < b["metadata"].get("uid", "") else 1
+                return _newer_first(a, b, ta, tb, now)
         # 7. more restarts < fewer
         xa, xb = _restarts(a), _restarts(b)
         if xa != xb:
@@ -324,12 +329,7 @@ def rank_for_deletion(pods: list[dict[str, Any]], now: float) -> list[dict[str, 
         # 8. newer < older (logarithmic buckets, ties broken by uid)
         ta, tb = _timestamp(a["metadata"].get("creationTimestamp")), _timestamp(b["metadata"].get("creationTimestamp"))
         if ta != tb:
-            if ta is None or tb is None:
-                return -1 if ta is None else 1
-            da, db = _log_rank(ta, now), _log_rank(tb, now)
-            if da != db:
-                return -1 if da < db else 1
-            return -1 if a["metadata"].get("uid", "") < b["metadata"].get("uid", "") else 1
+            return _newer_first(a, b, ta, tb, now)
         return 0
 
     return sorted(pods, key=functools.cmp_to_key(compare))
