@@ -48,6 +48,8 @@ class Config:
     data_dir: str = field(default_factory=default_data_dir, metadata={"help": "where the store and keys live"})
     in_memory: bool = field(default=False, metadata={"help": "keep nothing on disk (a throwaway cluster)"})
     fsync: str = field(default="full", metadata={"help": "SQLite durability: 'full' (fsync per write) or 'normal' (survives a crash of the process, not of the machine)"})
+    event_ttl: int = field(default=3600, metadata={"help": "how long an Event is kept after its last update, seconds (the API server's --event-ttl)"})
+    max_events: int = field(default=20000, metadata={"help": "most Events kept; beyond it the oldest are deleted"})
     watch_history: int = field(default=10000, metadata={"help": "changes kept for watches that resume from an older resourceVersion"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
 
@@ -129,6 +131,10 @@ def check(config: Config) -> list[str]:
         problems.append(f"--fsync {config.fsync!r}: use 'full' (fsync every write) or 'normal'")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         problems.append(f"--log-level {config.log_level!r}: use DEBUG, INFO, WARNING or ERROR")
+    if config.event_ttl < 1:
+        problems.append(f"--event-ttl {config.event_ttl}: keep events at least 1 second (the API server keeps them 3600)")
+    if config.max_events < 1:
+        problems.append(f"--max-events {config.max_events}: keep at least 1 event")
     if config.watch_history < 1:
         problems.append(f"--watch-history {config.watch_history}: keep at least 1 change (watches resume from it)")
     if config.dns_ttl < 0:

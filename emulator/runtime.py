@@ -25,6 +25,7 @@ from emulator import addresses
 from emulator.config import Config
 from emulator.controllers.deployment import DeploymentController
 from emulator.controllers.endpoints import EndpointsController
+from emulator.controllers.events import EventTTL
 from emulator.controllers.garbagecollector import GarbageCollector
 from emulator.controllers.namespaces import NamespaceController
 from emulator.controllers.replicaset import ReplicaSetController
@@ -36,6 +37,7 @@ from emulator.dns.sources import parse_forward_from
 from emulator.kinds import (
     DEPLOYMENTS,
     ENDPOINTS,
+    EVENTS,
     NAMESPACES,
     NETWORK_POLICIES,
     PODS,
@@ -148,6 +150,11 @@ class Runtime:
         self.store.subscribe(namespaces.apply)
         self.store.subscribe(endpoints.apply)
         endpoints.start()
+        event_ttl = EventTTL(self.registry, config.event_ttl, config.max_events)
+        self.store.subscribe(event_ttl.apply)
+        self.store.replay(event_ttl.apply, (EVENTS.key,))
+        event_ttl.start()
+        self._closers.append(event_ttl.stop)
         volumes = VolumeController(self.registry, None if config.in_memory else config.data_dir)
         self.store.subscribe(volumes.apply)
         volumes.start()

@@ -33,8 +33,8 @@ from typing import Any
 import orjson
 
 from emulator import errors
+from emulator.controllers.events import EventRecorder
 from emulator.controllers.replicaset import (
-    EventRecorder,
     OwnedIndex,
     controller_ref,
     copy_json,

@@ -33,8 +33,9 @@ from typing import Any
 import orjson
 
 from emulator import errors
+from emulator.controllers.events import EventRecorder
 from emulator.controllers.workqueue import WorkQueue
-from emulator.kinds import EVENTS, PODS, REPLICA_SETS, REPLICATION_CONTROLLERS, ResourceType
+from emulator.kinds import PODS, REPLICA_SETS, REPLICATION_CONTROLLERS, ResourceType
 from emulator.labels import NOTHING, Selector, SelectorError, selector_from_label_selector, selector_from_map
 from emulator.registry.registry import Registry
 from emulator.store.events import DELETED, Event
@@ -141,82 +142,6 @@ class OwnedIndex:
 
     def count(self, uid: str) -> int:
         return len(self._owned.get(uid, ()))
-
-
-class EventRecorder:
-    """core/v1 Events about the objects a controller manages (what `kubectl describe` lists), recorded as
-    client-go's recorder does: at most EVENT_BURST per object, then one per EVENT_REFILL seconds (its
-    spam filter), and beyond AGGREGATE_AFTER similar events (same object, type and reason) within
-    AGGREGATE_WINDOW one "(combined from similar events)" event whose count grows. A scale-up to a
-    thousand pods so costs a couple of dozen writes, not a thousand."""
-
-    EVENT_BURST = 25
-    EVENT_REFILL = 300.0  # seconds per event once the burst is spent
-    AGGREGATE_AFTER = 10
-    AGGREGATE_WINDOW = 600.0
-
-    def __init__(self, registry: Registry, component: str) -> None:
-        self.registry = registry
-        self.component = component
-        self._tokens: dict[str, tuple[float, float]] = {}  # object uid -> (tokens, when)
-        self._similar: dict[tuple[str, str, str], tuple[int, float, str | None]] = {}  # -> (count, since, aggregate)
-
-    def record(self, rt: ResourceType, obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
-        meta = obj["metadata"]
-        uid, now = meta.get("uid", ""), time.monotonic()
-        tokens, then = self._tokens.get(uid, (float(self.EVENT_BURST), now))
-        tokens = min(float(self.EVENT_BURST), tokens + (now - then) / self.EVENT_REFILL)
-        if tokens < 1:
-            return
-        self._tokens[uid] = (tokens - 1, now)
-        key = (uid, kind, reason)
-        count, since, aggregate = self._similar.get(key, (0, now, None))
-        if now - since > self.AGGREGATE_WINDOW:
-            count, since, aggregate = 0, now, None
-        count += 1
-        if count > self.AGGREGATE_AFTER:
-            message = f"(combined from similar events): {message}"
-            if aggregate is not None and self._bump(meta["namespace"], aggregate, message):
-                self._similar[key] = (count, since, aggregate)
-                return
-        name = self._create(rt, meta, kind, reason, message)
-        self._similar[key] = (count, since, name if count > self.AGGREGATE_AFTER else None)
-
-    def forget(self, uid: str) -> None:
-        self._tokens.pop(uid, None)
-        for key in [k for k in self._similar if k[0] == uid]:
-            del self._similar[key]
-
-    def _create(self, rt: ResourceType, meta: dict[str, Any], kind: str, reason: str, message: str) -> str | None:
-        now = now_rfc3339()
-        name = f"{meta['name']}.{time.time_ns():x}"
-        event = {
-            "metadata": {"name": name, "namespace": meta["namespace"]},
-            "involvedObject": {
-                "kind": rt.kind, "namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid", ""),
-                "apiVersion": rt.api_version, "resourceVersion": meta.get("resourceVersion", ""),
-            },
-            "reason": reason, "message": message, "source": {"component": self.component},
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": kind,
-            "reportingComponent": self.component, "reportingInstance": "",
-        }
-        try:
-            self.registry.create(EVENTS, meta["namespace"], event)
-        except errors.StatusError as exc:
-            log.debug("could not record event %s about %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
-            return None
-        return name
-
-    def _bump(self, namespace: str, name: str, message: str) -> bool:
-        current = self.registry.store.get(EVENTS.key, namespace, name)
-        if current is None:
-            return False
-        new = {**current, "message": message, "count": int(current.get("count") or 1) + 1, "lastTimestamp": now_rfc3339()}
-        try:
-            self.registry.replace_object(EVENTS, current, new)
-        except errors.StatusError:
-            return False
-        return True
 
 
 @dataclass(slots=True)
