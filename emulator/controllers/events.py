@@ -129,9 +129,11 @@ def _last_seen(obj: dict[str, Any]) -> float:
     ):
         if value:
             try:
-                return parse_rfc3339(value).timestamp()
+                parsed = parse_rfc3339(value)
             except ValueError:
                 continue
+            if parsed is not None:
+                return parsed.timestamp()
     return time.time()
 
 
