@@ -18,7 +18,7 @@ from aiohttp import web
 from api import connections, discovery, openapi
 from api.http import BODY_BROKEN, MAX_BODY, json_response, status_response
 from api.rest import ResourceHandler
-from emulator import errors
+from emulator import errors, kinds
 from emulator.logs import ACCESS
 from emulator.registry.registry import Registry
 
@@ -70,7 +70,8 @@ async def version(request: web.Request) -> web.Response:
 
 
 @functools.lru_cache(maxsize=128)  # bounded: some arguments come from request paths
-def _encoded(name: str, *args: str) -> bytes | None:
+def _encoded(name: str, generation: int, *args: str) -> bytes | None:
+    """(`generation`: the kinds served, emulator.kinds.generation(): custom resources change them.)"""
     doc = _DOCUMENTS[name](*args)
     return None if doc is None else orjson.dumps(doc)
 
@@ -85,7 +86,7 @@ _DOCUMENTS: dict[str, Callable[..., dict[str, Any] | None]] = {
 
 
 def _cached(name: str, *args: str, content_type: str = "application/json") -> web.Response:
-    body = _encoded(name, *args)
+    body = _encoded(name, kinds.generation(), *args)
     if body is None:
         raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
     return json_response(body, content_type=content_type)

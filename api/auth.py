@@ -4,8 +4,13 @@ Installed only when authentication is required (emulator/auth.py `auth_required`
 - health (`/healthz`, `/readyz`, `/livez`) and `/version` stay open, as they are to anonymous users on
   a real API server, so that probes and `kubectl version` work;
 - no `Authorization: Bearer` token, or one that is not valid → 401 Unauthorized;
-- a valid token whose user may not do this → 403 Forbidden, worded like the API server;
-- discovery (`/api`, `/apis`, `/openapi/...`) is readable by every authenticated user.
+- `Impersonate-User`/`Impersonate-Group`/`Impersonate-Uid`/`Impersonate-Extra-*` (kubectl --as,
+  --as-group) make the request the impersonated user's, when the caller may `impersonate` each of them;
+- a user RBAC does not allow this request (emulator/security/rbac.py) → 403 Forbidden, worded like the
+  API server. Resource requests are checked by verb, API group, resource, subresource, name and
+  namespace; other paths (discovery: `/api`, `/apis`, `/openapi/...`) by their path, against the
+  roles' `nonResourceURLs` (the default `system:discovery` role lets every authenticated user read them).
+  `/emulator/v1/namespaces/NS/pods/NAME/env` is checked as `get` of the subresource `pods/env`.
 
 The check happens before any handler runs, so a refused request changes nothing.
 """
@@ -17,14 +22,21 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from api.oidc import OIDC_PATHS
 from api.requestinfo import request_info
 from emulator import errors
-from emulator.security.auth import Authenticator, User, forbidden_message, may
+from emulator.security import rbac
+from emulator.security.auth import Authenticator, User, attributes, forbidden_message, may
+from emulator.security.tokens import SERVICE_ACCOUNT_PREFIX
 
 log = logging.getLogger("emulator.api.auth")
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
 USER = web.RequestKey("user", User)
+IMPERSONATE_USER = "Impersonate-User"
+IMPERSONATE_GROUP = "Impersonate-Group"
+IMPERSONATE_UID = "Impersonate-Uid"
+IMPERSONATE_EXTRA = "Impersonate-Extra-"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,36 +67,85 @@ def require_token(authenticator: Authenticator) -> Callable[..., Awaitable[web.S
         if not review.authenticated or review.user is None:
             log.info("refused %s %s: %s", request.method, path, review.error)
             raise errors.unauthorized()
-        user = review.user
-        if not user.admin:
-            check_access(request, user)
+        user = impersonated(request, review.user, authenticator.policy)
         request[USER] = user
-        return await handler(request)
+        if user.admin:
+            return await handler(request)
+        check_access(request, user, authenticator.policy)
+        # who writes, for the RBAC kinds' escalation check (emulator/kinds/rbac_common.py)
+        writer = rbac.REQUESTER.set(rbac.Requester(user.username, user.groups, authenticator.policy))
+        try:
+            return await handler(request)
+        finally:
+            rbac.REQUESTER.reset(writer)
 
     return authenticate
 
 
-def check_access(request: web.Request, user: User) -> None:
-    """403 unless `user` may do this request (see emulator/security/auth.py `may`)."""
-    parts = [p for p in request.path.split("/") if p]
-    method = request.method
+def check_access(request: web.Request, user: User, policy: rbac.Policy) -> None:
+    """403 unless RBAC allows `user` this request (see emulator/security/auth.py `may`)."""
+    method = "GET" if request.method == "HEAD" else request.method  # HEAD is authorized as GET
     info = request_info(request)
     if info.error is not None:
         return  # names nothing: let the handler answer 404, which reveals nothing
     target = info.target
+    parts = [p for p in request.path.split("/") if p]
     if target is not None:
-        verb = info.verb or method.lower()
-        resource = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
-        namespace = target.namespace
+        namespace = target.namespace or ""
         if target.rt.plural == "namespaces" and target.name:
             namespace = target.name  # as in Kubernetes: a namespace object is part of its own namespace
-        if not may(user, verb, namespace):
-            raise errors.forbidden_request(forbidden_message(user, verb, resource, info.group, namespace))
-        return
-    if method in ("GET", "HEAD") and (not parts or parts[0] in ("api", "apis", "openapi")):
-        return  # discovery: every authenticated user may read it
-    # /emulator/v1/namespaces/NS/...: namespaced reads follow the same rule as the API's
-    if len(parts) >= 4 and parts[:3] == ["emulator", "v1", "namespaces"]:
-        if may(user, "get" if method in ("GET", "HEAD") else method.lower(), parts[3]):
-            return
-    raise errors.forbidden_request(f'forbidden: User "{user.username}" cannot {method.lower()} path "{request.path}"')
+        attrs = attributes(
+            user, info.verb or method.lower(), namespace=namespace, api_group=info.group, resource=target.rt.plural,
+            subresource=target.subresource or "", name=target.name or "",
+        )
+    elif len(parts) == 7 and parts[:3] == ["emulator", "v1", "namespaces"] and parts[4] == "pods" and parts[6] == "env":
+        attrs = attributes(user, method.lower(), namespace=parts[3], resource="pods", subresource="env", name=parts[5])
+    else:
+        if method == "GET" and request.path in OIDC_PATHS:
+            return  # issuer discovery: the API server grants it to system:authenticated (until RBAC decides)
+        attrs = attributes(user, method.lower(), path=request.path)
+    if not may(user, attrs, policy).allowed:
+        raise errors.forbidden_request(forbidden_message(attrs))
+
+
+def impersonated(request: web.Request, user: User, policy: rbac.Policy) -> User:
+    """The user a request acts as: `user` itself, or the one its Impersonate-* headers name (kubectl --as,
+    --as-group), when `user` may `impersonate` that user (or service account), each group, the uid and
+    each extra value; else 403. Without groups, an impersonated service account is in its own groups;
+    every impersonated user but system:anonymous is in system:authenticated."""
+    headers = request.headers
+    name = headers.get(IMPERSONATE_USER)
+    groups = list(headers.getall(IMPERSONATE_GROUP, []))
+    uid = headers.get(IMPERSONATE_UID, "")
+    extra: dict[str, tuple[str, ...]] = {}
+    for header in headers:
+        if header.lower().startswith(IMPERSONATE_EXTRA.lower()):
+            extra[header[len(IMPERSONATE_EXTRA):].lower()] = tuple(headers.getall(header))
+    if name is None:
+        if groups or uid or extra:
+            raise errors.bad_request(f"requested {IMPERSONATE_GROUP}, {IMPERSONATE_UID} or {IMPERSONATE_EXTRA}* without impersonating a user")
+        return user
+    namespace: str | None = None
+    checks: list[rbac.Attributes] = []
+    if name.startswith(SERVICE_ACCOUNT_PREFIX):
+        namespace, _, account = name[len(SERVICE_ACCOUNT_PREFIX):].partition(":")
+        checks.append(attributes(user, "impersonate", namespace=namespace, resource="serviceaccounts", name=account))
+        if not groups:
+            groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+    else:
+        checks.append(attributes(user, "impersonate", resource="users", name=name))
+    checks += [attributes(user, "impersonate", resource="groups", name=g) for g in headers.getall(IMPERSONATE_GROUP, [])]
+    if uid:
+        checks.append(attributes(user, "impersonate", api_group="authentication.k8s.io", resource="uids", name=uid))
+    for key, values in extra.items():
+        checks += [
+            attributes(user, "impersonate", api_group="authentication.k8s.io", resource="userextras", subresource=key, name=v)
+            for v in values
+        ]
+    for attrs in checks:
+        if not may(user, attrs, policy).allowed:
+            raise errors.forbidden_request(forbidden_message(attrs))
+    wanted = rbac.UNAUTHENTICATED if name == rbac.ANONYMOUS else rbac.AUTHENTICATED
+    if wanted not in groups:
+        groups.append(wanted)
+    return User(name, uid=uid, groups=tuple(groups), extra=extra, namespace=namespace)

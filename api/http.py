@@ -52,7 +52,8 @@ def _quote(text: str) -> str:
 
 
 def status_response(error: errors.StatusError) -> web.Response:
-    return json_response(error.status(), status=error.code)
+    # ended by a newline, as the API server's JSON encoder ends every body
+    return json_response(orjson.dumps(error.status()) + b"\n", status=error.code)
 
 
 def media_type(request: web.Request) -> str:

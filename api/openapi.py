@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from emulator import schemas
-from emulator.kinds import RESOURCE_TYPES, ResourceType, Subresource
+from emulator.kinds import RESOURCE_TYPES, ResourceType, Subresource, custom, generation
 from emulator.registry.registry import PATCH_TYPES, STRATEGIC_MERGE_PATCH
 from emulator.schemas import META, PRESERVE_UNKNOWN, Schema
 
@@ -46,6 +46,8 @@ _V2_PROTOBUF_TYPES = (V2_PROTOBUF, "application/com.github.proto-openapi.spec.v2
 # resource): kubectl would compute it from a schema that has no merge keys.
 PATCH_TYPES_WITHOUT_SMP = tuple(t for t in PATCH_TYPES if t != STRATEGIC_MERGE_PATCH)
 _V3_REF = "#/components/schemas/"
+# what a swagger 2.0 schema carries in the v2 documents (the protobuf encoder below knows these)
+_V2_KEYWORDS = frozenset({"$ref", "format", "title", "description", "default", "required", "enum", "type", "readOnly"})
 _RESPONSE_TEXT = {"200": "OK", "201": "Created", "202": "Accepted"}
 
 
@@ -131,7 +133,8 @@ class _Definitions:
         name = schemas.definition_name(group, version, kind)
         if name is None:
             name = schemas.conventional_name(group, version, kind)
-            self.permissive[name] = schemas.permissive_kind(group, version, kind)
+            # a custom resource's own schema (its definition's), else one that takes any field
+            self.permissive[name] = custom.published_schema(group, version, kind) or schemas.permissive_kind(group, version, kind)
         return name
 
     def list_of(self, r: ResourceType, item: str) -> str:
@@ -344,10 +347,22 @@ def _v2_operation(op: Operation) -> dict[str, Any]:
 def _v2_definition(schema: Schema) -> Schema:
     """v2 cannot say "these properties, and any other field": an object that preserves unknown fields
     keeps no properties there (what the API server does for such custom resources), or kubectl's
-    client-side validation would refuse the fields it accepts."""
-    if schema.get(PRESERVE_UNKNOWN) and "properties" in schema:
-        return {k: v for k, v in schema.items() if k != "properties"}
-    return schema
+    client-side validation would refuse the fields it accepts. A custom resource's schema keeps only
+    what swagger 2.0 can say (no nullable, anyOf, oneOf, not, bounds), as the API server publishes it."""
+    if not isinstance(schema, dict):
+        return schema
+    out: Schema = {}
+    for key, value in schema.items():
+        if key == "properties":
+            if not schema.get(PRESERVE_UNKNOWN):
+                out[key] = {field: _v2_definition(sub) for field, sub in value.items()}
+        elif key in ("items", "additionalProperties"):
+            out[key] = _v2_definition(value)
+        elif key == "allOf":
+            out[key] = [_v2_definition(sub) for sub in value]
+        elif key in _V2_KEYWORDS or key.startswith("x-"):
+            out[key] = value
+    return out
 
 
 def _v2_document(items: list[PathItem], definitions: dict[str, Schema]) -> dict[str, Any]:
@@ -524,19 +539,22 @@ def _build() -> Encoded:
 
 _lock = threading.Lock()
 _encoded: Encoded | None = None
+_built_for = -1  # the generation of the kinds the documents describe (custom resources change them)
 
 
 def prepared() -> bool:
-    return _encoded is not None
+    return _encoded is not None and _built_for == generation()
 
 
 def prepare() -> Encoded:
-    """Build and encode every document, once (thread-safe: api/app.py calls it from a worker thread)."""
-    global _encoded
-    if _encoded is None:
+    """Build and encode every document, once per set of kinds served (thread-safe: api/app.py calls it
+    from a worker thread)."""
+    global _encoded, _built_for
+    wanted = generation()
+    if _encoded is None or _built_for != wanted:
         with _lock:
-            if _encoded is None:
-                _encoded = _build()
+            if _encoded is None or _built_for != wanted:
+                _encoded, _built_for = _build(), wanted
     return _encoded
 
 

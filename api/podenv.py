@@ -10,10 +10,12 @@ emulator/envvars.py's, read by `Registry.pod_environment`; this module only enco
   else the first container (what `kubectl exec` picks).
 - `format=json` (default): `{"kind": "PodEnvironment", ..., "env": {NAME: value, ...}}`, in the order
   the variables would be set; `dotenv`: `NAME=value` lines; `shell`: `export NAME='value'` lines.
-- `valueFrom.fieldRef` entries are resolved from the pod (the downward API's pod fields); other
-  `valueFrom` sources (ConfigMaps, Secrets, resources) do not exist here and are left out.
+- `envFrom` and `valueFrom` (ConfigMaps, Secrets, the downward API's pod fields and resources) are
+  resolved as the kubelet would for a container starting now (emulator/podenv.py).
 
-Errors are Kubernetes `Status` objects: 404 for an unknown pod or container, 400 for an unknown format.
+Errors are Kubernetes `Status` objects: 404 for an unknown pod or container, and for a ConfigMap, Secret
+or key the container needs and that is missing (what the kubelet reports as CreateContainerConfigError);
+400 for an unknown format.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from emulator.kinds import BY_KEY, ResourceType
+from emulator.kinds import BY_KEY, ResourceType, kind_of
 from emulator.kinds.printing import DEFAULT_PRINTER, Printer, meta_of
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
@@ -20,7 +20,7 @@ INCLUDE_OBJECT = ("None", "Metadata", "Object")
 
 def printer_for(resource: ResourceType) -> Printer:
     """The kind's columns; Name and Age for a resource no kind module describes."""
-    kind = BY_KEY.get(resource.key)
+    kind = kind_of(resource) if resource.key in BY_KEY else None  # (a custom resource: its version's columns)
     return kind.printer if kind is not None else DEFAULT_PRINTER
 
 

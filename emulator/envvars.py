@@ -25,7 +25,7 @@ Decisions (the kubelet's behaviour leaves these open or random):
   then service variables; `$$` escapes; unknown references are left as written). `emulator run` expands
   its command and arguments with the same `expand`, from the environment it gives the process. `valueFrom` entries
   are resolved only through the optional `value_from` callback; without it they are left out. `envFrom`
-  is not handled here (it needs ConfigMaps and Secrets).
+  goes through the optional `env_from` callback: reading ConfigMaps and Secrets is emulator/podenv.py's part.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from emulator.kinds.service import ServiceView
 
 ValueFrom = Callable[[Mapping[str, Any]], "str | None"]
+EnvFrom = Callable[[Mapping[str, Any]], Mapping[str, str]]
 
 
 def env_name(name: str) -> str:
@@ -114,10 +115,14 @@ def container_env(
     services_in_namespace: Iterable[ServiceView],
     kubernetes_service: ServiceView | None,
     value_from: ValueFrom | None = None,
+    env_from: EnvFrom | None = None,
 ) -> dict[str, str]:
-    """The full environment of one container: its own `env` (which wins) and then the service variables.
+    """The full environment of one container: its `envFrom` variables and its own `env` (later wins),
+    then the service variables they did not define.
 
-    Raises KeyError when the pod has no container (or init container) of that name.
+    `env_from(container)` gives the container's `envFrom` variables (emulator/podenv.py reads the
+    ConfigMaps and Secrets); without it `envFrom` is ignored. Raises KeyError when the pod has no
+    container (or init container) of that name.
     """
     spec = pod.get("spec") or {}
     for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
@@ -127,7 +132,8 @@ def container_env(
         raise KeyError(f'container "{container_name}" not found in pod "{(pod.get("metadata") or {}).get("name", "")}"')
 
     services = pod_service_env(pod, services_in_namespace, kubernetes_service)
-    own: dict[str, str] = {}
+    # The kubelet processes envFrom first, so that `env` replaces what it defined.
+    own: dict[str, str] = dict(env_from(container)) if env_from is not None else {}
     for entry in container.get("env") or []:
         name = entry.get("name")
         if not name:

@@ -59,6 +59,7 @@ class StatusError(Exception):
         return self.message
 
     def status(self) -> dict[str, Any]:
+        # keys in the order of Go's Status struct (the JSON clients like the Python client's utils echo)
         out: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -66,21 +67,22 @@ class StatusError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if self.details:
             out["details"] = self.details
+        out["code"] = self.code
         return out
 
 
 def _details(resource: str, name: str | None) -> dict[str, Any]:
     # `resource` is the qualified resource ("pods", "networkpolicies.networking.k8s.io")
     plural, _, group = resource.partition(".")
-    details: dict[str, Any] = {"kind": plural}
+    details: dict[str, Any] = {}  # name, group, kind: the order of Go's StatusDetails
     if name:
         details["name"] = name
     if group:
         details["group"] = group
+    details["kind"] = plural
     return details
 
 
@@ -100,9 +102,8 @@ def conflict(resource: str, name: str, detail: str | None = None) -> StatusError
 def invalid_object(kind: str, group: str, name: str, errors: list[FieldError]) -> StatusError:
     text = ", ".join(e.describe() for e in errors)
     message = f'{kind} "{name}" is invalid: {text}' if len(errors) == 1 else f'{kind} "{name}" is invalid: [{text}]'
-    details: dict[str, Any] = {"name": name, "kind": kind, "causes": [e.as_cause() for e in errors]}
-    if group:
-        details["group"] = group
+    details: dict[str, Any] = {"name": name, **({"group": group} if group else {}), "kind": kind}
+    details["causes"] = [e.as_cause() for e in errors]
     return StatusError(422, "Invalid", message, details)
 
 

@@ -23,28 +23,43 @@ from aiohttp import web
 
 from emulator import addresses
 from emulator.config import Config
+from emulator.controllers.clusterroleaggregation import ClusterRoleAggregationController, ensure_bootstrap_policy
+from emulator.controllers.crd import CrdController
+from emulator.controllers.cronjob import CronJobController
+from emulator.controllers.daemonset import DaemonSetController
 from emulator.controllers.deployment import DeploymentController
 from emulator.controllers.endpoints import EndpointsController
 from emulator.controllers.events import EventTTL
 from emulator.controllers.garbagecollector import GarbageCollector
+from emulator.controllers.job import JobController
 from emulator.controllers.namespaces import NamespaceController
+from emulator.controllers.podconfig import PodConfigController
 from emulator.controllers.replicaset import ReplicaSetController
+from emulator.controllers.statefulset import StatefulSetController
 from emulator.controllers.volumes import VolumeController
 from emulator.dns.index import DnsIndex
 from emulator.dns.server import start_dns
 from emulator.dns.settings import DnsSettings
 from emulator.dns.sources import parse_forward_from
 from emulator.kinds import (
+    CLUSTER_ROLES,
+    CONTROLLER_REVISIONS,
+    CRON_JOBS,
+    DAEMON_SETS,
     DEPLOYMENTS,
+    ENDPOINT_SLICES,
     ENDPOINTS,
     EVENTS,
+    JOBS,
     NAMESPACES,
     NETWORK_POLICIES,
+    NODES,
     PODS,
     REPLICA_SETS,
     REPLICATION_CONTROLLERS,
     RESOURCE_TYPES,
     SERVICES,
+    STATEFUL_SETS,
 )
 from emulator.netpol.engine import PolicyEngine
 from emulator.proxy.server import Proxy, ProxySettings
@@ -149,6 +164,10 @@ class Runtime:
         endpoints = EndpointsController(self.registry)
         self.store.subscribe(namespaces.apply)
         self.store.subscribe(endpoints.apply)
+        # stored custom resource definitions are served before anything reads their resources
+        crds = CrdController(self.registry)
+        self.store.subscribe(crds.apply)
+        crds.start()
         endpoints.start()
         event_ttl = EventTTL(self.registry, config.event_ttl, config.max_events)
         self.store.subscribe(event_ttl.apply)
@@ -163,7 +182,13 @@ class Runtime:
         workloads = (
             (ReplicaSetController(self.registry), (REPLICA_SETS.key, REPLICATION_CONTROLLERS.key, PODS.key)),
             (DeploymentController(self.registry), (DEPLOYMENTS.key, REPLICA_SETS.key)),
+            (JobController(self.registry), (JOBS.key, PODS.key)),
+            (CronJobController(self.registry), (CRON_JOBS.key, JOBS.key)),
+            (StatefulSetController(self.registry), (STATEFUL_SETS.key, CONTROLLER_REVISIONS.key, PODS.key)),
+            (DaemonSetController(self.registry), (DAEMON_SETS.key, CONTROLLER_REVISIONS.key, PODS.key, NODES.key)),
             (GarbageCollector(self.registry), tuple(rt.key for rt in RESOURCE_TYPES)),
+            (PodConfigController(self.registry), (PODS.key,)),
+            (ClusterRoleAggregationController(self.registry), (CLUSTER_ROLES.key,)),
         )
         for controller, watched in workloads:
             self.store.subscribe(controller.apply)
@@ -175,8 +200,9 @@ class Runtime:
         self.store.replay(self.policy_engine.apply, (NAMESPACES.key, NETWORK_POLICIES.key))
         for part in await self._start_faces():
             self.store.subscribe(part.apply)
-            self.store.replay(part.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, PODS.key))
+            self.store.replay(part.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, ENDPOINT_SLICES.key, PODS.key))
         namespaces.bootstrap(cluster.api_address, self.api_port)
+        ensure_bootstrap_policy(self.registry)  # the default RBAC roles and bindings
         await self.store.settled(self.store.rv)  # the built-ins are stored and every index has them
         await self._serve_faces()
 

@@ -109,6 +109,34 @@ def parse_grace_period(text: str) -> int:
     return seconds
 
 
+def parse_env(text: str) -> dict[str, Any]:
+    """`--env NAME=VALUE` → an env entry (`$(VAR)` in VALUE is expanded by the emulator, as by the kubelet)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f'invalid variable "{text}": use NAME=VALUE, e.g. MODE=debug')
+    return {"name": name, "value": value}
+
+
+_SOURCE_REFS = {"configmap": ("configMapRef", "configMapKeyRef"), "secret": ("secretRef", "secretKeyRef")}
+
+
+def parse_env_from(text: str) -> dict[str, Any]:
+    """`--env-from configmap/NAME` or `secret/NAME` (kubectl set env --from) → an envFrom entry."""
+    kind, _, name = text.partition("/")
+    if kind.lower() not in _SOURCE_REFS or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f'invalid source "{text}": use configmap/NAME or secret/NAME')
+    return {_SOURCE_REFS[kind.lower()][0]: {"name": name}}
+
+
+def parse_env_ref(text: str) -> dict[str, Any]:
+    """`--env-ref NAME=configmap/CM/KEY` or `NAME=secret/S/KEY` → an env entry with a key reference."""
+    name, _, ref = text.partition("=")
+    parts = ref.split("/")
+    if not name or len(parts) != 3 or parts[0].lower() not in _SOURCE_REFS or not all(parts[1:]):
+        raise argparse.ArgumentTypeError(f'invalid reference "{text}": use NAME=configmap/CM/KEY or NAME=secret/SECRET/KEY')
+    return {"name": name, "valueFrom": {_SOURCE_REFS[parts[0].lower()][1]: {"name": parts[1], "key": parts[2]}}}
+
+
 def parse_label(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -129,8 +157,11 @@ def pod_manifest(
     command: list[str],
     host_network: bool,
     grace_period: int = DEFAULT_GRACE_PERIOD,
+    env: list[dict[str, Any]] | None = None,
+    env_from: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The pod `run` registers: Running but not Ready until its ports answer."""
+    """The pod `run` registers: Running but not Ready until its ports answer. `env` and `env_from` are
+    the container's own entries (--env, --env-ref, --env-from), resolved by the emulator as the kubelet would."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     container: dict[str, Any] = {
         "name": container_name(name),
@@ -142,8 +173,11 @@ def pod_manifest(
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            *(env or []),
         ],
     }
+    if env_from:
+        container["envFrom"] = env_from
     if ports:
         container["ports"] = ports
     spec: dict[str, Any] = {
@@ -316,6 +350,8 @@ class RunOptions:
     host_network: bool = False
     grace_period: int = DEFAULT_GRACE_PERIOD
     target: ApiTarget = field(default_factory=lambda: ApiTarget(DEFAULT_SERVER))
+    env: list[dict[str, Any]] = field(default_factory=list)  # --env and --env-ref entries, in order
+    env_from: list[dict[str, Any]] = field(default_factory=list)  # --env-from entries
 
 
 @dataclass
@@ -344,7 +380,8 @@ class LocalPod:
             "POST",
             Api.pod_path(opts.namespace),
             pod_manifest(
-                opts.name, opts.namespace, opts.labels, opts.ports, opts.command, opts.host_network, opts.grace_period
+                opts.name, opts.namespace, opts.labels, opts.ports, opts.command, opts.host_network, opts.grace_period,
+                opts.env, opts.env_from,
             ),
         )
         self.uid = created["metadata"].get("uid", "")
@@ -714,6 +751,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="the pod's terminationGracePeriodSeconds: how long CMD may take to exit after SIGTERM/SIGINT "
         f"before it is killed (SIGKILL) [default: {DEFAULT_GRACE_PERIOD}]",
     )
+    parser.add_argument(
+        "-e", "--env", dest="env", action="append", type=parse_env, default=[], metavar="NAME=VALUE",
+        help="a variable of the container (repeatable)",
+    )
+    parser.add_argument(
+        "--env-ref", dest="env", action="append", type=parse_env_ref, metavar="NAME=configmap/CM/KEY",
+        help="a variable from a key of a ConfigMap or Secret (secret/NAME/KEY) of the namespace (repeatable); "
+        "a missing one stops CMD from starting, as the kubelet's CreateContainerConfigError",
+    )
+    parser.add_argument(
+        "--env-from", dest="env_from", action="append", type=parse_env_from, default=[], metavar="configmap/NAME",
+        help="every key of a ConfigMap or Secret (secret/NAME) as a variable (repeatable)",
+    )
     targets.add_arguments(parser)
     parser.add_argument(
         "cmd",
@@ -758,6 +808,8 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         host_network=args.host_network,
         grace_period=args.grace_period,
         target=target,
+        env=args.env,
+        env_from=args.env_from,
     )
     return asyncio.run(run(options))
 

@@ -27,7 +27,18 @@ def _listed(text: str) -> list[str]:
 
 
 async def serve(cfg: config_module.Config) -> int:
-    from api import auth, connections, guard, podenv, policycheck, processstatus, proxystatus, tokens
+    from api import (
+        auth,
+        authorization,
+        connections,
+        guard,
+        oidc,
+        podenv,
+        policycheck,
+        processstatus,
+        proxystatus,
+        tokens,
+    )
     from api.app import create_app
     from emulator.registry.tokens import TokenOperations
     from emulator.runtime import Runtime
@@ -37,7 +48,8 @@ async def serve(cfg: config_module.Config) -> int:
         routes=[
             *podenv.routes(rt.registry), *policycheck.routes(rt.policy_engine),
             *tokens.routes(TokenOperations(rt.registry, rt.authenticator, max_expiration=cfg.max_token_seconds)), *proxystatus.routes(rt.proxy),
-            *processstatus.routes(rt.process_status),
+            *processstatus.routes(rt.process_status), *oidc.routes(rt.authenticator.tokens),
+            *authorization.routes(rt.authenticator, rt.auth_required),
         ],
         middlewares=[
             guard.middleware(guard.rules(

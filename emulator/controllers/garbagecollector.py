@@ -43,7 +43,10 @@ _BY_GROUP_KIND: dict[tuple[str, str], ResourceType] = {(rt.group, rt.kind): rt f
 def _owner_type(ref: dict[str, Any]) -> ResourceType | None:
     api_version = ref.get("apiVersion") or ""
     group = api_version.rpartition("/")[0] if "/" in api_version else ""
-    return _BY_GROUP_KIND.get((group, ref.get("kind") or ""))
+    found = _BY_GROUP_KIND.get((group, ref.get("kind") or ""))
+    if found is None:  # a custom resource: served since start (RESOURCE_TYPES changes in place)
+        found = next((rt for rt in RESOURCE_TYPES if rt.group == group and rt.kind == ref.get("kind")), None)
+    return found
 
 
 class GarbageCollector:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from emulator.kinds import (
+    apiservice,
+    clusterrole,
+    clusterrolebinding,
     configmap,
+    controllerrevision,
+    cronjob,
+    customresourcedefinition,
+    daemonset,
     deployment,
     endpoints,
     endpointslice,
@@ -18,7 +25,9 @@ from emulator.kinds import (
     horizontalpodautoscaler,
     ingress,
     ingressclass,
+    job,
     limitrange,
+    localsubjectaccessreview,
     namespace,
     networkpolicy,
     node,
@@ -29,9 +38,16 @@ from emulator.kinds import (
     replicaset,
     replicationcontroller,
     resourcequota,
+    role,
+    rolebinding,
     secret,
+    selfsubjectaccessreview,
+    selfsubjectreview,
+    selfsubjectrulesreview,
     service,
     serviceaccount,
+    statefulset,
+    subjectaccessreview,
     tokenreview,
 )
 from emulator.kinds.base import ALL_VERBS, Kind, ResourceType, Subresource
@@ -48,6 +64,15 @@ KINDS: tuple[Kind, ...] = (
     endpointslice.KIND,
     networkpolicy.KIND,
     tokenreview.KIND,
+    role.KIND,
+    clusterrole.KIND,
+    rolebinding.KIND,
+    clusterrolebinding.KIND,
+    selfsubjectaccessreview.KIND,
+    selfsubjectrulesreview.KIND,
+    subjectaccessreview.KIND,
+    localsubjectaccessreview.KIND,
+    selfsubjectreview.KIND,
     configmap.KIND,
     secret.KIND,
     node.KIND,
@@ -59,9 +84,17 @@ KINDS: tuple[Kind, ...] = (
     poddisruptionbudget.KIND,
     ingressclass.KIND,
     ingress.KIND,
+    # (the apps group's resources in the API server's order: by name, as discovery lists them)
+    controllerrevision.KIND,
+    daemonset.KIND,
     deployment.KIND,
     replicaset.KIND,
     replicationcontroller.KIND,
+    statefulset.KIND,
+    job.KIND,
+    cronjob.KIND,
+    customresourcedefinition.KIND,
+    apiservice.KIND,
 )
 
 # The resource types, for the modules that name one (store keys, event filters).
@@ -74,6 +107,10 @@ EVENTS = event.EVENTS
 ENDPOINT_SLICES = endpointslice.ENDPOINT_SLICES
 NETWORK_POLICIES = networkpolicy.NETWORK_POLICIES
 TOKEN_REVIEWS = tokenreview.TOKEN_REVIEWS
+ROLES = role.ROLES
+CLUSTER_ROLES = clusterrole.CLUSTER_ROLES
+ROLE_BINDINGS = rolebinding.ROLE_BINDINGS
+CLUSTER_ROLE_BINDINGS = clusterrolebinding.CLUSTER_ROLE_BINDINGS
 CONFIG_MAPS = configmap.CONFIG_MAPS
 SECRETS = secret.SECRETS
 NODES = node.NODES
@@ -83,8 +120,17 @@ INGRESS_CLASSES = ingressclass.INGRESS_CLASSES
 DEPLOYMENTS = deployment.DEPLOYMENTS
 REPLICA_SETS = replicaset.REPLICA_SETS
 REPLICATION_CONTROLLERS = replicationcontroller.REPLICATION_CONTROLLERS
+STATEFUL_SETS = statefulset.STATEFUL_SETS
+DAEMON_SETS = daemonset.DAEMON_SETS
+CONTROLLER_REVISIONS = controllerrevision.CONTROLLER_REVISIONS
+JOBS = job.JOBS
+CRON_JOBS = cronjob.CRON_JOBS
+CUSTOM_RESOURCE_DEFINITIONS = customresourcedefinition.CUSTOM_RESOURCE_DEFINITIONS
 
-RESOURCE_TYPES: tuple[ResourceType, ...] = tuple(k.resource for k in KINDS)
+# Every resource served: the built-in kinds, then those registered while running (custom resources:
+# `register`, from emulator/controllers/crd.py). The list and the maps change in place, so every module
+# that imported them sees the kinds served now.
+RESOURCE_TYPES: list[ResourceType] = [k.resource for k in KINDS]
 # (group, version, plural) -> ResourceType: what URL routing needs.
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCE_TYPES}
 BY_KEY: dict[str, Kind] = {k.resource.key: k for k in KINDS}
@@ -92,15 +138,72 @@ BY_KEY: dict[str, Kind] = {k.resource.key: k for k in KINDS}
 BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCE_TYPES}
 # Every protobuf layout a kind declares, by (apiVersion, kind): what api/protobuf.py decodes.
 PROTOBUF_LAYOUTS: Mapping[tuple[str, str], Message] = {key: m for k in KINDS for key, m in k.protobuf.items()}
+# The kinds registered while running, by (group, version, plural): a custom resource is served in several
+# versions under one store key, each version with its own schema and columns (BY_KEY holds the storage one).
+_REGISTERED: dict[tuple[str, str, str], Kind] = {}
+_BUILT_IN_PATHS = frozenset(BY_PATH)
+_generation = [0]
+
+
+def generation() -> int:
+    """Changes whenever the kinds served change: documents derived from them (discovery, OpenAPI) are stale."""
+    return _generation[0]
+
+
+def register(kind: Kind, storage: bool = True) -> None:
+    """Serve `kind` from now on (one version of a custom resource), in place of what was served at its path.
+    `storage`: the version its objects are stored in (BY_KEY's entry for the key)."""
+    r = kind.resource
+    path = (r.group, r.version, r.plural)
+    if path in _BUILT_IN_PATHS:
+        raise ValueError(f"{r.key} {r.version} is a built-in resource")
+    previous = BY_PATH.get(path)
+    if previous is not None:
+        RESOURCE_TYPES.remove(previous)
+        if BY_KIND.get((previous.api_version, previous.kind)) is previous:
+            del BY_KIND[(previous.api_version, previous.kind)]
+    RESOURCE_TYPES.append(r)
+    BY_PATH[path] = r
+    BY_KIND[(r.api_version, r.kind)] = r
+    _REGISTERED[path] = kind
+    if storage or r.key not in BY_KEY:
+        BY_KEY[r.key] = kind
+    _generation[0] += 1
+
+
+def unregister(key: str) -> None:
+    """Stop serving every version of the registered resource `key` (`crontabs.stable.example.com`)."""
+    for path, kind in list(_REGISTERED.items()):
+        r = kind.resource
+        if r.key != key:
+            continue
+        del _REGISTERED[path]
+        BY_PATH.pop(path, None)
+        if BY_KIND.get((r.api_version, r.kind)) is r:
+            del BY_KIND[(r.api_version, r.kind)]
+        if r in RESOURCE_TYPES:
+            RESOURCE_TYPES.remove(r)
+    if key in BY_KEY and BY_KEY[key].resource not in _BUILT_IN_KINDS:
+        del BY_KEY[key]
+    _generation[0] += 1
+
+
+_BUILT_IN_KINDS = frozenset(k.resource for k in KINDS)
+
+
+def registered(key: str) -> list[Kind]:
+    """The versions of a registered resource served now."""
+    return [k for k in _REGISTERED.values() if k.resource.key == key]
 
 
 def kind_of(resource: ResourceType) -> Kind:
-    return BY_KEY[resource.key]
+    found = _REGISTERED.get((resource.group, resource.version, resource.plural))
+    return found if found is not None else BY_KEY[resource.key]
 
 
 def merge_rules(resource: ResourceType) -> ListRules:
     """The strategic-merge / apply list rules of a kind (ObjectMeta's own are added by the merger)."""
-    return BY_KEY[resource.key].merge_rules
+    return kind_of(resource).merge_rules
 
 
 def groups() -> dict[str, list[str]]:
@@ -117,6 +220,10 @@ __all__ = [
     "ALL_VERBS", "BY_KEY", "BY_KIND", "BY_PATH", "ENDPOINTS", "ENDPOINT_SLICES", "EVENTS", "KINDS", "Kind",
     "NAMESPACES", "NETWORK_POLICIES", "PODS", "PROTOBUF_LAYOUTS", "RESOURCE_TYPES", "ResourceType", "SERVICES",
     "SERVICE_ACCOUNTS", "Subresource", "TOKEN_REVIEWS", "groups", "kind_of", "merge_rules",
+    "CLUSTER_ROLES", "CLUSTER_ROLE_BINDINGS", "ROLES", "ROLE_BINDINGS",
     "CONFIG_MAPS", "INGRESS_CLASSES", "NODES", "PERSISTENT_VOLUMES", "PERSISTENT_VOLUME_CLAIMS", "SECRETS",
     "DEPLOYMENTS", "REPLICA_SETS", "REPLICATION_CONTROLLERS",
+    "STATEFUL_SETS", "DAEMON_SETS", "CONTROLLER_REVISIONS",
+    "JOBS", "CRON_JOBS",
+    "CUSTOM_RESOURCE_DEFINITIONS", "generation", "register", "registered", "unregister",
 ]

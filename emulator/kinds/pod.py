@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from emulator import errors, validation
+from emulator import errors, podenv, validation
 from emulator.errors import FieldError, invalid
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.printing import (
@@ -299,6 +299,13 @@ class PodStrategy(Strategy):
             status["podIP"] = self.cluster.node_address
         if status.get("podIP"):
             status.setdefault("podIPs", [{"ip": status["podIP"]}])
+        if status["phase"] in ("Pending", "Running"):
+            # The kubelet cannot create a container whose env names a missing ConfigMap, Secret or key:
+            # such a pod is born waiting (emulator/podenv.py); controllers/podconfig.py starts it later.
+            namespace = obj["metadata"]["namespace"]
+            failures = podenv.config_failures(obj, lambda rt, name: self.cluster.store.get(rt, namespace, name))
+            if failures:
+                obj["status"] = podenv.held_status(obj, failures, stamp)
 
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         spec = obj["spec"]

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from emulator import envvars, errors, limits, validation
-from emulator.kinds import BY_KEY, KINDS, NAMESPACES, PODS, SERVICES, ResourceType
+from emulator import envvars, errors, limits, podenv, validation
+from emulator.kinds import KINDS, NAMESPACES, NODES, PODS, SERVICES, ResourceType, kind_of
 from emulator.kinds.service import ServiceView
+from emulator.kinds.values import path_segment_errors
 from emulator.labels import (
     Selector,
     SelectorError,
@@ -42,6 +43,7 @@ from emulator.registry.patch import (
 )
 from emulator.registry.strategy import Strategy
 from emulator.registry.watch import ObjectFilter, Watch
+from emulator.store.events import Event
 from emulator.store.store import Store
 from emulator.timestamps import now_rfc3339
 
@@ -61,6 +63,7 @@ _NAME_RULES = {
     "subdomain": validation.dns1123_subdomain_errors,
     "label": validation.dns1123_label_errors,
     "dns1035": validation.dns1035_label_errors,
+    "path segment": path_segment_errors,  # RBAC roles and bindings (`system:basic-user`)
 }
 
 
@@ -141,9 +144,27 @@ class Registry:
         self.strategies: dict[str, Strategy] = {
             k.resource.key: k.strategy(cluster) for k in KINDS if k.strategy is not None
         }
+        self._registered: dict[ResourceType, Strategy] = {}
 
     def strategy(self, rt: ResourceType) -> Strategy:
-        return self.strategies[rt.key]
+        found = self.strategies.get(rt.key)
+        if found is not None and (found.resource is rt or found.resource == rt):
+            return found
+        # a kind registered while running (a custom resource version): one strategy per version served
+        kind = kind_of(rt)
+        served = self._registered.get(rt)
+        if served is None or type(served) is not kind.strategy:
+            if kind.strategy is None:
+                raise KeyError(rt.key)
+            served = self._registered[rt] = kind.strategy(self.cluster)
+        return served
+
+    def _served(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """An object as the version asked for: a kind served in several versions stores one apiVersion."""
+        stored = self.strategy(rt).storage_api_version
+        if stored is None or obj.get("apiVersion") == rt.api_version:
+            return obj
+        return {**obj, "apiVersion": rt.api_version}
 
     # -- start ---------------------------------------------------------------------------------------
 
@@ -167,17 +188,20 @@ class Registry:
         await self.store.settled_since(rv)
 
     def watch(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> Watch:
-        return Watch(self.store, rt, namespace, keep)
+        if self.strategy(rt).storage_api_version in (None, rt.api_version):
+            return Watch(self.store, rt, namespace, keep)
+        return _VersionWatch(self.store, rt, namespace, keep)
 
     def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         obj = self.store.get(rt.key, namespace, name)
         if obj is None:
             raise errors.not_found(rt.key, name)
-        return obj
+        return self._served(rt, obj)
 
     def get_scale(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         """GET .../<name>/scale: the object's autoscaling/v1 Scale."""
-        return scale_of(self.get(rt, namespace, name))
+        obj = self.get(rt, namespace, name)
+        return self.strategy(rt).scale(obj) or scale_of(obj)
 
     def pod_environment(self, namespace: str, name: str, container: str | None) -> tuple[str, dict[str, str]]:
         """The variables the kubelet would give a container of the pod (by default the one kubectl
@@ -191,14 +215,22 @@ class Registry:
             (ServiceView.of(s) for s in self.store.objects(SERVICES.key, namespace)), key=lambda s: s.name
         )
         kubernetes = self.store.get(SERVICES.key, "default", "kubernetes")
+        node = self.store.get(NODES.key, "", (pod.get("spec") or {}).get("nodeName") or "") or {}
         try:
-            env = envvars.container_env(
+            env, _ = podenv.container_environment(
                 pod, container, services, ServiceView.of(kubernetes) if kubernetes else None,
-                lambda source: envvars.field_ref(pod, source),
+                lambda resource, ref: self.store.get(resource, namespace, ref),
+                (node.get("status") or {}).get("allocatable") or {},
             )
         except KeyError:
             raise errors.StatusError(
                 404, "NotFound", f'container "{container}" not found in pod "{name}"', {"kind": "pods", "name": name}
+            ) from None
+        except podenv.ConfigError as exc:
+            # what the kubelet would leave the container waiting for (CreateContainerConfigError)
+            raise errors.StatusError(
+                404, "NotFound", f'container "{container}" of pod "{name}" cannot start ({podenv.CONFIG_ERROR}): {exc.message}',
+                {"kind": exc.resource, "name": exc.name},
             ) from None
         return container, env
 
@@ -227,9 +259,10 @@ class Registry:
 
     def list_raw(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> Iterator[bytes]:
         """Stored JSON of the matching objects, undecoded when nothing filters them (fast lists)."""
+        convert = self.strategy(rt).storage_api_version not in (None, rt.api_version)
         for raw in self.store.raws(rt.key, namespace):
             if keep is None or keep(orjson.loads(raw)):
-                yield raw
+                yield orjson.dumps(self._served(rt, orjson.loads(raw))) if convert else raw
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -250,14 +283,15 @@ class Registry:
             name = body.get("metadata", {}).get("name") if isinstance(body.get("metadata"), dict) else None
             raise errors.invalid_object(rt.kind, rt.group, str(name or ""), field_errors(exc)) from exc
         unknown = unknown_fields(model)
+        # (a client's apiVersion/kind, when sent, were checked above to be these)
+        obj = {"apiVersion": rt.api_version, "kind": rt.kind, **model.model_dump(exclude_none=True)}
+        unknown += strategy.decode_fields(body, obj)
         warnings: list[str] = []
         if unknown and options.field_validation == "Strict":
             listed = ", ".join(f'unknown field "{p}"' for p in unknown)
             raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: {listed}')
         if unknown and options.field_validation == "Warn":
             warnings = [f'unknown field "{p}"' for p in unknown]
-        # (a client's apiVersion/kind, when sent, were checked above to be these)
-        obj = {"apiVersion": rt.api_version, "kind": rt.kind, **model.model_dump(exclude_none=True)}
         name = (obj.get("metadata") or {}).get("name") or ""
         limits.encoded(obj, f'{rt.kind} "{name}"')  # what the store could not keep is refused now
         return obj, warnings
@@ -291,7 +325,7 @@ class Registry:
         if self.store.get_raw(rt.key, namespace, name) is not None:
             raise errors.already_exists(rt.key, name)
         stored = self._commit(strategy, obj, None, options.dry_run, lambda: self.store.create(rt.key, namespace, name, obj))
-        return WriteResult(stored, created=True, warnings=warnings)
+        return WriteResult(self._served(rt, stored), created=True, warnings=warnings)
 
     def update(
         self, rt: ResourceType, namespace: str, name: str, body: Any,
@@ -347,7 +381,7 @@ class Registry:
         self._validate(rt, strategy, obj, old)
         obj["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if obj == old:
-            return WriteResult(old, changed=False, warnings=warnings)
+            return WriteResult(self._served(rt, old), changed=False, warnings=warnings)
         if _last_finalizer_removed(strategy, obj, old):
             # the pending deletion completes now
             gone = obj if options.dry_run else self._remove(rt, strategy, namespace, name, old)
@@ -355,7 +389,7 @@ class Registry:
         stored = self._commit(
             strategy, obj, old, options.dry_run, lambda: self.store.update(rt.key, namespace, name, obj, expected_rv)
         )
-        return WriteResult(stored, warnings=warnings)
+        return WriteResult(self._served(rt, stored), warnings=warnings)
 
     def _commit(
         self, strategy: Strategy, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool,
@@ -388,7 +422,10 @@ class Registry:
         if patch_type == APPLY_PATCH:
             return self.apply(rt, namespace, name, patch, options, subresource, force)
         current = self.get(rt, namespace, name)
-        patched = _patched(current, patch_type, patch, BY_KEY[rt.key].merge_rules)
+        if patch_type == STRATEGIC_MERGE_PATCH and not self.strategy(rt).strategic_merge:
+            accepted = ", ".join((JSON_PATCH, MERGE_PATCH, APPLY_PATCH))
+            raise errors.StatusError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: {accepted}")
+        patched = _patched(current, patch_type, patch, kind_of(rt).merge_rules)
         return self._write_patched(rt, current, patched, options, subresource)
 
     # -- the scale subresource ----------------------------------------------------------------------
@@ -400,7 +437,7 @@ class Registry:
         spec.replicas is written to the object."""
         old = self.get(rt, namespace, name)
         # a Scale has no lists to merge by key; an apply patch to it is read as a merge patch
-        patched = _patched(scale_of(old), MERGE_PATCH if patch_type == APPLY_PATCH else patch_type, patch, {})
+        patched = _patched(self.strategy(rt).scale(old) or scale_of(old), MERGE_PATCH if patch_type == APPLY_PATCH else patch_type, patch, {})
         return self._write_scale(rt, old, patched, options)
 
     def _write_scale(self, rt: ResourceType, old: dict[str, Any], scale: Any, options: WriteOptions) -> WriteResult:
@@ -426,9 +463,10 @@ class Registry:
         if replicas < 0:
             raise errors.invalid_object("Scale", "autoscaling", name, [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
         new = _copy(old)
-        new.setdefault("spec", {})["replicas"] = replicas
+        strategy = self.strategy(rt)
+        strategy.set_replicas(new, replicas)
         result = self._replace(rt, old, new, _parse_rv(meta.get("resourceVersion")), options, None, [])
-        return WriteResult(scale_of(result.obj), changed=result.changed)
+        return WriteResult(strategy.scale(result.obj) or scale_of(result.obj), changed=result.changed)
 
     def apply(
         self, rt: ResourceType, namespace: str, name: str, applied: Any,
@@ -455,7 +493,7 @@ class Registry:
             creating = dict(applied)
             managedfields.record(creating, rt, manager, applied)
             return self.create(rt, namespace, creating, options)
-        rules = BY_KEY[rt.key].merge_rules
+        rules = kind_of(rt).merge_rules
         managedfields.check_conflicts(rt, rules, live, manager, applied, force)
         previous = managedfields.applied_by(live).get(manager)
         try:
@@ -644,6 +682,23 @@ def _last_finalizer_removed(strategy: Strategy, obj: dict[str, Any], old: dict[s
         bool(obj["metadata"].get("deletionTimestamp")) and bool(old["metadata"].get("finalizers"))
         and not obj["metadata"].get("finalizers") and not strategy.deletes_gracefully
     )
+
+
+class _VersionWatch(Watch):
+    """A watch through a version other than the storage one (a custom resource): events carry the
+    apiVersion the client watches."""
+
+    def _as_watched(self, event: Event) -> Event:
+        obj = orjson.loads(event.raw)
+        obj["apiVersion"] = self.rt.api_version
+        return Event(event.type, event.resource, event.namespace, event.name, event.rv, orjson.dumps(obj))
+
+    async def open(self, since: str) -> Iterable[Event]:
+        return (self._as_watched(e) for e in await super().open(since))
+
+    async def next(self, wait: float | None) -> Event | None:
+        event = await super().next(wait)
+        return None if event is None else self._as_watched(event)
 
 
 def _parse_rv(value: Any) -> int | None:

@@ -44,6 +44,11 @@ class Strategy:
     # field selectors the kind supports besides metadata.name and metadata.namespace:
     # label -> (path in the object, the value an absent field has: `spec.hostNetwork` is "false")
     field_labels: dict[str, tuple[str, str]] = {}
+    # a kind served in several versions (a custom resource) stores this apiVersion; answers carry the
+    # version asked for
+    storage_api_version: str | None = None
+    # strategic merge patch needs Go struct tags: custom resources refuse it (415), as in Kubernetes
+    strategic_merge: bool = True
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -53,6 +58,11 @@ class Strategy:
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         """Carry over server-owned fields from the stored object on update."""
+
+    def decode_fields(self, body: dict[str, Any], obj: dict[str, Any]) -> list[str]:
+        """Copy into `obj` the fields of `body` the model does not carry (a custom resource's, pruned
+        by its schema); returns the paths of the unknown fields left out."""
+        return []
 
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         return []
@@ -75,6 +85,13 @@ class Strategy:
 
     def claim(self, obj: dict[str, Any]) -> None:
         """At start: mark what a stored object holds as taken."""
+
+    def scale(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """The object's Scale when the kind says where its replicas are; None: spec.replicas (the default)."""
+        return None
+
+    def set_replicas(self, obj: dict[str, Any], replicas: int) -> None:
+        obj.setdefault("spec", {})["replicas"] = replicas
 
     def claim_raw(self, raw: bytes) -> None:
         """`claim` from the stored JSON; kinds stored by the hundred thousand read it without decoding."""

@@ -21,11 +21,11 @@ from typing import Any
 
 from emulator import errors
 from emulator.errors import FieldError, invalid, not_supported, required
-from emulator.kinds import PODS, SERVICE_ACCOUNTS
+from emulator.kinds import NODES, PODS, SERVICE_ACCOUNTS
 from emulator.kinds.serviceaccount import AUTHENTICATION_V1 as AUTHENTICATION
 from emulator.registry.registry import Registry
 from emulator.security.auth import Authenticator
-from emulator.security.tokens import DEFAULT_EXPIRATION, MAX_EXPIRATION, MIN_EXPIRATION, BoundPod
+from emulator.security.tokens import DEFAULT_EXPIRATION, MAX_EXPIRATION, MIN_EXPIRATION, BoundNode, BoundPod
 from emulator.timestamps import rfc3339
 
 
@@ -122,7 +122,15 @@ class TokenOperations:
             raise errors.bad_request(
                 f'cannot bind token for serviceaccount "{account}" to pod running with different serviceaccount name.'
             )
-        return BoundPod(pod_name, uid)
+        return BoundPod(pod_name, uid, self._node_of(pod))
+
+    def _node_of(self, pod: dict[str, Any]) -> BoundNode | None:
+        """The node a pod is placed on, named in its tokens' `kubernetes.io.node` claim as the API server does."""
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            return None
+        node = self.store.get(NODES.key, "", node_name)
+        return BoundNode(node_name, node["metadata"].get("uid", "")) if node is not None else None
 
     def token_review(self, body: dict[str, Any]) -> dict[str, Any]:
         """The TokenReview answer: whether `spec.token` is valid (for `spec.audiences`), and whose it is."""

@@ -4,8 +4,8 @@ Two kinds of bearer token are accepted:
 - the admin token (`<data-dir>/admin-token`, created at first start, written into `<data-dir>/kubeconfig`):
   user `emulator:admin` in group `system:masters`, allowed everything;
 - service-account tokens (emulator/tokens.py) issued for the API audience, while their service account
-  (same uid) and, for a bound token, their pod still exist: allowed to read (get, list, watch) their own
-  namespace and nothing else — the smallest useful grant, since the emulator has no RBAC.
+  (same uid) and, for a bound token, their pod still exist: allowed what RBAC grants them
+  (emulator/security/rbac.py: their RoleBindings and ClusterRoleBindings), nothing by default.
 
 When authentication is needed at all is `auth_required`: when the API listens on an address other than
 loopback (unless the user opts out with --allow-anonymous), or when asked for with --require-auth.
@@ -17,19 +17,19 @@ from __future__ import annotations
 import base64
 import hmac
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emulator.addresses import is_loopback
-from emulator.kinds import PODS, SERVICE_ACCOUNTS
-from emulator.security import kubeconfig
+from emulator.kinds import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, PODS, ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS
+from emulator.security import kubeconfig, rbac
 from emulator.security.datadir import ADMIN_TOKEN_FILE, KUBECONFIG_FILE, private_file, write_private
 from emulator.security.tokens import ServiceAccountTokens, TokenError, new_admin_token
 from emulator.store.store import Store
 
 ADMIN_USER = "emulator:admin"
-READ_VERBS = frozenset({"get", "list", "watch"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class User:
         return info
 
 
-ADMIN = User(ADMIN_USER, groups=("system:masters", "system:authenticated"), admin=True)
+ADMIN = User(ADMIN_USER, groups=(rbac.PRIVILEGED_GROUP, rbac.AUTHENTICATED), admin=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,7 @@ class Authenticator:
     def __init__(self, store: Store, tokens: ServiceAccountTokens, admin_token: str | None = None) -> None:
         self.store = store
         self.tokens = tokens
+        self.policy = StoredPolicy(store)  # the roles and bindings RBAC decides from
         self._admin_token = admin_token
         # What a token must be meant for to be used against the API (TokenRequest's default audience).
         self.api_audiences: tuple[str, ...] = (tokens.issuer,)
@@ -123,17 +124,45 @@ def _audience_error(has: Sequence[str], wanted: Sequence[str]) -> str:
     return f"token audiences {list(has)} is invalid for the target audiences {list(wanted)}"
 
 
-def may(user: User, verb: str, namespace: str | None) -> bool:
-    """The access rule: admins do anything; a service account reads its own namespace only."""
+class StoredPolicy:
+    """The RBAC policy as stored right now: a new binding counts from the next request on."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def cluster_role_bindings(self) -> Iterable[dict[str, Any]]:
+        return self.store.objects(CLUSTER_ROLE_BINDINGS.key)
+
+    def role_bindings(self, namespace: str) -> Iterable[dict[str, Any]]:
+        return self.store.objects(ROLE_BINDINGS.key, namespace)
+
+    def cluster_role(self, name: str) -> dict[str, Any] | None:
+        return self.store.get(CLUSTER_ROLES.key, "", name)
+
+    def role(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.store.get(ROLES.key, namespace, name)
+
+
+def attributes(
+    user: User, verb: str, *, namespace: str = "", api_group: str = "", resource: str = "", subresource: str = "",
+    name: str = "", path: str = "",
+) -> rbac.Attributes:
+    """What `user` asks to do, as RBAC reads it: a resource, or a non-resource `path` (`/version`)."""
+    return rbac.Attributes(
+        user.username, user.groups, verb, namespace, api_group, resource, subresource, name, path, resource_request=not path,
+    )
+
+
+def may(user: User, attrs: rbac.Attributes, policy: rbac.Policy) -> rbac.Decision:
+    """The access rule: the admin does anything; everyone else what RBAC grants (emulator/security/rbac.py)."""
     if user.admin:
-        return True
-    return user.namespace is not None and namespace == user.namespace and verb in READ_VERBS
+        return rbac.Decision(True, "the emulator's admin token")
+    return rbac.authorize(policy, attrs)
 
 
-def forbidden_message(user: User, verb: str, resource: str, group: str, namespace: str | None) -> str:
+def forbidden_message(attrs: rbac.Attributes) -> str:
     """The API server's wording, which kubectl prints as is."""
-    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-    return f'{resource} is forbidden: User "{user.username}" cannot {verb} resource "{resource}" in API group "{group}" {where}'
+    return rbac.forbidden_message(attrs)
 
 
 # --- the admin credential on disk --------------------------------------------------------------------

@@ -67,6 +67,17 @@ def request_token(api: httpx.Client, ns: str, name: str, **spec: Any) -> str:
     return response.json()["status"]["token"]
 
 
+def grant_view(api: httpx.Client, ns: str, account: str = "default") -> None:
+    """What a service account needs to read its namespace (RBAC grants nothing by default)."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": f"{account}-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ns}],
+    }
+    response = api.post(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings", json=binding)
+    assert response.status_code == 201, response.text
+
+
 def review(api: httpx.Client, token: str, audiences: list[str] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"token": token}
     if audiences is not None:
@@ -110,10 +121,12 @@ def test_admin_token_does_everything(secured: Emulator) -> None:
 
 
 def test_service_account_tokens_read_their_own_namespace_only(secured: Emulator) -> None:
+    """With the `view` role bound in its namespace (and nothing else), a service account reads it."""
     with admin(secured) as api:
         assert api.post("/api/v1/namespaces", json={"metadata": {"name": "shop"}}).status_code == 201
         assert api.post("/api/v1/namespaces/shop/pods", json={"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c"}]}}).status_code == 201
         token = request_token(api, "shop", "default")
+        grant_view(api, "shop")
     with client(secured, token) as sa:
         pods = sa.get("/api/v1/namespaces/shop/pods")
         assert pods.status_code == 200 and [p["metadata"]["name"] for p in pods.json()["items"]] == ["web"]
@@ -146,6 +159,7 @@ def test_head_is_authorized_like_get(secured: Emulator) -> None:
         assert api.post("/api/v1/namespaces", json={"metadata": {"name": "heads"}}).status_code == 201
         assert api.post("/api/v1/namespaces/heads/pods", json={"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c"}]}}).status_code == 201
         token = request_token(api, "heads", "default")
+        grant_view(api, "heads")
         as_admin = [api.head(path).status_code for path in paths]
     with client(secured, token) as sa:
         assert [sa.get(path).status_code for path in paths] == [200, 200, 200]
@@ -235,6 +249,8 @@ def test_kubectl_with_the_written_kubeconfig(secured: Emulator, tmp_path: Path) 
     created = run("create", "token", "default", "--duration", "15m")  # a protobuf TokenRequest
     assert created.returncode == 0, created.stderr
     sa_token = created.stdout.strip()
+    with admin(secured) as api:
+        grant_view(api, "default")
     assert run("--token", sa_token, "get", "pods").returncode == 0
     forbidden = run("--token", sa_token, "get", "pods", "-n", "kube-system")
     assert forbidden.returncode != 0 and "cannot list resource" in forbidden.stderr
@@ -298,6 +314,7 @@ def test_tokens_minted_while_the_api_was_open_die_when_it_requires_tokens(tmp_pa
         with admin(emu) as api:
             assert "another key" in review(api, minted_open)["error"]
             minted_secured = request_token(api, "kube-system", "default")
+            grant_view(api, "kube-system")
     finally:
         emu.stop()
     emu = start_emulator(data, "--require-auth", in_memory=False)
@@ -324,6 +341,7 @@ def test_tokens_and_credentials_survive_a_restart(tmp_path: Path) -> None:
     try:
         with admin(emu) as api:
             token = request_token(api, "default", "default")
+            grant_view(api, "default")
         first_admin = (data / "admin-token").read_text()
         first_cert = (data / "api.crt").read_text()
     finally:
@@ -355,6 +373,7 @@ def test_empty_credential_files_are_made_again(tmp_path: Path) -> None:
         assert "admin-token was empty: made a new one" in log
         with admin(emu) as api:
             token = request_token(api, "default", "default")
+            grant_view(api, "default")
         with client(emu, token) as sa:
             assert sa.get("/api/v1/namespaces/default/pods").status_code == 200
     finally:

@@ -175,6 +175,16 @@ def test_a_service_account_token_is_told_it_may_not(secured: Emulator, tmp_path:
         )
         assert response.status_code == 201, response.text
         token = response.json()["status"]["token"]
+        # RBAC grants nothing by default: a Role that reads pods and their environment, bound to the account
+        rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+        role = {"metadata": {"name": "env-reader"}, "rules": [{"apiGroups": [""], "resources": ["pods", "pods/env"], "verbs": ["get"]}]}
+        assert api.post(f"{rbac}/roles", json=role).status_code == 201
+        binding = {
+            "metadata": {"name": "env-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "env-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}],
+        }
+        assert api.post(f"{rbac}/rolebindings", json=binding).status_code == 201
     args = ["--kubeconfig", str(own_kubeconfig(secured)), "--token", token]
     assert_env_output(emulator_cli("env", "front", *args, env=scrubbed(tmp_path)))  # reads its own namespace
     done = emulator_cli("run", "--name", "sneaky", *args, "--", "true", env=scrubbed(tmp_path))

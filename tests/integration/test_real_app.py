@@ -3,11 +3,13 @@
 ServiceAccounts, vendored unchanged in manifests/) with plain `kubectl apply -f` — no flags, kubectl's own
 client-side validation on — then what a user checks next: every rollout completes, every Service has
 endpoints and a DNS name, the LoadBalancer an address, events tell what the controllers did, an image
-change rolls out and rolls back.
+change rolls out and rolls back, and configuration from a ConfigMap and a Secret reaches a pod's
+environment.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import Emulator
-from tests.integration.kubectl_support import Kubectl
+from tests.integration.kubectl_support import Kubectl, manifest
 
 T = TypeVar("T")
 BOUTIQUE = Path(__file__).parent / "manifests" / "microservices-demo.yaml"
@@ -115,3 +117,68 @@ def test_an_image_change_rolls_out_and_back(kubectl: Kubectl, ns: str) -> None:
     assert image == original
     history = kubectl.out("rollout", "history", "deployment/frontend", "-n", ns)
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
+
+
+CONFIGURED = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: shop-config
+data:
+  CURRENCY: EUR
+  log.level: debug
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: shop-secret
+type: Opaque
+stringData:
+  password: s3cret
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: checkout
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: checkout}
+  template:
+    metadata:
+      labels: {app: checkout}
+    spec:
+      containers:
+      - name: app
+        image: checkout:1
+        envFrom:
+        - configMapRef: {name: shop-config}
+          prefix: SHOP_
+        env:
+        - name: DB_PASSWORD
+          valueFrom:
+            secretKeyRef: {name: shop-secret, key: password}
+        - name: LOG_LEVEL
+          valueFrom:
+            configMapKeyRef: {name: shop-config, key: log.level}
+        - name: MY_POD
+          valueFrom:
+            fieldRef: {fieldPath: metadata.name}
+"""
+
+
+def test_configuration_from_a_config_map_and_a_secret_reaches_the_pods(kubectl: Kubectl, api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    out = kubectl.out("apply", "-n", ns, "-f", manifest(tmp_path, CONFIGURED)).splitlines()
+    assert out == ["configmap/shop-config created", "secret/shop-secret created", "deployment.apps/checkout created"]
+    kubectl.run("rollout", "status", "deployment/checkout", "-n", ns, "--timeout=30s", timeout=40)
+    secret = as_json(kubectl, "secret", "shop-secret", "-n", ns)
+    assert base64.b64decode(secret["data"]["password"]) == b"s3cret" and "stringData" not in secret
+    for pod in as_json(kubectl, "pods", "-n", ns, "-l", "app=checkout")["items"]:
+        name = pod["metadata"]["name"]
+        env = api.get(f"/emulator/v1/namespaces/{ns}/pods/{name}/env").json()
+        values = env.get("env", env) if isinstance(env, dict) else {}
+        assert values.get("SHOP_CURRENCY") == "EUR"
+        assert values.get("SHOP_log.level") == "debug"  # 1.32 allows any printable name but "=" (RelaxedEnvironmentVariableValidation)
+        assert values.get("DB_PASSWORD") == "s3cret"
+        assert values.get("LOG_LEVEL") == "debug"
+        assert values.get("MY_POD") == name

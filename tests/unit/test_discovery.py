@@ -174,7 +174,7 @@ def test_aggregated_groups_one_item_per_named_group() -> None:
     doc = aggregated_groups("v2")
     assert doc["apiVersion"] == "apidiscovery.k8s.io/v2"
     names = [item["metadata"]["name"] for item in doc["items"]]
-    assert sorted(names) == ["apps", "authentication.k8s.io", "autoscaling", "discovery.k8s.io", "networking.k8s.io", "policy"]
+    assert sorted(names) == ["apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "discovery.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io"]
     for item in doc["items"]:
         assert item["metadata"]["creationTimestamp"] is None
     res = resources_by_name(doc)
@@ -217,7 +217,7 @@ def test_api_group_list_and_group() -> None:
     doc = api_group_list()
     assert doc["kind"] == "APIGroupList" and doc["apiVersion"] == "v1"
     groups = {g["name"]: g for g in doc["groups"]}
-    assert set(groups) == {"apps", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io"}
+    assert set(groups) == {"apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io", "batch"}
     assert groups["networking.k8s.io"] == {
         "name": "networking.k8s.io",
         "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
@@ -225,7 +225,7 @@ def test_api_group_list_and_group() -> None:
     }
     assert api_group("networking.k8s.io") == {"kind": "APIGroup", "apiVersion": "v1", **groups["networking.k8s.io"]}
     assert api_group("") is None
-    assert api_group("batch") is None
+    assert api_group("storage.k8s.io") is None
 
 
 def test_core_resource_list_includes_subresources_after_their_parent() -> None:
@@ -258,7 +258,7 @@ def test_group_resource_list() -> None:
     assert [r["name"] for r in doc["resources"]] == ["networkpolicies", "ingressclasses", "ingresses", "ingresses/status"]
     assert doc["resources"][0]["shortNames"] == ["netpol"]
     assert api_resource_list("networking.k8s.io", "v1beta1") is None
-    assert api_resource_list("batch", "v1") is None
+    assert api_resource_list("batch", "v2") is None
 
 
 def test_every_table_row_is_discoverable_both_ways() -> None:

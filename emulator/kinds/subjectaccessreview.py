@@ -1,0 +1,20 @@
+"""SubjectAccessReview (authorization.k8s.io/v1): "may this user do this?", asked by webhooks and
+proxies about someone else. Create-only and never stored: api/authorization.py answers it."""
+
+from __future__ import annotations
+
+from emulator.kinds.base import Kind, ResourceType
+from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import Field as ProtoField
+from emulator.kinds.selfsubjectaccessreview import ACCESS_REVIEW_SPEC, AUTHORIZATION_GROUP, AUTHORIZATION_V1
+
+SUBJECT_ACCESS_REVIEWS = ResourceType(
+    AUTHORIZATION_GROUP, "v1", "subjectaccessreviews", "SubjectAccessReview", False, "", verbs=("create",)
+)
+
+SUBJECT_ACCESS_REVIEW_PROTOBUF: Message = {
+    1: ProtoField("metadata", "message", OBJECT_META),
+    2: ProtoField("spec", "message", ACCESS_REVIEW_SPEC),
+}
+
+KIND = Kind(SUBJECT_ACCESS_REVIEWS, protobuf={(AUTHORIZATION_V1, "SubjectAccessReview"): SUBJECT_ACCESS_REVIEW_PROTOBUF})

@@ -1,0 +1,79 @@
+"""The official Python client's own end-to-end suite (kubernetes-client/python, `kubernetes/e2e_test`),
+vendored unchanged under `kubernetes/e2e_test/` here, run against the emulator.
+
+Their `base.get_e2e_configuration()` loads the kubeconfig at `kube_config.KUBE_CONFIG_DEFAULT_LOCATION`
+(else it probes 127.0.0.1:8443 and :8080). This conftest adapts the environment, never their files:
+
+- the package `kubernetes.e2e_test` they import is this directory's vendored copy (the PyPI client does
+  not ship it);
+- one emulator serves the whole suite, and the kubeconfig location points at a kubeconfig for it;
+- each test runs from this directory, because `test_utils.py` opens `kubernetes/e2e_test/test_yaml/...`
+  relative to the working directory (upstream runs from the client's checkout);
+- the tests that need what the emulator does not run (a container to exec into or forward a port to, the
+  metrics API) are skipped, each with its reason (`NOT_EMULATED`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes.config import kube_config
+
+from emulator.security import kubeconfig
+from tests.client_e2e.kubernetes import e2e_test
+from tests.client_e2e.kubernetes.e2e_test import base
+from tests.conftest import start_emulator
+
+HERE = Path(__file__).resolve().parent
+
+# `from kubernetes.e2e_test import base` in the vendored modules resolves to the vendored package.
+sys.modules.setdefault("kubernetes.e2e_test", e2e_test)
+sys.modules.setdefault("kubernetes.e2e_test.base", base)
+
+EXEC = "needs exec into a running container (pods/exec over WebSocket): the emulator runs no containers"
+PORT_FORWARD = "needs pods/portforward to a process listening in a container: the emulator runs no containers"
+METRICS = "needs the metrics API (metrics.k8s.io, metrics-server) and a container that runs"
+
+# Test id (relative to kubernetes/e2e_test/) -> why it cannot pass against the emulator.
+NOT_EMULATED = {
+    "test_client.py::TestClient::test_pod_apis": EXEC,
+    "test_client.py::TestClient::test_pod_exec_close_channel": EXEC,
+    "test_client.py::TestClient::test_exit_code": EXEC,
+    "test_client.py::TestClient::test_portforward_raw": PORT_FORWARD,
+    "test_client.py::TestClient::test_portforward_http": PORT_FORWARD,
+    "test_utils.py::TestUtils::test_metrics_utilities_integration": METRICS,
+}
+
+SUITE = HERE / "kubernetes" / "e2e_test"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent != SUITE:
+            continue
+        reason = NOT_EMULATED.get(item.path.name + "::" + item.nodeid.split("::", 1)[1])
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="package", autouse=True)
+def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One emulator for the suite, and the kubeconfig location the suite reads pointed at it."""
+    emu = start_emulator(tmp_path_factory.mktemp("client-e2e-data"))
+    try:
+        config = tmp_path_factory.mktemp("client-e2e-home") / "kubeconfig"
+        kubeconfig.write(config, emu.api_url, use=True)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(config))
+            yield emu.api_url
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(autouse=True)
+def suite_working_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's relative paths (`kubernetes/e2e_test/test_yaml/...`) resolve from here."""
+    monkeypatch.chdir(HERE)
