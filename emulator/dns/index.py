@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+import orjson
+
 from emulator.dns.names import endpoint_label
 from emulator.dns.records import (
     Answer,
@@ -26,6 +28,7 @@ from emulator.dns.records import (
     normalize_ip,
 )
 from emulator.dns.settings import DnsSettings
+from emulator.kinds.endpointslice import ENDPOINT_SLICES, SERVICE_NAME_LABEL
 from emulator.kinds.service import ServiceView
 from emulator.store.events import DELETED, Event
 
@@ -43,6 +46,10 @@ class DnsIndex:
         self.zone = Zone(s.zone.strip(".").lower(), s.ttl, s.default_namespace.lower(), int(time.time()) & 0xFFFFFFFF)
         self._services: dict[ServiceKey, ServiceRecord] = {}
         self._endpoints: dict[ServiceKey, tuple[EndpointRecord, ...]] = {}
+        # A service's endpoints come from its EndpointSlices (Endpoints hold at most 1,000 addresses);
+        # its Endpoints are read only while it has no slice (kept as stored bytes until then).
+        self._slice_records: dict[ServiceKey, dict[str, tuple[EndpointRecord, ...]]] = {}
+        self._endpoints_raw: dict[ServiceKey, bytes] = {}
         self._namespaces: set[str] = set()
         self._services_per_namespace: Counter[str] = Counter()
         self._cluster_ip_owner: dict[str, ServiceKey] = {}
@@ -99,25 +106,63 @@ class DnsIndex:
 
     def _apply_endpoints(self, event: Event) -> None:
         key = (event.namespace.lower(), event.name.lower())
+        if event.type == DELETED:
+            self._endpoints_raw.pop(key, None)
+        else:
+            self._endpoints_raw[key] = event.raw
+        if key in self._slice_records:
+            return  # its slices say it (and say all of it: Endpoints stop at 1,000 addresses)
         old = self._endpoints.get(key, ())
         new = () if event.type == DELETED else endpoint_records(event.obj)
-        if old == new:
+        if old != new:
+            self._replace_records(key, {ep.ip for ep in old}, {ep.ip for ep in new}, new)
+
+    def _apply_slice(self, event: Event) -> None:
+        service = ((event.obj.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if not service:
             return
+        key = (event.namespace.lower(), str(service).lower())
+        slices = self._slice_records.get(key)
+        if slices is None:
+            if event.type == DELETED:
+                return
+            # the first slice: it replaces what the Endpoints said
+            slices = self._slice_records[key] = {}
+            old = self._endpoints.get(key, ())
+        else:
+            old = slices.get(event.name, ())
+        new = () if event.type == DELETED else slice_records(event.obj)
+        if event.type == DELETED:
+            slices.pop(event.name, None)
+        else:
+            if old == new and event.name in slices:
+                return
+            slices[event.name] = new
+        if slices:
+            effective = tuple(ep for records in slices.values() for ep in records)
+        else:  # no slice left: back to the Endpoints, if any
+            del self._slice_records[key]
+            raw = self._endpoints_raw.get(key)
+            effective = new = endpoint_records(orjson.loads(raw)) if raw is not None else ()
+        self._replace_records(key, {ep.ip for ep in old}, {ep.ip for ep in new}, effective)
+
+    def _replace_records(self, key: ServiceKey, before: set[str], after: set[str], records: tuple[EndpointRecord, ...]) -> None:
+        """The service's endpoints are now `records`; the addresses in `before` and `after` changed."""
         changed: list[Hashable] = [("svc", *key)]
-        for ep in old:
-            owners = self._endpoint_ip_owners.get(ep.ip)
+        still = {ep.ip for ep in records} if before - after else after
+        for ip in before - still:
+            owners = self._endpoint_ip_owners.get(ip)
             if owners is not None:
                 owners.discard(key)
                 if not owners:
-                    del self._endpoint_ip_owners[ep.ip]
-            changed.append(("ip", ep.ip))
-        if new:
-            self._endpoints[key] = new
+                    del self._endpoint_ip_owners[ip]
+        if records:
+            self._endpoints[key] = records
         else:
             self._endpoints.pop(key, None)
-        for ep in new:
-            self._endpoint_ip_owners.setdefault(ep.ip, set()).add(key)
-            changed.append(("ip", ep.ip))
+        for ip in after:
+            self._endpoint_ip_owners.setdefault(ip, set()).add(key)
+        changed += [("ip", ip) for ip in before | after]
         self._invalidate(changed)
 
     def _apply_namespace(self, event: Event) -> None:
@@ -228,6 +273,21 @@ def endpoint_records(obj: dict[str, Any]) -> tuple[EndpointRecord, ...]:
     return tuple(records)
 
 
+def slice_records(obj: dict[str, Any]) -> tuple[EndpointRecord, ...]:
+    """The ready endpoints of an EndpointSlice (ready unset counts as ready, as in discovery/v1)."""
+    records = []
+    ports = tuple(_port(p) for p in obj.get("ports") or ())
+    for endpoint in obj.get("endpoints") or ():
+        if (endpoint.get("conditions") or {}).get("ready") is False:
+            continue
+        hostname = str(endpoint.get("hostname") or "").lower()
+        for address in endpoint.get("addresses") or ():
+            ip = normalize_ip(str(address or ""))
+            if ip is not None:
+                records.append(EndpointRecord(ip, endpoint_label(ip, hostname), ports))
+    return tuple(records)
+
+
 def _port(spec: dict[str, Any]) -> PortRecord:
     port = spec.get("port")
     return PortRecord(
@@ -240,5 +300,6 @@ def _port(spec: dict[str, Any]) -> PortRecord:
 _HANDLERS = {
     "services": DnsIndex._apply_service,
     "endpoints": DnsIndex._apply_endpoints,
+    ENDPOINT_SLICES.key: DnsIndex._apply_slice,
     "namespaces": DnsIndex._apply_namespace,
 }

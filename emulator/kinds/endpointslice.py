@@ -1,11 +1,13 @@
 """EndpointSlice (discovery.k8s.io/v1): the model, defaults and the columns of `kubectl get
-endpointslices`. The endpoints controller mirrors every Endpoints object into slices."""
+endpointslices`. The endpoints controller keeps the slices of selector services (at most 100
+endpoints each) and mirrors the Endpoints users write for selectorless ones."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
+from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType
 from emulator.kinds.endpoints import EndpointPort
 from emulator.kinds.printing import AGE, NAME, Column, Printer, join_with_more, name_age
@@ -16,6 +18,11 @@ from emulator.registry.strategy import Strategy
 ENDPOINT_SLICES = ResourceType(
     "discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True, "endpointslice"
 )
+
+# Which service a slice belongs to (what DNS and the proxy group slices by), and which controller keeps it.
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+MAX_SLICE_ENDPOINTS = 1000  # the API's limit per slice (the endpointslice controller fills them to 100)
 
 
 class EndpointConditions(ApiModel):
@@ -52,6 +59,12 @@ class EndpointSliceStrategy(Strategy):
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         self.prepare_create(new)
+
+    def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        count = len(obj.get("endpoints") or [])
+        if count > MAX_SLICE_ENDPOINTS:
+            return [FieldError("endpoints", "FieldValueTooMany", f"Too many: {count}: must have at most {MAX_SLICE_ENDPOINTS} items")]
+        return []
 
 
 def _slice_cells(eps: dict[str, Any], now: datetime) -> list[Any]:

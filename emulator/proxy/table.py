@@ -1,4 +1,5 @@
-"""The proxy's routing index, kept up to date from store events (Service and Endpoints).
+"""The proxy's routing index, kept up to date from store events (Service, EndpointSlice, and Endpoints
+for services without slices).
 
 Everything a connection needs is prepared here when objects change, so that accepting a connection is a
 dictionary lookup: each service port becomes one `Route` (mode, balancer with the ready endpoints), and
@@ -10,9 +11,13 @@ bound keep serving the new endpoints without being rebound.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from emulator.kinds.endpointslice import ENDPOINT_SLICES, SERVICE_NAME_LABEL
 from emulator.kinds.service import ServicePortView, ServiceView
 from emulator.store.events import DELETED, Event
 
@@ -58,15 +63,30 @@ def port_mode(port: ServicePortView) -> str:
     return "tcp"
 
 
-def _backends(endpoints: dict[str, Any] | None, port_name: str, protocol: str, single_port: bool) -> list[Backend]:
+def _endpoint_groups(endpoints: dict[str, Any] | None) -> Iterator[tuple[list[dict[str, Any]], list[str]]]:
+    """(ports, ready addresses) of each Endpoints subset."""
+    for subset in (endpoints or {}).get("subsets") or []:
+        yield subset.get("ports") or [], [addr.get("ip") for addr in subset.get("addresses") or []]
+
+
+def _slice_group(slice_: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(ports, ready addresses) of an EndpointSlice (ready unset counts as ready, as in discovery/v1)."""
+    ready = [
+        ip for endpoint in slice_.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready") is not False
+        for ip in endpoint.get("addresses") or []
+    ]
+    return slice_.get("ports") or [], ready
+
+
+def _backends(
+    groups: Iterable[tuple[list[dict[str, Any]], list[str]]], port_name: str, protocol: str, single_port: bool,
+) -> list[Backend]:
     """Ready endpoint addresses for one service port. The endpoints controller has already resolved named
-    target ports, so the backend port is the Endpoints port with the service port's name."""
-    if not endpoints:
-        return []
+    target ports, so the backend port is the Endpoints (or slice) port with the service port's name."""
     out: list[Backend] = []
     seen: set[Backend] = set()
-    for subset in endpoints.get("subsets") or []:
-        ports = subset.get("ports") or []
+    for ports, ips in groups:
         target = None
         for p in ports:
             if (p.get("name") or "") == port_name and (p.get("protocol") or "TCP") == protocol:
@@ -77,8 +97,7 @@ def _backends(endpoints: dict[str, Any] | None, port_name: str, protocol: str, s
             target = ports[0].get("port")
         if not target:
             continue
-        for addr in subset.get("addresses") or []:
-            ip = addr.get("ip")
+        for ip in ips:
             if ip and (ip, target) not in seen:
                 seen.add((ip, target))
                 out.append((ip, int(target)))
@@ -95,7 +114,10 @@ class ProxyTable:
         self.zone = zone.strip(".").lower()
         self.default_namespace = default_namespace
         self._services: dict[ServiceKey, ServiceView] = {}
-        self._endpoints: dict[ServiceKey, dict[str, Any]] = {}
+        # A service's backends come from its EndpointSlices (Endpoints hold at most 1,000 addresses); its
+        # Endpoints (kept as stored bytes) are read only while it has no slice.
+        self._endpoints: dict[ServiceKey, bytes] = {}
+        self._slices: dict[ServiceKey, dict[str, tuple[list[dict[str, Any]], list[str]]]] = {}  # name → (ports, ready IPs)
         self._routes: dict[ServiceKey, list[Route]] = {}  # in the order of spec.ports
         self._listen_keys: dict[ServiceKey, list[ListenerKey]] = {}
         self.listeners: dict[ListenerKey, Route] = {}  # each address to the route it serves
@@ -119,7 +141,21 @@ class ProxyTable:
             if event.type == DELETED:
                 self._endpoints.pop(key, None)
             else:
-                self._endpoints[key] = event.obj
+                self._endpoints[key] = event.raw
+            if key not in self._slices:
+                self._refresh_backends(key)
+        elif event.resource == ENDPOINT_SLICES.key:
+            service = (event.obj["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL)
+            if not service:
+                return False
+            key = (event.namespace, str(service))
+            if event.type == DELETED:
+                slices = self._slices.get(key, {})
+                slices.pop(event.name, None)
+                if not slices:
+                    self._slices.pop(key, None)
+            else:
+                self._slices.setdefault(key, {})[event.name] = _slice_group(event.obj)
             self._refresh_backends(key)
         return False
 
@@ -216,10 +252,15 @@ class ProxyTable:
         routes = self._routes.get(key)
         if not routes:
             return
-        eps = self._endpoints.get(key)
+        slices = self._slices.get(key)
+        if slices:
+            groups = list(slices.values())
+        else:
+            raw = self._endpoints.get(key)
+            groups = list(_endpoint_groups(orjson.loads(raw) if raw is not None else None))
         single = len(routes) == 1
         for route in routes:
-            route.balancer.set_backends(_backends(eps, route.port_name, route.protocol, single))
+            route.balancer.set_backends(_backends(groups, route.port_name, route.protocol, single))
 
     # -- lookups ------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import bisect
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -257,6 +257,20 @@ class Store:
         if len(self._last_of_root) > 4096:  # reactions nobody waited for
             self._last_of_root = {k: v for k, v in self._last_of_root.items() if v > self._dispatched_rv}
         self._wake()
+
+    # -- reactions made after delivery ----------------------------------------------------------------
+
+    def delivering(self) -> int | None:
+        """The outside write whose events are being delivered right now (None outside delivery). A listener
+        that reacts later (coalescing a batch) remembers it and then calls `reacted`."""
+        return self._dispatch_root
+
+    def reacted(self, roots: Iterable[int], last_rv: int) -> None:
+        """Writes up to `last_rv`, made after delivery, were the reaction to `roots` (from `delivering`):
+        their requests are acknowledged only once `last_rv` is delivered too, as if written in reaction."""
+        for root in roots:
+            if self._last_of_root.get(root, 0) < last_rv:
+                self._last_of_root[root] = last_rv
 
     def _wake(self) -> None:
         progress, self._progress = self._progress, None
