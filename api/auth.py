@@ -86,26 +86,45 @@ def check_access(request: web.Request, user: User, policy: rbac.Policy) -> None:
     """403 unless RBAC allows `user` this request (see emulator/security/auth.py `may`)."""
     method = "GET" if request.method == "HEAD" else request.method  # HEAD is authorized as GET
     info = request_info(request)
-    if info.error is not None:
-        return  # names nothing: let the handler answer 404, which reveals nothing
     target = info.target
+    if info.error is not None:
+        if request.path.startswith(("/api/", "/apis/")):
+            # names no resource the API serves (an encoded "/" in a name, an unknown kind): never matched
+            # against discovery's non-resource rules, which would let it through to a handler
+            raise errors.forbidden_request(f'forbidden: User "{user.username}" cannot {method.lower()} path "{request.path}"')
+        target = None  # decided as a plain path below
     parts = [p for p in request.path.split("/") if p]
     if target is not None:
         namespace = target.namespace or ""
         if target.rt.plural == "namespaces" and target.name:
             namespace = target.name  # as in Kubernetes: a namespace object is part of its own namespace
+        verb = info.verb or method.lower()
+        name = target.name or ""
+        if not name and verb in ("list", "watch"):
+            name = exact_name(request.query.get("fieldSelector", ""))
         attrs = attributes(
-            user, info.verb or method.lower(), namespace=namespace, api_group=info.group, resource=target.rt.plural,
-            subresource=target.subresource or "", name=target.name or "",
+            user, verb, namespace=namespace, api_group=info.group, resource=target.rt.plural,
+            subresource=target.subresource or "", name=name,
         )
-    elif len(parts) == 7 and parts[:3] == ["emulator", "v1", "namespaces"] and parts[4] == "pods" and parts[6] == "env":
-        attrs = attributes(user, method.lower(), namespace=parts[3], resource="pods", subresource="env", name=parts[5])
+    elif len(parts) == 7 and parts[:3] == ["emulator", "v1", "namespaces"] and parts[4] == "pods" and parts[6] in ("env", "hosts"):
+        # the emulator's own pod subresources: a pod's variables (may hold Secret values) and its hosts file
+        attrs = attributes(user, method.lower(), namespace=parts[3], resource="pods", subresource=parts[6], name=parts[5])
     else:
         if method == "GET" and request.path in OIDC_PATHS:
             return  # issuer discovery: the API server grants it to system:authenticated (until RBAC decides)
         attrs = attributes(user, method.lower(), path=request.path)
     if not may(user, attrs, policy).allowed:
         raise errors.forbidden_request(forbidden_message(attrs))
+
+
+def exact_name(field_selector: str) -> str:
+    """The name a list or watch is limited to by `fieldSelector=metadata.name=X` (as the API server's
+    RequestInfo takes it, so that a role with resourceNames may list and watch its one object)."""
+    for term in field_selector.split(","):
+        key, op, value = term.partition("==") if "==" in term else term.partition("=")
+        if op and not key.endswith("!") and key.strip() == "metadata.name":
+            return value.strip()
+    return ""
 
 
 def impersonated(request: web.Request, user: User, policy: rbac.Policy) -> User:

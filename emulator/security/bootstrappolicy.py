@@ -127,6 +127,14 @@ CLUSTER_ROLES: tuple[Obj, ...] = (
     ]),
     _role("system:discovery", [urls(("get",), *HEALTH_URLS, "/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*")]),
     _role("system:public-info-viewer", [urls(("get",), *HEALTH_URLS)]),
+    # what delegated authentication/authorization (metrics-server, aggregated API servers) and monitoring bind to
+    _role("system:auth-delegator", [
+        rule(("create",), ("authentication.k8s.io",), "tokenreviews"),
+        rule(("create",), ("authorization.k8s.io",), "subjectaccessreviews"),
+    ]),
+    _role("system:monitoring", [urls(
+        ("get",), "/metrics", "/metrics/slis", "/livez", "/readyz", "/healthz", "/livez/*", "/readyz/*", "/healthz/*",
+    )]),
     _role("system:service-account-issuer-discovery", [urls(
         ("get",), "/.well-known/openid-configuration", "/.well-known/openid-configuration/", "/openid/v1/jwks", "/openid/v1/jwks/",
     )]),
@@ -136,6 +144,7 @@ CLUSTER_ROLE_BINDINGS: tuple[Obj, ...] = (
     _binding("system:basic-user", "system:basic-user", AUTHENTICATED),
     _binding("system:discovery", "system:discovery", AUTHENTICATED),
     _binding("system:public-info-viewer", "system:public-info-viewer", AUTHENTICATED, UNAUTHENTICATED),
+    _binding("system:monitoring", "system:monitoring", "system:monitoring"),
     _binding("system:service-account-issuer-discovery", "system:service-account-issuer-discovery", "system:serviceaccounts"),
 )
 

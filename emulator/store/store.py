@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextvars
 import itertools
 import logging
 from collections import deque
@@ -198,7 +199,9 @@ class Store:
             self._check_writable()  # a commit that failed is refused, never acknowledged
             return
         self._flushing = True
-        self._flush_task = loop.create_task(self._flush())  # referenced: the loop keeps only weak ones
+        # referenced: the loop keeps only weak ones. A context of its own: the flush, the listeners it calls
+        # and what they schedule must not run as the request that happened to start it (its user)
+        self._flush_task = loop.create_task(self._flush(), context=contextvars.Context())
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()

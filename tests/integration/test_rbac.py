@@ -236,13 +236,16 @@ def test_role_and_binding_validation_through_kubectl(kubectl: Kubectl, ns: str, 
 def test_default_roles_and_bindings(kubectl: Kubectl) -> None:
     roles = {row[0] for row in table(kubectl.out("get", "clusterroles"))[1:]}
     assert {"cluster-admin", "admin", "edit", "view", "system:basic-user", "system:discovery", "system:public-info-viewer",
-            "system:service-account-issuer-discovery"} <= roles
+            "system:service-account-issuer-discovery", "system:auth-delegator", "system:monitoring"} <= roles
     bindings = {row[0]: row for row in table(kubectl.out("get", "clusterrolebindings", "-o", "wide"))[1:]}
     assert bindings["cluster-admin"][1] == "ClusterRole/cluster-admin" and bindings["cluster-admin"][3] == "system:masters"
     view = yaml.safe_load(kubectl.out("get", "clusterrole", "view", "-o", "yaml"))
     assert view["metadata"]["labels"]["kubernetes.io/bootstrapping"] == "rbac-defaults"
     assert view["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"] == "true"
     assert any("pods" in r.get("resources", []) for r in view["rules"])  # aggregated from system:aggregate-to-view
+    # what metrics-server and aggregated API servers bind their service accounts to
+    delegator = yaml.safe_load(kubectl.out("get", "clusterrole", "system:auth-delegator", "-o", "yaml"))
+    assert {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]} in delegator["rules"]
 
 
 def test_reviews_on_the_open_api(emulator: Emulator, api: httpx.Client) -> None:
@@ -280,3 +283,38 @@ def test_bootstrap_across_restarts_keeps_frozen_changes(tmp_path: Path) -> None:
             assert api.get(f"{RBAC}/clusterroles/view").json()["metadata"]["resourceVersion"] == before
     finally:
         emu.stop()
+
+
+def test_a_role_with_resource_names_may_list_and_watch_its_one_object(secured: Emulator, kubectl: Kubectl, ns: str) -> None:
+    """As the API server's RequestInfo: `fieldSelector=metadata.name=X` makes a list or watch one about X."""
+    kubectl.run("-n", ns, "create", "configmap", "cm1", "--from-literal=a=b")
+    kubectl.run("-n", ns, "create", "configmap", "cm2", "--from-literal=a=b")
+    kubectl.run("-n", ns, "create", "role", "one", "--verb=get,list,watch", "--resource=configmaps", "--resource-name=cm1")
+    kubectl.run("-n", ns, "create", "rolebinding", "one", "--role=one", f"--serviceaccount={ns}:bot")
+    with client(secured, token_for(kubectl, ns)) as api:
+        path = f"/api/v1/namespaces/{ns}/configmaps"
+        listed = api.get(path, params={"fieldSelector": "metadata.name=cm1"})
+        assert listed.status_code == 200 and [i["metadata"]["name"] for i in listed.json()["items"]] == ["cm1"]
+        with api.stream("GET", path, params={"fieldSelector": "metadata.name==cm1", "watch": "1", "timeoutSeconds": "1"}) as watch:
+            assert watch.status_code == 200
+            assert b'"cm1"' in watch.read()
+        assert api.get(path, params={"fieldSelector": "metadata.name=cm2"}).status_code == 403
+        assert api.get(path, params={"fieldSelector": "metadata.name!=cm2"}).status_code == 403
+        assert api.get(path).status_code == 403
+
+
+def test_paths_the_api_cannot_parse_are_refused_not_waved_through(secured: Emulator, kubectl: Kubectl, ns: str) -> None:
+    """An encoded slash in a namespace makes the path name nothing the API serves: RBAC must still decide
+    (a review about system:masters answered to a service account with no rights would reveal the policy)."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+        "spec": {"user": "x", "groups": ["system:masters"], "resourceAttributes": {"verb": "get", "resource": "secrets"}},
+    }
+    with client(secured, token_for(kubectl, ns)) as api:
+        for path in (
+            f"{AUTHORIZATION}/namespaces/{ns}%2Fx/localsubjectaccessreviews",
+            f"/api/v1/namespaces/{ns}%2Fx/pods",
+            f"/api/v1/namespaces/{ns}/pods/a%2Fb",
+        ):
+            answer = api.post(path, json=review) if "reviews" in path else api.get(path)
+            assert answer.status_code == 403, (path, answer.status_code, answer.text)

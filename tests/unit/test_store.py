@@ -7,6 +7,7 @@ inside the test's event loop; a spy subclass of a backend only counts what it is
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -128,6 +129,27 @@ async def test_events_reach_listeners_in_resource_version_order(backend: Backend
     # a DELETED event carries the object's last state, stamped with the deletion's version
     assert seen[-1].obj == gone and gone["metadata"]["uid"] == "uid-b"
     assert store.delivered_rv == store.rv == 5
+
+
+WHO = contextvars.ContextVar("who", default="nobody")
+
+
+async def test_listeners_do_not_run_as_the_request_that_started_the_flush() -> None:
+    """A request's context (its user, for RBAC's escalation check) must not leak into the delivery that its
+    write happens to start, nor into what listeners schedule from there."""
+    store = Store(MemoryBackend())
+    seen: list[str] = []
+    store.subscribe(lambda event: seen.append(WHO.get()))
+    store.subscribe(lambda event: asyncio.get_running_loop().call_soon(lambda: seen.append("later:" + WHO.get())))
+
+    async def request() -> None:
+        WHO.set("system:serviceaccount:ns:bot")
+        store.create("pods", NS, "a", obj("a"))
+        await store.settled(store.rv)
+
+    await asyncio.get_running_loop().create_task(request())
+    await asyncio.sleep(0)
+    assert seen == ["nobody", "later:nobody"]
 
 
 async def test_a_listeners_writes_are_delivered_after_every_listener_saw_the_current_event(backend: Backend) -> None:
