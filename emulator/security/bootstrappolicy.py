@@ -127,6 +127,10 @@ CLUSTER_ROLES: tuple[Obj, ...] = (
     ]),
     _role("system:discovery", [urls(("get",), *HEALTH_URLS, "/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*")]),
     _role("system:public-info-viewer", [urls(("get",), *HEALTH_URLS)]),
+    # metrics-server's role: `kubectl top` for whoever may view (aggregated into view, edit and admin)
+    _role("system:aggregated-metrics-reader", [rule(("get", "list", "watch"), ("metrics.k8s.io",), "pods", "nodes")], {
+        f"{AGGREGATE_TO}view": "true", f"{AGGREGATE_TO}edit": "true", f"{AGGREGATE_TO}admin": "true",
+    }),
     # what delegated authentication/authorization (metrics-server, aggregated API servers) and monitoring bind to
     _role("system:auth-delegator", [
         rule(("create",), ("authentication.k8s.io",), "tokenreviews"),
