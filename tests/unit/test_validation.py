@@ -20,6 +20,7 @@ from emulator.validation import (
     dns_label_length_errors,
     ip_family,
     label_value_errors,
+    parse_ip,
     qualified_name_errors,
     validate_annotations,
     validate_cidr,
@@ -404,3 +405,11 @@ def test_internal_traffic_policy_is_not_mistaken_for_a_union_tag() -> None:
     # "internalTrafficPolicy" starts with "int": the path must keep it
     assert loc_path(("spec", "internalTrafficPolicy")) == "spec.internalTrafficPolicy"
     assert loc_path(("spec", "ports", 0, "targetPort", "int")) == "spec.ports[0].targetPort"
+
+
+@pytest.mark.parametrize("value", [
+    "1.2.3.4", "0.0.0.0", "255.255.255.255", "01.2.3.4", "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5", "1..3.4",
+    "a.b.c.d", " 1.2.3.4", "1.2.3.4 ", "\uff11.2.3.4", "::1", "fe80::1%eth0", "10.0.0.1/24", "",
+])
+def test_the_fast_ipv4_check_agrees_with_the_full_parse(value: str) -> None:
+    assert (validate_ip(value, "ip") == []) == (parse_ip(value) is not None)
