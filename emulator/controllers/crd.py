@@ -1,9 +1,12 @@
 """CustomResourceDefinitions: what apiextensions-apiserver's controllers do, in one place.
 
 - Names: a definition's names are accepted unless another definition of its group uses its kind or
-  one of its short names (condition NamesAccepted); accepted, it is served at once (Established) —
-  its versions are registered as kinds (emulator/kinds/custom.py), so routing, discovery, OpenAPI and
-  tables serve them, and the discovery documents change.
+  one of its short names, or a built-in resource of its group has one of its names (condition
+  NamesAccepted: a definition never takes over a built-in resource); accepted, it is served at once
+  (Established) — its versions are registered as kinds (emulator/kinds/custom.py), so routing,
+  discovery, OpenAPI and tables serve them, and the discovery documents change.
+- API approval: a definition in a protected group (k8s.io, kubernetes.io) has the condition
+  KubernetesAPIApprovalPolicyConformant, True when its api-approved.kubernetes.io annotation is a URL.
 - Deletion: a definition marked for deletion (with the `customresourcecleanup.apiextensions.k8s.io`
   finalizer) has its custom resources deleted, then itself, then its routes go (404 afterwards).
 
@@ -21,8 +24,8 @@ from typing import Any
 import orjson
 
 from emulator import errors
-from emulator.kinds import CUSTOM_RESOURCE_DEFINITIONS, custom, register, registered, unregister
-from emulator.kinds.customresourcedefinition import condition
+from emulator.kinds import CUSTOM_RESOURCE_DEFINITIONS, KINDS, custom, register, registered, unregister
+from emulator.kinds.customresourcedefinition import APPROVAL_CONDITION, approval_state, condition, protected_group
 from emulator.registry.registry import Registry, marked_for_deletion
 from emulator.store.events import Event
 from emulator.timestamps import now_rfc3339
@@ -58,7 +61,7 @@ class CrdController:
             self._stop_serving(name)
             return
         if marked_for_deletion(crd):
-            if name not in self._served:
+            if name not in self._served and self._conflict(crd) is None:
                 self._serve(crd)  # (a definition never served: its stored resources still go)
             self._delete_resources(crd)
             self.registry.finalize(CRDS, "", name)
@@ -92,10 +95,14 @@ class CrdController:
         unregister(name)
 
     def _conflict(self, crd: dict[str, Any]) -> tuple[str, str] | None:
-        """(reason, message) when another definition of the group took this one's kind or a short name."""
+        """(reason, message) when another definition of the group took this one's kind or a short name, or
+        a built-in resource of the group has one of its names."""
         spec = crd["spec"]
         names = spec["names"]
         mine = crd["metadata"]["name"]
+        built_in = _built_in_conflict(spec["group"], names)
+        if built_in is not None:
+            return built_in
         for other in self.store.objects(CRDS.key):
             if other["metadata"]["name"] == mine or (other.get("spec") or {}).get("group") != spec["group"]:
                 continue
@@ -125,6 +132,9 @@ class CrdController:
                 ("NamesAccepted", "False", conflict[0], conflict[1]),
                 ("Established", "False", "NotAccepted", "not all names are accepted"),
             ]
+        if protected_group(crd["spec"].get("group")):
+            reason, message = approval_state(crd)
+            wanted.insert(0, (APPROVAL_CONDITION, "True" if reason == "ApprovedAnnotation" else "False", reason, message))
         conditions = []
         for kind, value, reason, message in wanted:
             previous = condition(crd, kind)
@@ -148,3 +158,24 @@ class CrdController:
                 self.registry.finalize(rt, namespace, name)
             except errors.StatusError as exc:
                 log.warning("could not delete %s %s/%s: %s", rt.key, namespace, name, exc.message)
+
+
+def _built_in_conflict(group: str, names: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) when a built-in resource of `group` has one of the names, checked in the naming
+    controller's order (plural, singular, short names, kind, list kind)."""
+    for kind in KINDS:
+        r = kind.resource
+        if r.group != group:
+            continue
+        taken = {r.plural, r.singular}
+        kinds = {r.kind, f"{r.kind}List"}
+        found = (
+            ("PluralConflict", names.get("plural")) if names.get("plural") in taken
+            else ("SingularConflict", names.get("singular")) if names.get("singular") in taken
+            else next((("ShortNamesConflict", s) for s in names.get("shortNames") or () if s in taken | set(r.short_names)), None)
+            or (("KindConflict", names.get("kind")) if names.get("kind") in kinds else None)
+            or (("ListKindConflict", names.get("listKind")) if names.get("listKind") in kinds else None)
+        )
+        if found is not None:
+            return found[0], f'"{found[1]}" is already in use by the built-in resource {r.key}'
+    return None

@@ -7,7 +7,9 @@
 - aggregation: beyond AGGREGATE_AFTER similar events (same object, type and reason, any message) within
   AGGREGATE_WINDOW, one "(combined from similar events)" event whose count grows;
 - deduplication: an event identical to one recorded before (same object, type, reason and message) bumps
-  that event's `count` and `lastTimestamp` instead of adding another object.
+  that event's `count` and `lastTimestamp` instead of adding another object. Beyond the recorder's own
+  cache, identical events are found in the store (`_StoredEvents`: one index per store, fed by its
+  EVENTS events and shared by all recorders), so a restart does not record the same events again.
 
 A scale-up to a thousand pods so costs a couple of dozen writes, not a thousand.
 
@@ -22,17 +24,69 @@ import asyncio
 import heapq
 import logging
 import time
+import weakref
 from typing import Any
 
 from emulator import errors
 from emulator.kinds import EVENTS, ResourceType
 from emulator.registry.registry import Registry
 from emulator.store.events import DELETED, Event
+from emulator.store.store import Store
 from emulator.timestamps import now_rfc3339, parse_rfc3339
 
 log = logging.getLogger(__name__)
 
 IDENTICAL_CACHE = 4096  # events remembered for deduplication (client-go's LRU size)
+STORED_INDEX_LIMIT = 200_000  # stored events the shared index knows (the oldest forgotten beyond)
+
+Identity = tuple[str, str, str, str, str, str]  # namespace, involvedObject uid, type, reason, message, source
+
+
+def _identity_of(namespace: str, event: dict[str, Any]) -> Identity:
+    return (
+        namespace, str((event.get("involvedObject") or {}).get("uid") or ""), str(event.get("type") or ""),
+        str(event.get("reason") or ""), str(event.get("message") or ""), str((event.get("source") or {}).get("component") or ""),
+    )
+
+
+class _StoredEvents:
+    """The events in one store by what makes two of them identical (hashed: an int per event, the
+    store's object checked on use), kept from the store's EVENTS events."""
+
+    def __init__(self) -> None:
+        self._names: dict[int, str] = {}  # hash of the identity -> event name (in the identity's namespace)
+
+    def apply(self, event: Event) -> None:
+        if event.resource != EVENTS.key:
+            return
+        key = hash(_identity_of(event.namespace, event.obj))
+        if event.type == DELETED:
+            if self._names.get(key) == event.name:
+                del self._names[key]
+            return
+        if key not in self._names and len(self._names) >= STORED_INDEX_LIMIT:
+            del self._names[next(iter(self._names))]
+        self._names[key] = event.name
+
+    def find(self, store: Store, identity: Identity) -> str | None:
+        name = self._names.get(hash(identity))
+        if name is None:
+            return None
+        stored = store.get(EVENTS.key, identity[0], name)
+        return name if stored is not None and _identity_of(identity[0], stored) == identity else None
+
+
+_STORED: weakref.WeakKeyDictionary[Store, _StoredEvents] = weakref.WeakKeyDictionary()
+
+
+def _stored_events(store: Store) -> _StoredEvents:
+    """The store's index, built on first use (the store is loaded by then) from its current events."""
+    index = _STORED.get(store)
+    if index is None:
+        index = _STORED[store] = _StoredEvents()
+        store.replay(index.apply, (EVENTS.key,))
+        store.subscribe(index.apply)
+    return index
 
 
 class EventRecorder:
@@ -72,13 +126,19 @@ class EventRecorder:
         self._similar[key] = (count, since, None)
         same = (meta["namespace"], uid, kind, reason, message)
         existing = self._identical.get(same)
+        if existing is None:  # recorded before this process, or forgotten by the cache: look in the store
+            existing = _stored_events(self.registry.store).find(self.registry.store, (*same, self.component))
         if existing is not None and self._bump(meta["namespace"], existing, message):
+            self._remember(same, existing)
             return
         name = self._create(rt, meta, kind, reason, message)
         if name is not None:
-            if len(self._identical) >= IDENTICAL_CACHE:
-                del self._identical[next(iter(self._identical))]
-            self._identical[same] = name
+            self._remember(same, name)
+
+    def _remember(self, same: tuple[str, str, str, str, str], name: str) -> None:
+        if same not in self._identical and len(self._identical) >= IDENTICAL_CACHE:
+            del self._identical[next(iter(self._identical))]
+        self._identical[same] = name
 
     def forget(self, uid: str) -> None:
         """The object is gone: drop what was kept about it."""

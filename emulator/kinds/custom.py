@@ -18,14 +18,13 @@ import math
 import re
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from pydantic import ConfigDict
 
 from emulator.errors import FieldError, invalid, not_supported, required
 from emulator.kinds.base import ALL_VERBS, Kind, ResourceType, Subresource
-from emulator.kinds.customresourcedefinition import EMBEDDED_RESOURCE, INT_OR_STRING, storage_version
+from emulator.kinds.customresourcedefinition import EMBEDDED_RESOURCE, INT_OR_STRING, go_regexp, storage_version
 from emulator.kinds.printing import AGE, NAME, Column, Printer, age, name_age
 from emulator.models.meta import TypedObject
 from emulator.registry.strategy import Strategy
@@ -65,7 +64,8 @@ def json_type(value: Any) -> str:
 def prune(schema: Schema, value: Any, path: str, unknown: list[str]) -> Any:
     """`value` without the fields `schema` does not specify (the API server prunes them), their paths
     appended to `unknown`. Unknown fields are kept under x-kubernetes-preserve-unknown-fields; an
-    embedded resource keeps its apiVersion, kind and metadata."""
+    embedded resource keeps its apiVersion, kind and metadata. A null is dropped where the field's schema
+    is not nullable and has no default (PruneNonNullableNullsWithoutDefaults); `nullable: true` keeps it."""
     if isinstance(value, dict):
         if schema.get(PRESERVE_UNKNOWN) is True and not schema.get("properties") and not isinstance(schema.get("additionalProperties"), dict):
             return value
@@ -74,6 +74,9 @@ def prune(schema: Schema, value: Any, path: str, unknown: list[str]) -> Any:
         out: dict[str, Any] = {}
         for key, sub in value.items():
             where = f"{path}.{key}" if path else key
+            field = properties.get(key) if key in properties else values if isinstance(values, dict) else None
+            if sub is None and isinstance(field, dict) and field.get("nullable") is not True and field.get("default") is None:
+                continue
             if key in properties:
                 out[key] = prune(properties[key], sub, where, unknown)
             elif isinstance(values, dict):
@@ -94,10 +97,11 @@ def prune(schema: Schema, value: Any, path: str, unknown: list[str]) -> Any:
 
 
 def apply_defaults(schema: Schema, value: Any) -> None:
-    """Fill in the schema's `default`s where a field is absent (in place), at every depth the value has."""
+    """Fill in the schema's `default`s where a field is absent or null without being nullable (in place), at
+    every depth the value has."""
     if isinstance(value, dict):
         for key, sub in (schema.get("properties") or {}).items():
-            if key not in value and "default" in sub:
+            if "default" in sub and (key not in value or (value[key] is None and sub.get("nullable") is not True)):
                 value[key] = copy.deepcopy(sub["default"])
             if key in value:
                 apply_defaults(sub, value[key])
@@ -116,14 +120,6 @@ def apply_defaults(schema: Schema, value: Any) -> None:
 
 def _shown(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
-
-
-@lru_cache(maxsize=256)
-def _pattern(text: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(text)
-    except re.error:
-        return None
 
 
 def validate_value(schema: Schema, value: Any, path: str) -> list[FieldError]:
@@ -188,8 +184,11 @@ def _string(schema: Schema, value: str, path: str) -> list[FieldError]:
     if isinstance(high, int) and len(value) > high:
         problems.append(FieldError(path, "FieldValueTooLong", f"Too long: may not be more than {high} bytes"))
     pattern = schema.get("pattern")
-    if isinstance(pattern, str):
-        compiled = _pattern(pattern)
+    if isinstance(pattern, str) and pattern:
+        try:
+            compiled = go_regexp(pattern)  # (RE2: linear in the value, whatever the pattern)
+        except ValueError:
+            compiled = None  # (refused in new definitions; one stored before is not checked)
         if compiled is not None and compiled.search(value) is None:
             problems.append(invalid(path, value, f"{path} in body should match '{pattern}'"))
     return problems

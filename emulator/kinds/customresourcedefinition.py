@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from emulator import schemas, validation
 from emulator.errors import FieldError, forbidden, invalid, not_supported, required
@@ -39,6 +41,22 @@ EMBEDDED_RESOURCE = "x-kubernetes-embedded-resource"
 WEBHOOK_MESSAGE = "webhook conversion is not supported by the emulator: use strategy None (every version is the same object)"
 _KIND_RE = re.compile(r"[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?")
 _KIND_FMT = "^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"
+# groups under k8s.io and kubernetes.io need this annotation (a URL or "unapproved, ..."), as in the API server
+APPROVAL_ANNOTATION = "api-approved.kubernetes.io"
+APPROVAL_CONDITION = "KubernetesAPIApprovalPolicyConformant"
+_APPROVAL_POLICY = "see https://github.com/kubernetes/enhancements/pull/1111"
+# RE2's error texts in the words of Go's regexp/syntax, which the API server compiles patterns with
+_GO_REGEXP_ERRORS = {
+    "missing )": "missing closing )",
+    "missing ]": "missing closing ]",
+    "trailing \\": "trailing backslash at end of expression",
+    "no argument for repetition operator": "missing argument to repetition operator",
+    "bad repetition operator": "invalid nested repetition operator",
+    "invalid repetition size": "invalid repeat count",
+    "invalid perl operator": "invalid or unsupported Perl syntax",
+    "invalid named capture group": "invalid named capture",
+    "pattern too large - compile failed": "expression too large",
+}
 
 
 class CustomResourceDefinition(TypedObject):
@@ -70,6 +88,56 @@ def default_names(names: dict[str, Any]) -> None:
             names["singular"] = kind.lower()
         if not names.get("listKind"):
             names["listKind"] = f"{kind}List"
+
+
+def protected_group(group: Any) -> bool:
+    """IsProtectedCommunityGroup: k8s.io, kubernetes.io and their subdomains."""
+    return isinstance(group, str) and any(group == d or group.endswith(f".{d}") for d in ("k8s.io", "kubernetes.io"))
+
+
+def approval_state(crd: dict[str, Any]) -> tuple[str, str]:
+    """GetAPIApprovalState: (the KubernetesAPIApprovalPolicyConformant reason, its message)."""
+    value = (meta_of(crd).get("annotations") or {}).get(APPROVAL_ANNOTATION) or ""
+    if not isinstance(value, str) or not value:
+        return "MissingAnnotation", f'protected groups must have approval annotation "{APPROVAL_ANNOTATION}", {_APPROVAL_POLICY}'
+    if value.startswith("unapproved"):
+        return "UnapprovedAnnotation", f'not approved: "{value}"'
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is not None and parts.scheme and parts.netloc and not any(c.isspace() for c in value):
+        return "ApprovedAnnotation", f"approved in {value}"
+    return "InvalidAnnotation", (
+        f'protected groups must have approval annotation "{APPROVAL_ANNOTATION}" with either a URL or a reason starting with '
+        f'"unapproved", {_APPROVAL_POLICY}'
+    )
+
+
+@lru_cache(maxsize=512)
+def go_regexp(pattern: str) -> Any:
+    """`pattern` compiled with RE2: Go's regexp syntax (`\\p{L}`, no backreferences or lookarounds) and
+    matching in linear time, so no pattern can stall the server. Raises ValueError with Go's message
+    (`error parsing regexp: missing closing ): `(a``) when it is not a valid expression."""
+    import re2  # type: ignore[import-untyped]  # (loaded with the first pattern: most servers have none)
+
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        raw = exc.args[0] if exc.args else b""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        code, _, argument = text.partition(": ")
+        raise ValueError(f"error parsing regexp: {_GO_REGEXP_ERRORS.get(code, code)}: `{argument}`") from None
+
+
+def pattern_error(pattern: str) -> str | None:
+    try:
+        go_regexp(pattern)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 # -- validation --------------------------------------------------------------------------------------
@@ -175,6 +243,31 @@ def validate_schema(schema: Any, path: str, root: bool = True) -> list[FieldErro
             # (int-or-string is spelt `anyOf: [{type: integer}, {type: string}]` by controller-gen)
             if isinstance(sub, dict) and sub.get("type") is not None and not int_or_string:
                 problems.append(forbidden(f"{path}.{keyword}[{i}].type", "must be empty to be structural"))
+    return problems + _patterns(schema, path, nested=False)
+
+
+def _patterns(schema: Any, path: str, nested: bool = True) -> list[FieldError]:
+    """A `pattern` that Go's regexp cannot compile, here and under allOf/anyOf/oneOf/not (and, `nested`, under
+    their items and properties: the rest of the schema is walked by validate_schema)."""
+    if not isinstance(schema, dict):
+        return []
+    problems: list[FieldError] = []
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str) and pattern:
+        error = pattern_error(pattern)
+        if error is not None:
+            problems.append(invalid(f"{path}.pattern", pattern, f"must be a valid regular expression, but isn't: {error}"))
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        subs = schema.get(keyword)
+        for i, sub in enumerate(subs if isinstance(subs, list) else []):
+            problems += _patterns(sub, f"{path}.{keyword}[{i}]")
+    problems += _patterns(schema.get("not"), f"{path}.not")
+    if nested:
+        problems += _patterns(schema.get("items"), f"{path}.items")
+        problems += _patterns(schema.get("additionalProperties"), f"{path}.additionalProperties")
+        properties = schema.get("properties")
+        for name, sub in (properties.items() if isinstance(properties, dict) else ()):
+            problems += _patterns(sub, f"{path}.properties[{name}]")
     return problems
 
 
@@ -234,9 +327,9 @@ def _validate_subresources(subresources: Any, path: str) -> list[FieldError]:
     return problems
 
 
-def validate_crd(crd: dict[str, Any], built_in: set[tuple[str, str]] | None = None) -> list[FieldError]:
-    """ValidateCustomResourceDefinition, the parts that decide what is served. `built_in`: the
-    (group, plural) pairs a definition may not take over."""
+def validate_crd(crd: dict[str, Any]) -> list[FieldError]:
+    """ValidateCustomResourceDefinition, the parts that decide what is served. (Names a built-in resource
+    of the group already has are not refused here but by the controller: NamesAccepted False.)"""
     spec = crd.get("spec")
     if not isinstance(spec, dict):
         return [required("spec")]
@@ -255,8 +348,7 @@ def validate_crd(crd: dict[str, Any], built_in: set[tuple[str, str]] | None = No
         problems += [invalid("spec.group", group, m) for m in validation.dns1123_subdomain_errors(group)]
         if "." not in group:
             problems.append(invalid("spec.group", group, "should be a domain with at least one dot"))
-        if built_in and (group, plural) in built_in:
-            problems.append(invalid("spec.names.plural", plural, f"{plural}.{group or 'core'} is a built-in resource"))
+        problems += validate_approval(crd)
     scope = spec.get("scope")
     if not scope:
         problems.append(required("spec.scope"))
@@ -273,6 +365,22 @@ def validate_crd(crd: dict[str, Any], built_in: set[tuple[str, str]] | None = No
     if spec.get("preserveUnknownFields") is True:
         problems.append(invalid("spec.preserveUnknownFields", True, "must be false in order to use defaults in the schema"))
     return problems
+
+
+def validate_approval(crd: dict[str, Any]) -> list[FieldError]:
+    """validateAPIApproval: a definition in a protected group needs the approval annotation, unless its
+    approval state is the one already recorded (the KubernetesAPIApprovalPolicyConformant condition that
+    the controller keeps: an update that leaves the annotation alone is never refused; a create has none)."""
+    if not protected_group((crd.get("spec") or {}).get("group")):
+        return []
+    reason, message = approval_state(crd)
+    recorded = condition(crd, APPROVAL_CONDITION)
+    if reason in ("ApprovedAnnotation", "UnapprovedAnnotation") or (recorded is not None and recorded.get("reason") == reason):
+        return []
+    path = f"metadata.annotations[{APPROVAL_ANNOTATION}]"
+    if reason == "MissingAnnotation":
+        return [FieldError(path, "FieldValueRequired", f"Required value: {message}")]
+    return [invalid(path, (meta_of(crd).get("annotations") or {}).get(APPROVAL_ANNOTATION), message)]
 
 
 def _validate_versions(spec: dict[str, Any]) -> list[FieldError]:
@@ -349,10 +457,7 @@ class CustomResourceDefinitionStrategy(Strategy):
         new["metadata"]["generation"] = previous + 1 if new.get("spec") != old.get("spec") else previous
 
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
-        from emulator.kinds import RESOURCE_TYPES  # the package imports this module
-
-        built_in = {(r.group, r.plural) for r in RESOURCE_TYPES if r.key != meta_of(obj).get("name") and not _custom(r)}
-        return validate_crd(obj, built_in)
+        return validate_crd(obj)
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
         problems: list[FieldError] = []
@@ -365,12 +470,6 @@ class CustomResourceDefinitionStrategy(Strategy):
         finalizers = obj["metadata"].setdefault("finalizers", [])
         if CLEANUP_FINALIZER not in finalizers:
             finalizers.append(CLEANUP_FINALIZER)
-
-
-def _custom(r: ResourceType) -> bool:
-    from emulator.kinds import KINDS
-
-    return all(k.resource is not r for k in KINDS)
 
 
 def _default_spec(spec: dict[str, Any]) -> None:

@@ -66,6 +66,9 @@ LEGACY_JOB_NAME_LABEL = "job-name"
 # Indexed jobs: each pod's index, as an annotation and a label (and JOB_COMPLETION_INDEX in its env)
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
+# on every pod the Job controller creates, until it has counted the pod (in status.uncountedTerminatedPods,
+# then succeeded/failed): a finished or deleted pod cannot vanish before it is counted
+TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 
 NON_INDEXED, INDEXED = "NonIndexed", "Indexed"
 RESTART_POLICIES = ["OnFailure", "Never"]

@@ -506,3 +506,118 @@ def test_a_controller_gen_style_definition(kubectl: Kubectl, ns: str, tmp_path: 
     done = kubectl.run("apply", "-n", ns, "-f", manifest(tmp_path, bad), ok=False)
     assert done.returncode != 0 and "spec.endpoints[0].interval" in done.stderr
     kubectl.out("delete", "crd", "monitors.monitoring.example.com")
+
+
+WIDGET_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.shapes.example.com
+spec:
+  group: shapes.example.com
+  scope: Namespaced
+  names: {plural: widgets, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              name: {type: string, pattern: '^(a+)+$'}
+              letters: {type: string, pattern: '^\\p{L}+$'}
+              maybe: {type: string, nullable: true}
+              never: {type: string}
+              fallback: {type: string, default: chosen}
+"""
+
+
+def test_patterns_are_re2_and_nulls_follow_nullable(kubectl: Kubectl, emu: Emulator, ns: str, tmp_path: Path) -> None:
+    kubectl.out("apply", "-f", manifest(tmp_path, WIDGET_CRD, "crd.yaml"))
+    slow = f"apiVersion: shapes.example.com/v1\nkind: Widget\nmetadata: {{name: slow}}\nspec: {{name: {'a' * 27}!}}\n"
+    with emu.client() as api:
+        started = time.monotonic()
+        # (with a backtracking matcher this value held the server for about 20 s, every further "a" doubling it)
+        api.get("/version")
+        done = kubectl.run("create", "-n", ns, "-f", manifest(tmp_path, slow.replace("a" * 27, "a" * 30)), ok=False)
+        assert time.monotonic() - started < 5
+        assert done.returncode != 0 and "spec.name in body should match '^(a+)+$'" in done.stderr
+        assert api.get("/version").status_code == 200
+    letters = "apiVersion: shapes.example.com/v1\nkind: Widget\nmetadata: {name: %s}\nspec: {letters: %s}\n"
+    assert "created" in kubectl.out("create", "-n", ns, "-f", manifest(tmp_path, letters % ("word", "héllo")))
+    done = kubectl.run("create", "-n", ns, "-f", manifest(tmp_path, letters % ("digits", "abc1")), ok=False)
+    assert done.returncode != 0 and "spec.letters in body should match" in done.stderr
+    # nullable keeps its null; a non-nullable null is pruned, or defaulted when the field has a default
+    nulls = "apiVersion: shapes.example.com/v1\nkind: Widget\nmetadata: {name: nulls}\nspec: {maybe: null, never: null, fallback: null}\n"
+    kubectl.out("create", "-n", ns, "-f", manifest(tmp_path, nulls))
+    stored = json.loads(kubectl.out("get", "widget", "nulls", "-n", ns, "-o", "json"))
+    assert stored["spec"] == {"maybe": None, "fallback": "chosen"}
+    kubectl.out("delete", "crd", "widgets.shapes.example.com")
+
+
+def test_a_pattern_go_cannot_compile_refuses_the_definition(kubectl: Kubectl, tmp_path: Path) -> None:
+    bad = WIDGET_CRD.replace("'^(a+)+$'", "'(?=lookahead)'")
+    done = kubectl.run("apply", "-f", manifest(tmp_path, bad, "crd.yaml"), ok=False)
+    assert done.returncode != 0
+    assert (
+        'spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[name].pattern: Invalid value: "(?=lookahead)": '
+        "must be a valid regular expression, but isn't: error parsing regexp: invalid or unsupported Perl syntax: `(?=`"
+    ) in done.stderr
+    assert kubectl.run("get", "crd", "widgets.shapes.example.com", ok=False).returncode != 0
+
+
+FAKE_INGRESS_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {plural}.networking.k8s.io
+{annotations}spec:
+  group: networking.k8s.io
+  scope: Namespaced
+  names: {{plural: {plural}, kind: Ingress}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+INGRESS = """\
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: %s}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"""
+
+
+@pytest.mark.parametrize("plural", ["fakeingresses", "ingresses"])
+def test_a_definition_cannot_take_over_a_built_in_kind(kubectl: Kubectl, ns: str, tmp_path: Path, plural: str) -> None:
+    kubectl.out("apply", "-n", ns, "-f", manifest(tmp_path, INGRESS % "before", "ing.yaml"))
+    unapproved = FAKE_INGRESS_CRD.format(plural=plural, annotations="")
+    done = kubectl.run("apply", "-f", manifest(tmp_path, unapproved, "crd.yaml"), ok=False)
+    assert done.returncode != 0 and (
+        'metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation '
+        '"api-approved.kubernetes.io", see https://github.com/kubernetes/enhancements/pull/1111'
+    ) in done.stderr
+    approved = FAKE_INGRESS_CRD.format(plural=plural, annotations="  annotations: {api-approved.kubernetes.io: 'unapproved, testing'}\n")
+    kubectl.out("apply", "-f", manifest(tmp_path, approved, "crd.yaml"))
+    crd = json.loads(kubectl.out("get", "crd", f"{plural}.networking.k8s.io", "-o", "json"))
+    conditions = {c["type"]: (c["status"], c["reason"], c["message"]) for c in crd["status"]["conditions"]}
+    assert conditions["KubernetesAPIApprovalPolicyConformant"] == ("False", "UnapprovedAnnotation", 'not approved: "unapproved, testing"')
+    assert conditions["NamesAccepted"][0] == "False" and "already in use by the built-in resource ingresses.networking.k8s.io" in conditions["NamesAccepted"][2]
+    assert conditions["Established"][0] == "False"
+    # real Ingresses keep working: written, listed, described, and still there once the definition is gone
+    assert "ingress.networking.k8s.io/after created" in kubectl.out("apply", "-n", ns, "-f", manifest(tmp_path, INGRESS % "after", "ing.yaml"))
+    listed = json.loads(kubectl.out("get", "ingresses", "-n", ns, "-o", "json"))
+    assert sorted(i["metadata"]["name"] for i in listed["items"]) == ["after", "before"]
+    assert all(i["spec"]["defaultBackend"]["service"]["name"] == "web" for i in listed["items"])
+    kinds = kubectl.out("api-resources", "--api-group", "networking.k8s.io", "-o", "name")
+    assert plural == "ingresses" or plural not in kinds
+    kubectl.out("delete", "crd", f"{plural}.networking.k8s.io")
+    assert kubectl.out("get", "ingresses", "-n", ns, "-o", "name").split() == ["ingress.networking.k8s.io/after", "ingress.networking.k8s.io/before"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -297,3 +298,63 @@ def test_applying_a_job_again_changes_nothing(kubectl: Kubectl, ns: str) -> None
     assert kubectl.out("-n", ns, "apply", "-f", "-", stdin=json.dumps(more)).strip() == "job.batch/again configured"
     assert kubectl.out("-n", ns, "apply", "--server-side", "-f", "-", stdin=json.dumps(more)).strip() == "job.batch/again serverside-applied"
     assert kubectl.out("-n", ns, "get", "job", "again", "-o", "jsonpath={.spec.parallelism} {.metadata.generation}") == "2 2"
+
+
+def status_of(batch: k8s.BatchV1Api, ns: str, name: str) -> Any:
+    return batch.read_namespaced_job(name, ns).status
+
+
+def created_pods(kubectl: Kubectl, ns: str, job: str) -> int:
+    events = json.loads(kubectl.out("-n", ns, "get", "events", "--field-selector", f"involvedObject.name={job},reason=SuccessfulCreate", "-o", "json"))
+    return sum(int(e.get("count") or 1) for e in events["items"])
+
+
+def test_deleting_finished_pods_keeps_them_counted(kubectl: Kubectl, api: k8s.ApiClient, ns: str) -> None:
+    kubectl.run("-n", ns, "apply", "-f", "-", stdin=job_manifest("tally", completions=3, parallelism=1))
+    core, batch = k8s.CoreV1Api(api), k8s.BatchV1Api(api)
+    for n in (1, 2):
+        (pod,) = eventually(lambda: running(core, ns, "tally"))
+        assert pod.metadata.finalizers == ["batch.kubernetes.io/job-tracking"]
+        finish(core, ns, pod.metadata.name, "Succeeded")
+        eventually(partial(lambda done: status_of(batch, ns, "tally").succeeded == done, n))
+        released: Any = core.read_namespaced_pod(pod.metadata.name, ns)
+        assert released.metadata.finalizers is None  # counted: released
+        kubectl.run("-n", ns, "delete", "pod", pod.metadata.name)
+        eventually(lambda: len(pods_of(core, ns, "tally")) == 1)
+    status = status_of(batch, ns, "tally")
+    assert status.succeeded == 2 and status.uncounted_terminated_pods.succeeded is None
+    assert created_pods(kubectl, ns, "tally") == 3
+
+
+def test_deleting_failed_pods_does_not_escape_the_backoff_limit(kubectl: Kubectl, api: k8s.ApiClient, ns: str) -> None:
+    kubectl.run("-n", ns, "apply", "-f", "-", stdin=job_manifest("doomed", completions=2, parallelism=2, backoffLimit=1))
+    core, batch = k8s.CoreV1Api(api), k8s.BatchV1Api(api)
+    pods = eventually(lambda: running(core, ns, "doomed") if len(running(core, ns, "doomed")) == 2 else None)
+    finish(core, ns, pods[0].metadata.name, "Failed")
+    eventually(lambda: status_of(batch, ns, "doomed").failed == 1)
+    kubectl.run("-n", ns, "delete", "pod", pods[0].metadata.name)
+    # the running one, deleted, counts as failed as well (it never succeeded): the limit is passed
+    kubectl.run("-n", ns, "delete", "pod", pods[1].metadata.name, "--wait=false")
+    job = eventually(lambda: job_with(batch, ns, "doomed", "Failed"))
+    assert job.status.failed == 2 and next(c for c in job.status.conditions if c.type == "Failed").reason == "BackoffLimitExceeded"
+    eventually(lambda: not pods_of(core, ns, "doomed"))
+
+
+@pytest.mark.parametrize("cascade", ["background", "foreground", "orphan"])
+def test_kubectl_delete_job_with_each_cascade(kubectl: Kubectl, api: k8s.ApiClient, ns: str, cascade: str) -> None:
+    kubectl.run("-n", ns, "apply", "-f", "-", stdin=job_manifest("gone", completions=3, parallelism=2))
+    core, batch = k8s.CoreV1Api(api), k8s.BatchV1Api(api)
+    pods = eventually(lambda: running(core, ns, "gone") if len(running(core, ns, "gone")) == 2 else None)
+    finish(core, ns, pods[0].metadata.name, "Succeeded")
+    eventually(lambda: status_of(batch, ns, "gone").succeeded == 1 and len(running(core, ns, "gone")) == 2)
+    pods = pods_of(core, ns, "gone")
+    done = kubectl.run("-n", ns, "delete", "job", "gone", f"--cascade={cascade}", timeout=20)
+    assert done.stdout.strip() == 'job.batch "gone" deleted'
+    eventually(lambda: not batch.list_namespaced_job(ns).items)
+    if cascade == "orphan":
+        left = eventually(lambda: pods_of(core, ns, "gone") if all(
+            not p.metadata.owner_references and not p.metadata.finalizers for p in pods_of(core, ns, "gone")) else None)
+        assert sorted(p.metadata.name for p in left) == sorted(p.metadata.name for p in pods)
+        assert all(p.metadata.deletion_timestamp is None for p in left)
+    else:
+        eventually(lambda: not pods_of(core, ns, "gone"))

@@ -15,7 +15,17 @@ from api import discovery, openapi, tables
 from emulator import errors
 from emulator.controllers.crd import CrdController
 from emulator.controllers.namespaces import NamespaceController
-from emulator.kinds import BY_KEY, BY_PATH, CUSTOM_RESOURCE_DEFINITIONS, KINDS, RESOURCE_TYPES, generation
+from emulator.kinds import (
+    BY_KEY,
+    BY_KIND,
+    BY_PATH,
+    CUSTOM_RESOURCE_DEFINITIONS,
+    KINDS,
+    RESOURCE_TYPES,
+    generation,
+    register,
+    unregister,
+)
 from emulator.kinds.custom import apply_defaults, json_path, prune, served_kinds, validate_value, version_priority
 from emulator.kinds.customresourcedefinition import CLEANUP_FINALIZER, validate_crd, validate_schema
 from emulator.registry.ipam import AddressPlan
@@ -358,3 +368,184 @@ def test_an_updated_definition_is_served_as_updated(world: tuple[Registry, CrdCo
     with pytest.raises(errors.StatusError) as immutable:
         registry.update(CRDS, "", "crontabs.stable.example.com", {**crd, "spec": {**crd["spec"], "scope": "Cluster"}})
     assert "spec.scope" in immutable.value.message
+
+
+# -- patterns: RE2 as the API server (Go's regexp) ---------------------------------------------------------
+
+
+def test_a_pattern_is_matched_in_linear_time() -> None:
+    import time
+
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}}}
+    started = time.monotonic()
+    problems = validate_value(schema, {"name": "a" * 27 + "!"}, "spec")  # (Python's re: seconds; more a's: hours)
+    assert time.monotonic() - started < 0.2
+    assert [p.describe() for p in problems] == [f'spec.name: Invalid value: "{"a" * 27}!": spec.name in body should match \'^(a+)+$\'']
+
+
+def test_a_pattern_has_go_syntax() -> None:
+    schema = {"type": "object", "properties": {"word": {"type": "string", "pattern": r"^\p{L}+$"}}}
+    assert validate_value(schema, {"word": "héllo"}, "spec") == []
+    assert [p.describe() for p in validate_value(schema, {"word": "abc1"}, "spec")] == [
+        "spec.word: Invalid value: \"abc1\": spec.word in body should match '^\\p{L}+$'"
+    ]
+
+
+INVALID_PATTERNS = [
+    ({"type": "object", "properties": {"foo": {"type": "string", "pattern": "+"}}},
+     "x.properties[foo].pattern: Invalid value: \"+\": must be a valid regular expression, but isn't: "
+     "error parsing regexp: missing argument to repetition operator: `+`"),
+    ({"type": "object", "properties": {"foo": {"type": "array", "items": {"type": "string", "pattern": "(a"}}}},
+     "x.properties[foo].items.pattern: Invalid value: \"(a\": must be a valid regular expression, but isn't: "
+     "error parsing regexp: missing closing ): `(a`"),
+    ({"type": "object", "properties": {"foo": {"type": "string"}}, "anyOf": [{"properties": {"foo": {"pattern": "(?=a)"}}}]},
+     "x.anyOf[0].properties[foo].pattern: Invalid value: \"(?=a)\": must be a valid regular expression, but isn't: "
+     "error parsing regexp: invalid or unsupported Perl syntax: `(?=`"),
+    ({"type": "object", "properties": {"foo": {"type": "string", "pattern": "a**"}}},
+     "error parsing regexp: invalid nested repetition operator: `**`"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("schema", "message"), INVALID_PATTERNS)
+def test_a_pattern_go_cannot_compile_is_refused(schema: dict[str, Any], message: str) -> None:
+    described = [e.describe() for e in validate_schema(schema, "x")]
+    assert len(described) == 1 and message in described[0]
+
+
+# -- null: kept where nullable, pruned (or defaulted) elsewhere ---------------------------------------------
+
+NULLABLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "maybe": {"type": "string", "nullable": True},
+        "never": {"type": "string"},
+        "dflt": {"type": "string", "default": "d"},
+        "nullableDefault": {"type": "string", "nullable": True, "default": "d"},
+        "map": {"type": "object", "additionalProperties": {"type": "string"}},
+        "list": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def test_nulls_are_kept_only_where_nullable() -> None:
+    value = {"maybe": None, "never": None, "dflt": None, "nullableDefault": None, "map": {"a": None}, "list": [None]}
+    unknown: list[str] = []
+    pruned = prune(NULLABLE_SCHEMA, value, "spec", unknown)
+    assert pruned == {"maybe": None, "dflt": None, "nullableDefault": None, "map": {}, "list": [None]} and unknown == []
+    apply_defaults(NULLABLE_SCHEMA, pruned)
+    assert pruned == {"maybe": None, "dflt": "d", "nullableDefault": None, "map": {}, "list": [None]}
+    # a null list item is not pruned: it is an error, as in the API server
+    assert [p.describe() for p in validate_value(NULLABLE_SCHEMA, pruned, "spec")] == [
+        'spec.list[0]: Invalid value: "null": spec.list[0] in body must be of type string: "null"'
+    ]
+
+
+def test_a_nullable_null_is_stored(world: tuple[Registry, CrdController]) -> None:
+    registry, _ = world
+    crd = crontab_crd()
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"].update(
+        {k: v for k, v in NULLABLE_SCHEMA["properties"].items() if k in ("maybe", "never", "dflt")}
+    )
+    registry.create(CRDS, "", crd)
+    rt = BY_PATH[("stable.example.com", "v1", "crontabs")]
+    body = {"metadata": {"name": "c"}, "spec": {"cronSpec": "* * * * *", "maybe": None, "never": None, "dflt": None}}
+    created = registry.create(rt, "default", body).obj
+    assert created["spec"]["maybe"] is None and "never" not in created["spec"] and created["spec"]["dflt"] == "d"
+    assert registry.store.get(rt.key, "default", "c")["spec"]["maybe"] is None  # type: ignore[index]
+    updated = registry.update(rt, "default", "c", {**created, "spec": {**created["spec"], "never": None, "dflt": None}}).obj
+    assert "maybe" in updated["spec"] and "never" not in updated["spec"] and updated["spec"]["dflt"] == "d"
+
+
+# -- protected groups and built-in resources ----------------------------------------------------------------
+
+APPROVAL = "api-approved.kubernetes.io"
+
+
+def ingress_crd(
+    plural: str = "fakeingresses", approval: str | None = "https://github.com/kubernetes/kubernetes/pull/1", kind: str = "Ingress"
+) -> dict[str, Any]:
+    """A definition in networking.k8s.io (a protected group, with built-in resources)."""
+    crd = crontab_crd(group="networking.k8s.io", names={"plural": plural, "kind": kind})
+    crd["metadata"] = {"name": f"{plural}.networking.k8s.io", **({"annotations": {APPROVAL: approval}} if approval is not None else {})}
+    return crd
+
+
+APPROVALS = [
+    (None, 'metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation '
+           '"api-approved.kubernetes.io", see https://github.com/kubernetes/enhancements/pull/1111'),
+    ("bad value", 'metadata.annotations[api-approved.kubernetes.io]: Invalid value: "bad value": protected groups must have approval '
+                  'annotation "api-approved.kubernetes.io" with either a URL or a reason starting with "unapproved", '
+                  "see https://github.com/kubernetes/enhancements/pull/1111"),
+    ("unapproved, experimental", None),
+    ("https://github.com/kubernetes/kubernetes/pull/79724", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("approval", "message"), APPROVALS)
+def test_protected_groups_need_the_approval_annotation(approval: str | None, message: str | None) -> None:
+    assert [e.describe() for e in validate_crd(ingress_crd(approval=approval))] == ([message] if message else [])
+    other = ingress_crd(approval=approval)
+    other["spec"]["group"] = "example.com"
+    other["metadata"]["name"] = "fakeingresses.example.com"
+    assert validate_crd(other) == []
+
+
+def test_the_approval_condition_and_unchanged_approval_on_update(world: tuple[Registry, CrdController]) -> None:
+    registry, _ = world
+    with pytest.raises(errors.StatusError) as refused:
+        registry.create(CRDS, "", ingress_crd("widgets", approval=None, kind="Widget"))
+    assert refused.value.code == 422 and "protected groups must have approval annotation" in refused.value.message
+    registry.create(CRDS, "", ingress_crd("widgets", approval="unapproved, testing", kind="Widget"))
+    stored = registry.get(CRDS, "", "widgets.networking.k8s.io")
+    conditions = {c["type"]: (c["status"], c["reason"], c["message"]) for c in stored["status"]["conditions"]}
+    assert conditions["KubernetesAPIApprovalPolicyConformant"] == ("False", "UnapprovedAnnotation", 'not approved: "unapproved, testing"')
+    assert conditions["Established"][0] == "True"
+    stored["metadata"]["annotations"][APPROVAL] = "https://example.com/approved"
+    registry.update(CRDS, "", "widgets.networking.k8s.io", stored)
+    approved = {c["type"]: (c["status"], c["message"]) for c in registry.get(CRDS, "", "widgets.networking.k8s.io")["status"]["conditions"]}
+    assert approved["KubernetesAPIApprovalPolicyConformant"] == ("True", "approved in https://example.com/approved")
+    stored = registry.get(CRDS, "", "widgets.networking.k8s.io")
+    del stored["metadata"]["annotations"][APPROVAL]
+    with pytest.raises(errors.StatusError):
+        registry.update(CRDS, "", "widgets.networking.k8s.io", stored)
+    # a definition stored without the annotation (before it was required) still takes updates that leave it alone
+    registry.store.update(CRDS.key, "", "widgets.networking.k8s.io", stored)
+    world[1].sync("widgets.networking.k8s.io")
+    legacy = registry.get(CRDS, "", "widgets.networking.k8s.io")
+    assert {c["type"]: c["reason"] for c in legacy["status"]["conditions"]}["KubernetesAPIApprovalPolicyConformant"] == "MissingAnnotation"
+    legacy["metadata"]["labels"] = {"a": "b"}
+    registry.update(CRDS, "", "widgets.networking.k8s.io", legacy)
+
+
+@pytest.mark.parametrize(("plural", "reason"), [("fakeingresses", "SingularConflict"), ("ingresses", "PluralConflict")])
+def test_a_definition_never_takes_over_a_built_in_resource(world: tuple[Registry, CrdController], plural: str, reason: str) -> None:
+    registry, _ = world
+    ingresses = BY_PATH[("networking.k8s.io", "v1", "ingresses")]
+    before = (dict(BY_PATH), dict(BY_KIND), dict(BY_KEY))
+    registry.create(ingresses, "default", {"metadata": {"name": "real"}, "spec": {"defaultBackend": {"service": {"name": "s", "port": {"number": 80}}}}})
+    registry.create(CRDS, "", ingress_crd(plural))
+    stored = registry.get(CRDS, "", f"{plural}.networking.k8s.io")
+    conditions = {c["type"]: (c["status"], c["reason"], c["message"]) for c in stored["status"]["conditions"]}
+    assert conditions["NamesAccepted"][:2] == ("False", reason)
+    assert "is already in use by the built-in resource ingresses.networking.k8s.io" in conditions["NamesAccepted"][2]
+    assert conditions["Established"][0] == "False"
+    assert (dict(BY_PATH), dict(BY_KIND), dict(BY_KEY)) == before
+    registry.create(ingresses, "default", {"metadata": {"name": "second"}, "spec": {"defaultBackend": {"service": {"name": "s", "port": {"number": 80}}}}})
+    registry.delete(CRDS, "", f"{plural}.networking.k8s.io")
+    with pytest.raises(errors.StatusError):
+        registry.get(CRDS, "", f"{plural}.networking.k8s.io")
+    assert sorted(name for _, name, _, _ in registry.store.entries(ingresses.key)) == ["real", "second"]
+    assert (dict(BY_PATH), dict(BY_KIND), dict(BY_KEY)) == before
+
+
+def test_register_and_unregister_leave_built_in_kinds_alone() -> None:
+    crd = ingress_crd()
+    kind, _ = served_kinds(crd)[0]
+    before = (dict(BY_PATH), dict(BY_KIND), dict(BY_KEY), list(RESOURCE_TYPES))
+    with pytest.raises(ValueError, match="built-in kind"):
+        register(kind)
+    same_key, _ = served_kinds(ingress_crd("ingresses"))[0]
+    with pytest.raises(ValueError, match="built-in resource"):
+        register(same_key)
+    unregister("ingresses.networking.k8s.io")
+    assert (dict(BY_PATH), dict(BY_KIND), dict(BY_KEY), list(RESOURCE_TYPES)) == before

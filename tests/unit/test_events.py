@@ -64,6 +64,43 @@ async def test_a_deleted_event_is_recorded_again(registry: Registry) -> None:
     assert [e["count"] for e in events(registry)] == [1]
 
 
+async def test_identical_events_recorded_before_a_restart_are_bumped(registry: Registry) -> None:
+    target = pod(registry, "p")
+    EventRecorder(registry, "kubelet").record(PODS, target, "Warning", "Failed", 'Error: configmap "x" not found')
+    EventRecorder(registry, "other").record(PODS, target, "Warning", "Failed", 'Error: configmap "x" not found')
+    await registry.store.settled(registry.store.rv)
+    # a new recorder (the process restarted: nothing in memory) finds the stored event of its component
+    again = EventRecorder(registry, "kubelet")
+    again.record(PODS, target, "Warning", "Failed", 'Error: configmap "x" not found')
+    again.record(PODS, target, "Warning", "Failed", 'Error: configmap "y" not found')
+    found = events(registry)
+    assert sorted((e["source"]["component"], e["message"][-13:], e["count"]) for e in found) == [
+        ("kubelet", '"x" not found', 2), ("kubelet", '"y" not found', 1), ("other", '"x" not found', 1)]
+    await registry.store.settled(registry.store.rv)
+    # an event deleted meanwhile (its TTL) is recorded anew
+    bumped = next(e for e in found if e["count"] == 2)
+    registry.delete(EVENTS, NS, bumped["metadata"]["name"])
+    await registry.store.settled(registry.store.rv)
+    EventRecorder(registry, "kubelet").record(PODS, target, "Warning", "Failed", 'Error: configmap "x" not found')
+    assert sorted(e["count"] for e in events(registry)) == [1, 1, 1]
+
+
+async def test_the_stored_events_index_follows_the_store(registry: Registry) -> None:
+    """Events written by anyone (a client, another recorder) are found; other objects' are not."""
+    a, b = pod(registry, "a"), pod(registry, "b")
+    registry.create(EVENTS, NS, {
+        "metadata": {"name": "by-hand"}, "involvedObject": {"kind": "Pod", "name": "a", "namespace": NS, "uid": a["metadata"]["uid"]},
+        "reason": "Pulled", "message": "m", "type": "Normal", "source": {"component": "kubelet"}, "count": 5,
+    })
+    EventRecorder(registry, "kubelet").record(PODS, b, "Normal", "Started", "s")  # builds the index
+    await registry.store.settled(registry.store.rv)
+    recorder = EventRecorder(registry, "kubelet")
+    recorder.record(PODS, a, "Normal", "Pulled", "m")
+    recorder.record(PODS, b, "Normal", "Pulled", "m")
+    counts = {(e["involvedObject"]["name"], e["reason"]): e["count"] for e in events(registry)}
+    assert counts == {("a", "Pulled"): 6, ("b", "Pulled"): 1, ("b", "Started"): 1}
+
+
 async def test_similar_events_are_aggregated_beyond_ten(registry: Registry) -> None:
     recorder = EventRecorder(registry, "c")
     target = pod(registry, "p")

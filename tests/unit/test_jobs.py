@@ -68,8 +68,11 @@ def cron_job(name: str = "tick", schedule: str = "* * * * *", **spec: Any) -> di
     return {"metadata": {"name": name}, "spec": {"schedule": schedule, "jobTemplate": {"metadata": {"labels": {"team": "data"}}, "spec": job()["spec"]}, **spec}}
 
 
-def pod(name: str, phase: str = "Running", index: int | None = None, ready: bool = True) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "uid": f"uid-{name}", "creationTimestamp": rfc3339(T0)}
+def pod(name: str, phase: str = "Running", index: int | None = None, ready: bool = True, counted: bool = False) -> dict[str, Any]:
+    """A pod of the Job; `counted`: the controller counted it already (its finalizer is gone)."""
+    meta: dict[str, Any] = {"name": name, "namespace": NS, "uid": f"uid-{name}", "creationTimestamp": rfc3339(T0)}
+    if not counted:
+        meta["finalizers"] = ["batch.kubernetes.io/job-tracking"]
     if index is not None:
         meta["annotations"] = {"batch.kubernetes.io/job-completion-index": str(index)}
     conditions = [{"type": "Ready", "status": "True" if ready and phase == "Running" else "False"}]
@@ -335,9 +338,69 @@ def test_more_failures_than_the_backoff_limit_fail_the_job() -> None:
 def test_new_pods_wait_out_the_failure_backoff() -> None:
     assert [failure_backoff(n) for n in (0, 1, 2, 3)] == [0.0, 10.0, 20.0, 40.0]
     assert failure_backoff(10) == 360.0
-    plan = plan_job(stored_job(), [pod("a", "Failed")], T0 + 4, last_failure=T0)
+    failed_once = stored_job()
+    failed_once["status"] = {"failed": 1}
+    plan = plan_job(failed_once, [pod("a", "Failed", counted=True)], T0 + 4, last_failure=T0)
     assert plan.create == [] and plan.recheck == pytest.approx(6.0)
-    assert plan_job(stored_job(), [pod("a", "Failed")], T0 + 10, last_failure=T0).create == [None]
+    assert plan_job(failed_once, [pod("a", "Failed", counted=True)], T0 + 10, last_failure=T0).create == [None]
+    # a failure seen now starts the wait now
+    fresh = plan_job(stored_job(), [pod("a", "Failed")], T0 + 4, last_failure=T0)
+    assert fresh.create == [] and fresh.recheck == pytest.approx(10.0) and fresh.new_failures == 1
+
+
+def test_finished_pods_are_listed_as_uncounted_then_released_then_counted() -> None:
+    pods = [pod("a", "Succeeded"), pod("b", "Failed"), pod("c")]
+    plan = plan_job(stored_job(completions=3, parallelism=1), pods, T0)
+    assert plan.interim is not None
+    assert plan.interim["uncountedTerminatedPods"] == {"succeeded": ["uid-a"], "failed": ["uid-b"]}
+    assert "succeeded" not in plan.interim and "failed" not in plan.interim  # not counted yet
+    assert [p["metadata"]["name"] for p in plan.release] == ["a", "b"]
+    assert plan.status["succeeded"] == 1 and plan.status["failed"] == 1 and plan.status["uncountedTerminatedPods"] == {}
+
+
+def test_a_counted_pod_is_not_counted_again() -> None:
+    job = stored_job(completions=3, parallelism=1)
+    job["status"] = {"succeeded": 1}
+    plan = plan_job(job, [pod("a", "Succeeded", counted=True), pod("b")], T0)
+    assert plan.interim is None and plan.release == [] and plan.status["succeeded"] == 1 and plan.create == []
+
+
+def test_uncounted_uids_of_pods_gone_meanwhile_are_counted_once() -> None:
+    """A restart between the steps: the uids on record are counted, their pods' finalizers go."""
+    job = stored_job(completions=3, parallelism=1)
+    job["status"] = {"succeeded": 1, "uncountedTerminatedPods": {"succeeded": ["uid-a", "uid-gone"]}}
+    plan = plan_job(job, [pod("a", "Succeeded"), pod("b")], T0)
+    assert plan.interim is None and [p["metadata"]["name"] for p in plan.release] == ["a"]
+    assert plan.status["succeeded"] == 3 and types(plan.status) == ["SuccessCriteriaMet", "Complete"]
+
+
+def test_at_most_500_finished_pods_are_taken_per_sync() -> None:
+    pods = [pod(f"p{i}", "Succeeded") for i in range(502)]
+    plan = plan_job(stored_job(completions=1000, parallelism=1), pods, T0)
+    assert plan.interim is not None and len(plan.interim["uncountedTerminatedPods"]["succeeded"]) == 500
+    assert plan.status["succeeded"] == 500 and plan.recheck == 0
+
+
+def test_a_deleted_running_pod_counts_as_failed() -> None:
+    deleted = pod("a")
+    deleted["metadata"]["deletionTimestamp"] = rfc3339(T0)
+    plan = plan_job(stored_job(completions=2, parallelism=1), [deleted], T0)
+    assert plan.status["failed"] == 1 and plan.status["terminating"] == 1 and plan.new_failures == 1
+    assert plan.release == [deleted]
+    # with podReplacementPolicy Failed, a pod a kubelet runs counts once it failed, and keeps its place
+    deleted["status"]["conditions"].append({"type": "emulator.local/Runnable", "status": "True"})
+    waiting = plan_job(stored_job(completions=2, parallelism=1, podReplacementPolicy="Failed"), [deleted], T0)
+    assert "failed" not in waiting.status and waiting.release == [] and waiting.create == []
+
+
+def test_indexed_successes_are_recorded_as_completed_indexes_before_release() -> None:
+    job = stored_job(completions=3, parallelism=3, completionMode="Indexed")
+    job["status"] = {"succeeded": 1, "completedIndexes": "0"}
+    pods = [pod("p0", "Succeeded", index=0, counted=True), pod("p1", "Succeeded", index=1), pod("p2", index=2)]
+    plan = plan_job(job, pods, T0)
+    assert plan.interim is not None and plan.interim["completedIndexes"] == "0-1" and plan.interim["succeeded"] == 2
+    assert [p["metadata"]["name"] for p in plan.release] == ["p1"]
+    assert plan.status["completedIndexes"] == "0-1" and plan.status["succeeded"] == 2 and plan.create == []
 
 
 def test_the_active_deadline_fails_the_job_and_stops_its_pods() -> None:
@@ -620,3 +683,138 @@ async def test_a_job_managed_by_another_controller_is_left_alone(world: World) -
     await world.settle()
     assert world.jobs.sync((NS, "pi")) is None
     assert world.objects(PODS) == [] and "status" not in world.get(JOBS, "pi")
+
+
+# -- counting with the job-tracking finalizer ------------------------------------------------------------
+
+
+def pod_names(world: World) -> list[str]:
+    return sorted(p["metadata"]["name"] for p in world.objects(PODS))
+
+
+async def sync_job(world: World) -> dict[str, Any]:
+    world.jobs.sync((NS, "pi"))
+    await world.settle()
+    return world.get(JOBS, "pi")
+
+
+async def test_deleting_succeeded_pods_does_not_lose_their_count(world: World) -> None:
+    world.registry.create(JOBS, NS, job(completions=3, parallelism=1))
+    await world.settle()
+    await sync_job(world)
+    created = 1
+    for n in range(3):
+        (first,) = pod_names(world)
+        assert world.get(PODS, first)["metadata"]["finalizers"] == ["batch.kubernetes.io/job-tracking"]
+        world.set_phase(first, "Succeeded")
+        await world.settle()
+        status = (await sync_job(world))["status"]
+        assert status["succeeded"] == n + 1 and status["uncountedTerminatedPods"] == {}
+        assert "finalizers" not in world.get(PODS, first)["metadata"]
+        world.registry.delete(PODS, NS, first)  # no finalizer left: gone at once
+        await world.settle()
+        status = (await sync_job(world))["status"]
+        assert status["succeeded"] == n + 1
+        created += 0 if n == 2 else 1
+    assert types(world.get(JOBS, "pi")["status"]) == ["SuccessCriteriaMet", "Complete"]
+    assert world.reasons().count("SuccessfulCreate") == 3 == created and world.objects(PODS) == []
+
+
+async def test_deleting_failed_pods_still_reaches_the_backoff_limit(world: World) -> None:
+    world.registry.create(JOBS, NS, job(completions=1, parallelism=1, backoffLimit=1))
+    await world.settle()
+    await sync_job(world)
+    for n in range(2):
+        (current,) = pod_names(world)
+        world.set_phase(current, "Failed")
+        await world.settle()
+        assert (await sync_job(world))["status"]["failed"] == n + 1
+        world.registry.delete(PODS, NS, current)
+        await world.settle()
+        world.now[0] += 60  # past the failure backoff
+        status = (await sync_job(world))["status"]
+    assert status["failed"] == 2 and types(status) == ["FailureTarget", "Failed"]
+    assert world.objects(PODS) == []
+
+
+async def test_a_deleted_running_pod_is_held_until_counted_as_failed(world: World) -> None:
+    world.registry.create(JOBS, NS, job(completions=1, parallelism=1))
+    await world.settle()
+    await sync_job(world)
+    (first,) = pod_names(world)
+    world.registry.delete(PODS, NS, first)
+    await world.settle()
+    assert world.get(PODS, first)["metadata"]["deletionTimestamp"]  # Terminating: the finalizer holds it
+    status = (await sync_job(world))["status"]
+    assert status["failed"] == 1 and status["uncountedTerminatedPods"] == {}
+    assert first not in pod_names(world) and len(pod_names(world)) == 0  # the replacement waits out the backoff
+    world.now[0] += 11
+    status = (await sync_job(world))["status"]
+    assert len(pod_names(world)) == 1 and status["failed"] == 1  # its removal (finalizer shown) is no second failure
+    assert world.jobs._released == {} and world.jobs._gone == {}
+
+
+async def test_a_restart_between_the_steps_counts_each_pod_once(world: World) -> None:
+    world.registry.create(JOBS, NS, job(completions=2, parallelism=2))
+    await world.settle()
+    await sync_job(world)
+    a, b = pod_names(world)
+    world.set_phase(a, "Succeeded")
+    # step 1 done by a controller that stopped then: the uid is on record, the finalizer still there
+    current = world.get(JOBS, "pi")
+    interim = {**current["status"], "uncountedTerminatedPods": {"succeeded": [world.get(PODS, a)["metadata"]["uid"]]}}
+    world.registry.replace_object(JOBS, current, {**current, "status": interim}, subresource="status")
+    await world.settle()
+    world.store.unsubscribe(world.jobs.apply)
+    world.jobs = JobController(world.registry, clock=lambda: world.now[0], backoff=10.0)  # nothing kept in memory
+    world.store.replay(world.jobs.apply, (JOBS.key, PODS.key))
+    world.store.subscribe(world.jobs.apply)
+    status = (await sync_job(world))["status"]
+    assert status["succeeded"] == 1 and status["uncountedTerminatedPods"] == {}
+    assert "finalizers" not in world.get(PODS, a)["metadata"]
+    status = (await sync_job(world))["status"]
+    assert status["succeeded"] == 1 and pod_names(world) == [a, b]
+
+
+async def test_a_pod_removed_with_its_finalizer_is_still_counted(world: World) -> None:
+    world.registry.create(JOBS, NS, job(completions=2, parallelism=1))
+    await world.settle()
+    await sync_job(world)
+    (first,) = pod_names(world)
+    world.set_phase(first, "Succeeded")
+    world.registry.finalize(PODS, NS, first)  # forced away before the controller saw it finish
+    await world.settle()
+    status = (await sync_job(world))["status"]
+    assert status["succeeded"] == 1 and len(pod_names(world)) == 1
+    assert (await sync_job(world))["status"]["succeeded"] == 1
+
+
+async def test_the_pods_of_a_deleted_job_lose_the_finalizer(world: World) -> None:
+    world.registry.create(JOBS, NS, job(completions=2, parallelism=2))
+    await world.settle()
+    await sync_job(world)
+    a, b = pod_names(world)
+    world.registry.delete(PODS, NS, a)  # as the garbage collector does: marked, held by the finalizer
+    world.registry.delete(JOBS, NS, "pi")
+    await world.settle()
+    world.registry.delete(PODS, NS, b)
+    await world.settle()
+    for name in (a, b):
+        assert world.get(PODS, name)["metadata"]["deletionTimestamp"]
+        world.jobs.sync_orphan(NS, name)
+    await world.settle()
+    assert world.objects(PODS) == []
+
+
+async def test_a_job_being_deleted_in_the_foreground_releases_its_pods(world: World) -> None:
+    world.registry.create(JOBS, NS, job(completions=1, parallelism=1))
+    await world.settle()
+    await sync_job(world)
+    (first,) = pod_names(world)
+    world.registry.delete(JOBS, NS, "pi", propagation="Foreground")
+    world.registry.delete(PODS, NS, first)
+    await world.settle()
+    assert world.get(PODS, first)["metadata"]["deletionTimestamp"]
+    world.jobs.sync((NS, "pi"))
+    await world.settle()
+    assert world.objects(PODS) == []
