@@ -41,10 +41,16 @@ def parse_target(group: str, version: str, parts: list[str]) -> Target:
     return Target(rt, namespace if rt.namespaced else None, name, sub)
 
 
+# pods/exec, attach and portforward: streams opened with a GET (WebSocket) or a POST (SPDY), both `create`
+CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
+
+
 def request_verb(method: str, target: Target, watch: bool) -> str | None:
     """The Kubernetes verb of a request (as discovery and RBAC name it); None when the method names none."""
     if target.name is None:
         return {"GET": "watch" if watch else "list", "POST": "create", "DELETE": "deletecollection"}.get(method)
+    if target.subresource in CONNECT_SUBRESOURCES and target.rt.plural == "pods" and method in ("GET", "POST"):
+        return "create"  # kubectl's WebSocket upgrade is a GET: the API server authorizes it as create too (1.30+)
     verbs = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
     return verbs.get(method) or ("create" if method == "POST" and target.subresource else None)
 

@@ -34,6 +34,17 @@ log = logging.getLogger(__name__)
 
 
 
+def _grace_period(options: dict[str, Any], request: web.Request) -> int | None:
+    """DeleteOptions.gracePeriodSeconds, from the body or the query (None: the object's own)."""
+    value: Any = options.get("gracePeriodSeconds", request.query.get("gracePeriodSeconds"))
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise errors.bad_request(f"gracePeriodSeconds must be a number of seconds, not {value!r}") from None
+
+
 def _propagation(options: dict[str, Any], request: web.Request) -> str | None:
     """DeleteOptions.propagationPolicy (or the deprecated orphanDependents), from the body or the query;
     None when the client asked for neither (the kind's default: Background)."""
@@ -186,8 +197,8 @@ class ResourceHandler:
         )
         return json_response(result.obj, status=201 if result.created else 200, warnings=result.warnings)
 
-    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any] | None, bool, str | None]:
-        """DeleteOptions from the body and the query: (preconditions, dry run, propagation policy)."""
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any] | None, bool, str | None, int | None]:
+        """DeleteOptions from the body and the query: (preconditions, dry run, propagation policy, grace period)."""
         body = await read_body(request)
         options: Any = decode(body, media_type(request)) if body.strip() else {}
         if not isinstance(options, dict):
@@ -198,17 +209,17 @@ class ResourceHandler:
         dry_run = options.get("dryRun") or ([request.query["dryRun"]] if "dryRun" in request.query else [])
         if dry_run not in ([], ["All"]):
             raise errors.bad_request(f'dryRun must be "All", not {dry_run!r}')
-        return preconditions, dry_run == ["All"], _propagation(options, request)
+        return preconditions, dry_run == ["All"], _propagation(options, request), _grace_period(options, request)
 
     async def delete(self, request: web.Request, target: Target) -> web.Response:
-        preconditions, dry_run, propagation = await self._delete_options(request)
-        obj = self.registry.delete(target.rt, target.namespace or "", target.name or "", preconditions, dry_run, propagation)
+        preconditions, dry_run, propagation, grace = await self._delete_options(request)
+        obj = self.registry.delete(target.rt, target.namespace or "", target.name or "", preconditions, dry_run, propagation, grace)
         return json_response(obj)
 
     async def delete_collection(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
         if rt is NAMESPACES:
             raise errors.method_not_allowed("namespaces cannot be deleted as a collection; delete them one by one")
-        _, dry_run, propagation = await self._delete_options(request)
-        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request, rt), dry_run, propagation)
+        _, dry_run, propagation, grace = await self._delete_options(request)
+        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request, rt), dry_run, propagation, grace)
         return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.registry.resource_version)}, "items": deleted})

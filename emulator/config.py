@@ -52,6 +52,15 @@ class Config:
     max_events: int = field(default=20000, metadata={"help": "most Events kept; beyond it the oldest are deleted"})
     watch_history: int = field(default=10000, metadata={"help": "changes kept for watches that resume from an older resourceVersion"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    kubelet: bool = field(default=False, metadata={"help": "run the containers of pods that say what to run (command/args, or --image-map) as local processes, as the owner's user; the API then requires tokens unless --allow-anonymous (docs/pods.md)"})
+    image_map: str = field(default="", metadata={"help": "YAML file mapping images to local commands (implies --kubelet; docs/pods.md)"})
+    container_log_max_size: str = field(default="10Mi", metadata={"help": "size at which a container's log is rotated (the kubelet's containerLogMaxSize)"})
+    container_log_max_files: int = field(default=5, metadata={"help": "log files kept per container, the current one included (the kubelet's containerLogMaxFiles)"})
+
+    @property
+    def runs_pods(self) -> bool:
+        """The kubelet is on: asked for, or implied by an image map."""
+        return self.kubelet or bool(self.image_map)
 
     @property
     def store_path(self) -> Path:
@@ -147,7 +156,27 @@ def check(config: Config) -> list[str]:
                 problems.append(f"--dns-forward-from {part.strip()!r} is not a CIDR: use 'local', 'loopback', 'any' or ranges such as 10.0.0.0/8,fd00::/8")
     if not 600 <= config.max_token_seconds <= 2**32:
         problems.append(f"--max-token-seconds {config.max_token_seconds}: use 600 (10 minutes, the shortest token) to 4294967296")
+    if parse_size(config.container_log_max_size) is None:
+        problems.append(f"--container-log-max-size {config.container_log_max_size!r}: use a size such as 10Mi, 500Ki or 1048576 (at least 1Ki)")
+    if config.container_log_max_files < 2:
+        problems.append(f"--container-log-max-files {config.container_log_max_files}: keep at least 2 files (the current one and one rotated)")
+    if config.image_map and not os.path.isfile(config.image_map):
+        problems.append(f"--image-map {config.image_map!r}: no such file (a YAML map of image → command; see docs/pods.md)")
     for origin in filter(None, (o.strip() for o in config.allow_origins.split(","))):
         if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
             problems.append(f"--allow-origins {origin!r} is not an origin: use scheme://host[:port], e.g. http://localhost:3000")
     return problems
+
+
+_SIZE_UNITS = {"": 1, "k": 1000, "ki": 1024, "m": 1000**2, "mi": 1024**2, "g": 1000**3, "gi": 1024**3}
+
+
+def parse_size(text: str) -> int | None:
+    """A size as the kubelet's flags write it (`10Mi`, `500Ki`, `1048576`), in bytes; None when it is not
+    one or is below 1Ki."""
+    number = text.strip().rstrip("iIkKmMgG")
+    unit = text.strip()[len(number):].lower()
+    if not number.isdigit() or unit not in _SIZE_UNITS:
+        return None
+    size = int(number) * _SIZE_UNITS[unit]
+    return size if size >= 1024 else None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import getpass
 import logging
+import os
 import socket
 import ssl
 import time
@@ -22,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator import addresses
-from emulator.config import Config
+from emulator.config import Config, parse_size
 from emulator.controllers.clusterroleaggregation import ClusterRoleAggregationController, ensure_bootstrap_policy
 from emulator.controllers.crd import CrdController
 from emulator.controllers.cronjob import CronJobController
@@ -61,10 +63,15 @@ from emulator.kinds import (
     SERVICES,
     STATEFUL_SETS,
 )
+from emulator.kubelet.hosts import ClusterHosts
+from emulator.kubelet.images import ImageMap, ImageMapError
+from emulator.kubelet.kubelet import Kubelet, KubeletSettings
+from emulator.kubelet.podworker import Backoff
 from emulator.netpol.engine import PolicyEngine
 from emulator.proxy.server import Proxy, ProxySettings
 from emulator.registry.ipam import AddressPlan
 from emulator.registry.registry import Cluster, Registry
+from emulator.registry.tokens import TokenOperations
 from emulator.security import auth, tokens
 from emulator.security import tls as auth_tls
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
@@ -135,6 +142,8 @@ class Runtime:
     auth_required: bool = False
     kubeconfig_path: Path | None = None  # written when the API needs tokens
     api_tls: ssl.SSLContext | None = None  # the API speaks HTTPS when it needs tokens
+    kubelet: Kubelet | None = None  # with --kubelet / --image-map: pods run as local processes
+    cluster_hosts: ClusterHosts | None = None  # each pod's /etc/hosts (emulator/kubelet/hosts.py)
     _runner: web.AppRunner | None = None
     _api_listener: asyncio.AbstractServer | None = None
     _closers: list[Any] = field(default_factory=list)
@@ -155,6 +164,9 @@ class Runtime:
         self.faces["API"] = f"http://{config.api_host}:{self.api_port}"
         cluster = Cluster(self.store, plan, config.node_address, config.api_host if config.api_host not in ("0.0.0.0", "::") else "127.0.0.1", self.api_port)
         self.registry = Registry(cluster)
+        if config.runs_pods:
+            self.kubelet = self._make_kubelet()
+            cluster.unrunnable = self.kubelet.unrunnable
         self.registry.claim_stored()
         self._start_auth(cluster.api_address, plan.service_ips.first_address)
         if self.api_tls is not None:
@@ -204,6 +216,17 @@ class Runtime:
         namespaces.bootstrap(cluster.api_address, self.api_port)
         ensure_bootstrap_policy(self.registry)  # the default RBAC roles and bindings
         await self.store.settled(self.store.rv)  # the built-ins are stored and every index has them
+        # the cluster's names as hosts-file lines: for the kubelet's pods and `emulator run` (api/podhosts.py)
+        self.cluster_hosts = hosts = ClusterHosts(config.cluster_domain)
+        self.store.subscribe(hosts.apply)
+        self.store.replay(hosts.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, ENDPOINT_SLICES.key))
+        self._closers.append(hosts.close)
+        if self.kubelet is not None:
+            # the node's pods run (or are adopted) once every index knows the stored objects
+            self.kubelet.settings.hosts = hosts
+            self.kubelet.settings.tokens = TokenOperations(self.registry, self.authenticator, max_expiration=config.max_token_seconds)
+            self.store.subscribe(self.kubelet.apply)
+            self.kubelet.start()
         await self._serve_faces()
 
         self._runner = web.AppRunner(
@@ -226,6 +249,23 @@ class Runtime:
         gc.collect()
         gc.freeze()
         self.started_in = time.perf_counter() - began
+
+    def _make_kubelet(self) -> Kubelet:
+        config = self.config
+        try:
+            images = ImageMap.load(config.image_map) if config.image_map else ImageMap()
+        except ImageMapError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        # EMULATOR_KUBELET_BACKOFF_SECONDS: the CrashLoopBackOff base (10 s), shortened by tests only
+        base = float(os.environ.get("EMULATOR_KUBELET_BACKOFF_SECONDS") or Backoff.base)
+        settings = KubeletSettings(
+            data_dir=None if config.in_memory else Path(config.data_dir), images=images,
+            log_max_bytes=parse_size(config.container_log_max_size) or 10 * 1024 * 1024,
+            log_max_files=config.container_log_max_files, backoff=Backoff(base=base, limit=max(base * 30, base)),
+        )
+        user = getpass.getuser()
+        self.faces["kubelet"] = f"runs pods' commands as {user} ({len(images.entries)} images mapped; docs/pods.md)"
+        return Kubelet(self.registry, settings)
 
     async def _start_faces(self) -> list[Any]:
         """DNS and proxy: each optional, each fed by store events (replayed before they serve)."""
@@ -277,7 +317,9 @@ class Runtime:
         --in-memory: they are how the user gets in)."""
         config = self.config
         data_dir = Path(config.data_dir)
-        self.auth_required = auth.auth_required(config.api_host, config.require_auth, config.allow_anonymous)
+        self.auth_required = auth.auth_required(config.api_host, config.require_auth, config.allow_anonymous, config.runs_pods)
+        if config.runs_pods and config.allow_anonymous:
+            log.warning("--kubelet with --allow-anonymous: anyone who can reach the API (every local user) can run commands as %s", getpass.getuser())
         # In memory, tokens die with the process like the accounts they name; on disk, they survive
         # restarts, except the first one that requires tokens after an open one (the key turns over).
         issuer = tokens.ServiceAccountTokens(
@@ -301,6 +343,9 @@ class Runtime:
             data_dir, f"https://{host}:{self.api_port}", admin, auth_tls.certificate_pem(pem)
         )
         self.faces["auth"] = "bearer token required over HTTPS (admin token and CA in the kubeconfig below)"
+        if config.runs_pods and not config.require_auth and addresses.is_loopback(config.api_host):
+            # why loopback is closed: a pod is a command run as the owner, and loopback is every local user's
+            self.faces["auth"] += "; the kubelet runs pods' commands as you, so loopback needs tokens too (docs/security.md)"
         self.faces["kubeconfig"] = str(self.kubeconfig_path)
 
     async def _serve_faces(self) -> None:
@@ -319,6 +364,8 @@ class Runtime:
             self._api_listener.close()  # no new connections; the runner's cleanup ends the open ones
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.kubelet is not None:
+            await self.kubelet.stop()  # first: whatever fails later, no container outlives the emulator
         for close in reversed(self._closers):
             result = close()
             if asyncio.iscoroutine(result):

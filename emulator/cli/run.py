@@ -20,9 +20,14 @@ CMD does not outlive `run`, even when `run` is killed with SIGKILL: on Linux the
 (PR_SET_PDEATHSIG), and everywhere a small guardian process kills CMD's process group once `run` is
 gone without having cleaned up (see `Guardian`).
 
+On Linux, where unprivileged user namespaces work, CMD runs in the kubelet's sandbox
+(emulator/kubelet/sandbox.py): a private /etc/hosts with the cluster's names (served at
+`/emulator/v1/.../pods/NAME/hosts`, re-read every few seconds) and a resolv.conf with the pod's search
+path, so `getaddrinfo("web")` finds the service `web`.
+
 Only the HTTP API is used, so this works against any emulator the user can reach (`--server`), an
 authenticated one included (https and a bearer token: emulator/targets.py says where they come from).
-The engine's code is not imported: nothing here depends on api/.
+The engine's code is not imported (only the sandbox's launcher and file rendering): nothing here depends on api/.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -53,6 +59,9 @@ from emulator.cli import target as targets
 from emulator.cli.apiclient import Api, ApiError, Unreachable
 from emulator.cli.target import DEFAULT_SERVER, ApiTarget
 from emulator.envvars import expand
+from emulator.kubelet import sandbox
+from emulator.kubelet.context import ContainerContext
+from emulator.kubelet.hosts import HOSTNAME_FILE, HOSTS_FILE, RESOLV_CONF_FILE, render_resolv_conf, write_in_place
 
 ANNOTATION_COMMAND = "emulator.local/command"
 ANNOTATION_PID = "emulator.local/host-pid"
@@ -73,6 +82,7 @@ FIRST_PROBE_INTERVAL = 0.1
 PROBE_PERIOD = 2.0
 PROBE_TIMEOUT = 1.0
 FAILURE_THRESHOLD = 3
+NAMES_REFRESH = 2.0  # seconds between re-reads of the pod's hosts file (new services, new endpoints)
 
 _PORT = re.compile(r"(?:(?P<name>[a-z0-9-]+)=)?(?P<port>\d+)(?:/(?P<protocol>tcp|udp|sctp))?", re.IGNORECASE)
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -369,6 +379,8 @@ class LocalPod:
     api_failing: bool = False  # report a failing status patch once, not on every probe
     secrets_dir: str = ""  # the service-account files, removed when the pod goes
     kill_timer: asyncio.TimerHandle | None = None  # SIGKILL once the grace period after a stop is over
+    names_dir: str = ""  # the sandbox's hosts file, resolv.conf and launch spec, removed when the pod goes
+    names_task: asyncio.Task[None] | None = None  # keeps the hosts file current
 
     @property
     def ref(self) -> str:
@@ -400,6 +412,7 @@ class LocalPod:
             command = [expand(word, pod_env) for word in opts.command]
             if self.stopped_by:  # Ctrl-C (or a TERM) before CMD was started
                 return 128 + self.stopped_by
+            command, env = await self.sandboxed(command, env)
             self.guardian = Guardian.start(f"emulator run guardian of pod {self.ref}")
             try:
                 # A process group of its own: what CMD starts can be found and stopped with it, and a
@@ -416,6 +429,8 @@ class LocalPod:
                 # The signal came while CMD was being started, when there was no child to pass it to.
                 self.stop_child(None, self.stopped_by)
             tasks = (asyncio.create_task(self.probe_readiness()), asyncio.create_task(self.watch_deletion(rv)))
+            if self.names_dir:
+                self.names_task = asyncio.create_task(self.refresh_names())
             returncode = await self.child.wait()
             log(f"{opts.command[0]} exited with status {exit_status(returncode)}")
             return exit_status(returncode)
@@ -433,6 +448,9 @@ class LocalPod:
             await _cancel(watch)
             if self.secrets_dir:
                 shutil.rmtree(self.secrets_dir, ignore_errors=True)
+            await _cancel(self.names_task)
+            if self.names_dir:
+                shutil.rmtree(self.names_dir, ignore_errors=True)
 
     async def end_process_group(self) -> None:
         """CMD has exited (or `run` is leaving on an error): what is left in its process group is
@@ -481,6 +499,49 @@ class LocalPod:
             with os.fdopen(fd, "w") as out:
                 out.write(text)
         return {SERVICEACCOUNT_DIR_ENV: self.secrets_dir, SERVICEACCOUNT_TOKEN_ENV: os.path.join(self.secrets_dir, "token")}
+
+    async def sandboxed(self, command: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        """Where the kubelet's sandbox works (Linux with user namespaces, emulator/kubelet/sandbox.py), CMD
+        runs in it: the cluster's names resolve through the pod's own /etc/hosts and resolv.conf (fetched
+        from the emulator and kept current by `refresh_names`). Elsewhere CMD runs as is."""
+        if not sandbox.available():
+            return command, env
+        try:
+            names = await self.fetch_names()
+        except (ApiError, Unreachable) as exc:  # an older emulator: CMD runs, without the cluster's names
+            log(f"warning: the cluster's names will not resolve in CMD: {exc}")
+            return command, env
+        self.names_dir = tempfile.mkdtemp(prefix="emulator-run-")
+        directory = Path(self.names_dir)
+        try:
+            host_resolv = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            host_resolv = ""
+        write_in_place(directory / HOSTS_FILE, names["hosts"])
+        write_in_place(directory / HOSTNAME_FILE, str(names.get("hostname") or self.options.name) + "\n")
+        write_in_place(directory / RESOLV_CONF_FILE, render_resolv_conf(self.options.namespace, str(names["zone"]), host_resolv))
+        ctx = ContainerContext(
+            self.options.namespace, self.options.name, self.uid, container_name(self.options.name), self.ip,
+            env, None, directory,
+        )
+        return sandbox.prepare(ctx, command)
+
+    async def fetch_names(self) -> dict[str, Any]:
+        opts = self.options
+        path = f"/emulator/v1/namespaces/{quote(opts.namespace)}/pods/{quote(opts.name)}/hosts?format=json"
+        names: dict[str, Any] = await self.api.call("GET", path)
+        return names
+
+    async def refresh_names(self) -> None:
+        """Rewrite the hosts file (in place: the sandbox's bind mount holds its inode) as services change."""
+        while True:
+            await asyncio.sleep(NAMES_REFRESH)
+            try:
+                names = await self.fetch_names()
+            except (ApiError, Unreachable):
+                continue  # the emulator restarting, or the pod going: the next turn (or the end) decides
+            with contextlib.suppress(OSError):
+                write_in_place(Path(self.names_dir) / HOSTS_FILE, names["hosts"])
 
     async def deregister(self) -> bool:
         """Delete the pod; True when this call deleted it."""

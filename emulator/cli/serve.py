@@ -32,24 +32,34 @@ async def serve(cfg: config_module.Config) -> int:
         authorization,
         connections,
         guard,
+        metrics,
         oidc,
         podenv,
+        podhosts,
+        podlogs,
         policycheck,
+        portforward,
         processstatus,
         proxystatus,
         tokens,
     )
+    from api import exec as podexec
     from api.app import create_app
+    from emulator.kubelet.stats import Stats
     from emulator.registry.tokens import TokenOperations
     from emulator.runtime import Runtime
 
     runtime = Runtime(cfg, lambda rt: create_app(
         rt.registry,
         routes=[
-            *podenv.routes(rt.registry), *policycheck.routes(rt.policy_engine),
+            *podenv.routes(rt.registry), *podhosts.routes(rt.registry, rt.cluster_hosts), *policycheck.routes(rt.policy_engine),
             *tokens.routes(TokenOperations(rt.registry, rt.authenticator, max_expiration=cfg.max_token_seconds)), *proxystatus.routes(rt.proxy),
             *processstatus.routes(rt.process_status), *oidc.routes(rt.authenticator.tokens),
             *authorization.routes(rt.authenticator, rt.auth_required),
+            *podlogs.routes(rt.registry, lambda: rt.kubelet),
+            *metrics.routes(rt.registry, lambda: rt.kubelet, Stats()),
+            *podexec.routes(rt.kubelet),
+            *portforward.routes(rt.registry),
         ],
         middlewares=[
             guard.middleware(guard.rules(

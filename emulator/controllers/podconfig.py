@@ -27,6 +27,7 @@ from emulator import errors, podenv
 from emulator.controllers.replicaset import EventRecorder
 from emulator.controllers.workqueue import WorkQueue
 from emulator.kinds import CONFIG_MAPS, PODS, SECRETS
+from emulator.kinds.pod import RUNNABLE_CONDITION
 from emulator.registry.registry import Registry
 from emulator.store.events import ADDED, DELETED, Event
 from emulator.timestamps import now_rfc3339
@@ -44,7 +45,7 @@ class PodConfigController:
         self.queue: WorkQueue[Key] = WorkQueue("podconfig", self.sync)
         self.events = EventRecorder(registry, "kubelet")
         self._held: dict[str, set[str]] = {}  # namespace -> pods waiting for their configuration
-        self._reported: dict[tuple[str, str], str] = {}  # (pod uid, container) -> message of its last Failed event
+        self._reported: dict[str, dict[str, str]] = {}  # pod uid -> container -> message of its last Failed event
         self._new: set[Key] = set()  # pods created since start whose envFrom names are still to be checked
         self._since = registry.store.rv  # events up to here are replayed state, not new pods
 
@@ -61,20 +62,18 @@ class PodConfigController:
         key: Key = (event.namespace, event.name)
         held = self._held.get(event.namespace)
         if event.type == DELETED:
-            if held is not None:
-                held.discard(event.name)
+            self._release(event.namespace, event.name)
             self._new.discard(key)
             self.queue.forget(key)
             uid = event.obj["metadata"].get("uid", "")
             self.events.forget(uid)
-            for reported in [k for k in self._reported if k[0] == uid]:
-                del self._reported[reported]
+            self._reported.pop(uid, None)
             return
         if _HELD_MARK in event.raw:  # cheaper than decoding every pod; sync decides
             self._held.setdefault(event.namespace, set()).add(event.name)
             self.queue.add(key)
         elif held is not None:
-            held.discard(event.name)
+            self._release(event.namespace, event.name)
         if event.type == ADDED and event.rv > self._since and b'"envFrom"' in event.raw:
             self._new.add(key)
             self.queue.add(key)
@@ -94,25 +93,33 @@ class PodConfigController:
             self._new.discard(key)
             for skipped in podenv.skipped_keys(pod, lookup):
                 self.events.record(PODS, pod, "Warning", podenv.INVALID_NAMES_EVENT, skipped.message)
-        if not podenv.is_held(pod):
-            return None
+        if not podenv.is_held(pod) or _run_by_kubelet(pod):
+            return None  # (the kubelet, when it runs the pod, retries and reports this itself)
         uid = pod["metadata"].get("uid", "")
         failures = podenv.config_failures(pod, lookup)
         now = now_rfc3339()
         if failures:
             if {f.container: f.message for f in failures} != _waiting_messages(pod):
                 self._write(pod, podenv.held_status(pod, failures, now))
+            reported = self._reported.setdefault(uid, {})
             for failure in failures:
-                if self._reported.get((uid, failure.container)) != failure.message:
-                    self._reported[(uid, failure.container)] = failure.message
+                if reported.get(failure.container) != failure.message:
+                    reported[failure.container] = failure.message
                     self.events.record(PODS, pod, "Warning", podenv.FAILED_EVENT, f"Error: {failure.message}")
             return None
         self._write(pod, podenv.started_status(pod, now))
         for container in (pod.get("spec") or {}).get("containers") or []:
             self.events.record(PODS, pod, "Normal", "Started", f"Started container {container['name']}")
-        for reported in [k for k in self._reported if k[0] == uid]:
-            del self._reported[reported]
+        self._reported.pop(uid, None)
         return None
+
+    def _release(self, namespace: str, name: str) -> None:
+        """The pod waits no more: out of its namespace's set, and the set out of the map once empty."""
+        held = self._held.get(namespace)
+        if held is not None:
+            held.discard(name)
+            if not held:
+                del self._held[namespace]
 
     def _write(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
         try:
@@ -121,6 +128,10 @@ class PodConfigController:
             if exc.code != 404:
                 raise  # a conflict: the queue retries with the pod as it is now
             log.debug("pod %s/%s went away before its status was written", pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+
+def _run_by_kubelet(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == RUNNABLE_CONDITION and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def _waiting_messages(pod: dict[str, Any]) -> dict[str, str]:

@@ -31,10 +31,12 @@ from emulator.kinds import (
     namespace,
     networkpolicy,
     node,
+    nodemetrics,
     persistentvolume,
     persistentvolumeclaim,
     pod,
     poddisruptionbudget,
+    podmetrics,
     replicaset,
     replicationcontroller,
     resourcequota,
@@ -95,6 +97,9 @@ KINDS: tuple[Kind, ...] = (
     cronjob.KIND,
     customresourcedefinition.KIND,
     apiservice.KIND,
+    # metrics.k8s.io: read-only, answered from the processes (api/metrics.py), never stored
+    nodemetrics.KIND,
+    podmetrics.KIND,
 )
 
 # The resource types, for the modules that name one (store keys, event filters).
@@ -126,6 +131,8 @@ CONTROLLER_REVISIONS = controllerrevision.CONTROLLER_REVISIONS
 JOBS = job.JOBS
 CRON_JOBS = cronjob.CRON_JOBS
 CUSTOM_RESOURCE_DEFINITIONS = customresourcedefinition.CUSTOM_RESOURCE_DEFINITIONS
+NODE_METRICS = nodemetrics.NODE_METRICS
+POD_METRICS = podmetrics.POD_METRICS
 
 # Every resource served: the built-in kinds, then those registered while running (custom resources:
 # `register`, from emulator/controllers/crd.py). The list and the maps change in place, so every module
@@ -142,6 +149,8 @@ PROTOBUF_LAYOUTS: Mapping[tuple[str, str], Message] = {key: m for k in KINDS for
 # versions under one store key, each version with its own schema and columns (BY_KEY holds the storage one).
 _REGISTERED: dict[tuple[str, str, str], Kind] = {}
 _BUILT_IN_PATHS = frozenset(BY_PATH)
+_BUILT_IN_MANIFEST_KINDS = frozenset(BY_KIND)
+_BUILT_IN_KEYS = frozenset(BY_KEY)
 _generation = [0]
 
 
@@ -152,11 +161,14 @@ def generation() -> int:
 
 def register(kind: Kind, storage: bool = True) -> None:
     """Serve `kind` from now on (one version of a custom resource), in place of what was served at its path.
-    `storage`: the version its objects are stored in (BY_KEY's entry for the key)."""
+    `storage`: the version its objects are stored in (BY_KEY's entry for the key). A built-in resource is
+    never replaced: its path, its kind and its store key are refused (ValueError)."""
     r = kind.resource
     path = (r.group, r.version, r.plural)
-    if path in _BUILT_IN_PATHS:
+    if path in _BUILT_IN_PATHS or r.key in _BUILT_IN_KEYS:
         raise ValueError(f"{r.key} {r.version} is a built-in resource")
+    if (r.api_version, r.kind) in _BUILT_IN_MANIFEST_KINDS:
+        raise ValueError(f"{r.api_version} {r.kind} is a built-in kind")
     previous = BY_PATH.get(path)
     if previous is not None:
         RESOURCE_TYPES.remove(previous)
@@ -178,12 +190,13 @@ def unregister(key: str) -> None:
         if r.key != key:
             continue
         del _REGISTERED[path]
-        BY_PATH.pop(path, None)
-        if BY_KIND.get((r.api_version, r.kind)) is r:
+        if path not in _BUILT_IN_PATHS:
+            BY_PATH.pop(path, None)
+        if BY_KIND.get((r.api_version, r.kind)) is r and (r.api_version, r.kind) not in _BUILT_IN_MANIFEST_KINDS:
             del BY_KIND[(r.api_version, r.kind)]
         if r in RESOURCE_TYPES:
             RESOURCE_TYPES.remove(r)
-    if key in BY_KEY and BY_KEY[key].resource not in _BUILT_IN_KINDS:
+    if key in BY_KEY and key not in _BUILT_IN_KEYS and BY_KEY[key].resource not in _BUILT_IN_KINDS:
         del BY_KEY[key]
     _generation[0] += 1
 

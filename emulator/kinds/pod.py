@@ -1,7 +1,9 @@
 """Pod (core/v1): the model, the write-path rules (defaults, validation, the pod IP), the columns of
 `kubectl get pods`, its merge keys and its protobuf layout.
 
-There is no kubelet yet: a pod is Running and Ready at creation unless the client says otherwise.
+Without the kubelet (the default) a pod is Running and Ready at creation unless the client says otherwise;
+with it (`emulator serve --kubelet`) a pod whose commands are known is born Pending and the kubelet
+(emulator/kubelet/) reports the rest.
 """
 
 from __future__ import annotations
@@ -37,8 +39,17 @@ from emulator.registry.strategy import Allocation, Strategy
 from emulator.timestamps import now_rfc3339, parse_rfc3339
 
 PODS = ResourceType(
-    "", "v1", "pods", "Pod", True, "pod", ("po",), ("all",), subresources=(Subresource("status"),)
+    "", "v1", "pods", "Pod", True, "pod", ("po",), ("all",), subresources=(
+        Subresource("status"),
+        Subresource("log", ("get",)),  # api/podlogs.py (kubectl logs)
+        # api/exec.py and api/portforward.py (kubectl exec, attach, cp, port-forward)
+        Subresource("attach", ("create", "get"), kind="PodAttachOptions"),
+        Subresource("exec", ("create", "get"), kind="PodExecOptions"),
+        Subresource("portforward", ("create", "get"), kind="PodPortForwardOptions"),
+    ),
 )
+# the condition that says whether the emulator's kubelet runs a pod (emulator/kubelet/images.py decides)
+RUNNABLE_CONDITION = "emulator.local/Runnable"
 READY_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "PodScheduled", "Ready")
 
 
@@ -258,6 +269,34 @@ def pod_port_containers(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
     return out
 
 
+def _born_pending(obj: dict[str, Any], stamp: str) -> None:
+    """The status of a pod the kubelet will run: scheduled, nothing started yet (the kubelet reports the
+    rest). `RUNNABLE_CONDITION` True marks it as the kubelet's."""
+    spec, status = obj["spec"], obj.setdefault("status", {})
+    status["phase"] = "Pending"
+    status["conditions"] = [
+        {"type": RUNNABLE_CONDITION, "status": "True", "lastTransitionTime": stamp, "reason": "CommandKnown"},
+        {"type": "PodReadyToStartContainers", "status": "False", "lastTransitionTime": stamp},
+        {"type": "Initialized", "status": "False", "lastTransitionTime": stamp, "reason": "ContainersNotInitialized"},
+        {"type": "Ready", "status": "False", "lastTransitionTime": stamp, "reason": "ContainersNotReady"},
+        {"type": "ContainersReady", "status": "False", "lastTransitionTime": stamp, "reason": "ContainersNotReady"},
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
+    ]
+    inits = spec.get("initContainers") or []
+
+    def waiting(container: dict[str, Any], reason: str) -> dict[str, Any]:
+        return {
+            "name": container["name"], "image": container.get("image") or "", "imageID": "", "ready": False,
+            "restartCount": 0, "started": False, "state": {"waiting": {"reason": reason}}, "lastState": {},
+        }
+
+    if inits:
+        status["initContainerStatuses"] = [waiting(c, "PodInitializing") for c in inits]
+    status["containerStatuses"] = [
+        waiting(c, "PodInitializing" if inits else "ContainerCreating") for c in spec.get("containers") or []
+    ]
+
+
 class PodStrategy(Strategy):
     resource = PODS
     model = Pod
@@ -280,13 +319,23 @@ class PodStrategy(Strategy):
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("nodeName", "emulator")
         status = obj.setdefault("status", {})
-        # There is no kubelet: a pod runs and is ready at once unless the client says otherwise.
+        stamp = now_rfc3339()
+        why_not = self.cluster.unrunnable(obj) if self.cluster.unrunnable is not None else ""
+        if why_not is None:
+            # the kubelet (emulator/kubelet/) runs it: born Pending, its containers being created
+            _born_pending(obj, stamp)
+        elif self.cluster.unrunnable is not None:
+            status.setdefault("conditions", []).append({
+                "type": RUNNABLE_CONDITION, "status": "False", "lastTransitionTime": stamp,
+                "reason": "NoCommand", "message": why_not,
+            })
+        # Without a kubelet (or one that does not run it) a pod runs and is ready at once unless the client
+        # says otherwise.
         status.setdefault("phase", "Running")
         conditions = status.setdefault("conditions", [])
         present = {c["type"] for c in conditions}
         ready_now = status["phase"] == "Running"
         ready_value = next((c["status"] for c in conditions if c["type"] == "Ready"), "True" if ready_now else "False")
-        stamp = now_rfc3339()
         for ctype in READY_CONDITIONS:
             if ctype not in present:
                 value = ready_value if ctype in ("Ready", "ContainersReady") else "True"
@@ -299,13 +348,25 @@ class PodStrategy(Strategy):
             status["podIP"] = self.cluster.node_address
         if status.get("podIP"):
             status.setdefault("podIPs", [{"ip": status["podIP"]}])
-        if status["phase"] in ("Pending", "Running"):
+        if status["phase"] in ("Pending", "Running") and why_not is not None:
             # The kubelet cannot create a container whose env names a missing ConfigMap, Secret or key:
             # such a pod is born waiting (emulator/podenv.py); controllers/podconfig.py starts it later.
             namespace = obj["metadata"]["namespace"]
             failures = podenv.config_failures(obj, lambda rt, name: self.cluster.store.get(rt, namespace, name))
             if failures:
                 obj["status"] = podenv.held_status(obj, failures, stamp)
+
+    def grace_period(self, obj: dict[str, Any], requested: int | None) -> int | None:
+        """A pod the kubelet runs terminates (preStop, SIGTERM, its grace, SIGKILL) before it goes; the
+        kubelet then removes it. Records, finished pods and a zero grace (`--force`) go at once."""
+        if self.cluster.unrunnable is None or not _condition_true(obj.get("status") or {}, RUNNABLE_CONDITION):
+            return None
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return None
+        if requested is None:
+            requested = obj["spec"].get("terminationGracePeriodSeconds")
+        grace = 30 if requested is None else max(int(requested), 0)
+        return grace or None
 
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         spec = obj["spec"]
@@ -460,11 +521,41 @@ def _pod_cells(pod: dict[str, Any], now: datetime) -> list[Any]:
     statuses = status.get("containerStatuses")
     restarts = 0
     last_restart: datetime | None = None
-    if statuses is None:
+    restartable = {c.get("name") for c in sidecars}
+    init_statuses = status.get("initContainerStatuses") or []
+    initializing = False
+    sidecars_ready = 0
+    for i, cs in enumerate(init_statuses):  # kubectl's printPod: the first unfinished init container speaks
+        restarts += int(cs.get("restartCount") or 0)
+        finished = parse_rfc3339(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+        if finished and (last_restart is None or finished > last_restart):
+            last_restart = finished
+        state = cs.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated is not None and terminated.get("exitCode") == 0:
+            continue
+        if cs.get("name") in restartable and cs.get("started"):
+            sidecars_ready += 1 if cs.get("ready") else 0
+            continue
+        initializing = True
+        if terminated is not None:
+            if terminated.get("reason"):
+                reason = "Init:" + terminated["reason"]
+            else:
+                reason = f"Init:Signal:{terminated['signal']}" if terminated.get("signal") else f"Init:ExitCode:{terminated.get('exitCode') or 0}"
+        elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{i}/{len(spec.get('initContainers') or [])}"
+        break
+    if initializing and not _condition_true(status, "Initialized"):
+        statuses = []
+        ready = sidecars_ready
+    elif statuses is None:
         # The emulator may not track containers individually: the Ready condition speaks for all of them.
         ready = total if _condition_true(status, "Ready") else 0
     else:
-        ready = 0
+        ready = sidecars_ready
         running = False
         for cs in reversed(statuses):
             restarts += int(cs.get("restartCount") or 0)

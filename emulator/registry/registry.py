@@ -10,6 +10,7 @@ refuses the write. Per-kind behaviour lives in each kind's strategy (emulator/ki
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from emulator.registry.strategy import Strategy
 from emulator.registry.watch import ObjectFilter, Watch
 from emulator.store.events import Event
 from emulator.store.store import Store
-from emulator.timestamps import now_rfc3339
+from emulator.timestamps import now_rfc3339, rfc3339
 
 FIELD_VALIDATION_MODES = ("Strict", "Warn", "Ignore")
 MERGE_PATCH = "application/merge-patch+json"
@@ -117,6 +118,9 @@ class Cluster:
     node_address: str = "127.0.0.1"
     api_address: str = "127.0.0.1"
     api_port: int = 8080
+    # With the kubelet on (emulator/kubelet/): why it would not run a pod, None when it runs it. None
+    # without a kubelet: pods are records. Strategies ask it without importing the kubelet.
+    unrunnable: Callable[[dict[str, Any]], str | None] | None = None
 
 
 @dataclass
@@ -517,8 +521,13 @@ class Registry:
     def delete(
         self, rt: ResourceType, namespace: str, name: str,
         preconditions: dict[str, Any] | None = None, dry_run: bool = False, propagation: str | None = None,
+        grace_period: int | None = None,
     ) -> dict[str, Any]:
         """Delete now, or mark for deletion while finalizers remain (they are cleared by updates).
+
+        `grace_period` (DeleteOptions.gracePeriodSeconds) matters to objects the kind deletes gracefully
+        (`Strategy.grace_period`: a pod the kubelet runs): they are marked Terminating with a
+        deletionGracePeriodSeconds, and removed by whoever finishes them (`finalize`); 0 deletes now.
 
         `propagation` (DeleteOptions.propagationPolicy) says what happens to the object's dependents:
         Background (None: the default of every kind served) deletes the object now and the garbage
@@ -541,6 +550,13 @@ class Registry:
         if dry_run:
             return old
         strategy = self.strategy(rt)
+        grace = strategy.grace_period(old, grace_period)
+        if grace is not None:
+            if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds") or 0) <= grace:
+                return old  # already terminating, at least as soon
+            meta["deletionTimestamp"] = rfc3339(time.time() + grace)
+            meta["deletionGracePeriodSeconds"] = grace
+            return self.store.update(rt.key, namespace, name, old)
         finalizers_changed = False
         if propagation is not None and not strategy.deletes_gracefully:
             current = list(meta.get("finalizers") or [])
@@ -575,14 +591,14 @@ class Registry:
 
     def delete_collection(
         self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None, dry_run: bool = False,
-        propagation: str | None = None,
+        propagation: str | None = None, grace_period: int | None = None,
     ) -> list[dict[str, Any]]:
         deleted = []
         for raw in list(self.list_raw(rt, namespace, keep)):
             obj = orjson.loads(raw)
             meta = obj["metadata"]
             try:
-                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"], dry_run=dry_run, propagation=propagation))
+                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"], dry_run=dry_run, propagation=propagation, grace_period=grace_period))
             except errors.StatusError as exc:
                 if exc.code != 404:  # a controller removed it meanwhile
                     raise

@@ -76,6 +76,11 @@ class Strategy:
     def prepare_delete(self, obj: dict[str, Any]) -> None:
         """Changes to an object that is marked for deletion but stays for now."""
 
+    def grace_period(self, obj: dict[str, Any], requested: int | None) -> int | None:
+        """Seconds this object gets to terminate when deleted (DeleteOptions' `requested`, else the
+        kind's default); None deletes it at once (the default: only a running pod terminates)."""
+        return None
+
     def allocate(self, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool) -> Allocation:
         """Take addresses/ports the object needs (requested ones checked for range and use)."""
         return Allocation()

@@ -65,9 +65,11 @@ class Review:
     error: str = ""
 
 
-def auth_required(api_host: str, require_auth: bool, allow_anonymous: bool) -> bool:
-    """Tokens are needed off loopback unless explicitly waived, and wherever asked for."""
-    return require_auth or (not is_loopback(api_host) and not allow_anonymous)
+def auth_required(api_host: str, require_auth: bool, allow_anonymous: bool, runs_pods: bool = False) -> bool:
+    """Tokens are needed off loopback unless explicitly waived, and wherever asked for. With the kubelet on
+    (`runs_pods`) a pod is a command run as the owner, and loopback is shared by every local user: tokens
+    are needed there too, unless explicitly waived (docs/security.md)."""
+    return require_auth or ((runs_pods or not is_loopback(api_host)) and not allow_anonymous)
 
 
 class Authenticator:

@@ -74,7 +74,7 @@ def test_version_and_api_resources(kubectl: Kubectl) -> None:
     assert "Server Version: v1.32.0" in kubectl.out("version")
     lines = kubectl.out("api-resources").splitlines()
     assert lines[0].split() == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
-    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    rows = {line.split()[0]: line.split() for line in reversed(lines[1:])}  # the first `pods`: metrics.k8s.io has one too
     assert rows["pods"] == ["pods", "po", "v1", "true", "Pod"]
     assert rows["services"] == ["services", "svc", "v1", "true", "Service"]
     assert rows["namespaces"] == ["namespaces", "ns", "v1", "false", "Namespace"]

@@ -138,13 +138,18 @@ def test_aggregated_core_shape() -> None:
     assert pods["shortNames"] == ["po"]
     assert pods["categories"] == ["all"]
     assert pods["verbs"] == ALL_VERBS
-    assert pods["subresources"] == [
-        {
-            "subresource": "status",
-            "responseKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "verbs": ["get", "patch", "update"],
-        }
-    ]
+    subresources = {s["subresource"]: s for s in pods["subresources"]}
+    assert subresources["status"] == {
+        "subresource": "status",
+        "responseKind": {"group": "", "version": "v1", "kind": "Pod"},
+        "verbs": ["get", "patch", "update"],
+    }
+    assert subresources["exec"] == {  # as the API server lists it (kubectl exec, cp)
+        "subresource": "exec",
+        "responseKind": {"group": "", "version": "v1", "kind": "PodExecOptions"},
+        "verbs": ["create", "get"],
+    }
+    assert {"attach", "portforward"} <= subresources.keys()
 
 
 def test_aggregated_core_lists_every_core_kind_with_short_names_and_scope() -> None:
@@ -174,7 +179,7 @@ def test_aggregated_groups_one_item_per_named_group() -> None:
     doc = aggregated_groups("v2")
     assert doc["apiVersion"] == "apidiscovery.k8s.io/v2"
     names = [item["metadata"]["name"] for item in doc["items"]]
-    assert sorted(names) == ["apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "discovery.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io"]
+    assert sorted(names) == ["apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "discovery.k8s.io", "metrics.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io"]
     for item in doc["items"]:
         assert item["metadata"]["creationTimestamp"] is None
     res = resources_by_name(doc)
@@ -217,7 +222,7 @@ def test_api_group_list_and_group() -> None:
     doc = api_group_list()
     assert doc["kind"] == "APIGroupList" and doc["apiVersion"] == "v1"
     groups = {g["name"]: g for g in doc["groups"]}
-    assert set(groups) == {"apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io", "batch"}
+    assert set(groups) == {"apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io", "batch", "metrics.k8s.io"}
     assert groups["networking.k8s.io"] == {
         "name": "networking.k8s.io",
         "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
@@ -262,9 +267,12 @@ def test_group_resource_list() -> None:
 
 
 def test_every_table_row_is_discoverable_both_ways() -> None:
-    aggregated = resources_by_name(aggregated_core()) | resources_by_name(aggregated_groups())
+    aggregated = {
+        (r["responseKind"]["group"], r["resource"]): r
+        for doc in (aggregated_core(), aggregated_groups()) for item in doc["items"] for v in item["versions"] for r in v["resources"]
+    }  # by group too: metrics.k8s.io has its own `pods` and `nodes`
     for r in RESOURCE_TYPES:
-        assert aggregated[r.plural]["responseKind"]["kind"] == r.kind
+        assert aggregated[(r.group, r.plural)]["responseKind"]["kind"] == r.kind
         legacy = api_resource_list(r.group, r.version)
         assert legacy is not None
         assert any(e["name"] == r.plural and e["kind"] == r.kind for e in legacy["resources"])

@@ -350,3 +350,44 @@ async def test_a_waiting_pod_is_picked_up_again_after_a_restart(cluster: Cluster
     await cluster.settle()
     assert phase_ready(cluster.pod()) == ("Running", "True")
     assert cluster.registry.pod_environment(NS, "web", None)[1]["TOKEN"] == "t"
+
+
+async def restart(cluster: Cluster) -> PodConfigController:
+    """A new controller, nothing kept in memory, fed the stored pods as emulator/runtime.py does."""
+    await cluster.controller.queue.stop()
+    cluster.store.unsubscribe(cluster.controller.apply)
+    restarted = PodConfigController(cluster.registry)
+    cluster.controller = restarted
+    cluster.store.subscribe(restarted.apply)
+    cluster.store.replay(restarted.apply, (PODS.key,))
+    restarted.queue.start()
+    await cluster.settle()
+    return restarted
+
+
+async def test_a_restart_does_not_record_the_same_failed_event_again(cluster: Cluster) -> None:
+    cluster.registry.create(PODS, NS, {"metadata": {"name": "web"}, "spec": {"containers": [
+        {"name": "app", "image": "i", "envFrom": [{"configMapRef": {"name": "cfg"}}]},
+    ]}})
+    await cluster.settle()
+    await restart(cluster)
+    failed = [e for e in cluster.store.objects(EVENTS.key, NS) if e["reason"] == "Failed"]
+    assert len(failed) == 1 and failed[0]["message"] == 'Error: configmap "cfg" not found'  # bumped, not repeated
+    assert failed[0]["count"] == 2
+
+
+async def test_the_controller_forgets_pods_that_wait_no_more(cluster: Cluster) -> None:
+    for name in ("a", "b"):
+        cluster.registry.create(PODS, NS, {"metadata": {"name": name}, "spec": {"containers": [
+            {"name": "app", "image": "i", "envFrom": [{"configMapRef": {"name": "cfg"}}]},
+        ]}})
+    await cluster.settle()
+    uid_a = cluster.pod("a")["metadata"]["uid"]
+    assert cluster.controller._held == {NS: {"a", "b"}} and set(cluster.controller._reported) >= {uid_a}
+    cluster.registry.delete(PODS, NS, "a")
+    await cluster.settle()
+    assert uid_a not in cluster.controller._reported and cluster.controller._held == {NS: {"b"}}
+    cluster.registry.create(CONFIG_MAPS, NS, {"metadata": {"name": "cfg"}})
+    await cluster.settle()
+    assert phase_ready(cluster.pod("b")) == ("Running", "True")
+    assert cluster.controller._held == {} and cluster.controller._reported == {}

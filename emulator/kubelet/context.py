@@ -1,0 +1,21 @@
+"""`ContainerContext`: what every spawner (process.py, the sandbox, exec sessions) needs to know about one
+container of a pod, computed once by the kubelet when it starts the container."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ContainerContext:
+    namespace: str
+    pod: str
+    uid: str
+    container: str
+    pod_ip: str
+    env: dict[str, str]  # the container's whole environment, as the kubelet gives it
+    working_dir: str | None
+    pod_dir: Path  # <data-dir or temp>/pods/<uid>/: volumes, logs, launcher files live under it
+    mounts: tuple[Any, ...] = ()  # emulator/kubelet/volumes.py's Mount; () until volumes land

@@ -1,0 +1,167 @@
+"""What runs: a container's own `command`/`args`, or the owner's image map (an image → a local command).
+
+The image map is a YAML file given to `emulator serve --image-map PATH` (docs/pods.md):
+
+    images:
+      ghcr.io/acme/web:            # registry, tag and digest are optional: `acme/web`, `web:1.2` match too
+        command: [python3, -m, http.server, "8080"]
+        args: []
+        workingDir: /home/me/src/web
+        env: {DEBUG: "1"}
+
+A pod is run when every container (init containers included) has a command; otherwise it stays a
+record (with the condition below saying why). Pods that bring their own `status.podIP` (a process
+that already listens there) or that `emulator run` registers (annotation below) are never run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulator.kinds.pod import RUNNABLE_CONDITION
+
+__all__ = ["NO_COMMAND", "RUNNABLE_CONDITION", "ImageCommand", "ImageMap", "ImageMapError", "image_name", "resolved_command", "unrunnable"]
+
+# the annotation `emulator run` puts on the pods it registers (emulator/cli/run.py; the engine may not import it)
+REGISTERED_BY_RUN = "emulator.local/command"
+DEFAULT_REGISTRY = "docker.io"
+NO_COMMAND = "no command known"  # how the one actionable reason (a Warning event) begins
+
+
+class ImageMapError(ValueError):
+    """The image map file cannot be used; the message says where and what to write instead."""
+
+
+@dataclass(frozen=True)
+class ImageCommand:
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    working_dir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def image_name(image: str) -> str:
+    """An image reference without tag or digest, its default registry (`docker.io`) and `library/` taken
+    off: `docker.io/library/nginx:1.27` → `nginx`, `ghcr.io/acme/web@sha256:…` → `ghcr.io/acme/web`."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name[: len(name) - len(last[-1]) + last[-1].index(":")]
+    for prefix in (f"{DEFAULT_REGISTRY}/library/", f"{DEFAULT_REGISTRY}/", "index.docker.io/library/", "index.docker.io/", "library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    return name
+
+
+def _candidates(image: str) -> list[str]:
+    """Keys that may map `image`, most specific first: as written, without tag, without registry."""
+    full = image_name(image)
+    out = [image, full]
+    first, _, rest = full.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        out.append(rest)  # a registry host: `ghcr.io/acme/web` is also `acme/web`
+    return out
+
+
+@dataclass(frozen=True)
+class ImageMap:
+    entries: dict[str, ImageCommand] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ImageMap:
+        try:
+            document = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ImageMapError(f"cannot read the image map {path}: {exc}") from exc
+        return cls.parse(document, str(path))
+
+    @classmethod
+    def parse(cls, document: Any, where: str = "image map") -> ImageMap:
+        if document is None:
+            return cls()
+        images = document.get("images") if isinstance(document, Mapping) else None
+        if not isinstance(images, Mapping):
+            raise ImageMapError(f"{where}: expected a mapping `images:` of image name → {{command, args, workingDir, env}}")
+        entries: dict[str, ImageCommand] = {}
+        for image, entry in images.items():
+            at = f"{where}: images[{image!r}]"
+            if not isinstance(entry, Mapping):
+                raise ImageMapError(f"{at}: expected a mapping with command, args, workingDir or env")
+            unknown = set(entry) - {"command", "args", "workingDir", "env"}
+            if unknown:
+                raise ImageMapError(f"{at}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; use command, args, workingDir, env")
+            lists = {}
+            for key in ("command", "args"):
+                value = entry.get(key) or []
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+                    raise ImageMapError(f"{at}.{key}: expected a list of strings")
+                lists[key] = tuple(str(v) for v in value)
+            if not lists["command"] and not lists["args"]:
+                raise ImageMapError(f"{at}: give a command (and/or args)")
+            env = entry.get("env") or {}
+            if isinstance(env, list):  # the pod spec's form: [{name, value}]
+                env = {e.get("name"): e.get("value", "") for e in env if isinstance(e, Mapping)}
+            if not isinstance(env, Mapping):
+                raise ImageMapError(f"{at}.env: expected a mapping NAME: value")
+            working_dir = entry.get("workingDir")
+            entries[image_name(str(image))] = ImageCommand(
+                lists["command"], lists["args"], str(working_dir) if working_dir else None,
+                {str(k): "" if v is None else str(v) for k, v in env.items()},
+            )
+        return cls(entries)
+
+    def lookup(self, image: str | None) -> ImageCommand | None:
+        if not image:
+            return None
+        for key in _candidates(image):
+            found = self.entries.get(key)
+            if found is not None:
+                return found
+        return None
+
+
+def _containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    spec = pod.get("spec") or {}
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+
+
+def unrunnable(pod: Mapping[str, Any], images: ImageMap) -> str | None:
+    """Why the kubelet would not run `pod` (a message saying what to do), None when it runs it. Asked
+    once, when the pod is created (its `status.podIP`, if any, is then the client's)."""
+    meta = pod.get("metadata") or {}
+    if REGISTERED_BY_RUN in (meta.get("annotations") or {}):
+        return "registered by `emulator run`, which runs its process itself"
+    if (pod.get("status") or {}).get("podIP"):
+        return "the pod brings its own status.podIP: a process that is already running there"
+    if (pod.get("spec") or {}).get("hostNetwork"):
+        return "hostNetwork pods are not run by the emulator's kubelet"
+    missing = [c for c in _containers(pod) if not c.get("command") and images.lookup(c.get("image")) is None]
+    if missing:
+        names = ", ".join(f"{c.get('name')} (image {c.get('image') or 'none'})" for c in missing)
+        return (
+            f"{NO_COMMAND} for container(s) {names}: give the container a `command`, or map the image "
+            "to a local command in the file given to `emulator serve --image-map` (docs/pods.md)"
+        )
+    return None
+
+
+def resolved_command(container: Mapping[str, Any], images: ImageMap) -> tuple[list[str], list[str], str | None, dict[str, str]]:
+    """(command, args, workingDir, extra env) as the container will run: the spec's own fields win over the
+    image map's (as a container's command/args override the image's entrypoint and cmd)."""
+    mapped = images.lookup(container.get("image")) or ImageCommand()
+    command = list(container.get("command") or mapped.command)
+    if container.get("args") is not None:
+        args = [str(a) for a in container["args"]]
+    elif container.get("command"):
+        args = []  # a command given without args drops the image's cmd, as in Kubernetes
+    else:
+        args = list(mapped.args)
+    return command, args, container.get("workingDir") or mapped.working_dir, dict(mapped.env)

@@ -1,0 +1,712 @@
+"""One pod's lifecycle, as the kubelet's pod worker and kuberuntime_manager's `computePodActions` run it:
+compare what the spec wants with what runs, act, report.
+
+- init containers one after the other; a failed one is restarted (with back-off) unless the pod's
+  restartPolicy is Never, which fails the pod (`Init:Error`, `Init:CrashLoopBackOff` in kubectl);
+- native sidecars (init containers with `restartPolicy: Always`) start in their place in that order,
+  must be started (startup probe) before the next init container, keep running, and are restarted
+  whenever they exit; they are stopped after the main containers;
+- main containers start together once the pod is initialized and are restarted per restartPolicy
+  (Always; OnFailure: a non-zero exit; Never) after the CrashLoopBackOff back-off: the first restart at
+  once, then base (10 s), doubling to 300 s, reset once a container ran 10 minutes;
+- phase Pending → Running → Succeeded/Failed; conditions PodReadyToStartContainers, Initialized,
+  ContainersReady, Ready (from readiness probes when emulator/kubelet/probes.py is there, else "started");
+- postStart and preStop hooks (exec, httpGet, sleep); deletion: preStop, SIGTERM to each container's
+  group, terminationGracePeriodSeconds (the deletion's grace), SIGKILL, then the pod is removed.
+
+Everything happens in one asyncio task per pod; processes, probes and store events only wake it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from emulator import envvars, podenv
+from emulator.kubelet import state, volumes
+from emulator.kubelet.context import ContainerContext
+from emulator.kubelet.images import RUNNABLE_CONDITION, resolved_command
+from emulator.kubelet.process import ContainerProcess, Exit, log_sink, wrap
+from emulator.timestamps import now_rfc3339
+
+if TYPE_CHECKING:
+    from emulator.kubelet.kubelet import Kubelet
+
+log = logging.getLogger(__name__)
+
+KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready", "PodScheduled")
+CONFIG_RETRY = 10.0  # seconds between attempts to configure a container whose ConfigMap/Secret is missing
+HOOK_TIMEOUT = 30.0
+
+
+@dataclass
+class Backoff:
+    """CrashLoopBackOff timings (the kubelet's: 10 s doubling to 5 min, forgotten after 10 min running)."""
+
+    base: float = 10.0
+    limit: float = 300.0
+    reset_after: float = 600.0
+
+
+@dataclass
+class Container:
+    spec: dict[str, Any]
+    kind: str  # "init" | "sidecar" | "main"
+    restart_count: int = 0
+    process: ContainerProcess | None = None
+    ctx: ContainerContext | None = None
+    started_at: str | None = None
+    started_mono: float = 0.0
+    terminated: dict[str, Any] | None = None  # the current instance's end (None: running or never ran)
+    last_terminated: dict[str, Any] | None = None
+    waiting: tuple[str, str] = ("ContainerCreating", "")
+    ever_started: bool = False
+    delay: float = 0.0  # the next back-off
+    delay_shown: str = "0s"  # the current back-off, as the waiting message says it
+    retry_at: float = 0.0  # monotonic time before which it is not restarted
+    hook_done: bool = True
+    stopping: bool = False  # the kubelet stops it (liveness, termination): its exit is not a crash
+    stopping_restart: bool = False  # killed by a failed probe: restarted per restartPolicy
+    probes: Any = None  # probes.py ContainerProbes, None without probes
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.exit is None
+
+    @property
+    def completed(self) -> bool:
+        return self.terminated is not None and self.terminated.get("exitCode") == 0
+
+    @property
+    def started(self) -> bool:
+        """Running, and its startup probe (if any) passed."""
+        return self.running and (self.probes is None or bool(self.probes.started))
+
+    @property
+    def ready(self) -> bool:
+        """Started, its postStart hook done, and its readiness probe (if any) passing."""
+        return self.started and self.hook_done and (self.probes is None or bool(self.probes.ready))
+
+
+class PodWorker:
+    def __init__(self, kubelet: Kubelet, pod: dict[str, Any]) -> None:
+        self.kubelet = kubelet
+        self.pod = pod
+        meta = pod["metadata"]
+        self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
+        self.pod_dir: Path = kubelet.pod_dir_for(self.uid)
+        spec = pod.get("spec") or {}
+        self.containers: dict[str, Container] = {}
+        for c in spec.get("initContainers") or []:
+            self.containers[c["name"]] = Container(c, "sidecar" if c.get("restartPolicy") == "Always" else "init")
+        for c in spec.get("containers") or []:
+            self.containers[c["name"]] = Container(c, "main")
+        self.restart_policy = spec.get("restartPolicy") or "Always"
+        self.phase = "Pending"
+        self.initialized = False
+        self.init_failed = False
+        self.ready_to_start = False
+        self.terminal = False
+        self.volumes: Any = None
+        self._mount_error = ""
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._published: dict[str, Any] | None = None
+        self._start_time = now_rfc3339()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- driving -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"pod {self.namespace}/{self.name}")
+
+    def update(self, pod: dict[str, Any]) -> None:
+        old, self.pod = self.pod["metadata"], pod
+        self._wake.set()
+        meta = pod["metadata"]
+        if self.volumes is not None and (meta.get("labels"), meta.get("annotations")) != (old.get("labels"), old.get("annotations")):
+            try:  # downwardAPI files follow the pod's labels and annotations
+                update = getattr(self.volumes, "update_pod", None)
+                if update is not None:
+                    update(pod)
+                self.volumes.refresh()
+            except Exception:  # never raised into the store's event delivery
+                log.exception("volumes of pod %s/%s not refreshed", self.namespace, self.name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def deleting(self) -> bool:
+        return bool(self.pod["metadata"].get("deletionTimestamp"))
+
+    async def _run(self) -> None:
+        try:
+            self._setup()
+        except Exception:
+            log.exception("the worker of pod %s/%s could not set the pod up", self.namespace, self.name)
+        while not self.deleting:
+            self._wake.clear()
+            try:
+                delay = self._sync()
+                self._publish()
+            except Exception:  # a bug must not leave the pod unattended (or undeletable): retry soon
+                log.exception("the worker of pod %s/%s failed; retrying", self.namespace, self.name)
+                delay = CONFIG_RETRY
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+        try:
+            await self._stop_all(self._grace(), reason="the pod is deleted")
+        except Exception:
+            log.exception("the containers of pod %s/%s were not all stopped", self.namespace, self.name)
+            await self._stop_all(0.0, reason="the pod is deleted")
+        self._cleanup()
+        self.kubelet.finalize(self)
+
+    async def shutdown(self, grace: float, keep_running: bool = False) -> None:
+        """The emulator stops: stop the containers (a node shutting down), or leave them for the next
+        run to adopt (`keep_running`)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if keep_running:
+            for c in self.containers.values():
+                self._stop_probes(c)
+                if c.process is not None:
+                    c.process.detach()
+            return
+        await self._stop_all(grace, reason="the emulator is stopping")
+        self._save()
+
+    async def kill_now(self) -> None:
+        """The pod is gone (a forced deletion): SIGKILL everything, clean up."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._stop_all(0.0, reason="the pod was deleted")
+        self._cleanup()
+
+    # -- setup and adoption --------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        self.pod_dir.mkdir(parents=True, exist_ok=True)
+        record = state.load(self.pod_dir)
+        if record is None:
+            self.kubelet.record(self.pod, "Normal", "Scheduled", f"Successfully assigned {self.namespace}/{self.name} to {self.kubelet.node_name}", component="default-scheduler")
+        else:
+            self._adopt(record)
+        self._setup_volumes()
+
+    def _setup_volumes(self) -> bool:
+        """Make the pod's volumes; False (a FailedMount event, retried) while one cannot be made."""
+        if self.ready_to_start:
+            return True
+        try:
+            self.volumes = self.kubelet.volumes_for(self.pod, self.pod_dir)
+        except volumes.VolumeError as exc:
+            if self._mount_error != str(exc):
+                self._mount_error = str(exc)
+                self.kubelet.record(self.pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+            return False
+        self.ready_to_start = True
+        return True
+
+    def _adopt(self, record: state.PodRecord) -> None:
+        for name, saved in record.containers.items():
+            c = self.containers.get(name)
+            if c is None:
+                continue
+            c.restart_count, c.started_at = saved.restart_count, saved.started_at
+            c.last_terminated, c.terminated = saved.last_terminated, saved.terminated
+            c.ever_started = saved.started_at is not None
+            if saved.process is None or saved.terminated is not None:
+                continue
+            _, sink = log_sink(self.pod_dir, name, c.restart_count, self.kubelet.log_max_bytes, self.kubelet.log_max_files)
+            process = ContainerProcess.adopt(saved.process, sink)
+            if process is None:  # it ended while no emulator watched: how, nobody knows
+                sink.close()
+                c.terminated = self._terminated(c, Exit(137, known=False))
+                c.waiting = ("", "")
+                self._plan_restart(c)
+                continue
+            c.process, c.started_mono = process, time.monotonic()
+            c.ctx = self._context(c, self._environment(c) or {})
+            self._watch(c, process)
+            self._start_probes(c)
+            log.info("adopted container %s of pod %s/%s (pid %d)", name, self.namespace, self.name, process.pid)
+
+    # -- computePodActions ---------------------------------------------------------------------------
+
+    def _sync(self) -> float | None:
+        if self.terminal:
+            return None
+        if not self._setup_volumes():
+            return CONFIG_RETRY
+        now = time.monotonic()
+        waits: list[float] = []
+        initialized = True
+        for c in self.containers.values():
+            if c.kind == "main":
+                continue
+            if c.kind == "sidecar":
+                if not c.running:
+                    waits.append(self._maybe_start(c, now))
+                if not (c.running and c.started) and not self.initialized:
+                    initialized = False  # the next init container waits for this sidecar to have started
+                    break
+                continue
+            if c.completed:
+                continue
+            initialized = False
+            if c.running:
+                break
+            if c.terminated is not None and self.restart_policy == "Never":
+                self.init_failed = True
+                break
+            waits.append(self._maybe_start(c, now))
+            break
+        self.initialized = initialized or (self.initialized and all(c.completed for c in self._inits()))
+        if self.initialized and not self.init_failed:
+            for c in self._mains():
+                if c.running or (c.terminated is not None and not self._restarts(c)):
+                    continue
+                waits.append(self._maybe_start(c, now))
+        self.phase = self._phase()
+        if self.phase in ("Succeeded", "Failed"):
+            self.terminal = True  # what still runs (sidecars) stops
+            task = asyncio.get_running_loop().create_task(self._stop_all(self._grace(), reason="the pod has completed"))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return None
+        pending = [w for w in waits if w > 0]
+        return min(pending) if pending else None
+
+    def _inits(self) -> list[Container]:
+        return [c for c in self.containers.values() if c.kind == "init"]
+
+    def _mains(self) -> list[Container]:
+        return [c for c in self.containers.values() if c.kind == "main"]
+
+    def _restarts(self, c: Container) -> bool:
+        """Whether an exited container is started again."""
+        if c.kind == "sidecar":
+            return True
+        exit_code = (c.terminated or {}).get("exitCode", 0)
+        if c.kind == "init":
+            return exit_code != 0 and self.restart_policy != "Never"
+        return self.restart_policy == "Always" or (self.restart_policy == "OnFailure" and exit_code != 0)
+
+    def _phase(self) -> str:
+        if self.init_failed:
+            return "Failed"
+        if not self.initialized:
+            return "Pending"
+        running = waiting = succeeded = failed = 0
+        for c in self._mains():
+            if c.running:
+                running += 1
+            elif c.terminated is None:
+                waiting += 1
+            elif self._restarts(c):
+                running += 1  # between two runs (back-off): still running, as the kubelet counts it
+            elif c.terminated.get("exitCode") == 0:
+                succeeded += 1
+            else:
+                failed += 1
+        if waiting and not running:
+            return "Pending"
+        if running or waiting:
+            return "Running"
+        return "Failed" if failed else "Succeeded"
+
+    def _maybe_start(self, c: Container, now: float) -> float:
+        """Start `c` unless it is in back-off; the seconds until it may start (0: started or failed)."""
+        if c.retry_at > now:
+            if c.waiting[0] != "CrashLoopBackOff" and c.ever_started:
+                c.waiting = ("CrashLoopBackOff", f"back-off {c.delay_shown} restarting failed container={c.name} pod={self.name}_{self.namespace}({self.uid})")
+                self.kubelet.record(self.pod, "Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod {self.name}_{self.namespace}({self.uid})")
+            return c.retry_at - now
+        return self._start(c)
+
+    # -- starting ------------------------------------------------------------------------------------
+
+    def _environment(self, c: Container) -> dict[str, str] | None:
+        try:
+            env = self.kubelet.container_environment(self.pod, c.name)
+        except podenv.ConfigError as exc:
+            if c.waiting != (podenv.CONFIG_ERROR, exc.message):
+                self.kubelet.record(self.pod, "Warning", podenv.FAILED_EVENT, f"Error: {exc.message}")
+            c.waiting = (podenv.CONFIG_ERROR, exc.message)
+            return None
+        _, _, _, image_env = resolved_command(c.spec, self.kubelet.images)
+        base = {"PATH": os.environ.get("PATH", os.defpath), "HOSTNAME": self.pod.get("spec", {}).get("hostname") or self.name}
+        if "HOME" in os.environ:
+            base["HOME"] = os.environ["HOME"]
+        return {**base, **image_env, **env}
+
+    def _context(self, c: Container, env: dict[str, str]) -> ContainerContext:
+        _, _, working_dir, _ = resolved_command(c.spec, self.kubelet.images)
+        mounts: tuple[Any, ...] = ()
+        if self.volumes is not None:
+            with contextlib.suppress(Exception):
+                mounts = tuple(self.volumes.mounts_for(c.spec))
+        return ContainerContext(
+            self.namespace, self.name, self.uid, c.name, self.pod_ip, env, working_dir, self.pod_dir, mounts,
+        )
+
+    @property
+    def pod_ip(self) -> str:
+        return str((self.pod.get("status") or {}).get("podIP") or "")
+
+    def _start(self, c: Container) -> float:
+        env = self._environment(c)
+        if env is None:
+            return CONFIG_RETRY
+        command, args, _, _ = resolved_command(c.spec, self.kubelet.images)
+        argv = [envvars.expand(part, env) for part in [*command, *args]]
+        if c.ever_started:
+            c.restart_count += 1
+            c.last_terminated = c.terminated
+        c.terminated = None
+        c.ctx = self._context(c, env)
+        image = c.spec.get("image") or ""
+        self.kubelet.record(self.pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+        self.kubelet.record(self.pod, "Normal", "Created", f"Created container {c.name}")
+        _, sink = log_sink(self.pod_dir, c.name, c.restart_count, self.kubelet.log_max_bytes, self.kubelet.log_max_files)
+        c.ever_started = True
+        c.started_at = now_rfc3339()
+        c.started_mono = time.monotonic()
+        try:
+            process = ContainerProcess.spawn(c.ctx, argv, sink)
+        except OSError as exc:
+            sink.write("stderr", f"failed to start: {exc}\n".encode())
+            sink.close()
+            message = f'failed to start container "{c.name}": exec: "{argv[0] if argv else ""}": {exc.strerror or exc}'
+            self.kubelet.record(self.pod, "Warning", "Failed", f"Error: {message}")
+            c.terminated = {**self._terminated(c, Exit(128)), "reason": "StartError", "message": message}
+            self._plan_restart(c)
+            self._save()
+            self._wake.set()  # as after any exit: the next sync decides about a restart
+            return 0.0
+        c.process = process
+        c.waiting = ("", "")
+        self.kubelet.track(process)
+        self.kubelet.record(self.pod, "Normal", "Started", f"Started container {c.name}")
+        self._watch(c, process)
+        self._save()
+        post_start = (c.spec.get("lifecycle") or {}).get("postStart")
+        if post_start:
+            c.hook_done = False
+            self._spawn_task(c, self._post_start(c, post_start))
+        self._start_probes(c)
+        return 0.0
+
+    def _watch(self, c: Container, process: ContainerProcess) -> None:
+        async def watch() -> None:
+            result = await process.wait()
+            self._on_exit(c, process, result)
+
+        self._spawn_task(c, watch())
+
+    def _spawn_task(self, c: Container, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        c.tasks.add(task)
+        task.add_done_callback(c.tasks.discard)
+
+    def _terminated(self, c: Container, result: Exit) -> dict[str, Any]:
+        if not result.known:
+            reason = "ContainerStatusUnknown"
+        else:
+            reason = "Completed" if result.code == 0 else "Error"
+        out: dict[str, Any] = {
+            "exitCode": result.code, "reason": reason, "startedAt": c.started_at or now_rfc3339(), "finishedAt": now_rfc3339(),
+            "containerID": self.container_id(c),
+        }
+        if not result.known:
+            out["message"] = "The container could not be located when the emulator restarted"
+        if result.signal:
+            out["signal"] = result.signal
+        return out
+
+    def container_id(self, c: Container) -> str:
+        return f"emulator://{self.uid}/{c.name}/{c.restart_count}"
+
+    def _on_exit(self, c: Container, process: ContainerProcess, result: Exit) -> None:
+        self.kubelet.untrack(process)
+        if c.process is not process:
+            return
+        c.process = None
+        self._stop_probes(c)
+        c.terminated = self._terminated(c, result)
+        if (not c.stopping or c.stopping_restart) and not self.deleting and not self.terminal:
+            self._plan_restart(c)
+        c.stopping = c.stopping_restart = False
+        self._save()
+        self._wake.set()
+
+    def _plan_restart(self, c: Container) -> None:
+        """The back-off before `c` starts again (only used when it does restart)."""
+        backoff = self.kubelet.backoff
+        if time.monotonic() - c.started_mono >= backoff.reset_after:
+            c.delay = 0.0
+        c.retry_at = time.monotonic() + c.delay
+        c.delay_shown = _duration(c.delay)
+        c.delay = backoff.base if c.delay == 0 else min(c.delay * 2, backoff.limit)
+
+    # -- hooks ---------------------------------------------------------------------------------------
+
+    async def _post_start(self, c: Container, hook: dict[str, Any]) -> None:
+        error = await self._hook(c, hook, HOOK_TIMEOUT)
+        c.hook_done = True
+        if error is not None and c.running:
+            self.kubelet.record(self.pod, "Warning", "FailedPostStartHook", error)
+            self.kubelet.record(self.pod, "Normal", "Killing", f"FailedPostStartHook: stopping container {c.name}")
+            assert c.process is not None
+            await c.process.stop(self._grace())
+        self._wake.set()
+
+    async def _hook(self, c: Container, hook: dict[str, Any], timeout: float) -> str | None:
+        """Run a lifecycle handler; None when it succeeded, else why not (the kubelet's message)."""
+        try:
+            if "exec" in hook:
+                argv = [str(a) for a in (hook["exec"] or {}).get("command") or []]
+                code, output = await self.exec(c, argv, timeout)
+                if code != 0:
+                    return f"Exec lifecycle hook ({argv}) for Container \"{c.name}\" in Pod \"{self.name}_{self.namespace}({self.uid})\" failed - error: command '{' '.join(argv)}' exited with {code}: {output.decode(errors='replace')[-500:]}"
+            elif "httpGet" in hook:
+                return await self._http_hook(c, hook["httpGet"] or {}, timeout)
+            elif "sleep" in hook:
+                await asyncio.sleep(float((hook["sleep"] or {}).get("seconds") or 0))
+        except TimeoutError:
+            return f"hook of container {c.name} did not finish in {timeout:.0f}s"
+        except OSError as exc:
+            return f"hook of container {c.name} failed: {exc}"
+        return None
+
+    async def _http_hook(self, c: Container, get: dict[str, Any], timeout: float) -> str | None:
+        import aiohttp
+
+        port = get.get("port")
+        if isinstance(port, str) and not port.isdigit():
+            port = next((p.get("containerPort") for p in c.spec.get("ports") or [] if p.get("name") == port), None)
+            if port is None:
+                return f"httpGet hook of container {c.name}: no port named {get.get('port')!r}"
+        host = get.get("host") or self.pod_ip or "127.0.0.1"
+        url = f"{(get.get('scheme') or 'HTTP').lower()}://{host}:{port}{get.get('path') or '/'}"
+        headers = {h.get("name", ""): h.get("value", "") for h in get.get("httpHeaders") or []}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            try:
+                async with session.get(url, headers=headers, ssl=False) as response:
+                    if not 200 <= response.status < 400:
+                        return f"HTTP lifecycle hook ({get.get('path') or '/'}) for Container \"{c.name}\" in Pod \"{self.name}_{self.namespace}({self.uid})\" failed - error: HTTP {response.status}"
+            except aiohttp.ClientError as exc:
+                return f"HTTP lifecycle hook ({url}) for Container \"{c.name}\" failed - error: {exc}"
+        return None
+
+    async def exec(self, c: Container, argv: list[str], timeout: float) -> tuple[int, bytes]:
+        """Run `argv` beside container `c` (its environment, sandbox and directory): (exit code, output)."""
+        if c.ctx is None or not argv:
+            return 126, b"container not started"
+        from emulator.kubelet.process import working_directory
+
+        wrapped, env = wrap(c.ctx, argv)
+        proc = await asyncio.create_subprocess_exec(
+            *wrapped, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env=env, cwd=working_directory(c.ctx), start_new_session=True,
+        )
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            await proc.wait()
+            raise
+        return proc.returncode or 0, output
+
+    # -- probes --------------------------------------------------------------------------------------
+
+    def _start_probes(self, c: Container) -> None:
+        c.probes = self.kubelet.container_probes(self, c)
+        if c.probes is not None:
+            c.probes.start()
+
+    def _stop_probes(self, c: Container) -> None:
+        probes, c.probes = c.probes, None
+        if probes is not None:
+            task = asyncio.get_running_loop().create_task(probes.stop())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def probe_result(self, c: Container, kind: str, success: bool, message: str) -> None:
+        """A probe's result changed (its thresholds passed; probes.py records Unhealthy itself)."""
+        if not c.running:
+            return
+        if kind in ("liveness", "startup") and not success and c.process is not None:
+            self.kubelet.record(self.pod, "Normal", "Killing", f"Container {c.name} failed {kind} probe, will be restarted")
+            c.stopping_restart = True
+            worker = c.probes.worker(kind) if c.probes is not None else None
+            own = worker.termination_grace_period_seconds if worker is not None else None
+            self._spawn_task(c, c.process.stop(float(own) if own is not None else self._grace()))
+        self._wake.set()
+
+    # -- stopping ------------------------------------------------------------------------------------
+
+    def _grace(self) -> float:
+        meta = self.pod["metadata"]
+        if meta.get("deletionGracePeriodSeconds") is not None and self.deleting:
+            return float(meta["deletionGracePeriodSeconds"])
+        value = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        return float(30 if value is None else value)
+
+    async def _stop_container(self, c: Container, deadline: float, reason: str) -> None:
+        process = c.process
+        if process is None or process.exit is not None:
+            return
+        c.stopping = True
+        self._stop_probes(c)
+        self.kubelet.record(self.pod, "Normal", "Killing", f"Stopping container {c.name}")
+        pre_stop = (c.spec.get("lifecycle") or {}).get("preStop")
+        if pre_stop and deadline - time.monotonic() > 0:
+            error = await self._hook(c, pre_stop, max(deadline - time.monotonic(), 0.1))
+            if error is not None:
+                self.kubelet.record(self.pod, "Warning", "FailedPreStopHook", error)
+        await process.stop(max(deadline - time.monotonic(), 0.0))
+        log.debug("stopped container %s of pod %s/%s: %s", c.name, self.namespace, self.name, reason)
+
+    async def _stop_all(self, grace: float, reason: str) -> None:
+        """Main containers together, then sidecars in reverse order, within `grace` seconds overall."""
+        deadline = time.monotonic() + grace
+        mains = [c for c in self.containers.values() if c.kind in ("main", "init")]
+        await asyncio.gather(*(self._stop_container(c, deadline, reason) for c in mains))
+        for c in reversed([c for c in self.containers.values() if c.kind == "sidecar"]):
+            await self._stop_container(c, max(deadline, time.monotonic() + 2), reason)
+        for c in self.containers.values():
+            if c.process is not None and c.process.exit is not None:
+                self._on_exit(c, c.process, c.process.exit)
+
+    def _cleanup(self) -> None:
+        if self.volumes is not None:
+            try:
+                self.volumes.teardown()
+            except Exception:
+                log.exception("volumes of pod %s/%s not torn down", self.namespace, self.name)
+        self.kubelet.forget(self)
+
+    # -- state and status ----------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        record = state.PodRecord(self.namespace, self.name, self.uid)
+        for c in self.containers.values():
+            record.containers[c.name] = state.ContainerRecord(
+                c.restart_count, c.process.record if c.running and c.process is not None else None,
+                c.started_at, c.last_terminated, c.terminated,
+            )
+        try:
+            state.save(self.pod_dir, record)
+        except OSError as exc:
+            log.warning("cannot record the state of pod %s/%s: %s", self.namespace, self.name, exc)
+
+    def _container_status(self, c: Container) -> dict[str, Any]:
+        if c.running:
+            current: dict[str, Any] = {"running": {"startedAt": c.started_at}}
+        elif c.terminated is not None and not (self._restarts(c) and not self.terminal and not self.deleting):
+            current = {"terminated": c.terminated}
+        elif c.terminated is not None:
+            reason, message = c.waiting if c.waiting[0] else ("CrashLoopBackOff", "")
+            current = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+        else:
+            reason, message = c.waiting
+            if not self.initialized and c.kind == "main":
+                reason, message = "PodInitializing", ""
+            current = {"waiting": {"reason": reason or "ContainerCreating", **({"message": message} if message else {})}}
+        last = c.terminated if ("waiting" in current and c.terminated is not None) else c.last_terminated
+        image = c.spec.get("image") or ""
+        out: dict[str, Any] = {
+            "name": c.name, "image": image, "imageID": f"emulator.local/{image}" if image else "",
+            "ready": c.ready and not self.terminal, "restartCount": c.restart_count,
+            "started": c.started, "state": current, "lastState": {"terminated": last} if last else {},
+        }
+        if c.ever_started:
+            out["containerID"] = self.container_id(c)
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """The part of the pod's status the kubelet owns."""
+        inits = [self._container_status(c) for c in self.containers.values() if c.kind != "main"]
+        mains = [self._container_status(c) for c in self._mains()]
+        sidecars = [s for s, c in zip(inits, [c for c in self.containers.values() if c.kind != "main"], strict=True) if c.kind == "sidecar"]
+        unready = [s["name"] for s in [*sidecars, *mains] if not s["ready"]]
+        incomplete = [c.name for c in self.containers.values() if c.kind != "main" and not (c.completed or (c.kind == "sidecar" and c.running and c.started))]
+        conditions: list[tuple[str, bool, str, str]] = [
+            ("PodReadyToStartContainers", self.ready_to_start and not self.terminal, "", ""),
+            ("Initialized", self.initialized or (self.terminal and not self.init_failed),
+             "ContainersNotInitialized", f"containers with incomplete status: [{' '.join(incomplete)}]"),
+            ("ContainersReady", not unready and not self.terminal,
+             "PodCompleted" if self.terminal else "ContainersNotReady", "" if self.terminal else f"containers with unready status: [{' '.join(unready)}]"),
+            ("Ready", not unready and not self.terminal,
+             "PodCompleted" if self.terminal else "ContainersNotReady", "" if self.terminal else f"containers with unready status: [{' '.join(unready)}]"),
+            ("PodScheduled", True, "", ""),
+        ]
+        out: dict[str, Any] = {
+            "phase": self.phase,
+            "conditions": [
+                {"type": kind, "status": "True" if value else "False", **({} if value or not reason else {"reason": reason}),
+                 **({} if value or not message else {"message": message})}
+                for kind, value, reason, message in conditions
+            ],
+            "containerStatuses": mains,
+            "startTime": self._start_time,
+        }
+        if inits:
+            out["initContainerStatuses"] = inits
+        return out
+
+    def _publish(self) -> None:
+        status = self.status()
+        if status == self._published:
+            return
+        if self.kubelet.write_status(self, status):
+            self._published = status
+
+
+def merge_status(stored: dict[str, Any], ours: dict[str, Any], now: str) -> dict[str, Any]:
+    """The stored status with the kubelet's part replaced: conditions the kubelet does not own (the
+    Runnable marker, readiness gates) kept, a condition's lastTransitionTime kept while its status holds."""
+    merged = {**stored, **{k: v for k, v in ours.items() if k != "conditions"}}
+    merged["startTime"] = stored.get("startTime") or ours.get("startTime")
+    old = {c.get("type"): c for c in stored.get("conditions") or []}
+    conditions = [c for c in stored.get("conditions") or [] if c.get("type") not in KUBELET_CONDITIONS]
+    for condition in ours["conditions"]:
+        before = old.get(condition["type"])
+        since = before.get("lastTransitionTime") if before and before.get("status") == condition["status"] else now
+        conditions.append({**condition, "lastProbeTime": None, "lastTransitionTime": since})
+    merged["conditions"] = [{k: v for k, v in c.items() if v is not None} for c in conditions]
+    if "initContainerStatuses" not in ours:
+        merged.pop("initContainerStatuses", None)
+    return merged
+
+
+def runnable_marker(pod: dict[str, Any]) -> bool:
+    """Whether the pod carries the condition that says the kubelet runs it (set at creation)."""
+    return any(c.get("type") == RUNNABLE_CONDITION and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _duration(seconds: float) -> str:
+    """Go's time.Duration text for whole seconds or minutes (`10s`, `2m40s`, `5m0s`)."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s" if whole == seconds else f"{seconds:g}s"
+    return f"{whole // 60}m{whole % 60}s"

@@ -1,0 +1,231 @@
+"""pods/exec with real kubectl 1.32 and the Python client, against pods the kubelet runs: stdout, stderr,
+stdin and exit codes over WebSocket v5 (kubectl's default) and SPDY (its fallback), a terminal (-t), -c,
+`kubectl cp` both ways, the Python client's `stream()` (v5 and v4), who may exec (create on pods/exec, also
+for a WebSocket's GET), and web pages refused at the door."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websocket
+import yaml
+from kubernetes import client as k8s
+from kubernetes.stream import stream
+from kubernetes.stream.ws_client import ERROR_CHANNEL
+
+from tests.conftest import Emulator, require_tool
+from tests.integration.kubectl_support import Kubectl
+from tests.integration.test_kubelet import create, kubectl_for, phase, pod, sh, start_kubelet, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+SPDY = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emulator = start_kubelet(tmp_path_factory.mktemp("exec-data"), "--allow-anonymous")
+    yield emulator
+    emulator.stop(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def kubectl(emu: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return kubectl_for(emu, tmp_path_factory.mktemp("kubectl-home"))
+
+
+@pytest.fixture
+def shell(emu: Emulator, ns: str) -> str:
+    """A running two-container pod; its first container is kubectl's default."""
+    with emu.client() as api:
+        create(api, ns, pod("shell", [sh("main", "sleep 3600"), sh("side", "sleep 3600", env=[{"name": "WHO", "value": "side"}])]))
+        wait_for(lambda: phase(api, ns, "shell") == "Running", 20, "the pod to run")
+    return "shell"
+
+
+def run(kubectl: Kubectl, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        kubectl.argv(*args), input=stdin, capture_output=True, text=True, timeout=30,
+        stdin=None if stdin is not None else subprocess.DEVNULL, env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("protocol", ["websocket", "spdy"])
+def test_exec_output_stdin_and_exit_codes(kubectl: Kubectl, ns: str, shell: str, protocol: str) -> None:
+    env = SPDY if protocol == "spdy" else None
+    done = run(kubectl, "-n", ns, "exec", shell, "--", "sh", "-c", "echo out; echo err >&2; exit 3", env=env)
+    assert (done.returncode, done.stdout) == (3, "out\n")
+    assert "err\n" in done.stderr and "command terminated with exit code 3" in done.stderr
+    done = run(kubectl, "-n", ns, "exec", "-i", shell, "--", "sh", "-c", "tr a-z A-Z; echo $HOSTNAME", stdin="hello\n" * 20000, env=env)
+    assert (done.returncode, done.stdout) == (0, "HELLO\n" * 20000 + "shell\n"), done.stderr
+    done = run(kubectl, "-n", ns, "exec", shell, "-c", "side", "--", "sh", "-c", "echo $WHO", env=env)
+    assert (done.returncode, done.stdout) == (0, "side\n")
+
+
+def test_exec_errors_are_worded_as_the_api_server_words_them(kubectl: Kubectl, emu: Emulator, ns: str, shell: str) -> None:
+    done = run(kubectl, "-n", ns, "exec", shell, "-c", "nope", "--", "true")
+    assert done.returncode == 1 and "container nope is not valid for pod shell" in done.stderr
+    done = run(kubectl, "-n", ns, "exec", shell, "--", "no-such-command-here")
+    assert done.returncode == 1
+    assert 'exec: "no-such-command-here": executable file not found in $PATH' in done.stderr
+    with emu.client() as api:
+        create(api, ns, pod("done", [sh("c", "exit 0")], restartPolicy="Never"))
+        wait_for(lambda: phase(api, ns, "done") == "Succeeded", 20, "the pod to finish")
+        refused = api.post(f"/api/v1/namespaces/{ns}/pods/done/exec?command=true&stdout=true")
+    assert refused.status_code == 400 and "is not running" in refused.json()["message"]
+
+
+@pytest.mark.parametrize("protocol", ["websocket", "spdy"])
+def test_exec_with_a_terminal(kubectl: Kubectl, ns: str, shell: str, protocol: str) -> None:
+    """kubectl -it under a real terminal of 100x30: the command sees a tty of that size."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: kubectl on the terminal
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        os.environ.update(SPDY if protocol == "spdy" else {})
+        argv = kubectl.argv("-n", ns, "exec", "-it", shell, "--", "sh", "-c", "tty; stty size; read x; echo got:$x; exit 4")
+        os.execv(argv[0], argv)
+    output = b""
+    deadline = time.monotonic() + 20
+    sent = False
+    status = None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                chunk = b""
+            output += chunk
+        if not sent and b"30 100" in output:
+            os.write(fd, b"typed\r")
+            sent = True
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            break
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    os.close(fd)
+    text = output.decode(errors="replace")
+    assert "/dev/pts/" in text and "30 100" in text and "got:typed" in text, text
+    assert status is not None and os.waitstatus_to_exitcode(status) == 4, text
+
+
+def test_kubectl_cp_both_ways(kubectl: Kubectl, ns: str, shell: str, tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    (local / "sub").mkdir(parents=True)
+    (local / "a.txt").write_text("alpha\n")
+    (local / "sub" / "blob.bin").write_bytes(os.urandom(500_000))
+    inside = tmp_path / "inside"  # the container shares this machine's files (no sandbox mounts here)
+    kubectl.run("-n", ns, "cp", str(local), f"{shell}:{inside}")
+    assert (inside / "sub" / "blob.bin").read_bytes() == (local / "sub" / "blob.bin").read_bytes()
+    back = tmp_path / "back"
+    kubectl.run("-n", ns, "cp", f"{shell}:{inside}", str(back))
+    assert (back / "a.txt").read_text() == "alpha\n"
+    assert (back / "sub" / "blob.bin").read_bytes() == (local / "sub" / "blob.bin").read_bytes()
+
+
+def core_api(emu: Emulator) -> k8s.CoreV1Api:
+    configuration = k8s.Configuration()
+    configuration.host = emu.api_url
+    return k8s.CoreV1Api(k8s.ApiClient(configuration))
+
+
+def test_the_python_clients_stream(emu: Emulator, ns: str, shell: str) -> None:
+    api = core_api(emu)
+    out = stream(api.connect_get_namespaced_pod_exec, shell, ns, command=["sh", "-c", "echo hi; echo err >&2"],
+                 stderr=True, stdin=False, stdout=True, tty=False)
+    assert out == "hi\nerr\n"
+    session = stream(api.connect_post_namespaced_pod_exec, shell, ns, command=["sh", "-c", "cat; exit 7"],
+                     stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+    assert session.subprotocol == "v5.channel.k8s.io"
+    session.write_stdin("line one\n")
+    assert session.readline_stdout(timeout=5) == "line one"
+    session.close_channel(0)  # v5: stdin closed, cat ends
+    session.run_forever(timeout=10)
+    status = json.loads(session.read_channel(ERROR_CHANNEL))
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "7"}]
+
+
+def test_the_older_protocols(emu: Emulator, ns: str, shell: str) -> None:
+    """v4: the error channel's Status carries the exit code; v2: only a failure's message."""
+    url = emu.api_url.replace("http", "ws", 1) + f"/api/v1/namespaces/{ns}/pods/{shell}/exec?command=/bin/sh&stdin=true&stdout=true&stderr=true"
+    for protocol, error in (("v4.channel.k8s.io", {"metadata": {}, "status": "Success"}), ("v2.channel.k8s.io", None)):
+        ws = websocket.create_connection(url, subprotocols=[protocol], timeout=10)
+        assert ws.getsubprotocol() == protocol
+        ws.send_binary(b"\x00echo to-out; echo to-err >&2; exit\n")
+        received: dict[int, bytes] = {}
+        while True:
+            opcode, data = ws.recv_data()
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+            received[data[0]] = received.get(data[0], b"") + data[1:]
+        ws.close()
+        assert (received[1], received[2]) == (b"to-out\n", b"to-err\n")
+        assert (json.loads(received[3]) if error else received.get(3, b"")) == (error or b"")
+
+
+def test_web_pages_may_not_exec(emu: Emulator, ns: str, shell: str) -> None:
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(), "Sec-WebSocket-Protocol": "v5.channel.k8s.io"}
+    url = f"/api/v1/namespaces/{ns}/pods/{shell}/exec?command=true&stdout=true"
+    with emu.client() as api:
+        refused = api.get(url, headers={**upgrade, "Origin": "http://evil.example"})
+        assert refused.status_code == 403 and "requests from web pages are refused" in refused.json()["message"]
+        accepted = api.get(url, headers=upgrade)
+        assert accepted.status_code == 101
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emulator = start_kubelet(tmp_path_factory.mktemp("exec-secured"))
+    yield emulator
+    emulator.stop(timeout=30)
+
+
+def test_exec_needs_create_on_pods_exec(secured: Emulator, tmp_path: Path) -> None:
+    admin = Kubectl(require_tool("kubectl"), Path(secured.faces["kubeconfig"]), tmp_path / "cache")
+    admin.run("create", "namespace", "rbac")
+    admin.run("-n", "rbac", "create", "serviceaccount", "bot")
+    manifest: dict[str, Any] = pod("shell", [sh("main", "sleep 3600")])
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(manifest))
+    admin.run("-n", "rbac", "apply", "-f", str(tmp_path / "pod.yaml"))
+    admin.run("-n", "rbac", "wait", "--for=condition=Ready", "pod/shell", "--timeout=30s", timeout=40)
+    token = admin.out("-n", "rbac", "create", "token", "bot").strip()
+    admin.run("-n", "rbac", "create", "role", "peek", "--verb=get", "--resource=pods,pods/exec")
+    admin.run("-n", "rbac", "create", "rolebinding", "peek", "--role=peek", "--serviceaccount=rbac:bot")
+    denied = admin.run("--token", token, "-n", "rbac", "exec", "shell", "--", "echo", "hi", ok=False)
+    assert denied.returncode != 0
+    assert 'cannot create resource "pods/exec" in API group "" in the namespace "rbac"' in denied.stderr
+    admin.run("-n", "rbac", "create", "role", "run", "--verb=create", "--resource=pods/exec")
+    admin.run("-n", "rbac", "create", "rolebinding", "run", "--role=run", "--serviceaccount=rbac:bot")
+    allowed = wait_for(lambda: admin.run("--token", token, "-n", "rbac", "exec", "shell", "--", "echo", "hi", ok=False).stdout, 10, "exec")
+    assert allowed == "hi\n"
+    with httpx.Client(base_url=secured.api_url, verify=False, timeout=10) as api:
+        assert api.get("/api/v1/namespaces/rbac/pods/shell/exec?command=true&stdout=true").status_code == 401
+
+
+@pytest.mark.parametrize("protocol", ["websocket", "spdy"])
+def test_attach_follows_output_to_the_end(emu: Emulator, kubectl: Kubectl, ns: str, protocol: str) -> None:
+    script = "sleep 1; i=0; while [ $i -lt 10 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done"
+    with emu.client() as api:
+        create(api, ns, pod("ticker", [sh("main", script)], restartPolicy="Never"))
+        wait_for(lambda: phase(api, ns, "ticker") == "Running", 20, "the pod to run")
+    done = run(kubectl, "-n", ns, "attach", "ticker", env=SPDY if protocol == "spdy" else None)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("tick 9\n")

@@ -1,0 +1,567 @@
+"""The local kubelet end to end: a real `emulator serve --kubelet`, real kubectl, real processes.
+
+Each test's containers carry a marker in their command line, so that the processes can be found (and
+counted) with psutil. The emulator stops its containers when it stops; the test that kills it with -9
+cleans up by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from emulator.security import kubeconfig
+from tests.conftest import Emulator, require_tool, start_emulator
+from tests.integration.kubectl_support import Kubectl, manifest
+
+pytestmark = pytest.mark.timeout(180)
+
+BACKOFF = "0.4"  # EMULATOR_KUBELET_BACKOFF_SECONDS: the CrashLoopBackOff base, shortened for tests
+
+
+def start_kubelet(data_dir: Path, *extra: str, in_memory: bool = True) -> Emulator:
+    before = os.environ.get("EMULATOR_KUBELET_BACKOFF_SECONDS")
+    os.environ["EMULATOR_KUBELET_BACKOFF_SECONDS"] = BACKOFF
+    try:
+        return start_emulator(data_dir, "--kubelet", *extra, in_memory=in_memory)
+    finally:
+        if before is None:
+            os.environ.pop("EMULATOR_KUBELET_BACKOFF_SECONDS", None)
+        else:
+            os.environ["EMULATOR_KUBELET_BACKOFF_SECONDS"] = before
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emulator = start_kubelet(tmp_path_factory.mktemp("kubelet-data"), "--allow-anonymous")
+    yield emulator
+    emulator.stop(timeout=30)
+
+
+def kubectl_for(emu: Emulator, home: Path) -> Kubectl:
+    config = home / "config"
+    kubeconfig.write(config, emu.api_url, use=True)
+    return Kubectl(require_tool("kubectl"), config, home / "cache")
+
+
+@pytest.fixture(scope="module")
+def kubectl(emu: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return kubectl_for(emu, tmp_path_factory.mktemp("kubectl-home"))
+
+
+def marker() -> str:
+    return "kt" + uuid.uuid4().hex[:10]
+
+
+def processes(mark: str) -> list[psutil.Process]:
+    """The running processes whose command line carries `mark` (zombies excluded)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        with contextlib.suppress(psutil.Error):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and any(mark in part for part in process.info["cmdline"] or ()):
+                found.append(process)
+    return found
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def get_pod(api: httpx.Client, ns: str, name: str) -> dict[str, Any] | None:
+    response = api.get(f"/api/v1/namespaces/{ns}/pods/{name}")
+    return response.json() if response.status_code == 200 else None
+
+
+def phase(api: httpx.Client, ns: str, name: str) -> str | None:
+    pod = get_pod(api, ns, name)
+    return None if pod is None else pod["status"].get("phase")
+
+
+def pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": containers, **spec}}
+
+
+def sh(name: str, script: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "image": "busybox", "command": ["sh", "-c", script], **extra}
+
+
+def create(api: httpx.Client, ns: str, obj: dict[str, Any], plural: str = "pods", group: str = "api/v1") -> dict[str, Any]:
+    response = api.post(f"/{group}/namespaces/{ns}/{plural}", json=obj)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def container_status(p: dict[str, Any], name: str, init: bool = False) -> dict[str, Any]:
+    statuses = p["status"].get("initContainerStatuses" if init else "containerStatuses") or []
+    return next(s for s in statuses if s["name"] == name)
+
+
+def events(api: httpx.Client, ns: str, name: str) -> list[dict[str, Any]]:
+    items = api.get(f"/api/v1/namespaces/{ns}/events").json()["items"]
+    return [e for e in items if e["involvedObject"]["name"] == name]
+
+
+@pytest.fixture
+def api(emu: Emulator) -> Iterator[httpx.Client]:
+    with emu.client() as client:
+        yield client
+
+
+# -- the minimal path ---------------------------------------------------------------------------------
+
+
+def test_a_pod_runs_to_success_with_its_environment(api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    create(api, ns, pod("hello", [sh("main", f"echo $(GREETING) $POD_IP $POD_NAME > {out}; sleep 1", env=[
+        {"name": "GREETING", "value": "hi"},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ])], restartPolicy="Never"))
+    born = get_pod(api, ns, "hello")
+    assert born is not None
+    wait_for(lambda: phase(api, ns, "hello") == "Running", what="Running")
+    wait_for(lambda: phase(api, ns, "hello") == "Succeeded", what="Succeeded")
+    done = get_pod(api, ns, "hello")
+    assert done is not None
+    assert out.read_text().split() == ["hi", done["status"]["podIP"], "hello"]
+    terminated = container_status(done, "main")["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (0, "Completed")
+    conditions = {c["type"]: c["status"] for c in done["status"]["conditions"]}
+    assert conditions["Ready"] == "False" and conditions["PodScheduled"] == "True" and conditions["Initialized"] == "True"
+    reasons = [e["reason"] for e in events(api, ns, "hello")]
+    for reason in ("Scheduled", "Pulled", "Created", "Started"):
+        assert reason in reasons
+
+
+def test_a_pod_is_born_pending_then_running_and_ready(api: httpx.Client, ns: str) -> None:
+    mark = marker()
+    created = create(api, ns, pod("web", [sh("main", f"sleep 60 # {mark}")]))
+    assert created["status"]["phase"] == "Pending"
+    assert container_status(created, "main")["state"]["waiting"]["reason"] == "ContainerCreating"
+
+    def ready() -> bool:
+        p = get_pod(api, ns, "web")
+        return p is not None and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
+
+    wait_for(ready, what="Ready")
+    assert len(processes(mark)) == 1
+    running = get_pod(api, ns, "web")
+    assert running is not None and running["status"]["phase"] == "Running"
+    assert "running" in container_status(running, "main")["state"]
+
+
+def test_a_failing_pod_fails_with_its_exit_code(api: httpx.Client, ns: str) -> None:
+    create(api, ns, pod("bad", [sh("main", "exit 3")], restartPolicy="Never"))
+    wait_for(lambda: phase(api, ns, "bad") == "Failed", what="Failed")
+    done = get_pod(api, ns, "bad")
+    assert done is not None
+    terminated = container_status(done, "main")["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
+
+
+def test_a_crashing_container_backs_off_and_counts_restarts(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    create(api, ns, pod("crash", [sh("main", "echo boom; exit 1")]))
+
+    def looping() -> bool:
+        p = get_pod(api, ns, "crash")
+        if p is None:
+            return False
+        status = container_status(p, "main")
+        return status["restartCount"] >= 2 and status["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff"
+
+    wait_for(looping, timeout=30, what="CrashLoopBackOff with restarts")
+    p = get_pod(api, ns, "crash")
+    assert p is not None and p["status"]["phase"] == "Running"
+    last = container_status(p, "main")["lastState"]["terminated"]
+    assert last["exitCode"] == 1 and last["reason"] == "Error"
+    assert "BackOff" in [e["reason"] for e in events(api, ns, "crash")]
+    assert "CrashLoopBackOff" in kubectl.out("get", "pod", "crash", "-n", ns)
+
+
+def test_on_failure_restarts_until_success(api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    count = tmp_path / "count"
+    script = f"echo x >> {count}; [ $(wc -l < {count}) -ge 3 ]"
+    create(api, ns, pod("flaky", [sh("main", script)], restartPolicy="OnFailure"))
+    wait_for(lambda: phase(api, ns, "flaky") == "Succeeded", timeout=30, what="Succeeded")
+    done = get_pod(api, ns, "flaky")
+    assert done is not None and container_status(done, "main")["restartCount"] == 2
+
+
+# -- init containers and sidecars ---------------------------------------------------------------------
+
+
+def test_init_containers_run_in_order_before_the_main_ones(api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    log = tmp_path / "order"
+    create(api, ns, pod("init", [sh("main", f"echo main >> {log}")], restartPolicy="Never", initContainers=[
+        sh("first", f"sleep 0.3; echo first >> {log}"), sh("second", f"echo second >> {log}"),
+    ]))
+    wait_for(lambda: phase(api, ns, "init") == "Succeeded", what="Succeeded")
+    assert log.read_text().split() == ["first", "second", "main"]
+    done = get_pod(api, ns, "init")
+    assert done is not None
+    assert container_status(done, "first", init=True)["state"]["terminated"]["reason"] == "Completed"
+
+
+def test_a_failed_init_container_fails_a_never_pod(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    create(api, ns, pod("initfail", [sh("main", "true")], restartPolicy="Never", initContainers=[sh("setup", "exit 2")]))
+    wait_for(lambda: phase(api, ns, "initfail") == "Failed", what="Failed")
+    assert "Init:Error" in kubectl.out("get", "pod", "initfail", "-n", ns)
+
+
+def test_a_native_sidecar_starts_first_and_is_stopped_after_main(api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    mark = marker()
+    flag = tmp_path / "sidecar-up"
+    # its startup probe holds the main container back until the sidecar has done its part
+    startup = {"exec": {"command": ["test", "-e", str(flag)]}, "periodSeconds": 1}
+    sidecar = sh("helper", f"sleep 0.3; touch {flag}; while true; do sleep 0.2; done # {mark}", restartPolicy="Always", startupProbe=startup)
+    main = sh("main", f"test -e {flag} && sleep 1")
+    create(api, ns, pod("sidecar", [main], restartPolicy="Never", initContainers=[sidecar]))
+    wait_for(lambda: phase(api, ns, "sidecar") == "Succeeded", what="Succeeded")
+    done = get_pod(api, ns, "sidecar")
+    assert done is not None
+    assert container_status(done, "main")["state"]["terminated"]["exitCode"] == 0
+    wait_for(lambda: not processes(mark), what="the sidecar stopped")
+
+
+# -- termination --------------------------------------------------------------------------------------
+
+
+def test_delete_runs_prestop_then_sigterm_and_waits(api: httpx.Client, ns: str, kubectl: Kubectl, tmp_path: Path) -> None:
+    mark = marker()
+    trail = tmp_path / "trail"
+    script = f"trap 'echo term >> {trail}; sleep 0.5; exit 0' TERM; while true; do sleep 0.1; done # {mark}"
+    prestop = {"exec": {"command": ["sh", "-c", f"echo prestop >> {trail}"]}}
+    create(api, ns, pod("graceful", [sh("main", script, lifecycle={"preStop": prestop})], terminationGracePeriodSeconds=10))
+    wait_for(lambda: phase(api, ns, "graceful") == "Running" and processes(mark), what="running")
+    began = time.monotonic()
+    kubectl.run("delete", "pod", "graceful", "-n", ns, timeout=30)  # waits until the pod is gone
+    assert time.monotonic() - began < 8
+    assert get_pod(api, ns, "graceful") is None
+    assert trail.read_text().split() == ["prestop", "term"]
+    assert not processes(mark)
+    assert "Killing" in [e["reason"] for e in events(api, ns, "graceful")]
+
+
+def test_the_grace_period_ends_with_sigkill(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    mark = marker()
+    create(api, ns, pod("stubborn", [sh("main", f"trap '' TERM; while true; do sleep 0.1; done # {mark}")], terminationGracePeriodSeconds=1))
+    wait_for(lambda: processes(mark), what="running")
+    began = time.monotonic()
+    kubectl.run("delete", "pod", "stubborn", "-n", ns, timeout=30)
+    assert 0.8 < time.monotonic() - began < 8
+    assert not processes(mark)
+
+
+def test_force_delete_kills_at_once(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    mark = marker()
+    create(api, ns, pod("forced", [sh("main", f"trap '' TERM; while true; do sleep 0.1; done # {mark}")]))
+    wait_for(lambda: processes(mark), what="running")
+    kubectl.run("delete", "pod", "forced", "-n", ns, "--grace-period=0", "--force", timeout=30)
+    assert get_pod(api, ns, "forced") is None
+    wait_for(lambda: not processes(mark), timeout=5, what="killed")
+
+
+# -- workloads ----------------------------------------------------------------------------------------
+
+
+SERVER = "import http.server, os, socketserver; socketserver.TCPServer.allow_reuse_address = True; " \
+         "h = type('H', (http.server.BaseHTTPRequestHandler,), {'do_GET': lambda s: (s.send_response(200), s.end_headers(), s.wfile.write(os.environ['POD_NAME'].encode())), 'log_message': lambda *a: None}); " \
+         "http.server.HTTPServer((os.environ['POD_IP'], 8080), h).serve_forever()"
+
+
+def test_a_deployment_runs_its_replicas_behind_a_service(api: httpx.Client, ns: str, kubectl: Kubectl, tmp_path: Path) -> None:
+    mark = marker()
+    text = f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: example/web
+        command: [{json.dumps(sys.executable)}, -c, {json.dumps(SERVER)}, {mark}]
+        ports: [{{containerPort: 8080}}]
+        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}  # Ready once it listens
+        env:
+        - name: POD_IP
+          valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}
+        - name: POD_NAME
+          valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"""
+    kubectl.run("apply", "-n", ns, "-f", manifest(tmp_path, text))
+    kubectl.run("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s", timeout=70)
+    assert len(processes(mark)) == 3
+
+    def addresses() -> list[str]:
+        subsets = api.get(f"/api/v1/namespaces/{ns}/endpoints/web").json().get("subsets") or []
+        return [a["ip"] for s in subsets for a in s.get("addresses") or []]
+
+    ips = wait_for(lambda: len(addresses()) == 3 and addresses(), what="3 endpoints")
+    names = {httpx.get(f"http://{ip}:8080/", timeout=5).text for ip in ips}
+    assert len(names) == 3
+    kubectl.run("delete", "deployment", "web", "-n", ns, timeout=60)
+    wait_for(lambda: not processes(mark), timeout=40, what="the replicas stopped")
+
+
+def test_a_job_completes_by_exit_code(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    job = {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [sh("main", "sleep 0.2; exit 0")]}}},
+    }
+    create(api, ns, job, "jobs", "apis/batch/v1")
+    kubectl.run("wait", "--for=condition=complete", "job/once", "-n", ns, "--timeout=30s", timeout=40)
+
+
+# -- what does not run --------------------------------------------------------------------------------
+
+
+def test_a_pod_without_command_stays_a_record_and_says_why(api: httpx.Client, ns: str) -> None:
+    created = create(api, ns, pod("record", [{"name": "main", "image": "nginx"}]))
+    assert created["status"]["phase"] == "Running"
+    runnable = next(c for c in created["status"]["conditions"] if c["type"] == "emulator.local/Runnable")
+    assert runnable["status"] == "False" and "--image-map" in runnable["message"]
+    wait_for(lambda: "NotRunnable" in [e["reason"] for e in events(api, ns, "record")], what="the NotRunnable event")
+    assert api.delete(f"/api/v1/namespaces/{ns}/pods/record").status_code == 200
+    assert get_pod(api, ns, "record") is None  # records go at once
+
+
+def test_the_image_map_runs_an_unchanged_manifest(tmp_path: Path) -> None:
+    mark = marker()
+    images = tmp_path / "images.yaml"
+    images.write_text(f"images:\n  ghcr.io/acme/worker:\n    command: [sh, -c]\n    args: ['echo $(WHO) > {tmp_path}/out; sleep 30 # {mark}']\n    env: {{WHO: mapped}}\n")
+    emu = start_kubelet(tmp_path / "data", "--image-map", str(images), "--allow-anonymous")
+    try:
+        with emu.client() as api:
+            create(api, "default", pod("worker", [{"name": "w", "image": "ghcr.io/acme/worker:1.0"}]))
+            wait_for(lambda: (tmp_path / "out").exists() and (tmp_path / "out").read_text().strip() == "mapped", what="the mapped command ran")
+            assert len(processes(mark)) == 1
+    finally:
+        emu.stop(timeout=30)
+    assert not processes(mark)
+
+
+def test_the_kubelet_requires_tokens_unless_anonymous_is_allowed(tmp_path: Path) -> None:
+    mark = marker()
+    emu = start_kubelet(tmp_path / "data")
+    try:
+        assert emu.api_url.startswith("https://")
+        with httpx.Client(base_url=emu.api_url, verify=False, timeout=10) as client:
+            assert client.get("/api/v1/namespaces/default/pods").status_code == 401
+        assert "loopback needs tokens too" in emu.faces["auth"]
+        # the kubeconfig serve wrote lets its owner run pods
+        subprocess.run([
+            require_tool("kubectl"), "--kubeconfig", emu.faces["kubeconfig"], "run", "owned", "--image=x", "--restart=Never",
+            "--command", "--", "sh", "-c", f"sleep 300 # {mark}",
+        ], check=True, capture_output=True, timeout=30)
+        wait_for(lambda: processes(mark), what="the owner's pod running")
+    finally:
+        emu.stop(timeout=30)
+    assert not processes(mark)
+
+
+# -- restarts of the emulator ---------------------------------------------------------------------------
+
+
+def test_kill_9_then_restart_adopts_every_container(tmp_path: Path) -> None:
+    mark = marker()
+    data = tmp_path / "data"
+    first = start_kubelet(data, "--allow-anonymous", in_memory=False)
+    pids: set[int] = set()
+    try:
+        with first.client() as api:
+            for i in range(20):
+                create(api, "default", pod(f"p{i}", [sh("main", f"while true; do echo {i}; sleep 0.5; done # {mark}")]))
+            wait_for(lambda: len(processes(mark)) == 20, timeout=30, what="20 processes")
+            ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in api.get("/api/v1/namespaces/default/pods").json()["items"]}
+        pids = {p.pid for p in processes(mark)}
+        first.stop(signal.SIGKILL)
+        time.sleep(1.5)
+        assert {p.pid for p in processes(mark)} == pids  # the containers outlive the emulator
+
+        second = start_kubelet(data, "--allow-anonymous", in_memory=False)
+        try:
+            with second.client() as api:
+                def all_running() -> bool:
+                    items = api.get("/api/v1/namespaces/default/pods").json()["items"]
+                    return len(items) == 20 and all(p["status"].get("phase") == "Running" for p in items)
+
+                wait_for(all_running, what="20 running pods")
+                time.sleep(1.5)  # give a duplicate the time to appear
+                assert {p.pid for p in processes(mark)} == pids  # adopted: not one started again
+                items = api.get("/api/v1/namespaces/default/pods").json()["items"]
+                assert {p["metadata"]["name"]: p["status"]["podIP"] for p in items} == ips
+                assert all(container_status(p, "main")["restartCount"] == 0 for p in items)
+                # the output written while no emulator ran, and after, reaches the log (the pipes were reopened)
+                before = api.get("/api/v1/namespaces/default/pods/p3/log").text.count("3\n")
+                wait_for(lambda: api.get("/api/v1/namespaces/default/pods/p3/log").text.count("3\n") >= before + 2, what="more log lines")
+        finally:
+            second.stop(timeout=30)
+        wait_for(lambda: not processes(mark), timeout=15, what="every container stopped with the emulator")
+    finally:
+        for process in processes(mark):
+            with contextlib.suppress(psutil.Error):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_clean_stop_stops_the_containers_and_the_next_start_runs_them_again(tmp_path: Path) -> None:
+    mark = marker()
+    data = tmp_path / "data"
+    first = start_kubelet(data, "--allow-anonymous", in_memory=False)
+    try:
+        with first.client() as api:
+            create(api, "default", pod("keep", [sh("main", f"sleep 300 # {mark}")]))
+            wait_for(lambda: len(processes(mark)) == 1, what="running")
+    finally:
+        first.stop(timeout=30)
+    assert not processes(mark)
+    second = start_kubelet(data, "--allow-anonymous", in_memory=False)
+    try:
+        with second.client() as api:
+            wait_for(lambda: len(processes(mark)) == 1, what="running again")
+
+            def restarted() -> bool:
+                p = get_pod(api, "default", "keep")
+                return p is not None and container_status(p, "main")["restartCount"] == 1 and p["status"]["phase"] == "Running"
+
+            wait_for(restarted, what="restartCount 1")
+    finally:
+        second.stop(timeout=30)
+    assert not processes(mark)
+
+
+def test_deleting_a_namespace_stops_its_pods(api: httpx.Client, kubectl: Kubectl) -> None:
+    mark = marker()
+    assert api.post("/api/v1/namespaces", json={"metadata": {"name": "doomed"}}).status_code == 201
+    for i in range(3):
+        create(api, "doomed", pod(f"p{i}", [sh("main", f"sleep 300 # {mark}")]))
+    wait_for(lambda: len(processes(mark)) == 3, what="3 running")
+    kubectl.run("delete", "namespace", "doomed", "--timeout=60s", timeout=70)
+    assert not processes(mark)
+
+
+def test_a_failing_init_container_backs_off(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    create(api, ns, pod("initloop", [sh("main", "true")], initContainers=[sh("setup", "exit 1")]))
+
+    def backing_off() -> bool:
+        p = get_pod(api, ns, "initloop")
+        return p is not None and container_status(p, "setup", init=True)["restartCount"] >= 2 \
+            and "Init:CrashLoopBackOff" in kubectl.out("get", "pod", "initloop", "-n", ns)
+
+    wait_for(backing_off, timeout=30, what="Init:CrashLoopBackOff")
+    assert phase(api, ns, "initloop") == "Pending"
+
+
+def test_a_sidecar_that_exits_is_restarted(api: httpx.Client, ns: str) -> None:
+    mark = marker()
+    sidecar = sh("helper", "sleep 0.3; exit 0", restartPolicy="Always")
+    create(api, ns, pod("residecar", [sh("main", f"sleep 300 # {mark}")], initContainers=[sidecar]))
+
+    def restarted() -> bool:
+        p = get_pod(api, ns, "residecar")
+        return p is not None and container_status(p, "helper", init=True)["restartCount"] >= 2
+    wait_for(restarted, timeout=30, what="the sidecar restarted")
+    assert phase(api, ns, "residecar") == "Running" and len(processes(mark)) == 1
+
+
+def test_post_start_and_pre_stop_hooks(api: httpx.Client, ns: str, kubectl: Kubectl, tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    lifecycle = {
+        "postStart": {"exec": {"command": ["sh", "-c", f"echo poststart >> {trail}"]}},
+        "preStop": {"sleep": {"seconds": 1}},
+    }
+    create(api, ns, pod("hooks", [sh("main", "sleep 300", lifecycle=lifecycle)], terminationGracePeriodSeconds=5))
+    wait_for(lambda: trail.exists() and trail.read_text().strip() == "poststart", what="postStart ran")
+    began = time.monotonic()
+    kubectl.run("delete", "pod", "hooks", "-n", ns, timeout=30)
+    assert 0.9 < time.monotonic() - began < 5  # the preStop sleep, then SIGTERM ends `sleep` at once
+
+
+def test_a_failed_post_start_hook_kills_the_container(api: httpx.Client, ns: str) -> None:
+    lifecycle = {"postStart": {"exec": {"command": ["sh", "-c", "exit 7"]}}}
+    create(api, ns, pod("badhook", [sh("main", "sleep 300", lifecycle=lifecycle)]))
+    wait_for(lambda: "FailedPostStartHook" in [e["reason"] for e in events(api, ns, "badhook")], what="FailedPostStartHook")
+
+    def restarted() -> bool:
+        p = get_pod(api, ns, "badhook")
+        return p is not None and container_status(p, "main")["restartCount"] >= 1
+    wait_for(restarted, timeout=20, what="a restart")
+
+
+def test_in_memory_containers_die_with_the_emulator(tmp_path: Path) -> None:
+    mark = marker()
+    emu = start_kubelet(tmp_path / "data", "--allow-anonymous")
+    try:
+        with emu.client() as api:
+            # a grandchild (not the container's own process) carries the marker too
+            script = f"{sys.executable} -c 'import time; time.sleep(300)' {mark} & wait # {mark}"
+            create(api, "default", pod("gone", [sh("main", script)]))
+            wait_for(lambda: len(processes(mark)) == 2, what="running")
+        emu.stop(signal.SIGKILL)  # nothing could adopt them: they must not outlive it
+        wait_for(lambda: not processes(mark), timeout=5, what="the container gone with the emulator")
+    finally:
+        emu.stop()
+        for process in processes(mark):
+            with contextlib.suppress(psutil.Error):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_missing_config_map_holds_the_container_until_it_exists(api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    out = tmp_path / "mode"
+    env = [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}]
+    create(api, ns, pod("held", [sh("main", f"echo $MODE > {out}; sleep 300", env=env)]))
+
+    def waiting() -> bool:
+        p = get_pod(api, ns, "held")
+        return p is not None and container_status(p, "main")["state"].get("waiting", {}).get("reason") == "CreateContainerConfigError"
+
+    wait_for(waiting, what="CreateContainerConfigError")
+    assert phase(api, ns, "held") == "Pending" and not out.exists()
+    assert api.post(f"/api/v1/namespaces/{ns}/configmaps", json={"metadata": {"name": "settings"}, "data": {"mode": "fast"}}).status_code == 201
+    wait_for(lambda: out.exists() and out.read_text().strip() == "fast", what="the container started with the value")
+    wait_for(lambda: phase(api, ns, "held") == "Running", what="Running")
+
+
+def test_a_command_that_cannot_start_is_a_start_error_and_backs_off(api: httpx.Client, ns: str) -> None:
+    create(api, ns, pod("nosuch", [{"name": "main", "image": "x", "command": ["/no/such/program"]}]))
+
+    def failing() -> bool:
+        p = get_pod(api, ns, "nosuch")
+        if p is None:
+            return False
+        status = container_status(p, "main")
+        return status["restartCount"] >= 2 and status["lastState"].get("terminated", {}).get("reason") == "StartError"
+
+    wait_for(failing, timeout=30, what="StartError restarts")
+    assert "Failed" in [e["reason"] for e in events(api, ns, "nosuch")]

@@ -1,0 +1,257 @@
+"""The kubelet's pure parts: what runs (images.py), back-off text, state files, status merging, the pod
+strategy's kubelet-facing rules, and one container process spawned, adopted and killed for real."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.config import Config, check, parse_size
+from emulator.kinds.pod import PRINTER, RUNNABLE_CONDITION, PodStrategy
+from emulator.kubelet import state
+from emulator.kubelet.context import ContainerContext
+from emulator.kubelet.images import ImageMap, ImageMapError, image_name, resolved_command, unrunnable
+from emulator.kubelet.podworker import _duration, merge_status
+from emulator.kubelet.process import ContainerProcess, FileSink, ProcessRecord, alive
+from emulator.registry.ipam import AddressPlan
+from emulator.registry.registry import Cluster
+from emulator.security.auth import auth_required
+from emulator.store.backend import MemoryBackend
+from emulator.store.store import Store
+
+# -- images -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("image", "name"), [
+    ("nginx", "nginx"), ("nginx:1.27", "nginx"), ("docker.io/library/nginx:1.27", "nginx"),
+    ("ghcr.io/acme/web@sha256:abc", "ghcr.io/acme/web"), ("localhost:5000/web:1", "localhost:5000/web"),
+    ("acme/web:2", "acme/web"),
+])
+def test_image_names_drop_tag_digest_and_the_default_registry(image: str, name: str) -> None:
+    assert image_name(image) == name
+
+
+def test_the_image_map_matches_with_or_without_registry_and_tag() -> None:
+    images = ImageMap.parse({"images": {
+        "acme/web": {"command": ["python3", "-m", "web"], "workingDir": "/src", "env": {"DEBUG": 1}},
+        "redis:7": {"command": "redis-server", "args": ["--port", 6380]},
+    }})
+    web = images.lookup("ghcr.io/acme/web:1.2")
+    assert web is not None and web.command == ("python3", "-m", "web") and web.env == {"DEBUG": "1"}
+    redis = images.lookup("docker.io/library/redis:latest")
+    assert redis is not None and redis.command == ("redis-server",) and redis.args == ("--port", "6380")
+    assert images.lookup("postgres") is None and images.lookup(None) is None
+
+
+@pytest.mark.parametrize(("document", "says"), [
+    ({"web": {}}, "expected a mapping `images:`"),
+    ({"images": {"web": {"cmd": ["x"]}}}, "unknown field(s) cmd"),
+    ({"images": {"web": {"workingDir": "/x"}}}, "give a command"),
+    ({"images": {"web": {"command": {"a": 1}}}}, "expected a list of strings"),
+])
+def test_a_bad_image_map_says_what_to_write(document: Any, says: str) -> None:
+    with pytest.raises(ImageMapError) as caught:
+        ImageMap.parse(document, "map.yaml")
+    assert says in str(caught.value)
+
+
+def test_the_spec_overrides_the_image_map_as_it_overrides_an_entrypoint() -> None:
+    images = ImageMap.parse({"images": {"web": {"command": ["serve"], "args": ["--port", "80"], "workingDir": "/w"}}})
+    assert resolved_command({"image": "web"}, images)[:3] == (["serve"], ["--port", "80"], "/w")
+    assert resolved_command({"image": "web", "args": ["--debug"]}, images)[:2] == (["serve"], ["--debug"])
+    assert resolved_command({"image": "web", "command": ["other"]}, images)[:2] == (["other"], [])
+    assert resolved_command({"image": "web", "workingDir": "/mine"}, images)[2] == "/mine"
+
+
+def test_what_the_kubelet_does_not_run() -> None:
+    images = ImageMap.parse({"images": {"mapped": {"command": ["x"]}}})
+
+    def pod(**extra: Any) -> dict[str, Any]:
+        return {"metadata": {"name": "p", **extra.pop("meta", {})}, "spec": {"containers": extra.pop("containers", [{"name": "c", "image": "mapped"}])}, **extra}
+
+    assert unrunnable(pod(), images) is None
+    assert unrunnable(pod(containers=[{"name": "c", "image": "x", "command": ["true"]}]), images) is None
+    why = unrunnable(pod(containers=[{"name": "c", "image": "nginx"}]), images)
+    assert why is not None and "c (image nginx)" in why and "--image-map" in why
+    assert "emulator run" in (unrunnable(pod(meta={"annotations": {"emulator.local/command": "x"}}), images) or "")
+    assert "podIP" in (unrunnable(pod(status={"podIP": "127.0.0.5"}), images) or "")
+
+
+# -- settings -----------------------------------------------------------------------------------------
+
+
+def test_log_sizes_parse_as_the_kubelet_writes_them() -> None:
+    assert (parse_size("10Mi"), parse_size("500Ki"), parse_size("2048")) == (10485760, 512000, 2048)
+    assert parse_size("10MB") is None and parse_size("12") is None
+    assert any("--container-log-max-size" in p for p in check(Config(container_log_max_size="lots")))
+    assert Config(image_map="x.yaml").runs_pods and not Config().runs_pods
+
+
+def test_the_kubelet_requires_tokens_on_loopback_unless_anonymous_is_allowed() -> None:
+    assert not auth_required("127.0.0.1", False, False)
+    assert auth_required("127.0.0.1", False, False, runs_pods=True)
+    assert not auth_required("127.0.0.1", False, True, runs_pods=True)
+    assert auth_required("0.0.0.0", False, False)
+
+
+# -- the pod strategy with a kubelet --------------------------------------------------------------------
+
+
+def strategy(kubelet: bool) -> PodStrategy:
+    cluster = Cluster(Store(MemoryBackend()), AddressPlan("127.96.0.0/12", "127.244.0.0/16", "127.250.0.0/16", "30000-32767"))
+    if kubelet:
+        cluster.unrunnable = lambda pod: None if pod["spec"]["containers"][0].get("command") else "no command"
+    return PodStrategy(cluster)
+
+
+def new_pod(command: bool, **spec: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "c", "image": "x", **({"command": ["true"]} if command else {})}
+    return {"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": [container], **spec}}
+
+
+def conditions(pod: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+
+
+def test_a_runnable_pod_is_born_pending_with_its_containers_being_created() -> None:
+    pod = new_pod(True)
+    strategy(True).prepare_create(pod)
+    assert pod["status"]["phase"] == "Pending"
+    assert conditions(pod) == {
+        RUNNABLE_CONDITION: "True", "PodScheduled": "True", "PodReadyToStartContainers": "False",
+        "Initialized": "False", "Ready": "False", "ContainersReady": "False",
+    }
+    assert pod["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
+
+
+def test_a_record_keeps_todays_status_and_says_why_it_does_not_run() -> None:
+    pod = new_pod(False)
+    strategy(True).prepare_create(pod)
+    assert pod["status"]["phase"] == "Running" and conditions(pod)["Ready"] == "True"
+    assert conditions(pod)[RUNNABLE_CONDITION] == "False"
+    off = new_pod(True)
+    strategy(False).prepare_create(off)
+    assert RUNNABLE_CONDITION not in conditions(off) and off["status"]["phase"] == "Running"
+
+
+def test_only_a_running_kubelet_pod_is_deleted_gracefully() -> None:
+    on = strategy(True)
+    pod = new_pod(True, terminationGracePeriodSeconds=7)
+    on.prepare_create(pod)
+    assert on.grace_period(pod, None) == 7
+    assert on.grace_period(pod, 2) == 2
+    assert on.grace_period(pod, 0) is None  # --grace-period=0 --force: at once
+    assert on.grace_period({**pod, "status": {**pod["status"], "phase": "Succeeded"}}, None) is None
+    record = new_pod(False)
+    on.prepare_create(record)
+    assert on.grace_period(record, None) is None
+
+
+def test_kubectl_shows_init_container_progress() -> None:
+    def cells(init_state: dict[str, Any], initialized: str = "False") -> list[Any]:
+        pod = {
+            "metadata": {"name": "p", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"initContainers": [{"name": "a"}, {"name": "b"}], "containers": [{"name": "c"}]},
+            "status": {
+                "phase": "Pending", "conditions": [{"type": "Initialized", "status": initialized}],
+                "initContainerStatuses": [
+                    {"name": "a", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+                    {"name": "b", "state": init_state, "restartCount": 2},
+                ],
+                "containerStatuses": [{"name": "c", "state": {"waiting": {"reason": "PodInitializing"}}}],
+            },
+        }
+        from datetime import UTC, datetime
+
+        return PRINTER.cells(pod, datetime(2024, 1, 1, tzinfo=UTC))
+
+    assert cells({"terminated": {"exitCode": 1, "reason": "Error"}})[2] == "Init:Error"
+    assert cells({"waiting": {"reason": "CrashLoopBackOff"}})[2] == "Init:CrashLoopBackOff"
+    assert cells({"running": {}})[2] == "Init:1/2"
+    assert cells({"running": {}})[3] == "2"
+
+
+# -- status, state, durations ---------------------------------------------------------------------------
+
+
+def test_merging_status_keeps_what_the_kubelet_does_not_own() -> None:
+    stored = {
+        "podIP": "127.244.0.9", "startTime": "then",
+        "conditions": [
+            {"type": RUNNABLE_CONDITION, "status": "True", "lastTransitionTime": "t0"},
+            {"type": "Ready", "status": "False", "lastTransitionTime": "t0", "reason": "ContainersNotReady"},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": "t0"},
+        ],
+    }
+    ours = {"phase": "Running", "startTime": "now", "containerStatuses": [],
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]}
+    merged = merge_status(stored, ours, "t1")
+    assert merged["podIP"] == "127.244.0.9" and merged["startTime"] == "then" and merged["phase"] == "Running"
+    times = {c["type"]: c["lastTransitionTime"] for c in merged["conditions"]}
+    assert times == {RUNNABLE_CONDITION: "t0", "Ready": "t1", "PodScheduled": "t0"}
+
+
+def test_back_off_durations_read_as_go_writes_them() -> None:
+    assert [_duration(s) for s in (0, 10, 20, 160, 300)] == ["0s", "10s", "20s", "2m40s", "5m0s"]
+
+
+def test_state_round_trips(tmp_path: Path) -> None:
+    record = state.PodRecord("ns", "p", "uid-1", {"c": state.ContainerRecord(2, ProcessRecord(10, 1.5, 21, 23), "t", {"exitCode": 1}, None)})
+    state.save(tmp_path / "uid-1", record)
+    assert state.load(tmp_path / "uid-1") == record
+    assert state.recorded_pods(tmp_path) == {"uid-1": record}
+    assert state.load(tmp_path / "missing") is None
+
+
+# -- a real process -----------------------------------------------------------------------------------
+
+
+def context(tmp_path: Path) -> ContainerContext:
+    return ContainerContext("ns", "p", "uid", "c", "127.0.0.1", {"PATH": os.defpath + ":/usr/bin:/bin"}, str(tmp_path / "made"), tmp_path)
+
+
+def test_a_container_process_logs_exits_and_is_adopted(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        ctx = context(tmp_path)
+        done = ContainerProcess.spawn(ctx, ["sh", "-c", "pwd; echo oops >&2; exit 4"], FileSink(tmp_path / "0.log"))
+        result = await done.wait()
+        assert result.code == 4 and result.known
+        assert (tmp_path / "made").is_dir()  # a missing workingDir is created, as the runtime does
+        await asyncio.sleep(0.05)
+        text = (tmp_path / "0.log").read_text()
+        assert f"stdout F {tmp_path / 'made'}" in text and "stderr F oops" in text
+
+        running = ContainerProcess.spawn(ctx, ["sh", "-c", "sleep 0.3; echo late; sleep 30"], FileSink(tmp_path / "1.log"))
+        running.detach()  # the emulator "dies": nothing reads the pipes any more
+        await asyncio.sleep(0.5)  # meanwhile the container writes: the pipe keeps it
+        adopted = ContainerProcess.adopt(running.record, FileSink(tmp_path / "1b.log"))
+        assert adopted is not None and alive(running.record)
+        await asyncio.sleep(0.1)
+        assert "stdout F late" in (tmp_path / "1b.log").read_text()  # read through /proc/<pid>/fd/<n>
+        os.killpg(running.pid, signal.SIGTERM)
+        result = await adopted.wait()
+        assert not result.known and result.code == 137  # not our child: how it ended is unknown
+        assert ContainerProcess.adopt(running.record, FileSink(tmp_path / "1c.log")) is None
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(running.pid, 0)
+
+        stubborn = ContainerProcess.spawn(ctx, ["sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"], FileSink(tmp_path / "2.log"))
+        await asyncio.sleep(0.2)
+        result = await stubborn.stop(0.3)
+        assert (result.code, result.signal) == (137, 9)
+
+    asyncio.run(scenario())
+
+
+def test_a_command_that_cannot_start_raises(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with pytest.raises(OSError):
+            ContainerProcess.spawn(context(tmp_path), ["/nonexistent/program"], FileSink(tmp_path / "x.log"))
+
+    asyncio.run(scenario())
