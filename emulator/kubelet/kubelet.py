@@ -269,7 +269,7 @@ class Kubelet:
         pod = self.store.get(PODS.key, worker.namespace, worker.name)
         if pod is not None and pod["metadata"].get("uid") == worker.uid:
             try:
-                self.registry.finalize(PODS, worker.namespace, worker.name)
+                self.registry.terminated(PODS, worker.namespace, worker.name)
             except errors.StatusError as exc:
                 log.warning("could not remove pod %s/%s: %s", worker.namespace, worker.name, exc)
 

@@ -9,6 +9,7 @@ refuses the write. Per-kind behaviour lives in each kind's strategy (emulator/ki
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 import uuid
@@ -584,6 +585,21 @@ class Registry:
             return None
         return self._remove(rt, self.strategy(rt), namespace, name, old)
 
+    def terminated(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
+        """A graceful deletion's grace is over (the kubelet stopped the pod's containers): the object goes
+        now, or — while finalizers remain (a Job's pod not counted yet) — stays with a zero grace period
+        and goes when the last one is removed, as the API server does with the kubelet's final delete."""
+        old = self.store.get(rt.key, namespace, name)
+        if old is None:
+            return None
+        if not old["metadata"].get("finalizers"):
+            return self._remove(rt, self.strategy(rt), namespace, name, old)
+        if int(old["metadata"].get("deletionGracePeriodSeconds") or 0) == 0:
+            return old
+        new = copy.deepcopy(old)
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        return self.store.update(rt.key, namespace, name, new, int(old["metadata"]["resourceVersion"]))
+
     def _remove(self, rt: ResourceType, strategy: Strategy, namespace: str, name: str, old: dict[str, Any]) -> dict[str, Any]:
         gone = self.store.delete(rt.key, namespace, name)
         strategy.release(old)
@@ -692,11 +708,14 @@ def _carry_over(strategy: Strategy, old: dict[str, Any], obj: dict[str, Any], su
 
 
 def _last_finalizer_removed(strategy: Strategy, obj: dict[str, Any], old: dict[str, Any]) -> bool:
-    """An object marked for deletion whose last finalizer this update removes (namespaces excepted:
-    their controller finishes them)."""
+    """An object marked for deletion whose last finalizer this update removes, and whose grace period is
+    over (a pod the kubelet is still stopping stays until the kubelet is done); namespaces excepted: their
+    controller finishes them."""
+    meta = obj["metadata"]
     return (
-        bool(obj["metadata"].get("deletionTimestamp")) and bool(old["metadata"].get("finalizers"))
-        and not obj["metadata"].get("finalizers") and not strategy.deletes_gracefully
+        bool(meta.get("deletionTimestamp")) and bool(old["metadata"].get("finalizers"))
+        and not meta.get("finalizers") and not strategy.deletes_gracefully
+        and not int(meta.get("deletionGracePeriodSeconds") or 0)
     )
 
 

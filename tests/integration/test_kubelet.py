@@ -565,3 +565,48 @@ def test_a_command_that_cannot_start_is_a_start_error_and_backs_off(api: httpx.C
 
     wait_for(failing, timeout=30, what="StartError restarts")
     assert "Failed" in [e["reason"] for e in events(api, ns, "nosuch")]
+
+
+def test_a_second_delete_with_a_shorter_grace_kills_sooner(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    mark = marker()
+    create(api, ns, pod("slow", [sh("main", f"trap '' TERM; while true; do sleep 0.1; done # {mark}")], terminationGracePeriodSeconds=60))
+    wait_for(lambda: processes(mark), what="running")
+    kubectl.run("delete", "pod", "slow", "-n", ns, "--wait=false")
+    began = time.monotonic()
+    kubectl.run("delete", "pod", "slow", "-n", ns, "--grace-period=1", timeout=30)
+    assert time.monotonic() - began < 10
+    assert not processes(mark)
+
+
+def test_a_finalizer_holds_a_terminated_pod_and_its_removal_waits_for_the_grace(api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    """As the API server: removing the last finalizer of a pod still terminating does not cut its grace short,
+    and a pod whose containers stopped stays (grace 0) until its last finalizer goes."""
+    mark = marker()
+    armed = tmp_path / "held"
+    body = pod("held", [sh("main", f"trap 'sleep 1; exit 0' TERM; touch {armed}; while true; do sleep 0.1; done # {mark}")], terminationGracePeriodSeconds=10)
+    body["metadata"]["finalizers"] = ["example.com/hold"]
+    create(api, ns, body)
+    wait_for(lambda: phase(api, ns, "held") == "Running" and armed.exists(), what="running, its trap set")
+    assert api.delete(f"/api/v1/namespaces/{ns}/pods/held").status_code == 200
+    # the containers stop (SIGTERM, a second's trap); the pod stays, held by its finalizer, grace now 0
+    wait_for(lambda: not processes(mark), timeout=15, what="stopped")
+    held = wait_for(lambda: (p := get_pod(api, ns, "held")) and p["metadata"].get("deletionGracePeriodSeconds") == 0 and p, what="grace 0")
+    assert held["metadata"]["finalizers"] == ["example.com/hold"]
+    patch = [{"op": "remove", "path": "/metadata/finalizers"}]
+    answer = api.patch(f"/api/v1/namespaces/{ns}/pods/held", content=json.dumps(patch), headers={"Content-Type": "application/json-patch+json"})
+    assert answer.status_code == 200, answer.text
+    assert get_pod(api, ns, "held") is None
+
+    # removing the finalizer while the containers are still being stopped leaves the pod to the kubelet
+    mark = marker()
+    armed = tmp_path / "stopping"
+    body = pod("stopping", [sh("main", f"trap 'sleep 2; exit 0' TERM; touch {armed}; while true; do sleep 0.1; done # {mark}")], terminationGracePeriodSeconds=10)
+    body["metadata"]["finalizers"] = ["example.com/hold"]
+    create(api, ns, body)
+    wait_for(lambda: phase(api, ns, "stopping") == "Running" and armed.exists(), what="running, its trap set")
+    assert api.delete(f"/api/v1/namespaces/{ns}/pods/stopping").status_code == 200
+    answer = api.patch(f"/api/v1/namespaces/{ns}/pods/stopping", content=json.dumps(patch), headers={"Content-Type": "application/json-patch+json"})
+    assert answer.status_code == 200, answer.text
+    still = get_pod(api, ns, "stopping")
+    assert still is not None and still["metadata"]["deletionGracePeriodSeconds"] == 10  # the kubelet is stopping it
+    wait_for(lambda: get_pod(api, ns, "stopping") is None and not processes(mark), timeout=15, what="gone once stopped")
