@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,10 @@ class PodWorker:
     def update(self, pod: dict[str, Any]) -> None:
         old, self.pod = self.pod["metadata"], pod
         self._wake.set()
+        shorter = pod["metadata"].get("deletionGracePeriodSeconds")
+        if old.get("deletionTimestamp") and shorter is not None and shorter < (old.get("deletionGracePeriodSeconds") or 0):
+            # deleted again with a shorter grace while terminating: the kill comes sooner
+            asyncio.get_running_loop().call_later(float(shorter), self._kill_all)
         meta = pod["metadata"]
         if self.volumes is not None and (meta.get("labels"), meta.get("annotations")) != (old.get("labels"), old.get("annotations")):
             try:  # downwardAPI files follow the pod's labels and annotations
@@ -198,6 +203,11 @@ class PodWorker:
                 await self._task
         await self._stop_all(0.0, reason="the pod was deleted")
         self._cleanup()
+
+    def _kill_all(self) -> None:
+        for c in self.containers.values():
+            if c.process is not None:
+                c.process.signal_group(signal.SIGKILL)
 
     # -- setup and adoption --------------------------------------------------------------------------
 
