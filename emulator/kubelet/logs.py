@@ -13,7 +13,7 @@ Each record is one line, as containerd writes it:
 `F` ends a line; a line longer than containerd's 16 KiB buffer is cut into `P` (partial) records of 16 KiB
 and a final `F`. Lines read in one chunk from a pipe share one timestamp: the writer formats a whole
 chunk with a couple of joins and one `os.write`, so a container writing 50,000 lines a second costs the
-event loop a few milliseconds a second (docs/pods-logs.md has the measurement).
+event loop a few milliseconds a second (docs/pods.md, "Logs and metrics", has the measurement).
 
 The reader is an async iterator of the bytes `kubectl logs` prints. With `follow` it keeps reading as the
 file grows, reopens the file when it is rotated, and ends once `is_running()` says the container instance
