@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -28,6 +30,7 @@ from api import channels, spdy
 from emulator import errors
 from emulator.kinds.pod import PODS
 from emulator.registry.registry import Registry
+from emulator.timestamps import parse_rfc3339
 
 log = logging.getLogger("emulator.api.portforward")
 
@@ -41,11 +44,18 @@ def routes(registry: Registry) -> list[web.RouteDef]:
     return [web.get(PATH, handler.handle, allow_head=False), web.post(PATH, handler.handle)]
 
 
+# A container that started this recently may not listen yet: a refused connection is tried again until then
+# (a server's own start-up, e.g. an interpreter's imports, takes longer than the kubelet takes to report it).
+LISTEN_GRACE = 2.0
+RETRY_EVERY = 0.05
+
+
 @dataclass(frozen=True)
 class PodAddress:
     name: str
     uid: str
     ip: str
+    started: float = 0.0  # when its last container started (wall clock seconds), 0 if unknown
 
 
 class PortForwardHandler:
@@ -57,7 +67,7 @@ class PortForwardHandler:
         ip = (pod.get("status") or {}).get("podIP")
         if not ip:
             raise errors.bad_request(f'pod "{name}" has no IP address yet: port-forward needs a pod that has one (status.podIP)')
-        return PodAddress(name, pod["metadata"].get("uid", ""), ip)
+        return PodAddress(name, pod["metadata"].get("uid", ""), ip, _last_start(pod))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         pod = self._pod(request.match_info["namespace"], request.match_info["name"])
@@ -101,11 +111,27 @@ def _failure(pod: PodAddress, port: int, exc: OSError) -> str:
     )
 
 
+def _last_start(pod: dict[str, Any]) -> float:
+    latest = 0.0
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        started = ((status.get("state") or {}).get("running") or {}).get("startedAt")
+        parsed = parse_rfc3339(started) if started else None
+        if parsed is not None:
+            latest = max(latest, parsed.timestamp())
+    return latest
+
+
 async def _connect(pod: PodAddress, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    try:
-        return await asyncio.wait_for(asyncio.open_connection(pod.ip, port), CONNECT_TIMEOUT)
-    except TimeoutError as exc:
-        raise TimeoutError(110, "i/o timeout") from exc
+    while True:
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(pod.ip, port), CONNECT_TIMEOUT)
+        except TimeoutError as exc:
+            raise TimeoutError(110, "i/o timeout") from exc
+        except ConnectionRefusedError:
+            # whole seconds: startedAt has no fraction, so a start in the same second counts from its end
+            if time.time() > pod.started + 1.0 + LISTEN_GRACE:
+                raise
+            await asyncio.sleep(RETRY_EVERY)
 
 
 # -- SPDY (kubectl) ------------------------------------------------------------------------------------------

@@ -84,12 +84,17 @@ def _write(path: str, text: str) -> None:
 
 
 def enter_namespaces(hostname: str) -> None:
-    """A user namespace owning a mount and a UTS namespace; the caller's ids mapped to themselves."""
+    """A user namespace owning a mount and a UTS namespace; the caller's ids mapped to themselves. Root
+    needs no user namespace for its mounts, and keeps what a user namespace would take away in the
+    host's network namespace: binding ports below 1024 (nginx's 80), as a container may on a node."""
     uid, gid = os.getuid(), os.getgid()
-    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS), "unshare")
-    _write("/proc/self/setgroups", "deny")  # required before an unprivileged gid_map
-    _write("/proc/self/uid_map", f"{uid} {uid} 1")
-    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    if os.geteuid() == 0:
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS), "unshare")
+    else:
+        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS), "unshare")
+        _write("/proc/self/setgroups", "deny")  # required before an unprivileged gid_map
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     if hostname:
         name = hostname.encode()
