@@ -16,6 +16,7 @@ that already listens there) or that `emulator run` registers (annotation below) 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,10 +80,11 @@ class ImageMap:
             document = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise ImageMapError(f"cannot read the image map {path}: {exc}") from exc
-        return cls.parse(document, str(path))
+        return cls.parse(document, str(path), base=Path(path).resolve().parent)
 
     @classmethod
-    def parse(cls, document: Any, where: str = "image map") -> ImageMap:
+    def parse(cls, document: Any, where: str = "image map", base: Path | None = None) -> ImageMap:
+        """`base`: what a relative workingDir is relative to (the map file's directory, as compose files do)."""
         if document is None:
             return cls()
         images = document.get("images") if isinstance(document, Mapping) else None
@@ -112,6 +114,8 @@ class ImageMap:
             if not isinstance(env, Mapping):
                 raise ImageMapError(f"{at}.env: expected a mapping NAME: value")
             working_dir = entry.get("workingDir")
+            if working_dir and base is not None and not os.path.isabs(str(working_dir)):
+                working_dir = os.path.normpath(base / str(working_dir))
             entries[image_name(str(image))] = ImageCommand(
                 lists["command"], lists["args"], str(working_dir) if working_dir else None,
                 {str(k): "" if v is None else str(v) for k, v in env.items()},

@@ -5,7 +5,7 @@ here) and answers it in the Prometheus text exposition format, labelled with the
 
     # HELP app_requests_total Requests served by the app.
     # TYPE app_requests_total counter
-    app_requests_total{pod="orders-1"} 12
+    app_requests_total{pod="orders-6d9c7b8f5-x2x7q"} 12
 
 The app is not changed: the adapter alone knows both formats. Listens on $POD_IP and `--port` (9102).
 Standard library only.

@@ -34,7 +34,7 @@ async def main() -> None:
     try:
         upstream = (os.environ["DB_SERVICE_HOST"], int(os.environ["DB_SERVICE_PORT"]))
     except KeyError:
-        sys.exit("ambassador: no DB_SERVICE_HOST: apply examples/ambassador/manifests.yaml before starting the pod")
+        sys.exit("ambassador: no DB_SERVICE_HOST: the service `db` did not exist when this container started")
 
     async def forward(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:

@@ -4,7 +4,7 @@
 - `TextHandler`: a keep-alive request handler with `reply(status, body)`, which sends a text body with
   its Content-Type and Content-Length;
 - `serve(handler, default_port, doc=__doc__)`: parses `--port` and serves on the pod's address ($POD_IP,
-  which `emulator run` sets) until the process is stopped.
+  which `emulator run` sets and the kubelet examples' manifests declare) until the process is stopped.
 
 The scripts find this module by putting examples/common on `sys.path` (see any of them).
 Standard library only.

@@ -2,8 +2,8 @@
 
 Every `--interval` seconds (2) it fetches each page from the service `origin` — found the way a
 container finds it, through the kubelet's variables ORIGIN_SERVICE_HOST / ORIGIN_SERVICE_PORT — and,
-when the page changed, writes it into $SHARED_DIR atomically, so the web server never serves half a
-file. Standard library only.
+when the page changed, writes it into `--dir` (the volume it shares with the web server) atomically,
+so the web server never serves half a file. Standard library only.
 """
 
 from __future__ import annotations
@@ -36,15 +36,16 @@ def pull(base: str, page: str, into: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", required=True, help="the shared volume to write the pages into")
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--page", action="append", default=[], help="page to copy (repeatable) [index.html]")
     args = parser.parse_args()
     pages = args.page or ["index.html"]
-    into = os.environ["SHARED_DIR"]
+    into = args.dir
     try:
         base = f"http://{os.environ['ORIGIN_SERVICE_HOST']}:{os.environ['ORIGIN_SERVICE_PORT']}"
     except KeyError:
-        sys.exit("puller: no ORIGIN_SERVICE_HOST: apply examples/sidecar/manifests.yaml before starting the pod")
+        sys.exit("puller: no ORIGIN_SERVICE_HOST: the service `origin` did not exist when this container started")
     while True:
         for page in pages:
             try:

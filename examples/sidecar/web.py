@@ -1,14 +1,14 @@
 """The sidecar pattern's web server: serves the files of a directory over HTTP, like an nginx container.
 
-`--dir` defaults to $SHARED_DIR, the volume it shares with the content puller (examples/common/pod.py
-creates it); listens on $POD_IP and `--port` (8000). Standard library only.
+`--dir` is the directory to serve: in pod `site` the emptyDir volume it shares with the content
+puller, in pod `origin` the checkout's examples/sidecar/content. Listens on $POD_IP and `--port`
+(8000). Standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +23,7 @@ class QuietFiles(QuietLog, SimpleHTTPRequestHandler):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", default=os.environ.get("SHARED_DIR", "."), help="directory to serve [$SHARED_DIR]")
+    parser.add_argument("--dir", default=".", help="directory to serve [.]")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     handler = functools.partial(QuietFiles, directory=args.dir)

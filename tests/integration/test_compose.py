@@ -197,7 +197,7 @@ def test_demo_services_point_at_the_emulator(compose: dict[str, Any]) -> None:
 
 def test_the_api_needs_no_token_in_compose(compose: dict[str, Any]) -> None:
     """The demo services talk plain HTTP without a token: the compose flags must allow that off loopback."""
-    auth = pytest.importorskip("emulator.auth")
+    auth = pytest.importorskip("emulator.security.auth")
     cfg = emulator_config(compose)
     assert not auth.auth_required(cfg.api_host, cfg.require_auth, cfg.allow_anonymous)
 

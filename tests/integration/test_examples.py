@@ -1,12 +1,16 @@
 """Every example under examples/ run the way its README says, and checked against what the README promises.
 
-The commands are not copied here: each README's ```sh blocks are read, and their `kubectl apply -f FILE`
-lines are applied through the API (POST of each document) and their `emulator run ...` lines started as
-subprocesses with `--server` pointed at a fresh test emulator (and `python3` replaced by this Python).
-So a README whose commands stop working fails this test. The checks then look at what the README's
-"What you will see" section shows: DNS answers (dnspython against the emulator's DNS port), round-robin
-over the pods, the sidecar serving what the puller fetched, the ambassador reaching the database, the
-adapter's Prometheus format, NodePort and LoadBalancer addresses, ExternalName CNAMEs.
+The commands are not copied here: each README's ```sh blocks are read. Their `make run ARGS="..."` (or
+`emulator serve ...`) line gives the flags of the test emulator the example runs on (one per distinct
+set of flags, shared by the examples that agree: the service examples on a plain one, the kubelet
+examples on one with `--image-map examples/images.yaml`); their `kubectl apply -f FILE` lines are run
+with real kubectl; their `emulator run ...` lines are started as subprocesses with `--server` pointed
+at that emulator (and `python3` replaced by this Python). So a README whose commands stop working fails
+this test. The checks then look at what the README's "What you will see" section shows: DNS answers
+(dnspython against the emulator's DNS port), round-robin over the pods, the sidecar serving what the
+puller fetched, the ambassador reaching the database, the adapter's Prometheus format, `kubectl get pods`
+showing 2/2 Ready, `kubectl logs -c` of each container, NodePort and LoadBalancer addresses,
+ExternalName CNAMEs. Every process the kubelet started stops with its emulator (SIGTERM).
 """
 
 from __future__ import annotations
@@ -33,11 +37,16 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import ROOT, Emulator, start_emulator
+from emulator.kubelet.images import ImageMap
+from emulator.security import kubeconfig
+from tests.conftest import ROOT, Emulator, require_tool, start_emulator
+from tests.integration.kubectl_support import Kubectl
 
 EXAMPLES = ROOT / "examples"
 ALL = ["clusterip", "nodeport", "loadbalancer", "externalname", "sidecar", "ambassador", "adapter"]
-PLURALS = {"Service": "services", "Pod": "pods", "NetworkPolicy": "networkpolicies", "Namespace": "namespaces"}
+KUBELET_EXAMPLES = ["sidecar", "ambassador", "adapter"]  # pods with commands, run by the emulator's kubelet
+
+pytestmark = pytest.mark.timeout(180)
 
 T = TypeVar("T")
 
@@ -49,6 +58,7 @@ T = TypeVar("T")
 class Steps:
     """What a README tells the reader to run, in order."""
 
+    serve: list[str] = field(default_factory=list)  # the flags of `make run ARGS=...` / `emulator serve`
     manifests: list[Path] = field(default_factory=list)
     runs: list[list[str]] = field(default_factory=list)  # argv after `emulator run`
 
@@ -56,22 +66,45 @@ class Steps:
     def pod_names(self) -> list[str]:
         return [argv[argv.index("--name") + 1] for argv in self.runs]
 
+    def documents(self) -> list[dict[str, Any]]:
+        return [doc for path in self.manifests for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+    def workloads(self) -> list[dict[str, Any]]:
+        """The Deployments (and bare Pods) of the manifests: what the kubelet is to run."""
+        return [doc for doc in self.documents() if doc["kind"] in ("Deployment", "Pod")]
+
+    def image_map(self) -> ImageMap:
+        flag = "--image-map"
+        return ImageMap.load(ROOT / self.serve[self.serve.index(flag) + 1]) if flag in self.serve else ImageMap()
+
 
 def readme_steps(example: str) -> Steps:
     text = (EXAMPLES / example / "README.md").read_text()
     steps = Steps()
     for block in re.findall(r"```sh\n(.*?)```", text, re.S):
         for line in block.splitlines():
-            line = line.strip().removesuffix("&").strip()
-            if line.startswith("kubectl apply -f "):
+            line = line.split(" #", 1)[0].strip().removesuffix("&").strip()
+            if line.startswith("make run "):
+                words = shlex.split(line)
+                steps.serve = [flag for w in words[2:] if w.startswith("ARGS=") for flag in shlex.split(w[5:])]
+            elif line.startswith("emulator serve"):
+                steps.serve = shlex.split(line)[2:]
+            elif line.startswith("kubectl apply -f "):
                 steps.manifests.append(ROOT / line.split()[-1])
             elif line.startswith("emulator run "):
                 steps.runs.append(shlex.split(line)[2:])
     return steps
 
 
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]
+    return spec["template"]["spec"] if workload["kind"] == "Deployment" else spec
+
+
 def test_every_example_is_indexed_and_tested() -> None:
-    """A new example directory must come with a test here and a line in examples/README.md."""
+    """A new example directory must come with a test here and a line in examples/README.md; what each README
+    starts must exist: the scripts of its `emulator run` lines, or for the kubelet examples containers whose
+    commands name existing scripts and whose image the README's image map maps (so they run)."""
     found = sorted(p.name for p in EXAMPLES.iterdir() if (p / "README.md").exists() and (p / "manifests.yaml").exists())
     assert found == sorted(ALL)
     index = (EXAMPLES / "README.md").read_text()
@@ -79,11 +112,23 @@ def test_every_example_is_indexed_and_tested() -> None:
         assert f"({name}/)" in index or f"({name}/README.md)" in index, f"examples/README.md does not link {name}"
         steps = readme_steps(name)
         assert steps.manifests and all(p.exists() for p in steps.manifests), name
-        assert steps.runs, f"{name}: its README starts no `emulator run`"
-        for argv in steps.runs:
-            command = argv[argv.index("--") + 1 :]
+        commands = [argv[argv.index("--") + 1 :] for argv in steps.runs]
+        if name in KUBELET_EXAMPLES:
+            assert not steps.runs, f"{name}: the kubelet runs its containers; its README starts no `emulator run`"
+            images = steps.image_map()
+            containers = [c for w in steps.workloads() for c in pod_spec(w)["containers"]]
+            assert any(len(pod_spec(w)["containers"]) >= 2 for w in steps.workloads()), f"{name}: no multi-container pod"
+            for container in containers:
+                assert container.get("command"), f"{name}: container {container['name']} has no command"
+                assert images.lookup(container["image"]), f"{name}: the README's image map does not map {container['image']}"
+            commands = [c["command"] for c in containers]
+        else:
+            assert steps.runs, f"{name}: its README starts no `emulator run` (and its manifests run nothing)"
+        for command in commands:
             scripts = [ROOT / word for word in command if word.endswith(".py")]
             assert scripts and all(s.exists() for s in scripts), f"{name}: {command}"
+    every_text = "\n".join(p.read_text() for p in EXAMPLES.rglob("*") if p.suffix in (".md", ".py", ".yaml"))
+    assert "common/pod.py" not in every_text  # the kubelet runs multi-container pods now
 
 
 # --- running one ------------------------------------------------------------------------------------
@@ -93,28 +138,24 @@ def test_every_example_is_indexed_and_tested() -> None:
 class RunningExample:
     emu: Emulator
     api: httpx.Client
+    kubectl: Kubectl
     logs: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    applied: list[str] = field(default_factory=list)  # API paths of what apply() created
+    applied: list[str] = field(default_factory=list)  # the YAML of what apply() applied, to delete it again
 
     def apply(self, manifest: Path, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
-        for doc in yaml.safe_load_all(manifest.read_text()):
-            if not doc:
-                continue
-            if edit:
+        """`kubectl apply -f manifest`, as the README says (the documents edited first when `edit` is given)."""
+        docs = [doc for doc in yaml.safe_load_all(manifest.read_text()) if doc]
+        if edit:
+            for doc in docs:
                 edit(doc)
-            namespace = doc["metadata"].get("namespace", "default")
-            plural = PLURALS[doc["kind"]]
-            path = f"/api/v1/namespaces/{namespace}/{plural}"
-            if doc["apiVersion"].startswith("networking.k8s.io/"):
-                path = f"/apis/{doc['apiVersion']}/namespaces/{namespace}/{plural}"
-            response = self.api.post(path, json=doc)
-            assert response.status_code == 201, response.text
-            self.applied.append(f"{path}/{doc['metadata']['name']}")
+        text = yaml.safe_dump_all(docs) if edit else manifest.read_text()
+        self.kubectl.run("apply", "-f", "-", stdin=text)
+        self.applied.append(text)
 
     def delete_applied(self) -> None:
-        for path in reversed(self.applied):
-            self.api.delete(path)
+        for text in reversed(self.applied):
+            self.kubectl.run("delete", "-f", "-", "--ignore-not-found", "--wait=true", stdin=text, ok=False, timeout=60)
 
     def start(self, run_args: list[str]) -> None:
         split = run_args.index("--")
@@ -125,7 +166,7 @@ class RunningExample:
         argv = [*emulator_run, *run_args[:split], "--", *command]
         name = run_args[run_args.index("--name") + 1]
         out = (self.logs / f"{name}.log").open("wb")
-        # Its own session, so that clean-up can reach the containers of examples/common/pod.py too.
+        # Its own session, so that clean-up reaches whatever the command started too.
         self.procs.append(
             subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         )
@@ -134,19 +175,50 @@ class RunningExample:
         def ready() -> bool:
             for pod in pods:
                 response = self.api.get(f"/api/v1/namespaces/default/pods/{pod}")
-                if response.status_code != 200:
-                    return False
-                conditions = response.json().get("status", {}).get("conditions") or []
-                if not any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                if response.status_code != 200 or not is_ready(response.json()):
                     return False
             return True
 
         eventually(ready, timeout, lambda: f"pods {pods} not Ready:\n{self.output()}")
 
+    def wait_workloads(self, workloads: list[dict[str, Any]], timeout: float = 60) -> None:
+        """Every Deployment's replicas (every bare Pod) running and Ready, all its containers ready."""
+
+        def ready() -> bool:
+            for workload in workloads:
+                if workload["kind"] == "Pod":
+                    found = [self.pod(workload["metadata"]["name"])]
+                else:
+                    found = self.pods(workload["spec"]["selector"]["matchLabels"])
+                    if len(found) != workload["spec"].get("replicas", 1):
+                        return False
+                if not all(is_ready(pod) for pod in found):
+                    return False
+            return True
+
+        eventually(ready, timeout, lambda: f"{[w['metadata']['name'] for w in workloads]} not Ready:\n{self.output()}")
+
+    def pods(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        response = self.api.get("/api/v1/namespaces/default/pods", params={"labelSelector": selector})
+        return [p for p in response.json()["items"] if not p["metadata"].get("deletionTimestamp")]
+
+    def pod(self, name: str) -> dict[str, Any]:
+        response = self.api.get(f"/api/v1/namespaces/default/pods/{name}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def only_pod(self, app: str) -> dict[str, Any]:
+        (pod,) = self.pods({"app": app})
+        return pod
+
     def output(self) -> str:
-        return "\n".join(
-            f"--- {log.name}\n{log.read_text(errors='replace')}" for log in sorted(self.logs.glob("*.log"))
-        )
+        """What went on, for a failure's message: the `emulator run` processes' output, the pods, their logs."""
+        runs = [f"--- {log.name}\n{log.read_text(errors='replace')}" for log in sorted(self.logs.glob("*.log"))]
+        pods = self.kubectl.run("get", "pods", "-o", "wide", ok=False, timeout=10)
+        events = self.kubectl.run("get", "events", ok=False, timeout=10)
+        logs = self.kubectl.run("logs", "-l", "app", "--all-containers", "--prefix", "--tail=20", ok=False, timeout=10)
+        return "\n".join([*runs, pods.stdout + pods.stderr, events.stdout, logs.stdout + logs.stderr])
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -157,7 +229,7 @@ class RunningExample:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 pass
-            # Whatever is left of the session (a container that ignored SIGTERM) goes too.
+            # Whatever is left of the session (a process that ignored SIGTERM) goes too.
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -182,6 +254,11 @@ class RunningExample:
         return eventually(lambda: _get(url, **kwargs), 10, lambda: f"GET {url} failed:\n{self.output()}")
 
 
+def is_ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 def _get(url: str, **kwargs: Any) -> httpx.Response | None:
     try:
         response = httpx.get(url, timeout=3, **kwargs)
@@ -201,30 +278,54 @@ def eventually(check: Callable[[], T | None], timeout: float, why: Callable[[], 
         time.sleep(0.05)
 
 
+@dataclass
+class Started:
+    emu: Emulator
+    kubectl: Kubectl
+
+
 @pytest.fixture(scope="module")
-def shared_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """One emulator for all examples, as a user would run them: their names do not clash."""
-    emu = start_emulator(tmp_path_factory.mktemp("examples") / "data", *private_ranges())
-    yield emu
-    emu.stop()
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[list[str]], Started]]:
+    """emulators(flags): an emulator started with the README's flags (and a kubectl for it), one per distinct
+    set of flags, shared by the examples that agree, as a user would run them: their names do not clash."""
+    binary = require_tool("kubectl")
+    started: dict[tuple[str, ...], Started] = {}
+
+    def get(flags: list[str]) -> Started:
+        key = tuple(flags)
+        if key not in started:
+            home = tmp_path_factory.mktemp("examples")
+            emu = start_emulator(home / "data", *private_ranges(), *flags)
+            assert "auth" not in emu.faces, f"{flags}: the examples' READMEs run the API open on loopback"
+            kubeconfig.write(home / "config", emu.api_url, use=True)
+            started[key] = Started(emu, Kubectl(binary, home / "config", home / "cache"))
+        return started[key]
+
+    yield get
+    for each in started.values():
+        each.emu.stop(timeout=30)  # the kubelet stops its containers (SIGTERM, grace, SIGKILL) before it exits
 
 
 @pytest.fixture
-def run_example(shared_emulator: Emulator, tmp_path: Path) -> Iterator[Callable[..., RunningExample]]:
+def run_example(
+    emulators: Callable[[list[str]], Started], tmp_path: Path
+) -> Iterator[Callable[..., RunningExample]]:
     """run_example(name, edit=None): the example applied and started as its README says; undone afterwards."""
     started: list[RunningExample] = []
 
     def run(name: str, edit: Callable[[dict[str, Any]], None] | None = None) -> RunningExample:
         logs = tmp_path / "logs"
         logs.mkdir()
-        running = RunningExample(shared_emulator, shared_emulator.client(), logs)
-        started.append(running)
         steps = readme_steps(name)
+        emulator = emulators(steps.serve)
+        running = RunningExample(emulator.emu, emulator.emu.client(), emulator.kubectl, logs)
+        started.append(running)
         for manifest in steps.manifests:
             running.apply(manifest, edit)
         for run_args in steps.runs:
             running.start(run_args)
         running.wait_ready(steps.pod_names)
+        running.wait_workloads(steps.workloads())
         return running
 
     yield run
@@ -320,52 +421,70 @@ def test_externalname(run_example: Callable[..., RunningExample]) -> None:
     assert "CATALOG_SERVICE_HOST" in env and not any(k.startswith(("PRODUCTS_", "SEARCH_")) for k in env)
 
 
+def kubelet_pod(ex: RunningExample, app: str, containers: int) -> dict[str, Any]:
+    """The one pod of Deployment `app`, as `kubectl get pods` shows it: `containers`/`containers` Ready, Running."""
+    pod = ex.only_pod(app)
+    name = pod["metadata"]["name"]
+    assert name.startswith(f"{app}-")
+    assert len(pod["spec"]["containers"]) == containers
+    table = ex.kubectl.out("get", "pods", name, "--no-headers").split()
+    assert table[:3] == [name, f"{containers}/{containers}", "Running"], table
+    return pod
+
+
 def test_sidecar_serves_what_the_puller_fetched(run_example: Callable[..., RunningExample]) -> None:
     ex = run_example("sidecar")
+    site = kubelet_pod(ex, "site", 2)
+    kubelet_pod(ex, "origin", 1)
     page = (EXAMPLES / "sidecar" / "content" / "index.html").read_text()
     assert ex.get(f"http://{ex.service('origin')['spec']['clusterIP']}:8080/index.html").text == page
-    site = ex.service("site")["spec"]["clusterIP"]
-    # 404 until the puller's first copy lands in the shared directory, then the origin's page
-    eventually(
-        lambda: (r := _get(f"http://{site}:8080/")) is not None and r.text == page,
-        10,
-        lambda: f"site never served the origin's page:\n{ex.output()}",
-    )
+    # Ready only once the puller's first copy landed in the shared volume (the web container's probe): so
+    # the page is there at once, through the service and through the gateway
+    assert ex.get(f"http://{ex.service('site')['spec']['clusterIP']}:8080/").text == page
     via_gateway = ex.get(f"http://127.0.0.1:{ex.emu.gateway_port}/", headers={"Host": "site"})
     assert via_gateway.text == page
-    assert "puller: pulled index.html from http://" in ex.output()
+    origin_ip = ex.service("origin")["spec"]["clusterIP"]
+    puller = ex.kubectl.out("logs", "deployment/site", "-c", "puller")
+    assert f"puller: pulled index.html from http://{origin_ip}:8080" in puller
+    web = ex.kubectl.out("logs", "deployment/site", "-c", "web")
+    assert f"on http://{site['status']['podIP']}:8000/" in web  # both containers on the pod's IP
 
 
 def test_ambassador_reaches_the_database(run_example: Callable[..., RunningExample]) -> None:
     ex = run_example("ambassador")
+    shop = kubelet_pod(ex, "shop", 2)
+    kubelet_pod(ex, "db", 1)
     gateway = f"http://127.0.0.1:{ex.emu.gateway_port}/"
     assert [ex.get(gateway, headers={"Host": "shop"}).text for _ in range(2)] == ["visits: 1\n", "visits: 2\n"]
-    shop = ex.service("shop")["spec"]["clusterIP"]
-    assert ex.get(f"http://{shop}:8080/").text == "visits: 3\n"
+    shop_ip = ex.service("shop")["spec"]["clusterIP"]
+    assert ex.get(f"http://{shop_ip}:8080/").text == "visits: 3\n"
     # the count lives in the database pod behind the `db` service, as the README's nc shows
     ((_, db_ip),) = ex.dns("db")
     with socket.create_connection((db_ip, 6379), timeout=3) as conn:
         conn.sendall(b"GET visits\n")
         assert conn.makefile("rb").readline() == b"$3\n"
-    assert f"ambassador: {pod_ip(ex, 'shop-1')}:6379 -> db service {db_ip}:6379" in ex.output()
+    ambassador = ex.kubectl.out("logs", "deployment/shop", "-c", "ambassador")
+    assert f"ambassador: {shop['status']['podIP']}:6379 -> db service {db_ip}:6379" in ambassador
 
 
-PROMETHEUS_LINE = re.compile(r'(# (HELP|TYPE) app_[a-z_]+ .+|app_[a-z_]+\{pod="orders-1"\} [0-9.]+)')
+PROMETHEUS_LINE = re.compile(r'(# (HELP|TYPE) app_[a-z_]+ .+|app_[a-z_]+\{pod="orders-[a-z0-9-]+"\} [0-9.]+)')
 
 
 def test_adapter_normalises_metrics(run_example: Callable[..., RunningExample]) -> None:
     ex = run_example("adapter")
+    pod = kubelet_pod(ex, "orders", 2)
+    name = pod["metadata"]["name"]
     ((_, orders),) = ex.dns("orders")
     assert ex.get(f"http://{orders}:8080/orders").json() == [{"id": 1, "item": "teapot"}]
     failed = httpx.get(f"http://{orders}:8080/fail", timeout=3)
     assert failed.status_code == 500
-    assert httpx.get(f"http://{pod_ip(ex, 'orders-1')}:8000/stats").text.startswith("STATS requests=2 errors=1 ")
+    assert httpx.get(f"http://{pod['status']['podIP']}:8000/stats").text.startswith("STATS requests=2 errors=1 ")
     metrics = ex.get(f"http://{orders}:9102/metrics")
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = metrics.text.splitlines()
     assert lines and all(PROMETHEUS_LINE.fullmatch(line) for line in lines), lines
-    assert 'app_requests_total{pod="orders-1"} 2' in lines
-    assert 'app_errors_total{pod="orders-1"} 1' in lines
+    assert f'app_requests_total{{pod="{name}"}} 2' in lines
+    assert f'app_errors_total{{pod="{name}"}} 1' in lines
     assert "# TYPE app_uptime_seconds gauge" in lines
     gateway = ex.get(f"http://127.0.0.1:{ex.emu.gateway_port}/metrics", headers={"Host": "orders:9102"})
-    assert 'app_requests_total{pod="orders-1"} 2' in gateway.text.splitlines()
+    assert f'app_requests_total{{pod="{name}"}} 2' in gateway.text.splitlines()

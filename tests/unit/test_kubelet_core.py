@@ -49,6 +49,14 @@ def test_the_image_map_matches_with_or_without_registry_and_tag() -> None:
     assert images.lookup("postgres") is None and images.lookup(None) is None
 
 
+def test_a_relative_working_dir_is_relative_to_the_map_file(tmp_path: Path) -> None:
+    (tmp_path / "maps").mkdir()
+    path = tmp_path / "maps" / "images.yaml"
+    path.write_text("images:\n  a: {command: [x], workingDir: ..}\n  b: {command: [x], workingDir: /abs}\n  c: {command: [x]}\n")
+    images = ImageMap.load(path)
+    assert [(images.lookup(i) or pytest.fail(i)).working_dir for i in "abc"] == [str(tmp_path.resolve()), "/abs", None]
+
+
 @pytest.mark.parametrize(("document", "says"), [
     ({"web": {}}, "expected a mapping `images:`"),
     ({"images": {"web": {"cmd": ["x"]}}}, "unknown field(s) cmd"),
