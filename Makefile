@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint bench bench-api bench-dns bench-proxy bench-hardening bench-workloads clean
+.PHONY: run test lint bench bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet clean
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(ARGS)
 
 # Benchmarks compare against a peer run side by side (need Debian's wrk, haproxy, dnsperf, dnsmasq).
-bench: bench-api bench-dns bench-proxy bench-hardening bench-workloads
+bench: bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet
 
 bench-api: $(STAMP)
 	$(VENV)/bin/python bench/api/run.py $(ARGS)
@@ -36,6 +36,9 @@ bench-hardening: $(STAMP)
 
 bench-workloads: $(STAMP)
 	$(VENV)/bin/python bench/workloads/run.py $(ARGS)
+
+bench-kubelet: $(STAMP)
+	$(VENV)/bin/python bench/kubelet/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
