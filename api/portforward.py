@@ -6,6 +6,11 @@ The far end is the pod's IP (`status.podIP`) and the port: every pod with an add
 the kubelet runs it, `emulator run` registered it or a client gave its IP. (On a node, the kubelet dials
 localhost inside the pod's network namespace; here the pod's IP is where its containers listen.)
 
+Only pod addresses are dialled: one in the pod range (--pod-cidr), or a unicast address a client registered
+(compose's container IPs). A loopback address outside the pod range (127.0.0.1, the node address a
+hostNetwork pod reports) would reach whatever the host serves on it to itself alone, and link-local,
+multicast, unspecified or reserved addresses are no pod's: those are refused (403) with the reason.
+
 - kubectl 1.32 opens a WebSocket with subprotocol `SPDY/3.1+portforward.k8s.io` and speaks SPDY inside it,
   or, when that is refused, upgrades to SPDY directly (`X-Stream-Protocol-Version: portforward.k8s.io`).
   Each local connection is a pair of streams (headers `streamType` error|data, `port`, `requestID`);
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -39,8 +45,8 @@ COPY_CHUNK = 65536
 PATH = "/api/v1/namespaces/{namespace}/pods/{name}/portforward"
 
 
-def routes(registry: Registry) -> list[web.RouteDef]:
-    handler = PortForwardHandler(registry)
+def routes(registry: Registry, pod_cidr: str) -> list[web.RouteDef]:
+    handler = PortForwardHandler(registry, pod_cidr)
     return [web.get(PATH, handler.handle, allow_head=False), web.post(PATH, handler.handle)]
 
 
@@ -58,15 +64,47 @@ class PodAddress:
     started: float = 0.0  # when its last container started (wall clock seconds), 0 if unknown
 
 
+def undialable(ip: str, pod_network: ipaddress.IPv4Network) -> str | None:
+    """Why port-forward will not connect to a pod's address `ip`; None when it may (a pod address)."""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip)
+    except ValueError:
+        return f"its address {ip!r} is not an IP address"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:a.b.c.d is dialled as a.b.c.d
+    if isinstance(address, ipaddress.IPv4Address) and address in pod_network:
+        return None
+    if address.is_loopback:
+        return (
+            f"its address {ip} is not a pod address (outside --pod-cidr {pod_network}): a loopback address outside "
+            "the pod range is the host's own (a hostNetwork pod's, or one a client gave), and port-forward does "
+            "not reach the host's loopback services"
+        )
+    for what, test in (
+        ("unspecified", address.is_unspecified), ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast), ("reserved", address.is_reserved),
+        ("in 0.0.0.0/8", isinstance(address, ipaddress.IPv4Address) and address in _THIS_NETWORK),
+    ):
+        if test:
+            return f"its address {ip} is {what}, not a pod address"
+    return None
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")  # "this host on this network": Linux dials it as loopback
+
+
 class PortForwardHandler:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, pod_cidr: str) -> None:
         self.registry = registry
+        self.pod_network = ipaddress.IPv4Network(pod_cidr, strict=False)
 
     def _pod(self, namespace: str, name: str) -> PodAddress:
         pod = self.registry.get(PODS, namespace, name)
         ip = (pod.get("status") or {}).get("podIP")
         if not ip:
             raise errors.bad_request(f'pod "{name}" has no IP address yet: port-forward needs a pod that has one (status.podIP)')
+        if (why := undialable(ip, self.pod_network)) is not None:
+            raise errors.forbidden_request(f'port-forward to pod "{name}" refused: {why}')
         return PodAddress(name, pod["metadata"].get("uid", ""), ip, _last_start(pod))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -183,6 +221,10 @@ async def _stream_to_socket(stream: spdy.Stream, writer: asyncio.StreamWriter) -
             await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()
+        return
+    # the pod stopped reading: what the client still sends is dropped, not left to hold the session's reading
+    while await stream.read():
+        pass
 
 
 async def _socket_to_stream(reader: asyncio.StreamReader, stream: spdy.Stream) -> None:

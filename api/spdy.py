@@ -340,7 +340,11 @@ class FrameDecoder:
 # -- a server session ---------------------------------------------------------------------------------------
 
 class Stream:
-    """One stream a client opened: its headers, what it sent (read until b"" at its FIN), what we send."""
+    """One stream a client opened: its headers, what it sent (read until b"" at its FIN), what we send.
+
+    Once both sides are done (FIN each way, or a reset either way) the session forgets it: its id leaves
+    `by_id` and what it still holds unread no longer counts toward the session's pause (a reset discards it;
+    after two FINs the consumer may still read it)."""
 
     def __init__(self, session: Session, stream_id: int, headers: Headers) -> None:
         self.session = session
@@ -349,6 +353,8 @@ class Stream:
         self._chunks: asyncio.Queue[bytes] = asyncio.Queue()
         self.remote_closed = False
         self.local_closed = False
+        self.unread = 0  # bytes received and not yet read
+        self.counted = True  # whether `unread` is part of the session's; False once forgotten
 
     def header(self, name: str, default: str = "") -> str:
         values = self.headers.get(name.lower())
@@ -359,17 +365,37 @@ class Stream:
             return
         if data:
             self._chunks.put_nowait(data)
-            self.session._buffered(len(data))
+            self.unread += len(data)
+            if self.counted:
+                self.session._buffered(len(data))
         if fin:
             self.remote_closed = True
             self._chunks.put_nowait(b"")
+            self._settle()
+
+    def _discard(self) -> None:
+        """A reset: nothing more arrives, and what arrived is dropped (readers get b"")."""
+        while not self._chunks.empty():
+            self._chunks.get_nowait()
+        if self.counted:
+            self.session._buffered(-self.unread)
+        self.unread = 0
+        self.remote_closed = self.local_closed = True
+        self._chunks.put_nowait(b"")
+        self._settle()
+
+    def _settle(self) -> None:
+        if self.remote_closed and self.local_closed:
+            self.session._forget(self)
 
     async def read(self) -> bytes:
         """The next piece of what the client sent on this stream; b"" once it closed its side."""
         if self._chunks.empty() and self.remote_closed:
             return b""
         data = await self._chunks.get()
-        self.session._buffered(-len(data))
+        self.unread -= len(data)
+        if self.counted:
+            self.session._buffered(-len(data))
         return data
 
     async def write(self, data: bytes) -> None:
@@ -382,13 +408,15 @@ class Stream:
         """Our side is done (a data frame with FIN)."""
         if not self.local_closed:
             self.local_closed = True
+            self._settle()
             await self.session.send(DataFrame(self.id, b"", FLAG_FIN))
 
     async def reset(self, status: int = CANCEL) -> None:
-        if not self.local_closed:
-            self.local_closed = True
+        """Abandon the stream both ways (RST_STREAM, unless both sides were already done)."""
+        done = self.local_closed and self.remote_closed
+        self._discard()
+        if not done:
             await self.session.send(RstStream(self.id, status))
-        self._received(b"", True)
 
 
 class Session:
@@ -413,6 +441,14 @@ class Session:
         self.reader: asyncio.Future[None] | None = None  # what feeds the session, when it is a task
         self.gone = asyncio.Event()  # set when the connection ended (the client went away, or we closed it)
         self._writer = asyncio.ensure_future(self._write_loop())
+
+    def _forget(self, stream: Stream) -> None:
+        """Both sides of `stream` are done: its id is free and its unread bytes stop counting."""
+        if self.by_id.get(stream.id) is stream:
+            del self.by_id[stream.id]
+        if stream.counted:
+            stream.counted = False
+            self._buffered(-stream.unread)
 
     def _buffered(self, change: int) -> None:
         self.unread += change
@@ -476,8 +512,7 @@ class Session:
         elif isinstance(frame, RstStream):
             stream = self.by_id.get(frame.stream_id)
             if stream is not None:
-                stream.local_closed = True
-                stream._received(b"", True)
+                stream._discard()
         elif isinstance(frame, Ping):
             self._send_now(frame)  # the same id back
         elif isinstance(frame, GoAway):
@@ -499,7 +534,7 @@ class Session:
             return
         self.closed = True
         self.gone.set()
-        for stream in self.by_id.values():
+        for stream in list(self.by_id.values()):
             stream._received(b"", True)
         self.streams.put_nowait(None)
 

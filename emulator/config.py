@@ -54,6 +54,7 @@ class Config:
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
     kubelet: bool = field(default=False, metadata={"help": "run the containers of pods that say what to run (command/args, or --image-map) as local processes, as the owner's user; the API then requires tokens unless --allow-anonymous (docs/pods.md)"})
     image_map: str = field(default="", metadata={"help": "YAML file mapping images to local commands (implies --kubelet; docs/pods.md)"})
+    trust_stored_objects: bool = field(default=False, metadata={"help": "start the kubelet over a data directory that was served without authentication, once its stored workloads and pods are reviewed (clears that record; docs/security.md)"})
     container_log_max_size: str = field(default="10Mi", metadata={"help": "size at which a container's log is rotated (the kubelet's containerLogMaxSize)"})
     container_log_max_files: int = field(default=5, metadata={"help": "log files kept per container, the current one included (the kubelet's containerLogMaxFiles)"})
 

@@ -13,6 +13,7 @@ import gc
 import getpass
 import logging
 import os
+import shlex
 import socket
 import ssl
 import time
@@ -63,23 +64,33 @@ from emulator.kinds import (
     SERVICES,
     STATEFUL_SETS,
 )
+from emulator.kinds.pod import RUNNABLE_CONDITION
 from emulator.kubelet.hosts import ClusterHosts
 from emulator.kubelet.images import ImageMap, ImageMapError
-from emulator.kubelet.kubelet import Kubelet, KubeletSettings
+from emulator.kubelet.kubelet import Kubelet, KubeletSettings, stop_leftovers
 from emulator.kubelet.podworker import Backoff
 from emulator.netpol.engine import PolicyEngine
 from emulator.proxy.server import Proxy, ProxySettings
 from emulator.registry.ipam import AddressPlan
 from emulator.registry.registry import Cluster, Registry
 from emulator.registry.tokens import TokenOperations
-from emulator.security import auth, tokens
+from emulator.security import auth, datadir, tokens
 from emulator.security import tls as auth_tls
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
 from emulator.store.store import Store
+from emulator.timestamps import now_rfc3339
 
 log = logging.getLogger("emulator")
 
 ApiFactory = Callable[["Runtime"], web.Application]
+# the stored objects the kubelet may run: kinds with a pod template (where it is) and pods
+_POD_SPECS = (
+    (DEPLOYMENTS, ("spec", "template", "spec")), (REPLICA_SETS, ("spec", "template", "spec")),
+    (REPLICATION_CONTROLLERS, ("spec", "template", "spec")), (STATEFUL_SETS, ("spec", "template", "spec")),
+    (DAEMON_SETS, ("spec", "template", "spec")), (JOBS, ("spec", "template", "spec")),
+    (CRON_JOBS, ("spec", "jobTemplate", "spec", "template", "spec")), (PODS, ("spec",)),
+)
+LISTED_AT_MOST = 20  # stored objects named in a refusal to start
 # serves a set-up runner on the bound API socket (with TLS or None); the HTTP layer provides it
 ApiServer = Callable[[web.AppRunner, socket.socket, "ssl.SSLContext | None"], Awaitable[asyncio.AbstractServer]]
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -125,6 +136,56 @@ def _upstreams(text: str) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class StartRefused(Exception):
+    """`emulator serve` must not start as configured; the message says why and what to do."""
+
+
+def stored_pod_specs(store: Store) -> list[tuple[str, str]]:
+    """The stored objects the kubelet may run, as ("kind/name -n namespace", what runs): every object with a
+    pod template, and the pods marked to run (not finished). Those with a command or args come first."""
+    found: list[tuple[bool, str, str]] = []
+    for rt, path in _POD_SPECS:
+        for obj in store.objects(rt.key):
+            if rt is PODS and (
+                (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+                or not any(c.get("type") == RUNNABLE_CONDITION and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
+            ):
+                continue
+            spec: Any = obj
+            for key in path:
+                spec = spec.get(key) if isinstance(spec, dict) else None
+            containers = [*((spec or {}).get("initContainers") or []), *((spec or {}).get("containers") or [])]
+            commands = [shlex.join([*(c.get("command") or []), *(c.get("args") or [])]) for c in containers if c.get("command") or c.get("args")]
+            images = ", ".join(f"image {c.get('image') or '(none)'}" for c in containers)
+            what = "; ".join(commands) or images
+            meta = obj["metadata"]
+            name = f"{rt.singular}/{meta['name']}" + (f" -n {meta['namespace']}" if meta.get("namespace") else "")
+            found.append((not commands, name, what if len(what) <= 120 else what[:117] + "..."))
+    found.sort(key=lambda entry: entry[0])
+    return [(name, what) for _, name, what in found]
+
+
+def untrusted_store_message(data_dir: Path, record: dict[str, str], found: list[tuple[str, str]], user: str) -> str:
+    """Why a start with the kubelet is refused over a data directory served without authentication, what it
+    holds, and how to review it and go on."""
+    when = f" (first {record['first']}, last {record['last']}" + (f", at {record['api']})" if record.get("api") else ")") if record.get("first") else ""
+    shown = [f"  {name}: {what}" for name, what in found[:LISTED_AT_MOST]]
+    if len(found) > LISTED_AT_MOST:
+        shown.append(f"  ... and {len(found) - LISTED_AT_MOST} more")
+    kinds = ",".join(rt.plural for rt, _ in _POD_SPECS)
+    return "\n".join([
+        f"not started: {data_dir} was served without authentication{when}. Anyone who could reach the API then "
+        f"(on loopback: every local user) could store workloads, and the kubelet (--kubelet) runs their "
+        f"commands as {user}. {len(found)} stored object(s) it may run:",
+        *shown,
+        "Review them with the kubelet off and the API closed:",
+        f"  emulator serve --data-dir {data_dir} --require-auth",
+        f"  KUBECONFIG={data_dir / datadir.KUBECONFIG_FILE} kubectl get {kinds} -A -o yaml",
+        "Delete what you did not create, then start once with --trust-stored-objects: it removes "
+        f"{data_dir / datadir.SERVED_OPEN_FILE}, and later starts need no flag (docs/security.md).",
+    ])
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -158,6 +219,7 @@ class Runtime:
         config = self.config
         self.store = Store(self._backend(), history_size=config.watch_history)
         loaded = self.store.load()
+        self._check_stored_objects()  # before anything listens: a refused start leaves nothing behind
         plan = AddressPlan(config.service_cidr, config.pod_cidr, config.lb_cidr, config.node_port_range)
         api_sock = bind_tcp(config.api_host, config.api_port)
         self.api_port = api_sock.getsockname()[1]
@@ -168,6 +230,8 @@ class Runtime:
             self.kubelet = self._make_kubelet()
             cluster.unrunnable = self.kubelet.unrunnable
         self.registry.claim_stored()
+        if self.kubelet is None and not config.in_memory:  # what a run killed with -9 left running
+            stop_leftovers(self.registry, Path(config.data_dir) / "pods")
         self._start_auth(cluster.api_address, plan.service_ips.first_address)
         if self.api_tls is not None:
             self.faces["API"] = f"https://{config.api_host}:{self.api_port}"
@@ -250,6 +314,33 @@ class Runtime:
         gc.freeze()
         self.started_in = time.perf_counter() - began
 
+    def _check_stored_objects(self) -> None:
+        """The kubelet runs what the store holds, as the owner. Over a data directory that was served without
+        authentication (anyone who reached the API could store a workload), a start that requires tokens and
+        runs pods refuses until the owner has reviewed the stored objects and says so once
+        (`--trust-stored-objects`). Open starts keep the record; in memory nothing was stored (docs/security.md)."""
+        config = self.config
+        if config.in_memory:
+            return
+        data_dir = Path(config.data_dir)
+        record = datadir.served_open(data_dir)
+        if record is None and datadir.recorded(data_dir, datadir.SIGNING_MODE_FILE) == tokens.OPEN_MODE:
+            record = {}  # served open by a version that kept no record
+        if record is None or not auth.auth_required(config.api_host, config.require_auth, config.allow_anonymous, config.runs_pods):
+            return
+        if config.trust_stored_objects:
+            datadir.clear_served_open(data_dir)
+            log.warning("--trust-stored-objects: the objects stored while %s was served without authentication are trusted from now on", data_dir)
+            return
+        if not config.runs_pods:
+            return  # nothing runs them: the record stays for the next start with the kubelet
+        found = stored_pod_specs(self.store)
+        if not found:
+            datadir.clear_served_open(data_dir)  # nothing stored that could run
+            return
+        self.store.close()
+        raise StartRefused(untrusted_store_message(data_dir, record, found, getpass.getuser()))
+
     def _make_kubelet(self) -> Kubelet:
         config = self.config
         try:
@@ -328,6 +419,8 @@ class Runtime:
         )
         if not self.auth_required:
             self.authenticator = auth.Authenticator(self.store, issuer)
+            if not config.in_memory:  # whatever is stored from now on, anyone may have written
+                datadir.mark_served_open(data_dir, now_rfc3339(), self.faces["API"])
             if not addresses.is_loopback(config.api_host):
                 log.warning("the API on %s accepts anyone who can reach it (--allow-anonymous)", config.api_host)
             return

@@ -47,7 +47,7 @@ async def serve(cfg: config_module.Config) -> int:
     from api.app import create_app
     from emulator.kubelet.stats import Stats
     from emulator.registry.tokens import TokenOperations
-    from emulator.runtime import Runtime
+    from emulator.runtime import Runtime, StartRefused
 
     runtime = Runtime(cfg, lambda rt: create_app(
         rt.registry,
@@ -59,7 +59,7 @@ async def serve(cfg: config_module.Config) -> int:
             *podlogs.routes(rt.registry, lambda: rt.kubelet),
             *metrics.routes(rt.registry, lambda: rt.kubelet, Stats()),
             *podexec.routes(rt.kubelet),
-            *portforward.routes(rt.registry),
+            *portforward.routes(rt.registry, cfg.pod_cidr),
         ],
         middlewares=[
             guard.middleware(guard.rules(
@@ -70,6 +70,9 @@ async def serve(cfg: config_module.Config) -> int:
     ), api_server=connections.serve)
     try:
         await runtime.start()
+    except StartRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"error: could not start: {exc}. Is another emulator already running? "

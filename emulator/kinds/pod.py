@@ -8,9 +8,11 @@ with it (`emulator serve --kubelet`) a pod whose commands are known is born Pend
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import Field
 
 from emulator import errors, podenv, validation
@@ -297,6 +299,161 @@ def _born_pending(obj: dict[str, Any], stamp: str) -> None:
     ]
 
 
+def _drop_runnable(status: dict[str, Any]) -> None:
+    """Remove every `RUNNABLE_CONDITION` a client put in `status`: whether the kubelet runs a pod is the
+    strategy's decision, never the client's (a forged one would run its command as the owner)."""
+    conditions = status.get("conditions")
+    if isinstance(conditions, list):
+        status["conditions"] = [c for c in conditions if not (isinstance(c, dict) and c.get("type") == RUNNABLE_CONDITION)]
+
+
+def _keep_runnable(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """On any update (the pod or its status), the stored `RUNNABLE_CONDITION` stays exactly as the strategy
+    set it at creation: a client can neither add, change nor remove it."""
+    old_conditions = (old.get("status") or {}).get("conditions") or []
+    stored = [(i, c) for i, c in enumerate(old_conditions) if c.get("type") == RUNNABLE_CONDITION]
+    status = new.get("status")
+    if status is None:
+        if not stored:
+            return
+        status = new["status"] = {}
+    _drop_runnable(status)
+    if stored:
+        conditions = status.setdefault("conditions", [])
+        for index, condition in stored:
+            conditions.insert(min(index, len(conditions)), condition)
+
+
+def _normalise_pod_ips(status: dict[str, Any]) -> None:
+    """status.podIP and status.podIPs as the v1 conversion leaves them: podIP is podIPs[0] when only the list
+    is given, and podIP is authoritative when both are given and differ (the list becomes [podIP])."""
+    ips = status.get("podIPs")
+    first = ips[0].get("ip") if isinstance(ips, list) and ips and isinstance(ips[0], dict) else None
+    if not status.get("podIP") and first:
+        status["podIP"] = first
+    elif status.get("podIP") and first and first != status["podIP"]:
+        status["podIPs"] = [{"ip": status["podIP"]}]
+
+
+def _validate_pod_ip(value: Any, path: str) -> list[FieldError]:
+    """A pod address given by a client: an IP, and none the API refuses for endpoint addresses and external IPs
+    (ValidateNonSpecialIP: unspecified, link-local such as 169.254.169.254, link-local multicast). Loopback stays
+    allowed: every address of the emulator, pods' included, is in 127.0.0.0/8."""
+    return validation.validate_ip(value, path) or validation.validate_non_special_ip(value, path, allow_loopback=True)
+
+
+# ValidatePodUpdate (Kubernetes 1.32): what an update may change in a pod's spec
+UPDATABLE_POD_SPEC_FIELDS = (
+    "`spec.containers[*].image`",
+    "`spec.initContainers[*].image`",
+    "`spec.activeDeadlineSeconds`",
+    "`spec.tolerations` (only additions to existing tolerations)",
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+)
+SPEC_UPDATE_FORBIDDEN = "pod updates may not change fields other than " + ",".join(UPDATABLE_POD_SPEC_FIELDS)
+# Go's zero values: a false (non-pointer) bool is the same as an absent one
+_ZERO_FALSE = frozenset({"hostNetwork", "hostPID", "hostIPC", "stdin", "stdinOnce", "tty"})
+_MAX_INT32 = 2**31 - 1
+
+
+def _semantic(value: Any) -> Any:
+    """`value` as apiequality.Semantic compares it: nil, empty lists, maps and strings (and false for a
+    non-pointer bool) equal to absent."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            v = _semantic(v)
+            if v is None or v == [] or v == {} or v == "" or (v is False and k in _ZERO_FALSE):
+                continue
+            out[k] = v
+        return out
+    if isinstance(value, list):
+        return [_semantic(v) for v in value]
+    return value
+
+
+def _spec_diff(old: Any, new: Any, path: str = "spec") -> list[str]:
+    """What differs between two specs, one `-`/`+` pair per changed field (Kubernetes prints Go's cmp.Diff)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        lines: list[str] = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            if old.get(key) != new.get(key):
+                lines += _spec_diff(old.get(key), new.get(key), f"{path}.{key}")
+        return lines
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [line for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b for line in _spec_diff(a, b, f"{path}[{i}]")]
+
+    def shown(value: Any) -> str:
+        return "(absent)" if value is None else orjson.dumps(value).decode()
+
+    return [f"  {path}:", f"-   {shown(old)}", f"+   {shown(new)}"]
+
+
+def validate_pod_update(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> list[FieldError]:
+    """ValidatePodUpdate: a pod's spec is fixed once it exists, except its containers' images, a shorter
+    activeDeadlineSeconds, added tolerations, removed scheduling gates (and, while gated, an added
+    nodeSelector) and terminationGracePeriodSeconds from negative to 1. Worded as the API server words it."""
+    problems: list[FieldError] = []
+    for group in ("containers", "initContainers"):
+        new_containers, old_containers = new_spec.get(group) or [], old_spec.get(group) or []
+        if len(new_containers) != len(old_containers):
+            return [*problems, errors.forbidden(f"spec.{group}", "pod updates may not add or remove containers")]
+        for i, container in enumerate(new_containers):
+            image = container.get("image") or ""
+            if not image:
+                problems.append(errors.required(f"spec.{group}[{i}].image"))
+            elif image.strip() != image:
+                problems.append(invalid(f"spec.{group}[{i}].image", image, "must not have leading or trailing whitespace"))
+    deadline, old_deadline = new_spec.get("activeDeadlineSeconds"), old_spec.get("activeDeadlineSeconds")
+    if deadline is not None:
+        if not 0 <= deadline <= _MAX_INT32:
+            return [*problems, invalid("spec.activeDeadlineSeconds", deadline, f"must be between 0 and {_MAX_INT32}, inclusive")]
+        if old_deadline is not None and old_deadline < deadline:
+            return [*problems, invalid("spec.activeDeadlineSeconds", deadline, "must be less than or equal to previous value")]
+    elif old_deadline is not None:
+        problems.append(FieldError("spec.activeDeadlineSeconds", "FieldValueInvalid", "Invalid value: \"null\": must not update from a positive integer to nil value"))
+    def but_seconds(toleration: Any) -> Any:
+        toleration = _semantic(toleration)
+        return {k: v for k, v in toleration.items() if k != "tolerationSeconds"} if isinstance(toleration, dict) else toleration
+
+    new_tolerations = [but_seconds(t) for t in new_spec.get("tolerations") or []]
+    for toleration in old_spec.get("tolerations") or []:
+        if but_seconds(toleration) not in new_tolerations:
+            problems.append(errors.forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds"))
+            break
+    old_gates = {g.get("name") for g in old_spec.get("schedulingGates") or [] if isinstance(g, dict)}
+    for i, gate in enumerate(new_spec.get("schedulingGates") or []):
+        if isinstance(gate, dict) and gate.get("name") not in old_gates:
+            problems.append(errors.forbidden(f"spec.schedulingGates[{i}].name", f"only deletion is allowed, but found new scheduling gate '{gate.get('name')}'"))
+    new, old = _semantic(new_spec), _semantic(old_spec)
+    if new == old:
+        return problems
+    munged = copy.deepcopy(new)
+    for group in ("containers", "initContainers"):
+        for container, before in zip(munged.get(group) or [], old.get(group) or [], strict=True):
+            container.pop("image", None)
+            if "image" in before:
+                container["image"] = before["image"]
+    for field in ("activeDeadlineSeconds", "schedulingGates", "tolerations"):
+        munged.pop(field, None)
+        if field in old:
+            munged[field] = old[field]
+    if (old.get("terminationGracePeriodSeconds") or 0) < 0 and munged.get("terminationGracePeriodSeconds") == 1:
+        munged["terminationGracePeriodSeconds"] = old["terminationGracePeriodSeconds"]
+    if old.get("schedulingGates") and munged.get("nodeSelector") != old.get("nodeSelector"):
+        selector, before = munged.get("nodeSelector") or {}, old.get("nodeSelector") or {}
+        if any(selector.get(k) != v for k, v in before.items()):
+            shown = "map[string]string{" + ", ".join(f"{orjson.dumps(k).decode()}:{orjson.dumps(v).decode()}" for k, v in sorted(selector.items())) + "}"
+            problems.append(FieldError("spec.nodeSelector", "FieldValueInvalid", f"Invalid value: {shown}: only additions to spec.nodeSelector are allowed (no mutations or deletions)"))
+        munged.pop("nodeSelector", None)
+        if before:
+            munged["nodeSelector"] = before
+    # munged keeps the key order of the new spec; dicts compare regardless of order
+    if munged != old:
+        problems.append(errors.forbidden("spec", SPEC_UPDATE_FORBIDDEN + "\n" + "\n".join(_spec_diff(old, munged))))
+    return problems
+
+
 class PodStrategy(Strategy):
     resource = PODS
     model = Pod
@@ -319,6 +476,8 @@ class PodStrategy(Strategy):
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("nodeName", "emulator")
         status = obj.setdefault("status", {})
+        _drop_runnable(status)  # decided below, never taken from the client
+        _normalise_pod_ips(status)
         stamp = now_rfc3339()
         why_not = self.cluster.unrunnable(obj) if self.cluster.unrunnable is not None else ""
         if why_not is None:
@@ -393,7 +552,10 @@ class PodStrategy(Strategy):
                 problems += [invalid(f"spec.{field}", spec[field], m) for m in validation.dns1123_label_errors(spec[field])]
         status = obj.get("status") or {}
         if status.get("podIP"):
-            problems += validation.validate_ip(status["podIP"], "status.podIP")
+            problems += _validate_pod_ip(status["podIP"], "status.podIP")
+        for i, entry in enumerate(status.get("podIPs") or []):
+            if isinstance(entry, dict) and entry.get("ip") and entry.get("ip") != status.get("podIP"):
+                problems += _validate_pod_ip(entry["ip"], f"status.podIPs[{i}].ip")
         sa = spec.get("serviceAccountName")
         if sa:
             problems += [invalid("spec.serviceAccountName", sa, m) for m in validation.dns1123_subdomain_errors(sa)]
@@ -413,18 +575,17 @@ class PodStrategy(Strategy):
         new_ip = (new.get("status") or {}).get("podIP")
         if old_ip and new_ip != old_ip:
             problems.append(errors.forbidden("status.podIP", f"pod IP may not change once set (was {old_ip})"))
-        for field in ("serviceAccountName", "hostNetwork", "nodeName"):
-            if new["spec"].get(field) != old["spec"].get(field):
-                problems.append(errors.forbidden(f"spec.{field}", "may not change once the pod exists: delete the pod and create it again"))
-        return problems
+        return problems + validate_pod_update(new["spec"], old["spec"])
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         # keep server defaults the client did not send back (e.g. a PUT of an edited manifest)
         for field in ("serviceAccountName", "serviceAccount", "nodeName", "enableServiceLinks"):
             if field in old["spec"] and field not in new["spec"]:
                 new["spec"][field] = old["spec"][field]
+        _keep_runnable(new, old)
         status = new.get("status") or {}
         old_status = old.get("status") or {}
+        _normalise_pod_ips(status)
         if old_status.get("podIP") and not status.get("podIP") and "status" in new:
             status["podIP"] = old_status["podIP"]
             status.setdefault("podIPs", old_status.get("podIPs", [{"ip": old_status["podIP"]}]))

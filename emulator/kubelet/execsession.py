@@ -6,6 +6,12 @@ container runtime ends an exec whose stream is gone. With a terminal (`-t`) the 
 stderr are one pty (it is the session's controlling terminal, so Ctrl-C reaches the foreground job), and
 resizes are TIOCSWINSZ on it; without, three pipes. The API layer (api/exec.py) only moves bytes between
 this object and the client's protocol.
+
+Spawned with `subprocess.Popen` (close_fds, in a thread: the sandbox's set-up and the exec take
+milliseconds), not asyncio's subprocesses: under uvloop those inherit duplicates of their own stdio, so a
+job the command backgrounds (`x >/dev/null 2>&1 &`) would hold the client's streams open. Each command's
+group is one of its container's companions (process.py `Companions`): killed when the container ends,
+known to the `--in-memory` reaper. `run_command` is the same for exec hooks and exec probes.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ import subprocess
 import sys
 import termios
 from pathlib import Path
+from typing import Any
 
 from emulator.kubelet.context import ContainerContext
-from emulator.kubelet.process import wrap
+from emulator.kubelet.process import Companions, companions_of, working_directory, wrap
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +80,160 @@ def _resolve(argv: list[str], env: dict[str, str]) -> None:
         raise FileNotFoundError(errno.ENOENT, "not found", argv[0])
 
 
+class Child:
+    """A command spawned by `spawn`: its pipes as asyncio streams, its exit seen through a pidfd."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], companions: Companions | None) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.companions = companions
+        self.stdin: asyncio.StreamWriter | None = None
+        self.stdout: asyncio.StreamReader | None = None
+        self.stderr: asyncio.StreamReader | None = None
+        self._transports: list[asyncio.BaseTransport] = []
+        self._exited = asyncio.Event()
+        self._watch()
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        for name in ("stdout", "stderr"):
+            pipe = getattr(self.popen, name)
+            if pipe is not None:
+                reader = asyncio.StreamReader(limit=OUTPUT_CHUNK)
+                transport, _ = await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r), pipe)  # type: ignore[misc]
+                self._transports.append(transport)
+                setattr(self, name, reader)
+        if self.popen.stdin is not None:
+            writing, protocol = await loop.connect_write_pipe(lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), self.popen.stdin)
+            self._transports.append(writing)
+            self.stdin = asyncio.StreamWriter(writing, protocol, None, loop)
+
+    def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined,unused-ignore]
+        except (AttributeError, OSError):
+            self._poller = loop.create_task(self._poll())
+            return
+
+        def ready() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self._reap()
+
+        loop.add_reader(pidfd, ready)
+
+    async def _poll(self) -> None:
+        while self.popen.poll() is None:
+            await asyncio.sleep(0.2)
+        self._reap()
+
+    def _reap(self) -> None:
+        self.popen.wait()
+        if self.companions is not None:
+            self.companions.ended(self.pid)
+        self._exited.set()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode if self._exited.is_set() else None
+
+    async def wait(self) -> int:
+        await self._exited.wait()
+        return self.popen.returncode
+
+    def kill_group(self) -> None:
+        """SIGKILL the command's whole group, whether or not its first process has exited (what it left
+        behind goes too)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        self._transports.clear()
+
+
+async def spawn(ctx: ContainerContext, argv: list[str], **popen: Any) -> Child:
+    """Start `argv` (already wrapped for the sandbox) in its own session, tied to the container of `ctx`
+    (one of its companions); from a thread, so that the event loop keeps answering meanwhile."""
+    companions = companions_of(ctx.uid, ctx.container)
+    if companions is not None and companions.closed:
+        raise ExecError(f'container "{ctx.container}" is not running')
+    loop = asyncio.get_running_loop()
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, bufsize=0, start_new_session=True, close_fds=True, **popen)
+
+    future = loop.run_in_executor(None, start)
+    try:
+        process = await asyncio.shield(future)
+    except asyncio.CancelledError:  # nobody will watch it: it is killed as soon as it exists
+        future.add_done_callback(_abandon)
+        raise
+    if companions is not None:
+        companions.add(process.pid)
+    child = Child(process, companions)
+    await child.connect()
+    return child
+
+
+def _abandon(future: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    process = future.result()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+EXEC_OUTPUT_LIMIT = 10 * 1024  # the kubelet keeps this much of an exec probe's or hook's output
+DRAIN_AFTER_EXIT = 0.5  # seconds output is still read after the command exited (a job it left may hold the pipe)
+
+
+async def run_command(ctx: ContainerContext, argv: list[str], timeout: float) -> tuple[int, bytes]:
+    """An exec hook or probe: `argv` beside the container, stdout and stderr together; (exit code, the
+    output's last EXEC_OUTPUT_LIMIT bytes). TimeoutError (its group killed) after `timeout` seconds; what
+    it backgrounds lives on with the container. ExecError when it cannot start."""
+    wrapped, env = wrap(ctx, argv)
+    env = _environment(ctx, env, False)
+    try:
+        child = await spawn(
+            ctx, wrapped, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=env, cwd=working_directory(ctx),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ExecError(f'exec: "{argv[0]}": {getattr(exc, "strerror", None) or exc}') from exc
+    output = bytearray()
+
+    async def read() -> None:
+        assert child.stdout is not None
+        while data := await child.stdout.read(OUTPUT_CHUNK):
+            output.extend(data)
+            del output[:-EXEC_OUTPUT_LIMIT]
+
+    reader = asyncio.ensure_future(read())
+    try:
+        code = await asyncio.wait_for(child.wait(), timeout)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(reader), DRAIN_AFTER_EXIT)
+    except BaseException:
+        child.kill_group()
+        await asyncio.shield(child.wait())
+        raise
+    finally:
+        reader.cancel()
+        child.close()
+    return exit_code(code), bytes(output)
+
+
 class ExecSession:
     """A running command: write its stdin, read its output, resize its terminal, wait for its exit code."""
 
-    def __init__(self, process: asyncio.subprocess.Process, tty: bool, master: int | None) -> None:
+    def __init__(self, process: Child, tty: bool, master: int | None) -> None:
         self.process = process
         self.tty = tty
         self._master = master
@@ -105,17 +262,16 @@ class ExecSession:
                     _set_size(master, *size)
                 try:
                     _resolve(wrapped, env)  # "not found" is the command's, not the Python step's
-                    process = await asyncio.create_subprocess_exec(
-                        sys.executable, "-I", "-S", "-c", CONTROLLING_TTY, *wrapped,
-                        stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, start_new_session=True,
+                    process = await spawn(
+                        ctx, [sys.executable, "-I", "-S", "-c", CONTROLLING_TTY, *wrapped],
+                        stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
                     )
                 finally:
                     os.close(slave)
             else:
-                process = await asyncio.create_subprocess_exec(
-                    *wrapped, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd,
-                    start_new_session=True,
+                process = await spawn(
+                    ctx, wrapped, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
                 )
         except (OSError, subprocess.SubprocessError) as exc:
             if master is not None:
@@ -202,13 +358,13 @@ class ExecSession:
         return self.process.returncode is not None
 
     def kill(self) -> None:
-        """End the whole command (its process group), e.g. when the client went away."""
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        """End the whole command (its process group), e.g. when the client went away, and what it left
+        running in its group once it exited."""
+        self.process.kill_group()
 
     def close(self) -> None:
-        """Release the terminal (after wait)."""
+        """Release the pipes and the terminal (after wait)."""
+        self.process.close()
         if self._master is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._master)

@@ -10,16 +10,22 @@ Stopping the emulator stops the containers, as a node that shuts down (SIGTERM, 
 SIGKILL); the next start runs them again per restartPolicy. After `kill -9` of the emulator they keep
 running and the next start adopts them (state.py, process.py). With `--in-memory` containers die with
 the emulator, `kill -9` included (nothing could adopt them): a tiny reaper process (process.py) kills
-their groups when the emulator's end of its pipe closes.
+their groups when the emulator's end of its pipe closes. A start without the kubelet after `kill -9`
+kills what the previous run left and says so in the pods' status (`stop_leftovers`).
+
+Many pods at once (a Deployment of 100): a few start at a time (STARTS_AT_ONCE), their processes spawned
+in threads, so that no turn of the event loop is long and the API and DNS keep answering.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import signal
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +39,8 @@ from emulator.kubelet import state, volumes
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.images import NO_COMMAND, RUNNABLE_CONDITION, ImageMap, unrunnable
 from emulator.kubelet.podworker import Backoff, Container, PodWorker, merge_status, runnable_marker
-from emulator.kubelet.process import ContainerProcess, GroupReaper, kill_record
+from emulator.kubelet.process import ContainerProcess, GroupReaper, kill_companions, kill_record
+from emulator.kubelet.process import alive as process_alive
 from emulator.registry.registry import Registry
 from emulator.store.events import ADDED, DELETED, Event
 from emulator.timestamps import now_rfc3339
@@ -41,6 +48,7 @@ from emulator.timestamps import now_rfc3339
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 5.0  # seconds containers get when the emulator stops
+STARTS_AT_ONCE = 8  # pods set up / containers started at the same time (the rest wait their turn)
 NOT_RUNNABLE_EVENT = "NotRunnable"
 _RUNNABLE_MARK = b'"type":"' + RUNNABLE_CONDITION.encode() + b'","status":"True"'
 
@@ -80,6 +88,9 @@ class Kubelet:
         self._since = registry.store.rv  # events up to here are the stored state, replayed
         self._started = False
         self._stopping = False
+        self.start_slots = asyncio.Semaphore(STARTS_AT_ONCE)
+        self.executor = ThreadPoolExecutor(max_workers=STARTS_AT_ONCE, thread_name_prefix="kubelet-start")
+        self._refreshing: set[tuple[str, str]] = set()  # workers whose volumes refresh at the next turn
 
     # -- what runs -----------------------------------------------------------------------------------
 
@@ -105,14 +116,24 @@ class Kubelet:
         if event.resource == PODS.key:
             self._on_pod(event)
         elif event.resource in (CONFIG_MAPS.key, SECRETS.key):
-            for (namespace, _), worker in list(self.workers.items()):
-                if namespace == event.namespace:
-                    if worker.volumes is not None:
-                        try:
-                            worker.volumes.refresh()
-                        except Exception:  # never raised into the store's event delivery
-                            log.exception("volumes of pod %s/%s not refreshed", worker.namespace, worker.name)
-                    worker.wake()
+            # only the pods that use it (volumes, env), refreshed after the delivery (coalesced per pod)
+            kind = "configMap" if event.resource == CONFIG_MAPS.key else "secret"
+            for key, worker in self.workers.items():
+                if key[0] == event.namespace and (kind, event.name) in worker.references and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    asyncio.get_running_loop().call_soon(self._refresh, key)
+
+    def _refresh(self, key: tuple[str, str]) -> None:
+        self._refreshing.discard(key)
+        worker = self.workers.get(key)
+        if worker is None:
+            return
+        if worker.volumes is not None:
+            try:
+                worker.volumes.refresh()
+            except Exception:
+                log.exception("volumes of pod %s/%s not refreshed", worker.namespace, worker.name)
+        worker.wake()
 
     def _on_pod(self, event: Event) -> None:
         key = (event.namespace, event.name)
@@ -175,6 +196,7 @@ class Kubelet:
             for container in record.containers.values():  # a pod gone (or finished) meanwhile: nothing of it runs
                 if container.process is not None:
                     kill_record(container.process)
+            kill_companions(self.pods_dir / uid)
             if pod is None:
                 shutil.rmtree(self.pods_dir / uid, ignore_errors=True)
         for pod in self.store.objects(PODS.key):
@@ -191,21 +213,31 @@ class Kubelet:
             for c in worker.containers.values():  # whatever happened: nothing it ran outlives the emulator
                 if c.process is not None:
                     c.process.signal_group(signal.SIGKILL)
+                if c.companions is not None:
+                    c.companions.kill_all()
         if self._reaper is not None:
             self._reaper.close()
+        self.executor.shutdown(wait=True)
         if self._temporary is not None:
-            shutil.rmtree(self._temporary, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, self._temporary, True)
 
     # -- what workers use ------------------------------------------------------------------------------
 
     def track(self, process: ContainerProcess) -> None:
         """A container started: with --in-memory the reaper kills its group if the emulator dies."""
-        if self._reaper is not None:
-            self._reaper.add(process.pid)
+        self.track_group(process.pid)
 
     def untrack(self, process: ContainerProcess) -> None:
+        self.untrack_group(process.pid)
+
+    def track_group(self, pgid: int) -> None:
+        """A process group of a container's or of a companion's (exec, hook, probe): see `track`."""
         if self._reaper is not None:
-            self._reaper.remove(process.pid)
+            self._reaper.add(pgid)
+
+    def untrack_group(self, pgid: int) -> None:
+        if self._reaper is not None:
+            self._reaper.remove(pgid)
 
     def pod_dir_for(self, uid: str) -> Path:
         return self.pods_dir / uid
@@ -273,11 +305,11 @@ class Kubelet:
             except errors.StatusError as exc:
                 log.warning("could not remove pod %s/%s: %s", worker.namespace, worker.name, exc)
 
-    def forget(self, worker: PodWorker) -> None:
+    async def forget(self, worker: PodWorker) -> None:
         key = (worker.namespace, worker.name)
         if self.workers.get(key) is worker:
             del self.workers[key]
-        shutil.rmtree(worker.pod_dir, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, worker.pod_dir, True)
         # a pod of the same name created meanwhile waited for this one
         pod = self.store.get(PODS.key, *key)
         if pod is not None and pod["metadata"].get("uid") != worker.uid and self.runs(pod) and key not in self.workers:
@@ -320,6 +352,59 @@ class Kubelet:
             for w in self.workers.values() for c in w.containers.values()
             if c.running and c.process is not None
         }
+
+
+KUBELET_OFF_MESSAGE = "the emulator was started without --kubelet: this container was stopped (start it with --kubelet to run the pod again)"
+
+
+def stop_leftovers(registry: Registry, pods_dir: Path) -> int:
+    """A start without the kubelet over a data directory whose previous run (killed with -9) left
+    containers running: kill them (and their exec sessions), record them as ended, and say so in their
+    pods' status (Ready False, the containers terminated). The number of processes killed."""
+    killed = 0
+    now = now_rfc3339()
+    for uid, record in state.recorded_pods(pods_dir).items():
+        kill_companions(pods_dir / uid)
+        ended: dict[str, dict[str, Any]] = {}
+        for name, container in record.containers.items():
+            if container.process is None or container.terminated is not None:
+                continue
+            if process_alive(container.process):
+                killed += 1
+            kill_record(container.process)
+            container.terminated = {
+                "exitCode": 137, "reason": "ContainerStatusUnknown", "message": KUBELET_OFF_MESSAGE,
+                "startedAt": container.started_at or now, "finishedAt": now,
+                "containerID": f"emulator://{uid}/{name}/{container.restart_count}",
+            }
+            container.process = None
+            ended[name] = container.terminated
+        if not ended:
+            continue
+        with contextlib.suppress(OSError):
+            state.save(pods_dir / uid, record)
+        pod = registry.store.get(PODS.key, record.namespace, record.name)
+        if pod is None or pod["metadata"].get("uid") != uid:
+            continue
+        status = dict(pod.get("status") or {})
+        for key in ("containerStatuses", "initContainerStatuses"):
+            if status.get(key):
+                status[key] = [
+                    {**s, "ready": False, "started": False, "state": {"terminated": ended[s.get("name")]}} if s.get("name") in ended else s
+                    for s in status[key]
+                ]
+        status["conditions"] = [
+            {**c, "status": "False", "reason": "KubeletOff", "message": KUBELET_OFF_MESSAGE, "lastTransitionTime": now}
+            if c.get("type") in ("Ready", "ContainersReady") else c
+            for c in status.get("conditions") or []
+        ]
+        try:
+            registry.replace_object(PODS, pod, {**pod, "status": status}, subresource="status")
+        except errors.StatusError as exc:
+            log.warning("could not mark pod %s/%s: %s", record.namespace, record.name, exc)
+    if killed:
+        log.warning("killed %d container process(es) a previous run left (the kubelet is off now)", killed)
+    return killed
 
 
 @dataclass

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -32,8 +34,20 @@ from typing import TYPE_CHECKING, Any
 from emulator import envvars, podenv
 from emulator.kubelet import state, volumes
 from emulator.kubelet.context import ContainerContext
-from emulator.kubelet.images import RUNNABLE_CONDITION, resolved_command
-from emulator.kubelet.process import ContainerProcess, Exit, log_sink, wrap
+from emulator.kubelet.images import REGISTERED_BY_RUN, RUNNABLE_CONDITION, resolved_command
+from emulator.kubelet.process import (
+    Companions,
+    ContainerProcess,
+    Exit,
+    Launched,
+    LogSink,
+    abandon,
+    kill_companions,
+    kill_record,
+    launch,
+    log_sink,
+    set_companions,
+)
 from emulator.timestamps import now_rfc3339
 
 if TYPE_CHECKING:
@@ -76,6 +90,8 @@ class Container:
     stopping_restart: bool = False  # killed by a failed probe: restarted per restartPolicy
     probes: Any = None  # probes.py ContainerProbes, None without probes
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    companions: Companions | None = None  # exec sessions, exec hooks and probes of the running instance
+    changed: bool = False  # its spec changed (image): restarted whatever the restartPolicy
 
     @property
     def name(self) -> str:
@@ -114,6 +130,7 @@ class PodWorker:
         for c in spec.get("containers") or []:
             self.containers[c["name"]] = Container(c, "main")
         self.restart_policy = spec.get("restartPolicy") or "Always"
+        self.references = references(spec)
         self.phase = "Pending"
         self.initialized = False
         self.init_failed = False
@@ -135,6 +152,7 @@ class PodWorker:
     def update(self, pod: dict[str, Any]) -> None:
         old, self.pod = self.pod["metadata"], pod
         self._wake.set()
+        asyncio.get_running_loop().call_soon(self._spec_changed)  # after the delivery: it records an event
         shorter = pod["metadata"].get("deletionGracePeriodSeconds")
         if old.get("deletionTimestamp") and shorter is not None and shorter < (old.get("deletionGracePeriodSeconds") or 0):
             # deleted again with a shorter grace while terminating: the kill comes sooner
@@ -152,19 +170,40 @@ class PodWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    def _spec_changed(self) -> None:
+        """A container whose image changed is restarted, whatever the restartPolicy (as the kubelet does
+        when a container's spec hash changes); one that is not running starts with the new image."""
+        spec = self.pod.get("spec") or {}
+        for new in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+            c = self.containers.get(new.get("name"))
+            if c is None or new.get("image") == c.spec.get("image"):
+                continue
+            c.spec = new
+            if c.kind == "init" or self.deleting or self.terminal:
+                continue  # an init container that ran does not run again
+            if c.running and c.process is not None:
+                self.kubelet.record(self.pod, "Normal", "Killing", f"Container {c.name} definition changed, will be restarted")
+                c.changed = c.stopping_restart = True
+                self._spawn_task(c, c.process.stop(self._grace()))
+            elif c.terminated is not None:
+                c.changed = True
+                c.retry_at = 0.0
+        self._wake.set()
+
     @property
     def deleting(self) -> bool:
         return bool(self.pod["metadata"].get("deletionTimestamp"))
 
     async def _run(self) -> None:
-        try:
-            self._setup()
-        except Exception:
-            log.exception("the worker of pod %s/%s could not set the pod up", self.namespace, self.name)
+        async with self.kubelet.start_slots:  # many pods at once: a few at a time, the loop answers meanwhile
+            try:
+                self._setup()
+            except Exception:
+                log.exception("the worker of pod %s/%s could not set the pod up", self.namespace, self.name)
         while not self.deleting:
             self._wake.clear()
             try:
-                delay = self._sync()
+                delay = await self._sync()
                 self._publish()
             except Exception:  # a bug must not leave the pod unattended (or undeletable): retry soon
                 log.exception("the worker of pod %s/%s failed; retrying", self.namespace, self.name)
@@ -176,7 +215,7 @@ class PodWorker:
         except Exception:
             log.exception("the containers of pod %s/%s were not all stopped", self.namespace, self.name)
             await self._stop_all(0.0, reason="the pod is deleted")
-        self._cleanup()
+        await self._cleanup()
         self.kubelet.finalize(self)
 
     async def shutdown(self, grace: float, keep_running: bool = False) -> None:
@@ -189,6 +228,8 @@ class PodWorker:
         if keep_running:
             for c in self.containers.values():
                 self._stop_probes(c)
+                if c.companions is not None:  # their clients are gone with the emulator
+                    c.companions.kill_all()
                 if c.process is not None:
                     c.process.detach()
             return
@@ -202,17 +243,20 @@ class PodWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._stop_all(0.0, reason="the pod was deleted")
-        self._cleanup()
+        await self._cleanup()
 
     def _kill_all(self) -> None:
         for c in self.containers.values():
             if c.process is not None:
                 c.process.signal_group(signal.SIGKILL)
+            if c.companions is not None:
+                c.companions.kill_all()
 
     # -- setup and adoption --------------------------------------------------------------------------
 
     def _setup(self) -> None:
         self.pod_dir.mkdir(parents=True, exist_ok=True)
+        kill_companions(self.pod_dir)  # what a previous run exec'd: its clients are gone
         record = state.load(self.pod_dir)
         if record is None:
             self.kubelet.record(self.pod, "Normal", "Scheduled", f"Successfully assigned {self.namespace}/{self.name} to {self.kubelet.node_name}", component="default-scheduler")
@@ -246,7 +290,8 @@ class PodWorker:
                 continue
             _, sink = log_sink(self.pod_dir, name, c.restart_count, self.kubelet.log_max_bytes, self.kubelet.log_max_files)
             process = ContainerProcess.adopt(saved.process, sink)
-            if process is None:  # it ended while no emulator watched: how, nobody knows
+            if process is None:  # it ended while no emulator watched (how, nobody knows), or is not ours any more
+                kill_record(saved.process)  # never two copies: what is left of it goes before it runs again
                 sink.close()
                 c.terminated = self._terminated(c, Exit(137, known=False))
                 c.waiting = ("", "")
@@ -254,13 +299,15 @@ class PodWorker:
                 continue
             c.process, c.started_mono = process, time.monotonic()
             c.ctx = self._context(c, self._environment(c) or {})
+            self._companions(c)
+            self.kubelet.track(process)
             self._watch(c, process)
             self._start_probes(c)
             log.info("adopted container %s of pod %s/%s (pid %d)", name, self.namespace, self.name, process.pid)
 
     # -- computePodActions ---------------------------------------------------------------------------
 
-    def _sync(self) -> float | None:
+    async def _sync(self) -> float | None:
         if self.terminal:
             return None
         if not self._setup_volumes():
@@ -273,7 +320,7 @@ class PodWorker:
                 continue
             if c.kind == "sidecar":
                 if not c.running:
-                    waits.append(self._maybe_start(c, now))
+                    waits.append(await self._maybe_start(c, now))
                 if not (c.running and c.started) and not self.initialized:
                     initialized = False  # the next init container waits for this sidecar to have started
                     break
@@ -286,14 +333,14 @@ class PodWorker:
             if c.terminated is not None and self.restart_policy == "Never":
                 self.init_failed = True
                 break
-            waits.append(self._maybe_start(c, now))
+            waits.append(await self._maybe_start(c, now))
             break
         self.initialized = initialized or (self.initialized and all(c.completed for c in self._inits()))
         if self.initialized and not self.init_failed:
             for c in self._mains():
                 if c.running or (c.terminated is not None and not self._restarts(c)):
                     continue
-                waits.append(self._maybe_start(c, now))
+                waits.append(await self._maybe_start(c, now))
         self.phase = self._phase()
         if self.phase in ("Succeeded", "Failed"):
             self.terminal = True  # what still runs (sidecars) stops
@@ -312,7 +359,7 @@ class PodWorker:
 
     def _restarts(self, c: Container) -> bool:
         """Whether an exited container is started again."""
-        if c.kind == "sidecar":
+        if c.kind == "sidecar" or c.changed:
             return True
         exit_code = (c.terminated or {}).get("exitCode", 0)
         if c.kind == "init":
@@ -342,14 +389,15 @@ class PodWorker:
             return "Running"
         return "Failed" if failed else "Succeeded"
 
-    def _maybe_start(self, c: Container, now: float) -> float:
+    async def _maybe_start(self, c: Container, now: float) -> float:
         """Start `c` unless it is in back-off; the seconds until it may start (0: started or failed)."""
         if c.retry_at > now:
             if c.waiting[0] != "CrashLoopBackOff" and c.ever_started:
                 c.waiting = ("CrashLoopBackOff", f"back-off {c.delay_shown} restarting failed container={c.name} pod={self.name}_{self.namespace}({self.uid})")
                 self.kubelet.record(self.pod, "Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod {self.name}_{self.namespace}({self.uid})")
             return c.retry_at - now
-        return self._start(c)
+        async with self.kubelet.start_slots:
+            return await self._start(c)
 
     # -- starting ------------------------------------------------------------------------------------
 
@@ -381,7 +429,7 @@ class PodWorker:
     def pod_ip(self) -> str:
         return str((self.pod.get("status") or {}).get("podIP") or "")
 
-    def _start(self, c: Container) -> float:
+    async def _start(self, c: Container) -> float:
         env = self._environment(c)
         if env is None:
             return CONFIG_RETRY
@@ -391,17 +439,17 @@ class PodWorker:
             c.restart_count += 1
             c.last_terminated = c.terminated
         c.terminated = None
+        c.changed = False
         c.ctx = self._context(c, env)
         image = c.spec.get("image") or ""
         self.kubelet.record(self.pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         self.kubelet.record(self.pod, "Normal", "Created", f"Created container {c.name}")
-        _, sink = log_sink(self.pod_dir, c.name, c.restart_count, self.kubelet.log_max_bytes, self.kubelet.log_max_files)
         c.ever_started = True
         c.started_at = now_rfc3339()
         c.started_mono = time.monotonic()
-        try:
-            process = ContainerProcess.spawn(c.ctx, argv, sink)
-        except OSError as exc:
+        sink, launched = await self._launch(c.ctx, argv, c.restart_count)
+        if isinstance(launched, OSError):
+            exc = launched
             sink.write("stderr", f"failed to start: {exc}\n".encode())
             sink.close()
             message = f'failed to start container "{c.name}": exec: "{argv[0] if argv else ""}": {exc.strerror or exc}'
@@ -411,8 +459,10 @@ class PodWorker:
             self._save()
             self._wake.set()  # as after any exit: the next sync decides about a restart
             return 0.0
+        process = ContainerProcess.started(launched, sink)
         c.process = process
         c.waiting = ("", "")
+        self._companions(c)
         self.kubelet.track(process)
         self.kubelet.record(self.pod, "Normal", "Started", f"Started container {c.name}")
         self._watch(c, process)
@@ -423,6 +473,29 @@ class PodWorker:
             self._spawn_task(c, self._post_start(c, post_start))
         self._start_probes(c)
         return 0.0
+
+    async def _launch(self, ctx: ContainerContext, argv: list[str], restart_count: int) -> tuple[LogSink, Launched | OSError]:
+        """The log sink and the started process (or why it could not start), made in a thread: the
+        sandbox's files, the log's directory and the child's exec take milliseconds each."""
+        name, pod_dir, max_bytes, max_files = ctx.container, self.pod_dir, self.kubelet.log_max_bytes, self.kubelet.log_max_files
+
+        def blocking() -> tuple[LogSink, Launched | OSError]:
+            _, sink = log_sink(pod_dir, name, restart_count, max_bytes, max_files)
+            try:
+                return sink, launch(ctx, argv)
+            except OSError as exc:
+                return sink, exc
+
+        future = asyncio.get_running_loop().run_in_executor(self.kubelet.executor, blocking)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:  # the worker is cancelled (forced deletion, the emulator stops)
+            future.add_done_callback(_abandon)
+            raise
+
+    def _companions(self, c: Container) -> None:
+        c.companions = Companions(self.pod_dir, self.kubelet.track_group, self.kubelet.untrack_group)
+        set_companions(self.uid, c.name, c.companions)
 
     def _watch(self, c: Container, process: ContainerProcess) -> None:
         async def watch() -> None:
@@ -459,6 +532,10 @@ class PodWorker:
         if c.process is not process:
             return
         c.process = None
+        if c.companions is not None:  # its exec sessions, hooks and probes end with it
+            c.companions.kill_all()
+            set_companions(self.uid, c.name, None)
+            c.companions = None
         self._stop_probes(c)
         c.terminated = self._terminated(c, result)
         if (not c.stopping or c.stopping_restart) and not self.deleting and not self.terminal:
@@ -527,24 +604,16 @@ class PodWorker:
         return None
 
     async def exec(self, c: Container, argv: list[str], timeout: float) -> tuple[int, bytes]:
-        """Run `argv` beside container `c` (its environment, sandbox and directory): (exit code, output)."""
-        if c.ctx is None or not argv:
+        """Run `argv` beside container `c` (its environment, sandbox and directory): (exit code, output).
+        Its group is one of the container's companions (killed with it). Raises TimeoutError."""
+        if c.ctx is None or not argv or c.companions is None:
             return 126, b"container not started"
-        from emulator.kubelet.process import working_directory
+        from emulator.kubelet.execsession import ExecError, run_command
 
-        wrapped, env = wrap(c.ctx, argv)
-        proc = await asyncio.create_subprocess_exec(
-            *wrapped, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env=env, cwd=working_directory(c.ctx), start_new_session=True,
-        )
         try:
-            output, _ = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
-            await proc.wait()
-            raise
-        return proc.returncode or 0, output
+            return await run_command(c.ctx, argv, timeout)
+        except ExecError as exc:
+            return 126, str(exc).encode()
 
     # -- probes --------------------------------------------------------------------------------------
 
@@ -607,13 +676,17 @@ class PodWorker:
             if c.process is not None and c.process.exit is not None:
                 self._on_exit(c, c.process, c.process.exit)
 
-    def _cleanup(self) -> None:
+    async def _cleanup(self) -> None:
+        # the volumes' files (an emptyDir may hold many) are removed in a thread, with the pod's directory
+        aside = await asyncio.to_thread(_set_aside, self.pod_dir / volumes.POD_VOLUMES_DIR)
         if self.volumes is not None:
             try:
                 self.volumes.teardown()
             except Exception:
                 log.exception("volumes of pod %s/%s not torn down", self.namespace, self.name)
-        self.kubelet.forget(self)
+        if aside is not None:
+            await asyncio.to_thread(shutil.rmtree, aside, True)
+        await self.kubelet.forget(self)
 
     # -- state and status ----------------------------------------------------------------------------
 
@@ -660,14 +733,16 @@ class PodWorker:
         sidecars = [s for s, c in zip(inits, [c for c in self.containers.values() if c.kind != "main"], strict=True) if c.kind == "sidecar"]
         unready = [s["name"] for s in [*sidecars, *mains] if not s["ready"]]
         incomplete = [c.name for c in self.containers.values() if c.kind != "main" and not (c.completed or (c.kind == "sidecar" and c.running and c.started))]
+        gates = self._unready_gates()
         conditions: list[tuple[str, bool, str, str]] = [
             ("PodReadyToStartContainers", self.ready_to_start and not self.terminal, "", ""),
             ("Initialized", self.initialized or (self.terminal and not self.init_failed),
              "ContainersNotInitialized", f"containers with incomplete status: [{' '.join(incomplete)}]"),
             ("ContainersReady", not unready and not self.terminal,
              "PodCompleted" if self.terminal else "ContainersNotReady", "" if self.terminal else f"containers with unready status: [{' '.join(unready)}]"),
-            ("Ready", not unready and not self.terminal,
-             "PodCompleted" if self.terminal else "ContainersNotReady", "" if self.terminal else f"containers with unready status: [{' '.join(unready)}]"),
+            ("Ready", not unready and not self.terminal and not gates,
+             "PodCompleted" if self.terminal else "ContainersNotReady" if unready else "ReadinessGatesNotReady",
+             "" if self.terminal else f"containers with unready status: [{' '.join(unready)}]" if unready else ", ".join(gates)),
             ("PodScheduled", True, "", ""),
         ]
         out: dict[str, Any] = {
@@ -682,6 +757,19 @@ class PodWorker:
         }
         if inits:
             out["initContainerStatuses"] = inits
+        return out
+
+    def _unready_gates(self) -> list[str]:
+        """Why the pod's readiness gates keep it unready (their conditions are set by others, through
+        pods/status), in the kubelet's words; [] when they all hold."""
+        held = {c.get("type"): c.get("status") for c in (self.pod.get("status") or {}).get("conditions") or []}
+        out = []
+        for gate in (self.pod.get("spec") or {}).get("readinessGates") or []:
+            kind = gate.get("conditionType")
+            if kind not in held:
+                out.append(f"corresponding condition of pod readiness gate {json.dumps(kind)} does not exist.")
+            elif held[kind] != "True":
+                out.append(f'the status of pod readiness gate {json.dumps(kind)} is not "True", but {held[kind]}')
         return out
 
     def _publish(self) -> None:
@@ -709,9 +797,60 @@ def merge_status(stored: dict[str, Any], ours: dict[str, Any], now: str) -> dict
     return merged
 
 
+def references(spec: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    """The ConfigMaps and Secrets a pod spec uses, in volumes and environment: ("configMap"|"secret", name)."""
+    found: set[tuple[str, str]] = set()
+    for volume in spec.get("volumes") or []:
+        sources = [volume, *[s for s in ((volume.get("projected") or {}).get("sources") or [])]]
+        for source in sources:
+            if source.get("configMap"):
+                found.add(("configMap", str(source["configMap"].get("name") or "")))
+            if source.get("secret"):
+                found.add(("secret", str(source["secret"].get("secretName") or source["secret"].get("name") or "")))
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for var in c.get("env") or []:
+            ref = var.get("valueFrom") or {}
+            if ref.get("configMapKeyRef"):
+                found.add(("configMap", str(ref["configMapKeyRef"].get("name") or "")))
+            if ref.get("secretKeyRef"):
+                found.add(("secret", str(ref["secretKeyRef"].get("name") or "")))
+        for source in c.get("envFrom") or []:
+            if source.get("configMapRef"):
+                found.add(("configMap", str(source["configMapRef"].get("name") or "")))
+            if source.get("secretRef"):
+                found.add(("secret", str(source["secretRef"].get("name") or "")))
+    return frozenset(found)
+
+
 def runnable_marker(pod: dict[str, Any]) -> bool:
-    """Whether the pod carries the condition that says the kubelet runs it (set at creation)."""
-    return any(c.get("type") == RUNNABLE_CONDITION and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or [])
+    """Whether the pod carries the condition that says the kubelet runs it (set by the pod strategy at
+    creation, never by a client), and is none of the pods that never run whatever a stored condition says
+    (registered by `emulator run`, host network): a defence in depth for stores written by older versions."""
+    if REGISTERED_BY_RUN in (pod["metadata"].get("annotations") or {}) or (pod.get("spec") or {}).get("hostNetwork"):
+        return False
+    return any(
+        c.get("type") == RUNNABLE_CONDITION and c.get("status") == "True" and c.get("reason") == "CommandKnown"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def _abandon(future: asyncio.Future[tuple[LogSink, Launched | OSError]]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    sink, launched = future.result()
+    if not isinstance(launched, OSError):
+        abandon(launched)
+    sink.close()
+
+
+def _set_aside(path: Path) -> Path | None:
+    """`path` renamed next to itself (to be removed later), None when there is none."""
+    aside = path.with_name(f".removing-{path.name}")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        return None
+    return aside
 
 
 def _duration(seconds: float) -> str:

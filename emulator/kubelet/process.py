@@ -12,7 +12,17 @@ through `/proc/<pid>/fd/<n>` (the numbers are in state.py) and goes on reading, 
 Exit codes: a process the emulator spawned is its child and is reaped with its status (watched through
 a pidfd: no thread, no polling). An adopted process is not our child: its exit is seen through a pidfd
 too, but its status is unknown (reported as the kubelet does for a container it lost: exit code 137,
-reason `ContainerStatusUnknown`).
+reason `ContainerStatusUnknown`). When the main process exits, what is left in its group is SIGKILLed
+(a container's processes end with it), before the main process is reaped, so the group id is still ours.
+
+Identity (adoption, and killing what a previous run left): pid + the process' start time in clock ticks
+since boot (field 22 of `/proc/<pid>/stat`, immune to clock steps), compared exactly; the pipes reopened
+through `/proc/<pid>/fd/<n>` must be FIFOs with the recorded inodes (the program may have closed ours
+and opened something else under the same number). Psutil's create_time is the fallback off Linux.
+
+Companions (`Companions`): the process groups run beside a container (kubectl exec, exec hooks and
+probes) are killed with it, told to the `--in-memory` reaper, and listed under `<pod dir>/companions/`
+so that the next start kills those a `kill -9`ed emulator left.
 """
 
 from __future__ import annotations
@@ -24,9 +34,11 @@ import fcntl
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,6 +76,28 @@ class ProcessRecord:
     create_time: float
     stdout_fd: int
     stderr_fd: int
+    start_ticks: int = 0  # /proc/<pid>/stat field 22 (0: unknown, off Linux or an older state file)
+    stdout_inode: int = 0  # the pipes' inodes (0: unknown)
+    stderr_inode: int = 0
+
+
+def start_ticks(pid: int) -> int:
+    """The process' start time in clock ticks after boot (field 22 of /proc/<pid>/stat); 0 off Linux or gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            line = f.read()
+        return int(line[line.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _proc_state(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            line = f.read()
+        return line[line.rindex(b")") + 2:].split()[0]
+    except (OSError, ValueError, IndexError):
+        return b""
 
 
 def wrap(ctx: ContainerContext, argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -96,6 +130,50 @@ def _pipe() -> tuple[int, int]:
     return read, write
 
 
+@dataclass(frozen=True)
+class Launched:
+    record: ProcessRecord
+    popen: subprocess.Popen[bytes]
+
+
+def launch(ctx: ContainerContext, argv: list[str]) -> Launched:
+    """Start `argv` in its own session, its output into two pipes whose read ends it also holds (see the
+    module's doc). Touches no event loop: the kubelet calls it from a thread. Raises OSError as exec does."""
+    argv, env = wrap(ctx, argv)
+    out_r, out_w = _pipe()
+    err_r, err_w = _pipe()
+    try:
+        popen = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, env=env, cwd=working_directory(ctx),
+            start_new_session=True, pass_fds=(out_r, err_r), close_fds=True,
+        )
+    except BaseException:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    try:
+        created = psutil.Process(popen.pid).create_time()
+    except psutil.Error:
+        created = 0.0
+    record = ProcessRecord(
+        popen.pid, created, out_r, err_r, start_ticks(popen.pid), os.fstat(out_r).st_ino, os.fstat(err_r).st_ino,
+    )
+    return Launched(record, popen)
+
+
+def abandon(launched: Launched) -> None:
+    """What `launch` started, when nobody will watch it (its worker was cancelled meanwhile): killed, reaped."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(launched.popen.pid, signal.SIGKILL)
+    launched.popen.wait()
+    for fd in (launched.record.stdout_fd, launched.record.stderr_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 class ContainerProcess:
     """A running (or finished) container process and its output pump."""
 
@@ -117,39 +195,35 @@ class ContainerProcess:
     @classmethod
     def spawn(cls, ctx: ContainerContext, argv: list[str], sink: LogSink) -> ContainerProcess:
         """Start `argv` in its own session. Raises OSError (no such file, permission) as exec does."""
-        argv, env = wrap(ctx, argv)
-        out_r, out_w = _pipe()
-        err_r, err_w = _pipe()
-        try:
-            popen = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, env=env, cwd=working_directory(ctx),
-                start_new_session=True, pass_fds=(out_r, err_r), close_fds=True,
-            )
-        except BaseException:
-            for fd in (out_r, err_r):
-                os.close(fd)
-            raise
-        finally:
-            os.close(out_w)
-            os.close(err_w)
-        try:
-            created = psutil.Process(popen.pid).create_time()
-        except psutil.Error:
-            created = 0.0
-        record = ProcessRecord(popen.pid, created, out_r, err_r)
-        return cls(record, sink, popen, {"stdout": out_r, "stderr": err_r})
+        return cls.started(launch(ctx, argv), sink)
+
+    @classmethod
+    def started(cls, launched: Launched, sink: LogSink) -> ContainerProcess:
+        """The ContainerProcess of what `launch` started (on the event loop: it watches the process)."""
+        return cls(launched.record, sink, launched.popen, {"stdout": launched.record.stdout_fd, "stderr": launched.record.stderr_fd})
 
     @classmethod
     def adopt(cls, record: ProcessRecord, sink: LogSink) -> ContainerProcess | None:
-        """The process of `record` if it still runs (same pid and start time), its pipes reopened."""
+        """The process of `record` if it still runs (same pid and start time), its pipes reopened.
+        The pipes must still be ours (FIFOs of the recorded inodes); when neither is, adoption fails (None)
+        and the caller kills what runs (`kill_record`) before it starts the container again."""
         if not alive(record):
             return None
         fds: dict[str, int] = {}
-        for stream, number in (("stdout", record.stdout_fd), ("stderr", record.stderr_fd)):
+        for stream, number, inode in (("stdout", record.stdout_fd, record.stdout_inode), ("stderr", record.stderr_fd, record.stderr_inode)):
             try:
-                fds[stream] = os.open(f"/proc/{record.pid}/fd/{number}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                fd = os.open(f"/proc/{record.pid}/fd/{number}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             except OSError as exc:  # not Linux, or the program closed it: its output is not ours any more
                 log.debug("cannot reopen %s of pid %d: %s", stream, record.pid, exc)
+                continue
+            info = os.fstat(fd)
+            if not stat.S_ISFIFO(info.st_mode) or (inode and info.st_ino != inode):
+                log.warning("fd %d of pid %d is not the %s pipe it was given: not adopted", number, record.pid, stream)
+                os.close(fd)
+                continue
+            fds[stream] = fd
+        if not fds:
+            return None
         return cls(record, sink, None, fds)
 
     # -- exit ----------------------------------------------------------------------------------------
@@ -180,6 +254,10 @@ class ContainerProcess:
     def _finish(self) -> None:
         if self._exit is not None:
             return
+        # the main process exited (a zombie until reaped below: the group id is still ours): what it left
+        # in its group goes with it, as a container's processes do
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
         if self._popen is not None:
             try:
                 code = self._popen.wait(timeout=1)
@@ -269,6 +347,8 @@ class ContainerProcess:
 
 def alive(record: ProcessRecord) -> bool:
     """Whether the process of `record` still runs (not a reused pid, not a zombie)."""
+    if record.start_ticks:
+        return start_ticks(record.pid) == record.start_ticks and _proc_state(record.pid) not in (b"Z", b"X", b"")
     try:
         process = psutil.Process(record.pid)
         return abs(process.create_time() - record.create_time) < 0.05 and process.status() != psutil.STATUS_ZOMBIE
@@ -276,11 +356,24 @@ def alive(record: ProcessRecord) -> bool:
         return False
 
 
+def same_process(record: ProcessRecord) -> bool:
+    """Whether the pid of `record` is still that process (running or a zombie), not a reused number."""
+    if record.start_ticks:
+        return start_ticks(record.pid) == record.start_ticks
+    try:
+        return abs(psutil.Process(record.pid).create_time() - record.create_time) < 0.05
+    except psutil.Error:
+        return False
+
+
 def kill_record(record: ProcessRecord) -> None:
-    """SIGKILL the group of a recorded process that still runs (an orphan of a pod that is gone)."""
-    if alive(record):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(record.pid, signal.SIGKILL)
+    """SIGKILL the group of a recorded process (what a previous run left). Its group too when the process
+    itself is gone: a pid stays allocated while a group of that id has members, so no other process can
+    hold the number then; when another does, the group is gone and nothing is killed."""
+    if not same_process(record) and (start_ticks(record.pid) if record.start_ticks else psutil.pid_exists(record.pid)):
+        return  # the number belongs to another process now
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(record.pid, signal.SIGKILL)
 
 
 # The reaper: reads "+<pgid>" / "-<pgid>" lines; at EOF (the emulator died, even by SIGKILL) it SIGKILLs
@@ -334,6 +427,94 @@ class GroupReaper:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+
+COMPANIONS_DIR = "companions"
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+class Companions:
+    """The process groups run beside one container instance (kubectl exec, exec hooks and probes): they
+    end with it (`kill_all` when it exits or is stopped). Each is told to the `--in-memory` reaper and
+    listed as an empty file `<pod dir>/companions/<pid>-<start ticks>`, for a start after `kill -9`
+    (`kill_companions`). A group is forgotten once empty."""
+
+    def __init__(self, pod_dir: Path, track: Callable[[int], None], untrack: Callable[[int], None]) -> None:
+        self.directory = pod_dir / COMPANIONS_DIR
+        self._track, self._untrack = track, untrack
+        self.groups: dict[int, int] = {}  # pgid (its first process' pid) -> start ticks
+        self.closed = False
+
+    def add(self, pid: int) -> None:
+        """A companion started (in its own session, `pid` its group)."""
+        if self.closed:  # the container ended meanwhile: so does this
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            return
+        for old in [g for g in self.groups if not group_alive(g)]:
+            self.discard(old)
+        ticks = start_ticks(pid)
+        self.groups[pid] = ticks
+        self._track(pid)
+        with contextlib.suppress(OSError):
+            self.directory.mkdir(exist_ok=True)
+            (self.directory / f"{pid}-{ticks}").touch()
+
+    def ended(self, pid: int) -> None:
+        """A companion's first process exited: its group is forgotten if nothing is left in it (what it
+        left running, a backgrounded job, lives on with the container)."""
+        if not group_alive(pid):
+            self.discard(pid)
+
+    def discard(self, pid: int) -> None:
+        ticks = self.groups.pop(pid, None)
+        if ticks is None:
+            return
+        self._untrack(pid)
+        with contextlib.suppress(OSError):
+            (self.directory / f"{pid}-{ticks}").unlink()
+
+    def kill_all(self) -> None:
+        self.closed = True
+        for pid in list(self.groups):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            self.discard(pid)
+
+
+# (pod uid, container) -> the companions of the container instance running now: kubectl exec finds its
+# container's (emulator/kubelet/execsession.py) through the context it is given
+_companions: dict[tuple[str, str], Companions] = {}
+
+
+def companions_of(uid: str, container: str) -> Companions | None:
+    return _companions.get((uid, container))
+
+
+def set_companions(uid: str, container: str, companions: Companions | None) -> None:
+    if companions is None:
+        _companions.pop((uid, container), None)
+    else:
+        _companions[(uid, container)] = companions
+
+
+def kill_companions(pod_dir: Path) -> None:
+    """Kill the companions a previous run listed for the pod (identity checked), and forget them."""
+    directory = pod_dir / COMPANIONS_DIR
+    with contextlib.suppress(OSError):
+        for entry in directory.iterdir():
+            pid, _, ticks = entry.name.partition("-")
+            if pid.isdigit() and ticks.isdigit() and int(ticks):
+                kill_record(ProcessRecord(int(pid), 0.0, -1, -1, int(ticks)))
+            with contextlib.suppress(OSError):
+                entry.unlink()
 
 
 class FileSink:

@@ -3,8 +3,10 @@
 Per pod, under `<pod dir>/volumes/<plugin>/<name>` (the kubelet's own layout):
 
 - `emptyDir`: a directory shared by the pod's containers, removed with the pod; `medium: Memory` lives
-  under /dev/shm (a tmpfs) where there is one. `sizeLimit` is measured (`over_limit`), not enforced by
-  the file system: the kubelet evicts such a pod, the core may do the same.
+  on a tmpfs where there is one (/dev/shm, else $XDG_RUNTIME_DIR): a private directory made there with
+  mkdtemp (mode 0700, checked to be ours; never a fixed name another local user could create first), which
+  `<pod dir>/volumes/kubernetes.io~empty-dir/<name>` links to. `sizeLimit` is measured (`over_limit`), not
+  enforced by the file system: the kubelet evicts such a pod, the core may do the same.
 - `configMap`, `secret`, `downwardAPI`, `projected` (configMap, secret, downwardAPI and
   serviceAccountToken sources): files with `items` (key → path, mode), `defaultMode`, `optional`, written
   atomically as the kubelet's AtomicWriter does: a new `..<timestamp>` directory, then the `..data`
@@ -30,6 +32,8 @@ import logging
 import os
 import secrets as random
 import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +55,7 @@ TOKEN_REFRESH_FRACTION = 0.8  # the kubelet renews a token once 80% of its lifet
 MAX_TOKEN_AGE = 24 * 3600  # ... or once it is a day old
 DATA_LINK = "..data"
 SHM_DIR = "/dev/shm"
+MEMORY_PREFIX = "emulator-emptydir-"  # mkdtemp's prefix for a memory-medium emptyDir
 PLUGINS = {
     "emptyDir": "kubernetes.io~empty-dir",
     "configMap": "kubernetes.io~configmap",
@@ -260,6 +265,48 @@ class _Token:
         return not self.content or now - self.issued >= min(TOKEN_REFRESH_FRACTION * self.lifetime, MAX_TOKEN_AGE)
 
 
+def _private_dir(path: Path) -> bool:
+    """A directory (not a link) owned by this user that no one else may enter."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
+
+
+def _safe_base(path: str) -> bool:
+    """A directory to mkdtemp in: owned by us or root, and others cannot rename what we make in it
+    (not writable by others, or sticky as /dev/shm is)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, os.getuid()) or not os.access(path, os.W_OK | os.X_OK):
+        return False
+    return st.st_mode & 0o022 == 0 or bool(st.st_mode & stat.S_ISVTX)
+
+
+def memory_base() -> str | None:
+    """Where memory-medium emptyDirs go: /dev/shm, else $XDG_RUNTIME_DIR; None when neither is usable
+    (the volume is then an ordinary directory under the pod's)."""
+    for base in (SHM_DIR, os.environ.get("XDG_RUNTIME_DIR", "")):
+        if base and os.path.isabs(base) and _safe_base(base):
+            return base
+    return None
+
+
+def private_target(link: Path) -> Path | None:
+    """The private memory directory `link` points to, when it is one this user made (mkdtemp's name, 0700,
+    ours, in a base it may be in); None otherwise."""
+    try:
+        target = Path(os.readlink(link))
+    except OSError:
+        return None
+    if not target.is_absolute() or not target.name.startswith(MEMORY_PREFIX) or not _private_dir(target):
+        return None
+    return target if _safe_base(str(target.parent)) else None
+
+
 class Volumes:
     """One pod's volumes: `setup` makes them, `refresh` rewrites the projected ones, `teardown` removes
     what belongs to the pod (never a hostPath or a claim's directory)."""
@@ -319,10 +366,10 @@ class Volumes:
             self._timer = None
         if self.hosts is not None:
             self.hosts.untrack(self.uid)
-        shutil.rmtree(self.pod_dir / POD_VOLUMES_DIR, ignore_errors=True)
         for volume in self.spec_volumes:
-            if "emptyDir" in volume and (volume["emptyDir"] or {}).get("medium") == "Memory":
-                shutil.rmtree(self._memory_dir(str(volume.get("name"))), ignore_errors=True)
+            if "emptyDir" in volume and (memory := private_target(self._plugin_dir("emptyDir", str(volume.get("name"))))):
+                shutil.rmtree(memory, ignore_errors=True)
+        shutil.rmtree(self.pod_dir / POD_VOLUMES_DIR, ignore_errors=True)
 
     def mounts_for(self, container: Mapping[str, Any]) -> tuple[Mount, ...]:
         """The container's volumeMounts resolved to host paths (after `setup`)."""
@@ -365,18 +412,18 @@ class Volumes:
     def _plugin_dir(self, kind: str, name: str) -> Path:
         return self.pod_dir / POD_VOLUMES_DIR / PLUGINS[kind] / name
 
-    def _memory_dir(self, name: str) -> Path:
-        return Path(SHM_DIR) / "emulator-pods" / self.uid / name
-
     def _setup_emptyDir(self, name: str, source: Mapping[str, Any]) -> Path:
         path = self._plugin_dir("emptyDir", name)
-        if source.get("medium") == "Memory" and os.access(SHM_DIR, os.W_OK):
-            memory = self._memory_dir(name)
-            memory.mkdir(parents=True, exist_ok=True)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.is_symlink():
+        if source.get("medium") == "Memory" and not (path.is_dir() and not path.is_symlink()):
+            if (memory := private_target(path)) is not None:
+                return memory  # set up before (a retry, or the kubelet adopting the pod after a restart)
+            if (base := memory_base()) is not None:
+                if path.is_symlink():
+                    path.unlink()  # its directory is gone (a reboot emptied the tmpfs) or is not ours
+                path.parent.mkdir(parents=True, exist_ok=True)
+                memory = Path(tempfile.mkdtemp(prefix=f"{MEMORY_PREFIX}{self.uid[:8]}-", dir=base))
                 path.symlink_to(memory)
-            return memory
+                return memory
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o777)  # the kubelet's emptyDir is world-writable (containers may run as any user)
         return path

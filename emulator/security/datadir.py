@@ -8,6 +8,7 @@ importing each other.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -25,6 +26,10 @@ API_KEY_FILE = "api.key"
 # Whether the last start required tokens ("require-auth") or not ("open"): the signing key is made new
 # at the first start that requires them after one that did not (emulator/security/tokens.py).
 SIGNING_MODE_FILE = "serviceaccount-signing.mode"
+# Present while the stored objects may hold what anyone could write: the API was served without
+# authentication (first and last such start, JSON). A `--kubelet` start that requires tokens refuses to run
+# them until the owner has reviewed them and said so once (`--trust-stored-objects`, which removes it).
+SERVED_OPEN_FILE = "served-without-auth"
 
 
 def private_file(path: Path, make: Callable[[], str]) -> str:
@@ -132,3 +137,43 @@ def _sync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def recorded(data_dir: Path, name: str) -> str | None:
+    """The text of the data directory's file `name` (stripped), None when it is missing or empty."""
+    try:
+        return (data_dir / name).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def mark_served_open(data_dir: Path, when: str, api: str) -> None:
+    """Record that the API is served without authentication from `when` on (the first such start is kept)."""
+    path = data_dir / SERVED_OPEN_FILE
+    first = (served_open(data_dir) or {}).get("first") or when
+    write_private(path, json.dumps({"first": first, "last": when, "api": api}) + "\n")
+
+
+def served_open(data_dir: Path) -> dict[str, str] | None:
+    """The record `mark_served_open` keeps (`first`, `last`, `api`), or None when the directory has none.
+    A record that cannot be read still counts: {} (the mark is what matters, not its dates)."""
+    path = data_dir / SERVED_OPEN_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    return {k: str(v) for k, v in record.items()} if isinstance(record, dict) else {}
+
+
+def clear_served_open(data_dir: Path) -> None:
+    """The owner reviewed the stored objects (`--trust-stored-objects`): remove the mark, durably."""
+    path = data_dir / SERVED_OPEN_FILE
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    _sync_dir(data_dir)

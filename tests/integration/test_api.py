@@ -130,9 +130,13 @@ def test_patch_types(api: httpx.Client) -> None:
     ok(api.post(PODS, json=pod("p", {"app": "x"}, ports=[{"containerPort": 80, "name": "http"}])), 201)
     merge = ok(api.patch(f"{PODS}/p", content=json.dumps({"metadata": {"labels": {"extra": "1"}}}), headers={"Content-Type": "application/merge-patch+json"}))
     assert merge["metadata"]["labels"] == {"app": "x", "extra": "1"}
-    smp = {"spec": {"containers": [{"name": "app", "ports": [{"containerPort": 81, "name": "alt"}]}]}}
+    # a strategic merge patch merges containers by name: the image changes (what a pod may change), the ports stay
+    smp = {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}
     patched = ok(api.patch(f"{PODS}/p", content=json.dumps(smp), headers={"Content-Type": "application/strategic-merge-patch+json"}))
-    assert {p["containerPort"] for p in patched["spec"]["containers"][0]["ports"]} == {80, 81}
+    assert patched["spec"]["containers"][0]["image"] == "nginx:2"
+    assert [p["containerPort"] for p in patched["spec"]["containers"][0]["ports"]] == [80]
+    more = {"spec": {"containers": [{"name": "app", "ports": [{"containerPort": 81, "name": "alt"}]}]}}
+    status_of(api.patch(f"{PODS}/p", content=json.dumps(more), headers={"Content-Type": "application/strategic-merge-patch+json"}), 422, "Invalid")
     ops = [{"op": "replace", "path": "/metadata/labels/app", "value": "y"}, {"op": "remove", "path": "/metadata/labels/extra"}]
     jp = ok(api.patch(f"{PODS}/p", json=ops, headers={"Content-Type": "application/json-patch+json"}))
     assert jp["metadata"]["labels"] == {"app": "y"}

@@ -99,7 +99,7 @@ def test_apply_create_change_unchanged(kubectl: Kubectl, api: httpx.Client, ns: 
         "labels: {app: web}\nspec:\n  selector", "labels: {app: web, tier: fe}\nspec:\n  selector"
     )
     changed = changed.replace("    targetPort: 8080\n", "    targetPort: 8080\n  - name: metrics\n    port: 9090\n")
-    changed = changed.replace("nginx:1.25", "nginx:1.26").replace('{name: A, value: "1"}', '{name: B, value: "2"}')
+    changed = changed.replace("nginx:1.25", "nginx:1.26")  # of a pod's spec, only images may change
     changed = changed.replace("  - port: 80\n", "  - name: http\n    port: 80\n")
     second = manifest(tmp_path, changed, "m2.yaml")
     assert kubectl.out("apply", "-n", ns, "-f", second).splitlines() == [
@@ -111,8 +111,13 @@ def test_apply_create_change_unchanged(kubectl: Kubectl, api: httpx.Client, ns: 
     assert [(p.get("name"), p["port"]) for p in svc["spec"]["ports"]] == [("http", 80), ("metrics", 9090)]
     container = api.get(f"/api/v1/namespaces/{ns}/pods/web-1").json()["spec"]["containers"][0]
     assert container["image"] == "nginx:1.26"
-    assert container["env"] == [{"name": "B", "value": "2"}]  # "$patch: delete" removed A
     assert kubectl.out("apply", "-n", ns, "-f", second).splitlines() == ["service/web unchanged", "pod/web-1 unchanged"]
+    # anything else of a pod's spec (its env here) is refused, as by Kubernetes' ValidatePodUpdate
+    env_changed = manifest(tmp_path, changed.replace('{name: A, value: "1"}', '{name: B, value: "2"}'), "m3.yaml")
+    refused = kubectl.run("apply", "-n", ns, "-f", env_changed, ok=False)
+    assert refused.returncode != 0
+    assert 'The Pod "web-1" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`' in refused.stderr
+    assert api.get(f"/api/v1/namespaces/{ns}/pods/web-1").json()["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
 
     # back to the first manifest: the label and the port it no longer mentions are removed
     assert kubectl.out("apply", "-n", ns, "-f", first).splitlines()[0] == "service/web configured"

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -74,6 +75,14 @@ def processes(mark: str) -> list[psutil.Process]:
             if process.info["status"] != psutil.STATUS_ZOMBIE and any(mark in part for part in process.info["cmdline"] or ()):
                 found.append(process)
     return found
+
+
+def steady_pids(mark: str) -> set[int]:
+    """The pids of `processes(mark)` seen twice 0.2 s apart (a shell's fork before it execs a child carries
+    the shell's command line for an instant)."""
+    first = {p.pid for p in processes(mark)}
+    time.sleep(0.2)
+    return first & {p.pid for p in processes(mark)}
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
@@ -405,10 +414,10 @@ def test_kill_9_then_restart_adopts_every_container(tmp_path: Path) -> None:
                 create(api, "default", pod(f"p{i}", [sh("main", f"while true; do echo {i}; sleep 0.5; done # {mark}")]))
             wait_for(lambda: len(processes(mark)) == 20, timeout=30, what="20 processes")
             ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in api.get("/api/v1/namespaces/default/pods").json()["items"]}
-        pids = {p.pid for p in processes(mark)}
+        pids = steady_pids(mark)
         first.stop(signal.SIGKILL)
         time.sleep(1.5)
-        assert {p.pid for p in processes(mark)} == pids  # the containers outlive the emulator
+        assert steady_pids(mark) == pids  # the containers outlive the emulator
 
         second = start_kubelet(data, "--allow-anonymous", in_memory=False)
         try:
@@ -419,7 +428,7 @@ def test_kill_9_then_restart_adopts_every_container(tmp_path: Path) -> None:
 
                 wait_for(all_running, what="20 running pods")
                 time.sleep(1.5)  # give a duplicate the time to appear
-                assert {p.pid for p in processes(mark)} == pids  # adopted: not one started again
+                assert steady_pids(mark) == pids  # adopted: not one started again
                 items = api.get("/api/v1/namespaces/default/pods").json()["items"]
                 assert {p["metadata"]["name"]: p["status"]["podIP"] for p in items} == ips
                 assert all(container_status(p, "main")["restartCount"] == 0 for p in items)
@@ -610,3 +619,183 @@ def test_a_finalizer_holds_a_terminated_pod_and_its_removal_waits_for_the_grace(
     still = get_pod(api, ns, "stopping")
     assert still is not None and still["metadata"]["deletionGracePeriodSeconds"] == 10  # the kubelet is stopping it
     wait_for(lambda: get_pod(api, ns, "stopping") is None and not processes(mark), timeout=15, what="gone once stopped")
+
+
+# -- the review's items: what outlives what, adoption identity, readiness gates, image changes -------------
+
+SLEEPER = f"{sys.executable} -c 'import time; time.sleep(300)'"
+
+
+def kill_marked(mark: str) -> None:
+    for process in processes(mark):
+        with contextlib.suppress(psutil.Error, OSError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
+def test_what_a_container_backgrounds_ends_with_it(api: httpx.Client, ns: str) -> None:
+    mark = marker()
+    try:
+        create(api, ns, pod("bg", [sh("main", f"{SLEEPER} {mark} & sleep 0.5; exit 0")], restartPolicy="Never"))
+        wait_for(lambda: phase(api, ns, "bg") == "Succeeded", what="Succeeded")
+        wait_for(lambda: not processes(mark), timeout=5, what="the background process gone with its container")
+    finally:
+        kill_marked(mark)
+
+
+def test_readiness_gates_hold_ready_until_their_conditions_hold(api: httpx.Client, ns: str) -> None:
+    create(api, ns, pod("gated", [sh("main", "sleep 300")], readinessGates=[{"conditionType": "example.com/lb"}]))
+
+    def ready() -> dict[str, Any]:
+        p = get_pod(api, ns, "gated") or {}
+        return {c["type"]: c for c in (p.get("status") or {}).get("conditions") or []}
+
+    wait_for(lambda: ready().get("ContainersReady", {}).get("status") == "True", what="ContainersReady")
+    time.sleep(0.3)
+    held = ready()["Ready"]
+    assert (held["status"], held["reason"]) == ("False", "ReadinessGatesNotReady")
+    assert held["message"] == 'corresponding condition of pod readiness gate "example.com/lb" does not exist.'
+    patch = {"status": {"conditions": [{"type": "example.com/lb", "status": "True"}]}}
+    response = api.patch(f"/api/v1/namespaces/{ns}/pods/gated/status", json=patch, headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert response.status_code == 200, response.text
+    wait_for(lambda: ready()["Ready"]["status"] == "True", what="Ready once the gate holds")
+
+
+def test_an_image_change_restarts_the_container(api: httpx.Client, ns: str) -> None:
+    mark = marker()
+    try:
+        main = {"name": "main", "image": "busybox", "command": [sys.executable, "-c", "import time; time.sleep(300)", mark]}
+        create(api, ns, pod("img", [main], restartPolicy="Never"))
+        wait_for(lambda: len(processes(mark)) == 1, what="running")
+        first = processes(mark)[0].pid
+        patch = {"spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]}}
+        response = api.patch(f"/api/v1/namespaces/{ns}/pods/img", json=patch, headers={"Content-Type": "application/strategic-merge-patch+json"})
+        assert response.status_code == 200, response.text
+
+        def restarted() -> bool:
+            p = get_pod(api, ns, "img")
+            status = container_status(p, "main") if p else {}
+            return status.get("restartCount") == 1 and "running" in status.get("state", {}) and status.get("image") == "busybox:1.37"
+
+        wait_for(restarted, what="restarted with the new image")
+        assert [p.pid for p in processes(mark)] != [first] and len(processes(mark)) == 1
+        assert "definition changed, will be restarted" in " ".join(e["message"] for e in events(api, ns, "img"))
+    finally:
+        kill_marked(mark)
+
+
+def test_a_failed_adoption_kills_the_old_copy_and_a_start_without_the_kubelet_stops_what_ran(tmp_path: Path) -> None:
+    mark = marker()
+    data = tmp_path / "data"
+    secret = tmp_path / "secret"
+    secret.write_text("not for the log\n")
+    # closes the read ends of its pipes the kubelet gave it and opens a file under the same numbers
+    program = f"import os,time; os.closerange(3, 1024); fds=[os.open({str(secret)!r}, os.O_RDONLY) for _ in range(60)]; print('up', flush=True); time.sleep(300)"
+    try:
+        first = start_kubelet(data, "--allow-anonymous", in_memory=False)
+        with first.client() as api:
+            create(api, "default", pod("reuse", [{"name": "main", "image": "x", "command": [sys.executable, "-c", program, mark]}]))
+            create(api, "default", pod("plain", [sh("main", f"{SLEEPER} {mark}-plain & wait # {mark}")]))
+            wait_for(lambda: len(processes(mark)) == 3, what="running")
+            time.sleep(0.5)
+        old = {p.pid for p in processes(mark)}
+        first.stop(signal.SIGKILL)
+
+        second = start_kubelet(data, "--allow-anonymous", in_memory=False)
+        try:
+            with second.client() as api:
+                def replaced() -> bool:
+                    p = get_pod(api, "default", "reuse")
+                    return p is not None and container_status(p, "main").get("restartCount") == 1 and "running" in container_status(p, "main")["state"]
+
+                wait_for(replaced, what="the container that could not be adopted started again")
+                time.sleep(1)
+                now = processes(mark)
+                reuse = [p for p in now if program in " ".join(p.cmdline())]
+                assert len(reuse) == 1 and reuse[0].pid not in old  # the old copy was killed, never two
+                assert len(now) == 3 and {p.pid for p in now if p not in reuse} <= old  # the other adopted
+                assert "not for the log" not in api.get("/api/v1/namespaces/default/pods/reuse/log").text
+        finally:
+            second.stop(signal.SIGKILL)
+
+        third = start_emulator(data, "--allow-anonymous", in_memory=False)  # the kubelet off
+        try:
+            wait_for(lambda: not processes(mark), timeout=10, what="what the killed run left, stopped")
+            with third.client() as api:
+                p = get_pod(api, "default", "plain")
+                assert p is not None
+                ready = next(c for c in p["status"]["conditions"] if c["type"] == "Ready")
+                assert (ready["status"], ready["reason"]) == ("False", "KubeletOff")
+                terminated = container_status(p, "main")["state"]["terminated"]
+                assert terminated["reason"] == "ContainerStatusUnknown" and "without --kubelet" in terminated["message"]
+        finally:
+            third.stop(timeout=30)
+    finally:
+        kill_marked(mark)
+
+
+def test_exec_sessions_end_with_their_pod_and_never_hang_on_a_background_job(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    mark = marker()
+    try:
+        create(api, ns, pod("ex", [sh("main", "sleep 300")], terminationGracePeriodSeconds=1))
+        wait_for(lambda: phase(api, ns, "ex") == "Running", what="Running")
+        began = time.monotonic()
+        done = subprocess.run(kubectl.argv("exec", "ex", "-n", ns, "--", "sh", "-c", f"{SLEEPER} {mark} >/dev/null 2>&1 &"),
+                              capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and time.monotonic() - began < 5  # it does not wait for the background job
+        wait_for(lambda: not processes(mark), timeout=5, what="what the session left, gone with it")
+        running = subprocess.Popen(kubectl.argv("exec", "ex", "-n", ns, "--", "sh", "-c", f"{SLEEPER} {mark}"),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: processes(mark), what="the exec running")
+            api.delete(f"/api/v1/namespaces/{ns}/pods/ex")
+            wait_for(lambda: not processes(mark), timeout=10, what="the exec gone with its pod")
+            running.wait(timeout=10)
+        finally:
+            running.kill()
+            running.wait()
+    finally:
+        kill_marked(mark)
+
+
+def test_in_memory_exec_sessions_die_with_the_emulator(tmp_path: Path) -> None:
+    mark = marker()
+    emu = start_kubelet(tmp_path / "data", "--allow-anonymous")
+    running: subprocess.Popen[bytes] | None = None
+    try:
+        with emu.client() as api:
+            create(api, "default", pod("host", [sh("main", "sleep 300")]))
+            wait_for(lambda: phase(api, "default", "host") == "Running", what="Running")
+        kubectl = kubectl_for(emu, tmp_path)
+        running = subprocess.Popen(kubectl.argv("exec", "host", "--", "sh", "-c", f"{SLEEPER} {mark}"),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: processes(mark), what="the exec running")
+        emu.stop(signal.SIGKILL)  # the reaper knows exec sessions too
+        wait_for(lambda: not processes(mark), timeout=5, what="the exec gone with the emulator")
+    finally:
+        emu.stop()
+        if running is not None:
+            running.kill()
+            running.wait()
+        kill_marked(mark)
+
+
+def test_removing_a_pod_with_many_files_keeps_the_api_answering(api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    files = 80000  # removing them takes ~0.5 s: on the event loop, /healthz would wait that long
+    script = f"import os; [open(os.path.join('/data', str(i)), 'w').close() for i in range({files})]; open('/data/done', 'w').close(); import time; time.sleep(300)"
+    spec = {"name": "main", "image": "x", "command": [sys.executable, "-c", script], "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+    created = create(api, ns, pod("many", [spec], volumes=[{"name": "data", "emptyDir": {}}], terminationGracePeriodSeconds=0))
+    pods_dir = next((d for d in Path(tempfile.gettempdir()).glob("emulator-pods-*") if (d / created["metadata"]["uid"]).is_dir()), None)
+    assert pods_dir is not None
+    wait_for(lambda: list((pods_dir / created["metadata"]["uid"]).rglob("done")), timeout=60, what="the files written")
+    api.delete(f"/api/v1/namespaces/{ns}/pods/many")
+    worst = 0.0
+    deadline = time.monotonic() + 10
+    while get_pod(api, ns, "many") is not None or (pods_dir / created["metadata"]["uid"]).exists():
+        began = time.monotonic()
+        assert api.get("/healthz").status_code == 200
+        worst = max(worst, time.monotonic() - began)
+        assert time.monotonic() < deadline, "the pod's directory was not removed"
+        time.sleep(0.005)
+    assert worst < 0.25, f"/healthz took {worst:.3f}s while the pod's {files} files were removed"

@@ -2,8 +2,9 @@
 default), the plain SPDY upgrade (its fallback) and the Python client's WebSocket channels; to a pod, a
 Deployment and a Service; a refused port reported as the kubelet reports it.
 
-The pods here bring their own address (status.podIP, never run by the kubelet) and the test serves HTTP on
-it from a thread; one pod runs under the kubelet to show the same works for a process it started."""
+The pods here bring their own address (status.podIP in the pod range, never run by the kubelet) and the test
+serves HTTP on it from a thread; one pod runs under the kubelet to show the same works for a process it
+started. Addresses that are no pod's (loopback outside the pod range, link-local, ...) are refused."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.stream import portforward
 
+from api.portforward import undialable
 from tests.conftest import Emulator
 from tests.integration.kubectl_support import Kubectl, manifest
 from tests.integration.test_kubelet import kubectl_for, start_kubelet, wait_for
@@ -60,8 +62,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def served_ip() -> Iterator[tuple[str, int]]:
-    """An HTTP server on a fresh loopback address (the address a pod record will claim)."""
-    ip = str(ipaddress.ip_address("127.200.0.0") + random.randrange(1, 60000))
+    """An HTTP server on a fresh address of the pod range (the address a pod record will claim): the lower
+    half of 127.244.0.0/16, which the emulator leaves to requested addresses."""
+    ip = str(ipaddress.ip_address("127.244.1.0") + random.randrange(1, 32000))
     server = http.server.ThreadingHTTPServer((ip, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -219,3 +222,34 @@ def test_a_pod_without_an_address_and_a_plain_request_are_refused(emu: Emulator,
         })
         plain = api.post(f"/api/v1/namespaces/{ns}/pods/pending/portforward?ports=80")
         assert plain.status_code == 400
+
+
+def test_only_pod_addresses_are_dialled() -> None:
+    pods = ipaddress.IPv4Network("127.244.0.0/16")
+    for fine in ("127.244.3.4", "172.18.0.2", "10.1.2.3", "192.168.5.6", "8.8.8.8", "fd00::5"):
+        assert undialable(fine, pods) is None, fine
+    for refused, why in (
+        ("127.0.0.1", "not a pod address (outside --pod-cidr 127.244.0.0/16)"),
+        ("127.96.0.10", "outside --pod-cidr"), ("::1", "outside --pod-cidr"), ("::ffff:127.0.0.1", "outside --pod-cidr"),
+        ("169.254.169.254", "is link-local"), ("fe80::1", "is link-local"), ("0.0.0.0", "is unspecified"), ("::", "is unspecified"),
+        ("224.0.0.1", "is multicast"), ("255.255.255.255", "is reserved"), ("0.1.2.3", "in 0.0.0.0/8"),
+        ("localhost", "not an IP address"), ("::7ff4:1", "is reserved"),
+    ):
+        assert why in (undialable(refused, pods) or ""), refused
+    assert undialable("::ffff:127.244.0.9", pods) is None
+
+
+def test_a_loopback_address_outside_the_pod_range_is_refused(emu: Emulator, kubectl: Kubectl, ns: str) -> None:
+    """A pod claiming 127.0.0.1 (the node address, as a hostNetwork pod has) would reach the host's own
+    loopback services: kubectl says why it cannot forward, and so does the API."""
+    create(emu, f"/api/v1/namespaces/{ns}/pods", pod_with_ip(ns, "host", "127.0.0.1", 22))
+    wanted = 'port-forward to pod "host" refused: its address 127.0.0.1 is not a pod address (outside --pod-cidr 127.244.0.0/16)'
+    for env in ({}, {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}):
+        done = subprocess.run(
+            kubectl.argv("-n", ns, "port-forward", "pod/host", ":22"), capture_output=True, text=True, timeout=30,
+            env={**os.environ, **env},
+        )
+        assert done.returncode != 0 and wanted in done.stderr, done.stderr
+    with emu.client() as api:
+        answer = api.get(f"/api/v1/namespaces/{ns}/pods/host/portforward?ports=22")
+    assert answer.status_code == 403 and wanted in answer.json()["message"]

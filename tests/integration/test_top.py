@@ -92,7 +92,11 @@ def test_python_client_metrics_helpers(emu: Emulator, kubectl: Kubectl, ns: str,
     try:
         nodes = utils.get_nodes_metrics(api)
         assert nodes["kind"] == "NodeMetricsList" and "usage" in nodes["items"][0]
-        pods = wait_for(lambda: utils.get_pods_metrics(api, ns, "app=burn")["items"], what="pod metrics")
+        # both containers: they start side by side, and a container is in the metrics once its process runs
+        pods = wait_for(
+            lambda: (items := utils.get_pods_metrics(api, ns, "app=burn")["items"]) and len(items[0]["containers"]) == 2 and items,
+            what="pod metrics of both containers",
+        )
         assert pods[0]["metadata"]["name"] == "burner"
         assert {c["name"] for c in pods[0]["containers"]} == {"spin", "idle"}
         assert re.fullmatch(r"\d+n", pods[0]["containers"][0]["usage"]["cpu"])

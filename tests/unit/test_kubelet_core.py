@@ -5,20 +5,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from emulator.config import Config, check, parse_size
 from emulator.kinds.pod import PRINTER, RUNNABLE_CONDITION, PodStrategy
 from emulator.kubelet import state
 from emulator.kubelet.context import ContainerContext
+from emulator.kubelet.execsession import ExecError, ExecSession, run_command
 from emulator.kubelet.images import ImageMap, ImageMapError, image_name, resolved_command, unrunnable
-from emulator.kubelet.podworker import _duration, merge_status
-from emulator.kubelet.process import ContainerProcess, FileSink, ProcessRecord, alive
+from emulator.kubelet.podworker import _duration, merge_status, references
+from emulator.kubelet.process import (
+    COMPANIONS_DIR,
+    Companions,
+    ContainerProcess,
+    FileSink,
+    ProcessRecord,
+    alive,
+    kill_companions,
+    kill_record,
+    set_companions,
+    start_ticks,
+)
 from emulator.registry.ipam import AddressPlan
 from emulator.registry.registry import Cluster
 from emulator.security.auth import auth_required
@@ -263,3 +282,161 @@ def test_a_command_that_cannot_start_raises(tmp_path: Path) -> None:
             ContainerProcess.spawn(context(tmp_path), ["/nonexistent/program"], FileSink(tmp_path / "x.log"))
 
     asyncio.run(scenario())
+
+
+# -- identity, groups and companions (the review's items 7-11) -----------------------------------------
+
+
+def marked(mark: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        with contextlib.suppress(psutil.Error):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and any(mark in part for part in process.info["cmdline"] or ()):
+                found.append(process)
+    return found
+
+
+def wait_until(check: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return bool(check())
+
+
+@pytest.fixture
+def mark() -> Iterator[str]:
+    value = "kc" + uuid.uuid4().hex[:10]
+    yield value
+    for process in marked(value):
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
+def test_identity_is_the_start_time_in_ticks_not_the_wall_clock(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        running = ContainerProcess.spawn(context(tmp_path), ["sleep", "30"], FileSink(tmp_path / "0.log"))
+        record = running.record
+        assert record.start_ticks == start_ticks(running.pid) > 0 and record.stdout_inode and record.stderr_inode
+        # a clock step moves psutil's create_time; the ticks since boot do not move
+        assert alive(dataclasses.replace(record, create_time=record.create_time - 3600))
+        assert not alive(dataclasses.replace(record, start_ticks=record.start_ticks + 1))  # exact: another process
+        await running.stop(0)
+        assert not alive(record)
+
+    asyncio.run(scenario())
+
+
+def test_adoption_fails_when_the_pipes_are_not_ours_and_the_old_group_is_killed(tmp_path: Path, mark: str) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("not for the log\n")
+    program = f"import os,time; os.closerange(3, 1024); fds=[os.open({str(secret)!r}, os.O_RDONLY) for _ in range(60)]; print('up', flush=True); time.sleep(60)"
+
+    async def scenario() -> None:
+        running = ContainerProcess.spawn(context(tmp_path), [sys.executable, "-c", program, mark], FileSink(tmp_path / "0.log"))
+        await asyncio.sleep(0.5)
+        running.detach()
+        # fds 3.. now name a regular file under the numbers our pipes had: not reopened, not adopted
+        assert ContainerProcess.adopt(running.record, FileSink(tmp_path / "1.log")) is None
+        assert "not for the log" not in (tmp_path / "1.log").read_text()
+        kill_record(running.record)
+        assert wait_until(lambda: not marked(mark))
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(running.pid, 0)
+
+    asyncio.run(scenario())
+
+
+def test_what_a_container_leaves_in_its_group_dies_with_it(tmp_path: Path, mark: str) -> None:
+    program = f"{sys.executable} -c 'import time; time.sleep(300)' {mark}"
+
+    async def background() -> None:
+        done = ContainerProcess.spawn(context(tmp_path), ["sh", "-c", f"{program} & sleep 0.3; exit 0"], FileSink(tmp_path / "1.log"))
+        assert wait_until(lambda: len(marked(mark)) == 1, 3)
+        result = await done.wait()
+        assert result.code == 0
+        assert wait_until(lambda: not marked(mark))
+
+    asyncio.run(background())
+
+
+def test_a_hook_or_probe_returns_when_its_command_exits_and_its_leftovers_end_with_the_container(tmp_path: Path, mark: str) -> None:
+    program = f"{sys.executable} -c 'import time; time.sleep(300)' {mark}"
+
+    async def scenario() -> None:
+        ctx = context(tmp_path)
+        companions = Companions(tmp_path, lambda _: None, lambda _: None)
+        set_companions(ctx.uid, ctx.container, companions)
+        try:
+            began = time.monotonic()
+            code, output = await run_command(ctx, ["sh", "-c", f"echo hi; {program} >/dev/null 2>&1 &"], 10)
+            assert (code, output) == (0, b"hi\n") and time.monotonic() - began < 3  # no inherited copy of its pipe
+            assert len(marked(mark)) == 1 and len(companions.groups) == 1
+            assert list((tmp_path / "companions").iterdir())  # listed for a start after kill -9
+            companions.kill_all()  # the container ended
+            assert wait_until(lambda: not marked(mark))
+            assert not companions.groups and not list((tmp_path / "companions").iterdir())
+            with pytest.raises(ExecError, match="not running"):  # nothing new beside a container that ended
+                await ExecSession.start(ctx, ["true"], stdin=False, tty=False)
+        finally:
+            set_companions(ctx.uid, ctx.container, None)
+
+    asyncio.run(scenario())
+
+
+def test_an_exec_session_is_killed_with_its_container_and_leaves_nothing(tmp_path: Path, mark: str) -> None:
+    program = f"{sys.executable} -c 'import time; time.sleep(300)' {mark}"
+
+    async def scenario() -> None:
+        ctx = context(tmp_path)
+        (tmp_path / "made").mkdir()
+        companions = Companions(tmp_path, lambda _: None, lambda _: None)
+        set_companions(ctx.uid, ctx.container, companions)
+        try:
+            # it backgrounds a job and exits: the session ends at once (item 11), the job with it (kill())
+            session = await ExecSession.start(ctx, ["sh", "-c", f"{program} >/dev/null 2>&1 & echo started"], stdin=False, tty=False)
+            assert await asyncio.wait_for(session.read_stdout(), 5) == b"started\n"
+            assert await asyncio.wait_for(session.read_stdout(), 5) == b""
+            assert await session.wait() == 0
+            assert len(marked(mark)) == 1
+            session.kill()
+            session.close()
+            assert wait_until(lambda: not marked(mark))
+            # a running one dies with its container
+            session = await ExecSession.start(ctx, ["sh", "-c", f"{program}"], stdin=True, tty=False)
+            assert wait_until(lambda: len(marked(mark)) == 1)
+            companions.kill_all()
+            assert await asyncio.wait_for(session.wait(), 5) == 137
+            session.close()
+            assert wait_until(lambda: not marked(mark))
+        finally:
+            set_companions(ctx.uid, ctx.container, None)
+
+    asyncio.run(scenario())
+
+
+def test_a_previous_runs_companions_are_killed(tmp_path: Path, mark: str) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", mark], start_new_session=True)
+    try:
+        (tmp_path / COMPANIONS_DIR).mkdir()
+        (tmp_path / COMPANIONS_DIR / f"{child.pid}-{start_ticks(child.pid)}").touch()
+        (tmp_path / COMPANIONS_DIR / f"{os.getpid()}-1").touch()  # a number reused by another process: spared
+        kill_companions(tmp_path)
+        assert child.wait(5) == -signal.SIGKILL
+        assert not list((tmp_path / COMPANIONS_DIR).iterdir())
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_pod_refreshes_only_on_the_config_maps_and_secrets_it_uses() -> None:
+    spec = {
+        "volumes": [{"name": "a", "configMap": {"name": "cm1"}}, {"name": "b", "secret": {"secretName": "s1"}},
+                    {"name": "c", "projected": {"sources": [{"configMap": {"name": "cm2"}}, {"secret": {"name": "s2"}}, {"serviceAccountToken": {}}]}}],
+        "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "s3"}}]}],
+        "containers": [{"name": "m", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm3", "key": "k"}}}],
+                        "envFrom": [{"configMapRef": {"name": "cm4"}}]}],
+    }
+    assert references(spec) == {("configMap", "cm1"), ("configMap", "cm2"), ("configMap", "cm3"), ("configMap", "cm4"),
+                                ("secret", "s1"), ("secret", "s2"), ("secret", "s3")}

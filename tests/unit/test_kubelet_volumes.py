@@ -24,6 +24,7 @@ from emulator.kinds import (
     SERVICES,
 )
 from emulator.kubelet import sandbox
+from emulator.kubelet import volumes as volumes_module
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.hosts import (
     HOSTS_FILE,
@@ -341,6 +342,104 @@ def test_empty_dir_size_limits_are_measured(registry: Registry, tmp_path: Path) 
     assert volumes.over_limit() == []
     (volumes.paths["small"] / "big").write_bytes(b"x" * 2048)
     assert volumes.over_limit() == ['Usage of EmptyDir volume "small" exceeds the limit "1Ki". ']
+
+
+NOBODY = 65534
+
+
+def fake_shm(tmp_path: Path) -> Path:
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    os.chmod(shm, 0o1777)  # as /dev/shm: world-writable and sticky
+    return shm
+
+
+def test_memory_empty_dirs_are_private_and_ours(registry: Registry, tmp_path: Path) -> None:
+    pod = pod_with(registry, [{"name": "cache", "emptyDir": {"medium": "Memory"}}])
+    volumes = Volumes(registry, pod, tmp_path / "pod", None)
+    volumes.setup()
+    memory = volumes.paths["cache"]
+    try:
+        st = os.lstat(memory)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.getuid()
+        assert memory.parent == Path(volumes_module.SHM_DIR) and memory.name.startswith(volumes_module.MEMORY_PREFIX)
+        link = tmp_path / "pod" / "volumes" / "kubernetes.io~empty-dir" / "cache"
+        assert link.is_symlink() and link.resolve() == memory
+        # files keep the modes the pod gives them: the directory is what keeps others out
+        fd = os.open(memory / "f", os.O_CREAT | os.O_WRONLY, 0o644)
+        os.close(fd)
+        assert stat.S_IMODE((memory / "f").stat().st_mode) == 0o644 & ~current_umask()
+        # set up again (a retry, an adoption after a restart): the same directory
+        again = Volumes(registry, pod, tmp_path / "pod", None)
+        again.setup()
+        assert again.paths["cache"] == memory
+    finally:
+        volumes.teardown()
+    assert not memory.exists() and not (tmp_path / "pod" / "volumes").exists()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_pre_created_shared_directory_cannot_redirect_a_memory_empty_dir(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shm = fake_shm(tmp_path)
+    monkeypatch.setattr(volumes_module, "SHM_DIR", str(shm))
+    pod = pod_with(registry, [{"name": "cache", "emptyDir": {"medium": "Memory"}}])
+    uid = pod["metadata"]["uid"]
+    # another local user made the old fixed path first, with the pod's directory pointing where they read
+    theirs, spy = shm / "emulator-pods", tmp_path / "spy"
+    theirs.mkdir(mode=0o777)
+    spy.mkdir(mode=0o777)
+    (theirs / uid).symlink_to(spy)
+    if os.getuid() == 0:
+        os.chown(theirs, NOBODY, NOBODY)
+        os.chown(spy, NOBODY, NOBODY)
+    volumes = Volumes(registry, pod, tmp_path / "pod", None)
+    volumes.setup()
+    memory = volumes.paths["cache"]
+    (memory / "secret").write_text("x")
+    assert memory.parent == shm and stat.S_IMODE(os.lstat(memory).st_mode) == 0o700 and os.lstat(memory).st_uid == os.getuid()
+    assert list(spy.iterdir()) == [] and list((theirs / uid).iterdir()) == []
+    # a link swapped to someone else's directory, or to one others may enter, is not used: a new one is made
+    link = tmp_path / "pod" / "volumes" / "kubernetes.io~empty-dir" / "cache"
+    open_dir = shm / (volumes_module.MEMORY_PREFIX + "open")
+    open_dir.mkdir(mode=0o755)
+    os.chmod(open_dir, 0o755)
+    link.unlink()
+    link.symlink_to(open_dir)
+    again = Volumes(registry, pod, tmp_path / "pod", None)
+    again.setup()
+    assert again.paths["cache"] not in (open_dir, memory) and stat.S_IMODE(os.lstat(again.paths["cache"]).st_mode) == 0o700
+    again.teardown()
+    assert open_dir.is_dir()  # not ours to remove
+    volumes_module.shutil.rmtree(memory)
+
+
+def test_memory_empty_dirs_fall_back_to_the_runtime_dir_then_to_disk(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(volumes_module, "SHM_DIR", str(tmp_path / "no-shm"))
+    runtime = tmp_path / "run-user"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    pod = pod_with(registry, [{"name": "cache", "emptyDir": {"medium": "Memory"}}])
+    volumes = Volumes(registry, pod, tmp_path / "pod", None)
+    volumes.setup()
+    assert volumes.paths["cache"].parent == runtime and stat.S_IMODE(os.lstat(volumes.paths["cache"]).st_mode) == 0o700
+    volumes.teardown()
+    assert list(runtime.iterdir()) == []
+    # a world-writable directory without the sticky bit is no place for it (others could rename it away)
+    os.chmod(runtime, 0o777)
+    volumes = Volumes(registry, pod, tmp_path / "pod2", None)
+    volumes.setup()
+    assert volumes.paths["cache"] == tmp_path / "pod2" / "volumes" / "kubernetes.io~empty-dir" / "cache"
+    assert volumes.paths["cache"].is_dir() and not volumes.paths["cache"].is_symlink()
+    volumes.teardown()
 
 
 def test_unsupported_volume_kinds_say_what_is_supported(registry: Registry, tmp_path: Path) -> None:

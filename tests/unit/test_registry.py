@@ -18,6 +18,7 @@ import pytest
 from emulator import errors
 from emulator.controllers.namespaces import NamespaceController
 from emulator.kinds import (
+    DEPLOYMENTS,
     ENDPOINTS,
     KINDS,
     NAMESPACES,
@@ -105,6 +106,17 @@ def pod(name: str = "web", labels: dict[str, str] | None = None, **meta: Any) ->
     return {
         "metadata": {"name": name, **({"labels": labels} if labels else {}), **meta},
         "spec": {"containers": [{"name": "app", "image": "nginx"}, {"name": "sidecar", "image": "envoy"}]},
+    }
+
+
+def deployment(name: str = "web", labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Deployment whose pod template holds the containers `pod()` has."""
+    return {
+        "metadata": {"name": name, **({"labels": labels} if labels else {})},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod()["spec"]},
+        },
     }
 
 
@@ -542,54 +554,69 @@ def test_changing_a_service_to_node_port_allocates_and_back_releases(world: Worl
 # -- patch ------------------------------------------------------------------------------------------
 
 
+def template_of(result: Any) -> list[tuple[str, str]]:
+    """(name, image) of each container of a stored Deployment's pod template."""
+    return [(c["name"], c["image"]) for c in result.obj["spec"]["template"]["spec"]["containers"]]
+
+
+def pod_patch_refused(world: World, patch_type: str, patch: Any, message: str) -> None:
+    """A pod's containers are fixed once it exists (ValidatePodUpdate): the same patch on a pod is 422 and
+    changes nothing. Patches of container lists are therefore shown on a Deployment's pod template, which
+    uses the pod's merge keys."""
+    world.registry.create(PODS, NS, pod())
+    before = snapshot(world.store)
+    refused = status_of(lambda: world.registry.patch(PODS, NS, "web", patch_type, patch))
+    assert refused.code == 422 and message in refused.message
+    assert snapshot(world.store) == before
+
+
 def test_a_merge_patch_changes_what_it_names_and_replaces_lists(world: World) -> None:
-    world.registry.create(PODS, NS, pod(labels={"a": "1", "b": "2"}))
-    patched = world.registry.patch(PODS, NS, "web", MERGE_PATCH, {
+    world.registry.create(DEPLOYMENTS, NS, deployment(labels={"a": "1", "b": "2"}))
+    patched = world.registry.patch(DEPLOYMENTS, NS, "web", MERGE_PATCH, {
         "metadata": {"labels": {"a": None, "c": "3"}},
-        "spec": {"containers": [{"name": "sidecar", "image": "envoy:2"}]},
-    }).obj
-    assert patched["metadata"]["labels"] == {"b": "2", "c": "3"}
-    assert patched["spec"]["containers"] == [{"name": "sidecar", "image": "envoy:2"}]
+        "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "envoy:2"}]}}},
+    })
+    assert patched.obj["metadata"]["labels"] == {"b": "2", "c": "3"}
+    assert template_of(patched) == [("sidecar", "envoy:2")]
+    pod_patch_refused(world, MERGE_PATCH, {"spec": {"containers": [{"name": "sidecar", "image": "envoy:2"}]}},
+                      "spec.containers: Forbidden: pod updates may not add or remove containers")
 
 
 def test_a_strategic_merge_patch_merges_containers_by_name(world: World) -> None:
+    world.registry.create(DEPLOYMENTS, NS, deployment())
+    patched = world.registry.patch(DEPLOYMENTS, NS, "web", STRATEGIC_MERGE_PATCH, {
+        "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "envoy:2"}, {"name": "extra", "image": "busybox"}]}}},
+    })
+    assert dict(template_of(patched)) == {"app": "nginx", "sidecar": "envoy:2", "extra": "busybox"}
+    # on a pod, an image may change (merged by name, the other container kept); a container may not be added
     world.registry.create(PODS, NS, pod())
-    patched = world.registry.patch(PODS, NS, "web", STRATEGIC_MERGE_PATCH, {
-        "spec": {"containers": [{"name": "sidecar", "image": "envoy:2"}, {"name": "extra", "image": "busybox"}]},
-    }).obj
-    assert {c["name"]: c["image"] for c in patched["spec"]["containers"]} == {
-        "app": "nginx", "sidecar": "envoy:2", "extra": "busybox",
-    }
+    images = world.registry.patch(PODS, NS, "web", STRATEGIC_MERGE_PATCH, {"spec": {"containers": [{"name": "sidecar", "image": "envoy:2"}]}}).obj
+    assert {c["name"]: c["image"] for c in images["spec"]["containers"]} == {"app": "nginx", "sidecar": "envoy:2"}
+    refused = status_of(lambda: world.registry.patch(PODS, NS, "web", STRATEGIC_MERGE_PATCH, {"spec": {"containers": [{"name": "extra", "image": "busybox"}]}}))
+    assert refused.code == 422 and "pod updates may not add or remove containers" in refused.message
 
 
 def test_a_strategic_merge_patch_can_delete_a_list_element(world: World) -> None:
-    world.registry.create(PODS, NS, pod())
-    patched = world.registry.patch(PODS, NS, "web", STRATEGIC_MERGE_PATCH, {
-        "spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]},
-    }).obj
-    assert [c["name"] for c in patched["spec"]["containers"]] == ["app"]
-
-
-def test_a_strategic_merge_patch_merges_service_ports_by_port(world: World) -> None:
-    world.registry.create(SERVICES, NS, service("web", {"name": "http", "port": 80}))
-    patched = world.registry.patch(SERVICES, NS, "web", STRATEGIC_MERGE_PATCH, {
-        "spec": {"ports": [{"port": 80, "targetPort": 8080}, {"name": "https", "port": 443}]},
-    }).obj
-    assert [(p["name"], p["port"], p["targetPort"]) for p in patched["spec"]["ports"]] == [
-        ("http", 80, 8080), ("https", 443, 443),
-    ]
+    world.registry.create(DEPLOYMENTS, NS, deployment())
+    patched = world.registry.patch(DEPLOYMENTS, NS, "web", STRATEGIC_MERGE_PATCH, {
+        "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}},
+    })
+    assert template_of(patched) == [("app", "nginx")]
+    pod_patch_refused(world, STRATEGIC_MERGE_PATCH, {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}},
+                      "pod updates may not add or remove containers")
 
 
 def test_a_json_patch_applies_its_operations_in_order(world: World) -> None:
-    world.registry.create(PODS, NS, pod(labels={"a": "1"}))
-    patched = world.registry.patch(PODS, NS, "web", JSON_PATCH, [
+    world.registry.create(DEPLOYMENTS, NS, deployment(labels={"a": "1"}))
+    patched = world.registry.patch(DEPLOYMENTS, NS, "web", JSON_PATCH, [
         {"op": "test", "path": "/metadata/labels/a", "value": "1"},
         {"op": "add", "path": "/metadata/labels/b", "value": "2"},
-        {"op": "replace", "path": "/spec/containers/0/image", "value": "nginx:2"},
-        {"op": "remove", "path": "/spec/containers/1"},
-    ]).obj
-    assert patched["metadata"]["labels"] == {"a": "1", "b": "2"}
-    assert patched["spec"]["containers"] == [{"name": "app", "image": "nginx:2"}]
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "nginx:2"},
+        {"op": "remove", "path": "/spec/template/spec/containers/1"},
+    ])
+    assert patched.obj["metadata"]["labels"] == {"a": "1", "b": "2"}
+    assert template_of(patched) == [("app", "nginx:2")]
+    pod_patch_refused(world, JSON_PATCH, [{"op": "remove", "path": "/spec/containers/1"}], "pod updates may not add or remove containers")
 
 
 @pytest.mark.parametrize(

@@ -154,3 +154,97 @@ def test_a_session_stops_reading_while_its_streams_are_behind() -> None:
         await session.close()
 
     asyncio.run(scenario())
+
+
+def test_streams_done_both_ways_are_forgotten_and_their_unread_data_stops_counting() -> None:
+    async def scenario() -> None:
+        sent = bytearray()
+
+        async def write(data: bytes) -> None:
+            sent.extend(data)
+
+        session = spdy.Session(write)
+        client = spdy.FrameEncoder()
+        session.data_received(client.encode(spdy.SynStream(1)) + client.encode(spdy.SynStream(3)))
+        one, three = await session.next_stream(), await session.next_stream()
+        assert one is not None and three is not None
+        # a FIN each way: forgotten, what it holds is still read but no longer holds the session's reading
+        session.data_received(client.encode(spdy.DataFrame(1, b"x" * 1000, spdy.FLAG_FIN)))
+        assert session.unread == 1000 and set(session.by_id) == {1, 3}
+        await one.close()
+        assert session.unread == 0 and set(session.by_id) == {3}
+        assert await one.read() == b"x" * 1000 and await one.read() == b""
+        assert session.unread == 0
+        # a reset by the client: forgotten, its unread data dropped
+        session.data_received(client.encode(spdy.DataFrame(3, b"y" * 5000)))
+        assert session.unread == 5000
+        session.data_received(client.encode(spdy.RstStream(3, spdy.CANCEL)))
+        assert session.unread == 0 and session.by_id == {}
+        assert await three.read() == b""
+        # a reset by us: the same, and the client is told
+        session.data_received(client.encode(spdy.SynStream(5)) + client.encode(spdy.DataFrame(5, b"z" * 10)))
+        five = await session.next_stream()
+        assert five is not None and session.unread == 10
+        await five.reset()
+        assert session.unread == 0 and session.by_id == {}
+        await session.close()
+        assert spdy.RstStream(5, spdy.CANCEL) in spdy.FrameDecoder().feed(bytes(sent))
+
+    asyncio.run(scenario())
+
+
+def test_a_thousand_short_port_forwards_over_one_session_leave_no_streams_behind() -> None:
+    """kubectl's way (client-go portforward.go): per local connection an error stream it closes at once and a
+    data stream; once the pod's side ended it resets the data stream. Some send on after the pod hung up."""
+    from api.portforward import PodAddress, _serve_spdy
+
+    async def scenario() -> None:
+        async def pod(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"echo:" + await reader.read(100))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(pod, "127.0.0.1", 0)
+        port = str(server.sockets[0].getsockname()[1])
+        decoder = spdy.FrameDecoder()
+        received: dict[int, bytes] = {}
+        finished: dict[int, asyncio.Event] = {}
+
+        async def write(data: bytes) -> None:
+            for frame in decoder.feed(data):
+                if isinstance(frame, spdy.DataFrame):
+                    received[frame.stream_id] = received.get(frame.stream_id, b"") + frame.data
+                    if frame.fin:
+                        finished.setdefault(frame.stream_id, asyncio.Event()).set()
+
+        session = spdy.Session(write)
+        serving = asyncio.ensure_future(_serve_spdy(session, PodAddress("web", "uid", "127.0.0.1")))
+        client = spdy.FrameEncoder()
+        for n in range(1000):
+            error_id, data_id = 4 * n + 1, 4 * n + 3
+            headers = {"port": [port], "requestid": [str(n)]}
+            session.data_received(
+                client.encode(spdy.SynStream(error_id, {**headers, "streamtype": ["error"]}))
+                + client.encode(spdy.DataFrame(error_id, b"", spdy.FLAG_FIN))
+                + client.encode(spdy.SynStream(data_id, {**headers, "streamtype": ["data"]}))
+                + client.encode(spdy.DataFrame(data_id, f"hi {n}".encode()))
+            )
+            await asyncio.wait_for(finished.setdefault(data_id, asyncio.Event()).wait(), 10)
+            assert received[data_id] == f"echo:hi {n}".encode()
+            if n % 3 == 0:  # more data after the pod hung up, that nobody will read
+                session.data_received(client.encode(spdy.DataFrame(data_id, b"late" * 1000)))
+            if n % 2 == 0:
+                session.data_received(client.encode(spdy.DataFrame(data_id, b"", spdy.FLAG_FIN)))
+            session.data_received(client.encode(spdy.RstStream(data_id, spdy.CANCEL)))
+            await asyncio.wait_for(finished.setdefault(error_id, asyncio.Event()).wait(), 10)
+        for _ in range(100):
+            if not session.by_id:
+                break
+            await asyncio.sleep(0.01)
+        assert session.by_id == {} and session.unread == 0 and not session.paused
+        session.eof_received()
+        await asyncio.wait_for(serving, 10)
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(scenario())
