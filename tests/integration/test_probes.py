@@ -228,7 +228,6 @@ def test_liveness_and_readiness_wait_for_the_startup_probe(api: Client, tmp_path
     assert unhealthy and all(m.startswith("Startup probe failed: ") for m in unhealthy), unhealthy
 
 
-@pytest.mark.xfail(reason="the core kills with the pod's grace, not the probe's terminationGracePeriodSeconds yet")
 def test_a_probes_own_grace_period_bounds_the_kill(api: Client) -> None:
     # The container ignores SIGTERM; the pod allows 60 s, the liveness probe 1 s: it is killed within it.
     container = {
