@@ -25,7 +25,6 @@ from typing import Any
 from emulator import errors
 from emulator.controllers.deployment import compute_hash
 from emulator.controllers.replicaset import (
-    EventRecorder,
     available_in,
     copy_json,
     is_active,
@@ -34,21 +33,19 @@ from emulator.controllers.replicaset import (
     owner_selector,
 )
 from emulator.controllers.statefulset import (
-    Dependents,
+    SetController,
     equal_revisions,
     new_revision,
     revision_name,
     sort_revisions,
     template_patch,
 )
-from emulator.controllers.workqueue import WorkQueue
 from emulator.kinds import CONTROLLER_REVISIONS, DAEMON_SETS, NODES, PODS
 from emulator.kinds.controllerrevision import CONTROLLER_REVISION_HASH_LABEL, revision_number
 from emulator.kinds.daemonset import POD_TEMPLATE_GENERATION_LABEL, template_generation
 from emulator.kinds.statefulset import ROLLING_UPDATE
-from emulator.labels import Selector
 from emulator.registry.registry import Registry
-from emulator.store.events import DELETED, Event
+from emulator.store.events import Event
 from emulator.timestamps import parse_rfc3339
 
 log = logging.getLogger(__name__)
@@ -294,57 +291,18 @@ def rolling_update_plan(ds: Obj, by_node: dict[str, list[Obj]], hash_: str, now:
 # -- the controller ----------------------------------------------------------------------------------
 
 
-class DaemonSetController:
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self.store = registry.store
-        self.queue: WorkQueue[Key] = WorkQueue("daemonset", self.sync)
-        self.pods = Dependents(registry, DAEMON_SETS, PODS)
-        self.revisions = Dependents(registry, DAEMON_SETS, CONTROLLER_REVISIONS)
-        self._by_uid: dict[str, Key] = {}
-        self._uid_of: dict[Key, str] = {}
-        self._selectors: dict[str, dict[Key, Selector]] = {}
-        self.events = EventRecorder(registry, COMPONENT)
+class DaemonSetController(SetController):
+    kind = DAEMON_SETS
 
-    # -- events ------------------------------------------------------------------------------------
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry, "daemonset", COMPONENT)
 
     def apply(self, event: Event) -> None:
-        if event.resource == PODS.key:
-            self.pods.on_event(event, self._enqueue_uid, self._enqueue_matching)
-        elif event.resource == CONTROLLER_REVISIONS.key:
-            self.revisions.on_event(event, self._enqueue_uid, self._enqueue_matching)
-        elif event.resource == DAEMON_SETS.key:
-            self._on_set(event)
-        elif event.resource == NODES.key:
+        if event.resource == NODES.key:
             for key in self._uid_of:  # a node came, went or changed its labels or taints
                 self.queue.add(key)
-
-    def _enqueue_uid(self, uid: str) -> None:
-        key = self._by_uid.get(uid)
-        if key is not None:
-            self.queue.add(key)
-
-    def _enqueue_matching(self, namespace: str, labels: dict[str, str]) -> None:
-        for key, selector in self._selectors.get(namespace, {}).items():
-            if selector.matches(labels):
-                self.queue.add(key)
-
-    def _on_set(self, event: Event) -> None:
-        key: Key = (event.namespace, event.name)
-        old_uid = self._uid_of.pop(key, None)
-        if old_uid is not None:
-            self._by_uid.pop(old_uid, None)
-            self._selectors.get(event.namespace, {}).pop(key, None)
-        if event.type == DELETED:
-            self.queue.forget(key)
-            if old_uid is not None:
-                self.events.forget(old_uid)
-            return
-        uid = event.obj["metadata"].get("uid", "")
-        self._uid_of[key] = uid
-        self._by_uid[uid] = key
-        self._selectors.setdefault(event.namespace, {})[key] = owner_selector(DAEMON_SETS, event.obj.get("spec") or {})
-        self.queue.add(key)
+        else:
+            super().apply(event)
 
     # -- sync --------------------------------------------------------------------------------------
 

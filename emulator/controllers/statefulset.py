@@ -396,17 +396,26 @@ class Dependents:
 # -- the controller ----------------------------------------------------------------------------------
 
 
-class StatefulSetController:
-    def __init__(self, registry: Registry) -> None:
+class SetController:
+    """What the StatefulSet and DaemonSet controllers share: the sets they run, known by key, by uid and by
+    selector per namespace, so that an event of a pod or a ControllerRevision enqueues the set that owns it
+    or may adopt it, and the set's own events enqueue it."""
+
+    kind: ResourceType
+
+    def __init__(self, registry: Registry, name: str, component: str) -> None:
         self.registry = registry
         self.store = registry.store
-        self.queue: WorkQueue[Key] = WorkQueue("statefulset", self.sync)
-        self.pods = Dependents(registry, STATEFUL_SETS, PODS)
-        self.revisions = Dependents(registry, STATEFUL_SETS, CONTROLLER_REVISIONS)
+        self.queue: WorkQueue[Key] = WorkQueue(name, self.sync)
+        self.pods = Dependents(registry, self.kind, PODS)
+        self.revisions = Dependents(registry, self.kind, CONTROLLER_REVISIONS)
         self._by_uid: dict[str, Key] = {}
         self._uid_of: dict[Key, str] = {}
         self._selectors: dict[str, dict[Key, Selector]] = {}  # namespace -> set -> its selector
-        self.events = EventRecorder(registry, COMPONENT)
+        self.events = EventRecorder(registry, component)
+
+    def sync(self, key: Key) -> float | None:
+        raise NotImplementedError
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -415,7 +424,7 @@ class StatefulSetController:
             self.pods.on_event(event, self._enqueue_uid, self._enqueue_matching)
         elif event.resource == CONTROLLER_REVISIONS.key:
             self.revisions.on_event(event, self._enqueue_uid, self._enqueue_matching)
-        elif event.resource == STATEFUL_SETS.key:
+        elif event.resource == self.kind.key:
             self._on_set(event)
 
     def _enqueue_uid(self, uid: str) -> None:
@@ -442,8 +451,15 @@ class StatefulSetController:
         uid = event.obj["metadata"].get("uid", "")
         self._uid_of[key] = uid
         self._by_uid[uid] = key
-        self._selectors.setdefault(event.namespace, {})[key] = owner_selector(STATEFUL_SETS, event.obj.get("spec") or {})
+        self._selectors.setdefault(event.namespace, {})[key] = owner_selector(self.kind, event.obj.get("spec") or {})
         self.queue.add(key)
+
+
+class StatefulSetController(SetController):
+    kind = STATEFUL_SETS
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry, "statefulset", COMPONENT)
 
     # -- sync --------------------------------------------------------------------------------------
 
