@@ -29,6 +29,7 @@ class Config:
     dns_ttl: int = field(default=5, metadata={"help": "TTL of DNS answers, seconds"})
     dns_upstream: str = field(default="", metadata={"help": "comma-separated upstream resolvers (host[:port]) for names outside the zone; empty = the host's; 'none' = refuse"})
     dns_forward_from: str = field(default="local", metadata={"help": "clients whose queries outside the zone are forwarded: 'local' (loopback, RFC 1918, RFC 6598 and ULA addresses), 'loopback', 'any' (an open resolver: never on a network), or comma-separated CIDRs"})
+    gateway_domain: str = field(default="localhost", metadata={"help": "comma-separated domains whose Ingress and Gateway API hostnames the DNS server answers with the gateway's address, besides the cluster zone (names elsewhere are forwarded); empty = the zone only"})
     default_namespace: str = field(default="default", metadata={"help": "namespace that bare service names resolve in"})
     service_cidr: str = field(default="127.96.0.0/12", metadata={"help": "range of cluster IPs"})
     pod_cidr: str = field(default="127.244.0.0/16", metadata={"help": "range of pod IPs"})

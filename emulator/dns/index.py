@@ -20,6 +20,7 @@ from emulator.dns.names import endpoint_label
 from emulator.dns.records import (
     Answer,
     EndpointRecord,
+    GatewayNames,
     PortRecord,
     ServiceRecord,
     Zone,
@@ -58,6 +59,7 @@ class DnsIndex:
         self.cache: dict[bytes, Any] = {}
         self._readers: dict[Hashable, set[bytes]] = {}  # what an answer read → the cached answers that read it
         self._reads: set[Hashable] | None = None
+        self.gateway_names = GatewayNames(domains=s.gateway_domains)
 
     # -- store events ------------------------------------------------------------------------------
 
@@ -235,6 +237,18 @@ class DnsIndex:
                 if ep.ip == ip:
                     names.append((key[0], key[1], ep.label))
         return names
+
+    def gateway_address(self, name: str) -> str | None:
+        return self.gateway_names.address_for(name, self.zone.name)
+
+    def set_gateway_names(self, address: str, exact: frozenset[str], wildcards: tuple[tuple[str, bool], ...]) -> None:
+        """The hostnames Ingresses and routes serve now (from the routing index), and the gateway's address.
+        Every cached answer read them (any name may become one), so a change starts the cache over."""
+        names = GatewayNames(address, exact, wildcards, self.settings.gateway_domains)
+        if names != self.gateway_names:
+            self.gateway_names = names
+            self.cache.clear()
+            self._readers.clear()
 
     def __len__(self) -> int:
         return len(self._services)

@@ -65,6 +65,36 @@ class ClusterView(Protocol):
     def namespace_exists(self, namespace: str) -> bool: ...
     def service_with_cluster_ip(self, ip: str) -> ServiceRecord | None: ...
     def endpoint_names_for(self, ip: str) -> list[tuple[str, str, str]]: ...  # (namespace, service, label)
+    def gateway_address(self, name: str) -> str | None: ...  # an Ingress/Gateway API hostname: the gateway
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayNames:
+    """The hostnames Ingresses and Gateway API routes serve, answered with the gateway's address when
+    they lie in the cluster zone or in one of `domains` (the others are the user's own names: forwarded).
+    `wildcards` are suffixes (".apps.test") with Ingress' one-label rule or the Gateway API's any-depth rule."""
+
+    address: str = ""
+    exact: frozenset[str] = frozenset()
+    wildcards: tuple[tuple[str, bool], ...] = ()  # (suffix, single_label)
+    domains: tuple[str, ...] = ()  # "localhost", "test": without dots around
+
+    def address_for(self, name: str, zone: str) -> str | None:
+        """The gateway's address for a lower-case name without the trailing dot, or None."""
+        if not self.address or not (_under(name, zone) or any(_under(name, d) for d in self.domains)):
+            return None
+        if name in self.exact:
+            return self.address
+        for suffix, single in self.wildcards:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                head = name[: -len(suffix)]
+                if not single or "." not in head:
+                    return self.address
+        return None
+
+
+def _under(name: str, domain: str) -> bool:
+    return bool(domain) and name.endswith("." + domain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +128,9 @@ class Target(NamedTuple):
 
 def answer_query(labels: tuple[str, ...], qtype: int, view: ClusterView, zone: Zone) -> Answer | None:
     """The answer for a lower-case query name, or None when the cluster has nothing to say (forward it)."""
+    gateway = view.gateway_address(".".join(labels))
+    if gateway is not None:
+        return _gateway_answer(labels, qtype, gateway, zone)
     rel = relative_labels(labels, zone.labels)
     if rel is not None:
         return _answer_in_zone(labels, rel, qtype, view, zone, 0)
@@ -118,6 +151,15 @@ def answer_query(labels: tuple[str, ...], qtype: int, view: ClusterView, zone: Z
     answer = _answer_in_zone(labels, short, qtype, view, zone, 0)
     # What a search path would do: a miss in the cluster goes on to the name as it was typed.
     return None if answer.rcode == RCODE.NXDOMAIN else answer
+
+
+def _gateway_answer(labels: tuple[str, ...], qtype: int, address: str, zone: Zone) -> Answer:
+    """An Ingress or Gateway API hostname: the gateway's address (NODATA for other types)."""
+    family = QTYPE.AAAA if ":" in address else QTYPE.A
+    if qtype != family:
+        return _negative(RCODE.NOERROR, zone)
+    rdata = AAAA(address) if family == QTYPE.AAAA else A(address)
+    return Answer(RCODE.NOERROR, [RR(_label(labels), family, ttl=zone.ttl, rdata=rdata)])
 
 
 def _answer_in_zone(

@@ -27,6 +27,9 @@ class DnsSettings:
     tcp_query_timeout: float = 3.0  # seconds from a query's first byte until it must be complete
     tcp_max_connections: int = 256  # open TCP connections, all clients together
     tcp_max_per_source: int = 16  # open TCP connections from one client address (IPv6: one /64)
+    # Domains besides the cluster zone whose Ingress and Gateway API hostnames are answered with the
+    # gateway's address (`--gateway-domain`); names elsewhere are the user's own and are forwarded.
+    gateway_domains: tuple[str, ...] = ("localhost",)
     max_cached_answers: int = 200_000  # packed answers kept; the cache starts over when full
 
     def __post_init__(self) -> None:

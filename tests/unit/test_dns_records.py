@@ -151,3 +151,31 @@ def test_external_name_that_cannot_be_encoded_is_servfail_and_can_be_packed() ->
         assert answer is not None and answer.rcode == RCODE.SERVFAIL and not answer.answer, (name, qtype)
         pack_answer(tuple(label.encode() for label in labels(name)), qtype, answer, False)  # does not raise
     assert rdata(index, f"alias.default.svc.{Z}", QTYPE.TXT) == (RCODE.NOERROR, {f"bad.default.svc.{Z}."})
+
+
+def test_ingress_and_route_hostnames_in_the_zone_or_a_gateway_domain_answer_the_gateway() -> None:
+    index = index_with(make.service("web", cluster_ip="10.96.0.10"))
+    index.set_gateway_names("127.0.0.1", frozenset({"shop.localhost", "app.cluster.local"}), ((".apps.localhost", True), (".gw.cluster.local", False)))
+    assert rdata(index, "shop.localhost") == (RCODE.NOERROR, {"127.0.0.1"})
+    assert rdata(index, "app.cluster.local") == (RCODE.NOERROR, {"127.0.0.1"})
+    assert rdata(index, "a.apps.localhost") == (RCODE.NOERROR, {"127.0.0.1"})
+    # Ingress wildcards cover one label, Gateway API wildcards any depth
+    assert index.answer(labels("a.b.apps.localhost"), QTYPE.A)[0] is None
+    assert rdata(index, "a.b.gw.cluster.local") == (RCODE.NOERROR, {"127.0.0.1"})
+    # other types: the name exists, nothing of that type
+    assert rdata(index, "shop.localhost", QTYPE.AAAA) == (RCODE.NOERROR, set())
+    # a hostname outside the zone and the gateway domains is the user's own: not answered (forwarded)
+    index.set_gateway_names("127.0.0.1", frozenset({"shop.example.com"}), ())
+    assert index.answer(labels("shop.example.com"), QTYPE.A)[0] is None
+    # services still answer as before
+    assert rdata(index, "web.default.svc.cluster.local") == (RCODE.NOERROR, {"10.96.0.10"})
+
+
+def test_a_change_of_gateway_names_drops_cached_answers() -> None:
+    index = index_with()
+    index.remember(b"question", b"packed", frozenset())
+    index.set_gateway_names("127.0.0.1", frozenset({"shop.localhost"}), ())
+    assert index.cache == {}
+    index.remember(b"question", b"packed", frozenset())
+    index.set_gateway_names("127.0.0.1", frozenset({"shop.localhost"}), ())  # unchanged: the cache stays
+    assert index.cache == {b"question": b"packed"}
