@@ -367,6 +367,7 @@ class Runtime:
                 host=config.dns_host, port=config.dns_port, zone=config.cluster_domain.strip(".").lower(),
                 ttl=config.dns_ttl, default_namespace=config.default_namespace,
                 upstreams=_upstreams(config.dns_upstream), forward_from=parse_forward_from(config.dns_forward_from),
+                gateway_domains=tuple(d.strip(". ").lower() for d in config.gateway_domain.split(",") if d.strip(". ")),
             )
             self.dns_index = DnsIndex(settings)
             parts.append(self.dns_index)
