@@ -6,6 +6,7 @@
   written again at every start (heartbeat, capacity); labels a user added stay.
 - the IngressClass `emulator` (controller `emulator.local/ingress`), marked as the default class. Once it
   exists it is the user's: a later start does not undo changes to it.
+- the GatewayClass `emulator` (controllerName `emulator.local/gateway`), likewise written only when absent.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 import psutil
 
 from emulator import errors
-from emulator.kinds import INGRESS_CLASSES, NODES
+from emulator.kinds import GATEWAY_CLASSES, INGRESS_CLASSES, NODES
+from emulator.kinds.gatewayclass import EMULATOR_GATEWAY_CLASS, GATEWAY_CONTROLLER
 from emulator.kinds.ingressclass import DEFAULT_CLASS_ANNOTATION, EMULATOR_CLASS, EMULATOR_CONTROLLER
 from emulator.kinds.node import NODE_NAME
 from emulator.registry.registry import Registry
@@ -152,4 +154,14 @@ def ensure_ingress_class(registry: Registry) -> None:
     registry.create(INGRESS_CLASSES, "", {
         "metadata": {"name": EMULATOR_CLASS, "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
         "spec": {"controller": EMULATOR_CONTROLLER},
+    })
+
+
+def ensure_gateway_class(registry: Registry) -> None:
+    """The emulator's GatewayClass, when there is none of that name."""
+    if registry.store.get_raw(GATEWAY_CLASSES.key, "", EMULATOR_GATEWAY_CLASS) is not None:
+        return
+    registry.create(GATEWAY_CLASSES, "", {
+        "metadata": {"name": EMULATOR_GATEWAY_CLASS},
+        "spec": {"controllerName": GATEWAY_CONTROLLER, "description": "The emulator's own gateway (Gateway API built in)"},
     })

@@ -22,7 +22,11 @@ from emulator.kinds import (
     endpoints,
     endpointslice,
     event,
+    gateway,
+    gatewayclass,
+    grpcroute,
     horizontalpodautoscaler,
+    httproute,
     ingress,
     ingressclass,
     job,
@@ -37,6 +41,7 @@ from emulator.kinds import (
     pod,
     poddisruptionbudget,
     podmetrics,
+    referencegrant,
     replicaset,
     replicationcontroller,
     resourcequota,
@@ -97,9 +102,22 @@ KINDS: tuple[Kind, ...] = (
     cronjob.KIND,
     customresourcedefinition.KIND,
     apiservice.KIND,
+    # gateway.networking.k8s.io: the Gateway API, from its vendored definitions (kinds/gatewayapi/)
+    gatewayclass.KIND,
+    gateway.KIND,
+    httproute.KIND,
+    grpcroute.KIND,
+    referencegrant.KIND,
     # metrics.k8s.io: read-only, answered from the processes (api/metrics.py), never stored
     nodemetrics.KIND,
     podmetrics.KIND,
+)
+
+# Other versions of built-in kinds, served at their own paths: the same objects (stored under the kind's
+# key, in its version) under another apiVersion, as a definition with several versions serves them.
+OTHER_VERSIONS: tuple[Kind, ...] = (
+    *gatewayclass.OTHER_VERSIONS, *gateway.OTHER_VERSIONS, *httproute.OTHER_VERSIONS, *grpcroute.OTHER_VERSIONS,
+    *referencegrant.OTHER_VERSIONS,
 )
 
 # The resource types, for the modules that name one (store keys, event filters).
@@ -131,13 +149,18 @@ CONTROLLER_REVISIONS = controllerrevision.CONTROLLER_REVISIONS
 JOBS = job.JOBS
 CRON_JOBS = cronjob.CRON_JOBS
 CUSTOM_RESOURCE_DEFINITIONS = customresourcedefinition.CUSTOM_RESOURCE_DEFINITIONS
+GATEWAY_CLASSES = gatewayclass.GATEWAY_CLASSES
+GATEWAYS = gateway.GATEWAYS
+HTTP_ROUTES = httproute.HTTP_ROUTES
+GRPC_ROUTES = grpcroute.GRPC_ROUTES
+REFERENCE_GRANTS = referencegrant.REFERENCE_GRANTS
 NODE_METRICS = nodemetrics.NODE_METRICS
 POD_METRICS = podmetrics.POD_METRICS
 
 # Every resource served: the built-in kinds, then those registered while running (custom resources:
 # `register`, from emulator/controllers/crd.py). The list and the maps change in place, so every module
 # that imported them sees the kinds served now.
-RESOURCE_TYPES: list[ResourceType] = [k.resource for k in KINDS]
+RESOURCE_TYPES: list[ResourceType] = [k.resource for k in (*KINDS, *OTHER_VERSIONS)]
 # (group, version, plural) -> ResourceType: what URL routing needs.
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCE_TYPES}
 BY_KEY: dict[str, Kind] = {k.resource.key: k for k in KINDS}
@@ -148,6 +171,7 @@ PROTOBUF_LAYOUTS: Mapping[tuple[str, str], Message] = {key: m for k in KINDS for
 # The kinds registered while running, by (group, version, plural): a custom resource is served in several
 # versions under one store key, each version with its own schema and columns (BY_KEY holds the storage one).
 _REGISTERED: dict[tuple[str, str, str], Kind] = {}
+_OTHER_VERSIONS: dict[tuple[str, str, str], Kind] = {(k.resource.group, k.resource.version, k.resource.plural): k for k in OTHER_VERSIONS}
 _BUILT_IN_PATHS = frozenset(BY_PATH)
 _BUILT_IN_MANIFEST_KINDS = frozenset(BY_KIND)
 _BUILT_IN_KEYS = frozenset(BY_KEY)
@@ -210,7 +234,8 @@ def registered(key: str) -> list[Kind]:
 
 
 def kind_of(resource: ResourceType) -> Kind:
-    found = _REGISTERED.get((resource.group, resource.version, resource.plural))
+    path = (resource.group, resource.version, resource.plural)
+    found = _REGISTERED.get(path) or _OTHER_VERSIONS.get(path)
     return found if found is not None else BY_KEY[resource.key]
 
 
@@ -238,5 +263,6 @@ __all__ = [
     "DEPLOYMENTS", "REPLICA_SETS", "REPLICATION_CONTROLLERS",
     "STATEFUL_SETS", "DAEMON_SETS", "CONTROLLER_REVISIONS",
     "JOBS", "CRON_JOBS",
-    "CUSTOM_RESOURCE_DEFINITIONS", "generation", "register", "registered", "unregister",
+    "CUSTOM_RESOURCE_DEFINITIONS", "generation",
+    "GATEWAY_CLASSES", "GATEWAYS", "HTTP_ROUTES", "GRPC_ROUTES", "REFERENCE_GRANTS", "register", "registered", "unregister",
 ]

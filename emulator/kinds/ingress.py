@@ -2,7 +2,8 @@
 plugin does), the API server's validation (rules, hosts, paths and path types, backends, TLS) and the
 columns of `kubectl get ingress`.
 
-Stored and validated; nothing routes by Ingresses yet, so none has a load-balancer address.
+Routed by the gateway when of the emulator's class (emulator/routing/ingress.py compiles them), whose
+status controller (emulator/controllers/ingressstatus.py) writes the gateway's address as their load balancer.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from emulator.kinds import (
     BY_PATH,
     CUSTOM_RESOURCE_DEFINITIONS,
     KINDS,
+    OTHER_VERSIONS,
     RESOURCE_TYPES,
     generation,
     register,
@@ -228,7 +229,7 @@ def world() -> Iterator[tuple[Registry, CrdController]]:
     yield registry, controller
     for name in list(controller._served):
         controller._stop_serving(name)
-    assert len(RESOURCE_TYPES) == len(KINDS)
+    assert len(RESOURCE_TYPES) == len(KINDS) + len(OTHER_VERSIONS)
 
 
 def test_a_definition_is_established_and_served(world: tuple[Registry, CrdController]) -> None:
