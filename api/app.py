@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from api import connections, discovery, openapi
+from api import connections, discovery, openapi, prometheus
 from api.http import BODY_BROKEN, MAX_BODY, json_response, status_response
 from api.rest import ResourceHandler
 from emulator import errors, kinds
@@ -33,7 +33,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status = 500
+    running: Callable[[], None] | None = None  # a long-running request (watch, exec, logs) is counted while it runs
     try:
+        running = prometheus.longrunning(request)
         response = await handler(request)
         status = response.status
         return response
@@ -51,10 +53,17 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except Exception as exc:  # a bug must still answer as a Status, and be visible in the log
         log.exception("internal error on %s %s", request.method, request.path_qs)
         return status_response(errors.internal(f"internal error: {exc.__class__.__name__}: {exc}"))
+    except asyncio.CancelledError:  # the client went away (aiohttp cancels its handler): not a server error
+        status = 200 if request.writer.output_size else 499  # a stream under way had answered; else nginx's 499
+        raise
     finally:
         connections.response_done(request)
+        elapsed = time.perf_counter() - started
+        if running is not None:
+            running()
+        prometheus.observe(request, status, elapsed)
         if ACCESS.enabled():
-            ACCESS.line(f"{request.method} {request.path_qs} {status} {(time.perf_counter() - started) * 1000:.1f}ms")
+            ACCESS.line(f"{request.method} {request.path_qs} {status} {elapsed * 1000:.1f}ms")
 
 
 def _server_address(request: web.Request) -> str:

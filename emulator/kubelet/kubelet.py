@@ -85,6 +85,7 @@ class Kubelet:
         self.events = EventRecorder(registry, "kubelet")
         self.scheduler_events = EventRecorder(registry, "default-scheduler")
         self.workers: dict[tuple[str, str], PodWorker] = {}
+        self.restarts_forgotten = 0  # restarts of the containers of workers gone (emulator_container_restarts_total)
         self._since = registry.store.rv  # events up to here are the stored state, replayed
         self._started = False
         self._stopping = False
@@ -309,6 +310,7 @@ class Kubelet:
         key = (worker.namespace, worker.name)
         if self.workers.get(key) is worker:
             del self.workers[key]
+        self.restarts_forgotten += sum(c.restart_count for c in worker.containers.values())
         await asyncio.to_thread(shutil.rmtree, worker.pod_dir, True)
         # a pod of the same name created meanwhile waited for this one
         pod = self.store.get(PODS.key, *key)

@@ -14,6 +14,7 @@ import bisect
 import contextvars
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import orjson
 
 from emulator import errors
+from emulator.observability.metrics import STORE_COMMIT_DURATION
 from emulator.store.backend import Backend, MemoryBackend, Row
 from emulator.store.events import ADDED, DELETED, MODIFIED, Event, Listener
 
@@ -209,11 +211,13 @@ class Store:
             while self._unsaved and self._failure is None:
                 batch, self._unsaved = self._unsaved, []
                 try:
+                    started = time.perf_counter()
                     if self.backend.blocking:
                         # the fsync runs off the event loop: requests keep being served meanwhile
                         await loop.run_in_executor(None, self.backend.commit, *_final_state(batch))
                     else:
                         self.backend.commit(*_final_state(batch))
+                    STORE_COMMIT_DURATION.observe(time.perf_counter() - started)
                     self._deliver(batch)
                 except Exception as exc:
                     self._fail(exc)
@@ -321,6 +325,14 @@ class Store:
     @property
     def listener_count(self) -> int:
         return len(self._listeners)
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        return tuple(self._listeners)
+
+    def object_counts(self) -> dict[str, int]:
+        """Objects stored, by resource (/metrics reads it)."""
+        return {resource: sum(map(len, by_ns.values())) for resource, by_ns in self._objects.items()}
 
     def unsubscribe(self, listener: Listener) -> None:
         self._listeners.pop(listener, None)
