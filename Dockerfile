@@ -2,7 +2,7 @@
 #
 #   docker build -t k8s-emulator:local .
 #   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:1053:1053/udp -p 127.0.0.1:1053:1053/tcp \
-#              -p 127.0.0.1:8081:8081 -v k8s-emulator-data:/data k8s-emulator:local
+#              -p 127.0.0.1:8081:8081 -p 127.0.0.1:8443:8443 -v k8s-emulator-data:/data k8s-emulator:local
 #
 # Flags after the image name go to `emulator serve` (e.g. `--in-memory`). docs/containers.md explains
 # the choices; docker-compose.yml runs it next to demo services.
@@ -34,9 +34,10 @@ ENV EMULATOR_API_HOST=0.0.0.0 \
     EMULATOR_DNS_PORT=1053 \
     EMULATOR_GATEWAY_HOST=0.0.0.0 \
     EMULATOR_GATEWAY_PORT=8081 \
+    EMULATOR_GATEWAY_HTTPS_PORT=8443 \
     EMULATOR_DATA_DIR=/data
 VOLUME ["/data"]
-EXPOSE 8080/tcp 1053/udp 1053/tcp 8081/tcp
+EXPOSE 8080/tcp 1053/udp 1053/tcp 8081/tcp 8443/tcp
 
 # /readyz is open to anonymous callers either way; try HTTP, then HTTPS (when tokens are required).
 # slim images have no curl, hence Python.

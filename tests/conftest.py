@@ -87,7 +87,7 @@ class Emulator:
 def start_emulator(data_dir: Path, *extra: str, in_memory: bool = True, timeout: float = 20) -> Emulator:
     args = [
         sys.executable, "-m", "emulator", "serve",
-        "--api-port", "0", "--dns-port", "0", "--gateway-port", "0",
+        "--api-port", "0", "--dns-port", "0", "--gateway-port", "0", "--gateway-https-port", "0",
         "--data-dir", str(data_dir), "--log-level", "WARNING",
     ]
     if in_memory:

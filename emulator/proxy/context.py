@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 from .pool import BackendPool
 
 if TYPE_CHECKING:
+    from emulator.flows.log import FlowLog
+
     from .l7 import HttpUpstream
 
 log = logging.getLogger("emulator.proxy")
@@ -28,6 +30,9 @@ class ProxySettings:
     node_address: str = "127.0.0.1"  # where NodePort services listen
     gateway_host: str = "127.0.0.1"
     gateway_port: int | None = 8081  # None: no Host-header gateway
+    # the gateway's HTTPS port (Ingress TLS, Gateway HTTPS listeners on 443; certificates by SNI). None: none;
+    # the command line's default is 8443 (--gateway-https-port), a library user asks for it
+    gateway_https_port: int | None = None
     zone: str = "cluster.local"
     default_namespace: str = "default"  # the namespace of a bare `Host: web` on the gateway
     connect_timeout: float = 5.0  # per endpoint tried
@@ -48,6 +53,7 @@ class ProxySettings:
     protected: frozenset[tuple[str, int]] = frozenset()
     sweep_interval: float = 1.0
     bind_retry_interval: float = 5.0  # listeners that failed to bind are retried this often
+    flows: FlowLog | None = None  # where connections, flows and requests are recorded (emulator/flows/); None: nowhere
 
 
 class ConnectionPolicy(Protocol):
@@ -68,7 +74,7 @@ class Timed(Protocol):
 
 
 class ProxyContext:
-    __slots__ = ("settings", "policy", "pool", "live", "loop", "now", "_denials")
+    __slots__ = ("settings", "policy", "pool", "live", "loop", "now", "_denials", "record")
 
     def __init__(
         self, settings: ProxySettings, policy: ConnectionPolicy | None, loop: asyncio.AbstractEventLoop
@@ -80,6 +86,8 @@ class ProxyContext:
         self.loop = loop
         self.now = loop.time()  # the sweep clock: set by the sweeper on every pass
         self._denials: dict[tuple[str, str, str], tuple[float, int]] = {}  # logged at, suppressed since
+        # a flow record's one tuple goes here (FlowLog.record); None: flows are off
+        self.record = settings.flows.record if settings.flows is not None else None
 
     def idle_deadline(self, active: float, timeout: float) -> float:
         """When something last active at sweep-clock time `active` has been quiet for `timeout`. The
@@ -94,6 +102,8 @@ class ProxyContext:
         if allowed:
             return None
         self.denied(kind, src_ip, dst, protocol, label, reason)
+        if self.record is not None and kind != "request":  # a request's flow is recorded with its 403
+            self.record((self.loop.time(), "udp" if protocol == "UDP" else "tcp", src_ip, None, label, dst, "denied", reason, -1, -1, -1.0))
         return reason
 
     def denied(self, kind: str, src_ip: str, dst: tuple[str, int], protocol: str, label: str, reason: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -23,7 +24,7 @@ import httptools
 from .balancer import Backend
 from .context import ProxyContext
 from .l4 import _why, splice
-from .table import ProxyTable, Route
+from .table import Route
 
 log = logging.getLogger("emulator.proxy")
 
@@ -34,6 +35,7 @@ _HOP = frozenset(
 )
 _SPECIAL = _HOP | {b"host", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"content-length"}
 _BUFFER_LIMIT = 1 << 20  # bytes of request body held for a request not yet connected, before pausing the client
+_RESPONSE_HEAD_LIMIT = 1 << 16  # a response head held for rewriting (gateway response filters) up to this
 
 
 class _Buffer:
@@ -82,6 +84,8 @@ class _Request:
         "route",
         "local",
         "retried",
+        "started",
+        "source",
     )
 
     def __init__(self) -> None:
@@ -98,6 +102,8 @@ class _Request:
         self.route: Route | None = None
         self.local: bytes | None = None  # a response the proxy writes itself
         self.retried = False
+        self.started = -1.0  # loop time it was first sent (for its flow record); -1: never sent
+        self.source: str | None = None  # what routed it on the gateway ("ingress ns/name"), for its flow record
 
 
 def local_response(status: int, message: str, keep_alive: bool, head_only: bool = False) -> bytes:
@@ -117,13 +123,12 @@ def local_response(status: int, message: str, keep_alive: bool, head_only: bool 
 
 class HttpClient(asyncio.Protocol):
     """One client connection in HTTP mode. On a service listener each request takes the route the
-    `binding` holds at that moment (a keep-alive connection outlives service changes); on the gateway
-    `binding` is None and each request's Host picks the route from `gateway`."""
+    `binding` holds at that moment (a keep-alive connection outlives service changes). The gateway's
+    connections are `gateway.GatewayClient`, this class with the routing by Host (binding None)."""
 
-    def __init__(self, ctx: ProxyContext, binding: Any, gateway: ProxyTable | None = None) -> None:
+    def __init__(self, ctx: ProxyContext, binding: Any) -> None:
         self.ctx = ctx
         self.binding = binding  # listeners.Binding: `.route` is swapped in place when the service changes
-        self.gateway = gateway
         self.transport: Any = None
         self.parser = httptools.HttpRequestParser(self)
         self.client_ip = ""
@@ -147,7 +152,7 @@ class HttpClient(asyncio.Protocol):
         self._clen = False
         self._upgrade = b""
         self._ip_bytes = b""
-
+        self.dst: Any = None  # the address the client reached, looked up for the first flow record
     # -- client transport ---------------------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
@@ -181,7 +186,7 @@ class HttpClient(asyncio.Protocol):
             if tail and current is not None and current.upgrade:
                 current.out.write(tail)
         except httptools.HttpParserError as exc:
-            self._bad_request(exc)
+            self._bad_request(exc, data)
 
     def eof_received(self) -> bool:
         # HTTP clients do not half-close to say "that was my request": a FIN means the client is
@@ -353,23 +358,14 @@ class HttpClient(asyncio.Protocol):
         loop_time = self.ctx.loop.time()
         self.deadline = loop_time + self.ctx.settings.idle_timeout
         self.seen = self.activity
-        binding = self.binding
-        if binding is not None:
-            route = binding.route
-        else:
-            route = self.gateway.gateway_route(req.host) if self.gateway is not None else None
-            if route is None:
-                self._reply(
-                    req,
-                    404,
-                    f'no service for Host "{req.host.decode("latin-1")}": use <service>.<namespace>, <service>.<namespace>.svc.{self.ctx.settings.zone} or <service> (namespace {self.ctx.settings.default_namespace}), optionally with :<port>',
-                )
-                return
+        route = self.binding.route
         req.route = route
         self._send(req, route, [], [], loop_time)
 
     def _send(self, req: _Request, route: Route, tried: list[Backend], failures: list[str], now: float) -> None:
         ctx = self.ctx
+        if req.started < 0:
+            req.started = now
         backend = route.balancer.pick(self.client_ip, now, tried)
         if backend is None or len(tried) >= ctx.settings.connect_attempts:
             if failures:
@@ -463,6 +459,8 @@ class HttpClient(asyncio.Protocol):
 
     def _done(self, req: _Request) -> None:
         self.current = None
+        if self.ctx.record is not None:
+            self._record(req)
         if self.closed:
             return
         if not req.complete or not req.keep_alive or req.upgrade:
@@ -477,6 +475,28 @@ class HttpClient(asyncio.Protocol):
             self.transport.close()
             return
         self.deadline = self.ctx.loop.time() + self.ctx.settings.keepalive_timeout
+
+    def _record(self, req: _Request) -> None:
+        """The request's flow (emulator/flows/): one tuple; the proxy's own answers say their verdict."""
+        ctx, local, conn, record = self.ctx, req.local, req.conn, self.ctx.record
+        if record is None:
+            return
+        if self.dst is None:
+            self.dst = self.transport.get_extra_info("sockname")
+        now = ctx.loop.time()
+        verdict, reason = "allowed", None
+        if local is not None:
+            status = int(local[9:12])
+            if status >= 400:
+                reason = local[local.find(b"\r\n\r\n") + 4 :].strip().decode("utf-8", "replace") or None
+                verdict = "denied" if status == 403 and reason and reason.startswith("denied by network policy") else "error"
+        else:
+            status = conn.status if conn is not None else 0
+        head, start = req.head, len(req.method) + 1
+        path = head[start : head.find(b" ", start)] if head else b""
+        record((now, "http", self.client_ip, self.dst, req.route,
+                    conn.backend if conn is not None else None, verdict, reason, -1, -1,
+                    now - req.started if req.started >= 0 else -1.0, req.method, req.host, path, status, req.source))
 
     def backend_lost(self, conn: HttpUpstream) -> None:
         req = self.current
@@ -509,7 +529,7 @@ class HttpClient(asyncio.Protocol):
         conn.client = None
         splice(self.ctx, self.transport, conn.transport, self.client_ip)
 
-    def _bad_request(self, exc: Exception) -> None:
+    def _bad_request(self, exc: Exception, data: bytes = b"") -> None:
         if isinstance(exc, httptools.HttpParserCallbackError):
             log.error(
                 "HTTP proxy failed on a request from %s", self.client_ip, exc_info=exc.__context__ or exc
@@ -539,6 +559,11 @@ class HttpUpstream(asyncio.Protocol):
         self._keep = False
         self._interim = False
         self._head_only = False
+        # The gateway's response header filters: set for the one request that has them, cleared once
+        # its response head is rewritten (every other response is forwarded as it comes).
+        self.head_filter: Callable[[bytes], bytes] | None = None
+        self._held = b""
+        self.status = 0  # of the last response head (for flow records)
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -549,7 +574,10 @@ class HttpUpstream(asyncio.Protocol):
             # An idle pooled connection does not speak first; whatever this is, do not reuse it.
             self.transport.close()
             return
-        client.transport.write(data)
+        if self.head_filter is None:
+            client.transport.write(data)
+        else:
+            self._write_filtered(client, data)
         client.activity += 1
         self.got_bytes = True
         try:
@@ -572,8 +600,32 @@ class HttpUpstream(asyncio.Protocol):
                 self.parser = httptools.HttpResponseParser(self)
             client.response_done(self, self._keep)
 
+    def _write_filtered(self, client: HttpClient, data: bytes) -> None:
+        """Hold the response until its head is complete, write the head through `head_filter`, then
+        the rest as it comes. Interim (1xx) heads pass unchanged; a head larger than any server sends
+        passes unchanged too."""
+        held = self._held + data
+        end = held.find(b"\r\n\r\n")
+        if end < 0:
+            if len(held) > _RESPONSE_HEAD_LIMIT:
+                self.head_filter, self._held = None, b""
+                client.transport.write(held)
+            else:
+                self._held = held
+            return
+        head, rest = held[: end + 4], held[end + 4 :]
+        self._held = b""
+        if head[9:10] == b"1" and head[9:12] != b"101":
+            client.transport.write(head)
+            if rest:
+                self._write_filtered(client, rest)
+            return
+        head_filter, self.head_filter = self.head_filter, None
+        assert head_filter is not None
+        client.transport.write(head_filter(head) + rest)
+
     def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
+        self.status = status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._interim = True  # 100 Continue and friends: the real response follows
             return

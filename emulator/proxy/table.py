@@ -272,8 +272,9 @@ class ProxyTable:
 
     def gateway_route(self, host: bytes) -> Route | None:
         """The route for a Host header on the gateway: `web` (default namespace), `web.ns`, `web.ns.svc`,
-        `web.ns.svc.<zone>`, each optionally with `:port` naming a service port. Cached per raw header
-        value, so the parse runs once per distinct Host."""
+        `web.ns.svc.<zone>`, each optionally with `.localhost` (which every browser resolves to loopback)
+        and `:port` naming a service port. Cached per raw header value, so the parse runs once per
+        distinct Host."""
         try:
             return self._gateway_cache[host]
         except KeyError:
@@ -290,7 +291,10 @@ class ProxyTable:
         if ":" in text:
             text, _, port_text = text.rpartition(":")
             port = int(port_text) if port_text.isdigit() else None
-        labels = text.rstrip(".").split(".")
+        text = text.rstrip(".")
+        if text.endswith(".localhost"):
+            text = text[: -len(".localhost")]
+        labels = text.split(".")
         zone = self.zone.split(".") if self.zone else []
         if len(labels) >= 3 and labels[2] == "svc" and labels[3:] in ([], zone):
             labels = labels[:2]

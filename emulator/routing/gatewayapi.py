@@ -80,7 +80,9 @@ log = logging.getLogger(__name__)
 
 _HEADER_FILTERS = ("RequestHeaderModifier", "ResponseHeaderModifier")
 _RULE_FILTERS = (*_HEADER_FILTERS, "RequestRedirect", "URLRewrite", "RequestMirror")
-_PATH_RANK = {"Exact": 0, "PathPrefix": 1, "RegularExpression": 2}
+# RegularExpression is implementation-specific: ranked after Exact and before every PathPrefix (as Envoy
+# Gateway ranks it), so a regex rule beside a catch-all "/" can win
+_PATH_RANK = {"Exact": 0, "RegularExpression": 1, "PathPrefix": 2}
 
 
 # -- conditions ----------------------------------------------------------------------------------------

@@ -622,6 +622,19 @@ def test_httproute_method_header_and_query_precedence() -> None:  # HTTPRouteMet
     assert routing.any_host is not None and routing.any_host.uses_query
 
 
+def test_a_regular_expression_path_ranks_after_exact_and_before_every_prefix() -> None:
+    gw = gateway("same-namespace", listener("http"))
+    rules = [
+        rule(backend("infra-backend-v1"), path="/"),
+        rule(backend("infra-backend-v2"), path="/v[0-9]+/items", path_type="RegularExpression"),
+        rule(backend("infra-backend-v3"), path="/v2/items", path_type="Exact"),
+    ]
+    routing = compile_all(gw, http_route("regex", to_gw("same-namespace"), *rules), *BACKENDS).config.listeners[SHARED_HTTP]
+    assert goes_to(routing, "x", "/v1/items") == f"{INFRA}/infra-backend-v2"
+    assert goes_to(routing, "x", "/v2/items") == f"{INFRA}/infra-backend-v3"
+    assert goes_to(routing, "x", "/v1/items/more") == f"{INFRA}/infra-backend-v1"  # RE2 full match only
+
+
 def test_older_route_wins_a_tie() -> None:
     gw = gateway("same-namespace", listener("http"))
     older = http_route("zzz-older", to_gw("same-namespace"), rule(backend("infra-backend-v1"), path="/same"))
