@@ -9,8 +9,9 @@
   Ingress first, Service second, is no problem), once per distinct problem: the same problem is not
   reported again on every change elsewhere, and is reported anew once fixed and broken again.
 
-Its own `RoutingIndex` (from store events) compiles the Ingresses; a routing change marks every Ingress
-dirty, a change of one Ingress marks that one; `sync` compares and writes through the registry.
+Its own `RoutingIndex` (from store events) compiles the Ingresses. A change of one Ingress marks it dirty;
+a routing change marks one key, EVERY, BATCH_DELAY seconds later, whose sync marks the Ingresses whose outcome (status, problems)
+changed since their last sync; `sync` of an Ingress compares and writes through the registry.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from emulator.controllers.workqueue import WorkQueue
 from emulator.kinds.ingress import INGRESSES
 from emulator.registry.registry import Registry
 from emulator.routing.index import RoutingIndex
-from emulator.routing.ingress import load_balancer_status
+from emulator.routing.ingress import compile_ingresses, load_balancer_status
 from emulator.routing.model import Compiled, ObjectRef, Problem
 from emulator.routing.sources import RoutingSettings
 from emulator.store.events import DELETED, Event
@@ -36,19 +37,22 @@ COMPONENT = "emulator-ingress-controller"
 PROBLEM_GRACE = 1.0  # seconds a problem lasts before it is reported (`kubectl apply` of an Ingress, then its Service)
 
 Key = tuple[str, str]  # (namespace, name) of an Ingress
+BATCH_DELAY = 0.05  # seconds routing changes are gathered before one compilation (at most 20 a second)
+EVERY = ("*", "*")  # the key of "routing changed: find the Ingresses whose outcome did" (no object has it)
 
 
 class IngressStatusController:
     def __init__(self, registry: Registry, settings: RoutingSettings) -> None:
         self.registry = registry
         self.settings = settings
-        self.index = RoutingIndex(settings)
+        self.index = RoutingIndex(settings, compilers=(compile_ingresses,))  # Ingresses only: no Gateway API compile
         self.watched = self.index.watched
         self.queue: WorkQueue[Key] = WorkQueue("ingress-status", self.sync)
         self.events = EventRecorder(registry, COMPONENT)
         self._seen: dict[Key, dict[tuple[str, str], float]] = {}  # (reason, message) -> since when, per Ingress
         self._reported: dict[Key, set[tuple[str, str]]] = {}  # problems already recorded, per Ingress
         self._problems: tuple[Compiled | None, dict[Key, list[Problem]]] = (None, {})
+        self._settled: dict[Key, tuple[dict[str, Any] | None, tuple[Problem, ...]]] = {}  # what each last sync saw
 
     def apply(self, event: Event) -> None:
         changed = self.index.apply(event)
@@ -58,14 +62,12 @@ class IngressStatusController:
                 self.queue.forget(key)
                 self._reported.pop(key, None)
                 self._seen.pop(key, None)
+                self._settled.pop(key, None)
                 self.events.forget((event.obj.get("metadata") or {}).get("uid") or "")
-                if not changed:
-                    return
-            else:
-                self.queue.add(key)
+            elif not changed:
+                self.queue.add(key)  # its status, say: checked against the routing as compiled
         if changed:
-            for key in self.index.objects.ingresses:
-                self.queue.add(key)
+            self.queue.add_after(EVERY, BATCH_DELAY)
 
     def _problems_of(self, compiled: Compiled) -> dict[Key, list[Problem]]:
         cached, by_key = self._problems
@@ -77,15 +79,26 @@ class IngressStatusController:
             self._problems = (compiled, by_key)
         return by_key
 
+    def _outcome(self, compiled: Compiled, key: Key) -> tuple[dict[str, Any] | None, tuple[Problem, ...]]:
+        desired = compiled.statuses.get(ObjectRef(INGRESSES.key, *key))
+        return desired, tuple(self._problems_of(compiled).get(key, ())) if desired is not None else ()
+
     def sync(self, key: Key) -> float | None:
-        namespace, name = key
-        ing = self.registry.store.get(INGRESSES.key, namespace, name)
+        compiled = self.index.compiled()
+        if key == EVERY:
+            # one pass per batch of routing changes, however many: only the Ingresses whose status or
+            # problems changed are synced (a thousand Ingresses created one by one stay linear)
+            for ingress in self.index.objects.ingresses:
+                if self._settled.get(ingress) != self._outcome(compiled, ingress):
+                    self.queue.add(ingress)
+            return None
+        ing = self.registry.store.get(INGRESSES.key, *key)
         if ing is None:
             return None
-        compiled = self.index.compiled()
-        desired = compiled.statuses.get(ObjectRef(INGRESSES.key, namespace, name))
-        self._write_status(ing, desired)
-        return self._report(key, ing, self._problems_of(compiled).get(key, []) if desired is not None else [])
+        outcome = self._outcome(compiled, key)
+        self._write_status(ing, outcome[0])
+        self._settled[key] = outcome
+        return self._report(key, ing, list(outcome[1]))
 
     def _write_status(self, ing: dict[str, Any], desired: dict[str, Any] | None) -> None:
         status = ing.get("status") or {}

@@ -21,6 +21,7 @@ import asyncio
 import importlib.util
 import ipaddress
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from emulator.routing.index import RoutingIndex
@@ -68,6 +69,8 @@ class Proxy:
         self._reconciler: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._last_bind_retry = 0.0
+        # called with each new RoutingConfig once the gateway routes by it (the runtime feeds DNS from it)
+        self.routing_observers: list[Callable[[RoutingConfig], None]] = []
 
     # -- the policy hook ----------------------------------------------------------------------------
 
@@ -124,6 +127,11 @@ class Proxy:
             log.exception("gateway: the routing could not be compiled; the previous one stays")
             return
         self.gateway.swap(config)
+        for observer in self.routing_observers:
+            try:
+                observer(config)
+            except Exception:
+                log.exception("gateway: a routing observer failed")
         for key, certificates in self._certificates.items():
             routes = config.listeners.get(key)
             certificates.update(routes.certificates if routes is not None else ())

@@ -84,7 +84,10 @@ def serves(ing: dict[str, Any], objs: RoutingObjects, s: RoutingSettings) -> boo
 
 
 def load_balancer_status(s: RoutingSettings) -> dict[str, Any]:
-    """The status of an Ingress this implementation serves."""
+    """The status of an Ingress this implementation serves: the gateway's address (none while the
+    gateway is off: `--gateway-port -1` and `--gateway-https-port -1`)."""
+    if s.http_port < 0 and s.https_port is None:
+        return {"loadBalancer": {}}
     key = "ip" if validation.parse_ip(s.gateway_host) is not None else "hostname"
     return {"loadBalancer": {"ingress": [{key: s.gateway_host}]}}
 

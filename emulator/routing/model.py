@@ -192,6 +192,16 @@ class RoutingConfig:
     listeners: dict[ListenerKey, ListenerRoutes] = field(default_factory=dict)
     hostnames: frozenset[str] = frozenset()  # every exact hostname routed (for DNS answers)
 
+    def served_names(self) -> tuple[frozenset[str], tuple[tuple[str, bool], ...]]:
+        """Every exact hostname and every wildcard (suffix, single_label) some listener routes: what the
+        DNS server answers with the gateway's address."""
+        exact = set(self.hostnames)
+        wildcards: set[tuple[str, bool]] = set()
+        for routes in self.listeners.values():
+            exact.update(routes.exact)
+            wildcards.update((suffix, single) for suffix, single, _ in routes.wildcards)
+        return frozenset(exact), tuple(sorted(wildcards))
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:

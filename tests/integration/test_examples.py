@@ -43,7 +43,7 @@ from tests.conftest import ROOT, Emulator, require_tool, start_emulator
 from tests.integration.kubectl_support import Kubectl
 
 EXAMPLES = ROOT / "examples"
-ALL = ["clusterip", "nodeport", "loadbalancer", "externalname", "sidecar", "ambassador", "adapter"]
+ALL = ["clusterip", "nodeport", "loadbalancer", "externalname", "ingress", "canary", "sidecar", "ambassador", "adapter"]
 KUBELET_EXAMPLES = ["sidecar", "ambassador", "adapter"]  # pods with commands, run by the emulator's kubelet
 
 pytestmark = pytest.mark.timeout(180)
@@ -367,6 +367,43 @@ def test_clusterip(run_example: Callable[..., RunningExample]) -> None:
     assert sorted(seen) == ["echo-1", "echo-1", "echo-2", "echo-2"] and seen[0] != seen[1], seen
     seen = [r.split()[2] for r in replies(f"http://127.0.0.1:{ex.emu.gateway_port}/", 2, ex, headers={"Host": "echo"})]
     assert sorted(seen) == ["echo-1", "echo-2"]
+
+
+def test_ingress(run_example: Callable[..., RunningExample]) -> None:
+    ex = run_example("ingress")
+    gateway = f"http://127.0.0.1:{ex.emu.gateway_port}"
+
+    def addressed() -> bool:
+        status = ex.api.get("/apis/networking.k8s.io/v1/namespaces/default/ingresses/shop").json().get("status") or {}
+        return status.get("loadBalancer", {}).get("ingress") == [{"ip": "127.0.0.1"}]
+
+    eventually(addressed, 5, lambda: "the Ingress has no address")
+    host = {"Host": f"shop.localhost:{ex.emu.gateway_port}"}
+    assert ex.get(f"{gateway}/", headers=host).text.startswith("hello from storefront-1 ")
+    assert ex.get(f"{gateway}/api/orders", headers=host).text.startswith("hello from api-1 ")
+    assert ex.get(f"{gateway}/apis", headers=host).text.startswith("hello from storefront-1 ")  # element-wise prefix
+    assert ex.dns("shop.localhost") == [("A", "127.0.0.1")]
+    assert ex.get(f"{gateway}/", headers={"Host": "nobody.localhost"}).status_code == 404
+
+
+def test_canary(run_example: Callable[..., RunningExample]) -> None:
+    ex = run_example("canary")
+    gateway = f"http://127.0.0.1:{ex.emu.gateway_port}"
+
+    def programmed() -> bool:
+        status = ex.api.get("/apis/gateway.networking.k8s.io/v1/namespaces/default/gateways/web").json().get("status") or {}
+        return any(c["type"] == "Programmed" and c["status"] == "True" for c in status.get("conditions", []))
+
+    eventually(programmed, 5, lambda: "the Gateway is not Programmed")
+    host = {"Host": "canary.localhost"}
+    seen = [r.split()[2] for r in replies(f"{gateway}/", 400, ex, headers=host)]
+    canary = seen.count("web-v2-1")
+    assert set(seen) == {"web-v1-1", "web-v2-1"}
+    assert 40 - 4 * 6 <= canary <= 40 + 4 * 6, canary  # 10 % of 400 within 4 sigma (sigma = 6)
+    assert ex.get(f"{gateway}/", headers={**host, "X-Canary": "always"}).text.startswith("hello from web-v2-1 ")
+    route = ex.api.get("/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes/web").json()
+    conditions = {c["type"]: c["status"] for c in route["status"]["parents"][0]["conditions"]}
+    assert conditions["Accepted"] == conditions["ResolvedRefs"] == "True"
 
 
 def test_nodeport(run_example: Callable[..., RunningExample]) -> None:

@@ -269,6 +269,37 @@ def test_keep_alive_across_two_hosts(emu: Emulator, kubectl: Kubectl, ns: str, b
     assert f"one-{ns}.example" in get(emu, "nobody.example").text or "routed hosts" in get(emu, "nobody.example").text
 
 
+def test_the_dns_server_answers_ingress_hosts_in_its_domains_with_the_gateway(emu: Emulator, kubectl: Kubectl, ns: str, backends: Start) -> None:
+    import dns.exception
+    import dns.message
+    import dns.query
+
+    apply(kubectl, service_yaml("named", ns, backends("named")))
+    apply(kubectl, ingress("named", ns, f"""
+  rules:
+  - host: named-{ns}.localhost
+    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: named, port: {{number: 80}}}}}}}}]}}
+  - host: "*.apps-{ns}.localhost"
+    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: named, port: {{number: 80}}}}}}}}]}}
+  - host: named-{ns}.example.com
+    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: named, port: {{number: 80}}}}}}}}]}}
+"""))
+
+    def answers(name: str) -> tuple[int, list[str]]:
+        reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=emu.dns_port, timeout=2)
+        return reply.rcode(), [item.address for rrset in reply.answer for item in rrset]
+
+    assert eventually(lambda: answers(f"named-{ns}.localhost") == (0, ["127.0.0.1"]))
+    assert answers(f"a.apps-{ns}.localhost") == (0, ["127.0.0.1"])  # the Ingress wildcard: one label
+    # outside the cluster zone and the gateway domains a host is the user's own: not answered as the gateway's
+    try:  # forwarded upstream (none may answer here: a timeout is as good)
+        assert "127.0.0.1" not in answers(f"named-{ns}.example.com")[1]
+    except dns.exception.Timeout:
+        pass
+    kubectl.run("delete", "ingress", "named", "-n", ns)
+    assert eventually(lambda: answers(f"named-{ns}.localhost")[1] != ["127.0.0.1"])
+
+
 def test_post_bodies_and_head_requests(emu: Emulator, kubectl: Kubectl, ns: str, backends: Start, tmp_path: Path) -> None:
     apply(kubectl, service_yaml("body", ns, backends("body")))
     host = f"body-{ns}.example"
