@@ -2,7 +2,8 @@
 
 Installed only when authentication is required (emulator/auth.py `auth_required`). Then:
 - health (`/healthz`, `/readyz`, `/livez`) and `/version` stay open, as they are to anonymous users on
-  a real API server, so that probes and `kubectl version` work;
+  a real API server, so that probes and `kubectl version` work; so do the web page's static files
+  (`/emulator/ui/`, api/ui.py: no cluster data), which then ask the user for a token;
 - no `Authorization: Bearer` token, or one that is not valid → 401 Unauthorized;
 - `Impersonate-User`/`Impersonate-Group`/`Impersonate-Uid`/`Impersonate-Extra-*` (kubectl --as,
   --as-group) make the request the impersonated user's, when the caller may `impersonate` each of them;
@@ -31,7 +32,7 @@ from emulator.security.tokens import SERVICE_ACCOUNT_PREFIX
 
 log = logging.getLogger("emulator.api.auth")
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/emulator/ui"})
 USER = web.RequestKey("user", User)
 IMPERSONATE_USER = "Impersonate-User"
 IMPERSONATE_GROUP = "Impersonate-Group"
@@ -58,7 +59,7 @@ def require_token(authenticator: Authenticator) -> Callable[..., Awaitable[web.S
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if path in OPEN_PATHS or path.startswith(("/healthz/", "/readyz/", "/livez/")):
+        if path in OPEN_PATHS or path.startswith(("/healthz/", "/readyz/", "/livez/", "/emulator/ui/")):
             return await handler(request)
         token = bearer_token(request)
         if token is None:
