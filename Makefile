@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint bench bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet clean
+.PHONY: run test lint bench bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway clean
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(ARGS)
 
 # Benchmarks compare against a peer run side by side (need Debian's wrk, haproxy, dnsperf, dnsmasq).
-bench: bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet
+bench: bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway
 
 bench-api: $(STAMP)
 	$(VENV)/bin/python bench/api/run.py $(ARGS)
@@ -39,6 +39,9 @@ bench-workloads: $(STAMP)
 
 bench-kubelet: $(STAMP)
 	$(VENV)/bin/python bench/kubelet/run.py $(ARGS)
+
+bench-gateway: $(STAMP)
+	$(VENV)/bin/python bench/gateway/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
