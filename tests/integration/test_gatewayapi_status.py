@@ -88,7 +88,7 @@ def test_the_kinds_are_listed_and_explained(kubectl: Kubectl) -> None:
     lines = {line.split()[0]: line.split() for line in listed.splitlines()[1:]}
     assert set(lines) == {"gatewayclasses", "gateways", "grpcroutes", "httproutes", "referencegrants"}
     assert lines["gateways"][1:] == ["gtw", "gateway.networking.k8s.io/v1", "true", "Gateway"]
-    assert lines["referencegrants"][2] == "gateway.networking.k8s.io/v1beta1"
+    assert lines["referencegrants"][2] == "gateway.networking.k8s.io/v1"
     explained = kubectl.out("explain", "httproute.spec.rules.backendRefs")
     assert "weight\t<integer>" in explained and "BackendRefs defines the backend(s)" in explained
 
