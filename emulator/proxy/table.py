@@ -44,6 +44,7 @@ class Route:
     port_name: str
     mode: str  # "tcp" | "http" | "udp"
     balancer: Balancer = field(default_factory=Balancer)
+    app_protocol: str = ""  # the service port's appProtocol, lower case (the gateway's HTTP/2 reads it)
 
     @property
     def label(self) -> str:
@@ -177,6 +178,7 @@ class ProxyTable:
                 else:
                     route.port_name = p.name
                     route.mode = port_mode(p)
+                route.app_protocol = p.app_protocol.lower()
                 route.balancer.set_affinity(svc.affinity_timeout)
                 routes.append(route)
                 addresses = [(svc.cluster_ip, port)]
