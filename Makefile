@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint bench bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway clean
+.PHONY: run test lint bench bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway bench-flows clean
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(ARGS)
 
 # Benchmarks compare against a peer run side by side (need Debian's wrk, haproxy, dnsperf, dnsmasq).
-bench: bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway
+bench: bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway bench-flows
 
 bench-api: $(STAMP)
 	$(VENV)/bin/python bench/api/run.py $(ARGS)
@@ -42,6 +42,9 @@ bench-kubelet: $(STAMP)
 
 bench-gateway: $(STAMP)
 	$(VENV)/bin/python bench/gateway/run.py $(ARGS)
+
+bench-flows: $(STAMP)
+	$(VENV)/bin/python bench/flows/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

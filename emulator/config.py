@@ -38,9 +38,12 @@ class Config:
     node_address: str = field(default="127.0.0.1", metadata={"help": "the node's address: NodePort listeners and host-network pods"})
     gateway_host: str = field(default="127.0.0.1", metadata={"help": "address of the Host-header gateway"})
     gateway_port: int = field(default=8081, metadata={"help": "port of the Host-header gateway (-1 = no gateway)"})
+    gateway_https_port: int = field(default=8443, metadata={"help": "HTTPS port of the gateway: Ingress TLS and Gateway HTTPS listeners, certificates chosen by SNI (-1 = none)"})
     listen_beyond_loopback: bool = field(default=False, metadata={"help": "let the proxy listen on the non-loopback addresses services ask for (spec.externalIPs, load-balancer IPs): they are then reachable from the network"})
     proxy: bool = field(default=True, metadata={"help": "run the service proxy (--no-proxy to disable)"})
     network_policy: bool = field(default=True, metadata={"help": "enforce NetworkPolicies on new connections through the proxy (--no-network-policy to disable)"})
+    flows: bool = field(default=True, metadata={"help": "record every DNS query, proxied connection and HTTP request with its verdict, for /emulator/v1/flows, `emulator flows` and the DNS and proxy metrics (--no-flows to disable)"})
+    flow_buffer: int = field(default=10000, metadata={"help": "flows kept in memory (the oldest are dropped)"})
     require_auth: bool = field(default=False, metadata={"help": "require bearer tokens for the API even on loopback (always required off loopback unless --allow-anonymous)"})
     allow_anonymous: bool = field(default=False, metadata={"help": "serve the API without authentication on a non-loopback --api-host: anyone who reaches it can change the cluster"})
     accept_hosts: str = field(default="", metadata={"help": "comma-separated extra host names the API answers to (Host header); loopback names and addresses, --api-host and kubernetes[.default[.svc[.<zone>]]] always are"})
@@ -133,7 +136,7 @@ def check(config: Config) -> list[str]:
     low, _, high = config.node_port_range.partition("-")
     if not (low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high) <= 65535):
         problems.append(f"--node-port-range {config.node_port_range!r} must be FIRST-LAST within 1-65535, e.g. 30000-32767")
-    for name in ("api_port", "dns_port", "gateway_port"):
+    for name in ("api_port", "dns_port", "gateway_port", "gateway_https_port"):
         port = getattr(config, name)
         lowest = 0 if name == "api_port" else -1
         if not lowest <= port <= 65535:
@@ -146,6 +149,8 @@ def check(config: Config) -> list[str]:
         problems.append(f"--event-ttl {config.event_ttl}: keep events at least 1 second (the API server keeps them 3600)")
     if config.max_events < 1:
         problems.append(f"--max-events {config.max_events}: keep at least 1 event")
+    if config.flow_buffer < 1:
+        problems.append(f"--flow-buffer {config.flow_buffer}: keep at least 1 flow (--no-flows records none)")
     if config.watch_history < 1:
         problems.append(f"--watch-history {config.watch_history}: keep at least 1 change (watches resume from it)")
     if config.dns_ttl < 0:

@@ -34,6 +34,8 @@ from emulator.controllers.deployment import DeploymentController
 from emulator.controllers.endpoints import EndpointsController
 from emulator.controllers.events import EventTTL
 from emulator.controllers.garbagecollector import GarbageCollector
+from emulator.controllers.gatewayapi import GatewayApiStatusController
+from emulator.controllers.ingressstatus import IngressStatusController
 from emulator.controllers.job import JobController
 from emulator.controllers.namespaces import NamespaceController
 from emulator.controllers.podconfig import PodConfigController
@@ -44,6 +46,8 @@ from emulator.dns.index import DnsIndex
 from emulator.dns.server import start_dns
 from emulator.dns.settings import DnsSettings
 from emulator.dns.sources import parse_forward_from
+from emulator.flows.log import FlowLog
+from emulator.flows.reader import FlowReader, PodNames
 from emulator.kinds import (
     CLUSTER_ROLES,
     CONTROLLER_REVISIONS,
@@ -70,10 +74,14 @@ from emulator.kubelet.images import ImageMap, ImageMapError
 from emulator.kubelet.kubelet import Kubelet, KubeletSettings, stop_leftovers
 from emulator.kubelet.podworker import Backoff
 from emulator.netpol.engine import PolicyEngine
+from emulator.observability.metrics import Collectors, install
+from emulator.observability.stats import DataPathStats
 from emulator.proxy.server import Proxy, ProxySettings
 from emulator.registry.ipam import AddressPlan
 from emulator.registry.registry import Cluster, Registry
 from emulator.registry.tokens import TokenOperations
+from emulator.registry.watch import Census as WatchCensus
+from emulator.routing.sources import RoutingSettings
 from emulator.security import auth, datadir, tokens
 from emulator.security import tls as auth_tls
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
@@ -186,6 +194,15 @@ def untrusted_store_message(data_dir: Path, record: dict[str, str], found: list[
     ])
 
 
+def routing_settings(config: Config) -> RoutingSettings:
+    """What Ingress and Gateway API routing need to know of the gateway (emulator/routing/)."""
+    https_port = config.gateway_https_port
+    return RoutingSettings(
+        gateway_host=config.gateway_host, http_port=config.gateway_port,
+        https_port=https_port if https_port >= 0 else None, zone=config.cluster_domain,
+    )
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -205,6 +222,9 @@ class Runtime:
     api_tls: ssl.SSLContext | None = None  # the API speaks HTTPS when it needs tokens
     kubelet: Kubelet | None = None  # with --kubelet / --image-map: pods run as local processes
     cluster_hosts: ClusterHosts | None = None  # each pod's /etc/hosts (emulator/kubelet/hosts.py)
+    data_path: DataPathStats = field(default_factory=DataPathStats)  # DNS and proxy counters, for /metrics
+    flows: FlowLog | None = None  # every DNS query, connection and request (emulator/flows/); None with --no-flows
+    flow_reader: FlowReader = field(default_factory=FlowReader)  # renders them, with pod and service names
     _runner: web.AppRunner | None = None
     _api_listener: asyncio.AbstractServer | None = None
     _closers: list[Any] = field(default_factory=list)
@@ -265,6 +285,8 @@ class Runtime:
             (GarbageCollector(self.registry), tuple(rt.key for rt in RESOURCE_TYPES)),
             (PodConfigController(self.registry), (PODS.key,)),
             (ClusterRoleAggregationController(self.registry), (CLUSTER_ROLES.key,)),
+            (ingress_status := IngressStatusController(self.registry, routing_settings(config)), ingress_status.watched),
+            (gateway_status := GatewayApiStatusController(self.registry, routing_settings(config)), gateway_status.watched),
         )
         for controller, watched in workloads:
             self.store.subscribe(controller.apply)
@@ -273,10 +295,20 @@ class Runtime:
             self._closers.append(controller.queue.stop)
         self.policy_engine = PolicyEngine(config.proxy and config.network_policy, lambda: self.store.objects(PODS.key))
         self.store.subscribe(self.policy_engine.apply)
+        if config.flows:  # recorded by DNS and the proxy, counted for /metrics from the records (flows/log.py)
+            self.flows = FlowLog(config.flow_buffer, self.data_path)
+            self.flows.start(asyncio.get_running_loop())
+            self._closers.append(self.flows.stop)
+            pod_names = PodNames(self.policy_engine)
+            self.store.subscribe(pod_names.apply)
+            self.flow_reader = FlowReader(pod_names)
         self.store.replay(self.policy_engine.apply, (NAMESPACES.key, NETWORK_POLICIES.key))
         for part in await self._start_faces():
             self.store.subscribe(part.apply)
             self.store.replay(part.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, ENDPOINT_SLICES.key, PODS.key))
+        if self.proxy is not None:  # and what its Ingress / Gateway API routing reads
+            replayed = (NAMESPACES.key, SERVICES.key)
+            self.store.replay(self.proxy.apply, tuple(k for k in self.proxy.routing_watched if k not in replayed))
         namespaces.bootstrap(cluster.api_address, self.api_port)
         ensure_bootstrap_policy(self.registry)  # the default RBAC roles and bindings
         await self.store.settled(self.store.rv)  # the built-ins are stored and every index has them
@@ -291,6 +323,7 @@ class Runtime:
             self.kubelet.settings.tokens = TokenOperations(self.registry, self.authenticator, max_expiration=config.max_token_seconds)
             self.store.subscribe(self.kubelet.apply)
             self.kubelet.start()
+        self._closers.append(install(Collectors(self.store, lambda: self.kubelet, self.data_path)))  # /metrics
         await self._serve_faces()
 
         self._runner = web.AppRunner(
@@ -375,10 +408,17 @@ class Runtime:
             self.proxy = Proxy(ProxySettings(
                 node_address=config.node_address, gateway_host=config.gateway_host,
                 gateway_port=config.gateway_port if config.gateway_port >= 0 else None,
+                gateway_https_port=config.gateway_https_port if config.gateway_https_port >= 0 else None,
                 zone=config.cluster_domain.strip(".").lower(), default_namespace=config.default_namespace,
-                listen_beyond_loopback=config.listen_beyond_loopback, protected=self._api_endpoints(),
+                listen_beyond_loopback=config.listen_beyond_loopback, protected=self._api_endpoints(), flows=self.flows,
             ), policy=self.policy_engine if config.network_policy else None)
             parts.append(self.proxy)
+            if self.dns_index is not None and (config.gateway_port >= 0 or config.gateway_https_port >= 0):
+                # Ingress and Gateway API hostnames answer with the gateway's address (a wildcard bind: the node's)
+                dns, address = self.dns_index, config.gateway_host
+                if address in ("", "0.0.0.0", "::"):
+                    address = config.node_address
+                self.proxy.routing_observers.append(lambda routing: dns.set_gateway_names(address, *routing.served_names()))
         return parts
 
     def _api_endpoints(self) -> frozenset[tuple[str, int]]:
@@ -444,7 +484,8 @@ class Runtime:
 
     async def _serve_faces(self) -> None:
         if self.dns_index is not None:
-            server = await start_dns(self.dns_index.settings, self.dns_index)
+            server = await start_dns(self.dns_index.settings, self.dns_index, self.flows)
+            self.flow_reader.dns_address = (self.dns_index.settings.host, server.port)
             self._closers.append(server.close)
             self.faces["DNS"] = f"{server.addresses[0].rsplit('/', 1)[0]} (udp+tcp, zone {self.dns_index.settings.zone})"
         if self.proxy is not None:
@@ -452,6 +493,8 @@ class Runtime:
             self._closers.append(self.proxy.close)
             if self.proxy.gateway_address:
                 self.faces["gateway"] = f"http://{self.proxy.gateway_address}"
+            if self.proxy.gateway_tls_address:
+                self.faces["gateway-https"] = f"https://{self.proxy.gateway_tls_address}"
 
     async def stop(self) -> None:
         if self._api_listener is not None:
@@ -475,7 +518,8 @@ class Runtime:
         while True:
             await asyncio.sleep(interval)
             now = self.store.listener_count
-            high = max(high, now)
+            # watches that came and went between two looks count too (the census keeps their peak)
+            high = max(high, now, now - WatchCensus.open + WatchCensus.take_peak())
             if high - now >= 20:
                 gc.collect()
                 if trim is not None:

@@ -7,6 +7,7 @@ import argparse
 import logging
 
 from emulator import config as config_module
+from emulator.cli import flows as flows_module
 from emulator.cli import run as run_module
 from emulator.cli.kubeconfig_command import kubeconfig_command
 
@@ -36,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     run_module.add_run_arguments(run)
     env = commands.add_parser("env", help="print a pod's environment variables (service links and its own env)")
     run_module.add_env_arguments(env)
+    flows = commands.add_parser(
+        "flows", help="show the flows the emulator recorded: DNS queries, connections, HTTP requests, with verdicts",
+        description="Like `hubble observe`: the last flows (or -f to follow them), filtered; see docs/observing.md.",
+    )
+    flows_module.add_arguments(flows)
     args = parser.parse_args(argv)
     if args.command == "serve":
         from emulator.cli import serve as serve_command  # the engine and api/ load only for `serve`
@@ -47,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_module.run_command(args, run)
     if args.command == "env":
         return run_module.env_command(args)
+    if args.command == "flows":
+        return flows_module.command(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -31,6 +31,7 @@ async def serve(cfg: config_module.Config) -> int:
         auth,
         authorization,
         connections,
+        flows,
         guard,
         metrics,
         oidc,
@@ -40,8 +41,10 @@ async def serve(cfg: config_module.Config) -> int:
         policycheck,
         portforward,
         processstatus,
+        prometheus,
         proxystatus,
         tokens,
+        ui,
     )
     from api import exec as podexec
     from api.app import create_app
@@ -54,12 +57,14 @@ async def serve(cfg: config_module.Config) -> int:
         routes=[
             *podenv.routes(rt.registry), *podhosts.routes(rt.registry, rt.cluster_hosts), *policycheck.routes(rt.policy_engine),
             *tokens.routes(TokenOperations(rt.registry, rt.authenticator, max_expiration=cfg.max_token_seconds)), *proxystatus.routes(rt.proxy),
-            *processstatus.routes(rt.process_status), *oidc.routes(rt.authenticator.tokens),
+            *processstatus.routes(rt.process_status), *oidc.routes(rt.authenticator.tokens), *prometheus.routes(),
             *authorization.routes(rt.authenticator, rt.auth_required),
             *podlogs.routes(rt.registry, lambda: rt.kubelet),
             *metrics.routes(rt.registry, lambda: rt.kubelet, Stats()),
             *podexec.routes(rt.kubelet),
             *portforward.routes(rt.registry, cfg.pod_cidr),
+            *ui.routes(),
+            *flows.routes(rt.flows, rt.flow_reader),
         ],
         middlewares=[
             guard.middleware(guard.rules(

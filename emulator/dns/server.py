@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
@@ -35,6 +36,9 @@ from emulator.dns.wire import (
     truncated_reply,
 )
 
+if TYPE_CHECKING:
+    from emulator.flows.log import FlowLog
+
 __all__ = ["DnsServer", "DnsSettings", "start_dns"]
 
 log = logging.getLogger("emulator.dns")
@@ -43,8 +47,11 @@ Send = Callable[[bytes], None]
 
 
 class DnsServer:
-    def __init__(self, settings: DnsSettings, index: DnsIndex, upstreams: Upstreams) -> None:
+    def __init__(self, settings: DnsSettings, index: DnsIndex, upstreams: Upstreams, flows: FlowLog | None = None) -> None:
         self.settings = settings
+        # every answered query becomes one flow record (emulator/flows/log.py), decoded only when read
+        self.record = flows.record if flows is not None else None
+        self.clock = flows.clock if flows is not None else time.monotonic
         self.index = index
         self.upstreams = upstreams
         self.addresses: list[str] = []
@@ -80,11 +87,24 @@ class DnsServer:
         """Answer one query that the hot path could not; never raises."""
         if len(data) < 12 or data[2] & 0x80:
             return  # too short to carry an ID, or itself a response: silence (answering answers makes loops)
+        if self.record is not None:
+            send = self._recorded(send, client, udp)
         try:
             self._handle(data, client, udp, send)
         except Exception:
             log.exception("failed to answer a query from %s", client)
             send(error_reply(data, RCODE.SERVFAIL))
+
+    def _recorded(self, send: Send, client: str, udp: bool) -> Send:
+        """`send` that also records the query's flow, with how long the answer took (slow path only)."""
+        record, clock, started = self.record, self.clock, time.perf_counter()
+        assert record is not None
+
+        def recording(reply: bytes) -> None:
+            send(reply)
+            record((clock(), "dns", client, "udp" if udp else "tcp", bytes(reply[2:]), time.perf_counter() - started))
+
+        return recording
 
     def _handle(self, data: bytes, client: str, udp: bool, send: Send) -> None:
         try:
@@ -256,6 +276,8 @@ class _Udp(asyncio.DatagramProtocol):
     def __init__(self, server: DnsServer) -> None:
         self.server = server
         self.cache = server.index.cache
+        self.record = server.record  # flows: one tuple per answer (the hot path's take no clock but the loop's)
+        self.clock = server.clock
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # create_datagram_endpoint hands a DatagramTransport (BaseProtocol's signature says BaseTransport).
@@ -280,8 +302,11 @@ class _Udp(asyncio.DatagramProtocol):
                     tail = packed[9] if edns else packed[8]
                     self.transport.sendto(data[:2] + cast(bytes, packed[v]) + question + tail, addr)
                 else:
-                    tc_head = cast(bytes, packed[4 + v])
+                    v += 4  # the truncated head
+                    tc_head = cast(bytes, packed[v])
                     self.transport.sendto(data[:2] + tc_head + question + (OPT_RR if edns else b""), addr)
+                if self.record is not None:  # a flow: the loop's time, who asked, the cached answer and its head
+                    self.record((self.clock(), addr, packed, v))
                 return
         self.server.handle(data, addr[0], True, lambda reply: self._send(reply, addr))
 
@@ -378,7 +403,11 @@ class _Tcp(asyncio.Protocol):
         if query is not None:
             packed: Packed | None = self.server.index.cache.get(query[0])
             if packed is not None:
-                self._send(reply_from(packed, data, query[1], data[2] & 1, query[2], MAX_MESSAGE))
+                reply = reply_from(packed, data, query[1], data[2] & 1, query[2], MAX_MESSAGE)
+                self._send(reply)
+                server = self.server
+                if server.record is not None:
+                    server.record((server.clock(), "dns", self.client, "tcp", reply[2:], 0.0))
                 return
         self.server.handle(data, self.client, False, self._send)
 
@@ -410,10 +439,11 @@ class _Tcp(asyncio.Protocol):
                 server._tcp_per_source.pop(self.source, None)
 
 
-async def start_dns(settings: DnsSettings, index: DnsIndex) -> DnsServer:
-    """Listen on settings.host:port (UDP and TCP; port 0 picks a free one) and serve from `index`."""
+async def start_dns(settings: DnsSettings, index: DnsIndex, flows: FlowLog | None = None) -> DnsServer:
+    """Listen on settings.host:port (UDP and TCP; port 0 picks a free one) and serve from `index`; record
+    every answer in `flows` when given."""
     loop = asyncio.get_running_loop()
-    server = DnsServer(settings, index, Upstreams([], settings.upstream_timeout))
+    server = DnsServer(settings, index, Upstreams([], settings.upstream_timeout), flows)
     attempts = 20 if settings.port == 0 else 1
     for attempt in range(attempts):
         udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(server), local_addr=(settings.host, settings.port))

@@ -69,6 +69,11 @@ class TcpClient(asyncio.Protocol):
         "eofs",
         "closed",
         "upstream_side",
+        "backend",
+        "sent",
+        "received",
+        "opened",
+        "dst",
     )
 
     def __init__(self, ctx: ProxyContext, route: Route | None) -> None:
@@ -83,6 +88,10 @@ class TcpClient(asyncio.Protocol):
         self.deadline = 0.0
         self.eofs = 0  # bit 1: client sent FIN, bit 2: endpoint sent FIN
         self.closed = False
+        self.backend: Backend | None = None  # the endpoint connected to, for the flow record
+        self.sent = self.received = 0  # bytes from the client / to it
+        self.opened = 0.0
+        self.dst: Any = None  # the address the client reached (recorded with flows only)
 
     # -- client transport callbacks -----------------------------------------------------------------
 
@@ -92,7 +101,10 @@ class TcpClient(asyncio.Protocol):
         self.client_ip = peer[0] if peer else ""
         ctx = self.ctx
         ctx.live.add(self)
-        self.deadline = ctx.loop.time() + ctx.settings.idle_timeout
+        self.opened = ctx.loop.time()
+        if ctx.record is not None:
+            self.dst = transport.get_extra_info("sockname")
+        self.deadline = self.opened + ctx.settings.idle_timeout
         self.active = ctx.now
         # Nothing to read into until the endpoint is connected; let the kernel buffer hold it.
         transport.pause_reading()
@@ -101,6 +113,7 @@ class TcpClient(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.upstream.write(data)
         self.active = self.ctx.now
+        self.sent += len(data)
 
     def eof_received(self) -> bool:
         if self.upstream.can_write_eof():
@@ -118,10 +131,15 @@ class TcpClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.ctx.live.discard(self)
+        ctx = self.ctx
+        ctx.live.discard(self)
         if self.task is not None and not self.task.done():
             self.task.cancel()
         self.upstream.close()
+        if ctx.record is not None and self.backend is not None and self.route is not None:
+            now = ctx.loop.time()
+            ctx.record((now, "tcp", self.client_ip, self.dst, self.route, self.backend,
+                        "allowed", None, self.sent, self.received, now - self.opened))
 
     # -- the pair -----------------------------------------------------------------------------------
 
@@ -172,6 +190,7 @@ class TcpClient(asyncio.Protocol):
                 failures.append(f"{backend[0]}:{backend[1]}: {_why(exc)}")
                 continue
             self.task = None
+            self.backend = backend
             self._connected(transport)
             return
         if failures:
@@ -183,6 +202,10 @@ class TcpClient(asyncio.Protocol):
             )
         else:
             log.info("service %s has no ready endpoints: closing connection from %s", route.label, self.client_ip)
+        if ctx.record is not None:
+            why = "; ".join(failures) if failures else "no ready endpoints"
+            ctx.record((ctx.loop.time(), "tcp", self.client_ip, self.dst, route,
+                        tried[-1] if tried else None, "error", why, -1, -1, ctx.loop.time() - self.opened))
         self.client.close()
 
     async def _open(self, backend: Backend) -> Any:
@@ -243,6 +266,7 @@ class TcpUpstream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.client.write(data)
         self.active = self.ctx.now
+        self.pair.received += len(data)
 
     def eof_received(self) -> bool:
         pair = self.pair
