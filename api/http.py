@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import threading
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -15,7 +19,7 @@ from emulator import errors, limits
 
 MAX_BODY = 3 * 1024 * 1024  # the API server's limit for a request body
 BODY_TIMEOUT = 10.0  # seconds a request body may take to arrive (loopback, or a LAN: plenty for 3 MiB)
-OFF_LOOP_BYTES = 64 * 1024  # bodies larger than this are parsed on a worker thread
+OFF_LOOP_BYTES = 64 * 1024  # bodies larger than this are parsed on a worker thread, the collector paused
 CONTENT_ENCODINGS = ("", "identity", "gzip", "deflate")
 ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 BODY_BROKEN = web.RequestKey("body_broken", bool)  # the body could not be read: the connection must close
@@ -101,8 +105,41 @@ async def decode_body(request: web.Request) -> Any:
     body = await read_body(request)
     content_type = media_type(request)
     if len(body) > OFF_LOOP_BYTES:
-        return await asyncio.get_running_loop().run_in_executor(None, decode, body, content_type)
+        return await asyncio.get_running_loop().run_in_executor(None, decode_off_loop, body, content_type)
     return decode(body, content_type)
+
+
+_paused = 0  # parses under way that paused the cyclic collector
+_paused_lock = threading.Lock()
+_resume = False  # whether the collector was running when the first of them paused it
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused meanwhile (process-wide; the last one out resumes it). A parse
+    builds a million short-lived objects (a 3 MB YAML map of 200,000 entries): the collector would walk
+    them all, several times, each time holding the GIL, so the event loop (DNS answers, every other request)
+    would stop for 100-200 ms while a thread parses. A parse makes no reference cycles (a recursive YAML
+    alias is refused), so reference counting frees everything without it."""
+    global _paused, _resume
+    with _paused_lock:
+        if _paused == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0 and _resume:
+                gc.enable()
+
+
+def decode_off_loop(body: bytes, content_type: str) -> Any:
+    """`decode` on a worker thread: what the parse allocates is never walked by the collector meanwhile."""
+    with collector_paused():
+        return decode(body, content_type)
 
 
 def decode(body: bytes, content_type: str) -> Any:

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from emulator import errors
+from emulator.observability.metrics import WATCH_EVENTS_SENT
 from emulator.registry.watch import Watch
 from emulator.store.events import Event
 
@@ -25,6 +26,13 @@ PIECE = 64 * 1024  # the first events go out in pieces of about this size, never
 # Watches that start together (200 clients at once on a 5,000-pod namespace) take turns building their
 # first events: at most this many at a time, so every other request waits behind a few pieces, not 200.
 BUILDERS = asyncio.Semaphore(4)
+
+
+class Backlogs:
+    """How many watches are sending their first events right now (api/connections.py holds new watch
+    requests back while many are: see `WatchStarts`)."""
+
+    sending = 0
 
 
 SEND_BUFFER = 64 * 1024  # bytes the kernel may hold for one watch connection (it would grow to megabytes)
@@ -58,6 +66,7 @@ class WatchStream:
         if seen is None:
             return None
         kind, obj = seen
+        WATCH_EVENTS_SENT[event.resource] += 1  # a plain int, read by /metrics
         if self.render is None:
             return b'{"type":"' + kind.encode() + b'","object":' + event.raw + b"}\n"
         return self.encode(kind, self.render(kind, obj if obj is not None else orjson.loads(event.raw)))
@@ -86,15 +95,19 @@ class WatchStream:
                 await response.write(self.encode("ERROR", exc.status()))
                 return response
             response.enable_chunked_encoding()
-            await response.prepare(request)
-            events = iter(backlog)
-            while True:
-                async with BUILDERS:
-                    data = self._piece(events)
-                if not data:
-                    break
-                await self._write(response, data)
-                await asyncio.sleep(0)  # a turn for the others
+            Backlogs.sending += 1
+            try:
+                await response.prepare(request)
+                events = iter(backlog)
+                while True:
+                    async with BUILDERS:
+                        data = self._piece(events)
+                    if not data:
+                        break
+                    await self._write(response, data)
+                    await asyncio.sleep(0)  # a turn for the others
+            finally:
+                Backlogs.sending -= 1
             if self.bookmarks:
                 await self._write(response, self.bookmark())
             await self._follow(response)

@@ -62,7 +62,7 @@ DNS_INTERVAL = 0.002  # seconds between DNS probes
 DNS_TIMEOUT = 2.0  # a probe unanswered this long counts as this long (and as lost)
 WINDOW_TAIL = 0.050  # a request's window: start → its response + this
 SETTLE_MAX = 30.0  # seconds to wait for store listeners (and tasks) to come back after closing
-GIVE_BACK_WAIT = 6.0  # then this long before reading RSS: the server trims its heap every 5 s after a mass release
+GIVE_BACK_WAIT = 6.0  # then this long before reading RSS: the server looks every 2 s and trims its heap twice after a mass release
 
 
 # -- processes (as bench/api/run.py) ----------------------------------------------------------------

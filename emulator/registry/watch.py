@@ -10,7 +10,9 @@ this yields as a stream; nothing here knows about HTTP.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -25,16 +27,68 @@ QUEUE_LIMIT = 10_000  # events a slow watcher may fall behind before its watch i
 ObjectFilter = Callable[[dict[str, Any]], bool]
 
 
+class Snapshot:
+    """The objects of one kind (and namespace) at one resourceVersion, in the store's order: what a watch
+    from "now" sends first. Shared by every watch that starts at that version (200 clients starting
+    together on a 5,000-pod namespace read the store once and hold one copy, not 200)."""
+
+    __slots__ = ("rows", "__weakref__")
+
+    def __init__(self, rows: list[tuple[str, str, int, bytes]]) -> None:
+        self.rows = rows  # (namespace, name, resourceVersion, JSON): the stored bytes themselves, not copies
+
+
+# (store, kind, namespace, resourceVersion) -> the snapshot still in use by some watch at that version
+_snapshots: weakref.WeakValueDictionary[tuple[Store, str, str | None, int], Snapshot] = weakref.WeakValueDictionary()
+
+
+def snapshot(store: Store, resource: str, namespace: str | None) -> Snapshot:
+    """The current objects of `resource`: every write moves `store.rv`, so an unchanged version is an
+    unchanged set of objects, and the copy made for it earlier (if a watch still holds it) is reused."""
+    key = (store, resource, namespace, store.rv)
+    found = _snapshots.get(key)
+    if found is None:
+        found = _snapshots[key] = Snapshot(list(store.entries(resource, namespace)))
+    return found
+
+
+class Census:
+    """How many watches are open, and the most that were open at once since the last look: a burst of
+    watches that came and went between two looks still shows (emulator/runtime.py gives memory back after one)."""
+
+    open = 0
+    peak = 0
+
+    @classmethod
+    def opened(cls) -> None:
+        cls.open += 1
+        cls.peak = max(cls.peak, cls.open)
+
+    @classmethod
+    def closed(cls) -> None:
+        cls.open -= 1
+
+    @classmethod
+    def take_peak(cls) -> int:
+        """The most watches open at once since the last call (then counting starts again from now)."""
+        peak, cls.peak = cls.peak, cls.open
+        return peak
+
+
 class Watch:
     def __init__(self, store: Store, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> None:
         self.store = store
         self.rt = rt
         self.namespace = namespace  # None: every namespace (or a cluster-scoped kind)
         self.keep = keep
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        # the changes not handed out yet: a bare deque and one waiter, not an asyncio.Queue (four deques
+        # and an Event each): an idle watch should cost little, thousands of them can be open
+        self.queue: deque[Event] = deque()
+        self.waiter: asyncio.Future[None] | None = None
         self.overflowed = False
         self.inside: set[tuple[str, str]] = set()  # with a selector: the objects the client holds
         self.last_rv = 0  # the resourceVersion the events handed out so far bring the client to
+        self.counted = False  # in the Census (from open to close)
 
     def relevant(self, event: Event) -> bool:
         return event.resource == self.rt.key and (self.namespace is None or event.namespace == self.namespace)
@@ -42,11 +96,17 @@ class Watch:
     def _listener(self, event: Event) -> None:
         if not self.relevant(event) or self.overflowed:
             return
-        if self.queue.qsize() >= QUEUE_LIMIT:
+        if len(self.queue) >= QUEUE_LIMIT:
             self.overflowed = True
             self.store.unsubscribe(self._listener)
+            self._wake()
             return
-        self.queue.put_nowait(event)
+        self.queue.append(event)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     # -- start and stop ------------------------------------------------------------------------------
 
@@ -60,18 +120,22 @@ class Watch:
             await self.store.settled(self.store.rv)
         # subscribe before reading the backlog (no await in between), so that no change falls between
         self.store.subscribe(self._listener)
+        if not self.counted:
+            self.counted = True
+            Census.opened()
         backlog, self.last_rv = self._start(since)
         return backlog
 
     def close(self) -> None:
         self.store.unsubscribe(self._listener)
+        if self.counted:
+            self.counted = False
+            Census.closed()
 
     def _start(self, since: str) -> tuple[Iterable[Event], int]:
         if since in ("", "0"):  # what exists now, as ADDED (with a selector, what matches)
-            # a snapshot of the entries now; the events are made as they are sent, not all at once
-            current = list(self.store.entries(self.rt.key, self.namespace))
-            key = self.rt.key
-            return (Event(ADDED, key, ns, name, rv, raw) for ns, name, rv, raw in current), self.store.rv
+            # a snapshot of the entries now (shared); the events are made as they are sent, not all at once
+            return self._added(snapshot(self.store, self.rt.key, self.namespace)), self.store.rv
         try:
             start = int(since)
         except ValueError:
@@ -80,6 +144,11 @@ class Watch:
         if self.keep is not None:
             self.inside = self._held_at(start, backlog)
         return backlog, start
+
+    def _added(self, current: Snapshot) -> Iterator[Event]:
+        key = self.rt.key
+        for ns, name, rv, raw in current.rows:
+            yield Event(ADDED, key, ns, name, rv, raw)
 
     def _held_at(self, since: int, backlog: list[Event]) -> set[tuple[str, str]]:
         """With a selector: the objects a client that listed at `since` holds — what matched then, so
@@ -125,10 +194,19 @@ class Watch:
     async def next(self, wait: float | None) -> Event | None:
         """The next change not handed out yet; None when `wait` seconds pass without one."""
         while True:
-            try:
-                event = await asyncio.wait_for(self.queue.get(), wait)
-            except TimeoutError:
-                return None
+            if not self.queue:
+                if self.overflowed:
+                    return None
+                self.waiter = asyncio.get_running_loop().create_future()
+                try:
+                    async with asyncio.timeout(wait):
+                        await self.waiter
+                except TimeoutError:
+                    return None
+                finally:
+                    self.waiter = None
+                continue
+            event = self.queue.popleft()
             if event.rv <= self.last_rv:
                 continue  # already in the backlog
             self.last_rv = event.rv
@@ -137,6 +215,6 @@ class Watch:
     def bookmark_rv(self) -> int:
         """The version this watch has brought the client to: never past an event it has not handed out;
         with nothing queued, everything delivered so far has been handed out (or did not concern it)."""
-        if self.queue.empty():
+        if not self.queue:
             self.last_rv = max(self.last_rv, self.store.delivered_rv)
         return self.last_rv
