@@ -9,8 +9,10 @@ writes back (emulator/routing/gatewayapi.py decides what; this writes it).
 
 A status is written only when it differs from the stored one, and a condition whose status did not
 change keeps its lastTransitionTime (as meta.SetStatusCondition does), so a quiet cluster sees no writes.
-Its own `RoutingIndex` (store events) compiles the Gateway API objects; a routing change marks every
-Gateway API object dirty, a change of one object marks that one.
+Its own `RoutingIndex` (store events) compiles the Gateway API objects. As the Ingress status controller
+does, a routing change marks one key, EVERY, BATCH_DELAY seconds later, whose sync marks the objects whose
+desired status changed since their last sync (a burst of changes, `kubectl apply` of 600 routes, costs
+one compilation per batch, not one per object per change); a status write of our own marks that object.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 from typing import Any
 
 from emulator import errors
+from emulator.controllers.ingressstatus import BATCH_DELAY
 from emulator.controllers.workqueue import WorkQueue
 from emulator.kinds import GATEWAY_CLASSES, GATEWAYS, GRPC_ROUTES, HTTP_ROUTES, ResourceType
 from emulator.registry.registry import Registry
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]  # (store key, namespace, name)
 STATUS_KINDS: dict[str, ResourceType] = {rt.key: rt for rt in (GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, GRPC_ROUTES)}
 _FIELDS = {GATEWAY_CLASSES.key: "gateway_classes", GATEWAYS.key: "gateways", HTTP_ROUTES.key: "http_routes", GRPC_ROUTES.key: "grpc_routes"}
+EVERY: Key = ("*", "*", "*")  # "routing changed: find the objects whose desired status did" (no object has it)
 
 
 def merge_conditions(old: list[dict[str, Any]] | None, new: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
@@ -80,31 +84,42 @@ class GatewayApiStatusController:
         self.watched = self.index.watched
         self.queue: WorkQueue[Key] = WorkQueue("gateway-api-status", self.sync)
         self._shapes: dict[Key, Any] = {}  # what of our kinds' objects routing reads (not their status)
+        self._settled: dict[Key, dict[str, Any] | None] = {}  # the desired status each last sync saw
 
     def apply(self, event: Event) -> None:
         key = (event.resource, event.namespace, event.name)
         ours = event.resource in STATUS_KINDS
         if ours and event.type != DELETED:
-            self.queue.add(key)
             shape = _shape(event.obj)
             if self._shapes.get(key) == shape:
+                self.queue.add(key)
                 return  # a status write (ours, say): nothing routing reads changed
             self._shapes[key] = shape
         elif ours:
             self.queue.forget(key)
             self._shapes.pop(key, None)
+            self._settled.pop(key, None)
         if self.index.apply(event):
-            for resource, attribute in _FIELDS.items():
-                for namespace, name in getattr(self.index.objects, attribute):
-                    self.queue.add((resource, namespace, name))
+            self.queue.add_after(EVERY, BATCH_DELAY)
+        elif ours and event.type != DELETED:
+            self.queue.add(key)
 
     def sync(self, key: Key) -> float | None:
+        compiled = self.index.compiled()
+        if key == EVERY:
+            for resource, attribute in _FIELDS.items():
+                for namespace, name in getattr(self.index.objects, attribute):
+                    item = (resource, namespace, name)
+                    if item not in self._settled or self._settled[item] != compiled.statuses.get(ObjectRef(*item)):
+                        self.queue.add(item)
+            return None
         resource, namespace, name = key
         rt = STATUS_KINDS[resource]
         obj = self.registry.store.get(resource, namespace, name)
         if obj is None:
             return None
-        desired = self.index.compiled().statuses.get(ObjectRef(resource, namespace, name))
+        desired = compiled.statuses.get(ObjectRef(resource, namespace, name))
+        self._settled[key] = desired
         old = obj.get("status") or {}
         now = now_rfc3339()
         if rt in (HTTP_ROUTES, GRPC_ROUTES):

@@ -12,6 +12,7 @@ from typing import Any
 from emulator.errors import FieldError
 from emulator.kinds import gatewayapi
 from emulator.kinds.custom import CustomObject
+from emulator.kinds.httproute import filter_value_errors
 
 GRPC_ROUTES = gatewayapi.resource_type("grpcroutes", "v1")
 _SERVICE_RE = re.compile(r"\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*", re.I)
@@ -49,6 +50,10 @@ class GRPCRouteStrategy(gatewayapi.GatewayApiStrategy):
             for j, match in enumerate(rule.get("matches") or []):
                 if isinstance(match.get("method"), dict):
                     problems += method_errors(match["method"], f"spec.rules[{i}].matches[{j}].method")
+            problems += filter_value_errors(rule.get("filters") or [], f"spec.rules[{i}].filters")
+            for j, ref in enumerate(rule.get("backendRefs") or []):
+                if isinstance(ref, dict):
+                    problems += filter_value_errors(ref.get("filters") or [], f"spec.rules[{i}].backendRefs[{j}].filters")
         return problems + gatewayapi.route_errors(spec)
 
 

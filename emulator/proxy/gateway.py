@@ -226,6 +226,7 @@ def rewrite_response_head(head: bytes, changes: Sequence[HeaderChanges], close: 
         framing = [p for p in framing if p[0].lower() != b"connection"] + [(b"Connection", b"close")]
     for change in changes:
         fields = [(_b(n), _b(v)) for n, v in apply_header_changes(fields, _without_framing(change))]
+        fields = [(n, v) for n, v in fields if wire_safe(n, v)]  # (the compiler refuses such values)
     out = [lines[0]]
     out += [n + b": " + v for n, v in fields + framing]
     return b"\r\n".join(out) + b"\r\n\r\n"
@@ -253,20 +254,49 @@ def _b(text: str | bytes) -> bytes:
     return text if isinstance(text, bytes) else text.encode("latin-1", "replace")
 
 
-# Request headers the client's list never holds (l7.py keeps them apart); filters may not add them.
-_REQUEST_OWN = frozenset(
-    ("host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length")
-)
+# Request headers the gateway writes itself (framing, hop-by-hop, Host, X-Forwarded-*): filters may not
+# set, add or remove them (removing Content-Length would leave the body to be read as the next request).
+_REQUEST_OWN = frozenset((
+    "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
+    "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+))
+# Headers l7.py keeps apart from the client's list: header matches see them all the same.
+_KEPT_APART = frozenset((b"upgrade", b"connection", b"te", b"transfer-encoding", b"x-forwarded-for", b"keep-alive", b"trailer"))
+_FORWARDED = (b"x-forwarded-host", b"x-forwarded-proto")
 
 
 def _request_change(change: HeaderChanges) -> HeaderChanges:
-    if not any(n.lower() in _REQUEST_OWN for n in (*(k for k, _ in change.set), *(k for k, _ in change.add))):
+    if not any(n.lower() in _REQUEST_OWN for n in (*(k for k, _ in change.set), *(k for k, _ in change.add), *change.remove)):
         return change
     return HeaderChanges(
         set=tuple(p for p in change.set if p[0].lower() not in _REQUEST_OWN),
         add=tuple(p for p in change.add if p[0].lower() not in _REQUEST_OWN),
-        remove=change.remove,
+        remove=tuple(n for n in change.remove if n.lower() not in _REQUEST_OWN),
     )
+
+
+def wire_safe(*values: bytes) -> bool:
+    """Whether values can go into a message head: no CR, LF or NUL (they would end a line or the head;
+    the compiler refuses such values, this is the last check before the wire)."""
+    return not any(b"\r" in v or b"\n" in v or b"\0" in v for v in values)
+
+
+def _without_forwarded(headers: list[bytes]) -> list[bytes]:
+    """The client's header list without X-Forwarded-Host/-Proto: the gateway is the edge, it says them."""
+    out: list[bytes] = []
+    for i in range(0, len(headers), 4):
+        if headers[i].lower() not in _FORWARDED:
+            out += headers[i : i + 4]
+    return out
+
+
+def _changed(headers: list[bytes], change: HeaderChanges | None) -> list[bytes]:
+    """A header list (name, ": ", value, CRLF, ...) after a RequestHeaderModifier."""
+    if change is None:
+        return headers
+    pairs: list[tuple[bytes, bytes]] = list(zip(headers[0::4], headers[2::4], strict=True))
+    pairs = [(_b(n), _b(v)) for n, v in apply_header_changes(pairs, _request_change(change))]
+    return [part for n, v in pairs for part in (n, b": ", v, _CRLF)]
 
 
 def _port_of(host: str) -> int | None:
@@ -301,6 +331,8 @@ class GatewayClient(HttpClient):
     # -- request head -------------------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
+        if self._url[:1] != b"/" and self._url != b"*":
+            self._origin_form()
         parser = self.parser
         req = _GatewayRequest()
         req.method = parser.get_method()
@@ -323,20 +355,27 @@ class GatewayClient(HttpClient):
         else:
             self.queue.append(req)
 
+    def _origin_form(self) -> None:
+        """An absolute-form target (`GET http://web.ns/x`, a client talking to a proxy): its authority is
+        the host (RFC 9112 3.2.2: the Host header is ignored) and the origin form goes upstream."""
+        split = urlsplit(self._url.decode("latin-1"))
+        if split.scheme.lower() in ("http", "https") and split.netloc:
+            self._host = split.netloc.rpartition("@")[2].encode("latin-1")
+            self._url = ((split.path or "/") + (f"?{split.query}" if split.query else "")).encode("latin-1")
+
     def _head(self, req: _Request, url: bytes, host: bytes, headers: list[bytes]) -> bytes:
         """The request head as it goes upstream (the shape of HttpClient.on_headers_complete)."""
         parser = self.parser
         http10 = parser.get_http_version() == "1.0"
         parts = [req.method, b" ", url, b" HTTP/1.0\r\nHost: " if http10 else b" HTTP/1.1\r\nHost: "]
         parts += (host or b"localhost", _CRLF)
-        parts += headers
+        parts += _without_forwarded(headers) if self._fwd else headers
         if http10 and req.keep_alive:
             parts.append(b"Connection: keep-alive\r\n")
         parts += (b"X-Forwarded-For: ", self._xff, self._ip_bytes, _CRLF)
-        if not self._fwd & 1 and req.host:
+        if req.host:
             parts += (b"X-Forwarded-Host: ", req.host, _CRLF)
-        if not self._fwd & 2:
-            parts.append(self._proto)
+        parts.append(self._proto)
         if req.chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         if self._upgrade and parser.should_upgrade():
@@ -376,6 +415,9 @@ class GatewayClient(HttpClient):
                 action.redirect, scheme="https" if listener.tls else "http", host=host, port=_port_of(host_text),
                 path=path, query=query, matched_prefix=action.matched_prefix, scheme_ports=self.gateway.scheme_ports,
             )
+            if not wire_safe(location.encode("latin-1", "replace")):
+                self._answer(req, 500, f"{action.source or 'route'}: the redirect location holds CR, LF or NUL")
+                return
             req.local = redirect_response(action.redirect.status_code, location, req.keep_alive, req.method == b"HEAD")
             req.out = _DISCARD
             return
@@ -389,26 +431,31 @@ class GatewayClient(HttpClient):
             self._answer(req, 500, f"{action.source or 'route'}: {why}")
             return
         req.route = route
-        headers_out = self._headers
+        req.source = action.source or None  # names the Ingress/route rule in the request's flow
+        headers_out = headers_rule = self._headers
         if action.request_headers is not None or backend.request_headers is not None:
-            pairs: list[tuple[bytes, bytes]] = list(zip(headers_out[0::4], headers_out[2::4], strict=True))
-            for change in (action.request_headers, backend.request_headers):
-                if change is not None:
-                    pairs = [(_b(n), _b(v)) for n, v in apply_header_changes(pairs, _request_change(change))]
-            headers_out = [part for n, v in pairs for part in (n, b": ", v, _CRLF)]
+            headers_rule = _changed(headers_out, action.request_headers)
+            headers_out = _changed(headers_rule, backend.request_headers)
+            if not wire_safe(*headers_out[2::4]):
+                self._answer(req, 500, f"{action.source or 'route'}: a request header value holds CR, LF or NUL")
+                return
         host_out, url_out = req.host, url
         rewrite = action.rewrite
         if rewrite is not None:
             if rewrite.hostname:
-                host_out = rewrite.hostname.encode("latin-1")
+                host_out = rewrite.hostname.encode("latin-1", "replace")
             if rewrite.path is not None:
                 new_path = rewrite_path(path, rewrite.path, action.matched_prefix)
-                url_out = (new_path + (f"?{query}" if query else "")).encode("latin-1")
+                url_out = (new_path + (f"?{query}" if query else "")).encode("latin-1", "replace")
+            if not wire_safe(host_out, url_out) or b" " in url_out:
+                self._answer(req, 500, f"{action.source or 'route'}: the rewritten host or path holds CR, LF, NUL or a space")
+                return
         req.response_changes = tuple(c for c in (action.response_headers, backend.response_headers) if c is not None)
         head = self._head(req, url_out, host_out, headers_out)
         req.out = _Buffer(head, self.transport)
         if action.mirrors and not req.upgrade:
-            self._plan_mirror(req, action, head)
+            # the copy carries the rule's filters, not the primary backendRef's own
+            self._plan_mirror(req, action, head if headers_rule is headers_out else self._head(req, url_out, host_out, headers_rule))
 
     def _plan_mirror(self, req: _GatewayRequest, action: Action, head: bytes) -> None:
         routes: list[Route] = []
@@ -423,8 +470,17 @@ class GatewayClient(HttpClient):
         if routes:
             req.mirror = MirrorCopy(routes, head)
 
+    def on_message_begin(self) -> None:
+        HttpClient.on_message_begin(self)
+        self._apart: list[bytes] = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        HttpClient.on_header(self, name, value)
+        if name.lower() in _KEPT_APART:
+            self._apart += (name, b": ", value, _CRLF)
+
     def _header_map(self) -> dict[str, str]:
-        headers = self._headers
+        headers = self._headers + self._apart
         out = {"host": self._host.decode("latin-1")}
         for name, value in zip(headers[0::4], headers[2::4], strict=True):
             key = name.decode("latin-1").lower()

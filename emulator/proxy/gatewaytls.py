@@ -88,6 +88,12 @@ def self_signed(names: list[str]) -> tuple[bytes, bytes]:
     return cert, key_pem
 
 
+def _own_name(name: str) -> bool:
+    """`localhost` and `*.localhost` (service names at the gateway): its self-signed certificate's names."""
+    name = name.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
 def choose(name: str | None, exact: dict[str, Any], wildcards: dict[str, Any], fallback: Any) -> Any:
     """What serves the SNI `name`: `exact[name]`, else `wildcards[".parent.domain"]` (a wildcard covers
     one label), else `fallback` (no SNI, as from a client that connects by IP address, also gets it)."""
@@ -162,7 +168,10 @@ class CertificateSet:
         self._exact, self._wildcards, self._fallback = exact, wildcards, fallback or self.default
 
     def context_for(self, name: str | None) -> ssl.SSLContext:
-        return choose(name, self._exact, self._wildcards, self._fallback)
+        fallback = self._fallback
+        if fallback is not self.default and name and _own_name(name):
+            fallback = self.default  # `*.localhost` names no certificate claims keep the gateway's own
+        return choose(name, self._exact, self._wildcards, fallback)
 
     def _on_sni(self, sslobj: ssl.SSLObject, name: str | None, _front: ssl.SSLContext) -> None:
         context = self.context_for(name)

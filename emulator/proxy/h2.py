@@ -68,6 +68,7 @@ from emulator.routing.model import (
 
 from .balancer import Backend
 from .context import ProxyContext
+from .gateway import wire_safe
 from .l4 import _why
 from .l7 import _CRLF
 from .pool import BackendPool
@@ -523,6 +524,9 @@ class H2Gateway(asyncio.Protocol):
                 new_path = (rewritten + (f"?{query}" if query else "")).encode("latin-1")
             if rewrite.hostname is not None:
                 authority = rewrite.hostname.encode("latin-1")
+        if not wire_safe(new_path, authority, *(v for _, v in stream.headers)):  # (the compiler refuses such values)
+            self._reply(stream, 500, f"{action.source}: a rewritten path, host or header value holds CR, LF or NUL")
+            return
         grpc_route = action.source.lower().startswith("grpcroute")
         self._forward(stream, route, grpc_route, new_path, authority)
 

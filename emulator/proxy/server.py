@@ -38,6 +38,7 @@ from .table import ProxyTable
 __all__ = ["Proxy", "ProxySettings", "ConnectionPolicy"]
 
 log = logging.getLogger("emulator.proxy")
+ROUTING_DELAY = 0.05  # seconds routing changes are gathered before one compilation (a burst of applies: one)
 
 
 class Proxy:
@@ -99,11 +100,11 @@ class Proxy:
                 self._schedule()
             if event.resource in self._routing_watched and self.routing_index.apply(event) and not self._routing_dirty:
                 self._routing_dirty = True
-                self._call_soon(self._refresh_routing)
+                self._call_soon(self._refresh_routing, ROUTING_DELAY)
         except Exception:
             log.exception("proxy could not apply %r", event)
 
-    def _call_soon(self, callback: Any) -> None:
+    def _call_soon(self, callback: Any, delay: float = 0.0) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return  # not started yet: start() does it
@@ -112,7 +113,9 @@ class Proxy:
         except RuntimeError:
             running = None
         if running is loop:
-            loop.call_soon(callback)
+            loop.call_later(delay, callback) if delay else loop.call_soon(callback)
+        elif delay:
+            loop.call_soon_threadsafe(loop.call_later, delay, callback)
         else:
             loop.call_soon_threadsafe(callback)
 

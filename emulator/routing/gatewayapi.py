@@ -34,7 +34,7 @@ from emulator.kinds.gateway import GATEWAYS
 from emulator.kinds.gatewayapi import GROUP, SOURCE_TAG
 from emulator.kinds.gatewayclass import GATEWAY_CLASSES
 from emulator.kinds.grpcroute import GRPC_ROUTES
-from emulator.kinds.httproute import HTTP_ROUTES
+from emulator.kinds.httproute import HEADER_VALUE_BAD, HTTP_ROUTES, PATH_CHARS
 from emulator.labels import SelectorError, selector_from_label_selector
 from emulator.routing.ingress import tls_pair
 from emulator.routing.match import valid_regex
@@ -157,6 +157,23 @@ class _Listener:
     attached: set[tuple[str, str, str]] = field(default_factory=set)  # (kind, namespace, name) of routes
     # (hostname pattern the entry serves, sort key, entry)
     entries: list[tuple[str, tuple[Any, ...], Entry]] = field(default_factory=list)
+    # the hostnames ("" for every one) routes of each kind serve here: HTTPRoutes and GRPCRoutes are not
+    # merged on one hostname (the older route's kind keeps it)
+    claims: dict[str, set[str]] = field(default_factory=dict)
+
+    def claimed_by_other(self, kind: str, hosts: list[str]) -> bool:
+        claimed = self.claims.get(GRPC_ROUTE if kind == HTTP_ROUTE else HTTP_ROUTE)
+        if not claimed:
+            return False
+        if "" in claimed or "" in hosts:
+            return True
+        wild = [c for c in claimed if c.startswith("*.")]
+        for host in hosts:
+            if host in claimed or any(host_matches(c, host) for c in wild):
+                return True
+            if host.startswith("*.") and any(host_matches(host, c) for c in claimed):
+                return True
+        return False
 
     @property
     def name(self) -> str:
@@ -298,6 +315,32 @@ def _listeners(build: _Build, gw: dict[str, Any]) -> list[_Listener]:
     return out
 
 
+def _cross_gateway_conflicts(build: _Build, gateways: list[dict[str, Any]]) -> None:
+    """Our Gateways share one address: a port is served with one protocol, the oldest Gateway's (by
+    creationTimestamp, then namespace/name); a younger Gateway's listener on that port with another
+    protocol is Conflicted (ProtocolConflict) and not served."""
+    protocols: dict[int, tuple[str, str]] = {}  # port -> (protocol, the Gateway that has it)
+    for gw in gateways:
+        meta = gw["metadata"]
+        for item in build.gateways.get((meta["namespace"], meta["name"])) or []:
+            if item.key is None:
+                continue
+            port, protocol = item.key
+            owner = protocols.setdefault(port, (protocol, f"{meta['namespace']}/{meta['name']}"))
+            if owner[0] == protocol:
+                continue
+            message = f"port {port} is served with protocol {owner[0]} for Gateway {owner[1]}"
+            generation = _generation(gw)
+            item.key, item.kinds, item.programmed = None, (), False
+            resolved = next((c for c in item.conditions if c["type"] == "ResolvedRefs"), None)
+            item.conditions = [
+                condition("Accepted", False, "ProtocolConflict", message, generation),
+                condition("Conflicted", True, "ProtocolConflict", message, generation),
+                condition("Programmed", False, "Invalid", "Not served: see the other conditions", generation),
+                *([resolved] if resolved is not None else []),
+            ]
+
+
 def _gateway_status(build: _Build, gw: dict[str, Any], listeners: list[_Listener]) -> dict[str, Any]:
     generation = _generation(gw)
     accepted = [item for item in listeners if item.key is not None]
@@ -355,12 +398,27 @@ class _Refs:
             self.reason, self.message = reason, message
 
 
+def _header_value(item: dict[str, Any]) -> str:
+    value = str(item.get("value", ""))
+    if HEADER_VALUE_BAD.search(value) or not _latin1(value):
+        raise _Unsupported(f"header {item.get('name')!r}: value {value!r} holds a control character or is not latin-1")
+    return value
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _header_changes(config: dict[str, Any] | None) -> HeaderChanges | None:
     if not config:
         return None
     return HeaderChanges(
-        set=tuple((h["name"].lower(), h.get("value", "")) for h in config.get("set") or []),
-        add=tuple((h["name"].lower(), h.get("value", "")) for h in config.get("add") or []),
+        set=tuple((h["name"].lower(), _header_value(h)) for h in config.get("set") or []),
+        add=tuple((h["name"].lower(), _header_value(h)) for h in config.get("add") or []),
         remove=tuple(n.lower() for n in config.get("remove") or []),
     )
 
@@ -403,6 +461,8 @@ def _path_modifier(config: dict[str, Any] | None) -> PathModifier | None:
         return None
     kind = config.get("type") or ""
     value = config.get("replaceFullPath") if kind == "ReplaceFullPath" else config.get("replacePrefixMatch")
+    if value and not PATH_CHARS.fullmatch(str(value)):
+        raise _Unsupported(f"{kind} path {value!r} holds characters a path may not hold")
     return PathModifier(kind, value or "")
 
 
@@ -579,6 +639,7 @@ def _attach_route(build: _Build, route: dict[str, Any], kind: str) -> None:
         candidates = [item for item in listeners if (not section or item.name == section) and (port is None or item.port == port)]
         allowed = [item for item in candidates if kind in item.kinds and _namespace_allowed(build, item, meta["namespace"])]
         hosted = [(item, hosts) for item in allowed if (hosts := intersect_hostnames(item.hostname, hostnames))]
+        free = [(item, hosts) for item, hosts in hosted if not item.claimed_by_other(kind, hosts)]
         if not candidates:
             wanted = [f"named {section}"] if section else []
             wanted += [f"on port {port}"] if port is not None else []
@@ -587,13 +648,18 @@ def _attach_route(build: _Build, route: dict[str, Any], kind: str) -> None:
             accepted = (False, "NotAllowedByListeners", f"no listener allows {kind}s from namespace {meta['namespace']}")
         elif not hosted:
             accepted = (False, "NoMatchingListenerHostname", "no listener hostname matches the route's hostnames")
+        elif not free:
+            other = GRPC_ROUTE if kind == HTTP_ROUTE else HTTP_ROUTE
+            accepted = (False, "NotAllowedByListeners",
+                        f"an older {other} serves these hostnames on the listener ({kind}s and {other}s are not merged)")
         else:
             accepted = (True, "Accepted", "Route is accepted")
-            for item, hosts in hosted:
+            for item, hosts in free:
                 identity = (kind, meta["namespace"], meta["name"])
                 if identity in item.attached:
                     continue
                 item.attached.add(identity)
+                item.claims.setdefault(kind, set()).update(hosts)
                 for host in hosts:
                     item.entries += [(host, key, Entry(match, action)) for match, action, key in compiled]
         parents.append(_parent_status(ref, build.s, accepted, refs, generation))
@@ -620,10 +686,15 @@ def _listener_routes(listeners: list[_Listener]) -> tuple[ListenerRoutes, set[st
     """One port's routes: every hostname a route serves (and every listener's own, so that a request for
     a listener without routes stays there: 404), with the entries of the most specific listener
     hostname covering it."""
-    by_hostname: dict[str, list[tuple[str, tuple[Any, ...], Entry]]] = {}
+    # listener hostname -> the hostname an entry serves -> entries (bucketed: a host's entries are found
+    # without testing every entry of the listener against it)
+    by_hostname: dict[str, dict[str, list[tuple[str, tuple[Any, ...], Entry]]]] = {}
     for item in listeners:
-        by_hostname.setdefault(item.hostname, []).extend(item.entries)
-    patterns = set(by_hostname) | {host for item in listeners for host, _, _ in item.entries}
+        buckets = by_hostname.setdefault(item.hostname, {})
+        for entry in item.entries:
+            buckets.setdefault(entry[0], []).append(entry)
+    patterns = set(by_hostname) | {host for buckets in by_hostname.values() for host in buckets}
+    wild = {owner: [host for host in buckets if host.startswith("*.")] for owner, buckets in by_hostname.items()}
     exact: dict[str, HostRoutes] = {}
     wildcards: list[tuple[str, bool, HostRoutes]] = []
     any_host: HostRoutes | None = None
@@ -631,7 +702,9 @@ def _listener_routes(listeners: list[_Listener]) -> tuple[ListenerRoutes, set[st
         owner = _owner(by_hostname, pattern) if pattern else ""
         if owner is None:
             continue
-        entries = [item for item in by_hostname[owner] if not item[0] or host_matches(item[0], pattern)]
+        buckets = by_hostname[owner]
+        entries = [*buckets.get("", ()), *(buckets.get(pattern, ()) if pattern else ())]
+        entries += [e for host in wild[owner] if host != pattern and host_matches(host, pattern) for e in buckets[host]]
         routes = _host_routes(entries)
         if not pattern:
             if entries:
@@ -654,15 +727,29 @@ def compile_gateway_api(objs: RoutingObjects, s: RoutingSettings) -> Compiled:
     gateways = sorted(
         (gw for gw in objs.gateways.values() if (gw.get("spec") or {}).get("gatewayClassName") in classes), key=_age_key,
     )
+    failed: dict[tuple[str, str], str] = {}
     for gw in gateways:
-        build.gateways[(gw["metadata"]["namespace"], gw["metadata"]["name"])] = _listeners(build, gw)
-    for kind, routes in ((HTTP_ROUTE, objs.http_routes), (GRPC_ROUTE, objs.grpc_routes)):
-        for route in sorted(routes.values(), key=_age_key):
-            _attach_route(build, route, kind)
+        key = (gw["metadata"]["namespace"], gw["metadata"]["name"])
+        try:
+            build.gateways[key] = _listeners(build, gw)
+        except Exception as exc:  # a bug on one Gateway must not take every other one down
+            log.exception("could not compile gateway %s/%s", *key)
+            build.gateways[key], failed[key] = [], f"the emulator could not compile this Gateway: {exc}"
+    _cross_gateway_conflicts(build, gateways)
+    # oldest first, both kinds together: an HTTPRoute and a GRPCRoute for one hostname, the older wins
+    every = [(route, HTTP_ROUTE) for route in objs.http_routes.values()] + [(route, GRPC_ROUTE) for route in objs.grpc_routes.values()]
+    for route, kind in sorted(every, key=lambda item: _age_key(item[0])):
+        _attach_route(build, route, kind)
     by_key: dict[ListenerKey, list[_Listener]] = {}
     for gw in gateways:
         meta = gw["metadata"]
         listeners = build.gateways[(meta["namespace"], meta["name"])]
+        if (meta["namespace"], meta["name"]) in failed:
+            why, generation = failed[(meta["namespace"], meta["name"])], _generation(gw)
+            build.statuses[ObjectRef(GATEWAYS.key, meta["namespace"], meta["name"])] = {
+                "conditions": [condition("Accepted", False, "Invalid", why, generation), condition("Programmed", False, "Invalid", why, generation)],
+            }
+            continue
         status = build.statuses[ObjectRef(GATEWAYS.key, meta["namespace"], meta["name"])] = _gateway_status(build, gw, listeners)
         if status["conditions"][1]["status"] != "True":
             continue  # not Programmed: nothing of it is served

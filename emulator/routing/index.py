@@ -79,6 +79,7 @@ class RoutingIndex:
         self.watched: tuple[str, ...] = tuple(fields)
         self._compilers = compilers  # None: Ingress and the Gateway API
         self._compiled: Compiled | None = None
+        self._last: dict[int, Compiled] = {}  # each compiler's last good output (by position)
         self.version = 0  # counts the routing-relevant changes
 
     def apply(self, event: Event) -> bool:
@@ -116,12 +117,14 @@ class RoutingIndex:
     def _compile(self) -> Compiled:
         compilers = self._compilers if self._compilers is not None else (compile_gateway_api, compile_ingresses)
         result = Compiled(config=RoutingConfig())
-        for compiler in compilers:
+        for i, compiler in enumerate(compilers):
             try:
-                part = compiler(self.objects, self.settings)
+                part = self._last[i] = compiler(self.objects, self.settings)
             except Exception:  # a bug in one compiler must not take the other's routes (or the gateway) down
-                log.exception("routing: %s failed; its routes are left out", getattr(compiler, "__name__", compiler))
-                continue
+                log.exception("routing: %s failed; its previous output stays", getattr(compiler, "__name__", compiler))
+                if i not in self._last:
+                    continue
+                part = self._last[i]
             result = merge(result, part)
         return result
 
@@ -150,8 +153,9 @@ def merge_listeners(first: ListenerRoutes, second: ListenerRoutes) -> ListenerRo
     for suffix, single_label, routes in (*first.wildcards, *second.wildcards):
         key = (suffix, single_label)
         wildcards[key] = _join(wildcards.get(key), routes) or routes
-    # most specific first: longer suffix, then a single-label pattern before an any-depth one
-    ordered = sorted(wildcards.items(), key=lambda item: (-len(item[0][0]), not item[0][1]))
+    # most specific first: longer suffix; for one suffix, `first`'s (the Gateway API's) before `second`'s
+    # (the contract's order: Gateway API routes before Ingress rules; a stable sort keeps it)
+    ordered = sorted(wildcards.items(), key=lambda item: -len(item[0][0]))
     return ListenerRoutes(
         exact=exact,
         wildcards=tuple((suffix, single, routes) for (suffix, single), routes in ordered),

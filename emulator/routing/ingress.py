@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,8 @@ from emulator.routing.model import (
     ServiceBackend,
 )
 from emulator.routing.sources import RoutingObjects, RoutingSettings
+
+log = logging.getLogger(__name__)
 
 BACKEND_NOT_FOUND = "BackendNotFound"
 SECRET_NOT_FOUND = "SecretNotFound"
@@ -175,12 +178,14 @@ def _checked_pair(crt_b64: str, key_b64: str) -> tuple[bytes, bytes] | str:
     try:
         x509.load_pem_x509_certificate(cert)
         serialization.load_pem_private_key(key, password=None)
-    except (ValueError, TypeError) as exc:
+    except Exception as exc:  # ValueError, TypeError, UnsupportedAlgorithm...: whatever the Secret holds
         return f"it holds no PEM certificate and private key ({exc})"
     return cert, key
 
 
-def _tls(build: _Build, ref: ObjectRef, items: Iterable[dict[str, Any]]) -> None:
+def _tls(build: _Build, ref: ObjectRef, items: Iterable[dict[str, Any]], own_hosts: Iterable[str] = ()) -> None:
+    """The Ingress' certificates. A `tls` item without `hosts` is for the Ingress' own rule hosts (not
+    every name the gateway serves: an Ingress in one namespace cannot take over the others' names)."""
     for item in items:
         secret_name = item.get("secretName") or ""
         if not secret_name:
@@ -193,7 +198,9 @@ def _tls(build: _Build, ref: ObjectRef, items: Iterable[dict[str, Any]]) -> None
         if isinstance(pair, str):
             build.problem(ref, INVALID_SECRET, f'secret "{ref.namespace}/{secret_name}" cannot be used: {pair}')
             continue
-        hosts = tuple(h.lower() for h in item.get("hosts") or [])
+        hosts = tuple(h.lower() for h in item.get("hosts") or []) or tuple(h for h in own_hosts if h)
+        if not hosts:
+            continue  # no host of its own (a defaultBackend only): the gateway's own certificate serves it
         build.certificates.append(Certificate(ref.namespace, secret_name, pair[0], pair[1], hosts))
 
 
@@ -225,7 +232,7 @@ def _add_ingress(build: _Build, ing: dict[str, Any], age: int) -> None:
         for host in own_hosts:
             if host:  # a rule's host: its unmatched paths too; "" gets it through `defaults`
                 build.hosts[host].append(_Rule((2, 0, "", age, 0, 0), entry))
-    _tls(build, ref, spec.get("tls") or [])
+    _tls(build, ref, spec.get("tls") or [], own_hosts)
 
 
 def _routes(rules: list[_Rule], tail: Iterable[Entry] = ()) -> HostRoutes:
@@ -239,8 +246,13 @@ def compile_ingresses(objs: RoutingObjects, s: RoutingSettings) -> Compiled:
     build = _Build(objs)
     statuses: dict[ObjectRef, dict[str, Any]] = {}
     for age, ing in enumerate(served):
-        _add_ingress(build, ing, age)
         meta = ing["metadata"]
+        try:
+            _add_ingress(build, ing, age)
+        except Exception as exc:  # a bug on one Ingress must not take every other one's routes and status
+            log.exception("could not compile ingress %s/%s", meta.get("namespace"), meta.get("name"))
+            build.problem(ObjectRef(INGRESSES.key, meta.get("namespace") or "", meta["name"]), "CompileFailed",
+                          f"the emulator could not compile this Ingress: {exc}")
         statuses[ObjectRef(INGRESSES.key, meta.get("namespace") or "", meta["name"])] = load_balancer_status(s)
     exact: dict[str, HostRoutes] = {}
     wildcards: list[tuple[str, bool, HostRoutes]] = []

@@ -7,7 +7,14 @@ import ssl
 
 import pytest
 
-from emulator.proxy.gateway import GatewayPort, _port_of, redirect_response, rewrite_response_head
+from emulator.proxy.gateway import (
+    GatewayPort,
+    _port_of,
+    _request_change,
+    redirect_response,
+    rewrite_response_head,
+    wire_safe,
+)
 from emulator.proxy.gatewaytls import CertificateSet, choose, self_signed
 from emulator.proxy.table import ProxyTable
 from emulator.routing.model import (
@@ -139,3 +146,29 @@ def test_say_close_is_rewrite_response_head_with_close() -> None:
 
     for head in (HEAD, b"HTTP/1.1 200 OK\r\nconnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n"):
         assert sorted(fields(say_close(head))) == sorted(fields(rewrite_response_head(head, (), close=True)))
+
+
+def test_filters_cannot_touch_the_headers_the_gateway_writes() -> None:
+    change = HeaderChanges(
+        set=(("content-length", "0"), ("x-forwarded-for", "6.6.6.6"), ("x-a", "1")),
+        add=(("transfer-encoding", "chunked"), ("x-b", "2")),
+        remove=("content-length", "Transfer-Encoding", "host", "connection", "x-forwarded-proto", "x-c"),
+    )
+    kept = _request_change(change)
+    assert kept == HeaderChanges(set=(("x-a", "1"),), add=(("x-b", "2"),), remove=("x-c",))
+    assert _request_change(HeaderChanges(set=(("x-a", "1"),))) == HeaderChanges(set=(("x-a", "1"),))
+
+
+def test_values_with_cr_lf_or_nul_never_reach_a_head() -> None:
+    assert wire_safe(b"a\tb", b"/x") and not wire_safe(b"ok", b"a\r\nb") and not wire_safe(b"\0")
+    changes = HeaderChanges(set=(("x-a", "v\r\nSet-Cookie: evil=1"),), add=(("x-b", "fine"),))
+    got = fields(rewrite_response_head(HEAD, [changes]))
+    assert ("x-b", "fine") in got and all("evil" not in v and n != "x-a" for n, v in got)
+
+
+def test_hostless_certificates_do_not_take_the_gateways_own_names() -> None:
+    certs = CertificateSet(["127.0.0.1", "localhost", "*.localhost"])
+    certs.update([_cert("ns", "any", (), ["any"])])
+    assert certs.context_for("other.example") is not certs.default
+    assert certs.context_for("web.default.localhost") is certs.default
+    assert certs.context_for("localhost") is certs.default

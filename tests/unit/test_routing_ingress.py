@@ -262,3 +262,13 @@ def test_tls_certificates_from_secrets() -> None:
 def test_nothing_served_nothing_compiled() -> None:
     compiled = compile_ingresses(objects(ingress("a", default=backend("s"), cls="nginx")), SETTINGS)
     assert compiled.config.listeners == {} and compiled.statuses == {} and compiled.problems == ()
+
+
+def test_a_tls_item_without_hosts_is_for_the_ingress_own_hosts() -> None:
+    secret = tls_secret("any", ["secure.test"])
+    with_hosts = ingress("a", [{"host": "secure.test", "http": {"paths": [path("/", "web")]}},
+                               {"http": {"paths": [path("/", "web")]}}], tls=[{"secretName": "any"}])
+    only_default = ingress("b", namespace="default", default=backend("web"), tls=[{"secretName": "any"}], created="2026-01-02T00:00:00Z")
+    compiled = compile_ingresses(objects(with_hosts, only_default, services=("web",), secrets=(secret,)), SETTINGS)
+    certs = compiled.config.listeners[SHARED_HTTPS].certificates
+    assert [(c.secret, c.hostnames) for c in certs] == [("any", ("secure.test",))]  # never the fallback for every name
