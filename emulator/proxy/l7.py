@@ -496,7 +496,7 @@ class HttpClient(asyncio.Protocol):
         path = head[start : head.find(b" ", start)] if head else b""
         record((now, "http", self.client_ip, self.dst, req.route,
                     conn.backend if conn is not None else None, verdict, reason, -1, -1,
-                    now - req.started if req.started >= 0 else -1.0, req.method, req.host, path, status, req.source))
+                    now - req.started if req.started >= 0 else 0.0, req.method, req.host, path, status, req.source))
 
     def backend_lost(self, conn: HttpUpstream) -> None:
         req = self.current
