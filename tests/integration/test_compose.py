@@ -97,6 +97,8 @@ def served_ports(cfg: config_module.Config) -> set[tuple[int, str]]:
         ports |= {(cfg.dns_port, "udp"), (cfg.dns_port, "tcp")}
     if cfg.gateway_port >= 0:
         ports.add((cfg.gateway_port, "tcp"))
+    if cfg.gateway_https_port >= 0:
+        ports.add((cfg.gateway_https_port, "tcp"))
     return ports
 
 
@@ -152,6 +154,7 @@ def test_published_ports_are_what_the_emulator_serves(compose: dict[str, Any]) -
             cfg.api_port: defaults.api_port,
             cfg.dns_port: defaults.dns_port,
             cfg.gateway_port: defaults.gateway_port,
+            cfg.gateway_https_port: defaults.gateway_https_port,
         }
         assert host_port == expected[target]
     # a non-root process binds 53 only with the sysctl (or a capability)
