@@ -1,9 +1,12 @@
 """The DNS server: asyncio UDP and TCP on one address, answering the cluster zone and forwarding the rest.
 
-The hot path (a question already answered since the last relevant change) is a header check, a dict
-lookup by the question's bytes and a few byte slices: no parsing, no objects. Everything else — the
-first query for a name, malformed packets, EDNS oddities, forwarding — goes through dnslib on the
-slow path, which packs the answer once and leaves it in the index's cache for the hot path.
+The hot path (a question already answered since the last relevant change) is, over UDP, one dict lookup
+by the query's bytes past its ID and one slice and concatenation: no parsing, no objects; the UDP socket
+is read directly, every queued datagram in one wake-up of the loop (`_Udp`). A query seen for the first
+time in that form (ID aside) takes the header check and the lookup by the lower-cased question in the
+index's cache; everything else — the first query for a name, malformed packets, EDNS oddities,
+forwarding — goes through dnslib on the slow path, which packs the answer once and leaves it in the
+index's cache for the hot path.
 """
 
 from __future__ import annotations
@@ -51,12 +54,13 @@ class DnsServer:
         self.settings = settings
         # every answered query becomes one flow record (emulator/flows/log.py), decoded only when read
         self.record = flows.record if flows is not None else None
+        self.dns_class = flows.dns_class if flows is not None else None  # what a cache answer is counted by
         self.clock = flows.clock if flows is not None else time.monotonic
         self.index = index
         self.upstreams = upstreams
         self.addresses: list[str] = []
         self.port = settings.port
-        self._transports: list[asyncio.BaseTransport] = []
+        self._udp: list[_Udp] = []
         self._tcp_server: asyncio.AbstractServer | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._forward_allowed: dict[str, bool] = {}
@@ -68,8 +72,8 @@ class DnsServer:
         return len(self._tcp)
 
     async def close(self) -> None:
-        for transport in self._transports:
-            transport.close()
+        for udp in self._udp:
+            udp.close()
         if self._tcp_server is not None:
             self._tcp_server.close()  # no new connections
             # Then the open ones: from Python 3.12 on, wait_closed waits until every connection has ended.
@@ -269,53 +273,107 @@ def plain_query(data: bytes) -> tuple[bytes, bytes, int, int] | None:
     return question[:-4].lower() + question[-4:], question, edns, limit  # question_key, inlined: hot path
 
 
-class _Udp(asyncio.DatagramProtocol):
-    # Set by connection_made, which asyncio calls before any datagram_received: the hot path needs no None test.
-    transport: asyncio.DatagramTransport
+UDP_BATCH = 128  # datagrams read per wake-up at most, so that the other faces on the loop keep their turn
+RECV_SIZE = 65535  # any datagram whole: a query cut short would read as malformed
 
-    def __init__(self, server: DnsServer) -> None:
+
+class _Udp:
+    """DNS over UDP on a plain non-blocking socket: one wake-up of the loop (`add_reader`) reads every queued
+    datagram (up to UDP_BATCH) with `recvfrom` and answers each with `sendto`, no transport or protocol call
+    between. Under load a wake-up finds tens of queries waiting, so the loop's own cost (epoll, callbacks) and
+    the flow clock (read once per wake-up) are shared by them; idle, it is one query per wake-up as before.
+
+    The hottest path is one dict lookup: `replies` maps a query past its ID (flags, counts, the question as
+    the client wrote it, its OPT record), which decides everything about the reply but the ID, to that reply
+    past its ID, with the cached `Packed` it was made from. The index cache stays the authority: a reply is
+    used only while the index still holds that very `Packed` (`is`, one more lookup by an already hashed key),
+    so an event that drops an answer drops its replies with it. The dict is filled from the index cache by
+    the second query of a kind, and bounded like it.
+
+    A reply the kernel cannot take at once (a full send buffer) is dropped, as a router would: the client
+    asks again. Errors the socket reports (an ICMP unreachable from a client gone) are dropped too."""
+
+    def __init__(self, server: DnsServer, sock: socket.socket) -> None:
         self.server = server
+        self.sock = sock
         self.cache = server.index.cache
-        self.record = server.record  # flows: one tuple per answer (the hot path's take no clock but the loop's)
+        # query past its ID -> (reply past its ID, the Packed it came from, the index cache's key, what a flow
+        # record of it holds: (that reply with the question as cached, its class for the counters), see
+        # emulator/flows/log.py). The flow part holds only bytes and ints, so that records (a million
+        # every few seconds) are left alone by the cyclic GC instead of piling up in its oldest generation.
+        self.replies: dict[bytes, tuple[bytes, Packed, bytes, tuple[bytes, int] | None]] = {}
+        self.max_replies = server.settings.max_cached_answers
+        self.record = server.record  # flows: one tuple per answer, stamped with the wake-up's loop time
+        self.dns_class = server.dns_class
         self.clock = server.clock
+        self.closed = False
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # create_datagram_endpoint hands a DatagramTransport (BaseProtocol's signature says BaseTransport).
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:  # room for bursts while the slow path packs an answer
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            except OSError:
-                pass
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        # The hot path: a plain query whose question is cached.
-        query = plain_query(data)
-        if query is not None:
-            packed: Packed | None = self.cache.get(query[0])
-            if packed is not None:
+    def _readable(self) -> None:
+        # The hot path, inlined (a Python call costs as much as a lookup).
+        recvfrom, sendto, record = self.sock.recvfrom, self.sock.sendto, self.record
+        get, replies = self.cache.get, self.replies
+        reply_for = replies.get
+        now = self.clock() if record is not None else 0.0
+        for _ in range(UDP_BATCH):
+            try:
+                data, addr = recvfrom(RECV_SIZE)
+                key = data[2:]
+                hit = reply_for(key)
+                if hit is not None and get(hit[2]) is hit[1]:
+                    sendto(data[:2] + hit[0], addr)
+                    if record is not None:  # a flow: the loop's time, who asked, the cached reply
+                        record((now, addr, hit[3]))
+                    continue
+                query = plain_query(data)
+                if query is None:
+                    self._slow(data, addr)
+                    continue
+                packed: Packed | None = get(query[0])
+                if packed is None:
+                    self._slow(data, addr)
+                    continue
                 _, question, edns, limit = query
                 v = (data[2] & 1) | edns << 1  # Packed is flat: heads 0-3, TC heads 4-7, tails 8-9, sizes 10-11
                 # Constant indexes type as exactly int / bytes; a computed one as bytes | int, hence the cast.
                 if (packed[11] if edns else packed[10]) <= limit:
-                    tail = packed[9] if edns else packed[8]
-                    self.transport.sendto(data[:2] + cast(bytes, packed[v]) + question + tail, addr)
+                    tail = cast(bytes, packed[v]) + question + (packed[9] if edns else packed[8])
                 else:
                     v += 4  # the truncated head
-                    tc_head = cast(bytes, packed[v])
-                    self.transport.sendto(data[:2] + tc_head + question + (OPT_RR if edns else b""), addr)
-                if self.record is not None:  # a flow: the loop's time, who asked, the cached answer and its head
-                    self.record((self.clock(), addr, packed, v))
-                return
+                    tail = cast(bytes, packed[v]) + question + (OPT_RR if edns else b"")
+                sendto(data[:2] + tail, addr)
+                flow = None
+                if record is not None and self.dns_class is not None:
+                    head = cast(bytes, packed[v])
+                    as_cached = head + packed[12] + tail[len(head) + len(question) :]
+                    flow = (as_cached, self.dns_class(int.from_bytes(question[-4:-2], "big"), packed[0][1] & 0x0F))
+                    record((now, addr, flow))
+                if len(replies) >= self.max_replies:
+                    replies.clear()  # bounded, as the index cache is: starting over is cheaper than LRU upkeep
+                replies[key] = (tail, packed, query[0], flow)
+            except (BlockingIOError, InterruptedError):
+                return  # nothing more queued (or, from sendto, no room: that reply is dropped)
+            except OSError as exc:
+                if self.closed:
+                    return
+                log.debug("udp error %r", exc)
+
+    def _slow(self, data: bytes, addr: tuple[str, int]) -> None:
         self.server.handle(data, addr[0], True, lambda reply: self._send(reply, addr))
 
     def _send(self, reply: bytes, addr: tuple[str, int]) -> None:
-        if not self.transport.is_closing():
-            self.transport.sendto(reply, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("udp error %r", exc)
+        if not self.closed:
+            try:
+                self.sock.sendto(reply, addr)
+            except OSError as exc:  # no room, or the client is gone: UDP, it asks again
+                log.debug("udp send to %s failed: %r", addr[0], exc)
 
 
 class _Tcp(asyncio.Protocol):
@@ -439,6 +497,23 @@ class _Tcp(asyncio.Protocol):
                 server._tcp_per_source.pop(self.source, None)
 
 
+def udp_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to host:port (as create_datagram_endpoint would bind it)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        try:  # room for bursts while the slow path packs an answer
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        except OSError:
+            pass
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 async def start_dns(settings: DnsSettings, index: DnsIndex, flows: FlowLog | None = None) -> DnsServer:
     """Listen on settings.host:port (UDP and TCP; port 0 picks a free one) and serve from `index`; record
     every answer in `flows` when given."""
@@ -446,8 +521,8 @@ async def start_dns(settings: DnsSettings, index: DnsIndex, flows: FlowLog | Non
     server = DnsServer(settings, index, Upstreams([], settings.upstream_timeout), flows)
     attempts = 20 if settings.port == 0 else 1
     for attempt in range(attempts):
-        udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(server), local_addr=(settings.host, settings.port))
-        port = udp.get_extra_info("sockname")[1]
+        udp = _Udp(server, udp_socket(settings.host, settings.port))
+        port = udp.sock.getsockname()[1]
         try:
             # Same port for TCP: clients retry a truncated answer over TCP at the address they asked.
             tcp = await loop.create_server(lambda: _Tcp(server), settings.host, port, reuse_address=True)
@@ -458,7 +533,7 @@ async def start_dns(settings: DnsSettings, index: DnsIndex, flows: FlowLog | Non
             continue
         break
     server.port = port
-    server._transports.append(udp)
+    server._udp.append(udp)
     server._tcp_server = tcp
     server.upstreams = Upstreams(
         resolve_upstreams(settings.upstreams, (settings.host, port)), settings.upstream_timeout

@@ -53,7 +53,8 @@ HEAD, TC_HEAD, TAIL, SIZE = 0, 4, 8, 10
 def pack_answer(labels: tuple[bytes, ...], qtype: int, answer: Answer, recursion_available: bool) -> Packed:
     """Pack an answer for the lower-case question once, in every variant a query may need."""
     record = DNSRecord(
-        DNSHeader(id=0, qr=1, aa=1, ra=int(recursion_available), rcode=answer.rcode),
+        # rd=0: dnslib sets RD unless told; each variant copies the query's RD bit in (packed_variants)
+        DNSHeader(id=0, qr=1, aa=1, rd=0, ra=int(recursion_available), rcode=answer.rcode),
         q=DNSQuestion(DNSLabel(list(labels)), qtype),
     )
     record.rr = answer.answer

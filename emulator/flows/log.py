@@ -8,14 +8,19 @@ loop's. Every DRAIN_INTERVAL (and before every read) `drain` moves the pending r
 the data-path counters of /metrics (`DataPathStats`) and hands them to the watchers. Names (pods,
 services) are looked up only when a flow is read (reader.py).
 
-The counters are fed in batches without a Python call per record: the cache answers are counted by the
-identity of their cached answer (duration 0: answered within the loop's turn), the others by distinct key
-(`Counter`s over `operator.itemgetter`s run in C), and only the distinct keys are decoded.
+The counters are fed in batches without a Python call per record: the cache answers by their answer's
+class, a small number standing for its (query type, rcode) (`FlowLog.dns_class`, given once per cached
+reply): the classes of a batch are one `bytes` counted with `bytes.count`, a C loop (duration 0: answered
+within the loop's turn); the others by distinct key (`Counter`s over `operator.itemgetter`s run in C), and
+only the distinct keys are decoded.
 
 Record layouts (tuples; `t` is the loop's time, turned into wall-clock time when read):
-    (t, client, packed, head)                           a UDP answer from the DNS cache (the hot path):
-                                                        client (address, port), the cached `Packed`
-                                                        answer and the index of the head sent
+    (t, client, answer)                                 a UDP answer from the DNS cache (the hot path):
+                                                        client (address, port) and `answer`, made once
+                                                        per cached reply: (the reply past its ID with the
+                                                        question as cached (lower case), its class).
+                                                        Only bytes and ints: the cyclic GC untracks
+                                                        such tuples, so records never pile up in it
     (t, DNS, client_ip, proto, reply, seconds)          any other DNS answer, its bytes past the ID
     (t, TCP|UDP, client_ip, dst, service, endpoint, verdict, reason, sent, received, seconds)
     (t, HTTP, client_ip, dst, service, endpoint, verdict, reason, sent, received, seconds,
@@ -39,7 +44,6 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from emulator.dns.wire import OPT_RR, Packed
 from emulator.observability.stats import PROXY_DURATION_BUCKETS, PlainHistogram
 
 if TYPE_CHECKING:
@@ -62,8 +66,10 @@ Numbered = tuple[int, Record]  # (id, record)
 
 # positions in a record
 T, KIND, CLIENT = 0, 1, 2
-CACHED = 4  # the length of a DNS cache answer's record
-CACHED_CLIENT, CACHED_PACKED, CACHED_HEAD = 1, 2, 3
+CACHED = 3  # the length of a DNS cache answer's record
+CACHED_CLIENT, CACHED_ANSWER = 1, 2
+ANSWER_REPLY, ANSWER_CLASS = 0, 1  # in a cache answer's `answer`
+OTHER_CLASS = 255  # the class of cache answers past the first 255 (query type, rcode) pairs: counted one by one
 DNS_PROTO, DNS_REPLY, DNS_SECONDS = 3, 4, 5
 DST, SERVICE, ENDPOINT, VERDICT, REASON, SENT, RECEIVED, SECONDS = 3, 4, 5, 6, 7, 8, 9, 10
 METHOD, HOST, PATH, STATUS, ROUTE = 11, 12, 13, 14, 15
@@ -118,8 +124,21 @@ class FlowLog:
         self.next_id = 1
         self.stats = stats
         self.watchers: set[FlowWatcher] = set()
+        self.dns_classes: list[tuple[int, int]] = []  # a DNS cache answer's class -> its (query type, rcode)
+        self._dns_class: dict[tuple[int, int], int] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def dns_class(self, qtype: int, rcode: int) -> int:
+        """The class (0-255) that DNS cache answers of this query type and rcode are counted by."""
+        key = (qtype, rcode)
+        number = self._dns_class.get(key)
+        if number is None:
+            if len(self.dns_classes) >= OTHER_CLASS:
+                return OTHER_CLASS
+            number = self._dns_class[key] = len(self.dns_classes)
+            self.dns_classes.append(key)
+        return number
 
     # -- life ------------------------------------------------------------------------------------------
 
@@ -155,10 +174,11 @@ class FlowLog:
             return
         first = self.next_id
         self.next_id = first + len(pending)
-        self.ring.extend(pending)
+        # only what stays: under load a drain brings more than the ring holds
+        self.ring.extend(pending if len(pending) <= self.size else pending[-self.size :])
         try:
             if self.stats is not None:
-                count(self.stats, pending)
+                count(self.stats, pending, self.dns_classes)
             if self.watchers:
                 numbered = list(zip(itertools.count(first), pending))
                 for watcher in self.watchers:
@@ -211,7 +231,8 @@ def service_port(service: Any) -> tuple[Any, Any]:
 
 
 _KIND = operator.itemgetter(KIND)
-_PACKED = operator.itemgetter(CACHED_PACKED)
+_ANSWER = operator.itemgetter(CACHED_ANSWER)
+_ANSWER_CLASS = operator.itemgetter(ANSWER_CLASS)
 _DNS_KEY = operator.itemgetter(DNS_PROTO, DNS_REPLY, DNS_SECONDS)
 
 
@@ -221,20 +242,19 @@ def kind_of(record: Record) -> str:
 
 def cached_reply(record: Record) -> bytes:
     """A DNS cache answer's reply past its ID, as it was sent (with the question as cached: lower case)."""
-    packed, head = record[CACHED_PACKED], record[CACHED_HEAD]
-    if head < 4:
-        tail = packed.tail1 if head & 2 else packed.tail0
-    else:
-        tail = OPT_RR if head & 2 else b""
-    return bytes(packed[head] + packed.question + tail)
+    return bytes(record[CACHED_ANSWER][ANSWER_REPLY])
 
 
-def count(stats: DataPathStats, records: list[Record]) -> None:
+def count(stats: DataPathStats, records: list[Record], dns_classes: list[tuple[int, int]] | tuple[()] = ()) -> None:
     """Feed a batch of records to the data-path counters (DataPathStats' counters bumped by the number of
-    each distinct key)."""
-    if count_cached(stats, records) == len(records):
-        return
-    records = [r for r in records if len(r) != CACHED]
+    each distinct key); `dns_classes` what the cache answers' classes stand for (FlowLog.dns_classes)."""
+    cached = bytes(map(len, records)).count(CACHED)  # records are shorter than 256: their lengths are bytes
+    if cached:
+        if cached == len(records):
+            count_cached(stats, records, dns_classes)
+            return
+        count_cached(stats, [r for r in records if len(r) == CACHED], dns_classes)
+        records = [r for r in records if len(r) != CACHED]
     kinds = Counter(map(_KIND, records))
     dns = kinds.get(DNS, 0)
     if dns:
@@ -250,26 +270,31 @@ def count(stats: DataPathStats, records: list[Record]) -> None:
             count_requests(stats, [r for r in others if r[KIND] == HTTP])
 
 
-def count_cached(stats: DataPathStats, records: list[Record]) -> int:
-    """Count the DNS cache answers among `records` by the identity of their cached answer (a few per batch,
-    however many queries); returns how many there were. (The same position of other records holds a
-    client's address: those are skipped here.)"""
-    answers = list(map(_PACKED, records))
-    ids = list(map(id, answers))
-    counts = Counter(ids)
-    # the object behind each distinct id: the first occurrence (a C scan) when there are few, else a dict
-    first: Any = ids.index if len(counts) <= 64 else dict(zip(ids, range(len(ids)), strict=True)).__getitem__
-    cached = 0
-    for answer_id, times in counts.items():
-        packed = answers[first(answer_id)]
-        if type(packed) is not Packed:
-            continue
-        cached += times
-        question = packed.question
-        stats.dns_requests[(int.from_bytes(question[-4:-2], "big"), "udp")] += times
-        stats.dns_responses[packed.head0[1] & 0x0F] += times
-    stats.dns_duration.counts[0] += cached  # answered within the loop's turn: the first bucket
-    return cached
+def count_cached(stats: DataPathStats, records: list[Record], dns_classes: list[tuple[int, int]] | tuple[()] = ()) -> None:
+    """Count DNS cache answers (records of length CACHED only) by class: the batch's classes as one `bytes`,
+    each class counted with `bytes.count` (a C loop; a few classes per batch however many queries)."""
+    classes = bytes(map(_ANSWER_CLASS, map(_ANSWER, records)))
+    left = len(classes)
+    if len(dns_classes) <= 16:
+        present: Any = ((number, classes.count(number)) for number in range(len(dns_classes)))
+    else:
+        present = Counter(classes).items()
+    requests, responses = stats.dns_requests, stats.dns_responses
+    for number, times in present:
+        if times and number < len(dns_classes):
+            qtype, rcode = dns_classes[number]
+            requests[(qtype, "udp")] += times
+            responses[rcode] += times
+            left -= times
+            if not left:
+                break
+    if left:  # OTHER_CLASS, or a class its FlowLog did not give: read from the reply itself
+        for answer in map(_ANSWER, records):
+            if answer[ANSWER_CLASS] >= len(dns_classes):
+                qtype, rcode = dns_question(answer[ANSWER_REPLY])
+                requests[(qtype, "udp")] += 1
+                responses[rcode] += 1
+    stats.dns_duration.counts[0] += len(records)  # answered within the loop's turn: the first bucket
 
 
 def count_dns(stats: DataPathStats, records: list[Record]) -> None:
