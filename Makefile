@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint bench bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway bench-flows clean
+.PHONY: run test lint bench bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway bench-flows bench-churn bench-startup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(ARGS)
 
 # Benchmarks compare against a peer run side by side (need Debian's wrk, haproxy, dnsperf, dnsmasq).
-bench: bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway bench-flows
+bench: bench-api bench-dns bench-proxy bench-hardening bench-workloads bench-kubelet bench-gateway bench-flows bench-churn bench-startup
 
 bench-api: $(STAMP)
 	$(VENV)/bin/python bench/api/run.py $(ARGS)
@@ -45,6 +45,12 @@ bench-gateway: $(STAMP)
 
 bench-flows: $(STAMP)
 	$(VENV)/bin/python bench/flows/run.py $(ARGS)
+
+bench-churn: $(STAMP)
+	$(VENV)/bin/python bench/churn/run.py $(ARGS)
+
+bench-startup: $(STAMP)
+	$(VENV)/bin/python bench/startup/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

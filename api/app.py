@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from api import connections, discovery, openapi, prometheus
+from api import connections, discovery, prometheus
 from api.http import BODY_BROKEN, MAX_BODY, json_response, status_response
 from api.rest import ResourceHandler
 from emulator import errors, kinds
@@ -129,19 +129,26 @@ async def group_info(request: web.Request) -> web.Response:
 
 # The OpenAPI documents carry the 1.32 schemas: api/openapi.py builds and encodes them once, on the first
 # OpenAPI request rather than at start-up, in a worker thread so that DNS and the proxy keep being served.
+# The module itself loads then too: `kubectl get` never asks for it.
 
 
 async def _openapi_ready() -> None:
+    from api import openapi
+
     if not openapi.prepared():
         await asyncio.to_thread(openapi.prepare)
 
 
 async def openapi_root(request: web.Request) -> web.Response:
+    from api import openapi
+
     await _openapi_ready()
     return json_response(openapi.v3_root_json())
 
 
 async def openapi_doc(request: web.Request) -> web.Response:
+    from api import openapi
+
     await _openapi_ready()
     body = openapi.v3_document_json(request.match_info["path"])
     if body is None:
@@ -151,6 +158,8 @@ async def openapi_doc(request: web.Request) -> web.Response:
 
 async def openapi_v2(request: web.Request) -> web.Response:
     """JSON, or the protobuf kubectl asks for (it cannot read anything else there: KUBECTL.md §4)."""
+    from api import openapi
+
     await _openapi_ready()
     if openapi.wants_protobuf(request.headers.get("Accept")):
         return json_response(openapi.v2_protobuf(), content_type=openapi.V2_PROTOBUF)
@@ -167,11 +176,64 @@ async def resource(request: web.Request) -> web.StreamResponse:
     return await request.app[HANDLER].handle(request)
 
 
+class DeferredRoutes(web.AbstractResource):
+    """Routes built on the first request that may need them, not at start: `build` imports their module
+    (the streaming subresources pull in SPDY and the kubelet's exec sessions and logs, metrics.k8s.io
+    psutil), which an empty start does not need. Requests under `prefix` are offered to `wanted`, a cheap
+    test of the path; those it takes are resolved by the built routes, with aiohttp's own rules (a path
+    that matches with another method falls through, its allowed methods kept for a 405)."""
+
+    def __init__(self, prefix: str, wanted: Callable[[str], bool], build: Callable[[], list[web.RouteDef]]) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._wanted = wanted
+        self._build: Callable[[], list[web.RouteDef]] | None = build
+        self._router = web.UrlDispatcher()
+
+    @property
+    def canonical(self) -> str:
+        return self._prefix  # the router offers this resource the requests under it
+
+    async def resolve(self, request: web.Request) -> tuple[web.UrlMappingMatchInfo | None, set[str]]:
+        if not self._wanted(request.rel_url.path):
+            return None, set()
+        if self._build is not None:
+            self._router.add_routes(self._build())
+            self._build = None
+        allowed: set[str] = set()
+        for resource in self._router.resources():
+            match, methods = await resource.resolve(request)
+            if match is not None:
+                return match, methods
+            allowed |= methods
+        return None, allowed
+
+    def url_for(self, **kwargs: str) -> Any:
+        raise NotImplementedError("deferred routes build no URLs")
+
+    def add_prefix(self, prefix: str) -> None:
+        raise NotImplementedError("deferred routes are not mounted in sub-applications")
+
+    def get_info(self) -> Any:
+        return {"prefix": self._prefix}
+
+    def raw_match(self, path: str) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return len(self._router.routes())
+
+    def __iter__(self) -> Any:
+        return iter(self._router.routes())
+
+
 def create_app(
-    registry: Registry, routes: list[web.RouteDef] | None = None, middlewares: list[Any] | None = None
+    registry: Registry, routes: list[web.RouteDef] | None = None, middlewares: list[Any] | None = None,
+    deferred: list[DeferredRoutes] | None = None,
 ) -> web.Application:
-    """The API application. `routes` lets other parts (e.g. pod environment) add their endpoints;
-    `middlewares` run inside `status_errors` (so their errors are Status answers), e.g. api/auth.py's."""
+    """The API application. `routes` lets other parts (e.g. pod environment) add their endpoints, and
+    `deferred` those whose modules load on first use; `middlewares` run inside `status_errors` (so their
+    errors are Status answers), e.g. api/auth.py's."""
     app = web.Application(middlewares=[status_errors, *(middlewares or ())], client_max_size=MAX_BODY + 1)
     app[HANDLER] = ResourceHandler(registry)
     app.router.add_get("/version", version)
@@ -187,6 +249,8 @@ def create_app(
     app.router.add_get("/apis/{group}/{version}", group_resources)
     if routes:
         app.router.add_routes(routes)
+    for routes_later in deferred or ():
+        app.router.register_resource(routes_later)
     app.router.add_route("*", "/api/{version}/{rest:.+}", resource)
     app.router.add_route("*", "/apis/{group}/{version}/{rest:.+}", resource)
     return app

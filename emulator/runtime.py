@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -70,9 +70,6 @@ from emulator.kinds import (
 )
 from emulator.kinds.pod import RUNNABLE_CONDITION
 from emulator.kubelet.hosts import ClusterHosts
-from emulator.kubelet.images import ImageMap, ImageMapError
-from emulator.kubelet.kubelet import Kubelet, KubeletSettings, stop_leftovers
-from emulator.kubelet.podworker import Backoff
 from emulator.netpol.engine import PolicyEngine
 from emulator.observability.metrics import Collectors, install
 from emulator.observability.stats import DataPathStats
@@ -87,6 +84,9 @@ from emulator.security import tls as auth_tls
 from emulator.store.backend import Backend, MemoryBackend, SqliteBackend
 from emulator.store.store import Store
 from emulator.timestamps import now_rfc3339
+
+if TYPE_CHECKING:  # the kubelet package loads only with --kubelet (or over leftovers to stop): start-up time
+    from emulator.kubelet.kubelet import Kubelet
 
 log = logging.getLogger("emulator")
 
@@ -250,7 +250,9 @@ class Runtime:
             self.kubelet = self._make_kubelet()
             cluster.unrunnable = self.kubelet.unrunnable
         self.registry.claim_stored()
-        if self.kubelet is None and not config.in_memory:  # what a run killed with -9 left running
+        if self.kubelet is None and not config.in_memory and (Path(config.data_dir) / "pods").is_dir():
+            from emulator.kubelet.kubelet import stop_leftovers  # what a run killed with -9 left running
+
             stop_leftovers(self.registry, Path(config.data_dir) / "pods")
         self._start_auth(cluster.api_address, plan.service_ips.first_address)
         if self.api_tls is not None:
@@ -343,7 +345,7 @@ class Runtime:
         self._closers.append(housekeeping.cancel)
         self.faces["data"] = "in memory (nothing is kept)" if config.in_memory else f"{config.store_path} ({loaded} objects)"
         # Everything loaded at start lives as long as the process: keep the collector from rescanning it.
-        gc.collect()
+        # No collection first: it found ~100 unreachable objects for 20-50 ms before the API answers.
         gc.freeze()
         self.started_in = time.perf_counter() - began
 
@@ -375,6 +377,10 @@ class Runtime:
         raise StartRefused(untrusted_store_message(data_dir, record, found, getpass.getuser()))
 
     def _make_kubelet(self) -> Kubelet:
+        from emulator.kubelet.images import ImageMap, ImageMapError
+        from emulator.kubelet.kubelet import Kubelet, KubeletSettings
+        from emulator.kubelet.podworker import Backoff
+
         config = self.config
         try:
             images = ImageMap.load(config.image_map) if config.image_map else ImageMap()
@@ -510,21 +516,25 @@ class Runtime:
         await self.store.drain()
         self.store.close()
 
-    async def _give_memory_back(self, interval: float = 5.0) -> None:
+    async def _give_memory_back(self, interval: float = 2.0) -> None:
         """After many watches went away at once (clients that left, or were cut off), hand the freed heap
         back to the system: CPython keeps it otherwise, and RSS would stay at the high-water mark."""
         trim = _malloc_trim()
         high = self.store.listener_count
+        due = 0  # trims still to do
         while True:
             await asyncio.sleep(interval)
             now = self.store.listener_count
             # watches that came and went between two looks count too (the census keeps their peak)
             high = max(high, now, now - WatchCensus.open + WatchCensus.take_peak())
             if high - now >= 20:
+                due = 2  # now, and at the next look: their connections are torn down a moment after the watches
+                high = now
+            if due:
+                due -= 1
                 gc.collect()
                 if trim is not None:
                     trim(0)
-                high = now
 
     def process_status(self) -> dict[str, Any]:
         """How much the process holds right now: for people (and benchmarks) checking that load goes away."""
