@@ -570,7 +570,10 @@ class GatewayClient(HttpClient):
             return
         self.ctx.live.discard(self)
         self.closed = True  # this object is done with the connection
-        protocol = H2Gateway(self.ctx, self.gateway.routing, self.gateway.table, self.listener.key, self.listener.tls)
+        protocol = H2Gateway(
+            self.ctx, self.gateway.routing, self.gateway.table, self.listener.key, self.listener.tls,
+            scheme_ports=self.gateway.scheme_ports,
+        )
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         if first:
