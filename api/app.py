@@ -10,10 +10,11 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from api import connections, discovery, prometheus
 from api.http import BODY_BROKEN, MAX_BODY, json_response, status_response
@@ -29,41 +30,68 @@ HANDLER = web.AppKey("resource_handler", ResourceHandler)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    status = 500
-    running: Callable[[], None] | None = None  # a long-running request (watch, exec, logs) is counted while it runs
-    try:
-        running = prometheus.longrunning(request)
-        response = await handler(request)
-        status = response.status
-        return response
-    except errors.StatusError as exc:
-        status = exc.code
-        response = status_response(exc)
-        if request.body_exists and (request.get(BODY_BROKEN) or not request.content.at_eof()):
-            response.force_close()  # the rest of the body is unread or unreadable: no next request on it
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        reason = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}.get(exc.status, "BadRequest")
-        message = "the server could not find the requested resource" if exc.status == 404 else exc.reason
-        return status_response(errors.StatusError(exc.status, reason, message))
-    except Exception as exc:  # a bug must still answer as a Status, and be visible in the log
-        log.exception("internal error on %s %s", request.method, request.path_qs)
-        return status_response(errors.internal(f"internal error: {exc.__class__.__name__}: {exc}"))
-    except asyncio.CancelledError:  # the client went away (aiohttp cancels its handler): not a server error
-        status = 200 if request.writer.output_size else 499  # a stream under way had answered; else nginx's 499
-        raise
-    finally:
-        connections.response_done(request)
-        elapsed = time.perf_counter() - started
-        if running is not None:
-            running()
-        prometheus.observe(request, status, elapsed)
-        if ACCESS.enabled():
-            ACCESS.line(f"{request.method} {request.path_qs} {status} {elapsed * 1000:.1f}ms")
+class FrontDoor(Protocol):
+    """Checks the error middleware runs around every request (api/guard.py's `Guard`): `before` the handler
+    (raise a StatusError to refuse, or return a response to answer without the handler), `after` it on a
+    normal answer. Plain calls: each would otherwise be a middleware, a coroutine layer per request."""
+
+    def before(self, request: web.Request) -> web.StreamResponse | None: ...
+
+    def after(self, request: web.Request, response: web.StreamResponse) -> None: ...
+
+
+def error_middleware(front: FrontDoor | None = None) -> Middleware:
+    """The outermost middleware: `front`'s checks, then the handler; every failure leaves as a Status,
+    every request is counted (api/prometheus.py) and logged."""
+
+    @web.middleware
+    async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        running: Callable[[], None] | None = None  # a long-running request (watch, exec, logs) is counted while it runs
+        try:
+            running = prometheus.longrunning(request)
+            if front is None:
+                response = await handler(request)
+            else:
+                answered = front.before(request)
+                if answered is not None:
+                    status = answered.status
+                    return answered
+                response = await handler(request)
+                front.after(request, response)
+            status = response.status
+            return response
+        except errors.StatusError as exc:
+            status = exc.code
+            response = status_response(exc)
+            if request.body_exists and (request.get(BODY_BROKEN) or not request.content.at_eof()):
+                response.force_close()  # the rest of the body is unread or unreadable: no next request on it
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            reason = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}.get(exc.status, "BadRequest")
+            message = "the server could not find the requested resource" if exc.status == 404 else exc.reason
+            return status_response(errors.StatusError(exc.status, reason, message))
+        except Exception as exc:  # a bug must still answer as a Status, and be visible in the log
+            log.exception("internal error on %s %s", request.method, request.path_qs)
+            return status_response(errors.internal(f"internal error: {exc.__class__.__name__}: {exc}"))
+        except asyncio.CancelledError:  # the client went away (aiohttp cancels its handler): not a server error
+            status = 200 if request.writer.output_size else 499  # a stream under way had answered; else nginx's 499
+            raise
+        finally:
+            connections.response_done(request)
+            elapsed = time.perf_counter() - started
+            if running is not None:
+                running()
+            prometheus.observe(request, status, elapsed)
+            if ACCESS.enabled():
+                ACCESS.line(f"{request.method} {request.path_qs} {status} {elapsed * 1000:.1f}ms")
+
+    return status_errors
+
+
+status_errors = error_middleware()  # with no front-door checks (tests, tools)
 
 
 def _server_address(request: web.Request) -> str:
@@ -229,12 +257,13 @@ class DeferredRoutes(web.AbstractResource):
 
 def create_app(
     registry: Registry, routes: list[web.RouteDef] | None = None, middlewares: list[Any] | None = None,
-    deferred: list[DeferredRoutes] | None = None,
+    deferred: list[DeferredRoutes] | None = None, front: FrontDoor | None = None,
 ) -> web.Application:
     """The API application. `routes` lets other parts (e.g. pod environment) add their endpoints, and
-    `deferred` those whose modules load on first use; `middlewares` run inside `status_errors` (so their
-    errors are Status answers), e.g. api/auth.py's."""
-    app = web.Application(middlewares=[status_errors, *(middlewares or ())], client_max_size=MAX_BODY + 1)
+    `deferred` those whose modules load on first use; `front` is checked by the error middleware before
+    anything else (api/guard.py); `middlewares` run inside it (so their errors are Status answers), e.g.
+    api/auth.py's."""
+    app = web.Application(middlewares=[error_middleware(front), *(middlewares or ())], client_max_size=MAX_BODY + 1)
     app[HANDLER] = ResourceHandler(registry)
     app.router.add_get("/version", version)
     for path in ("/healthz", "/readyz", "/livez"):
@@ -249,6 +278,11 @@ def create_app(
     app.router.add_get("/apis/{group}/{version}", group_resources)
     if routes:
         app.router.add_routes(routes)
+    # The core namespaced collections and objects (and the namespaces themselves), ahead of the deferred
+    # routes under the same prefix: those serve only pods' subresources (one segment more), and would
+    # otherwise be asked about every request, before the generic routes below.
+    for path in ("", "/{name}", "/{namespace}/{plural}", "/{namespace}/{plural}/{name}"):
+        app.router.add_route("*", "/api/v1/namespaces" + path, resource)
     for routes_later in deferred or ():
         app.router.register_resource(routes_later)
     app.router.add_route("*", "/api/{version}/{rest:.+}", resource)

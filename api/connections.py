@@ -112,14 +112,13 @@ class HeadDeadline(asyncio.Protocol):
             self.held.append(data)
             return
         if self.waiting_head:
-            if self.timer is None:
-                self._arm()  # the first byte of the next request starts its clock
             if self.starts is not None and len(self.line) < HEAD_LINE_MAX and b"\n" not in self.line:
                 self.line += data[:HEAD_LINE_MAX]
-            seen = self.tail + data
+            seen = self.tail + data if self.tail else data
             if b"\r\n\r\n" in seen:
                 self.waiting_head = False
-                self._disarm()
+                if self.timer is not None:
+                    self._disarm()
                 if (self.starts is not None and (Backlogs.sending >= BUSY_BACKLOGS or self.starts.held)
                         and WATCH_REQUEST.match(self.line.split(b"\n", 1)[0])):
                     self.line = b""
@@ -128,6 +127,10 @@ class HeadDeadline(asyncio.Protocol):
                     return
                 self.line = b""
             else:
+                if self.timer is None:
+                    # the first byte of the next request starts its clock (a head that arrives whole, in
+                    # this first piece, needs none: the usual request costs no timer)
+                    self._arm()
                 self.tail = seen[-3:]
         self.inner.data_received(data)
 

@@ -19,9 +19,10 @@ with `mode: "no-cors"` and a text/plain body), and DNS rebinding lets a page's o
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -29,8 +30,6 @@ from aiohttp import web
 from api.http import PROTOBUF
 from emulator import errors
 from emulator.registry.registry import PATCH_TYPES
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # What the API server decodes (plus the patch types, for PATCH only).
 BODY_TYPES = frozenset({"application/json", "application/yaml", "application/x-yaml", "text/yaml", PROTOBUF})
@@ -48,11 +47,16 @@ class BrowserRules:
         host = host.lower().rstrip(".")
         if host in self.hosts or host == "localhost" or host.endswith(".localhost"):
             return True
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            return False
-        return True  # an address: a rebinding page would send its name
+        return _is_address(host)  # an address: a rebinding page would send its name
+
+
+@functools.lru_cache(maxsize=256)  # bounded: hosts come from clients; the usual few are parsed once
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def rules(api_host: str, zone: str, accept_hosts: Iterable[str], allow_origins: Iterable[str]) -> BrowserRules:
@@ -75,37 +79,51 @@ def _host_of(request: web.Request) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def middleware(browser: BrowserRules) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+class Guard:
+    """The checks as the API's error middleware runs them (api/app.py `create_app(front=...)`): `before` the
+    handler, refusing with a StatusError or answering a CORS preflight itself; `after` it, the CORS headers
+    of an allowed page. Plain calls, not a middleware of their own: no coroutine layer per request."""
+
+    __slots__ = ("browser",)
+
+    def __init__(self, browser: BrowserRules) -> None:
+        self.browser = browser
+
+    def before(self, request: web.Request) -> web.StreamResponse | None:
+        browser = self.browser
         host = _host_of(request)
         if not browser.host_accepted(host):
             raise errors.forbidden_request(
                 f'the API does not answer to host "{host}" (a web page that points its own name at this machine '
                 f"sends such requests): use localhost or an address, or start serve with --accept-hosts {host}"
             )
-        origin = request.headers.get("Origin")
-        allowed_origin = origin is not None and origin.lower().rstrip("/") in browser.origins
-        if origin is not None and not allowed_origin and origin.lower() != f"{request.scheme}://{request.host}".lower():
-            raise errors.forbidden_request(
-                f'requests from web pages are refused (Origin "{origin}"): the API changes a cluster that runs '
-                "commands; to let a page of your own call it, start serve with --allow-origins " + origin
-            )
-        if origin is None and request.headers.get("Sec-Fetch-Site", "").lower() in FOREIGN_SITES:
-            raise errors.forbidden_request("requests from other web sites are refused (Sec-Fetch-Site: cross-site)")
-        if request.method == "OPTIONS":
+        headers = request.headers
+        origin = headers.get("Origin")
+        if origin is None:
+            if headers.get("Sec-Fetch-Site", "").lower() in FOREIGN_SITES:
+                raise errors.forbidden_request("requests from other web sites are refused (Sec-Fetch-Site: cross-site)")
+            allowed_origin = False
+        else:
+            allowed_origin = origin.lower().rstrip("/") in browser.origins
+            if not allowed_origin and origin.lower() != f"{request.scheme}://{request.host}".lower():
+                raise errors.forbidden_request(
+                    f'requests from web pages are refused (Origin "{origin}"): the API changes a cluster that runs '
+                    "commands; to let a page of your own call it, start serve with --allow-origins " + origin
+                )
+        method = request.method
+        if method == "OPTIONS":
             if not allowed_origin:
                 raise errors.forbidden_request("CORS preflight refused: no web page may call this API unless serve names its origin with --allow-origins")
             return _preflight(request, origin or "")
-        if request.method in WITH_BODY or request.headers.get("Content-Type"):
+        if method in WITH_BODY or "Content-Type" in headers:
             _check_media_type(request)
-        response = await handler(request)
-        if allowed_origin and origin is not None and not response.prepared:
+        return None
+
+    def after(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin is not None and not response.prepared and origin.lower().rstrip("/") in self.browser.origins:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
-        return response
-
-    return guard
 
 
 def _check_media_type(request: web.Request) -> None:

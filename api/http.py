@@ -43,11 +43,14 @@ ManifestLoader.yaml_implicit_resolvers = {
 
 
 def json_response(body: Any, status: int = 200, content_type: str = JSON, warnings: list[str] | None = None) -> web.Response:
-    response = web.Response(body=body if isinstance(body, bytes) else orjson.dumps(body), status=status)
-    # set by hand: aiohttp would add "; charset=utf-8", which breaks kubectl's discovery parsing
-    response.headers["Content-Type"] = content_type
-    for warning in warnings or ():
-        response.headers.add("Warning", f'299 - "{_quote(warning)}"')
+    # the Content-Type given as a header: aiohttp would add "; charset=utf-8" to a content_type, which
+    # breaks kubectl's discovery parsing
+    response = web.Response(
+        body=body if isinstance(body, bytes) else orjson.dumps(body), status=status, headers={"Content-Type": content_type}
+    )
+    if warnings:
+        for warning in warnings:
+            response.headers.add("Warning", f'299 - "{_quote(warning)}"')
     return response
 
 
@@ -77,6 +80,12 @@ async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise errors.too_large(MAX_BODY)
     inflate = zlib.decompressobj(ZLIB_WBITS[encoding]) if encoding in ZLIB_WBITS else None
+    content = request.content
+    if inflate is None and content.is_eof():  # all of it has arrived (the usual small body): no timer, no wait
+        whole = content.read_nowait()
+        if len(whole) > MAX_BODY:
+            raise errors.too_large(MAX_BODY)
+        return whole
     chunks: list[bytes] = []
     size = 0
     try:
@@ -168,6 +177,8 @@ def decode(body: bytes, content_type: str) -> Any:
 
 def flag(request: web.Request, name: str) -> bool:
     """Query booleans the way Go's ParseBool reads them (the Python client sends `watch=True`)."""
+    if not request.query_string:  # the usual write: no query to parse
+        return False
     return request.query.get(name, "").strip() in ("1", "t", "T", "true", "TRUE", "True")
 
 

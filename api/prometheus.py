@@ -28,7 +28,7 @@ REPORTED_VERBS = {
     "get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT", "patch": "PATCH",
     "delete": "DELETE", "deletecollection": "DELETECOLLECTION",
 }
-RESOURCE_ROUTES = ("/api/{version}/", "/apis/{group}/{version}/")
+RESOURCE_ROUTES = ("/api/{version}/", "/apis/{group}/{version}/", "/api/v1/namespaces")
 
 Labels = tuple[str, ...]  # metrics.API_LABELS' values
 Recorders = tuple[Callable[[], None], Callable[[float], None]]

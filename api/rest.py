@@ -170,6 +170,8 @@ class ResourceHandler:
     # -- writes --------------------------------------------------------------------------------------
 
     def _options(self, request: web.Request) -> WriteOptions:
+        if not request.query_string:
+            return WriteOptions()
         mode = request.query.get("fieldValidation") or "Warn"
         if mode not in FIELD_VALIDATION_MODES:
             raise errors.bad_request(f'fieldValidation must be one of Strict, Warn or Ignore, not "{mode}"')
@@ -181,7 +183,7 @@ class ResourceHandler:
     async def create(self, request: web.Request, target: Target) -> web.Response:
         body = await decode_body(request)
         result = self.registry.create(target.rt, target.namespace or "", body, self._options(request))
-        return json_response(result.obj, status=201, warnings=result.warnings)
+        return json_response(result.raw or result.obj, status=201, warnings=result.warnings)
 
     async def update(self, request: web.Request, target: Target) -> web.Response:
         body = await decode_body(request)

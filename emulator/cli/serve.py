@@ -102,12 +102,10 @@ async def serve(cfg: config_module.Config) -> int:
             DeferredRoutes("/api/v1/namespaces", _pod_subresource("portforward"), lambda: pod_port_forward(rt)),
             DeferredRoutes(metrics_prefix.rstrip("/"), lambda path: path.startswith(metrics_prefix), lambda: resource_metrics(rt)),
         ],
-        middlewares=[
-            guard.middleware(guard.rules(
-                cfg.api_host, cfg.cluster_domain.strip(".").lower(), _listed(cfg.accept_hosts), _listed(cfg.allow_origins),
-            )),
-            *auth.middlewares(rt.authenticator, rt.auth_required),
-        ],
+        front=guard.Guard(guard.rules(
+            cfg.api_host, cfg.cluster_domain.strip(".").lower(), _listed(cfg.accept_hosts), _listed(cfg.allow_origins),
+        )),
+        middlewares=auth.middlewares(rt.authenticator, rt.auth_required),
     ), api_server=connections.serve)
     try:
         await runtime.start()

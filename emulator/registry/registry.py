@@ -10,15 +10,17 @@ refuses the write. Per-kind behaviour lives in each kind's strategy (emulator/ki
 from __future__ import annotations
 
 import copy
+import os
 import random
+import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator
 
 from emulator import envvars, errors, limits, podenv, validation
 from emulator.kinds import KINDS, NAMESPACES, NODES, PODS, SERVICES, ResourceType, kind_of
@@ -67,6 +69,57 @@ _NAME_RULES = {
     "dns1035": validation.dns1035_label_errors,
     "path segment": path_segment_errors,  # RBAC roles and bindings (`system:basic-user`)
 }
+
+
+_UID_BATCH = 16 * 256  # random bytes read at once: one getrandom() per 256 uids, not one each
+_uid_random = b""
+_uid_next = _UID_BATCH
+_uid_lock = threading.Lock()
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID, as uuid.uuid4() makes it from os.urandom, in under half the time:
+    the random bytes are read in batches and formatted by hand."""
+    global _uid_random, _uid_next
+    with _uid_lock:  # (writes come from the event loop; a tool's thread must not share a slice either)
+        if _uid_next >= _UID_BATCH:
+            _uid_random, _uid_next = os.urandom(_UID_BATCH), 0
+        b = bytearray(_uid_random[_uid_next:_uid_next + 16])
+        _uid_next += 16
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# Per model class: its validator with unknown fields refused rather than kept (None: none could be made).
+# A body it accepts validates exactly as with the model's own, and has no unknown field to look for; one it
+# refuses goes the model's own way, which says what was wrong, or which fields are unknown.
+_EXACT_VALIDATORS: dict[type[BaseModel], SchemaValidator | None] = {}
+
+
+def exact_validator(model_class: type[BaseModel]) -> SchemaValidator | None:
+    """`model_class`'s validator, built from its core schema with every model that allows extra fields
+    (ApiModel's `extra="allow"`) forbidding them instead; everything else (strictness, defaults, the
+    decode-error wrapper) stays as it is."""
+
+    def forbid(node: Any) -> None:
+        if isinstance(node, dict):
+            config = node.get("config")
+            if node.get("type") == "model" and isinstance(config, dict) and config.get("extra_fields_behavior") == "allow":
+                node["config"] = {**config, "extra_fields_behavior": "forbid"}
+            for value in node.values():
+                forbid(value)
+        elif isinstance(node, list):
+            for value in node:
+                forbid(value)
+
+    try:
+        schema = copy.deepcopy(model_class.__pydantic_core_schema__)
+        forbid(schema)
+        return SchemaValidator(schema)
+    except Exception:  # a schema this cannot copy: the model's own validator serves
+        return None
 
 
 def marked_for_deletion(obj: dict[str, Any]) -> bool:
@@ -137,6 +190,7 @@ class WriteResult:
     created: bool = False
     changed: bool = True
     warnings: list[str] = field(default_factory=list)
+    raw: bytes | None = None  # `obj` as JSON when the store already encoded it so (the answer to a create)
 
 
 
@@ -188,9 +242,10 @@ class Registry:
         """The resourceVersion of the last write (what a list is consistent with)."""
         return self.store.rv
 
-    async def settled_since(self, rv: int) -> None:
-        """Wait until every write after `rv` is on disk and every reactor has seen it."""
-        await self.store.settled_since(rv)
+    def settled_since(self, rv: int) -> Coroutine[Any, Any, None]:
+        """Wait until every write after `rv` is on disk and every reactor has seen it (the store's own
+        coroutine: no frame of ours for each resumption to pass through)."""
+        return self.store.settled_since(rv)
 
     def watch(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> Watch:
         if self.strategy(rt).storage_api_version in (None, rt.api_version):
@@ -282,12 +337,24 @@ class Registry:
                 f"{rt.key} ({rt.api_version}, {rt.kind})"
             )
         strategy = self.strategy(rt)
-        try:
-            model = strategy.model.model_validate(body)
-        except ValidationError as exc:
-            name = body.get("metadata", {}).get("name") if isinstance(body.get("metadata"), dict) else None
-            raise errors.invalid_object(rt.kind, rt.group, str(name or ""), field_errors(exc)) from exc
-        unknown = unknown_fields(model)
+        model_class = strategy.model
+        model: BaseModel | None = None
+        unknown: list[str] = []
+        exact = _EXACT_VALIDATORS.get(model_class)
+        if exact is not None:
+            try:
+                model = exact.validate_python(body)  # no unknown field anywhere: nothing to walk for them
+            except Exception:  # an unknown field, or any fault: the full path below says which
+                model = None
+        if model is None:
+            try:
+                model = model_class.model_validate(body)
+            except ValidationError as exc:
+                name = body.get("metadata", {}).get("name") if isinstance(body.get("metadata"), dict) else None
+                raise errors.invalid_object(rt.kind, rt.group, str(name or ""), field_errors(exc)) from exc
+            unknown = unknown_fields(model)
+            if model_class not in _EXACT_VALIDATORS and len(_EXACT_VALIDATORS) < 512:
+                _EXACT_VALIDATORS[model_class] = exact_validator(model_class)  # (built now: its schema is)
         # (a client's apiVersion/kind, when sent, were checked above to be these)
         obj = {"apiVersion": rt.api_version, "kind": rt.kind, **model.model_dump(exclude_none=True)}
         unknown += strategy.decode_fields(body, obj)
@@ -320,7 +387,7 @@ class Registry:
         name = meta["name"]
         for server_set in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(server_set, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         if rt.namespaced:
             self._check_namespace_open(rt, namespace, name)
@@ -330,7 +397,13 @@ class Registry:
         if self.store.get_raw(rt.key, namespace, name) is not None:
             raise errors.already_exists(rt.key, name)
         stored = self._commit(strategy, obj, None, options.dry_run, lambda: self.store.create(rt.key, namespace, name, obj))
-        return WriteResult(self._served(rt, stored), created=True, warnings=warnings)
+        served = self._served(rt, stored)
+        raw = None
+        if served is stored and not options.dry_run:
+            found = self.store.get_raw(rt.key, namespace, name)  # what the write just encoded: not encoded again
+            if found is not None and str(found[0]) == stored["metadata"].get("resourceVersion"):
+                raw = found[1]  # (else a listener, run at once without an event loop, changed it since)
+        return WriteResult(served, created=True, warnings=warnings, raw=raw)
 
     def update(
         self, rt: ResourceType, namespace: str, name: str, body: Any,
@@ -649,10 +722,11 @@ class Registry:
             raise errors.invalid_object(rt.kind, rt.group, name, problems)
 
     def _check_namespace_open(self, rt: ResourceType, namespace: str, name: str) -> None:
-        found = self.store.get(NAMESPACES.key, "", namespace)
+        found = self.store.get_raw(NAMESPACES.key, "", namespace)
         if found is None:
             raise errors.not_found(NAMESPACES.key, namespace)
-        if marked_for_deletion(found):
+        # decoded only when it may be terminating: every create in the namespace asks
+        if b'"deletionTimestamp"' in found[1] and marked_for_deletion(orjson.loads(found[1])):
             raise errors.forbidden_request(
                 f'{rt.key} "{name}" is forbidden: unable to create new content in namespace {namespace} because it is being terminated'
             )

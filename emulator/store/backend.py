@@ -6,6 +6,7 @@ at start, to hand back what it persisted. A backend never interprets objects.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -51,6 +52,14 @@ class MemoryBackend:
         return None
 
 
+INSERT_CHUNK = 512  # rows per INSERT statement (x 5 values: far below SQLite's 32,766 bound variables)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_rows(count: int) -> str:
+    return "INSERT OR REPLACE INTO objects VALUES " + ",".join(["(?,?,?,?,?)"] * count)
+
+
 class SqliteBackend:
     """SQLite in WAL mode. With `synchronous=FULL` a commit is fsynced before it returns (survives power
     loss); with NORMAL it is in the OS page cache (survives `kill -9`, the case the tests exercise).
@@ -88,10 +97,16 @@ class SqliteBackend:
 
     def commit(self, rv: int, puts: Iterable[Row], deletes: Iterable[tuple[str, str, str]]) -> None:
         db = self._db
+        rows = puts if isinstance(puts, list) else list(puts)
         db.execute("BEGIN")
         try:
-            db.executemany("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)", puts)
-            db.executemany("DELETE FROM objects WHERE resource=? AND namespace=? AND name=?", deletes)
+            # one statement per chunk of rows, not one per row: what each statement run costs (a step, the
+            # GIL let go and taken back while the event loop wants it) is paid once per chunk
+            for start in range(0, len(rows), INSERT_CHUNK):
+                chunk = rows[start:start + INSERT_CHUNK]
+                db.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row])
+            if deletes:
+                db.executemany("DELETE FROM objects WHERE resource=? AND namespace=? AND name=?", deletes)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (rv,))
             db.execute("COMMIT")
         except BaseException:

@@ -28,7 +28,41 @@ from emulator.store.events import ADDED, DELETED, MODIFIED, Event, Listener
 
 log = logging.getLogger(__name__)
 
-Bucket = dict[str, tuple[int, bytes]]  # name -> (resourceVersion, JSON)
+
+class Bucket:
+    """One namespace's objects of one kind: name -> JSON and name -> resourceVersion. Two dicts of plain
+    values (str, bytes, int) rather than one of (rv, JSON) tuples: such dicts are never tracked by the
+    cyclic garbage collector, so its full collections do not walk every stored object (with 100,000 pods
+    one walk took milliseconds, and grew with the store: the API's p99 with it)."""
+
+    __slots__ = ("raws", "rvs")
+
+    def __init__(self) -> None:
+        self.raws: dict[str, bytes] = {}
+        self.rvs: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.raws
+
+    def get(self, name: str) -> tuple[int, bytes] | None:
+        raw = self.raws.get(name)
+        return None if raw is None else (self.rvs[name], raw)
+
+    def put(self, name: str, rv: int, raw: bytes) -> None:
+        self.raws[name] = raw
+        self.rvs[name] = rv
+
+    def remove(self, name: str) -> None:
+        del self.raws[name]
+        del self.rvs[name]
+
+    def items(self) -> list[tuple[str, int, bytes]]:
+        """(name, resourceVersion, JSON) of every object, in insertion order (a copy)."""
+        rvs = self.rvs
+        return [(name, rvs[name], raw) for name, raw in self.raws.items()]
 
 
 def _event_rv(event: Event) -> int:
@@ -59,6 +93,7 @@ class Store:
         # Watches may resume from any resourceVersion >= this one.
         self._history_floor = 0
         self._listeners: dict[Listener, None] = {}  # ordered, and a listener leaves in O(1)
+        self._listening: tuple[Listener, ...] = ()  # the same, as delivery walks it (rebuilt on a change)
         self._unsaved: list[tuple[Event, Row | None]] = []  # written, not yet committed (None = deleted)
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
@@ -77,7 +112,7 @@ class Store:
         rv, rows = self.backend.load()
         count = 0
         for row in rows:
-            self._bucket(row.resource, row.namespace)[row.name] = (row.rv, row.raw)
+            self._bucket(row.resource, row.namespace).put(row.name, row.rv, row.raw)
             count += 1
         self.rv = self._dispatched_rv = self._history_floor = rv
         return count
@@ -90,12 +125,15 @@ class Store:
             by_ns = self._objects[resource] = {}
         bucket = by_ns.get(namespace)
         if bucket is None:
-            bucket = by_ns[namespace] = {}
+            bucket = by_ns[namespace] = Bucket()
         return bucket
 
     def get_raw(self, resource: str, namespace: str, name: str) -> tuple[int, bytes] | None:
         bucket = self._objects.get(resource, {}).get(namespace)
-        return bucket.get(name) if bucket else None
+        if bucket is None:
+            return None
+        raw = bucket.raws.get(name)
+        return None if raw is None else (bucket.rvs[name], raw)
 
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.get_raw(resource, namespace, name)
@@ -112,9 +150,9 @@ class Store:
         for ns in [namespace] if namespace is not None else sorted(by_ns):
             bucket = by_ns.get(ns)
             if bucket:
-                for name in sorted(bucket):
-                    rv, raw = bucket[name]
-                    yield ns, name, rv, raw
+                raws, rvs = bucket.raws, bucket.rvs
+                for name in sorted(raws):
+                    yield ns, name, rvs[name], raws[name]
 
     def objects(self, resource: str, namespace: str | None = None) -> Iterator[dict[str, Any]]:
         for raw in self.raws(resource, namespace):
@@ -144,7 +182,7 @@ class Store:
         obj: dict[str, Any] = orjson.loads(current[1])
         obj["metadata"]["resourceVersion"] = str(rv)
         self.rv = rv
-        del bucket[name]
+        bucket.remove(name)
         self._record(Event(DELETED, resource, namespace, name, rv, _exact(orjson.dumps(obj))), None)
         return obj
 
@@ -165,7 +203,7 @@ class Store:
         obj["metadata"]["resourceVersion"] = str(rv)
         raw = _exact(orjson.dumps(obj))
         self.rv = rv
-        bucket[name] = (rv, raw)
+        bucket.put(name, rv, raw)
         self._record(Event(kind, resource, namespace, name, rv, raw), Row(resource, namespace, name, rv, raw))
         return obj
 
@@ -251,7 +289,7 @@ class Store:
                     self._history_floor = self._history[0].rv if self._history else event.rv
                 self._history.append(event)
                 self._dispatch_root = self._root_of.pop(event.rv, event.rv)
-                for listener in tuple(self._listeners):
+                for listener in self._listening:
                     try:
                         listener(event)
                     except Exception:  # a broken listener must not lose the write for the others
@@ -306,10 +344,12 @@ class Store:
         """`settled` for every change after `before` (a request that wrote several objects)."""
         last = self.rv
         while True:
-            target = max([last, *(v for k, v in self._last_of_root.items() if before < k <= last)])
+            reactions = self._last_of_root
+            target = max([last, *(v for k, v in reactions.items() if before < k <= last)]) if reactions else last
             if self._dispatched_rv >= target:
-                for root in [k for k in self._last_of_root if before < k <= last]:
-                    del self._last_of_root[root]
+                if reactions:
+                    for root in [k for k in reactions if before < k <= last]:
+                        del reactions[root]
                 return
             await self.settled(target)
 
@@ -321,6 +361,7 @@ class Store:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners[listener] = None
+        self._listening = tuple(self._listeners)
 
     @property
     def listener_count(self) -> int:
@@ -328,20 +369,21 @@ class Store:
 
     @property
     def listeners(self) -> tuple[Listener, ...]:
-        return tuple(self._listeners)
+        return self._listening
 
     def object_counts(self) -> dict[str, int]:
         """Objects stored, by resource (/metrics reads it)."""
         return {resource: sum(map(len, by_ns.values())) for resource, by_ns in self._objects.items()}
 
     def unsubscribe(self, listener: Listener) -> None:
-        self._listeners.pop(listener, None)
+        if self._listeners.pop(listener, 0) is None:
+            self._listening = tuple(self._listeners)
 
     def replay(self, listener: Listener, resources: tuple[str, ...]) -> None:
         """Hand a new listener the current objects as ADDED events (the informer's initial list)."""
         for resource in resources:
             for ns, bucket in list(self._objects.get(resource, {}).items()):
-                for name, (rv, raw) in list(bucket.items()):
+                for name, rv, raw in bucket.items():
                     listener(Event(ADDED, resource, ns, name, rv, raw))
 
     def events_since(self, rv: int) -> list[Event]:
