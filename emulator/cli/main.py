@@ -5,20 +5,31 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from emulator import config as config_module
-from emulator.cli import flows as flows_module
-from emulator.cli import run as run_module
-from emulator.cli.kubeconfig_command import kubeconfig_command
 
 log = logging.getLogger("emulator")
+COMMANDS = ("serve", "kubeconfig", "run", "env", "flows")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="emulator", description="Kubernetes service discovery and routing on one machine.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the emulator (API, DNS, proxy)")
     config_module.add_arguments(serve)
+    if argv[:1] == ["serve"]:
+        # `serve` parses only its own options: the other commands' modules (their API client, the kubelet's
+        # sandbox, ctypes) would cost its start ~7 ms for nothing; its help and errors read the same
+        commands.metavar = "{" + ",".join(COMMANDS) + "}"  # every command in the usage line all the same
+        from emulator.cli import serve as serve_command  # the engine and api/ load only for `serve`
+
+        return serve_command.main(config_module.from_args(parser.parse_args(argv)))
+    from emulator.cli import flows as flows_module
+    from emulator.cli import run as run_module
+    from emulator.cli.kubeconfig_command import kubeconfig_command
+
     kc = commands.add_parser("kubeconfig", help="print or write a kubeconfig context 'emulator' for kubectl")
     kc.add_argument("--server", help="the emulator's API URL [default: the --from-data-dir kubeconfig's, else from EMULATOR_API_HOST/EMULATOR_API_PORT, else http://127.0.0.1:8080]")
     kc.add_argument("--from-data-dir", nargs="?", const="", default=None, metavar="DIR",

@@ -14,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from emulator import errors
 from emulator.kinds import GATEWAY_CLASSES, INGRESS_CLASSES, NODES
@@ -63,10 +62,21 @@ def _runtime_version() -> str:
 
 
 def _disk_size() -> str:
-    try:
-        return f"{psutil.disk_usage(os.path.abspath(os.sep)).total // 1024}Ki"
+    try:  # statvfs' f_blocks * f_frsize, as psutil.disk_usage counts it
+        return f"{shutil.disk_usage(os.path.abspath(os.sep)).total // 1024}Ki"
     except OSError:
         return "0"
+
+
+def _cpus_and_memory() -> tuple[int, int]:
+    """Logical CPUs and bytes of memory. On Linux the numbers psutil reads (sysconf's online CPUs; sysinfo's
+    total RAM, /proc/meminfo's MemTotal) without loading psutil, ~8 ms of every start; psutil elsewhere."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(ValueError, OSError):
+            return os.cpu_count() or 1, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    import psutil
+
+    return psutil.cpu_count(logical=True) or os.cpu_count() or 1, int(psutil.virtual_memory().total)
 
 
 def node_labels() -> dict[str, str]:
@@ -83,14 +93,15 @@ def node_labels() -> dict[str, str]:
 
 
 def node_status(address: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a kubelet on this machine reports: capacity from the machine (psutil), Ready, addresses, info."""
+    """What a kubelet on this machine reports: capacity from the machine (`_cpus_and_memory`), Ready, addresses, info."""
     now = now_rfc3339()
+    cpus, memory = _cpus_and_memory()
     resources = {
-        "cpu": str(psutil.cpu_count(logical=True) or os.cpu_count() or 1),
+        "cpu": str(cpus),
         "ephemeral-storage": _disk_size(),
         "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
-        "memory": f"{psutil.virtual_memory().total // 1024}Ki",
+        "memory": f"{memory // 1024}Ki",
         "pods": str(MAX_PODS),
     }
     before = {c.get("type"): c for c in (previous or {}).get("conditions") or []}

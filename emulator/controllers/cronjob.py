@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import orjson
-from croniter import CroniterBadDateError, croniter
 
 from emulator import errors
 from emulator.controllers.replicaset import EventRecorder, OwnedIndex, controller_ref, owner_reference
@@ -57,6 +56,8 @@ NEVER = 3600.0  # how long to wait when a schedule never fires again ("30 2 31 2
 def most_recent_schedule(schedule: str, zone: tzinfo, earliest: datetime, now: datetime) -> tuple[datetime | None, int]:
     """The latest scheduled time in (earliest, now], and how many there are (counted up to MAX_MISSED + 1):
     getMostRecentScheduleTime. (None, 0) when nothing is due."""
+    from croniter import croniter  # (loaded with the first CronJob, as in emulator/kinds/cronjob.py)
+
     expression = parse_schedule(schedule)
     times = croniter(expression, earliest.astimezone(zone))
     first: datetime = times.get_next(datetime)
@@ -72,6 +73,8 @@ def most_recent_schedule(schedule: str, zone: tzinfo, earliest: datetime, now: d
 
 
 def previous_at_or_before(expression: str, zone: tzinfo, now: datetime) -> datetime:
+    from croniter import croniter
+
     result: datetime = croniter(expression, (now + timedelta(microseconds=1)).astimezone(zone)).get_prev(datetime)
     return result
 
@@ -233,6 +236,8 @@ class CronJobController:
                 self.events.record(CRON_JOBS, cron_job, "Warning", reason, str(exc))
                 return None
             problem = self._run_due(cron_job, now, zone, active, status)
+            from croniter import CroniterBadDateError
+
             try:
                 recheck = (next_schedule_after(spec["schedule"], zone, now) - now).total_seconds() + 0.1
             except CroniterBadDateError:  # a schedule that never fires ("0 0 30 2 *")

@@ -22,8 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-import re2  # type: ignore[import-untyped]
-
 from emulator.routing.model import (
     Action,
     Entry,
@@ -85,6 +83,8 @@ def _prefix_keys(path: str) -> list[str]:
 
 @functools.lru_cache(maxsize=REGEX_CACHE)
 def _compiled_regex(pattern: str) -> Any:
+    import re2  # type: ignore[import-untyped]  # (loaded with the first RegularExpression match, as in kinds/customresourcedefinition.py)
+
     try:
         return re2.compile(pattern)
     except Exception:  # re2.error and friends: such a pattern matches nothing

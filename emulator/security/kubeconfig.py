@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 NAME = "emulator"  # the cluster, user and context name
 
 
@@ -112,6 +110,8 @@ def merge(
 
 
 def render(config: Mapping[str, Any]) -> str:
+    import yaml  # (loaded when a kubeconfig is written or read, not at every start)
+
     return yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=False)
 
 
@@ -136,6 +136,8 @@ def read(path: Path) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise KubeconfigError(f"cannot read {path}: {exc.strerror}") from exc
+    import yaml
+
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from cryptography import exceptions as crypto_exceptions
+from cryptography import x509
 
 from emulator.controllers import gatewayapi as gatewayapi_controller
 from emulator.controllers.builtins import ensure_gateway_class
@@ -122,7 +123,7 @@ async def test_the_status_controller_compiles_once_per_batch(gateway_cluster: tu
 
 def test_a_secret_cryptography_refuses_oddly_costs_only_its_own_ingress(monkeypatch: pytest.MonkeyPatch) -> None:
     ingress._checked_pair.cache_clear()
-    monkeypatch.setattr(ingress.x509, "load_pem_x509_certificate", lambda data: (_ for _ in ()).throw(
+    monkeypatch.setattr(x509, "load_pem_x509_certificate", lambda data: (_ for _ in ()).throw(
         crypto_exceptions.UnsupportedAlgorithm("unsupported signature algorithm")))
     objs = RoutingObjects()
     good = ingress_obj("good", "good.test", "web")
