@@ -315,7 +315,8 @@ class Runtime:
         ensure_bootstrap_policy(self.registry)  # the default RBAC roles and bindings
         await self.store.settled(self.store.rv)  # the built-ins are stored and every index has them
         # the cluster's names as hosts-file lines: for the kubelet's pods and `emulator run` (api/podhosts.py)
-        self.cluster_hosts = hosts = ClusterHosts(config.cluster_domain)
+        # (reading the DNS server's index, fed by the same events, rather than keeping a second one)
+        self.cluster_hosts = hosts = ClusterHosts(config.cluster_domain, index=self.dns_index)
         self.store.subscribe(hosts.apply)
         self.store.replay(hosts.apply, (NAMESPACES.key, SERVICES.key, ENDPOINTS.key, ENDPOINT_SLICES.key))
         self._closers.append(hosts.close)

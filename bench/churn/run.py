@@ -78,12 +78,12 @@ class Children:
 
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def spawn(self, cmd: list[str], log: Path, cpu: str | None) -> subprocess.Popen[bytes]:
+    def spawn(self, cmd: list[str], log: Path, cpu: str | None, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
         if cpu is not None:
             cmd = ["taskset", "-c", cpu, *cmd]  # taskset execs: the pid is the program's own
         with log.open("ab") as out:
             # A session of its own: Ctrl-C reaches only this script, which then stops the children.
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         self.procs.append(proc)
         return proc
@@ -729,6 +729,53 @@ def core_busy(core: int | None) -> tuple[float, float]:
     return 0.0, 0.0
 
 
+async def cpu_only(args: argparse.Namespace, children: Children, tmp: Path, pid: int, load_cpu: str | None, session: aiohttp.ClientSession,
+                   base: str, dns_port: int, cluster: Cluster, load_before: tuple[float, ...]) -> int:
+    """`--cpu-only`: no dnsperf, wrk or peers; the churn for a while beside the two probes, and what each
+    acknowledged write cost the emulator in CPU (steadier than the rates on a shared machine)."""
+    dns_probe = DnsProbe([f"tmp-{i}.{NS}.svc.{ZONE}" for i in range(CHURN_NAMES)], cluster.still)
+    http_probe = HttpProbe()
+    probes_stop = asyncio.Event()
+    per_conn = args.http_probe_rate / 4
+    probes = [asyncio.create_task(dns_probe.run(dns_port, args.dns_probe_rate, probes_stop))]
+    probes += [asyncio.create_task(http_probe.connection(*cluster.web, 1 / per_conn, probes_stop)) for _ in range(4)]
+    probes_only = await busy(pid, 1.0)
+    churn = Churn(session, base, args.rate, args.web_flips)
+    churn_stop = asyncio.Event()
+    churn_task = asyncio.create_task(churn.run(churn_stop))
+    await asyncio.sleep(0.5)
+    spy = asyncio.create_task(profile(children, tmp, pid, int(args.cpu_only), load_cpu)) if args.profile else None
+    cpu, began = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(args.cpu_only)
+    used, ended = cpu_seconds(pid) - cpu, time.monotonic()
+    churn_stop.set()
+    window = await churn_task
+    await churn.settle()
+    probes_stop.set()
+    await asyncio.gather(*probes)
+    acked = [w for w in churn.writes if w.acked is not None and 200 <= w.status < 300 and began <= w.acked <= ended]
+    kinds = Counter(w.kind for w in acked)
+    latencies = [w.acked - w.sent for w in acked if w.acked is not None]
+    share = used / (ended - began)
+    cost = (used - probes_only * (ended - began)) / max(len(acked), 1)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}, after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"churn {ended - began:.1f}s: {len(acked) / (ended - began):,.0f} acknowledged/s ("
+          + ", ".join(f"{k} {n / (ended - began):,.0f}/s" for k, n in sorted(kinds.items()))
+          + f"); ack p50 {1000 * pct(latencies, 50):.1f} ms, p99 {1000 * pct(latencies, 99):.1f} ms")
+    print(f"emulator {100 * share:.0f}% of one core against {100 * probes_only:.0f}% with the probes only: "
+          f"{1000 * cost:.3f} ms of emulator CPU per acknowledged write")
+    dns_checked, dns_wrong, dns_examples = check_dns(dns_probe.answers, churn.lives, cluster.still)
+    http_checked, http_wrong, _, http_examples = check_http(http_probe.results, churn.flips, cluster.down_since)
+    print(f"correctness: DNS {dns_checked:,} checked, {sum(dns_wrong.values())} wrong, {dns_probe.lost} unanswered; "
+          f"HTTP {http_checked:,} checked, {http_wrong} wrong")
+    for example in [*dns_examples, *http_examples]:
+        print(f"    e.g. {example}")
+    del window
+    for line in await spy if spy else []:
+        print(line)
+    return 1 if sum(dns_wrong.values()) or http_wrong else 0
+
+
 async def busy(pid: int, seconds: float) -> float:
     """The share of one core `pid` uses over the next `seconds`."""
     cpu, began = cpu_seconds(pid), time.monotonic()
@@ -815,7 +862,7 @@ async def run(args: argparse.Namespace, children: Children, tmp: Path) -> int:
     emu_log = tmp / "emulator.log"
     emulator = children.spawn([PYTHON, "-m", "emulator", "serve", "--in-memory", "--api-port", str(api_port),
                                "--dns-port", str(dns_port), "--gateway-port", "-1", "--gateway-https-port", "-1",
-                               "--log-level", "WARNING"], emu_log, server_cpu)
+                               "--log-level", "WARNING"], emu_log, server_cpu, Path(args.source or ROOT))
     for ip in BACKENDS.values():
         await wait_tcp(ip, backend_port, backends, tmp / "backends.log")
     await wait_tcp("127.0.0.1", haproxy_port, haproxy, tmp / "haproxy.log")
@@ -851,6 +898,9 @@ async def run(args: argparse.Namespace, children: Children, tmp: Path) -> int:
         print(f"cluster: {args.names:,} services in `{STILL_NS}` (the names dnsperf asks for, cached after a warm-up); "
               f"in `{NS}`: service web (2 ready backends + 2 whose readiness flips), {FLIP_SERVICES} services × "
               f"{FLIP_PODS} pods, {CHURN_NAMES} names created and deleted over and over")
+
+        if args.cpu_only:
+            return await cpu_only(args, children, tmp, emulator.pid, load_cpu, session, base, dns_port, cluster, load_before)
 
         # warm-up: the answer caches, the proxy's pooled connections
         await dnsperf(children, tmp, dns_port, queries, 1, load_cpu)
@@ -1039,6 +1089,9 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="py-spy the emulator for 10 s under churn: top frames")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the emulator to CPU 0 and the rest to the others")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) and print it")
+    ap.add_argument("--cpu-only", type=float, default=0, metavar="SECONDS",
+                    help="only the churn (and the probes) for SECONDS: the emulator's CPU per write, no dnsperf/wrk/peers")
+    ap.add_argument("--source", help="run the emulator from this tree (a copy, for before/after back to back)")
     args = ap.parse_args()
     for tool in ("dnsperf", "dnsmasq", "wrk", "haproxy"):
         if shutil.which(tool) is None:

@@ -301,7 +301,7 @@ class EndpointsController:
             return  # nothing its endpoints depend on changed (a status update, an annotation)
         info = ServiceInfo(
             ns, name, selector_from_map(selector), selector, svc.uid, svc.ports, svc.publish_not_ready, svc.headless,
-            svc.labels, old.members if old is not None and same_pods else self._scan(ns, selector_from_map(selector)),
+            svc.labels, old.members if old is not None and same_pods else self._members(ns, selector),
         )
         if old is not None:
             info.slices, info.placement = old.slices, old.placement
@@ -331,6 +331,32 @@ class EndpointsController:
             member_of[pod] = held
         else:
             member_of.pop(pod, None)
+
+    def _members(self, namespace: str, selector: dict[str, str]) -> dict[str, PodInfo]:
+        """The pods a new selector selects. A service whose selector is part of it already holds every
+        one of them: its members are checked (the same selector: taken as they are), not the namespace's
+        pods (a service created beside another with the same selector decodes no pod at all)."""
+        match = selector_from_map(selector)
+        index = self._index.get(namespace)
+        if self._start_pods is None and index is not None:
+            services = self._services.get(namespace, {})
+            narrowest: ServiceInfo | None = None
+            for name in index.candidates(selector):
+                other = services.get(name)
+                if other is not None and other.selector_map.items() <= selector.items() and (
+                    narrowest is None or len(other.members) < len(narrowest.members)
+                ):
+                    narrowest = other
+            if narrowest is not None:
+                if narrowest.selector_map == selector:
+                    return dict(narrowest.members)
+                members: dict[str, PodInfo] = {}
+                for pod_name, info in narrowest.members.items():
+                    pod = self.store.get(PODS.key, namespace, pod_name)
+                    if pod is not None and match.matches(pod["metadata"].get("labels") or {}):
+                        members[pod_name] = info
+                return members
+        return self._scan(namespace, match)
 
     def _scan(self, namespace: str, selector: Selector) -> dict[str, PodInfo]:
         if self._start_pods is not None:
@@ -412,10 +438,12 @@ class EndpointsController:
             self._schedule(ns, name)
 
     def _on_slice(self, event: Event) -> None:
+        if self._writing:
+            return  # our own write (without an event loop, delivered while we write)
         ns = event.namespace
         labels = event.obj["metadata"].get("labels") or {}
         service = self._services.get(ns, {}).get(labels.get(SERVICE_NAME_LABEL, ""))
-        if service is None or self._writing:
+        if service is None:
             return
         for slice_ in service.slices:
             if slice_.name == event.name:

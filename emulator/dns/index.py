@@ -274,31 +274,55 @@ def _shortened(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_RECORDS: dict[tuple[Any, str, tuple[PortRecord, ...]], EndpointRecord | None] = {}
+
+
+def _record(address: Any, hostname: str, ports: tuple[PortRecord, ...]) -> EndpointRecord | None:
+    """One endpoint's record, or None for an address that is not one. The same endpoint comes back with
+    every rewrite of its Endpoints and slices (one readiness flip rewrites all of them): its parse and
+    label are made once and shared, in a bounded memo."""
+    key = (address, hostname, ports)
+    try:
+        return _RECORDS[key]
+    except (KeyError, TypeError):  # TypeError: an address that is not a string (made, not memoized)
+        pass
+    ip = normalize_ip(str(address or ""))
+    record = None if ip is None else EndpointRecord(ip, endpoint_label(ip, hostname), ports)
+    if isinstance(address, str):
+        if len(_RECORDS) >= 50_000:
+            _RECORDS.clear()
+        _RECORDS[key] = record
+    return record
+
+
+def _ports(specs: Any) -> tuple[PortRecord, ...]:
+    return tuple(_port(p) for p in specs or ())
+
+
 def endpoint_records(obj: dict[str, Any]) -> tuple[EndpointRecord, ...]:
     """The ready addresses of an Endpoints object (not-ready ones are never answered)."""
     records = []
     for subset in obj.get("subsets") or ():
-        ports = tuple(_port(p) for p in subset.get("ports") or ())
+        ports = _ports(subset.get("ports"))
         for address in subset.get("addresses") or ():
-            ip = normalize_ip(str(address.get("ip") or ""))
-            if ip is not None:
-                hostname = str(address.get("hostname") or "").lower()
-                records.append(EndpointRecord(ip, endpoint_label(ip, hostname), ports))
+            record = _record(address.get("ip"), str(address.get("hostname") or "").lower(), ports)
+            if record is not None:
+                records.append(record)
     return tuple(records)
 
 
 def slice_records(obj: dict[str, Any]) -> tuple[EndpointRecord, ...]:
     """The ready endpoints of an EndpointSlice (ready unset counts as ready, as in discovery/v1)."""
     records = []
-    ports = tuple(_port(p) for p in obj.get("ports") or ())
+    ports = _ports(obj.get("ports"))
     for endpoint in obj.get("endpoints") or ():
         if (endpoint.get("conditions") or {}).get("ready") is False:
             continue
         hostname = str(endpoint.get("hostname") or "").lower()
         for address in endpoint.get("addresses") or ():
-            ip = normalize_ip(str(address or ""))
-            if ip is not None:
-                records.append(EndpointRecord(ip, endpoint_label(ip, hostname), ports))
+            record = _record(address, hostname, ports)
+            if record is not None:
+                records.append(record)
     return tuple(records)
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from emulator.store.events import DELETED
 
 if TYPE_CHECKING:  # the file rendering is also used by `emulator run`, which imports no engine code
+    from emulator.dns.index import DnsIndex
     from emulator.dns.records import EndpointRecord, ServiceRecord
     from emulator.store.events import Event
 
@@ -211,15 +212,21 @@ class ClusterHosts:
     """The cluster's names as hosts-file lines, and the tracked pods' files kept current.
 
     `apply` is a store listener (subscribe it and replay services, endpoints, slices and namespaces).
+    `index`: the DNS server's index of the same zone, already fed by the same events (subscribed before
+    this), read instead of a second one kept beside it; without it (no DNS server) this keeps its own.
     """
 
-    def __init__(self, zone: str = "cluster.local", host_resolv_conf: str | None = None) -> None:
-        from emulator.dns.index import DnsIndex
-        from emulator.dns.settings import DnsSettings
+    def __init__(self, zone: str = "cluster.local", host_resolv_conf: str | None = None, index: DnsIndex | None = None) -> None:
         from emulator.kinds.endpointslice import ENDPOINT_SLICES
 
         self.zone = zone.strip(".").lower()
-        self.index = DnsIndex(DnsSettings(zone=self.zone))
+        self._own_index = index is None
+        if index is None:
+            from emulator.dns.index import DnsIndex
+            from emulator.dns.settings import DnsSettings
+
+            index = DnsIndex(DnsSettings(zone=self.zone))
+        self.index = index
         self._watched = frozenset({"services", "endpoints", ENDPOINT_SLICES.key, "namespaces"})
         self._services: dict[str, set[str]] = {}  # namespace → service names
         self._tracked: dict[str, tuple[PodIdentity, bool, Path]] = {}  # pod uid → (pod, cluster DNS?, its hosts file)
@@ -232,7 +239,8 @@ class ClusterHosts:
     def apply(self, event: Event) -> None:
         if event.resource not in self._watched:
             return
-        self.index.apply(event)
+        if self._own_index:
+            self.index.apply(event)
         if event.resource == "services":
             names = self._services.setdefault(event.namespace.lower(), set())
             if event.type == DELETED:

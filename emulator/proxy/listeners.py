@@ -12,6 +12,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -102,6 +103,35 @@ def bind_problem(
     }
 
 
+def bound_socket(address: str, port: int, protocol: str) -> socket.socket:
+    """A socket bound to an IP address (checked by `_refusal`), made here rather than by the event loop:
+    given a host, uvloop resolves it on its thread pool, and waking that thread for every service
+    created cost more than the bind. Failures read as the loop's own (`bind_problem` words them)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    # The protocol named, as getaddrinfo would: asyncio turns Nagle off only on sockets whose proto is
+    # IPPROTO_TCP, and an accepted socket inherits its listener's (0 would leave Nagle on every client).
+    if protocol == "UDP":
+        sock = socket.socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    else:
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        if protocol != "UDP":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"error while attempting to bind on address {(address, port)!r}: {(exc.strerror or '').lower()}"
+            ) from None
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class Listeners:
     def __init__(self, ctx: ProxyContext, table: ProxyTable, gateway: str | None) -> None:
         self.ctx = ctx
@@ -110,13 +140,23 @@ class Listeners:
         self.bound: dict[ListenerKey, Binding] = {}
         self.problems: dict[ListenerKey, dict[str, Any]] = {}
 
-    async def reconcile(self, desired: dict[ListenerKey, Route]) -> None:
-        for key in [k for k in self.bound if k not in desired]:
+    async def reconcile(self, desired: dict[ListenerKey, Route], keys: set[ListenerKey] | None = None) -> None:
+        """Bind what `desired` has and nothing else. With `keys`, only those addresses are looked at (the
+        ones whose route changed, and those to retry): the others are bound to their route already."""
+        if keys is None:
+            gone = [k for k in self.bound if k not in desired]
+            forgotten = [k for k in self.problems if k not in desired]
+            todo: list[tuple[ListenerKey, Route]] = list(desired.items())
+        else:
+            gone = [k for k in keys if k in self.bound and k not in desired]
+            forgotten = [k for k in keys if k in self.problems and k not in desired]
+            todo = [(k, desired[k]) for k in keys if k in desired]
+        for key in gone:
             self.bound.pop(key).close()
             log.info("stopped listening on %s:%d/%s", *key)
-        for key in [k for k in self.problems if k not in desired]:
+        for key in forgotten:
             del self.problems[key]
-        for key, route in desired.items():
+        for key, route in todo:
             binding = self.bound.get(key)
             if binding is not None:
                 binding.route = route
@@ -165,12 +205,18 @@ class Listeners:
         )
 
     async def _bind(self, binding: Binding) -> None:
-        ctx = self.ctx
         address, port, protocol = binding.key
-        if protocol == "UDP":
-            _, proto = await ctx.loop.create_datagram_endpoint(
-                lambda: UdpListener(ctx, binding), local_addr=(address, port)
-            )
+        sock = bound_socket(address, port, protocol)
+        try:
+            await self._serve(binding, sock)
+        except BaseException:
+            sock.close()  # (closing it twice, after the loop did, is harmless)
+            raise
+
+    async def _serve(self, binding: Binding, sock: socket.socket) -> None:
+        ctx = self.ctx
+        if binding.key[2] == "UDP":
+            _, proto = await ctx.loop.create_datagram_endpoint(lambda: UdpListener(ctx, binding), sock=sock)
             binding.udp = proto
             return
 
@@ -181,9 +227,7 @@ class Listeners:
                 return HttpClient(ctx, binding)  # reads binding.route per request
             return TcpClient(ctx, route)
 
-        binding.server = await ctx.loop.create_server(
-            accept, address, port, reuse_address=True, backlog=ctx.settings.backlog
-        )
+        binding.server = await ctx.loop.create_server(accept, sock=sock, backlog=ctx.settings.backlog)
 
     def close_all(self) -> None:
         bound, self.bound = self.bound, {}

@@ -67,6 +67,7 @@ class Proxy:
         self._extra_dirty = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty = False
+        self._full = True  # the next reconcile looks at every address (at start, after a failure)
         self._reconciler: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._last_bind_retry = 0.0
@@ -164,9 +165,15 @@ class Proxy:
         await asyncio.sleep(0)  # let the rest of a burst of events land first
         while self._dirty and self._listeners is not None:
             self._dirty = False
+            # the addresses whose route changed, and those whose bind failed (retried): not every listener
+            keys: set[tuple[str, int, str]] | None = self.table.take_changed() | self._listeners.problems.keys()
+            if self._full:
+                self._full = False
+                keys = None
             try:
-                await self._listeners.reconcile(dict(self.table.listeners))
+                await self._listeners.reconcile(self.table.listeners, keys)
             except Exception:
+                self._full = True  # what this pass did not get to is looked at again on the next one
                 log.exception("proxy listener reconcile failed")
 
     async def sync(self) -> None:

@@ -123,6 +123,9 @@ class ProxyTable:
         self._listen_keys: dict[ServiceKey, list[ListenerKey]] = {}
         self.listeners: dict[ListenerKey, Route] = {}  # each address to the route it serves
         self._claims: dict[ListenerKey, list[Route]] = {}  # each address to every route that wants it, first wins
+        # the addresses whose entry in `listeners` changed since the proxy last took them (`take_changed`):
+        # a service create or delete rebinds its own addresses, not a walk over every listener
+        self.changed: set[ListenerKey] = set()
         self._gateway_cache: dict[bytes, Route | None] = {}
 
     # -- events -------------------------------------------------------------------------------------
@@ -201,7 +204,15 @@ class ProxyTable:
             self._routes[key] = routes
             self._listen_keys[key] = list(wanted)
             self._refresh_backends(key)
-        return any(self.listeners.get(lk) is not route for lk, route in before.items())
+        changed = [lk for lk, route in before.items() if self.listeners.get(lk) is not route]
+        self.changed.update(changed)
+        return bool(changed)
+
+    def take_changed(self) -> set[ListenerKey]:
+        """The addresses whose route changed (appeared, went away, or another route serves them) since
+        the last call; the caller brings those sockets in line."""
+        changed, self.changed = self.changed, set()
+        return changed
 
     def _claim(self, lk: ListenerKey, route: Route) -> None:
         """`route` wants `lk`. The first service to claim an address keeps it; later ones queue behind
