@@ -54,6 +54,7 @@ class DnsServer:
         self.settings = settings
         # every answered query becomes one flow record (emulator/flows/log.py), decoded only when read
         self.record = flows.record if flows is not None else None
+        self.record_cached = flows.record_cached if flows is not None else None  # a cache answer: (t, client, answer)
         self.dns_class = flows.dns_class if flows is not None else None  # what a cache answer is counted by
         self.clock = flows.clock if flows is not None else time.monotonic
         self.index = index
@@ -303,7 +304,7 @@ class _Udp:
         # every few seconds) are left alone by the cyclic GC instead of piling up in its oldest generation.
         self.replies: dict[bytes, tuple[bytes, Packed, bytes, tuple[bytes, int] | None]] = {}
         self.max_replies = server.settings.max_cached_answers
-        self.record = server.record  # flows: one tuple per answer, stamped with the wake-up's loop time
+        self.record = server.record_cached  # flows: (time, client, answer) per answer, the wake-up's loop time
         self.dns_class = server.dns_class
         self.clock = server.clock
         self.closed = False

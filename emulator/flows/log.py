@@ -1,12 +1,17 @@
 """The flow ring: what the data paths record, one tuple per DNS query, connection, UDP flow or HTTP request.
 
 Recording must cost next to nothing on the hot paths (a DNS cache hit is a few microseconds), so a data path
-only builds one tuple of what it has at hand (addresses, the route object, the reply's bytes) and appends it
-to `pending` through `record`, a bound `list.append`: no formatting, no lookups, no dict, no clock but the
-loop's. Every DRAIN_INTERVAL (and before every read) `drain` moves the pending records into the ring (a
-`deque(maxlen=size)`: the oldest fall out; ids are implicit, consecutive from the first record ever), feeds
-the data-path counters of /metrics (`DataPathStats`) and hands them to the watchers. Names (pods,
-services) are looked up only when a flow is read (reader.py).
+only builds one tuple of what it has at hand (addresses, the service's label, the reply's bytes) and appends
+it to `pending` through `record`, a bound `list.append`: no formatting, no dict but one C lookup, no clock
+but the loop's (a DNS cache answer: three items on `cached` through `record_cached`). Every DRAIN_INTERVAL
+(DRAIN_BUSY under load; and before every read) `drain` writes the pending records into the ring (fixed
+slots written in place, see `FlowLog`: the oldest are overwritten; ids are implicit, consecutive from the
+first record ever), feeds the data-path counters of /metrics (`DataPathStats`) and hands them to the
+watchers. Names (pods, services) are looked up only when a flow is read (reader.py).
+
+Records hold no object that would keep them in the cyclic collector (no Route, only strings, numbers, bytes
+and tuples of them): the collector untracks such a tuple on its first pass, so 10,000 records in the ring
+are not walked again by every older-generation pass.
 
 The counters are fed in batches without a Python call per record: the cache answers by their answer's
 class, a small number standing for its (query type, rcode) (`FlowLog.dns_class`, given once per cached
@@ -16,17 +21,18 @@ only the distinct keys are decoded.
 
 Record layouts (tuples; `t` is the loop's time, turned into wall-clock time when read):
     (t, client, answer)                                 a UDP answer from the DNS cache (the hot path):
-                                                        client (address, port) and `answer`, made once
-                                                        per cached reply: (the reply past its ID with the
-                                                        question as cached (lower case), its class).
-                                                        Only bytes and ints: the cyclic GC untracks
-                                                        such tuples, so records never pile up in it
+                                                        client (address, port), shared through CLIENTS,
+                                                        and `answer`, made once per cached reply: (the
+                                                        reply past its ID with the question as cached
+                                                        (lower case), its class). Kept in the ring as a
+                                                        double and two shared references, made into this
+                                                        tuple only when read
     (t, DNS, client_ip, proto, reply, seconds)          any other DNS answer, its bytes past the ID
     (t, TCP|UDP, client_ip, dst, service, endpoint, verdict, reason, sent, received, seconds)
     (t, HTTP, client_ip, dst, service, endpoint, verdict, reason, sent, received, seconds,
         method, host, path, status, route)
-`dst` is the (address, port) the client reached or None; `service` a proxy `Route` (namespace, service,
-port), a "namespace/name:port" label or None; `endpoint` an (address, port) or None; `verdict` ALLOWED,
+`dst` is the (address, port) the client reached or None; `service` a "namespace/name:port" label
+(`SERVICE_KEYS[route]`, HTTP), a proxy `Route` (namespace, service, port) or None; `endpoint` an (address, port) or None; `verdict` ALLOWED,
 DENIED or ERROR; `reason` the policy's reason or what failed; `sent`/`received` bytes (-1: unknown);
 `method`, `host`, `path` bytes; `route` what routed the request ("ingress default/shop") or None. An HTTP
 record's `seconds` is never negative (0 for an answer the proxy wrote before sending anything on).
@@ -40,8 +46,9 @@ import itertools
 import logging
 import operator
 import time
+from array import array
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from emulator.observability.stats import PROXY_DURATION_BUCKETS, PlainHistogram
@@ -59,6 +66,12 @@ VERDICTS = (ALLOWED, DENIED, ERROR)
 API_PATH = "/emulator/v1/flows"  # where the API serves them (api/flows.py; emulator flows reads it)
 DEFAULT_SIZE = 10_000
 DRAIN_INTERVAL = 0.1  # seconds between two drains: how late a watcher may see a flow, at most
+# Under load the drain comes sooner: records waiting in `pending` are memory the allocator cannot hand out
+# again, and 100 ms of a busy proxy's records (~7,000, ~2 MB) push its working set out of the CPU's cache
+# (measured: ~0.5-1 us more per proxied request). A drain that found BUSY_RECORDS or more comes again
+# after DRAIN_BUSY; idle, the timer stays at DRAIN_INTERVAL.
+DRAIN_BUSY = 0.01
+BUSY_RECORDS = 256
 WATCHER_BACKLOG = 10_000  # flows queued for one watcher that does not keep up, before it is cut off
 
 Record = tuple[Any, ...]
@@ -73,6 +86,33 @@ OTHER_CLASS = 255  # the class of cache answers past the first 255 (query type, 
 DNS_PROTO, DNS_REPLY, DNS_SECONDS = 3, 4, 5
 DST, SERVICE, ENDPOINT, VERDICT, REASON, SENT, RECEIVED, SECONDS = 3, 4, 5, 6, 7, 8, 9, 10
 METHOD, HOST, PATH, STATUS, ROUTE = 11, 12, 13, 14, 15
+
+
+class ServiceKeys(dict[Any, Any]):
+    """A proxy `Route` -> its "namespace/name:port" label, for records: `SERVICE_KEYS[route]`, a dict lookup
+    in C. A record that holds only strings, numbers, bytes and tuples of them is left alone by the cyclic
+    collector (its first pass untracks it); one that holds the Route object stays tracked, and 10,000 of
+    them in the ring are walked by every older-generation pass. Bounded: cleared past MAX_SERVICE_KEYS."""
+
+    def __missing__(self, route: Any) -> str | None:
+        if route is None:
+            return None
+        if len(self) >= MAX_SERVICE_KEYS:
+            self.clear()
+        label = self[route] = f"{route.namespace}/{route.service}:{route.port}"
+        return label
+
+
+MAX_SERVICE_KEYS = 4096
+SERVICE_KEYS = ServiceKeys()
+# A DNS client's (address, port) -> that same tuple: a drain of a few cache answers keeps
+# `CLIENTS.setdefault(addr, addr)` of each one's client, so that the ring holds one tuple per client, not the
+# one each datagram came with (three objects per record that would live as long as it, spread over the heap,
+# keeping a burst's memory from going back: bench/hardening). Under load (BUSY_RECORDS or more per drain) a
+# record is overwritten within milliseconds and the lookup (~0.1 us a query) is left out. Cleared past
+# MAX_CLIENTS.
+CLIENTS: dict[tuple[str, int], tuple[str, int]] = {}
+MAX_CLIENTS = 4096
 
 
 class FlowWatcher:
@@ -112,13 +152,27 @@ class FlowWatcher:
 
 
 class FlowLog:
-    """The ring of flows, its pending records, its watchers. `record` is what data paths call."""
+    """The ring of flows, its pending records, its watchers. `record` (and `record_cached`, for the DNS
+    cache's answers) is what data paths call.
+
+    The ring is three preallocated arrays written in place, slot `(id - 1) % size`: the record's time (a C
+    double in an `array`), its record tuple or a cache answer's client, and a cache answer's `answer` (None
+    for a tuple). A DNS cache answer keeps no object of its own: its client is the shared tuple from
+    `CLIENTS`, its answer the one cached with the reply, its time a double. So answering from the cache
+    allocates nothing that outlives the next drain, and a burst of allocations elsewhere (3,000 watches
+    opening) finds no long-lived record in its memory to keep the allocator's arenas from going back to the
+    system (bench/hardening). The data path writes a cache answer as three items on `cached`
+    (`record_cached((t, client, answer))`: the tuple is freed at once), read back three by three."""
 
     def __init__(self, size: int = DEFAULT_SIZE, stats: DataPathStats | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
-        self.ring: deque[Record] = deque(maxlen=size)  # ring[i]'s id: next_id - len(ring) + i
+        self._times = array("d", bytes(8 * size))  # slot -> the record's time
+        self._first: list[Any] = [None] * size  # slot -> the record (a tuple), or a cache answer's client
+        self._answers: list[Any] = [None] * size  # slot -> a cache answer's `answer`; None: _first holds the record
         self.pending: list[Record] = []
+        self.cached: list[Any] = []  # cache answers not drained yet: t, client, answer, t, client, answer, ...
         self.record: Callable[[Record], None] = self.pending.append
+        self.record_cached: Callable[[tuple[float, Any, Any]], None] = self.cached.extend
         self.clock = clock  # the loop's time once started: what records' `t` is read from
         self._offset = time.time() - clock()
         self.next_id = 1
@@ -158,43 +212,88 @@ class FlowLog:
             watcher.ready.set()
 
     def _tick(self) -> None:
+        busy = len(self.pending) + len(self.cached) // 3 >= BUSY_RECORDS
         try:
             self.drain()
         except Exception:  # never stop draining over one odd record
             log.exception("flows could not be drained")
         if self._loop is not None and self._timer is not None:
-            self._timer = self._loop.call_later(DRAIN_INTERVAL, self._tick)
+            self._timer = self._loop.call_later(DRAIN_BUSY if busy else DRAIN_INTERVAL, self._tick)
 
     # -- reading ---------------------------------------------------------------------------------------
 
     def drain(self) -> None:
         """Keep the pending records in the ring, count them for /metrics, wake the watchers."""
-        pending = self.pending  # the list itself stays: data paths hold its bound append
-        if not pending:
+        pending, cached = self.pending, self.cached  # the lists themselves stay: data paths hold their methods
+        if len(CLIENTS) > MAX_CLIENTS:
+            CLIENTS.clear()
+        if not pending and not cached:
             return
-        first = self.next_id
-        self.next_id = first + len(pending)
-        # only what stays: under load a drain brings more than the ring holds
-        self.ring.extend(pending if len(pending) <= self.size else pending[-self.size :])
         try:
-            if self.stats is not None:
-                count(self.stats, pending, self.dns_classes)
+            if not pending:  # only cache answers (a DNS load): no tuple made
+                times, clients, answers = cached[0::3], cached[1::3], cached[2::3]
+                if len(times) < BUSY_RECORDS:  # each datagram's own (address, port): one shared tuple per client
+                    clients = list(map(CLIENTS.setdefault, clients, clients))
+                self._keep(times, clients, answers)
+                if self.stats is not None:
+                    count_cached(self.stats, answers, self.dns_classes)
+                records: list[Record] | None = None
+            else:
+                records = pending
+                if cached:  # both kinds: one list in time order (ids follow it)
+                    records = sorted(itertools.chain(pending, zip(cached[0::3], cached[1::3], cached[2::3], strict=True)), key=_T)
+                self._keep(list(map(_T, records)), records, itertools.repeat(None, len(records)))
+                if self.stats is not None:
+                    count(self.stats, records, self.dns_classes)
+            first = self.next_id
+            self.next_id = first + (len(records) if records is not None else len(cached) // 3)
             if self.watchers:
-                numbered = list(zip(itertools.count(first), pending))
+                if records is None:
+                    records = list(zip(cached[0::3], cached[1::3], cached[2::3], strict=True))
+                numbered = list(zip(itertools.count(first), records))
                 for watcher in self.watchers:
                     watcher.offer(numbered)
         finally:
             pending.clear()
+            cached.clear()
+
+    def _keep(self, times: Sequence[float], first: Sequence[Any], answers: Iterable[Any]) -> None:
+        """Write records next_id, next_id + 1, ... into their slots (only the last `size`: under load a
+        drain brings more than the ring holds)."""
+        size, n = self.size, len(times)
+        skip = max(0, n - size)
+        start = (self.next_id - 1 + skip) % size
+        if not isinstance(answers, list):
+            answers = list(answers)
+        done = skip
+        while done < n:
+            take = min(n - done, size - start)
+            self._times[start : start + take] = array("d", times[done : done + take])
+            self._first[start : start + take] = first[done : done + take]
+            self._answers[start : start + take] = answers[done : done + take]
+            done += take
+            start = 0
+
+    @property
+    def held(self) -> int:
+        """How many flows the ring holds (at most `size`)."""
+        return min(self.next_id - 1, self.size)
 
     def since(self, after: int = 0) -> list[Numbered]:
         """The flows in the ring with an id above `after`, oldest first, as (id, record)."""
         self.drain()
-        ring = self.ring
-        first = self.next_id - len(ring)  # the oldest one's id
-        start = max(0, after - first + 1)
-        if start >= len(ring):
+        first = self.next_id - self.held  # the oldest one's id
+        start = max(first, after + 1)
+        if start >= self.next_id:
             return []
-        return list(zip(itertools.count(first + start), itertools.islice(ring, start, None)))
+        size = self.size
+        begin, n = (start - 1) % size, self.next_id - start
+        slots = [*range(begin, min(size, begin + n)), *range(0, max(0, begin + n - size))]
+        times, firsts, answers = self._times, self._first, self._answers
+        return [
+            (number, firsts[slot] if answers[slot] is None else (times[slot], firsts[slot], answers[slot]))
+            for number, slot in zip(itertools.count(start), slots)
+        ]
 
     def wall_offset(self) -> float:
         """What to add to a record's `t` for wall-clock seconds (the loop's clock is monotonic). Taken once,
@@ -230,7 +329,7 @@ def service_port(service: Any) -> tuple[Any, Any]:
     return (service.namespace, service.service), service.port
 
 
-_KIND = operator.itemgetter(KIND)
+_T = operator.itemgetter(T)
 _ANSWER = operator.itemgetter(CACHED_ANSWER)
 _ANSWER_CLASS = operator.itemgetter(ANSWER_CLASS)
 _DNS_KEY = operator.itemgetter(DNS_PROTO, DNS_REPLY, DNS_SECONDS)
@@ -247,33 +346,27 @@ def cached_reply(record: Record) -> bytes:
 
 def count(stats: DataPathStats, records: list[Record], dns_classes: list[tuple[int, int]] | tuple[()] = ()) -> None:
     """Feed a batch of records to the data-path counters (DataPathStats' counters bumped by the number of
-    each distinct key); `dns_classes` what the cache answers' classes stand for (FlowLog.dns_classes)."""
-    cached = bytes(map(len, records)).count(CACHED)  # records are shorter than 256: their lengths are bytes
-    if cached:
-        if cached == len(records):
-            count_cached(stats, records, dns_classes)
+    each distinct key); `dns_classes` what the cache answers' classes stand for (FlowLog.dns_classes).
+    A record's length tells its layout (a TCP and a UDP record share one: their keys tell them apart), so a
+    batch is split by kind in C: its lengths as one `bytes`, each kind picked with `compress`."""
+    lengths = bytes(map(len, records))  # records are shorter than 256: their lengths are bytes
+    total = len(records)
+    for length, counter in _COUNTERS:
+        n = lengths.count(length)
+        if n == len(records):
+            counter(stats, records, dns_classes)
             return
-        count_cached(stats, [r for r in records if len(r) == CACHED], dns_classes)
-        records = [r for r in records if len(r) != CACHED]
-    kinds = Counter(map(_KIND, records))
-    dns = kinds.get(DNS, 0)
-    if dns:
-        count_dns(stats, records if dns == len(records) else [r for r in records if r[KIND] == DNS])
-    if dns < len(records):
-        requests = kinds.get(HTTP, 0)
-        if requests == len(records):
-            count_requests(stats, records)
-            return
-        others = records if not dns else [r for r in records if r[KIND] != DNS]
-        count_connections(stats, [r for r in others if r[KIND] != HTTP] if requests else others)
-        if requests:
-            count_requests(stats, [r for r in others if r[KIND] == HTTP])
+        if n:
+            counter(stats, list(itertools.compress(records, map(operator.eq, lengths, itertools.repeat(length)))), dns_classes)
+            total -= n
+            if not total:
+                return
 
 
-def count_cached(stats: DataPathStats, records: list[Record], dns_classes: list[tuple[int, int]] | tuple[()] = ()) -> None:
-    """Count DNS cache answers (records of length CACHED only) by class: the batch's classes as one `bytes`,
+def count_cached(stats: DataPathStats, answers: list[Any], dns_classes: list[tuple[int, int]] | tuple[()] = ()) -> None:
+    """Count DNS cache answers (their `answer`s: reply, class) by class: the batch's classes as one `bytes`,
     each class counted with `bytes.count` (a C loop; a few classes per batch however many queries)."""
-    classes = bytes(map(_ANSWER_CLASS, map(_ANSWER, records)))
+    classes = bytes(map(_ANSWER_CLASS, answers))
     left = len(classes)
     if len(dns_classes) <= 16:
         present: Any = ((number, classes.count(number)) for number in range(len(dns_classes)))
@@ -289,15 +382,20 @@ def count_cached(stats: DataPathStats, records: list[Record], dns_classes: list[
             if not left:
                 break
     if left:  # OTHER_CLASS, or a class its FlowLog did not give: read from the reply itself
-        for answer in map(_ANSWER, records):
+        for answer in answers:
             if answer[ANSWER_CLASS] >= len(dns_classes):
                 qtype, rcode = dns_question(answer[ANSWER_REPLY])
                 requests[(qtype, "udp")] += 1
                 responses[rcode] += 1
-    stats.dns_duration.counts[0] += len(records)  # answered within the loop's turn: the first bucket
+    stats.dns_duration.counts[0] += len(answers)  # answered within the loop's turn: the first bucket
 
 
-def count_dns(stats: DataPathStats, records: list[Record]) -> None:
+def count_cached_records(stats: DataPathStats, records: list[Record], dns_classes: list[tuple[int, int]] | tuple[()] = ()) -> None:
+    """`count_cached` of DNS cache answers' records (length CACHED)."""
+    count_cached(stats, list(map(_ANSWER, records)), dns_classes)
+
+
+def count_dns(stats: DataPathStats, records: list[Record], dns_classes: object = ()) -> None:
     histogram = stats.dns_duration
     for (proto, body, seconds), times in Counter(map(_DNS_KEY, records)).items():
         qtype, rcode = dns_question(body)
@@ -310,10 +408,11 @@ def count_dns(stats: DataPathStats, records: list[Record]) -> None:
 _SERVICE = operator.itemgetter(SERVICE)
 _SECONDS = operator.itemgetter(SECONDS)
 _CONNECTION_KEY = operator.itemgetter(KIND, SERVICE, VERDICT)
-_REQUEST_KEY = operator.itemgetter(SERVICE, STATUS, VERDICT)
+_STATUS = operator.itemgetter(STATUS)
+_VERDICT = operator.itemgetter(VERDICT)
 
 
-def count_connections(stats: DataPathStats, connections: list[Record]) -> None:
+def count_connections(stats: DataPathStats, connections: list[Record], dns_classes: object = ()) -> None:
     for (kind, service, verdict), times in Counter(map(_CONNECTION_KEY, connections)).items():
         name, port = service_port(service)
         stats.proxy_connections[(name, port, "UDP" if kind == UDP else "TCP", verdict)] += times
@@ -323,21 +422,30 @@ def count_connections(stats: DataPathStats, connections: list[Record]) -> None:
             stats.proxy_transfer(name, port, max(record[SENT], 0), max(record[RECEIVED], 0))
 
 
-def count_requests(stats: DataPathStats, requests: list[Record]) -> None:
-    """Requests by distinct key, their durations bucketed in C: no Python call per request (a proxied
-    request costs a few microseconds; counting it must not add one)."""
-    for (service, status, verdict), times in Counter(map(_REQUEST_KEY, requests)).items():
+def count_requests(stats: DataPathStats, requests: list[Record], dns_classes: object = ()) -> None:
+    """Requests by distinct (service, status, verdict, duration bucket), counted in one C pass: no Python
+    call per request (a proxied request costs a few microseconds; counting it must not add one). The key
+    tuples come from `zip`, which reuses its tuple while `Counter` keeps none of them."""
+    buckets = map(bisect.bisect_left, itertools.repeat(PROXY_DURATION_BUCKETS), map(_SECONDS, requests))
+    keys = Counter(zip(map(_SERVICE, requests), map(_STATUS, requests), map(_VERDICT, requests), buckets, strict=True))
+    services = set()
+    for (service, status, verdict, bucket), times in keys.items():
         name, port = service_port(service)
         stats.proxy_requests[(name, port, status, verdict)] += times
-    bucket_of = map(bisect.bisect_left, itertools.repeat(PROXY_DURATION_BUCKETS), map(_SECONDS, requests))
-    for (service, bucket), times in Counter(zip(map(_SERVICE, requests), bucket_of, strict=True)).items():
         histogram_of(stats, service).counts[bucket] += times
-    services = set(map(_SERVICE, requests))
+        services.add(service)
     if len(services) == 1:
         histogram_of(stats, services.pop()).total += sum(map(_SECONDS, requests))
     else:
         for record in requests:
             histogram_of(stats, record[SERVICE]).total += record[SECONDS]
+
+
+# record length -> how its kind is counted (DNS_LENGTH: any other DNS answer; CONNECTION_LENGTH: TCP and UDP)
+DNS_LENGTH, CONNECTION_LENGTH, HTTP_LENGTH = DNS_SECONDS + 1, SECONDS + 1, ROUTE + 1
+_COUNTERS: tuple[tuple[int, Callable[..., None]], ...] = (
+    (CACHED, count_cached_records), (HTTP_LENGTH, count_requests), (DNS_LENGTH, count_dns), (CONNECTION_LENGTH, count_connections),
+)
 
 
 def histogram_of(stats: DataPathStats, service: Any) -> PlainHistogram:

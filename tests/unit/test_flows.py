@@ -77,11 +77,45 @@ def test_ring_stays_bounded_under_load() -> None:
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert len(log.ring) == size and log.pending == []
+    assert log.held == size and log.pending == []
     ids = [n for n, _ in log.since(0)]
     assert ids[0] == 5 * size + 1 and ids[-1] == 6 * size  # the oldest fell out
     assert [n for n, _ in log.since(6 * size - 2)] == [6 * size - 1, 6 * size]
     assert after < held * 1.1  # three more buffers' worth recorded, nothing more held
+
+
+def test_cache_answers_share_the_ring_in_time_order_and_keep_no_object_of_their_own() -> None:
+    log = FlowLog(size=5)
+    client, answer = ("127.0.0.9", 40000), (dns_reply(), 0)
+    log.record_cached((1.0, client, answer))
+    log.record(tcp(2.0))
+    log.record_cached((0.5, client, answer))  # a drain orders what it takes by time
+    flows = log.since(0)
+    assert [n for n, _ in flows] == [1, 2, 3]
+    assert [r[0] for _, r in flows] == [0.5, 1.0, 2.0]
+    assert flows[0][1] == (0.5, client, answer) and flows[2][1] == tcp(2.0)
+    for i in range(7):  # past the end of the ring: the slots wrap, the oldest are overwritten
+        log.record_cached((3.0 + i, client, answer))
+        log.drain()
+    assert [n for n, _ in log.since(0)] == [6, 7, 8, 9, 10] and log.held == 5
+    assert [r[0] for _, r in log.since(8)] == [8.0, 9.0]
+    assert FlowReader().render(log.since(9)[0], 0.0)["dns"]["name"] == "web.default.svc.cluster.local"
+
+    # a full ring of cache answers, written over many times: nothing allocated per answer stays
+    big = FlowLog(size=1000)
+    tracemalloc.start()
+    try:
+        for round_ in range(6):
+            t = float(round_)
+            for _ in range(1000):
+                big.record_cached((t, client, answer))
+            big.drain()
+            if round_ == 2:
+                held, _ = tracemalloc.get_traced_memory()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - held < 2_000  # bytes: not one object per answer (a tuple would be 64 bytes each)
 
 
 def test_drain_feeds_the_data_path_counters() -> None:
@@ -131,7 +165,7 @@ def test_started_log_drains_by_itself_and_stops() -> None:
         log.start(asyncio.get_running_loop())
         log.record(tcp(log.clock()))
         await asyncio.sleep(0.25)
-        assert log.pending == [] and len(log.ring) == 1
+        assert log.pending == [] and log.held == 1
         log.stop()
 
     asyncio.run(scenario())
