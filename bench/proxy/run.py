@@ -4,10 +4,16 @@ Two fast backends (haproxy frontends answering a fixed 200 via `http-request ret
 backends are not what is measured) sit behind:
   - haproxy `mode tcp` and `mode http`, round-robin, pinned to one thread (`nbthread 1`);
   - the emulator's Proxy (uvloop) in its own process, a TCP-mode port and an HTTP-mode port, fed the
-    same Service/Endpoints events the store would deliver.
-wrk (bounded by -d) drives each in turn and the requests/s and ratios are printed side by side.
+    same Service/Endpoints events the store would deliver; once recording flows (as `emulator serve`
+    does by default) and once without (`--no-flows`), and, with `--source TREE`, the same two from
+    another copy of the tree (the code before a change: before and after in one run).
+wrk (bounded by -d) drives each in turn, interleaved, in three modes: TCP (keep-alive HTTP through the
+TCP-mode port), HTTP keep-alive, and HTTP connection-per-request (`Connection: close`: a TCP handshake,
+an accept and a close per request, on the proxy's client side). Requests/s, the CPU the proxy under test
+spent per request (/proc), p99 latency (wrk --latency) and the ratios to haproxy are printed.
 
-    .venv/bin/python bench/proxy/run.py [--duration 5] [--connections 64] [--pin]
+    .venv/bin/python bench/proxy/run.py [--duration 5] [--connections 64] [--repeat 3] [--pin]
+                                        [--modes tcp,http,http-close] [--flows both|on|off] [--source TREE]
 """
 
 from __future__ import annotations
@@ -17,21 +23,25 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("127.0.77.2", "127.0.77.3")
-TARGETS = {"tcp": 0.9, "http": 0.35}  # the issue's goals: emulator / haproxy
+# the issue's goals, emulator / haproxy in requests/s (the README's; issue 16 asks 1.0 for HTTP)
+TARGETS = {"tcp": 0.9, "http": 0.35, "http-close": 0.35}
+MODES = ("tcp", "http", "http-close")
 
 
 def free_port(ip: str) -> int:
     with socket.socket() as s:
         s.bind((ip, 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def wait_port(ip: str, port: int, timeout: float = 10.0) -> None:
@@ -91,31 +101,72 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def wrk(url: str, duration: int, connections: int, cpu: str | None, pid: int | None = None) -> tuple[float, float]:
-    """(requests/s, microseconds of CPU the process `pid` spent per request)."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url]
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass
+class Run:
+    rps: float
+    cpu_us: float  # CPU microseconds the process under test spent per request
+    p99_ms: float
+    errors: str = ""
+
+
+def wrk(url: str, duration: int, connections: int, cpu: str | None, pid: int | None, close: bool) -> Run:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    if close:
+        cmd[1:1] = ["-H", "Connection: close"]
     if cpu is not None:
         cmd = ["taskset", "-c", cpu, *cmd]
     before = cpu_seconds(pid) if pid else 0.0
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 30).stdout
     used = cpu_seconds(pid) - before if pid else 0.0
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", out)
-    if errors:
-        print(f"    wrk reported: {errors.group(0)}")
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    errors = re.search(r"Non-2xx or 3xx responses: \d+|Socket errors: .*", out)
     rps = float(m.group(1)) if m else 0.0
-    return rps, (used / (rps * duration) * 1e6 if rps else 0.0)
+    return Run(
+        rps,
+        used / (rps * duration) * 1e6 if rps else 0.0,
+        float(p99.group(1)) * _UNITS[p99.group(2)] if p99 else 0.0,
+        errors.group(0) if errors else "",
+    )
+
+
+@dataclass
+class Target:
+    label: str
+    ip: str
+    ports: dict[str, int]  # by mode
+    pid: int
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+    def median(self, mode: str) -> Run:
+        runs = self.runs[mode]
+        return Run(
+            statistics.median(r.rps for r in runs),
+            statistics.median(r.cpu_us for r in runs),
+            statistics.median(r.p99_ms for r in runs),
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=1, help="runs per proxy and mode, interleaved; the best counts")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per proxy and mode, interleaved; the median counts")
     ap.add_argument(
         "--pin", action="store_true", help="pin the proxy under test to CPU 0, wrk and backends to the others"
     )
+    ap.add_argument("--modes", default=",".join(MODES), help=f"some of {','.join(MODES)}")
+    ap.add_argument(
+        "--flows", choices=("both", "on", "off"), default="both", help="the emulator recording flows or not"
+    )
+    ap.add_argument("--source", help="another copy of the tree (the code before a change) measured beside this one")
     args = ap.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    if unknown := set(modes) - set(MODES):
+        raise SystemExit(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES)}")
     for tool in ("wrk", "haproxy"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (Debian: apt-get install {tool})")
@@ -139,29 +190,33 @@ def main() -> None:
         (tmp / "haproxy.cfg").write_text(haproxy_config(h_tcp, h_http, bport))
         procs.append(subprocess.Popen(pinned(["haproxy", "-db", "-f", str(tmp / "haproxy.cfg")], "0" if pin else None)))
         wait_port("127.0.0.1", h_tcp)
+        targets = [Target("haproxy", "127.0.0.1", {"tcp": h_tcp, "http": h_http, "http-close": h_http}, procs[-1].pid)]
 
-        e_ip = "127.0.77.10"
-        e_tcp, e_http = free_port(e_ip), free_port(e_ip)
-        serve = [
-            sys.executable,
-            str(Path(__file__).with_name("serve.py")),
-            e_ip,
-            str(e_tcp),
-            str(e_http),
-            str(bport),
-            *BACKENDS,
-        ]
-        procs.append(subprocess.Popen(pinned(serve, "0" if pin else None), cwd=ROOT, stdin=subprocess.PIPE))
-        wait_port(e_ip, e_tcp)
-        wait_port(e_ip, e_http)
+        sources = [("", str(ROOT))] + ([("before ", args.source)] if args.source else [])
+        flows = {"both": (True, False), "on": (True,), "off": (False,)}[args.flows]
+        n = 10
+        for prefix, source in sources:
+            for recording in flows:
+                e_ip = f"127.0.77.{n}"
+                n += 1
+                e_tcp, e_http = free_port(e_ip), free_port(e_ip)
+                serve = [sys.executable, str(Path(__file__).with_name("serve.py")), "--source", source]
+                serve += ["--flows"] if recording else []
+                serve += [e_ip, str(e_tcp), str(e_http), str(bport), *BACKENDS]
+                procs.append(subprocess.Popen(pinned(serve, "0" if pin else None), cwd=ROOT, stdin=subprocess.PIPE))
+                wait_port(e_ip, e_tcp)
+                wait_port(e_ip, e_http)
+                label = f"{prefix}emulator flows {'on' if recording else 'off'}"
+                targets.append(Target(label, e_ip, {"tcp": e_tcp, "http": e_http, "http-close": e_http}, procs[-1].pid))
 
         print(
-            f"wrk -t1 -c{args.connections} -d{args.duration}s, best of {args.repeat}; backends: 2 haproxy frontends answering 200 'ok'"
+            f"wrk -t1 -c{args.connections} -d{args.duration}s, median of {args.repeat}, interleaved; "
+            "backends: 2 haproxy frontends answering 200 'ok'"
         )
         version = subprocess.run(["haproxy", "-v"], capture_output=True, text=True).stdout.split()[2]
-        print(
-            f"haproxy {version} pinned to one thread (nbthread 1): one core against the emulator's one core (one asyncio process, uvloop)"
-        )
+        print(f"haproxy {version}, nbthread 1: one core against the emulator's one asyncio thread (uvloop)")
+        if args.source:
+            print(f"'before': the tree at {args.source}")
         print(
             "CPU pinning: "
             + (
@@ -170,30 +225,49 @@ def main() -> None:
                 else f"none ({ncpu} CPUs shared by wrk, backends and the proxy; --pin separates them)"
             )
         )
+        print(f"load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
         print()
-        direct, _ = wrk(f"http://{BACKENDS[0]}:{bport}/", args.duration, args.connections, rest)
-        print(f"  {'direct to one backend':<24} {direct:>10,.0f} req/s   (the ceiling of this machine and client)")
-        haproxy_pid, emulator_pid = procs[1].pid, procs[2].pid
-        results: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
-        for mode, h_port, e_port in (("tcp", h_tcp, e_tcp), ("http", h_http, e_http)):
-            h_runs, e_runs = [], []
-            for _ in range(args.repeat):  # interleaved, so that a noisy neighbour hurts both sides alike
-                h_runs.append(wrk(f"http://127.0.0.1:{h_port}/", args.duration, args.connections, rest, haproxy_pid))
-                e_runs.append(wrk(f"http://{e_ip}:{e_port}/", args.duration, args.connections, rest, emulator_pid))
-            h, e = max(h_runs), max(e_runs)
-            results[mode] = (h, e)
-            print(f"  {'haproxy mode ' + mode:<24} {h[0]:>10,.0f} req/s   {h[1]:6.1f} us CPU/request")
-            print(f"  {'emulator ' + mode.upper() + ' mode':<24} {e[0]:>10,.0f} req/s   {e[1]:6.1f} us CPU/request")
-        print()
-        ok = True
-        for mode, (h, e) in results.items():
-            ratio = e[0] / h[0] if h[0] else 0.0
-            per_cpu = h[1] / e[1] if e[1] else 0.0
-            goal = TARGETS[mode]
-            ok &= ratio >= goal
+        direct = wrk(f"http://{BACKENDS[0]}:{bport}/", args.duration, args.connections, rest, None, False)
+        print(f"  {'direct to one backend':<34} {direct.rps:>9,.0f} req/s   (the ceiling of this machine and client)")
+        for mode in modes:
+            for target in targets:
+                target.runs[mode] = []
+            for _ in range(args.repeat):  # interleaved, so that a noisy neighbour hurts every side alike
+                for target in targets:
+                    url = f"http://{target.ip}:{target.ports[mode]}/"
+                    run = wrk(url, args.duration, args.connections, rest, target.pid, mode == "http-close")
+                    if run.errors:
+                        print(f"    {target.label} {mode}: wrk reported {run.errors}")
+                    target.runs[mode].append(run)
             print(
-                f"  {mode.upper():<5} emulator/haproxy: {ratio:.2f} in req/s (target >= {goal}: {'met' if ratio >= goal else 'NOT met'}), {per_cpu:.2f} in requests per CPU-second"
+                f"  {mode} ({'TCP-mode port' if mode == 'tcp' else 'HTTP-mode port'}"
+                f"{', Connection: close' if mode == 'http-close' else ''})"
             )
+            base = targets[0].median(mode)
+            for target in targets:
+                m = target.median(mode)
+                ratio = (
+                    ""
+                    if target is targets[0]
+                    else (
+                        f"   x{m.rps / base.rps:.2f} req/s, x{base.cpu_us / m.cpu_us:.2f} req per CPU-s, "
+                        f"p99 x{m.p99_ms / base.p99_ms:.2f}"
+                        if base.rps and m.cpu_us and base.p99_ms
+                        else ""
+                    )
+                )
+                cpus = "/".join(f"{r.cpu_us:.1f}" for r in target.runs[mode])
+                print(
+                    f"    {target.label:<32} {m.rps:>9,.0f} req/s  {m.cpu_us:6.1f} us CPU/req ({cpus})  "
+                    f"p99 {m.p99_ms:6.2f} ms{ratio}"
+                )
+        print(f"\nload average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+        ok = True
+        for mode in modes:
+            base = targets[0].median(mode)
+            for target in targets[1:]:
+                if not target.label.startswith("before"):
+                    ok &= base.rps > 0 and target.median(mode).rps / base.rps >= TARGETS[mode]
         sys.exit(0 if ok else 1)
     finally:
         for p in procs:

@@ -74,7 +74,19 @@ class Timed(Protocol):
 
 
 class ProxyContext:
-    __slots__ = ("settings", "policy", "pool", "live", "loop", "now", "_denials", "record")
+    __slots__ = (
+        "settings",
+        "policy",
+        "pool",
+        "live",
+        "loop",
+        "now",
+        "_denials",
+        "record",
+        "header_after",
+        "exchange_after",
+        "keepalive_after",
+    )
 
     def __init__(
         self, settings: ProxySettings, policy: ConnectionPolicy | None, loop: asyncio.AbstractEventLoop
@@ -85,6 +97,11 @@ class ProxyContext:
         self.live: set[Timed] = set()
         self.loop = loop
         self.now = loop.time()  # the sweep clock: set by the sweeper on every pass
+        # HTTP mode's deadlines are `now` plus these: the timeout and one sweep, since `now` is up to one
+        # sweep behind (an attribute read where the loop's clock is a call; never early)
+        self.header_after = settings.sweep_interval + settings.header_timeout
+        self.exchange_after = settings.sweep_interval + settings.idle_timeout
+        self.keepalive_after = settings.sweep_interval + settings.keepalive_timeout
         self._denials: dict[tuple[str, str, str], tuple[float, int]] = {}  # logged at, suppressed since
         # a flow record's one tuple goes here (FlowLog.record); None: flows are off
         self.record = settings.flows.record if settings.flows is not None else None

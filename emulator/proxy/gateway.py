@@ -338,6 +338,7 @@ class GatewayClient(HttpClient):
         req.method = parser.get_method()
         req.keep_alive = parser.should_keep_alive()
         req.host = host = self._host
+        req.path = self._url
         req.chunked = self._chunked
         req.has_body = self._chunked or self._clen
         listener = self.listener
@@ -471,7 +472,7 @@ class GatewayClient(HttpClient):
             req.mirror = MirrorCopy(routes, head)
 
     def on_message_begin(self) -> None:
-        HttpClient.on_message_begin(self)
+        self._begin_message()
         self._apart: list[bytes] = []
 
     def on_header(self, name: bytes, value: bytes) -> None:

@@ -136,6 +136,7 @@ class TcpClient(asyncio.Protocol):
         if self.task is not None and not self.task.done():
             self.task.cancel()
         self.upstream.close()
+        self.upstream_side = None  # (it holds this pair: no cycle left for the collector)
         if ctx.record is not None and self.backend is not None and self.route is not None:
             now = ctx.loop.time()
             ctx.record((now, "tcp", self.client_ip, self.dst, self.route, self.backend,

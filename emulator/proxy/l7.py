@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 import httptools
+
+from emulator.flows.log import SERVICE_KEYS
 
 from .balancer import Backend
 from .context import ProxyContext
@@ -35,6 +38,7 @@ _HOP = frozenset(
 )
 _SPECIAL = _HOP | {b"host", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"content-length"}
 _BUFFER_LIMIT = 1 << 20  # bytes of request body held for a request not yet connected, before pausing the client
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 _RESPONSE_HEAD_LIMIT = 1 << 16  # a response head held for rewriting (gateway response filters) up to this
 
 
@@ -55,6 +59,12 @@ class _Buffer:
         if self.size > _BUFFER_LIMIT and not self.paused:
             self.paused = True
             self.client.pause_reading()
+
+
+# What a connection's parser becomes once the connection is gone: a parser holds its protocol, and its
+# protocol holds it; replacing it lets the connection be freed at once instead of by the cyclic collector.
+_SPENT_REQUEST_PARSER = httptools.HttpRequestParser(object())
+_SPENT_RESPONSE_PARSER = httptools.HttpResponseParser(object())
 
 
 class _Discard:
@@ -86,6 +96,7 @@ class _Request:
         "retried",
         "started",
         "source",
+        "path",
     )
 
     def __init__(self) -> None:
@@ -104,6 +115,7 @@ class _Request:
         self.retried = False
         self.started = -1.0  # loop time it was first sent (for its flow record); -1: never sent
         self.source: str | None = None  # what routed it on the gateway ("ingress ns/name"), for its flow record
+        self.path = b""  # the request target as the client sent it, for its flow record
 
 
 def local_response(status: int, message: str, keep_alive: bool, head_only: bool = False) -> bytes:
@@ -125,6 +137,42 @@ class HttpClient(asyncio.Protocol):
     """One client connection in HTTP mode. On a service listener each request takes the route the
     `binding` holds at that moment (a keep-alive connection outlives service changes). The gateway's
     connections are `gateway.GatewayClient`, this class with the routing by Host (binding None)."""
+
+    # Slots: every attribute is read or written per request, and an instance dict past 30 keys loses
+    # CPython 3.11's fast attribute access.
+    __slots__ = (
+        "ctx",
+        "binding",
+        "transport",
+        "parser",
+        "client_ip",
+        "activity",
+        "seen",
+        "deadline",
+        "closed",
+        "eof",
+        "upgrading",
+        "current",
+        "queue",
+        "connecting",
+        "req",
+        "_url",
+        "_headers",
+        "_host",
+        "_xff",
+        "_fwd",
+        "_chunked",
+        "_clen",
+        "_upgrade",
+        "_connection",
+        "_rare",
+        "waiting",
+        "held",
+        "_ip_bytes",
+        "_xff_line",
+        "dst",
+        "__dict__",  # what subclasses (the gateway's connections) keep besides
+    )
 
     def __init__(self, ctx: ProxyContext, binding: Any) -> None:
         self.ctx = ctx
@@ -151,20 +199,33 @@ class HttpClient(asyncio.Protocol):
         self._chunked = False
         self._clen = False
         self._upgrade = b""
+        self._connection = False  # the request carries a Connection header
+        self._rare = False  # a header other than Host that the proxy reads was seen (there is more to reset)
+        self.waiting = False  # idle on keep-alive: the next bytes start a request head (and its deadline)
+        self.held: _Request | None = None  # sent, its head held until the end of this read (body coalesced)
         self._ip_bytes = b""
+        self._xff_line = b""  # "X-Forwarded-For: <client>\r\n", for requests that bring none
         self.dst: Any = None  # the address the client reached, looked up for the first flow record
+
     # -- client transport ---------------------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
-        self._ip_bytes = self.client_ip.encode()
-        self.ctx.live.add(self)
-        self.deadline = self.ctx.loop.time() + self.ctx.settings.header_timeout
+        self._ip_bytes = ip = self.client_ip.encode()
+        self._xff_line = b"X-Forwarded-For: " + ip + _CRLF
+        ctx = self.ctx
+        ctx.live.add(self)
+        self.deadline = ctx.now + ctx.header_after
 
     def data_received(self, data: bytes) -> None:
         self.activity += 1
+        if self.waiting:
+            # The first bytes of a request after an idle keep-alive: its head must come within header_timeout.
+            self.waiting = False
+            if self.current is None:
+                self.deadline = self.ctx.now + self.ctx.header_after
         if self.upgrading:
             # Waiting for the endpoint's answer to an Upgrade: what the client sends now is not HTTP,
             # and belongs to the upgrading request's endpoint only.
@@ -187,6 +248,19 @@ class HttpClient(asyncio.Protocol):
                 current.out.write(tail)
         except httptools.HttpParserError as exc:
             self._bad_request(exc, data)
+        finally:
+            if self.held is not None:  # (also after an upgrade pipelined behind a request with a body)
+                self._release()
+
+    def _release(self) -> None:
+        """Write the held request: its head and what of its body came in the same read, in one write."""
+        req, self.held = self.held, None
+        assert req is not None
+        buffered, conn = req.out, req.conn
+        if conn is not None and isinstance(buffered, _Buffer):
+            req.out = transport = conn.transport
+            chunks = buffered.chunks
+            transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def eof_received(self) -> bool:
         # HTTP clients do not half-close to say "that was my request": a FIN means the client is
@@ -220,6 +294,7 @@ class HttpClient(asyncio.Protocol):
             req.conn.transport.close()
         self.current = None
         self.queue.clear()
+        self.parser = _SPENT_REQUEST_PARSER  # the parser holds this object: no cycle left for the collector
 
     def on_deadline(self, now: float) -> None:
         req = self.current
@@ -246,18 +321,27 @@ class HttpClient(asyncio.Protocol):
             self.transport.abort()
 
     # -- httptools callbacks (request being parsed) -------------------------------------------------
+    #
+    # No on_message_begin here (a Python call per request): what a request's head leaves behind is reset
+    # once the head is read (on_headers_complete), the header deadline set by data_received. A subclass
+    # that keeps more state per request (the gateway) defines on_message_begin and calls _begin_message.
 
-    def on_message_begin(self) -> None:
+    def _begin_message(self) -> None:
         self._url = b""
         self._headers = []
         self._host = b""
+        self._reset_rare()
+        if self.current is None:
+            self.deadline = self.ctx.now + self.ctx.header_after
+
+    def _reset_rare(self) -> None:
         self._xff = b""
         self._fwd = 0
         self._chunked = False
         self._clen = False
         self._upgrade = b""
-        if self.current is None:
-            self.deadline = self.ctx.loop.time() + self.ctx.settings.header_timeout
+        self._connection = False
+        self._rare = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -268,7 +352,12 @@ class HttpClient(asyncio.Protocol):
             self._headers += (name, b": ", value, _CRLF)
         elif lname == b"host":
             self._host = value
-        elif lname == b"x-forwarded-for":
+        else:
+            self._rare = True
+            self._special_header(lname, name, value)
+
+    def _special_header(self, lname: bytes, name: bytes, value: bytes) -> None:
+        if lname == b"x-forwarded-for":
             self._xff = value + b", "
         elif lname == b"content-length":
             self._clen = value.strip() != b"0"
@@ -283,41 +372,54 @@ class HttpClient(asyncio.Protocol):
         elif lname == b"x-forwarded-proto":
             self._fwd |= 2
             self._headers += (name, b": ", value, _CRLF)
+        elif lname == b"connection":
+            self._connection = True  # (dropped: hop-by-hop)
         # else: hop-by-hop, dropped
 
     def on_headers_complete(self) -> None:
         parser = self.parser
         req = _Request()
         req.method = method = parser.get_method()
-        req.keep_alive = parser.should_keep_alive()
+        req.keep_alive = keep_alive = parser.should_keep_alive()
         req.host = host = self._host
-        req.chunked = self._chunked
-        req.has_body = self._chunked or self._clen
+        req.path = self._url
+        if self._chunked or self._clen:
+            req.chunked = chunked = self._chunked
+            req.has_body = True
+        else:
+            chunked = False
         # The client's own version goes upstream: an HTTP/1.0 client cannot read a chunked response,
         # and an endpoint asked in 1.0 does not send one (it delimits the body by length or by closing).
-        http10 = parser.get_http_version() == "1.0"
-        parts = [method, b" ", self._url, b" HTTP/1.0\r\nHost: " if http10 else b" HTTP/1.1\r\nHost: "]
-        parts += (host or b"localhost", _CRLF)
+        # Without a Connection header, only 1.0 does not keep the connection: the version is read (a
+        # string made by the parser) only when there is one.
+        http10 = parser.get_http_version() == "1.0" if self._connection else not keep_alive
+        version = b" HTTP/1.0\r\nHost: " if http10 else b" HTTP/1.1\r\nHost: "
+        parts = [method, b" ", self._url, version, host or b"localhost", _CRLF]
         parts += self._headers
-        if http10 and req.keep_alive:
+        if http10 and keep_alive:
             parts.append(b"Connection: keep-alive\r\n")  # 1.0 keeps a connection only when asked to
-        parts += (b"X-Forwarded-For: ", self._xff, self._ip_bytes, _CRLF)
-        if not self._fwd & 1 and host:
+        parts.append(b"X-Forwarded-For: " + self._xff + self._ip_bytes + _CRLF if self._xff else self._xff_line)
+        fwd = self._fwd
+        if not fwd & 1 and host:
             parts += (b"X-Forwarded-Host: ", host, _CRLF)
-        if not self._fwd & 2:
-            parts.append(b"X-Forwarded-Proto: http\r\n")
-        if req.chunked:
+        if chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         if self._upgrade and parser.should_upgrade():
             req.upgrade = True
             parts += (b"Connection: Upgrade\r\nUpgrade: ", self._upgrade, _CRLF)
-        parts.append(_CRLF)
-        req.head = head = b"".join(parts)
-        req.out = _Buffer(head, self.transport)
+        parts.append(_CRLF if fwd & 2 else b"X-Forwarded-Proto: http\r\n\r\n")
+        req.head = b"".join(parts)
+        # read: ready for the next request's head
+        self._url = b""
+        self._headers = []
+        self._host = b""
+        if self._rare:
+            self._reset_rare()
         self.req = req
         if self.current is None:
             self._dispatch(req)
         else:
+            req.out = _Buffer(req.head, self.transport)
             self.queue.append(req)
 
     def on_body(self, body: bytes) -> None:
@@ -355,18 +457,40 @@ class HttpClient(asyncio.Protocol):
             self._write_local(req)
             return
         self.current = req
-        loop_time = self.ctx.loop.time()
-        self.deadline = loop_time + self.ctx.settings.idle_timeout
+        ctx = self.ctx
+        self.deadline = ctx.now + ctx.exchange_after
         self.seen = self.activity
-        route = self.binding.route
-        req.route = route
-        self._send(req, route, [], [], loop_time)
+        req.route = route = self.binding.route
+        balancer = route.balancer
+        # The loop's clock is read only for what needs it: affinity pins, and the flow's duration.
+        now = ctx.loop.time() if ctx.record is not None or balancer.affinity_timeout else 0.0
+        # The common case inline: the next endpoint, allowed, with an idle pooled connection.
+        backend = balancer.pick(self.client_ip, now)
+        if backend is not None:
+            policy = ctx.policy
+            if policy is None or policy.check(self.client_ip, backend[0], backend[1], "TCP")[0]:
+                idle = ctx.pool.idle.get(backend)
+                if idle:
+                    req.started = now
+                    self._attach(req, idle.pop())
+                    return
+        self._send(req, route, [], [], now, backend)
 
-    def _send(self, req: _Request, route: Route, tried: list[Backend], failures: list[str], now: float) -> None:
+    def _send(
+        self,
+        req: _Request,
+        route: Route,
+        tried: list[Backend],
+        failures: list[str],
+        now: float,
+        backend: Backend | None = None,
+    ) -> None:
+        """Send `req` to an endpoint of `route` (`backend` when the caller has picked it already)."""
         ctx = self.ctx
         if req.started < 0:
             req.started = now
-        backend = route.balancer.pick(self.client_ip, now, tried)
+        if backend is None:
+            backend = route.balancer.pick(self.client_ip, now, tried)
         if backend is None or len(tried) >= ctx.settings.connect_attempts:
             if failures:
                 self._reply(
@@ -379,14 +503,17 @@ class HttpClient(asyncio.Protocol):
             # the gateway may listen beyond loopback: it never becomes a road to the emulator's API
             self._reply(req, 403, f"the gateway does not forward to the emulator's own API (service {_name(route)})")
             return
-        reason = ctx.refusal("request", self.client_ip, backend, "TCP", route.label)
-        if reason is not None:
-            self._reply(req, 403, f"denied by network policy: {reason}")
-            return
+        if ctx.policy is not None:
+            reason = ctx.refusal("request", self.client_ip, backend, "TCP", route.label)
+            if reason is not None:
+                self._reply(req, 403, f"denied by network policy: {reason}")
+                return
         conn = ctx.pool.take(backend)
         if conn is not None:
             self._attach(req, conn)
         else:
+            if req.out is None:
+                req.out = _Buffer(req.head, self.transport)
             self.connecting = ctx.loop.create_task(self._connect(req, route, backend, tried, failures))
 
     async def _connect(
@@ -411,9 +538,25 @@ class HttpClient(asyncio.Protocol):
         self._attach(req, conn)
 
     def _attach(self, req: _Request, conn: HttpUpstream) -> None:
+        """Send `req` on `conn`: its head (or what was buffered while it waited), then its body as it
+        comes. A request that is not kept alive gets a response that says `Connection: close`."""
         req.conn = conn
         conn.client = self
+        if not req.keep_alive and not req.upgrade and conn.head_filter is None:
+            conn.head_filter = say_close  # (the gateway sets its own filter, which says it too)
+            conn._held = b""
+        if req.method == b"HEAD":
+            conn.expect_head()
         buffered = req.out
+        if buffered is None:  # sent as its head is read (inside data_received)
+            if req.has_body and not req.upgrade:
+                # its body (or part of it) follows in the same read: held until the end of it, one write
+                req.out = _Buffer(req.head, self.transport)
+                self.held = req
+                return
+            req.out = conn.transport
+            conn.transport.write(req.head)
+            return
         req.out = transport = conn.transport
         chunks = buffered.chunks
         transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
@@ -452,7 +595,13 @@ class HttpClient(asyncio.Protocol):
                 conn.paused = False
                 conn.transport.resume_reading()
             conn.reused = True
-            self.ctx.pool.put(conn, self.ctx.loop.time())
+            ctx = self.ctx
+            idle = ctx.pool.idle.get(conn.backend)
+            if idle is not None and len(idle) < ctx.pool.max_idle:
+                conn.idle_since = ctx.now
+                idle.append(conn)  # BackendPool.put, inline
+            else:
+                ctx.pool.put(conn, ctx.now)
         else:
             conn.transport.close()
         self._done(req)
@@ -474,16 +623,22 @@ class HttpClient(asyncio.Protocol):
         if self.eof:
             self.transport.close()
             return
-        self.deadline = self.ctx.loop.time() + self.ctx.settings.keepalive_timeout
+        self.deadline = self.ctx.now + self.ctx.keepalive_after
+        self.waiting = True
 
     def _record(self, req: _Request) -> None:
         """The request's flow (emulator/flows/): one tuple; the proxy's own answers say their verdict."""
         ctx, local, conn, record = self.ctx, req.local, req.conn, self.ctx.record
         if record is None:
             return
-        if self.dst is None:
-            self.dst = self.transport.get_extra_info("sockname")
+        dst = self.dst
+        if dst is None:
+            dst = self.dst = self.transport.get_extra_info("sockname")
         now = ctx.loop.time()
+        if local is None and conn is not None:  # the endpoint answered (it was sent): nothing more to decide
+            record((now, "http", self.client_ip, dst, SERVICE_KEYS[req.route], conn.backend, "allowed", None, -1, -1,
+                    now - req.started, req.method, req.host, req.path, conn.status, req.source))
+            return
         verdict, reason = "allowed", None
         if local is not None:
             status = int(local[9:12])
@@ -492,11 +647,9 @@ class HttpClient(asyncio.Protocol):
                 verdict = "denied" if status == 403 and reason and reason.startswith("denied by network policy") else "error"
         else:
             status = conn.status if conn is not None else 0
-        head, start = req.head, len(req.method) + 1
-        path = head[start : head.find(b" ", start)] if head else b""
-        record((now, "http", self.client_ip, self.dst, req.route,
+        record((now, "http", self.client_ip, dst, SERVICE_KEYS[req.route],  # a label: no object kept
                     conn.backend if conn is not None else None, verdict, reason, -1, -1,
-                    now - req.started if req.started >= 0 else 0.0, req.method, req.host, path, status, req.source))
+                    now - req.started if req.started >= 0 else 0.0, req.method, req.host, req.path, status, req.source))
 
     def backend_lost(self, conn: HttpUpstream) -> None:
         req = self.current
@@ -557,16 +710,17 @@ class HttpUpstream(asyncio.Protocol):
         self.paused = False
         self._done = False
         self._keep = False
-        self._interim = False
         self._head_only = False
         # The gateway's response header filters: set for the one request that has them, cleared once
         # its response head is rewritten (every other response is forwarded as it comes).
         self.head_filter: Callable[[bytes], bytes] | None = None
         self._held = b""
         self.status = 0  # of the last response head (for flow records)
+        self._sock: Any = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self._sock = transport.get_extra_info("socket")
 
     def data_received(self, data: bytes) -> None:
         client = self.client
@@ -599,6 +753,15 @@ class HttpUpstream(asyncio.Protocol):
                 self._head_only = False
                 self.parser = httptools.HttpResponseParser(self)
             client.response_done(self, self._keep)
+        elif _QUICKACK is not None and self._sock is not None:
+            # The response is not complete. A backend that writes its head and its body in two sends
+            # (Python's http.server, many small servers) has Nagle hold the body until this side ACKs
+            # the head, and Linux delays that ACK by up to 40 ms on a keep-alive connection: ask for
+            # the ACK now (TCP_QUICKACK is one-shot, so it is asked after every such read).
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                pass
 
     def _write_filtered(self, client: HttpClient, data: bytes) -> None:
         """Hold the response until its head is complete, write the head through `head_filter`, then
@@ -624,23 +787,20 @@ class HttpUpstream(asyncio.Protocol):
         assert head_filter is not None
         client.transport.write(head_filter(head) + rest)
 
-    def on_headers_complete(self) -> None:
-        self.status = status = self.parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
-            self._interim = True  # 100 Continue and friends: the real response follows
-            return
-        client = self.client
-        if client is not None and client.current is not None and client.current.method == b"HEAD":
-            self._head_only = True
-            self._done = True
-            self._keep = self.parser.should_keep_alive()
+    def expect_head(self) -> None:
+        """The next response answers a HEAD request: its head is all of it (a Content-Length there
+        announces no body), so it is parsed by a parser that stops at the head."""
+        self.parser = httptools.HttpResponseParser(_HeadResponse(self))
 
     def on_message_complete(self) -> None:
-        if self._interim:
-            self._interim = False
-            return
+        # The only callback of a response (one Python call per response): its status is read here.
+        parser = self.parser
+        status = parser.get_status_code()
+        if status < 200 and status != 101:
+            return  # 100 Continue and friends: the real response follows
+        self.status = status
         self._done = True
-        self._keep = self.parser.should_keep_alive()
+        self._keep = parser.should_keep_alive()
 
     def pause_writing(self) -> None:
         if self.client is not None:
@@ -652,6 +812,7 @@ class HttpUpstream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.parser = _SPENT_RESPONSE_PARSER  # (no cycle through the parser left for the collector)
         client = self.client
         if client is None:
             self.ctx.pool.discard(self)
@@ -661,6 +822,40 @@ class HttpUpstream(asyncio.Protocol):
 
     def close(self) -> None:
         self.transport.close()
+
+
+class _HeadResponse:
+    """The parser callbacks of a response to HEAD: done at the end of the head."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: HttpUpstream) -> None:
+        self.conn = conn
+
+    def on_headers_complete(self) -> None:
+        conn = self.conn
+        parser = conn.parser
+        status = parser.get_status_code()
+        if status < 200 and status != 101:
+            return  # interim: the real response follows
+        conn.status = status
+        conn._head_only = True
+        conn._done = True
+        conn._keep = parser.should_keep_alive()
+
+    def on_message_complete(self) -> None:
+        pass  # (the head said it all; an interim response ends here too)
+
+
+def say_close(head: bytes) -> bytes:
+    """A response head that says `Connection: close` (the client asked for it, or spoke HTTP/1.0: the
+    proxy closes after this response and says so, as RFC 9112 9.6 wants; a client that reads only the
+    response would otherwise send its next request into a closing connection)."""
+    if b"\r\nconnection:" not in head.lower():
+        return head[:-2] + b"Connection: close\r\n\r\n"
+    lines = head[:-4].split(b"\r\n")
+    kept = [line for line in lines[1:] if line.partition(b":")[0].strip().lower() != b"connection"]
+    return b"\r\n".join((lines[0], *kept, b"Connection: close\r\n\r\n"))
 
 
 def _name(route: Route) -> str:

@@ -25,22 +25,22 @@ C = TypeVar("C", bound=Pooled)
 class BackendPool(Generic[C]):
     """Idle connections of one kind `C` (the proxy pools `l7.HttpUpstream`), handed back as that kind."""
 
-    __slots__ = ("_idle", "max_idle")
+    __slots__ = ("idle", "max_idle")
 
     def __init__(self, max_idle: int) -> None:
-        self._idle: dict[Backend, list[C]] = {}
+        self.idle: dict[Backend, list[C]] = {}  # most recently used last (HTTP mode takes from here inline)
         self.max_idle = max_idle
 
     def take(self, backend: Backend) -> C | None:
-        idle = self._idle.get(backend)
+        idle = self.idle.get(backend)
         if idle:
             return idle.pop()
         return None
 
     def put(self, conn: C, now: float) -> None:
-        idle = self._idle.get(conn.backend)
+        idle = self.idle.get(conn.backend)
         if idle is None:
-            idle = self._idle[conn.backend] = []
+            idle = self.idle[conn.backend] = []
         if len(idle) >= self.max_idle:
             conn.close()
             return
@@ -49,12 +49,12 @@ class BackendPool(Generic[C]):
 
     def discard(self, conn: C) -> None:
         """Forget a connection the endpoint closed while it sat in the pool."""
-        idle = self._idle.get(conn.backend)
+        idle = self.idle.get(conn.backend)
         if idle and conn in idle:
             idle.remove(conn)
 
     def expire(self, now: float, max_idle_time: float) -> None:
-        for backend, idle in list(self._idle.items()):
+        for backend, idle in list(self.idle.items()):
             # Oldest are at the front: close from there until the first one young enough.
             n = 0
             while n < len(idle) and now - idle[n].idle_since > max_idle_time:
@@ -64,13 +64,13 @@ class BackendPool(Generic[C]):
                 for conn in old:
                     conn.close()
             if not idle:
-                del self._idle[backend]
+                del self.idle[backend]
 
     def close_all(self) -> None:
-        idle, self._idle = self._idle, {}
+        idle, self.idle = self.idle, {}
         for conns in idle.values():
             for conn in conns:
                 conn.close()
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._idle.values())
+        return sum(len(v) for v in self.idle.values())

@@ -259,6 +259,15 @@ def test_http_request_is_a_flow_with_method_path_and_status(cluster: Cluster) ->
     assert "GET" in flow["summary"] and "200" in flow["summary"]
 
 
+def test_gateway_request_is_a_flow_with_its_path(cluster: Cluster) -> None:
+    since = cluster.last_id()
+    url = f"http://127.0.0.1:{cluster.emu.gateway_port}/through/gateway?x=1"
+    assert httpx.get(url, headers={"Host": f"api.{NS}:8080"}, timeout=3).status_code == 200
+    flow = cluster.wait_for(lambda f: f["kind"] == "http" and f["http"]["path"].startswith("/through/"), since)
+    assert flow["http"]["path"] == "/through/gateway?x=1" and flow["http"]["status"] == 200
+    assert flow["destination"]["service"] == f"{NS}/api"
+
+
 def test_denied_connection_names_the_policy(cluster: Cluster) -> None:
     since = cluster.last_id()
     assert tcp_exchange(cluster.client_ip, cluster.cluster_ips["locked"], 9000) == b""
