@@ -311,6 +311,8 @@ class Runtime:
         if self.proxy is not None:  # and what its Ingress / Gateway API routing reads
             replayed = (NAMESPACES.key, SERVICES.key)
             self.store.replay(self.proxy.apply, tuple(k for k in self.proxy.routing_watched if k not in replayed))
+            # a Gateway listener whose port the gateway cannot bind says so in its Gateway's status
+            self.proxy.bind_observers.append(gateway_status.set_unbound)
         namespaces.bootstrap(cluster.api_address, self.api_port)
         ensure_bootstrap_policy(self.registry)  # the default RBAC roles and bindings
         await self.store.settled(self.store.rv)  # the built-ins are stored and every index has them

@@ -25,9 +25,9 @@ from emulator.controllers.ingressstatus import BATCH_DELAY
 from emulator.controllers.workqueue import WorkQueue
 from emulator.kinds import GATEWAY_CLASSES, GATEWAYS, GRPC_ROUTES, HTTP_ROUTES, ResourceType
 from emulator.registry.registry import Registry
-from emulator.routing.gatewayapi import compile_gateway_api
+from emulator.routing.gatewayapi import compile_gateway_api, with_unbound_ports
 from emulator.routing.index import RoutingIndex
-from emulator.routing.model import ObjectRef
+from emulator.routing.model import ListenerKey, ObjectRef
 from emulator.routing.sources import RoutingSettings
 from emulator.store.events import DELETED, Event
 from emulator.timestamps import now_rfc3339
@@ -85,6 +85,21 @@ class GatewayApiStatusController:
         self.queue: WorkQueue[Key] = WorkQueue("gateway-api-status", self.sync)
         self._shapes: dict[Key, Any] = {}  # what of our kinds' objects routing reads (not their status)
         self._settled: dict[Key, dict[str, Any] | None] = {}  # the desired status each last sync saw
+        self._unbound: dict[ListenerKey, str] = {}  # listener ports the gateway could not bind (the proxy says)
+
+    def set_unbound(self, unbound: dict[ListenerKey, str]) -> None:
+        """The proxy could not bind these Gateway listener ports ((port, protocol) -> why), or bound them
+        since: their listeners are PortUnavailable until it can."""
+        self._unbound = unbound
+        self.queue.add(EVERY)
+
+    def _desired(self, compiled: Any, key: Key) -> dict[str, Any] | None:
+        desired = compiled.statuses.get(ObjectRef(*key))
+        if desired is not None and key[0] == GATEWAYS.key and self._unbound:
+            gw = self.index.objects.gateways.get((key[1], key[2]))
+            if gw is not None:
+                desired = with_unbound_ports(gw, desired, self._unbound)
+        return desired
 
     def apply(self, event: Event) -> None:
         key = (event.resource, event.namespace, event.name)
@@ -110,7 +125,7 @@ class GatewayApiStatusController:
             for resource, attribute in _FIELDS.items():
                 for namespace, name in getattr(self.index.objects, attribute):
                     item = (resource, namespace, name)
-                    if item not in self._settled or self._settled[item] != compiled.statuses.get(ObjectRef(*item)):
+                    if item not in self._settled or self._settled[item] != self._desired(compiled, item):
                         self.queue.add(item)
             return None
         resource, namespace, name = key
@@ -118,7 +133,7 @@ class GatewayApiStatusController:
         obj = self.registry.store.get(resource, namespace, name)
         if obj is None:
             return None
-        desired = compiled.statuses.get(ObjectRef(resource, namespace, name))
+        desired = self._desired(compiled, key)
         self._settled[key] = desired
         old = obj.get("status") or {}
         now = now_rfc3339()

@@ -73,6 +73,10 @@ class Proxy:
         self._last_bind_retry = 0.0
         # called with each new RoutingConfig once the gateway routes by it (the runtime feeds DNS from it)
         self.routing_observers: list[Callable[[RoutingConfig], None]] = []
+        # called with the Gateway listener ports the gateway could not bind ((port, protocol) -> why)
+        # whenever that set changes (the Gateway API status controller says so in the Gateways' status)
+        self.bind_observers: list[Callable[[dict[ListenerKey, str]], None]] = []
+        self._unbound: dict[ListenerKey, str] = {}
 
     # -- the policy hook ----------------------------------------------------------------------------
 
@@ -208,6 +212,7 @@ class Proxy:
         self._dirty = True
         self._kick()
         await self.sync()
+        self._report_unbound()
         self._sweeper = loop.create_task(self._sweep())
 
     async def _bind_gateway(self) -> None:
@@ -285,6 +290,7 @@ class Proxy:
                 await self._bind_extra(self.gateway.config)
             except Exception:
                 log.exception("gateway listener reconcile failed")
+        self._report_unbound()
 
     async def _bind_extra(self, config: RoutingConfig) -> None:
         ctx, s, gateway = self._ctx, self.settings, self.gateway
@@ -334,6 +340,22 @@ class Proxy:
                 log.info("gateway: listening on %s:%d for %s (the earlier problem is gone)", s.gateway_host, number, what)
             else:
                 log.info("gateway: listening on %s:%d for %s", s.gateway_host, number, what)
+
+    def unbound_listeners(self) -> dict[ListenerKey, str]:
+        """The Gateway listener ports the gateway could not bind, each with why (its problem's message)."""
+        out = {key: problem["message"] for key, problem in self._extra_problems.items()}
+        if self._gateway_problem is not None:
+            out[SHARED_HTTP] = self._gateway_problem["message"]
+        if self._gateway_tls_problem is not None:
+            out[SHARED_HTTPS] = self._gateway_tls_problem["message"]
+        return out
+
+    def _report_unbound(self) -> None:
+        unbound = self.unbound_listeners()
+        if unbound != self._unbound:
+            self._unbound = unbound
+            for observer in self.bind_observers:
+                observer(dict(unbound))
 
     def _extra_refusal(self, number: int, what: str) -> dict[str, Any] | None:
         """A Gateway listener's port is bound on the gateway host only where service listeners may be:
@@ -403,6 +425,7 @@ class Proxy:
                         await self._bind_gateway()
                     if self._gateway_tls_problem is not None:
                         await self._bind_gateway_tls()
+                    self._report_unbound()
                     if self._extra_problems and (self._extra_task is None or self._extra_task.done()):
                         self._extra_dirty = True
                         self._extra_task = ctx.loop.create_task(self._reconcile_extra())

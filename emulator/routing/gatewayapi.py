@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -377,6 +377,46 @@ def _gateway_status(build: _Build, gw: dict[str, Any], listeners: list[_Listener
             for item in listeners
         ],
     }
+
+
+def with_unbound_ports(gw: dict[str, Any], status: dict[str, Any], unbound: Mapping[ListenerKey, str]) -> dict[str, Any]:
+    """A Gateway's desired `status` once the gateway has tried to bind: a listener whose port could not
+    be bound (`unbound`: (port, protocol) -> why; another process holds the port, say) is not Accepted
+    (PortUnavailable) and not Programmed, and the Gateway is Programmed only while a listener is."""
+    if not unbound:
+        return status
+    generation = _generation(gw)
+    ports = {
+        str(spec.get("name")): (int(spec.get("port") or 0), str(spec.get("protocol")))
+        for spec in (gw.get("spec") or {}).get("listeners") or []
+    }
+    listeners = []
+    for item in status.get("listeners") or []:
+        why = unbound.get(ports.get(item["name"], (0, "")))
+        if why is None or not _true(item["conditions"], "Programmed"):
+            listeners.append(item)
+            continue
+        replaced = {
+            "Accepted": condition("Accepted", False, "PortUnavailable", why, generation),
+            "Programmed": condition("Programmed", False, "Invalid", "Not served: see the other conditions", generation),
+        }
+        listeners.append({**item, "conditions": [replaced.get(c["type"], c) for c in item["conditions"]]})
+    if listeners == status.get("listeners"):
+        return status
+    conditions = []
+    accepted = sum(_true(item["conditions"], "Accepted") for item in listeners)
+    for cond in status["conditions"]:
+        if cond["type"] == "Accepted" and cond["reason"] in ("Accepted", "ListenersNotValid"):
+            cond = condition("Accepted", True, "Accepted", "Gateway is valid", generation) if accepted == len(listeners) else (
+                condition("Accepted", accepted > 0, "ListenersNotValid", "Some listeners are not valid", generation))
+        elif cond["type"] == "Programmed" and cond["status"] == "True" and not any(_true(i["conditions"], "Programmed") for i in listeners):
+            cond = condition("Programmed", False, "Invalid", "No listener is programmed", generation)
+        conditions.append(cond)
+    return {**status, "conditions": conditions, "listeners": listeners}
+
+
+def _true(conditions: list[dict[str, Any]], kind: str) -> bool:
+    return any(c["type"] == kind and c["status"] == "True" for c in conditions)
 
 
 # -- routes --------------------------------------------------------------------------------------------

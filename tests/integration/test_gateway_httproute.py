@@ -5,6 +5,7 @@ Gateway listener on a port of its own."""
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 from collections.abc import Callable, Iterator
@@ -276,6 +277,20 @@ def test_a_listener_port_that_is_taken_is_a_problem_with_a_fix(emu: Emulator, ku
 
         found = eventually(problem)
         assert found["reason"] == "AddressInUse" and "Gateway HTTP listener" in found["for"] and found["fix"]
+
+        # ... and the Gateway's status says it: the listener is PortUnavailable, nothing is programmed
+        def listener_conditions() -> dict[str, tuple[str, str]]:
+            status = json.loads(kubectl.out("get", "gateway", "-n", ns, "taken", "-o", "json")).get("status") or {}
+            items = status.get("listeners") or [{}]
+            return {c["type"]: (c["status"], c["reason"]) for c in items[0].get("conditions") or []}
+
+        eventually(lambda: listener_conditions().get("Accepted") == ("False", "PortUnavailable"))
+        assert listener_conditions()["Programmed"] == ("False", "Invalid")
+        gw_conditions = {c["type"]: c["status"] for c in json.loads(kubectl.out("get", "gateway", "-n", ns, "taken", "-o", "json"))["status"]["conditions"]}
+        assert gw_conditions["Programmed"] == "False"
     finally:
         holder.close()
+    # once the port is free, the retry binds it and the listener is programmed again
+    eventually(lambda: listener_conditions().get("Programmed") == ("True", "Programmed"), timeout=15)
+    assert listener_conditions()["Accepted"] == ("True", "Accepted")
     kubectl.run("delete", "gateway", "-n", ns, "taken")

@@ -20,7 +20,7 @@ from emulator.kinds.gatewayclass import GATEWAY_CLASSES, GATEWAY_CONTROLLER, Gat
 from emulator.kinds.grpcroute import GRPC_ROUTES, GRPCRouteStrategy
 from emulator.kinds.httproute import HTTP_ROUTES, HTTPRouteStrategy
 from emulator.kinds.referencegrant import ReferenceGrantStrategy
-from emulator.routing.gatewayapi import compile_gateway_api, host_matches, intersect_hostnames
+from emulator.routing.gatewayapi import compile_gateway_api, host_matches, intersect_hostnames, with_unbound_ports
 from emulator.routing.match import find
 from emulator.routing.model import SHARED_HTTP, SHARED_HTTPS, Compiled, ListenerRoutes, ObjectRef
 from emulator.routing.sources import RoutingObjects, RoutingSettings
@@ -756,3 +756,31 @@ def test_httproute_listener_port_matching() -> None:  # HTTPRouteListenerPortMat
     assert goes_to(listeners[(8080, "HTTP")], "foo.com:8080") == goes_to(listeners[(8080, "HTTP")], "bar.com:8080") == f"{INFRA}/infra-backend-v2"
     assert goes_to(listeners[(8090, "HTTP")], "foo.com:8090") == f"{INFRA}/infra-backend-v3"
     assert goes_to(listeners[(8090, "HTTP")], "bar.com:8090") == 404
+
+
+# -- ports the gateway could not bind (what the proxy reports, laid over the compiled status) ---------------
+
+
+def test_a_listener_whose_port_cannot_be_bound_is_port_unavailable() -> None:
+    gw = gateway("gw", listener("http"), listener("extra", port=9999))
+    status = gw_status(compile_all(gw), "gw")
+    unbound = with_unbound_ports(gw, status, {(9999, "HTTP"): "port 9999 is in use by another process"})
+    extra = next(item for item in unbound["listeners"] if item["name"] == "extra")
+    assert conditions(extra)["Accepted"] == ("False", "PortUnavailable")
+    assert conditions(extra)["Programmed"] == ("False", "Invalid")
+    assert next(c for c in extra["conditions"] if c["type"] == "Accepted")["message"] == "port 9999 is in use by another process"
+    http = next(item for item in unbound["listeners"] if item["name"] == "http")
+    assert http == next(item for item in status["listeners"] if item["name"] == "http")
+    assert conditions(unbound)["Accepted"] == ("True", "ListenersNotValid")
+    assert conditions(unbound)["Programmed"] == ("True", "Programmed")  # one listener is still served
+    assert [item["name"] for item in unbound["listeners"]] == ["http", "extra"]
+
+
+def test_a_gateway_with_no_port_bound_is_not_programmed() -> None:
+    gw = gateway("gw", listener("extra", port=9999))
+    status = gw_status(compile_all(gw), "gw")
+    unbound = with_unbound_ports(gw, status, {(9999, "HTTP"): "in use"})
+    assert conditions(unbound)["Accepted"] == ("False", "ListenersNotValid")
+    assert conditions(unbound)["Programmed"] == ("False", "Invalid")
+    assert with_unbound_ports(gw, status, {}) is status
+    assert with_unbound_ports(gw, status, {(9999, "HTTPS"): "in use"}) == status  # another protocol's port
