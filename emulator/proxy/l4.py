@@ -76,7 +76,7 @@ class TcpClient(asyncio.Protocol):
         "dst",
     )
 
-    def __init__(self, ctx: ProxyContext, route: Route | None) -> None:
+    def __init__(self, ctx: ProxyContext, route: Route | None, dst: Any = None) -> None:
         self.ctx = ctx
         self.route = route
         self.client: Any = None
@@ -91,7 +91,7 @@ class TcpClient(asyncio.Protocol):
         self.backend: Backend | None = None  # the endpoint connected to, for the flow record
         self.sent = self.received = 0  # bytes from the client / to it
         self.opened = 0.0
-        self.dst: Any = None  # the address the client reached (recorded with flows only)
+        self.dst: Any = dst  # the address the client reached (recorded with flows only; None: asked of the socket)
 
     # -- client transport callbacks -----------------------------------------------------------------
 
@@ -102,7 +102,7 @@ class TcpClient(asyncio.Protocol):
         ctx = self.ctx
         ctx.live.add(self)
         self.opened = ctx.loop.time()
-        if ctx.record is not None:
+        if ctx.record is not None and self.dst is None:
             self.dst = transport.get_extra_info("sockname")
         self.deadline = self.opened + ctx.settings.idle_timeout
         self.active = ctx.now

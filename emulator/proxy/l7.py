@@ -632,8 +632,9 @@ class HttpClient(asyncio.Protocol):
         if record is None:
             return
         dst = self.dst
-        if dst is None:
-            dst = self.dst = self.transport.get_extra_info("sockname")
+        if dst is None:  # the bound address (no getsockname), or the gateway's own socket
+            binding = self.binding
+            dst = self.dst = binding.key[:2] if binding is not None else self.transport.get_extra_info("sockname")
         now = ctx.loop.time()
         if local is None and conn is not None:  # the endpoint answered (it was sent): nothing more to decide
             record((now, "http", self.client_ip, dst, SERVICE_KEYS[req.route], conn.backend, "allowed", None, -1, -1,

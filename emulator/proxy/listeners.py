@@ -220,12 +220,14 @@ class Listeners:
             binding.udp = proto
             return
 
+        dst = binding.key[:2]  # what a connection reached, for its flow record (no getsockname per connection)
+
         def accept() -> asyncio.Protocol:
             # The mode is read per connection, so an appProtocol change needs no rebind.
             route = binding.route
             if route.mode == "http":
                 return HttpClient(ctx, binding)  # reads binding.route per request
-            return TcpClient(ctx, route)
+            return TcpClient(ctx, route, dst)
 
         binding.server = await ctx.loop.create_server(accept, sock=sock, backlog=ctx.settings.backlog)
 
