@@ -573,7 +573,7 @@ class GatewayClient(HttpClient):
         self.closed = True  # this object is done with the connection
         protocol = H2Gateway(
             self.ctx, self.gateway.routing, self.gateway.table, self.listener.key, self.listener.tls,
-            scheme_ports=self.gateway.scheme_ports,
+            scheme_ports=self.gateway.scheme_ports, mirror=self.gateway.mirror,
         )
         transport.set_protocol(protocol)
         protocol.connection_made(transport)

@@ -68,7 +68,7 @@ from emulator.routing.model import (
 
 from .balancer import Backend
 from .context import ProxyContext
-from .gateway import wire_safe
+from .gateway import MIRROR_BODY_LIMIT, MirrorCopy, wire_safe
 from .l4 import _why
 from .l7 import _CRLF
 from .pool import BackendPool
@@ -197,7 +197,7 @@ class _Stream:
     __slots__ = (
         "gw", "id", "method", "path", "authority", "headers", "grpc", "route", "backend", "tried", "failures",
         "h2c", "chunked", "up_headers", "head", "request", "response", "upstream", "up_id", "responded", "request_ended",
-        "response_changes", "done", "local", "status", "reason", "source", "started",
+        "response_changes", "done", "local", "status", "reason", "source", "started", "mirror",
     )  # fmt: skip
 
     def __init__(self, gw: H2Gateway, stream_id: int) -> None:
@@ -230,6 +230,7 @@ class _Stream:
         self.reason: str | None = None  # why the gateway answered it with an error, or reset it
         self.source: str | None = None  # what routed it ("grpcroute ns/name rule 0")
         self.started = -1.0  # loop time it was sent on to an endpoint; -1: never
+        self.mirror: MirrorCopy | None = None  # an HTTP/1.1 copy for the rule's RequestMirror filters
 
 
 class H2Gateway(asyncio.Protocol):
@@ -244,8 +245,10 @@ class H2Gateway(asyncio.Protocol):
         tls: bool,
         upstreams: H2Upstreams | None = None,
         scheme_ports: Mapping[str, int] | None = None,
+        mirror: Callable[[MirrorCopy, str], None] | None = None,
     ) -> None:
         self.ctx = ctx
+        self.send_mirror = mirror  # sends a finished copy to its mirrors (the gateway's); None: none sent
         self.routing = routing
         self.table = table
         self.listener = listener
@@ -502,18 +505,15 @@ class H2Gateway(asyncio.Protocol):
         if backend.problem is not None:
             self._reply(stream, 500, f"{action.source}: {backend.problem}")
             return
-        route = None
-        for r in self.table.routes_of(backend.namespace, backend.service):
-            if r.protocol == "TCP" and (r.port == backend.port if backend.port is not None else r.port_name == backend.port_name):
-                route = r
-                break
+        route = self._backend_route(backend.namespace, backend.service, backend.port, backend.port_name)
         if route is None:
             name = f"{backend.namespace}/{backend.service}"
             wanted = backend.port if backend.port is not None else repr(backend.port_name)
             why = f"service {name} has no TCP port {wanted}" if self.table.routes_of(backend.namespace, backend.service) else f"service {name} does not exist (or has no cluster IP)"
             self._reply(stream, 500, f"{action.source}: {why}")
             return
-        stream.headers = _changed(_changed(stream.headers, action.request_headers), backend.request_headers)
+        rule_headers = _changed(stream.headers, action.request_headers)
+        stream.headers = _changed(rule_headers, backend.request_headers)
         stream.response_changes = [c for c in (action.response_headers, backend.response_headers) if c is not None]
         new_path = stream.path
         authority = stream.authority
@@ -528,7 +528,45 @@ class H2Gateway(asyncio.Protocol):
             self._reply(stream, 500, f"{action.source}: a rewritten path, host or header value holds CR, LF or NUL")
             return
         grpc_route = action.source.lower().startswith("grpcroute")
+        if action.mirrors and self.send_mirror is not None:
+            if grpc_route or stream.grpc:
+                log.debug("%s: mirror skipped: gRPC is not mirrored", action.source)
+            else:  # the copy carries the rule's filters, not the primary backendRef's own
+                self._plan_mirror(stream, action, rule_headers, new_path, authority)
         self._forward(stream, route, grpc_route, new_path, authority)
+
+    def _plan_mirror(self, stream: _Stream, action: Action, headers: Headers, path: bytes, authority: bytes) -> None:
+        """An HTTP/1.1 copy of the request for the rule's mirrors (as the HTTP/1.1 gateway sends it): its
+        head now, its body chunked as it comes, sent once the request ends (the answers are dropped)."""
+        routes: list[Route] = []
+        for mirror in action.mirrors:
+            if mirror.backend.problem is not None or (mirror.percent < 100 and random.random() * 100 >= mirror.percent):
+                continue
+            found = self._backend_route(mirror.backend.namespace, mirror.backend.service, mirror.backend.port, mirror.backend.port_name)
+            if found is None:
+                log.debug("%s: mirror skipped: service %s/%s has no such TCP port", action.source, mirror.backend.namespace, mirror.backend.service)
+                continue
+            routes.append(found)
+        if not routes:
+            return
+        forwarded_for = self.client_ip.encode()
+        parts = [stream.method, b" ", path, b" HTTP/1.1\r\nHost: ", authority or b"localhost", _CRLF]
+        for name, value in headers:
+            if name == b"x-forwarded-for":
+                forwarded_for = value + b", " + forwarded_for
+            elif name not in _REQUEST_OWN and name not in (b"content-length", b"x-forwarded-host", b"x-forwarded-proto"):
+                parts += (name, b": ", value, _CRLF)
+        parts += (b"X-Forwarded-For: ", forwarded_for, _CRLF, b"X-Forwarded-Proto: ", self.scheme, _CRLF)
+        if stream.authority:
+            parts += (b"X-Forwarded-Host: ", stream.authority, _CRLF)
+        parts.append(b"Transfer-Encoding: chunked\r\n\r\n")  # (MirrorCopy adds Connection: close)
+        stream.mirror = MirrorCopy(routes, b"".join(parts))
+
+    def _backend_route(self, namespace: str, service: str, port: int | None, port_name: str | None) -> Route | None:
+        for r in self.table.routes_of(namespace, service):
+            if r.protocol == "TCP" and (r.port == port if port is not None else r.port_name == port_name):
+                return r
+        return None
 
     def _forward(self, stream: _Stream, route: Route, grpc_route: bool | None, path: bytes, authority: bytes) -> None:
         stream.route = route
@@ -605,6 +643,14 @@ class H2Gateway(asyncio.Protocol):
                 self._credit(event.stream_id, credit)
             return
         data = event.data or b""
+        copy = stream.mirror
+        if copy is not None and data:
+            copy.size += len(data)
+            if copy.size > MIRROR_BODY_LIMIT:
+                stream.mirror = None
+                log.debug("mirror skipped: the request body is over %d bytes", MIRROR_BODY_LIMIT)
+            else:
+                copy.chunks.append(b"".join((b"%x\r\n" % len(data), data, _CRLF)))
         up = stream.upstream
         if isinstance(up, H1Upstream) and up.stream is stream:
             up.send_body(data, credit)
@@ -627,6 +673,11 @@ class H2Gateway(asyncio.Protocol):
             return
         stream.request_ended = True
         stream.request.end = True
+        copy = stream.mirror
+        if copy is not None and self.send_mirror is not None:
+            stream.mirror = None
+            copy.chunks.append(b"0\r\n\r\n")
+            self.send_mirror(copy, self.client_ip)
         up = stream.upstream
         if isinstance(up, H1Upstream) and up.stream is stream:
             up.end_body()

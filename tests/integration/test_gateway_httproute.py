@@ -184,6 +184,11 @@ def test_request_mirror(emu: Emulator, kubectl: Kubectl, ns: str, backends: Star
     assert backend_of(response) == "web"
     eventually(lambda: any(s["path"] == "/copied" and s["body"] == "payload" for s in mirror.seen))
     assert [s["path"] for s in web.seen].count("/copied") == 1
+    # over HTTP/2 (h2c with prior knowledge) too: the copy goes to the mirror as HTTP/1.1
+    with httpx.Client(http1=False, http2=True, timeout=5) as h2c:
+        answer = h2c.post(f"http://127.0.0.1:{emu.gateway_port}/copied-h2", headers={"Host": host}, content=b"over h2")
+    assert answer.http_version == "HTTP/2" and backend_of(answer) == "web"
+    eventually(lambda: any(s["path"] == "/copied-h2" and s["body"] == "over h2" for s in mirror.seen))
     # a mirror that is down changes nothing for the request itself
     mirror.stop()
     for _ in range(3):
