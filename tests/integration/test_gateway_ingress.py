@@ -202,6 +202,30 @@ def test_browser_style_localhost_names(emu: Emulator, kubectl: Kubectl, ns: str,
         assert json.loads(done.stdout)["backend"] == name, (url, done.stdout, done.stderr)
 
 
+def test_a_real_browser_reaches_an_app_by_its_localhost_name(
+    emu: Emulator, kubectl: Kubectl, ns: str, backends: Start, tmp_path: Path
+) -> None:
+    """Headless Chromium resolves `*.localhost` to loopback by itself (no hosts file, no resolver flag):
+    the Ingress host `shop.localhost` answers it through the gateway."""
+    chromium = require_tool("chromium")
+    apply(kubectl, service_yaml("shop", ns, backends("shop")))
+    apply(kubectl, ingress("shop", ns, """
+  rules:
+  - host: shop.localhost
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}]}
+"""))
+    wait_routed(emu, "shop.localhost", "/", "shop")
+    done = subprocess.run(
+        [
+            chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+            f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"http://shop.localhost:{emu.gateway_port}/in/the/shop",
+        ],
+        capture_output=True, text=True, timeout=90,
+    )
+    assert '"backend": "shop"' in done.stdout or '"backend":"shop"' in done.stdout, (done.stdout[-2000:], done.stderr[-2000:])
+    assert "/in/the/shop" in done.stdout
+
+
 def test_websocket_upgrade_through_an_ingress(emu: Emulator, kubectl: Kubectl, ns: str, backends: Start) -> None:
     apply(kubectl, service_yaml("ws", ns, backends("ws")))
     host = f"ws-{ns}.example"
