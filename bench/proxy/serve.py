@@ -88,6 +88,16 @@ if __name__ == "__main__":
     ap.add_argument("backends", nargs="+")
     parsed = ap.parse_args()
     sys.path.insert(0, str(Path(parsed.source).resolve()))
+    import gc
+
     import uvloop
+
+    # the collector as `emulator serve` sets it (where the tree has the setting)
+    try:
+        from emulator.cli.serve import GC_YOUNG_THRESHOLD
+
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+    except ImportError:
+        pass
 
     uvloop.run(main(parsed))
