@@ -4,8 +4,11 @@ A TLS listener of the gateway serves the certificates its `ListenerRoutes.certif
 type kubernetes.io/tls, from Ingress `spec.tls` and Gateway listeners' `certificateRefs`). The server
 socket has one front context whose `sni_callback` swaps in the context of the certificate for the name
 the client asked for: an exact host first, then a `*.` wildcard (one label, as TLS wildcards are), then a
-certificate given for no host in particular, then the gateway's own self-signed certificate (made at
-start with `cryptography`, for the gateway host, `localhost` and `*.localhost`).
+certificate given for no host in particular, then the gateway's own self-signed certificate (made with
+`cryptography` for the gateway host, `localhost` and `*.localhost` on the first handshake that needs it,
+not at start: its key and signature are ~20 ms of an empty start). The front context itself holds no
+certificate: OpenSSL calls the SNI callback for every ClientHello, with no name too, and it always
+swaps in one.
 
 Contexts are cached by (namespace, secret, digest of the PEM): a routing change that leaves the
 certificates alone rebuilds nothing, and a Secret that changes gets a new context. PEM is loaded from
@@ -116,17 +119,33 @@ class CertificateSet:
 
     def __init__(self, default_names: list[str], alpn: tuple[str, ...] = ALPN_H1) -> None:
         self.alpn = alpn
-        cert, key = self_signed(default_names)
-        self.default_pem = cert
-        # the socket's context: it presents the default certificate until SNI picks another
-        self.front = self.default = certificate_context(cert, key, alpn)
+        self._default_names = default_names
+        self._default: tuple[ssl.SSLContext, bytes] | None = None  # made on first use
+        # the socket's context: no certificate of its own, the SNI callback picks one for every handshake
+        self.front = _new_context(alpn)
         self.front.sni_callback = self._on_sni
         self._contexts: dict[CertKey, ssl.SSLContext] = {}
         self._failed: dict[CertKey, str] = {}
         self._certs: tuple[Certificate, ...] = ()
         self._exact: dict[str, ssl.SSLContext] = {}
         self._wildcards: dict[str, ssl.SSLContext] = {}
-        self._fallback: ssl.SSLContext = self.default
+        self._fallback: ssl.SSLContext | None = None  # None: the default
+
+    def _made_default(self) -> tuple[ssl.SSLContext, bytes]:
+        made = self._default
+        if made is None:
+            cert, key = self_signed(self._default_names)
+            made = self._default = (certificate_context(cert, key, self.alpn), cert)
+        return made
+
+    @property
+    def default(self) -> ssl.SSLContext:
+        """The context of the gateway's own self-signed certificate."""
+        return self._made_default()[0]
+
+    @property
+    def default_pem(self) -> bytes:
+        return self._made_default()[1]
 
     def update(self, certificates: Iterable[Certificate]) -> None:
         """Serve these certificates from now on (connections already set up keep theirs)."""
@@ -165,15 +184,16 @@ class CertificateSet:
         self._contexts = contexts
         self._failed = {k: v for k, v in self._failed.items() if any(k[:2] == (c.namespace, c.secret) for c in certs)}
         # one assignment each: a handshake in progress sees either the old or the new choice
-        self._exact, self._wildcards, self._fallback = exact, wildcards, fallback or self.default
+        self._exact, self._wildcards, self._fallback = exact, wildcards, fallback
 
     def context_for(self, name: str | None) -> ssl.SSLContext:
+        found = choose(name, self._exact, self._wildcards, None)
+        if found is not None:
+            return found
         fallback = self._fallback
-        if fallback is not self.default and name and _own_name(name):
-            fallback = self.default  # `*.localhost` names no certificate claims keep the gateway's own
-        return choose(name, self._exact, self._wildcards, fallback)
+        if fallback is None or (name and _own_name(name)):
+            return self.default  # `*.localhost` names no certificate claims keep the gateway's own
+        return fallback
 
     def _on_sni(self, sslobj: ssl.SSLObject, name: str | None, _front: ssl.SSLContext) -> None:
-        context = self.context_for(name)
-        if context is not self.front:
-            sslobj.context = context
+        sslobj.context = self.context_for(name)
