@@ -729,16 +729,35 @@ def core_busy(core: int | None) -> tuple[float, float]:
     return 0.0, 0.0
 
 
+@dataclass
+class Probes:
+    """The two correctness probes, running beside the load until `stop()`: DNS answers for the churned
+    names, HTTP requests through the web service's cluster IP (four connections)."""
+
+    dns: DnsProbe
+    http: HttpProbe
+    stopped: asyncio.Event
+    tasks: list[asyncio.Task[Any]]
+
+    @classmethod
+    def start(cls, args: argparse.Namespace, dns_port: int, cluster: Cluster) -> Probes:
+        dns, http, stopped = DnsProbe([f"tmp-{i}.{NS}.svc.{ZONE}" for i in range(CHURN_NAMES)], cluster.still), HttpProbe(), asyncio.Event()
+        per_conn = args.http_probe_rate / 4
+        tasks = [asyncio.create_task(dns.run(dns_port, args.dns_probe_rate, stopped))]
+        tasks += [asyncio.create_task(http.connection(*cluster.web, 1 / per_conn, stopped)) for _ in range(4)]
+        return cls(dns, http, stopped, tasks)
+
+    async def stop(self) -> None:
+        self.stopped.set()
+        await asyncio.gather(*self.tasks)
+
+
 async def cpu_only(args: argparse.Namespace, children: Children, tmp: Path, pid: int, load_cpu: str | None, session: aiohttp.ClientSession,
                    base: str, dns_port: int, cluster: Cluster, load_before: tuple[float, ...]) -> int:
     """`--cpu-only`: no dnsperf, wrk or peers; the churn for a while beside the two probes, and what each
     acknowledged write cost the emulator in CPU (steadier than the rates on a shared machine)."""
-    dns_probe = DnsProbe([f"tmp-{i}.{NS}.svc.{ZONE}" for i in range(CHURN_NAMES)], cluster.still)
-    http_probe = HttpProbe()
-    probes_stop = asyncio.Event()
-    per_conn = args.http_probe_rate / 4
-    probes = [asyncio.create_task(dns_probe.run(dns_port, args.dns_probe_rate, probes_stop))]
-    probes += [asyncio.create_task(http_probe.connection(*cluster.web, 1 / per_conn, probes_stop)) for _ in range(4)]
+    probes = Probes.start(args, dns_port, cluster)
+    dns_probe, http_probe = probes.dns, probes.http
     probes_only = await busy(pid, 1.0)
     churn = Churn(session, base, args.rate, args.web_flips)
     churn_stop = asyncio.Event()
@@ -751,8 +770,7 @@ async def cpu_only(args: argparse.Namespace, children: Children, tmp: Path, pid:
     churn_stop.set()
     window = await churn_task
     await churn.settle()
-    probes_stop.set()
-    await asyncio.gather(*probes)
+    await probes.stop()
     acked = [w for w in churn.writes if w.acked is not None and 200 <= w.status < 300 and began <= w.acked <= ended]
     kinds = Counter(w.kind for w in acked)
     latencies = [w.acked - w.sent for w in acked if w.acked is not None]
@@ -913,12 +931,8 @@ async def run(args: argparse.Namespace, children: Children, tmp: Path) -> int:
                              [haproxy.pid, dnsmasq.pid], server_cpu)
 
         # the emulator still, then under churn; the probes run through both
-        dns_probe = DnsProbe([f"tmp-{i}.{NS}.svc.{ZONE}" for i in range(CHURN_NAMES)], cluster.still)
-        http_probe = HttpProbe()
-        probes_stop = asyncio.Event()
-        per_conn = args.http_probe_rate / 4
-        probes = [asyncio.create_task(dns_probe.run(dns_port, args.dns_probe_rate, probes_stop))]
-        probes += [asyncio.create_task(http_probe.connection(*cluster.web, 1 / per_conn, probes_stop)) for _ in range(4)]
+        probes = Probes.start(args, dns_port, cluster)
+        dns_probe, http_probe = probes.dns, probes.http
         churn = Churn(session, base, args.rate, args.web_flips)
         stills: list[Phase] = []
         churns: list[Phase] = []
@@ -943,8 +957,7 @@ async def run(args: argparse.Namespace, children: Children, tmp: Path) -> int:
             began, ended = await churn_task
             windows.append((began, ended))
             await churn.settle()  # web-2 and web-3 not ready again, as in every still round
-        probes_stop.set()
-        await asyncio.gather(*probes)
+        await probes.stop()
         profile_lines = await spy if spy else []
         still, churned = best(stills), best(churns)
 

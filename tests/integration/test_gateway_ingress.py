@@ -186,16 +186,21 @@ def test_port_by_name_and_broken_backends(emu: Emulator, kubectl: Kubectl, ns: s
     wait_routed(emu, f"ports-{ns}.example", "/missing", "nosuch")
 
 
+def expose_on_localhost(emu: Emulator, kubectl: Kubectl, ns: str, backends: Start, name: str) -> None:
+    """Service `name` and an Ingress that routes the host `<name>.localhost` to it, routed."""
+    apply(kubectl, service_yaml(name, ns, backends(name)))
+    apply(kubectl, ingress(name, ns, f"""
+  rules:
+  - host: {name}.localhost
+    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: {name}, port: {{number: 80}}}}}}}}]}}
+"""))
+    wait_routed(emu, f"{name}.localhost", "/", name)
+
+
 def test_browser_style_localhost_names(emu: Emulator, kubectl: Kubectl, ns: str, backends: Start) -> None:
     curl = require_tool("curl")
     apply(kubectl, service_yaml("web", ns, backends("web")))
-    apply(kubectl, service_yaml("app", ns, backends("app")))
-    apply(kubectl, ingress("app", ns, """
-  rules:
-  - host: app.localhost
-    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}]}
-"""))
-    wait_routed(emu, "app.localhost", "/", "app")
+    expose_on_localhost(emu, kubectl, ns, backends, "app")
     # curl resolves *.localhost to loopback by itself, as browsers do: no Host header, no resolver set-up
     for url, name in ((f"http://app.localhost:{emu.gateway_port}/", "app"), (f"http://web.{ns}.localhost:{emu.gateway_port}/page", "web")):
         done = subprocess.run([curl, "-s", "-H", "User-Agent: Mozilla/5.0", "-H", "Accept: text/html", url], capture_output=True, text=True, timeout=10)
@@ -208,13 +213,7 @@ def test_a_real_browser_reaches_an_app_by_its_localhost_name(
     """Headless Chromium resolves `*.localhost` to loopback by itself (no hosts file, no resolver flag):
     the Ingress host `shop.localhost` answers it through the gateway."""
     chromium = require_tool("chromium")
-    apply(kubectl, service_yaml("shop", ns, backends("shop")))
-    apply(kubectl, ingress("shop", ns, """
-  rules:
-  - host: shop.localhost
-    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}]}
-"""))
-    wait_routed(emu, "shop.localhost", "/", "shop")
+    expose_on_localhost(emu, kubectl, ns, backends, "shop")
     done = subprocess.run(
         [
             chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",

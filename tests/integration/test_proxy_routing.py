@@ -19,6 +19,7 @@ from .test_proxy_support import (
     endpoints,
     free_port,
     http_backend,
+    http_service,
     loopback_ip,
     modified,
     service,
@@ -208,11 +209,7 @@ async def test_failover_skips_dead_endpoint(proxy: Proxy) -> None:
 async def test_http_failover_and_all_dead_is_502(proxy: Proxy) -> None:
     ips, bport, runners = await start_http_backends(1)
     dead = loopback_ip("127.97")
-    vip = loopback_ip()
-    port = free_port(vip)
-    proxy.apply(added("services", service("web", vip, [{"name": "http", "port": port}])))
-    proxy.apply(added("endpoints", endpoints("web", [dead, ips[0]], [{"name": "http", "port": bport}])))
-    await proxy.sync()
+    vip, port = await http_service(proxy, [dead, ips[0]], bport)
     conn = await HttpConn.open(vip, port)
     for _ in range(4):
         status, _, body = await conn.request(host="web")
@@ -375,11 +372,7 @@ async def test_http10_client_gets_no_chunked_response(proxy: Proxy) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, ip, bport).start()
-    vip = loopback_ip()
-    port = free_port(vip)
-    proxy.apply(added("services", service("web", vip, [{"name": "http", "port": port}])))
-    proxy.apply(added("endpoints", endpoints("web", [ip], [{"name": "http", "port": bport}])))
-    await proxy.sync()
+    vip, port = await http_service(proxy, [ip], bport)
     reader, writer = await asyncio.open_connection(vip, port)
     writer.write(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
     async with asyncio.timeout(3):
@@ -418,11 +411,7 @@ async def test_proxy_answers_to_head_have_no_body(proxy: Proxy) -> None:
 
 async def test_pipelined_upgrade_is_refused(proxy: Proxy) -> None:
     ips, bport, runners = await start_http_backends(1)
-    vip = loopback_ip()
-    port = free_port(vip)
-    proxy.apply(added("services", service("web", vip, [{"name": "http", "port": port}])))
-    proxy.apply(added("endpoints", endpoints("web", ips, [{"name": "http", "port": bport}])))
-    await proxy.sync()
+    vip, port = await http_service(proxy, ips, bport)
     conn = await HttpConn.open(vip, port)
     conn.writer.write(
         b"GET /slow?s=0.3 HTTP/1.1\r\nHost: web\r\n\r\n"

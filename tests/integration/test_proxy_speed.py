@@ -18,7 +18,7 @@ from emulator.proxy import Proxy, ProxySettings
 from emulator.proxy.l4 import TcpClient, TcpUpstream
 from emulator.proxy.l7 import HttpClient, HttpUpstream, say_close
 
-from .test_proxy_support import added, endpoints, free_port, http_backend, loopback_ip, service
+from .test_proxy_support import added, endpoints, free_port, http_backend, http_service, loopback_ip, service
 
 # What the backend answers: keep-alive by default, like nginx, which says so.
 _RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
@@ -139,11 +139,7 @@ async def test_bodies_sent_with_their_head_on_pooled_connections() -> None:
     bport = free_port(ip)
     runner = await http_backend(ip, bport)
     try:
-        vip = loopback_ip()
-        port = free_port(vip)
-        proxy.apply(added("services", service("web", vip, [{"name": "http", "port": port}])))
-        proxy.apply(added("endpoints", endpoints("web", [ip], [{"name": "http", "port": bport}])))
-        await proxy.sync()
+        vip, port = await http_service(proxy, [ip], bport)
         reader, writer = await asyncio.open_connection(vip, port)
         requests = [
             b"POST /a HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\n\r\nhello",  # the first connects
@@ -218,11 +214,7 @@ async def test_a_body_sent_after_its_head_is_not_held_by_delayed_acks() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        vip = loopback_ip()
-        port = free_port(vip)
-        proxy.apply(added("services", service("web", vip, [{"name": "http", "port": port}])))
-        proxy.apply(added("endpoints", endpoints("web", [ip], [{"name": "http", "port": bport}])))
-        await proxy.sync()
+        vip, port = await http_service(proxy, [ip], bport)
         reader, writer = await asyncio.open_connection(vip, port)
         started = time.monotonic()
         for _ in range(40):

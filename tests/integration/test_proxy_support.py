@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from emulator.store.events import ADDED, DELETED, MODIFIED, Event
+
+if TYPE_CHECKING:
+    from emulator.proxy import Proxy
 
 _used: set[str] = set()
 _rv = 0
@@ -83,6 +86,17 @@ def modified(resource: str, obj: dict[str, Any]) -> Event:
 
 def deleted(resource: str, obj: dict[str, Any]) -> Event:
     return event(DELETED, resource, obj)
+
+
+async def http_service(proxy: Proxy, ips: list[str], backend_port: int) -> tuple[str, int]:
+    """Service `web` with one HTTP-mode port on a fresh cluster IP, in front of `ips` at `backend_port`,
+    applied and synced: (cluster IP, port)."""
+    vip = loopback_ip()
+    port = free_port(vip)
+    proxy.apply(added("services", service("web", vip, [{"name": "http", "port": port}])))
+    proxy.apply(added("endpoints", endpoints("web", ips, [{"name": "http", "port": backend_port}])))
+    await proxy.sync()
+    return vip, port
 
 
 # -- backends -----------------------------------------------------------------------------------

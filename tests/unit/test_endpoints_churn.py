@@ -8,24 +8,18 @@ from typing import Any
 
 import pytest
 
-from emulator.kinds import ENDPOINTS, NAMESPACES, PODS, SERVICES
+from emulator.kinds import ENDPOINTS, PODS, SERVICES
 from emulator.proxy.table import ProxyTable
 from emulator.registry.registry import MERGE_PATCH
-from emulator.store.backend import MemoryBackend
-from emulator.store.store import Store
 from tests.integration.test_proxy_support import added, deleted, modified
 from tests.integration.test_proxy_support import service as proxy_service
-from tests.unit.test_controllers import NS, World, addresses, ip_of, pod, service, wire
-from tests.unit.test_endpoints_controller import big_plan
+from tests.unit.test_controllers import NS, World, addresses, ip_of, pod, service
+from tests.unit.test_endpoints_controller import namespace_world
 
 
 @pytest.fixture
 async def world() -> World:
-    world = wire(Store(MemoryBackend()), plan=big_plan())
-    await world.settle()
-    world.registry.create(NAMESPACES, "", {"metadata": {"name": NS}})
-    await world.settle()
-    return world
+    return await namespace_world()
 
 
 def no_scan(world: World) -> None:

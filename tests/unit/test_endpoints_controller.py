@@ -30,13 +30,18 @@ def big_plan() -> AddressPlan:
     return AddressPlan("10.96.0.0/16", "10.244.0.0/16", "10.250.0.0/24", "30000-30099")
 
 
-@pytest.fixture
-async def world() -> World:
+async def namespace_world() -> World:
+    """Controllers wired to an in-memory store with room for many addresses, and namespace NS."""
     world = wire(Store(MemoryBackend()), plan=big_plan())
     await world.settle()
     world.registry.create(NAMESPACES, "", {"metadata": {"name": NS}})
     await world.settle()
     return world
+
+
+@pytest.fixture
+async def world() -> World:
+    return await namespace_world()
 
 P80 = (("", 80, "TCP", ""),)
 P81 = (("", 81, "TCP", ""),)
