@@ -31,8 +31,8 @@ Record layouts (tuples; `t` is the loop's time, turned into wall-clock time when
     (t, TCP|UDP, client_ip, dst, service, endpoint, verdict, reason, sent, received, seconds)
     (t, HTTP, client_ip, dst, service, endpoint, verdict, reason, sent, received, seconds,
         method, host, path, status, route)
-`dst` is the (address, port) the client reached or None; `service` a "namespace/name:port" label
-(`SERVICE_KEYS[route]`, HTTP), a proxy `Route` (namespace, service, port) or None; `endpoint` an (address, port) or None; `verdict` ALLOWED,
+`dst` is the (address, port) the client reached or None; `service` the proxy route's "namespace/name:port"
+label (`SERVICE_KEYS[route]`) or None; `endpoint` an (address, port) or None; `verdict` ALLOWED,
 DENIED or ERROR; `reason` the policy's reason or what failed; `sent`/`received` bytes (-1: unknown);
 `method`, `host`, `path` bytes; `route` what routed the request ("ingress default/shop") or None. An HTTP
 record's `seconds` is never negative (0 for an answer the proxy wrote before sending anything on).
@@ -319,14 +319,12 @@ def dns_question(body: bytes) -> tuple[int, int]:
     return qtype, body[1] & 0x0F if len(body) > 1 else 2
 
 
-def service_port(service: Any) -> tuple[Any, Any]:
-    """A record's service as the stats key it uses: ((namespace, name), port), from a Route or a label."""
+def service_port(service: str | None) -> tuple[Any, Any]:
+    """A record's service label as the stats key it uses: ("namespace/name", port)."""
     if service is None:
         return None, ""
-    if isinstance(service, str):
-        name, _, port = service.rpartition(":")
-        return (name or service), (int(port) if port.isdigit() else port)
-    return (service.namespace, service.service), service.port
+    name, _, port = service.rpartition(":")
+    return (name or service), (int(port) if port.isdigit() else port)
 
 
 _T = operator.itemgetter(T)

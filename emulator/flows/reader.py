@@ -185,14 +185,12 @@ class FlowReader:
         return {"verdict": verdict, "reason": reason, "policies": policies}
 
 
-def service_name(service: Any) -> tuple[str | None, int | None]:
-    """("namespace/name", service port) of a record's service: a proxy Route or a "ns/name:port" label."""
+def service_name(service: str | None) -> tuple[str | None, int | None]:
+    """("namespace/name", service port) of a record's "ns/name:port" service label."""
     if service is None:
         return None, None
-    if isinstance(service, str):
-        name, _, port = service.rpartition(":")
-        return (name or service), int(port) if port.isdigit() else None
-    return f"{service.namespace}/{service.service}", service.port
+    name, _, port = service.rpartition(":")
+    return (name or service), int(port) if port.isdigit() else None
 
 
 def dns_summary(reply: bytes) -> dict[str, Any]:

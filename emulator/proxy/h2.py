@@ -55,6 +55,7 @@ import h2.exceptions
 import h2.settings
 import httptools
 
+from emulator.flows.log import SERVICE_KEYS
 from emulator.routing import match
 from emulator.routing.model import (
     SHARED_HTTP,
@@ -813,7 +814,7 @@ class H2Gateway(asyncio.Protocol):
         if stream.reason is not None:
             reason = stream.reason
             verdict = "denied" if stream.status == 403 and reason.startswith("denied by network policy") else "error"
-        self.ctx.record((now, "http", self.client_ip, self.dst, stream.route, stream.backend, verdict, reason, -1, -1,
+        self.ctx.record((now, "http", self.client_ip, self.dst, SERVICE_KEYS[stream.route], stream.backend, verdict, reason, -1, -1,
                          now - stream.started if stream.started >= 0 else 0.0, stream.method, stream.authority,
                          stream.path, stream.status, stream.source))  # fmt: skip
 

@@ -14,6 +14,8 @@ import logging
 import socket
 from typing import Any
 
+from emulator.flows.log import SERVICE_KEYS
+
 from .balancer import Backend
 from .context import ProxyContext
 from .table import Route
@@ -139,7 +141,7 @@ class TcpClient(asyncio.Protocol):
         self.upstream_side = None  # (it holds this pair: no cycle left for the collector)
         if ctx.record is not None and self.backend is not None and self.route is not None:
             now = ctx.loop.time()
-            ctx.record((now, "tcp", self.client_ip, self.dst, self.route, self.backend,
+            ctx.record((now, "tcp", self.client_ip, self.dst, SERVICE_KEYS[self.route], self.backend,
                         "allowed", None, self.sent, self.received, now - self.opened))
 
     # -- the pair -----------------------------------------------------------------------------------
@@ -205,7 +207,7 @@ class TcpClient(asyncio.Protocol):
             log.info("service %s has no ready endpoints: closing connection from %s", route.label, self.client_ip)
         if ctx.record is not None:
             why = "; ".join(failures) if failures else "no ready endpoints"
-            ctx.record((ctx.loop.time(), "tcp", self.client_ip, self.dst, route,
+            ctx.record((ctx.loop.time(), "tcp", self.client_ip, self.dst, SERVICE_KEYS[route],
                         tried[-1] if tried else None, "error", why, -1, -1, ctx.loop.time() - self.opened))
         self.client.close()
 

@@ -13,6 +13,8 @@ import asyncio
 import logging
 from typing import Any
 
+from emulator.flows.log import SERVICE_KEYS
+
 from .balancer import Backend
 from .context import ProxyContext
 
@@ -68,11 +70,11 @@ class UdpListener(asyncio.DatagramProtocol):
         if backend is None:
             log.info("service %s has no ready endpoints: dropping datagram from %s", route.label, addr[0])
             if ctx.record is not None:
-                ctx.record((now, "udp", addr[0], self.transport.get_extra_info("sockname"), route, None, "error", "no ready endpoints", -1, -1, -1.0))
+                ctx.record((now, "udp", addr[0], self.transport.get_extra_info("sockname"), SERVICE_KEYS[route], None, "error", "no ready endpoints", -1, -1, -1.0))
             return None
         allowed = ctx.refusal("UDP flow", addr[0], backend, "UDP", route.label) is None
         if allowed and ctx.record is not None:  # a new flow (a denied one is recorded by the policy hook)
-            ctx.record((now, "udp", addr[0], self.transport.get_extra_info("sockname"), route, backend, "allowed", None, -1, -1, -1.0))
+            ctx.record((now, "udp", addr[0], self.transport.get_extra_info("sockname"), SERVICE_KEYS[route], backend, "allowed", None, -1, -1, -1.0))
         flow = UdpFlow(self, addr, backend, route.balancer.backends, allowed)
         self.flows[addr] = flow
         ctx.live.add(flow)

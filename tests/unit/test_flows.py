@@ -14,7 +14,7 @@ from dnslib import QTYPE, RR, A, DNSRecord
 
 from emulator.cli import flows as cli
 from emulator.flows import filters
-from emulator.flows.log import DNS, HTTP, TCP, UDP, FlowLog, dns_question
+from emulator.flows.log import DNS, HTTP, SERVICE_KEYS, TCP, UDP, FlowLog, dns_question
 from emulator.flows.reader import FlowReader, PodNames, dns_summary, service_name
 from emulator.kinds import NETWORK_POLICIES
 from emulator.netpol.engine import PolicyEngine
@@ -31,7 +31,7 @@ def dns_reply(name: str = "web.default.svc.cluster.local", answer: str | None = 
     return bytes(record.pack())[2:]  # as recorded: past the ID
 
 
-ROUTE = Route("default", "api", 8080, "TCP", "http", "http")
+ROUTE = SERVICE_KEYS[Route("default", "api", 8080, "TCP", "http", "http")]  # as the data paths record it
 
 
 def tcp(t: float, verdict: str = "allowed", client: str = "127.244.0.5", endpoint: tuple[str, int] | None = ("127.244.0.7", 8000)) -> tuple[Any, ...]:
@@ -130,12 +130,12 @@ def test_drain_feeds_the_data_path_counters() -> None:
     log.drain()
     assert stats.dns_requests == {(1, "udp"): 1, (1, "tcp"): 1}
     assert stats.dns_responses == {0: 1, 3: 1}
-    assert stats.proxy_connections[(("default", "api"), 8080, "TCP", "allowed")] == 1
-    assert stats.proxy_connections[(("default", "api"), 8080, "TCP", "denied")] == 1
+    assert stats.proxy_connections[("default/api", 8080, "TCP", "allowed")] == 1
+    assert stats.proxy_connections[("default/api", 8080, "TCP", "denied")] == 1
     assert stats.proxy_connections[("default/dns", 53, "UDP", "error")] == 1
-    assert stats.proxy_requests[(("default", "api"), 8080, 503, "allowed")] == 1
-    assert stats.proxy_bytes[(("default", "api"), 8080)] == [10, 20]
-    assert stats.proxy_durations[(("default", "api"), 8080)].count == 1
+    assert stats.proxy_requests[("default/api", 8080, 503, "allowed")] == 1
+    assert stats.proxy_bytes[("default/api", 8080)] == [10, 20]
+    assert stats.proxy_durations[("default/api", 8080)].count == 1
 
 
 def test_a_slow_watcher_is_cut_off_and_a_live_one_is_woken() -> None:

@@ -730,7 +730,7 @@ async def test_streams_are_recorded_as_http_flows(gw: Gateway) -> None:
     by_path = {r[13]: r for r in records}
     ok, missing = by_path[b"/test.Echo/Say"], by_path[b"/nothing.Here/Do"]
     assert ok[1] == "http" and ok[6] == "allowed" and ok[14] == 200 and ok[15] == "grpcroute default/g rule 0"
-    assert ok[4] is not None and ok[4].service == "grpc" and ok[5] == ("127.0.0.1", gw.grpc.port)
+    assert ok[4] is not None and ok[4].rpartition(":")[0].endswith("/grpc") and ok[5] == ("127.0.0.1", gw.grpc.port)
     assert ok[11] == b"POST" and ok[12] == b"grpc.example" and ok[10] >= 0
     assert missing[6] == "error" and missing[14] == 404 and "no route" in missing[7]
 
