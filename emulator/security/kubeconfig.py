@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 NAME = "emulator"  # the cluster, user and context name
 
 
@@ -110,8 +112,6 @@ def merge(
 
 
 def render(config: Mapping[str, Any]) -> str:
-    import yaml  # (loaded when a kubeconfig is written or read, not at every start)
-
     return yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=False)
 
 
@@ -136,8 +136,6 @@ def read(path: Path) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise KubeconfigError(f"cannot read {path}: {exc.strerror}") from exc
-    import yaml
-
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:

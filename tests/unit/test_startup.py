@@ -30,7 +30,7 @@ NOT_AT_START = {
     "dateutil": "the first CronJob (croniter's)",
     "psutil": "the first process status or resource metrics (the node's capacity comes from os)",
     "re2": "the first RegularExpression route match or CRD pattern",
-    "cryptography": "the first TLS Secret or token (the gateway's HTTPS port, when it binds, loads it)",
+    "cryptography": "the first TLS Secret, token or HTTPS handshake on the gateway",
     "h2": "the first HTTP/2 connection",
     "ctypes": "the first `emulator run` (the sandbox), or the first heap trim",
     "emulator.cli.run": "`emulator run` and `env`",
