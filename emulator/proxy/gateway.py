@@ -38,7 +38,7 @@ from emulator.routing.match import (
     redirect_location,
     rewrite_path,
 )
-from emulator.routing.model import Action, HeaderChanges, ListenerKey, ListenerRoutes, RoutingConfig, ServiceBackend
+from emulator.routing.model import Action, HeaderChanges, ListenerKey, ListenerRoutes, RoutingConfig
 
 from .context import ProxyContext
 from .l7 import _CRLF, _DISCARD, HttpClient, HttpUpstream, _Buffer, _Request, local_response
@@ -118,20 +118,6 @@ class Gateway:
 
     def client(self, port: GatewayPort) -> Callable[[], GatewayClient]:
         return functools.partial(GatewayClient, self.ctx, self, port)
-
-    def service_route(self, backend: ServiceBackend) -> tuple[Route | None, str]:
-        """The route of a backendRef's service port, or None and why not."""
-        routes = self.table.routes_of(backend.namespace, backend.service)
-        for route in routes:
-            if route.protocol == "TCP" and (
-                route.port == backend.port if backend.port is not None else route.port_name == backend.port_name
-            ):
-                return route, ""
-        name = f"{backend.namespace}/{backend.service}"
-        if not routes:
-            return None, f"service {name} does not exist (or has no cluster IP)"
-        wanted = backend.port if backend.port is not None else repr(backend.port_name)
-        return None, f"service {name} has no TCP port {wanted}"
 
     def not_found(self, port: GatewayPort, host: str) -> str:
         routes = port.routes
@@ -427,7 +413,7 @@ class GatewayClient(HttpClient):
             why = (backend.problem if backend is not None else None) or action.problem or "no backend has a weight above 0"
             self._answer(req, 500, f"{action.source or 'route'}: {why}")
             return
-        route, why = self.gateway.service_route(backend)
+        route, why = self.gateway.table.backend_route(backend)
         if route is None:
             self._answer(req, 500, f"{action.source or 'route'}: {why}")
             return
@@ -463,7 +449,7 @@ class GatewayClient(HttpClient):
         for mirror in action.mirrors:
             if mirror.backend.problem is not None or (mirror.percent < 100 and random.random() * 100 >= mirror.percent):
                 continue
-            route, why = self.gateway.service_route(mirror.backend)
+            route, why = self.gateway.table.backend_route(mirror.backend)
             if route is None:
                 log.debug("%s: mirror skipped: %s", action.source, why)
                 continue

@@ -506,11 +506,8 @@ class H2Gateway(asyncio.Protocol):
         if backend.problem is not None:
             self._reply(stream, 500, f"{action.source}: {backend.problem}")
             return
-        route = self._backend_route(backend.namespace, backend.service, backend.port, backend.port_name)
+        route, why = self.table.backend_route(backend)
         if route is None:
-            name = f"{backend.namespace}/{backend.service}"
-            wanted = backend.port if backend.port is not None else repr(backend.port_name)
-            why = f"service {name} has no TCP port {wanted}" if self.table.routes_of(backend.namespace, backend.service) else f"service {name} does not exist (or has no cluster IP)"
             self._reply(stream, 500, f"{action.source}: {why}")
             return
         rule_headers = _changed(stream.headers, action.request_headers)
@@ -543,9 +540,9 @@ class H2Gateway(asyncio.Protocol):
         for mirror in action.mirrors:
             if mirror.backend.problem is not None or (mirror.percent < 100 and random.random() * 100 >= mirror.percent):
                 continue
-            found = self._backend_route(mirror.backend.namespace, mirror.backend.service, mirror.backend.port, mirror.backend.port_name)
+            found, why = self.table.backend_route(mirror.backend)
             if found is None:
-                log.debug("%s: mirror skipped: service %s/%s has no such TCP port", action.source, mirror.backend.namespace, mirror.backend.service)
+                log.debug("%s: mirror skipped: %s", action.source, why)
                 continue
             routes.append(found)
         if not routes:
@@ -562,12 +559,6 @@ class H2Gateway(asyncio.Protocol):
             parts += (b"X-Forwarded-Host: ", stream.authority, _CRLF)
         parts.append(b"Transfer-Encoding: chunked\r\n\r\n")  # (MirrorCopy adds Connection: close)
         stream.mirror = MirrorCopy(routes, b"".join(parts))
-
-    def _backend_route(self, namespace: str, service: str, port: int | None, port_name: str | None) -> Route | None:
-        for r in self.table.routes_of(namespace, service):
-            if r.protocol == "TCP" and (r.port == port if port is not None else r.port_name == port_name):
-                return r
-        return None
 
     def _forward(self, stream: _Stream, route: Route, grpc_route: bool | None, path: bytes, authority: bytes) -> None:
         stream.route = route

@@ -19,6 +19,7 @@ import orjson
 
 from emulator.kinds.endpointslice import ENDPOINT_SLICES, SERVICE_NAME_LABEL
 from emulator.kinds.service import ServicePortView, ServiceView
+from emulator.routing.model import ServiceBackend
 from emulator.store.events import DELETED, Event
 
 from .balancer import Backend, Balancer
@@ -279,6 +280,21 @@ class ProxyTable:
 
     def routes_of(self, namespace: str, name: str) -> list[Route]:
         return self._routes.get((namespace, name), [])
+
+    def backend_route(self, backend: ServiceBackend) -> tuple[Route | None, str]:
+        """The route of a Gateway API or Ingress backend's service port (by number or by name), or None and
+        why not."""
+        routes = self.routes_of(backend.namespace, backend.service)
+        for route in routes:
+            if route.protocol == "TCP" and (
+                route.port == backend.port if backend.port is not None else route.port_name == backend.port_name
+            ):
+                return route, ""
+        name = f"{backend.namespace}/{backend.service}"
+        if not routes:
+            return None, f"service {name} does not exist (or has no cluster IP)"
+        wanted = backend.port if backend.port is not None else repr(backend.port_name)
+        return None, f"service {name} has no TCP port {wanted}"
 
     def all_routes(self) -> list[Route]:
         return [r for routes in self._routes.values() for r in routes]
