@@ -95,6 +95,17 @@ _REQUEST_OWN = _CONNECTION_SPECIFIC | {b"host", b"te", b"expect", b"x-forwarded-
 _RESPONSE_DROP = _CONNECTION_SPECIFIC | {b"te", b"trailer"}
 
 
+def _h1_head(method: bytes, path: bytes, authority: bytes, headers: Headers, chunked: bool) -> bytes:
+    """An HTTP/1.1 request head for an endpoint that does not speak HTTP/2."""
+    parts = [method, b" ", path, b" HTTP/1.1\r\nHost: ", authority or b"localhost", _CRLF]
+    for name, value in headers:
+        parts += (name, b": ", value, _CRLF)
+    if chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    parts.append(_CRLF)
+    return b"".join(parts)
+
+
 def _config(client_side: bool) -> h2.config.H2Configuration:
     return h2.config.H2Configuration(client_side=client_side, header_encoding=None)
 
@@ -547,50 +558,41 @@ class H2Gateway(asyncio.Protocol):
             routes.append(found)
         if not routes:
             return
-        forwarded_for = self.client_ip.encode()
-        parts = [stream.method, b" ", path, b" HTTP/1.1\r\nHost: ", authority or b"localhost", _CRLF]
-        for name, value in headers:
-            if name == b"x-forwarded-for":
-                forwarded_for = value + b", " + forwarded_for
-            elif name not in _REQUEST_OWN and name not in (b"content-length", b"x-forwarded-host", b"x-forwarded-proto"):
-                parts += (name, b": ", value, _CRLF)
-        parts += (b"X-Forwarded-For: ", forwarded_for, _CRLF, b"X-Forwarded-Proto: ", self.scheme, _CRLF)
-        if stream.authority:
-            parts += (b"X-Forwarded-Host: ", stream.authority, _CRLF)
-        parts.append(b"Transfer-Encoding: chunked\r\n\r\n")  # (MirrorCopy adds Connection: close)
-        stream.mirror = MirrorCopy(routes, b"".join(parts))
+        # its body goes chunked as it comes (MirrorCopy adds Connection: close)
+        sent = [(n, v) for n, v in self._forwarded(stream, headers) if n != b"content-length"]
+        stream.mirror = MirrorCopy(routes, _h1_head(stream.method, path, authority, sent, chunked=True))
 
     def _forward(self, stream: _Stream, route: Route, grpc_route: bool | None, path: bytes, authority: bytes) -> None:
         stream.route = route
         stream.h2c = bool(grpc_route) or stream.grpc or _app_protocol(self.table, route) in H2C_APP_PROTOCOLS
-        forwarded_for = self.client_ip.encode()
-        headers: Headers = []
-        for name, value in stream.headers:
-            if name == b"x-forwarded-for":
-                forwarded_for = value + b", " + forwarded_for
-            elif name not in _REQUEST_OWN:
-                headers.append((name, value))
-        names = {n for n, _ in headers}
-        headers.append((b"x-forwarded-for", forwarded_for))
-        if b"x-forwarded-host" not in names and stream.authority:
-            headers.append((b"x-forwarded-host", stream.authority))
-        if b"x-forwarded-proto" not in names:
-            headers.append((b"x-forwarded-proto", self.scheme))
+        headers = self._forwarded(stream, stream.headers)
         if stream.h2c:
             pseudo = [(b":method", stream.method), (b":scheme", b"http"), (b":path", path), (b":authority", authority)]
             te = [(b"te", b"trailers")] if any(n == b"te" and b"trailers" in v.lower() for n, v in stream.headers) else []
             stream.up_headers = pseudo + te + headers
         else:
-            chunked = not stream.request_ended and b"content-length" not in names
-            parts = [stream.method, b" ", path, b" HTTP/1.1\r\nHost: ", authority or b"localhost", _CRLF]
-            for name, value in headers:
-                parts += (name, b": ", value, _CRLF)
-            if chunked:
-                parts.append(b"Transfer-Encoding: chunked\r\n")
-            parts.append(_CRLF)
-            stream.head = b"".join(parts)
+            chunked = not stream.request_ended and all(n != b"content-length" for n, _ in headers)
+            stream.head = _h1_head(stream.method, path, authority, headers, chunked)
             stream.chunked = chunked
         self._connect(stream)
+
+    def _forwarded(self, stream: _Stream, headers: Headers) -> Headers:
+        """The client's headers as they go upstream: the connection's own dropped, X-Forwarded-For
+        extended with the client, X-Forwarded-Host and -Proto added unless the client sent them."""
+        forwarded_for = self.client_ip.encode()
+        out: Headers = []
+        for name, value in headers:
+            if name == b"x-forwarded-for":
+                forwarded_for = value + b", " + forwarded_for
+            elif name not in _REQUEST_OWN:
+                out.append((name, value))
+        names = {n for n, _ in out}
+        out.append((b"x-forwarded-for", forwarded_for))
+        if b"x-forwarded-host" not in names and stream.authority:
+            out.append((b"x-forwarded-host", stream.authority))
+        if b"x-forwarded-proto" not in names:
+            out.append((b"x-forwarded-proto", self.scheme))
+        return out
 
     def _connect(self, stream: _Stream) -> None:
         route = stream.route
