@@ -342,13 +342,13 @@ class Proxy:
                 log.info("gateway: listening on %s:%d for %s", s.gateway_host, number, what)
 
     def unbound_listeners(self) -> dict[ListenerKey, str]:
-        """The Gateway listener ports the gateway could not bind, each with why (its problem's message)."""
-        out = {key: problem["message"] for key, problem in self._extra_problems.items()}
+        """The Gateway listener ports the gateway could not bind, each with why and what to do about it."""
+        problems = dict(self._extra_problems)
         if self._gateway_problem is not None:
-            out[SHARED_HTTP] = self._gateway_problem["message"]
+            problems[SHARED_HTTP] = self._gateway_problem
         if self._gateway_tls_problem is not None:
-            out[SHARED_HTTPS] = self._gateway_tls_problem["message"]
-        return out
+            problems[SHARED_HTTPS] = self._gateway_tls_problem
+        return {key: f"{problem['message']}; fix: {problem['fix']}" for key, problem in problems.items()}
 
     def _report_unbound(self) -> None:
         unbound = self.unbound_listeners()

@@ -291,6 +291,9 @@ def test_a_listener_port_that_is_taken_is_a_problem_with_a_fix(emu: Emulator, ku
 
         eventually(lambda: listener_conditions().get("Accepted") == ("False", "PortUnavailable"))
         assert listener_conditions()["Programmed"] == ("False", "Invalid")
+        listener = json.loads(kubectl.out("get", "gateway", "-n", ns, "taken", "-o", "json"))["status"]["listeners"][0]
+        accepted = next(c for c in listener["conditions"] if c["type"] == "Accepted")
+        assert str(port) in accepted["message"] and "fix:" in accepted["message"]  # why, and what to do
         gw_conditions = {c["type"]: c["status"] for c in json.loads(kubectl.out("get", "gateway", "-n", ns, "taken", "-o", "json"))["status"]["conditions"]}
         assert gw_conditions["Programmed"] == "False"
     finally:
