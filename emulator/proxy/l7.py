@@ -466,6 +466,7 @@ class HttpClient(asyncio.Protocol):
         now = ctx.loop.time() if ctx.record is not None or balancer.affinity_timeout else 0.0
         # The common case inline: the next endpoint, allowed, with an idle pooled connection.
         backend = balancer.pick(self.client_ip, now)
+        allowed = False
         if backend is not None:
             policy = ctx.policy
             if policy is None or policy.check(self.client_ip, backend[0], backend[1], "TCP")[0]:
@@ -474,7 +475,8 @@ class HttpClient(asyncio.Protocol):
                     req.started = now
                     self._attach(req, idle.pop())
                     return
-        self._send(req, route, [], [], now, backend)
+                allowed = True
+        self._send(req, route, [], [], now, backend, allowed)
 
     def _send(
         self,
@@ -484,8 +486,10 @@ class HttpClient(asyncio.Protocol):
         failures: list[str],
         now: float,
         backend: Backend | None = None,
+        allowed: bool = False,
     ) -> None:
-        """Send `req` to an endpoint of `route` (`backend` when the caller has picked it already)."""
+        """Send `req` to an endpoint of `route` (`backend` when the caller has picked it already; `allowed`
+        when it has also asked the policy hook about it)."""
         ctx = self.ctx
         if req.started < 0:
             req.started = now
@@ -503,7 +507,7 @@ class HttpClient(asyncio.Protocol):
             # the gateway may listen beyond loopback: it never becomes a road to the emulator's API
             self._reply(req, 403, f"the gateway does not forward to the emulator's own API (service {_name(route)})")
             return
-        if ctx.policy is not None:
+        if ctx.policy is not None and not allowed:
             reason = ctx.refusal("request", self.client_ip, backend, "TCP", route.label)
             if reason is not None:
                 self._reply(req, 403, f"denied by network policy: {reason}")
