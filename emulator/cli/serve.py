@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sqlite3
 import sys
@@ -29,6 +30,26 @@ def event_loop_policy() -> None:
     except ImportError:  # Windows, or an install without it: the default loop works, only slower
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def import_aiohttp() -> None:
+    """Import aiohttp without its ~35 ms of CA bundle. Its client module builds two default SSL contexts
+    as it is imported (aio-libs/aiohttp#9029), each parsing a whole CA file, and `serve` never verifies
+    with them: its probes and lifecycle hooks skip verification, as the kubelet's do. While SSL_CERT_FILE
+    names an empty file, OpenSSL loads no bundle into them (they would still verify through the hashed CA
+    directory, read a certificate at a time as a handshake needs it). The variable is put back as it was
+    (the user's own, or none) before anything else runs: pods and every later context see it unchanged."""
+    if "aiohttp" in sys.modules:
+        return
+    before = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = os.devnull
+    try:
+        import aiohttp  # noqa: F401
+    finally:
+        if before is None:
+            del os.environ["SSL_CERT_FILE"]
+        else:
+            os.environ["SSL_CERT_FILE"] = before
 
 
 def _pod_subresource(*names: str) -> Callable[[str], bool]:
@@ -153,4 +174,5 @@ def main(cfg: config_module.Config) -> int:
     gc.disable()
     logs.configure(cfg.log_level)
     event_loop_policy()
+    import_aiohttp()
     return asyncio.run(serve(cfg))

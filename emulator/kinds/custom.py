@@ -480,7 +480,9 @@ def openapi_schema(crd: dict[str, Any], version: dict[str, Any]) -> Schema:
     return schema
 
 
-_SCHEMAS: dict[tuple[str, str, str], Schema] = {}
+# Published definitions, built when /openapi first asks for them: a copy of a large schema (HTTPRoute's
+# is ~240 kB of JSON) costs milliseconds, which every start would pay for the built-in Gateway API kinds.
+_SCHEMAS: dict[tuple[str, str, str], Schema | tuple[dict[str, Any], dict[str, Any]]] = {}
 
 
 def publish(crd: dict[str, Any]) -> None:
@@ -488,7 +490,7 @@ def publish(crd: dict[str, Any]) -> None:
     withdraw(crd["spec"]["group"], crd["spec"]["names"]["kind"])
     for version in crd["spec"].get("versions") or []:
         if version.get("served"):
-            _SCHEMAS[(crd["spec"]["group"], version["name"], crd["spec"]["names"]["kind"])] = openapi_schema(crd, version)
+            _SCHEMAS[(crd["spec"]["group"], version["name"], crd["spec"]["names"]["kind"])] = (crd, version)
 
 
 def withdraw(group: str, kind: str) -> None:
@@ -497,4 +499,8 @@ def withdraw(group: str, kind: str) -> None:
 
 
 def published_schema(group: str, version: str, kind: str) -> Schema | None:
-    return _SCHEMAS.get((group, version, kind))
+    key = (group, version, kind)
+    found = _SCHEMAS.get(key)
+    if isinstance(found, tuple):
+        found = _SCHEMAS[key] = openapi_schema(*found)
+    return found
