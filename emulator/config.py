@@ -53,6 +53,7 @@ class Config:
     in_memory: bool = field(default=False, metadata={"help": "keep nothing on disk (a throwaway cluster)"})
     fsync: str = field(default="full", metadata={"help": "SQLite durability: 'full' (fsync per write) or 'normal' (survives a crash of the process, not of the machine)"})
     event_ttl: int = field(default=3600, metadata={"help": "how long an Event is kept after its last update, seconds (the API server's --event-ttl)"})
+    hpa_sync_period: int = field(default=15, metadata={"help": "how often every HorizontalPodAutoscaler is looked at with fresh metrics, seconds (kube-controller-manager's --horizontal-pod-autoscaler-sync-period)"})
     max_events: int = field(default=20000, metadata={"help": "most Events kept; beyond it the oldest are deleted"})
     watch_history: int = field(default=10000, metadata={"help": "changes kept for watches that resume from an older resourceVersion"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
@@ -147,6 +148,8 @@ def check(config: Config) -> list[str]:
         problems.append(f"--log-level {config.log_level!r}: use DEBUG, INFO, WARNING or ERROR")
     if config.event_ttl < 1:
         problems.append(f"--event-ttl {config.event_ttl}: keep events at least 1 second (the API server keeps them 3600)")
+    if config.hpa_sync_period < 1:
+        problems.append(f"--hpa-sync-period {config.hpa_sync_period}: look at autoscalers at most every second (kube-controller-manager: every 15)")
     if config.max_events < 1:
         problems.append(f"--max-events {config.max_events}: keep at least 1 event")
     if config.flow_buffer < 1:

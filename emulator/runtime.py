@@ -35,6 +35,7 @@ from emulator.controllers.endpoints import EndpointsController
 from emulator.controllers.events import EventTTL
 from emulator.controllers.garbagecollector import GarbageCollector
 from emulator.controllers.gatewayapi import GatewayApiStatusController
+from emulator.controllers.horizontalpodautoscaler import HorizontalPodAutoscalerController
 from emulator.controllers.ingressstatus import IngressStatusController
 from emulator.controllers.job import JobController
 from emulator.controllers.namespaces import NamespaceController
@@ -68,6 +69,7 @@ from emulator.kinds import (
     SERVICES,
     STATEFUL_SETS,
 )
+from emulator.kinds.horizontalpodautoscaler import HORIZONTAL_POD_AUTOSCALERS
 from emulator.kinds.pod import RUNNABLE_CONDITION
 from emulator.kubelet.hosts import ClusterHosts
 from emulator.netpol.engine import PolicyEngine
@@ -225,6 +227,7 @@ class Runtime:
     data_path: DataPathStats = field(default_factory=DataPathStats)  # DNS and proxy counters, for /metrics
     flows: FlowLog | None = None  # every DNS query, connection and request (emulator/flows/); None with --no-flows
     flow_reader: FlowReader = field(default_factory=FlowReader)  # renders them, with pod and service names
+    _pod_stats: Any = None  # emulator/kubelet/stats.py's Stats, made with the first look at a pod's usage
     _runner: web.AppRunner | None = None
     _api_listener: asyncio.AbstractServer | None = None
     _closers: list[Any] = field(default_factory=list)
@@ -295,6 +298,11 @@ class Runtime:
             self.store.replay(controller.apply, watched)
             controller.queue.start()
             self._closers.append(controller.queue.stop)
+        autoscalers = HorizontalPodAutoscalerController(self.registry, lambda: self.kubelet, self.pod_stats, float(config.hpa_sync_period))
+        self.store.subscribe(autoscalers.apply)
+        self.store.replay(autoscalers.apply, (HORIZONTAL_POD_AUTOSCALERS.key,))
+        autoscalers.start()
+        self._closers.append(autoscalers.stop)
         self.policy_engine = PolicyEngine(config.proxy and config.network_policy, lambda: self.store.objects(PODS.key))
         self.store.subscribe(self.policy_engine.apply)
         if config.flows:  # recorded by DNS and the proxy, counted for /metrics from the records (flows/log.py)
@@ -504,6 +512,15 @@ class Runtime:
                 self.faces["gateway"] = f"http://{self.proxy.gateway_address}"
             if self.proxy.gateway_tls_address:
                 self.faces["gateway-https"] = f"https://{self.proxy.gateway_tls_address}"
+
+    def pod_stats(self) -> Any:
+        """The one measure of the running containers' usage (psutil, loaded with the first look): what
+        metrics.k8s.io answers (`kubectl top`) and what autoscalers scale by, from the same samples."""
+        if self._pod_stats is None:
+            from emulator.kubelet.stats import Stats
+
+            self._pod_stats = Stats()
+        return self._pod_stats
 
     async def stop(self) -> None:
         if self._api_listener is not None:

@@ -104,9 +104,8 @@ async def serve(cfg: config_module.Config) -> int:
 
     def resource_metrics(rt: Runtime) -> list[web.RouteDef]:
         from api import metrics
-        from emulator.kubelet.stats import Stats
 
-        return metrics.routes(rt.registry, lambda: rt.kubelet, Stats())
+        return metrics.routes(rt.registry, lambda: rt.kubelet, rt.pod_stats())
 
     metrics_prefix = f"/apis/{NODE_METRICS.group}/{NODE_METRICS.version}/"
 
