@@ -184,7 +184,7 @@ def resource_replicas(current: int, pods: list[PodView], usage: dict[str, int], 
     if target.get("type") == "Utilization" or target.get("averageUtilization") is not None:
         goal = int(target.get("averageUtilization") or 0)
         by_name = {p.name: p for p in pods}
-        requests = {name: pod_request(by_name[name], resource, container) for name in [*measured, *missing]}
+        requests = {name: pod_request(by_name[name], resource, container) for name in [*measured, *missing, *unready]}
         if any(requests[name] == 0 for name in measured):
             raise MetricError("FailedGetResourceMetric", f"missing request for {resource}")
 
@@ -528,6 +528,9 @@ class HorizontalPodAutoscalerController:
                 source = metric.get(field_name) or {}
                 resource, container = source.get("name") or "", source.get("container") if kind == "ContainerResource" else None
                 usage = self._pod_usage(ns, resource, container)
+                if not usage and self.kubelet() is None:
+                    raise MetricError("FailedGetResourceMetric", f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API"
+                                      " (the emulator runs pods, and so measures them, only with --kubelet)")
                 proposal = resource_replicas(current, pods, usage, resource, source.get("target") or {}, container)
             except MetricError as exc:
                 invalid += 1
@@ -540,7 +543,8 @@ class HorizontalPodAutoscalerController:
             named = {"name": resource, "current": current_value, **({"container": container} if container else {})}
             statuses.append({"type": kind, field_name: named})
             if best is None or proposal.replicas > best:
-                best, best_name = proposal.replicas, f"{'cpu' if resource == 'cpu' else resource} resource" + (" utilization (percentage of request)" if proposal.utilization is not None else "")
+                best, best_name = proposal.replicas, f"{resource} {'container ' if container else ''}resource" + (
+                    " utilization (percentage of request)" if proposal.utilization is not None else "")
         statuses = [s for s in statuses if len(s) > 1]
         if best is None or (invalid and best < current):
             if problem is None:

@@ -116,6 +116,7 @@ KINDS: tuple[Kind, ...] = (
 # Other versions of built-in kinds, served at their own paths: the same objects (stored under the kind's
 # key, in its version) under another apiVersion, as a definition with several versions serves them.
 OTHER_VERSIONS: tuple[Kind, ...] = (
+    horizontalpodautoscaler.KIND_V1,
     *gatewayclass.OTHER_VERSIONS, *gateway.OTHER_VERSIONS, *httproute.OTHER_VERSIONS, *grpcroute.OTHER_VERSIONS,
     *referencegrant.OTHER_VERSIONS,
 )
@@ -167,7 +168,7 @@ BY_KEY: dict[str, Kind] = {k.resource.key: k for k in KINDS}
 # (apiVersion, kind) -> ResourceType: what manifests need.
 BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCE_TYPES}
 # Every protobuf layout a kind declares, by (apiVersion, kind): what api/protobuf.py decodes.
-PROTOBUF_LAYOUTS: Mapping[tuple[str, str], Message] = {key: m for k in KINDS for key, m in k.protobuf.items()}
+PROTOBUF_LAYOUTS: Mapping[tuple[str, str], Message] = {key: m for k in (*KINDS, *OTHER_VERSIONS) for key, m in k.protobuf.items()}
 # The kinds registered while running, by (group, version, plural): a custom resource is served in several
 # versions under one store key, each version with its own schema and columns (BY_KEY holds the storage one).
 _REGISTERED: dict[tuple[str, str, str], Kind] = {}

@@ -2,11 +2,12 @@
 target of 80%, the scaling behavior's policies) and validation (replica bounds, the target reference,
 metric sources and targets, scaling rules), and the columns of `kubectl get hpa`.
 
-Stored only: there is no metrics pipeline, so nothing scales and the targets show `<unknown>`.
+emulator/controllers/horizontalpodautoscaler.py scales the targets (docs/workloads.md).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ from emulator import errors, validation
 from emulator.errors import FieldError, invalid
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, spec_of, status_of
+from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.values import (
     GoDecodedObject,
     QuantityValue,
@@ -302,7 +305,7 @@ def _validate_rules(rules: dict[str, Any] | None, path: str) -> list[FieldError]
 
 class HorizontalPodAutoscalerStrategy(Strategy):
     resource = HORIZONTAL_POD_AUTOSCALERS
-    model = HorizontalPodAutoscaler
+    model: type[GoDecodedObject] = HorizontalPodAutoscaler
     has_status = True
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
@@ -408,3 +411,215 @@ PRINTER = Printer(
 
 
 KIND = Kind(HORIZONTAL_POD_AUTOSCALERS, HorizontalPodAutoscalerStrategy, PRINTER, MERGE_RULES)
+
+
+# -- autoscaling/v1: the same objects, as `kubectl autoscale` writes them ---------------------------------
+
+HORIZONTAL_POD_AUTOSCALERS_V1 = ResourceType(
+    "autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True, "horizontalpodautoscaler",
+    ("hpa",), ("all",), subresources=(Subresource("status"),),
+)
+# What autoscaling/v1 cannot say is kept in annotations, as the API server's conversion does, so that an
+# object read and written back through v1 loses nothing of its v2 fields.
+METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/metrics"
+CURRENT_METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/current-metrics"
+CONDITIONS_ANNOTATION = "autoscaling.alpha.kubernetes.io/conditions"
+BEHAVIOR_ANNOTATION = "autoscaling.alpha.kubernetes.io/behavior"
+_V1_ANNOTATIONS = (METRICS_ANNOTATION, CURRENT_METRICS_ANNOTATION, CONDITIONS_ANNOTATION, BEHAVIOR_ANNOTATION)
+
+
+class HorizontalPodAutoscalerSpecV1(ApiModel):
+    scale_target_ref: CrossVersionObjectReference = Field(default_factory=CrossVersionObjectReference)
+    min_replicas: Int32 | None = None
+    max_replicas: Int32 | None = None
+    target_cpu_utilization_percentage: Int32 | None = Field(default=None, alias="targetCPUUtilizationPercentage")
+
+
+class HorizontalPodAutoscalerV1(GoDecodedObject):
+    go_name = "HorizontalPodAutoscaler"
+    spec: HorizontalPodAutoscalerSpecV1 = Field(default_factory=HorizontalPodAutoscalerSpecV1)
+    status: Any = None
+
+
+def _is_cpu_utilization(metric: dict[str, Any]) -> bool:
+    resource = metric.get("resource") or {}
+    return metric.get("type") == "Resource" and resource.get("name") == "cpu" and (resource.get("target") or {}).get("averageUtilization") is not None
+
+
+def _target_to_v1(target: dict[str, Any]) -> dict[str, Any]:
+    names = {"averageUtilization": "targetAverageUtilization", "averageValue": "targetAverageValue", "value": "targetValue"}
+    return {names[k]: v for k, v in target.items() if k in names}
+
+
+def _target_from_v1(source: dict[str, Any]) -> dict[str, Any]:
+    if source.get("targetAverageUtilization") is not None:
+        return {"type": "Utilization", "averageUtilization": source["targetAverageUtilization"]}
+    if source.get("targetAverageValue") is not None:
+        return {"type": "AverageValue", "averageValue": source["targetAverageValue"]}
+    return {"type": "Value", "value": source.get("targetValue")}
+
+
+def _metric_to_v1(metric: dict[str, Any]) -> dict[str, Any]:
+    """An autoscaling/v2 MetricSpec in v1's annotation form (v2beta1's shape)."""
+    kind = metric.get("type") or ""
+    field = SOURCE_FIELDS.get(kind, "")
+    source = metric.get(field) or {}
+    ident = source.get("metric") or {}
+    if kind in ("Resource", "ContainerResource"):
+        out = {k: source[k] for k in ("name", "container") if k in source} | _target_to_v1(source.get("target") or {})
+    elif kind == "Pods":
+        out = {"metricName": ident.get("name"), **({"selector": ident["selector"]} if ident.get("selector") else {}), **_target_to_v1(source.get("target") or {})}
+    elif kind == "Object":
+        target = source.get("target") or {}
+        out = {"target": source.get("describedObject") or {}, "metricName": ident.get("name"),
+               **({"selector": ident["selector"]} if ident.get("selector") else {}),
+               **({"targetValue": target["value"]} if target.get("value") is not None else {}),
+               **({"averageValue": target["averageValue"]} if target.get("averageValue") is not None else {})}
+    else:
+        out = {"metricName": ident.get("name"), **({"metricSelector": ident["selector"]} if ident.get("selector") else {}), **_target_to_v1(source.get("target") or {})}
+    return {"type": kind, field: out}
+
+
+def _metric_from_v1(metric: dict[str, Any]) -> dict[str, Any]:
+    kind = metric.get("type") or ""
+    field = SOURCE_FIELDS.get(kind, "")
+    source = metric.get(field) or {}
+    if kind in ("Resource", "ContainerResource"):
+        return {"type": kind, field: {**{k: source[k] for k in ("name", "container") if k in source}, "target": _target_from_v1(source)}}
+    if kind == "Object":
+        target = {"type": "AverageValue", "averageValue": source["averageValue"]} if source.get("averageValue") is not None else {"type": "Value", "value": source.get("targetValue")}
+        ident = {"name": source.get("metricName"), **({"selector": source["selector"]} if source.get("selector") else {})}
+        return {"type": kind, field: {"describedObject": source.get("target") or {}, "metric": ident, "target": target}}
+    selector = source.get("selector" if kind == "Pods" else "metricSelector")
+    ident = {"name": source.get("metricName"), **({"selector": selector} if selector else {})}
+    return {"type": kind, field: {"metric": ident, "target": _target_from_v1(source)}}
+
+
+def _current_to_v1(status: dict[str, Any]) -> dict[str, Any]:
+    kind = status.get("type") or ""
+    field = SOURCE_FIELDS.get(kind, "")
+    source = status.get(field) or {}
+    current = source.get("current") or {}
+    names = {"averageUtilization": "currentAverageUtilization", "averageValue": "currentAverageValue", "value": "currentValue"}
+    values = {names[k]: v for k, v in current.items() if k in names}
+    ident = source.get("metric") or {}
+    if kind in ("Resource", "ContainerResource"):
+        return {"type": kind, field: {**{k: source[k] for k in ("name", "container") if k in source}, **values}}
+    extra = {"target": source.get("describedObject") or {}} if kind == "Object" else {}
+    return {"type": kind, field: {**extra, "metricName": ident.get("name"), **values}}
+
+
+def _current_from_v1(status: dict[str, Any]) -> dict[str, Any]:
+    kind = status.get("type") or ""
+    field = SOURCE_FIELDS.get(kind, "")
+    source = status.get(field) or {}
+    names = {"currentAverageUtilization": "averageUtilization", "currentAverageValue": "averageValue", "currentValue": "value"}
+    current = {names[k]: v for k, v in source.items() if k in names}
+    if kind in ("Resource", "ContainerResource"):
+        return {"type": kind, field: {**{k: source[k] for k in ("name", "container") if k in source}, "current": current}}
+    extra = {"describedObject": source.get("target") or {}} if kind == "Object" else {}
+    return {"type": kind, field: {**extra, "metric": {"name": source.get("metricName")}, "current": current}}
+
+
+def hpa_to_v1(obj: dict[str, Any]) -> dict[str, Any]:
+    """A stored (autoscaling/v2) HPA as autoscaling/v1 serves it: the CPU utilization target and current
+    value in their own fields, every other metric, the behavior and the conditions in annotations."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    metrics = spec.get("metrics") or []
+    cpu = next((m for m in metrics if _is_cpu_utilization(m)), None)
+    others = [_metric_to_v1(m) for m in metrics if m is not cpu]
+    annotations = {k: v for k, v in ((obj.get("metadata") or {}).get("annotations") or {}).items() if k not in _V1_ANNOTATIONS}
+    current = status.get("currentMetrics") or []
+    cpu_now = next((c for c in current if c.get("type") == "Resource" and (c.get("resource") or {}).get("name") == "cpu"
+                    and ((c.get("resource") or {}).get("current") or {}).get("averageUtilization") is not None), None)
+    for key, value in ((METRICS_ANNOTATION, others), (CURRENT_METRICS_ANNOTATION, [_current_to_v1(c) for c in current]),
+                       (CONDITIONS_ANNOTATION, status.get("conditions")), (BEHAVIOR_ANNOTATION, spec.get("behavior"))):
+        if value:
+            annotations[key] = json.dumps(value, separators=(",", ":"))
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "annotations"}
+    if annotations:
+        meta["annotations"] = annotations
+    v1_spec = {k: spec[k] for k in ("scaleTargetRef", "minReplicas", "maxReplicas") if k in spec}
+    if cpu is not None:
+        v1_spec["targetCPUUtilizationPercentage"] = cpu["resource"]["target"]["averageUtilization"]
+    v1_status = {k: status[k] for k in ("observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas") if k in status}
+    v1_status.setdefault("currentReplicas", 0)
+    v1_status.setdefault("desiredReplicas", 0)
+    if cpu_now is not None:
+        v1_status["currentCPUUtilizationPercentage"] = cpu_now["resource"]["current"]["averageUtilization"]
+    return {**obj, "apiVersion": HORIZONTAL_POD_AUTOSCALERS_V1.api_version, "metadata": meta, "spec": v1_spec, "status": v1_status}
+
+
+def _annotation_list(annotations: dict[str, Any], key: str) -> Any:
+    try:
+        return json.loads(annotations.get(key) or "null")
+    except ValueError:
+        return None
+
+
+def hpa_from_v1(obj: dict[str, Any]) -> dict[str, Any]:
+    """An autoscaling/v1 HPA as stored (autoscaling/v2): `hpa_to_v1` undone, the annotations taken back."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    annotations = dict((obj.get("metadata") or {}).get("annotations") or {})
+    others, current, conditions, behavior = (_annotation_list(annotations, key) for key in _V1_ANNOTATIONS)
+    metrics = []
+    if spec.get("targetCPUUtilizationPercentage") is not None:
+        metrics.append({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": spec["targetCPUUtilizationPercentage"]}}})
+    metrics += [_metric_from_v1(m) for m in others or [] if isinstance(m, dict)]
+    v2_spec = {k: spec[k] for k in ("scaleTargetRef", "minReplicas", "maxReplicas") if k in spec}
+    if metrics:
+        v2_spec["metrics"] = metrics
+    if isinstance(behavior, dict):
+        v2_spec["behavior"] = behavior
+    v2_status: dict[str, Any] = {k: status[k] for k in ("observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas") if k in status}
+    now = [_current_from_v1(c) for c in current or [] if isinstance(c, dict)]  # every one (the cpu one's value too)
+    if status.get("currentCPUUtilizationPercentage") is not None and not any(
+            c["type"] == "Resource" and c["resource"].get("name") == "cpu" for c in now):
+        now.insert(0, {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": status["currentCPUUtilizationPercentage"]}}})
+    if now:
+        v2_status["currentMetrics"] = now
+    if isinstance(conditions, list):
+        v2_status["conditions"] = conditions
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "annotations"}
+    kept = {k: v for k, v in annotations.items() if k not in _V1_ANNOTATIONS}
+    if kept:
+        meta["annotations"] = kept
+    out = {**obj, "apiVersion": HORIZONTAL_POD_AUTOSCALERS.api_version, "metadata": meta, "spec": v2_spec}
+    if "status" in obj:
+        out["status"] = v2_status
+    return out
+
+
+class HorizontalPodAutoscalerV1Strategy(HorizontalPodAutoscalerStrategy):
+    """autoscaling/v1 writes: decoded as v1, then converted and handled as the stored autoscaling/v2."""
+
+    resource = HORIZONTAL_POD_AUTOSCALERS_V1
+    model = HorizontalPodAutoscalerV1
+    storage_api_version = HORIZONTAL_POD_AUTOSCALERS.api_version
+
+    def to_storage(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return hpa_from_v1(obj)
+
+    def served(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return hpa_to_v1(obj)
+
+
+# `kubectl autoscale` sends protobuf (k8s.io/api autoscaling/v1 generated.proto)
+HORIZONTAL_POD_AUTOSCALER_V1_PROTOBUF: Message = {
+    1: ProtoField("metadata", "message", OBJECT_META),
+    2: ProtoField("spec", "message", {
+        1: ProtoField("scaleTargetRef", "message", {
+            1: ProtoField("kind", "string"), 2: ProtoField("name", "string"), 3: ProtoField("apiVersion", "string"),
+        }),
+        2: ProtoField("minReplicas", "int", optional=True),
+        3: ProtoField("maxReplicas", "int"),
+        4: ProtoField("targetCPUUtilizationPercentage", "int", optional=True),
+    }),
+}
+
+
+KIND_V1 = Kind(
+        # the API server prints every version from its internal object: the same columns as v2
+    HORIZONTAL_POD_AUTOSCALERS_V1, HorizontalPodAutoscalerV1Strategy, Printer(PRINTER.columns, lambda hpa, now: _hpa_cells(hpa_from_v1(hpa), now)), MERGE_RULES,
+    {("autoscaling/v1", "HorizontalPodAutoscaler"): HORIZONTAL_POD_AUTOSCALER_V1_PROTOBUF},
+)

@@ -220,10 +220,10 @@ class Registry:
 
     def _served(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         """An object as the version asked for: a kind served in several versions stores one apiVersion."""
-        stored = self.strategy(rt).storage_api_version
-        if stored is None or obj.get("apiVersion") == rt.api_version:
+        strategy = self.strategy(rt)
+        if strategy.storage_api_version is None or obj.get("apiVersion") == rt.api_version:
             return obj
-        return {**obj, "apiVersion": rt.api_version}
+        return strategy.served(obj)
 
     # -- start ---------------------------------------------------------------------------------------
 
@@ -250,7 +250,7 @@ class Registry:
     def watch(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> Watch:
         if self.strategy(rt).storage_api_version in (None, rt.api_version):
             return Watch(self.store, rt, namespace, keep)
-        return _VersionWatch(self.store, rt, namespace, keep)
+        return _VersionWatch(self.store, rt, namespace, keep, self.strategy(rt).served)
 
     def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         obj = self.store.get(rt.key, namespace, name)
@@ -364,6 +364,8 @@ class Registry:
             raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: {listed}')
         if unknown and options.field_validation == "Warn":
             warnings = [f'unknown field "{p}"' for p in unknown]
+        if strategy.storage_api_version not in (None, rt.api_version):
+            obj = strategy.to_storage(obj)  # the rest of the write works on the stored form
         name = (obj.get("metadata") or {}).get("name") or ""
         limits.encoded(obj, f'{rt.kind} "{name}"')  # what the store could not keep is refused now
         return obj, warnings
@@ -435,6 +437,9 @@ class Registry:
         resourceVersion that `new` carries (a patch that set one) is a precondition as well."""
         options = options or WriteOptions()
         obj, warnings = self.decode(rt, new, options)
+        strategy = self.strategy(rt)
+        if strategy.storage_api_version not in (None, old.get("apiVersion")):
+            old = strategy.to_storage(old)  # (a patch's base: the object as this version served it)
         meta = obj.setdefault("metadata", {})
         old_meta = old["metadata"]
         if meta.get("name") and meta["name"] != old_meta["name"]:
@@ -797,9 +802,13 @@ class _VersionWatch(Watch):
     """A watch through a version other than the storage one (a custom resource): events carry the
     apiVersion the client watches."""
 
+    def __init__(self, store: Store, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None,
+                 served: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        super().__init__(store, rt, namespace, keep)
+        self.served = served
+
     def _as_watched(self, event: Event) -> Event:
-        obj = orjson.loads(event.raw)
-        obj["apiVersion"] = self.rt.api_version
+        obj = self.served(orjson.loads(event.raw))
         return Event(event.type, event.resource, event.namespace, event.name, event.rv, orjson.dumps(obj))
 
     async def open(self, since: str) -> Iterable[Event]:

@@ -53,6 +53,16 @@ class Strategy:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
+    def to_storage(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A client's object in this kind's version, as the storage version keeps it (a kind served in
+        several versions): by default the same fields under the other apiVersion. The write path then
+        works on the stored form."""
+        return {**obj, "apiVersion": self.storage_api_version} if self.storage_api_version else obj
+
+    def served(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A stored object as this version answers it (`to_storage` undone)."""
+        return {**obj, "apiVersion": self.resource.api_version}
+
     def prepare_create(self, obj: dict[str, Any]) -> None:
         """Defaults and server-set fields on create."""
 
