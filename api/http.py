@@ -50,8 +50,13 @@ def json_response(body: Any, status: int = 200, content_type: str = JSON, warnin
     )
     if warnings:
         for warning in warnings:
-            response.headers.add("Warning", f'299 - "{_quote(warning)}"')
+            response.headers.add("Warning", warning_value(warning))
     return response
+
+
+def warning_value(text: str) -> str:
+    """A `Warning` header's value as the API server writes it (kubectl prints `Warning: <text>`)."""
+    return f'299 - "{_quote(text)}"'
 
 
 def _quote(text: str) -> str:

@@ -27,10 +27,11 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from api.http import flag
+from api.http import flag, warning_value
 from emulator import errors
 from emulator.errors import FieldError
 from emulator.kinds import PODS
+from emulator.kubelet.images import REGISTERED_BY_RUN
 from emulator.kubelet.logs import LogOptions, log_path, read_log
 from emulator.registry.registry import Registry
 from emulator.timestamps import parse_rfc3339
@@ -223,6 +224,8 @@ class PodLogs:
         if directory is not None and not previous and "running" in (status.get("state") or {}):
             instance = self._running_instance(namespace, name, container, instance)
         if directory is None or instance is None:
+            if directory is None:  # no kubelet: say why there is nothing, beside the empty answer
+                response.headers.add("Warning", warning_value(_why_no_lines(pod)))
             return await _empty(request, response)
         is_running = self._is_running(namespace, name, container, instance)
         transport = request.transport
@@ -239,6 +242,13 @@ class PodLogs:
                     await response.write(chunk)
             await response.write_eof()
         return response
+
+
+def _why_no_lines(pod: dict[str, Any]) -> str:
+    if REGISTERED_BY_RUN in ((pod.get("metadata") or {}).get("annotations") or {}):
+        return "this pod was registered by `emulator run`: its output goes to the terminal that runs it"
+    return ("the emulator was started without --kubelet, so this pod's containers do not run and write no logs "
+            "(start it with `emulator serve --kubelet` to run pods: docs/pods.md)")
 
 
 async def _empty(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

@@ -171,3 +171,18 @@ def test_pods_log_is_a_discoverable_get_only_subresource(kubectl: Kubectl, ns: s
 
     resources = json.loads(kubectl.out("get", "--raw", "/api/v1"))["resources"]
     assert {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]} in resources
+
+
+def test_without_the_kubelet_logs_are_empty_and_kubectl_says_why(tmp_path: Path) -> None:
+    emulator = start_emulator(tmp_path / "data")
+    try:
+        home = tmp_path / "home"
+        kubeconfig.write(home / "config", emulator.api_url, use=True)
+        kubectl = Kubectl(require_tool("kubectl"), home / "config", home / "cache")
+        kubectl.run("run", "web", "--image=nginx")
+        done = kubectl.run("logs", "web", ok=False)
+        assert (done.returncode, done.stdout) == (0, "")
+        assert "Warning: the emulator was started without --kubelet, so this pod's containers do not run" in done.stderr
+        assert "emulator serve --kubelet" in done.stderr
+    finally:
+        emulator.stop()
