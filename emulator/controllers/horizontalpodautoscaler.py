@@ -508,8 +508,11 @@ class HorizontalPodAutoscalerController:
         """computeReplicasForMetrics: the largest proposal of the metrics; (None, ...) when none could be
         computed, or when one failed and the others would scale down."""
         ns = hpa["metadata"]["namespace"]
+        text = (scale.get("status") or {}).get("selector") or ""
+        if not text:  # (a custom resource whose scale has no labelSelectorPath): not every pod of the namespace
+            return None, [], MetricError("InvalidSelector", "selector is required"), ""
         try:
-            selector = parse_selector((scale.get("status") or {}).get("selector") or "")
+            selector = parse_selector(text)
         except SelectorError as exc:
             return None, [], MetricError("InvalidSelector", f"couldn't convert selector into a corresponding internal selector object: {exc}"), ""
         pods = [pod_view(p) for p in self.store.objects(PODS.key, ns) if selector.matches(p["metadata"].get("labels") or {})]

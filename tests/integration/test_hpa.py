@@ -155,3 +155,51 @@ def test_kubectl_autoscale_writes_autoscaling_v1_which_keeps_what_v2_adds(kubect
     assert after["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 30
     assert first["object"]["apiVersion"] == "autoscaling/v1" and first["object"]["spec"]["targetCPUUtilizationPercentage"] == 70
     assert "cpu: <unknown>/70%, memory: <unknown>/100Mi" in kubectl.out("get", "hpa.v1.autoscaling", "web", "-n", ns)
+
+
+SCALABLE_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: workers.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: workers, singular: worker, kind: Worker}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {replicas: {type: integer}}}
+          status: {type: object, properties: {replicas: {type: integer}}}
+"""
+
+
+def test_a_custom_resource_is_scaled_through_its_scale_subresource(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    kubectl.run("apply", "-f", manifest(tmp_path, SCALABLE_CRD))
+    wait_for(lambda: kubectl.run("get", "workers", "-n", ns, ok=False).returncode == 0, what="the CRD served")
+    kubectl.run("apply", "-n", ns, "-f", manifest(tmp_path, """
+apiVersion: example.com/v1
+kind: Worker
+metadata: {name: w}
+spec: {replicas: 1}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: w}
+spec:
+  scaleTargetRef: {apiVersion: example.com/v1, kind: Worker, name: w}
+  minReplicas: 3
+  maxReplicas: 5
+"""))
+    wait_for(lambda: kubectl.out("get", "worker", "w", "-n", ns, "-o", "jsonpath={.spec.replicas}") == "3", what="the Worker at minReplicas")
+    # its scale names no selector (no labelSelectorPath): no pod can be counted, and the HPA says so
+    found = wait_for(lambda: "ScalingActive" in conditions(h := hpa(kubectl, ns, "w")) and h, what="the HPA's conditions")
+    assert conditions(found)["ScalingActive"] == ("False", "InvalidSelector")
+    kubectl.run("delete", "crd", "workers.example.com")
