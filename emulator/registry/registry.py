@@ -576,6 +576,7 @@ class Registry:
             creating = dict(applied)
             managedfields.record(creating, rt, manager, applied)
             return self.create(rt, namespace, creating, options)
+        live = self._served(rt, live)  # merged in the version applied (a kind served in several converts)
         rules = kind_of(rt).merge_rules
         managedfields.check_conflicts(rt, rules, live, manager, applied, force)
         previous = managedfields.applied_by(live).get(manager)

@@ -203,3 +203,22 @@ spec:
     found = wait_for(lambda: "ScalingActive" in conditions(h := hpa(kubectl, ns, "w")) and h, what="the HPA's conditions")
     assert conditions(found)["ScalingActive"] == ("False", "InvalidSelector")
     kubectl.run("delete", "crd", "workers.example.com")
+
+
+def test_a_v1_manifest_applies_client_and_server_side_again_and_again(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    v1 = """
+apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata: {{name: api}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: api}}
+  minReplicas: 1
+  maxReplicas: {high}
+  targetCPUUtilizationPercentage: 40
+"""
+    for high, how in ((4, ()), (5, ()), (6, ("--server-side",)), (7, ("--server-side",))):
+        kubectl.run("apply", *how, "-n", ns, "-f", manifest(tmp_path, v1.format(high=high)))
+        spec = hpa(kubectl, ns, "api")["spec"]
+        assert spec["maxReplicas"] == high
+        assert spec["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 40}}}]
+    assert kubectl.run("diff", "-n", ns, "-f", manifest(tmp_path, v1.format(high=7)), ok=False).returncode == 0
