@@ -309,3 +309,157 @@ def _unknown(schema: Schema, value: Any, path: str, found: list[str]) -> None:
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
             _unknown(schema["items"], item, f"{path}[{index}]", found)
+
+
+# -- the fields a model leaves open, checked as the API server's decoder would -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A JSON value the 1.32 type does not take: what encoding/json's UnmarshalTypeError names."""
+
+    value: Any
+    struct: str  # the Go struct holding the field (`NodeAffinity`)
+    fields: tuple[str, ...]  # JSON field names from the object's root (`spec`, `affinity`, ...)
+    go_type: str  # `v1.NodeSelector`, `[]v1.Toleration`, `string`, `int32`
+
+
+# Where a model keeps fields as they come (`Any`): a trie of JSON field names, ANY at an open field,
+# ITEMS for the items of a list of models (emulator/models/base.py `open_fields` builds it).
+ANY = "*"
+ITEMS = "[]"
+Trie = Mapping[str, Any]  # field -> Trie, or ANY
+
+
+def check_open_fields(api_version: str, kind: str, obj: Mapping[str, Any], trie: Trie) -> tuple[list[str], Mismatch | None]:
+    """Check the parts of `obj` its model left open (`trie`) against the 1.32 schema of (apiVersion,
+    kind): the paths of their unknown fields (as `unknown_fields` spells them), which are removed from
+    `obj` (Go's decoder drops them: `fieldValidation` only decides whether that is an error, a warning or
+    nothing), and the first value, in document order, whose JSON type the field's Go type cannot take.
+    A kind 1.32 does not define: ([], None)."""
+    if not trie:
+        return [], None
+    name = definition_name(*split_api_version(api_version), kind)
+    if name is None:
+        return [], None
+    unknown: list[str] = []
+    found: list[Mismatch] = []
+    _walk_open(trie, definitions()[name], obj, "", (), _short(name), unknown, found)
+    return unknown, (found[0] if found else None)
+
+
+def _short(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _resolve_named(schema: Schema) -> tuple[Schema, str | None]:
+    known, name, seen = definitions(), None, 0
+    while "$ref" in schema and seen < 32:
+        name = ref_name(schema["$ref"])
+        target = known.get(name)
+        if target is None:
+            return {}, None
+        schema, seen = target, seen + 1
+    return schema, name
+
+
+def _walk_open(trie: Any, schema: Schema, value: Any, path: str, fields: tuple[str, ...], struct: str,
+               unknown: list[str], found: list[Mismatch]) -> None:
+    if value is None or found:
+        return
+    if trie == ANY:
+        _check(schema, value, path, fields, struct, unknown, found)
+        return
+    schema, name = _resolve_named(schema)
+    if ITEMS in trie:
+        if isinstance(value, list) and isinstance(schema.get("items"), dict):
+            for index, item in enumerate(value):
+                _walk_open(trie[ITEMS], schema["items"], item, f"{path}[{index}]", fields, struct, unknown, found)
+        return
+    properties = schema.get("properties") or {}
+    if not isinstance(value, dict):
+        return  # (the model decoded this part: its type is right)
+    holder = _short(name) if name else struct
+    for key, sub in value.items():
+        if key in trie and key in properties:
+            _walk_open(trie[key], properties[key], sub, f"{path}.{key}" if path else key, (*fields, key), holder, unknown, found)
+
+
+def _check(schema: Schema, value: Any, path: str, fields: tuple[str, ...], struct: str,
+           unknown: list[str], found: list[Mismatch]) -> None:
+    """`value` against a swagger schema: unknown fields into `unknown`, the first wrong JSON type into `found`."""
+    if value is None or found:
+        return  # JSON null decodes to Go's zero value
+    declared = schema
+    schema, name = _resolve_named(schema)
+    if name is not None and name in load().one_of:
+        allowed = load().one_of[name]
+        if not _json_type_in(value, allowed):
+            found.append(Mismatch(value, struct, fields, go_type(declared)))
+        return
+    if schema.get(PRESERVE_UNKNOWN):
+        return
+    kind = schema.get("type") or ("object" if "properties" in schema or "additionalProperties" in schema else None)
+    if kind == "object" and "properties" not in schema and "additionalProperties" not in schema:
+        return  # an open object (RawExtension, FieldsV1): any JSON at all, kept as it comes
+    if kind == "object":
+        if not isinstance(value, dict):
+            found.append(Mismatch(value, struct, fields, go_type(declared)))
+            return
+        properties, values = schema.get("properties"), schema.get("additionalProperties")
+        holder = _short(name) if name else struct
+        dropped = []
+        for key, sub in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if properties is not None and key in properties:
+                _check(properties[key], sub, where, (*fields, key), holder, unknown, found)
+            elif isinstance(values, dict):
+                _check(values, sub, where, fields, holder, unknown, found)
+            elif values is False or (properties is not None and values is None):
+                unknown.append(where)
+                dropped.append(key)
+        for key in dropped:
+            del value[key]
+    elif kind == "array":
+        if not isinstance(value, list):
+            found.append(Mismatch(value, struct, fields, go_type(declared)))
+            return
+        if isinstance(schema.get("items"), dict):
+            for index, item in enumerate(value):
+                _check(schema["items"], item, f"{path}[{index}]", fields, struct, unknown, found)
+    elif kind is not None and not _json_type_in(value, (kind,), schema.get("format")):
+        found.append(Mismatch(value, struct, fields, go_type(declared)))
+
+
+def _json_type_in(value: Any, types: Iterable[str], fmt: str | None = None) -> bool:
+    for kind in types:
+        if kind == "string" and (isinstance(value, str) or (fmt == "int-or-string" and isinstance(value, int) and not isinstance(value, bool))):
+            return True
+        if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if kind == "boolean" and isinstance(value, bool):
+            return True
+        if kind == "object" and isinstance(value, dict):
+            return True
+        if kind == "array" and isinstance(value, list):
+            return True
+    return False
+
+
+def go_type(schema: Schema) -> str:
+    """How Go names the type a swagger schema stands for (`v1.NodeSelector`, `[]v1.Toleration`,
+    `map[string]string`, `int32`): the package's last element and the type for a definition."""
+    if "$ref" in schema:
+        parts = ref_name(schema["$ref"]).split(".")
+        return f"{parts[-2]}.{parts[-1]}" if len(parts) > 1 else parts[-1]
+    kind = schema.get("type")
+    if kind == "array":
+        return "[]" + go_type(schema.get("items") or {})
+    if kind == "object" or (kind is None and "additionalProperties" in schema):
+        values = schema.get("additionalProperties")
+        return "map[string]" + go_type(values) if isinstance(values, dict) else "map[string]interface {}"
+    if kind == "integer":
+        return str(schema.get("format") or "int64")
+    return {"boolean": "bool", "number": "float64", "string": "string"}.get(str(kind), "interface {}")

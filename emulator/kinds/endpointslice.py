@@ -40,6 +40,7 @@ class SliceEndpoint(ApiModel):
     node_name: str | None = None
     zone: str | None = None
     hints: Any = None
+    deprecated_topology: dict[str, str] | None = None
 
 
 class EndpointSlice(TypedObject):

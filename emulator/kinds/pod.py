@@ -148,6 +148,11 @@ class PodSpec(ApiModel):
     set_hostname_as_fqdn: bool | None = Field(default=None, alias="setHostnameAsFQDN")
     scheduling_gates: Any = None
     resource_claims: Any = None
+    # 1.32 fields behind feature gates that are off by default (PodLevelResources, alpha;
+    # UserNamespacesSupport, beta): the API server's dropDisabledPodFields drops them, so they are
+    # decoded (and checked against the schema) but never stored
+    resources: Any = Field(default=None, exclude=True)
+    host_users: bool | None = Field(default=None, exclude=True)
 
 
 class PodCondition(ApiModel):
@@ -176,6 +181,8 @@ class PodStatus(ApiModel):
     conditions: list[PodCondition] | None = None
     start_time: str | None = None
     container_statuses: Any = None
+    resize: str | None = Field(default=None, exclude=True)  # InPlacePodVerticalScaling (alpha): dropped
+    resource_claim_statuses: Any = Field(default=None, exclude=True)  # DynamicResourceAllocation (beta, off): dropped
     init_container_statuses: Any = None
     ephemeral_container_statuses: Any = None
     qos_class: str | None = Field(default=None, alias="qosClass")
@@ -215,6 +222,44 @@ def _validate_ports_unique(containers: list[tuple[str, dict[str, Any]]]) -> list
                 if port["name"] in seen_names:
                     problems.append(errors.duplicate(f"{port_path}.name", port["name"]))
                 seen_names.add(port["name"])
+    return problems
+
+
+TOLERATION_OPERATORS = ["Equal", "Exists"]
+TAINT_EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+def validate_tolerations(tolerations: Any, path: str = "spec.tolerations") -> list[FieldError]:
+    """ValidateTolerations: the key a label name (or empty with Exists: every taint), the operator Equal
+    (a label value) or Exists (no value), the effect one of the taint effects, tolerationSeconds only with
+    NoExecute. (The decoder has checked the JSON types against 1.32's schema.)"""
+    problems: list[FieldError] = []
+    for i, toleration in enumerate(tolerations if isinstance(tolerations, list) else []):
+        if not isinstance(toleration, dict):
+            continue
+        at = f"{path}[{i}]"
+        key, operator = toleration.get("key") or "", toleration.get("operator") or ""
+        value, effect = toleration.get("value") or "", toleration.get("effect") or ""
+        if key:
+            problems += [invalid(f"{at}.key", key, m) for m in validation.qualified_name_errors(key)]
+        if not key and operator != "Exists":
+            problems.append(invalid(f"{at}.operator", operator, 'operator must be Exists when `key` is empty, which means "match all values and all keys"'))
+        if toleration.get("tolerationSeconds") is not None and effect != "NoExecute":
+            problems.append(invalid(f"{at}.effect", effect, "effect must be 'NoExecute' when `tolerationSeconds` is set"))
+        if operator in ("Equal", ""):
+            found = validation.label_value_errors(value)
+            if found:
+                problems.append(invalid(f"{at}.operator", value, ";".join(found)))
+        elif operator == "Exists":
+            if value:  # (Go shows the whole toleration: %#v of a core.Toleration)
+                seconds = toleration.get("tolerationSeconds")
+                shown = (f'core.Toleration{{Key:"{key}", Operator:"{operator}", Value:"{value}", Effect:"{effect}", '
+                         f'TolerationSeconds:{"(*int64)(nil)" if seconds is None else f"&{seconds}"}}}')
+                problems.append(FieldError(f"{at}.operator", "FieldValueInvalid", f"Invalid value: {shown}: value must be empty when `operator` is 'Exists'"))
+        else:
+            problems.append(errors.not_supported(f"{at}.operator", operator, TOLERATION_OPERATORS))
+        if effect and effect not in TAINT_EFFECTS:
+            problems.append(errors.not_supported(f"{at}.effect", effect, TAINT_EFFECTS))
     return problems
 
 
@@ -562,6 +607,7 @@ class PodStrategy(Strategy):
         node = spec.get("nodeName")
         if node:  # ValidateNodeName: a DNS subdomain
             problems += [invalid("spec.nodeName", node, m) for m in validation.dns1123_subdomain_errors(node)]
+        problems += validate_tolerations(spec.get("tolerations"))
         volumes, volume_problems = _validate_volume_names(spec.get("volumes"))
         problems += volume_problems
         for group in ("containers", "initContainers"):

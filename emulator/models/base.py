@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ModelWrapValidatorHandler, Validatio
 from pydantic.alias_generators import to_camel
 
 from emulator.errors import FieldError, StatusError, bad_request, not_supported
+from emulator.schemas import ANY, ITEMS, Mismatch, Trie
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,49 @@ _TYPE_ERRORS = frozenset({
     "string_sub_type", "union_tag_invalid", "is_instance_of",
 })
 _RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
+
+
+# -- the fields a model leaves open ---------------------------------------------------------------------
+
+_OPEN: dict[type[BaseModel], dict[str, Any]] = {}
+
+
+def open_fields(model: type[BaseModel]) -> Trie:
+    """Where `model` keeps what a client sends as it comes (fields typed `Any`): a trie of JSON field
+    names (emulator/schemas.py `check_open_fields` checks those parts against the 1.32 schema). Empty
+    when the model types every field."""
+    found = _OPEN.get(model)
+    if found is None:
+        found = _OPEN[model] = {}  # (set first: a model that contains itself ends here)
+        for name, info in model.model_fields.items():
+            sub = _open_in(info.annotation)
+            if sub:
+                found[info.alias or to_camel(name)] = sub
+    return found
+
+
+def _open_in(tp: Any) -> Any:
+    tp, _ = _unwrap(tp)
+    if tp is Any:
+        return ANY
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        inner = _open_in(item)
+        return ANY if inner == ANY else ({ITEMS: inner} if inner else None)
+    if origin is dict:
+        return ANY if _unwrap(typing.get_args(tp)[1])[0] is Any else None
+    if _is_model(tp):
+        return open_fields(tp) or None
+    return None
+
+
+def mismatch_error(kind: str, api_version: str, problem: Mismatch) -> StatusError:
+    """The API server's 400 for a value of the wrong JSON type in a field a model left open."""
+    into_int = problem.go_type.startswith(("int", "uint")) and isinstance(problem.value, (int, float))
+    target = f"Go struct field {problem.struct}.{'.'.join(problem.fields)} of type {problem.go_type}"
+    version = api_version.rpartition("/")[2] or "v1"
+    return bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: json: cannot unmarshal {_json_kind(problem.value, into_int)} into {target}')
 
 
 def _json_kind(value: Any, into_int: bool) -> str:

@@ -22,7 +22,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaValidator
 
-from emulator import envvars, errors, limits, podenv, validation
+from emulator import envvars, errors, limits, podenv, schemas, validation
 from emulator.kinds import KINDS, NAMESPACES, NODES, PODS, SERVICES, ResourceType, kind_of
 from emulator.kinds.service import ServiceView
 from emulator.kinds.values import path_segment_errors
@@ -34,7 +34,7 @@ from emulator.labels import (
     selector_from_label_selector,
     selector_from_map,
 )
-from emulator.models.base import field_errors, unknown_fields
+from emulator.models.base import field_errors, mismatch_error, open_fields, unknown_fields
 from emulator.registry import managedfields
 from emulator.registry.ipam import AddressPlan
 from emulator.registry.patch import (
@@ -357,7 +357,14 @@ class Registry:
                 _EXACT_VALIDATORS[model_class] = exact_validator(model_class)  # (built now: its schema is)
         # (a client's apiVersion/kind, when sent, were checked above to be these)
         obj = {"apiVersion": rt.api_version, "kind": rt.kind, **model.model_dump(exclude_none=True)}
+        open_parts = open_fields(model_class)
+        if open_parts:  # what the model keeps as it comes, checked against 1.32's schema as Go's decoder would
+            more, mismatch = schemas.check_open_fields(rt.api_version, rt.kind, obj, open_parts)  # (drops the unknown)
+            if mismatch is not None:
+                raise mismatch_error(rt.kind, rt.api_version, mismatch)
+            unknown += more
         unknown += strategy.decode_fields(body, obj)
+        unknown = list(dict.fromkeys(unknown))  # (found by the model, the schema or the strategy: once each)
         warnings: list[str] = []
         if unknown and options.field_validation == "Strict":
             listed = ", ".join(f'unknown field "{p}"' for p in unknown)

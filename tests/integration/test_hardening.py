@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import Emulator, start_emulator
 
 PODS = "/api/v1/namespaces/default/pods"
+REVISIONS = "/apis/apps/v1/namespaces/default/controllerrevisions"
 POD: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
 
 
@@ -210,18 +211,20 @@ def test_deep_nesting_is_400_not_500(emu: Emulator) -> None:
     nested: Any = "leaf"
     for _ in range(300):
         nested = {"n": nested}
-    deep_json = {**POD, "metadata": {"name": "deep"}, "spec": {**POD["spec"], "volumes": [{"name": "v", "x": nested}]}}
+    # free-form JSON that is stored as it comes: a ControllerRevision's data (a RawExtension)
+    deep_json = {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "deep"}, "revision": 1, "data": nested}
     with emu.client() as api:
         status(api.post(PODS, content=deep_yaml, headers={"Content-Type": "application/yaml"}), 400, "BadRequest")
-        status(api.post(PODS, json=deep_json), 400, "BadRequest")
+        status(api.post(REVISIONS, json=deep_json), 400, "BadRequest")
+        assert api.get(f"{REVISIONS}/deep").status_code == 404
     assert "deep" not in pod_names(emu)
 
 
 def test_an_object_larger_than_a_cluster_stores_is_413(emu: Emulator) -> None:
-    big = {**POD, "metadata": {"name": "big"}, "spec": {**POD["spec"], "volumes": [{"name": "v", "blob": "x" * (1600 * 1024)}]}}
+    big = {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "big"}, "revision": 1, "data": {"blob": "x" * (1600 * 1024)}}
     with emu.client() as api:
-        status(api.post(PODS, json=big), 413, "RequestEntityTooLarge")
-    assert "big" not in pod_names(emu)
+        status(api.post(REVISIONS, json=big), 413, "RequestEntityTooLarge")
+        assert api.get(f"{REVISIONS}/big").status_code == 404
 
 
 def test_content_encodings(emu: Emulator) -> None:

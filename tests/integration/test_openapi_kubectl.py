@@ -269,3 +269,52 @@ def test_first_openapi_request_time_and_memory(tmp_path: Path) -> None:
           f"RSS added by the schemas: {added / 2**20:.1f} MiB")  # fmt: skip
     assert first_seconds < 5  # about 0.1 s on a laptop: generous bounds, for slow CI machines
     assert added < 100 * 2**20
+
+
+NESTED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: nested, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: nested}}}}
+  template:
+    metadata: {{labels: {{app: nested}}}}
+    spec:
+      hostUsers: false
+      containers:
+      - name: app
+        image: nginx
+        livenessProbe: {{httpGet: {{pathh: /healthz, port: 8080}}}}
+      volumes: [{{name: v, emptyDir: {{bogus: true}}}}]
+"""
+AFFINITY_AS_LIST = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: affinity, namespace: {ns}}}
+spec:
+  containers: [{{name: c, image: nginx}}]
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - {{weight: 5, preference: {{matchExpressions: [{{key: zone, operator: In, values: [a]}}]}}}}
+"""
+
+
+def test_fields_kept_as_they_come_are_decoded_as_the_api_server_does(kubectl: Kubectl, api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    # unknown fields deep in a pod template (volumes, probes): refused by kubectl's strict apply ...
+    refused = kubectl.run("apply", "-f", manifest(tmp_path, NESTED.format(ns=ns)), ok=False)
+    assert refused.returncode == 1
+    assert ('strict decoding error: unknown field "spec.template.spec.containers[0].livenessProbe.httpGet.pathh", '
+            'unknown field "spec.template.spec.volumes[0].emptyDir.bogus"') in refused.stderr
+    # ... and dropped, not stored, when the client does not validate; a feature-gated 1.32 field (hostUsers) too
+    kubectl.run("apply", "--validate=false", "-f", manifest(tmp_path, NESTED.format(ns=ns)))
+    spec = api.get(f"/apis/apps/v1/namespaces/{ns}/deployments/nested").json()["spec"]["template"]["spec"]
+    assert spec["volumes"] == [{"name": "v", "emptyDir": {}}]
+    assert "pathh" not in spec["containers"][0]["livenessProbe"]["httpGet"]
+    assert "hostUsers" not in spec
+    # a value of the wrong JSON type: the decoder's 400, naming the Go struct field and type
+    wrong = kubectl.run("apply", "-f", manifest(tmp_path, AFFINITY_AS_LIST.format(ns=ns)), ok=False)
+    assert wrong.returncode == 1
+    assert ('Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal array into Go struct field '
+            "NodeAffinity.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution of type v1.NodeSelector") in wrong.stderr
+    assert api.get(f"/api/v1/namespaces/{ns}/pods/affinity").status_code == 404
