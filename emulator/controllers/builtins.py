@@ -25,6 +25,8 @@ from emulator.kinds import GATEWAY_CLASSES, INGRESS_CLASSES, NODES
 from emulator.kinds.gatewayclass import EMULATOR_GATEWAY_CLASS, GATEWAY_CONTROLLER
 from emulator.kinds.ingressclass import DEFAULT_CLASS_ANNOTATION, EMULATOR_CLASS, EMULATOR_CONTROLLER
 from emulator.kinds.node import NODE_NAME
+from emulator.kinds.storageclass import DEFAULT_CLASS_ANNOTATION as STORAGE_DEFAULT_ANNOTATION
+from emulator.kinds.storageclass import EMULATOR_PROVISIONER, EMULATOR_STORAGE_CLASS, STORAGE_CLASSES
 from emulator.registry.registry import Registry
 from emulator.timestamps import now_rfc3339
 
@@ -165,6 +167,16 @@ def ensure_ingress_class(registry: Registry) -> None:
     registry.create(INGRESS_CLASSES, "", {
         "metadata": {"name": EMULATOR_CLASS, "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
         "spec": {"controller": EMULATOR_CONTROLLER},
+    })
+
+
+def ensure_storage_class(registry: Registry) -> None:
+    """The emulator's default StorageClass, `standard` (as kind's), when there is none of that name."""
+    if registry.store.get_raw(STORAGE_CLASSES.key, "", EMULATOR_STORAGE_CLASS) is not None:
+        return
+    registry.create(STORAGE_CLASSES, "", {
+        "metadata": {"name": EMULATOR_STORAGE_CLASS, "annotations": {STORAGE_DEFAULT_ANNOTATION: "true"}},
+        "provisioner": EMULATOR_PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
     })
 
 

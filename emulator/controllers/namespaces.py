@@ -41,6 +41,7 @@ class NamespaceController:
         builtins.ensure_node(self.registry)
         builtins.ensure_ingress_class(self.registry)
         builtins.ensure_gateway_class(self.registry)
+        builtins.ensure_storage_class(self.registry)
         # a namespace whose termination a previous run did not finish
         for ns in self.store.objects(NAMESPACES.key):
             if marked_for_deletion(ns):

@@ -32,6 +32,7 @@ from emulator.kinds import PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES
 from emulator.kinds.node import NODE_NAME
 from emulator.kinds.persistentvolume import storage_class_of
 from emulator.kinds.persistentvolumeclaim import requested_storage
+from emulator.kinds.storageclass import EMULATOR_PROVISIONER, STORAGE_CLASSES
 from emulator.kinds.values import quantity_of
 from emulator.labels import selector_from_label_selector
 from emulator.registry.registry import Registry, marked_for_deletion
@@ -39,7 +40,7 @@ from emulator.store.events import DELETED, Event
 
 log = logging.getLogger(__name__)
 
-PROVISIONER = "emulator.local/hostpath"
+PROVISIONER = EMULATOR_PROVISIONER  # the provisioner of the built-in StorageClass `standard`
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
@@ -187,6 +188,11 @@ class VolumeController:
         }
         if spec.get("storageClassName"):
             body["spec"]["storageClassName"] = spec["storageClassName"]
+            # as the class says (a provisioner copies its reclaim policy and mount options to the volume)
+            storage_class = self.store.get(STORAGE_CLASSES.key, "", spec["storageClassName"]) or {}
+            body["spec"]["persistentVolumeReclaimPolicy"] = storage_class.get("reclaimPolicy") or "Delete"
+            if storage_class.get("mountOptions"):
+                body["spec"]["mountOptions"] = list(storage_class["mountOptions"])
         try:
             return self.registry.create(PERSISTENT_VOLUMES, "", body).obj
         except errors.StatusError:

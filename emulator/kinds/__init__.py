@@ -54,6 +54,7 @@ from emulator.kinds import (
     service,
     serviceaccount,
     statefulset,
+    storageclass,
     subjectaccessreview,
     tokenreview,
 )
@@ -85,6 +86,7 @@ KINDS: tuple[Kind, ...] = (
     node.KIND,
     persistentvolume.KIND,
     persistentvolumeclaim.KIND,
+    storageclass.KIND,
     limitrange.KIND,
     resourcequota.KIND,
     horizontalpodautoscaler.KIND,

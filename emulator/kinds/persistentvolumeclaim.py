@@ -17,6 +17,7 @@ from emulator import errors
 from emulator.errors import FieldError, invalid
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.persistentvolume import (
+    STORAGE_CLASS_ANNOTATION,
     UNSET,
     access_modes_text,
     storage_class_of,
@@ -25,6 +26,7 @@ from emulator.kinds.persistentvolume import (
     validate_volume_mode,
 )
 from emulator.kinds.printing import AGE, NAME, Column, Printer, meta_of, name_age, spec_of, status_of
+from emulator.kinds.storageclass import STORAGE_CLASSES, default_class_name
 from emulator.kinds.values import GoDecodedObject, ResourceList, quantity_of, validate_quantity_value
 from emulator.labels import validate_label_selector
 from emulator.models.base import GoType
@@ -85,6 +87,11 @@ class PersistentVolumeClaimStrategy(Strategy):
     def prepare_create(self, obj: dict[str, Any]) -> None:
         obj["spec"].setdefault("volumeMode", "Filesystem")
         obj["status"] = {"phase": "Pending"}
+        if obj["spec"].get("storageClassName") is None and STORAGE_CLASS_ANNOTATION not in (obj["metadata"].get("annotations") or {}):
+            # the DefaultStorageClass admission plugin: a claim that names no class (not even "") gets the default
+            default = default_class_name(list(self.cluster.store.objects(STORAGE_CLASSES.key)))
+            if default is not None:
+                obj["spec"]["storageClassName"] = default
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         new["spec"].setdefault("volumeMode", "Filesystem")

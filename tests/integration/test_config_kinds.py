@@ -339,7 +339,7 @@ def test_a_claim_is_bound_to_a_volume_the_emulator_provides(kubectl: Kubectl, ap
     table = rows(kubectl.out("get", "pvc", "-n", ns))
     assert table[0] == ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"]
     assert table[1][:5] == ["dynamic", "Bound", volume, "1536Mi", "RWO"]
-    assert table[1][5] == "<unset>"  # no class: the cell is empty, the next column's value follows
+    assert table[1][5:7] == ["standard", "<unset>"]  # no class asked for: the default StorageClass's
     # a claim with a selector waits for a matching volume, as with a provisioner
     assert table[2][:2] == ["myclaim", "Pending"]
     pvs = rows(kubectl.out("get", "pv", volume))
@@ -413,3 +413,34 @@ def test_the_emulator_ingress_class_is_the_default(kubectl: Kubectl, ns: str, tm
     assert table[2][:3] == ["shop", "emulator", "shop.example.com"] and table[2][-2] == "80, 443"
     refused = kubectl.run("create", "ingress", "bad", "-n", ns, "--rule=10.0.0.1/=shop:80", ok=False)
     assert 'spec.rules[0].host: Invalid value: "10.0.0.1": must be a DNS name, not an IP address' in refused.stderr
+
+
+def test_storage_classes_the_default_one_and_what_never_changes(kubectl: Kubectl, api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    table = rows(kubectl.out("get", "storageclass"))
+    assert table[0] == ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"]
+    assert table[1][:5] == ["standard (default)", "emulator.local/hostpath", "Delete", "Immediate", "false"]
+    kubectl.run("apply", "-f", manifest(tmp_path, """
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: kept-by-test}
+provisioner: example.com/disk
+reclaimPolicy: Retain
+allowVolumeExpansion: true
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: kept}
+spec:
+  storageClassName: kept-by-test
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+""".replace("metadata: {name: kept}", f"metadata: {{name: kept, namespace: {ns}}}")))
+    claim = api.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/kept").json()
+    volume = api.get(f"/api/v1/persistentvolumes/{claim['spec']['volumeName']}").json()
+    assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"  # as its class says
+    refused = kubectl.run("patch", "storageclass", "kept-by-test", "-p", '{"provisioner": "example.com/other"}', ok=False)
+    assert "provisioner: Forbidden: updates to provisioner are forbidden." in refused.stderr
+    bad = kubectl.run("apply", "-f", manifest(tmp_path, "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: bad-by-test}\nprovisioner: x\nreclaimPolicy: Recycle\n"), ok=False)
+    assert 'reclaimPolicy: Unsupported value: "Recycle": supported values: "Delete", "Retain"' in bad.stderr
+    kubectl.run("delete", "pvc", "kept", "-n", ns)
+    kubectl.run("delete", "storageclass", "kept-by-test")

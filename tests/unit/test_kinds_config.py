@@ -42,6 +42,7 @@ from emulator.kinds.ingress import INGRESSES
 from emulator.kinds.limitrange import LIMIT_RANGES
 from emulator.kinds.poddisruptionbudget import POD_DISRUPTION_BUDGETS
 from emulator.kinds.resourcequota import RESOURCE_QUOTAS
+from emulator.kinds.storageclass import STORAGE_CLASSES
 from emulator.kinds.values import Undecodable, decode_base64, parse_quantity
 from emulator.registry.ipam import AddressPlan
 from emulator.registry.registry import MERGE_PATCH, Cluster, Registry, WriteOptions
@@ -387,6 +388,26 @@ def claim(name: str = "data", size: str = "1Gi", **spec: Any) -> dict[str, Any]:
 
 def volume(name: str, size: str = "10Gi", **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": size}, "hostPath": {"path": f"/mnt/{name}"}, **spec}}
+
+
+def test_a_claim_without_a_class_gets_the_default_one_and_a_volume_of_it(world: World) -> None:
+    registry = world.registry
+    registry.create(PERSISTENT_VOLUMES, "", volume("classless", "5Gi"))
+    pvc = create(world, PERSISTENT_VOLUME_CLAIMS, claim("plain"))
+    assert pvc["spec"]["storageClassName"] == "standard"  # the built-in default (DefaultStorageClass admission)
+    bound = stored(world, PERSISTENT_VOLUME_CLAIMS, "plain")
+    assert bound["spec"]["volumeName"].startswith("pvc-")  # provisioned: the class-less volume is not of its class
+    assert registry.get(PERSISTENT_VOLUMES, "", bound["spec"]["volumeName"])["spec"]["storageClassName"] == "standard"
+    pvc = create(world, PERSISTENT_VOLUME_CLAIMS, claim("none", storageClassName=""))  # "" asks for no class
+    assert pvc["spec"]["storageClassName"] == "" and stored(world, PERSISTENT_VOLUME_CLAIMS, "none")["spec"]["volumeName"] == "classless"
+
+
+def test_a_provisioned_volume_follows_its_class(world: World) -> None:
+    world.registry.create(STORAGE_CLASSES, "", {"metadata": {"name": "keep"}, "provisioner": "example.com/disk",
+                                               "reclaimPolicy": "Retain", "mountOptions": ["ro"]})
+    create(world, PERSISTENT_VOLUME_CLAIMS, claim("kept", storageClassName="keep"))
+    pv = world.registry.get(PERSISTENT_VOLUMES, "", stored(world, PERSISTENT_VOLUME_CLAIMS, "kept")["spec"]["volumeName"])
+    assert (pv["spec"]["persistentVolumeReclaimPolicy"], pv["spec"]["mountOptions"]) == ("Retain", ["ro"])
 
 
 def test_a_claim_is_bound_at_once_to_a_volume_the_emulator_provisions(world: World) -> None:
@@ -816,7 +837,7 @@ def test_claims_stored_before_a_start_are_bound_when_the_controller_starts(tmp_p
     store = Store(MemoryBackend())
     registry = Registry(Cluster(store, AddressPlan("10.96.0.0/24", "10.244.0.0/24", "10.250.0.0/24", "30000-30099")))
     NamespaceController(registry).bootstrap("127.0.0.1", 6443)
-    registry.create(PERSISTENT_VOLUME_CLAIMS, NS, claim())  # no controller yet: Pending
+    registry.create(PERSISTENT_VOLUME_CLAIMS, NS, claim(storageClassName=""))  # no controller yet: Pending
     registry.create(PERSISTENT_VOLUMES, "", volume("static", "1Gi"))
     assert registry.get(PERSISTENT_VOLUME_CLAIMS, NS, "data")["status"]["phase"] == "Pending"
     volumes = VolumeController(registry, str(tmp_path))
