@@ -25,6 +25,7 @@ from emulator.kinds import GATEWAY_CLASSES, INGRESS_CLASSES, NODES
 from emulator.kinds.gatewayclass import EMULATOR_GATEWAY_CLASS, GATEWAY_CONTROLLER
 from emulator.kinds.ingressclass import DEFAULT_CLASS_ANNOTATION, EMULATOR_CLASS, EMULATOR_CONTROLLER
 from emulator.kinds.node import NODE_NAME
+from emulator.kinds.priorityclass import PRIORITY_CLASSES, SYSTEM_CLASSES
 from emulator.kinds.storageclass import DEFAULT_CLASS_ANNOTATION as STORAGE_DEFAULT_ANNOTATION
 from emulator.kinds.storageclass import EMULATOR_PROVISIONER, EMULATOR_STORAGE_CLASS, STORAGE_CLASSES
 from emulator.registry.registry import Registry
@@ -178,6 +179,14 @@ def ensure_storage_class(registry: Registry) -> None:
         "metadata": {"name": EMULATOR_STORAGE_CLASS, "annotations": {STORAGE_DEFAULT_ANNOTATION: "true"}},
         "provisioner": EMULATOR_PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
     })
+
+
+def ensure_priority_classes(registry: Registry) -> None:
+    """The system PriorityClasses every API server creates at start (system-node-critical,
+    system-cluster-critical), when missing."""
+    for name, (value, description) in SYSTEM_CLASSES.items():
+        if registry.store.get_raw(PRIORITY_CLASSES.key, "", name) is None:
+            registry.create(PRIORITY_CLASSES, "", {"metadata": {"name": name}, "value": value, "description": description})
 
 
 def ensure_gateway_class(registry: Registry) -> None:

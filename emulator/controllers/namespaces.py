@@ -42,6 +42,7 @@ class NamespaceController:
         builtins.ensure_ingress_class(self.registry)
         builtins.ensure_gateway_class(self.registry)
         builtins.ensure_storage_class(self.registry)
+        builtins.ensure_priority_classes(self.registry)
         # a namespace whose termination a previous run did not finish
         for ns in self.store.objects(NAMESPACES.key):
             if marked_for_deletion(ns):

@@ -41,6 +41,7 @@ from emulator.kinds import (
     pod,
     poddisruptionbudget,
     podmetrics,
+    priorityclass,
     referencegrant,
     replicaset,
     replicationcontroller,
@@ -91,6 +92,7 @@ KINDS: tuple[Kind, ...] = (
     resourcequota.KIND,
     horizontalpodautoscaler.KIND,
     poddisruptionbudget.KIND,
+    priorityclass.KIND,
     ingressclass.KIND,
     ingress.KIND,
     # (the apps group's resources in the API server's order: by name, as discovery lists them)

@@ -30,6 +30,7 @@ from emulator.kinds.printing import (
     spec_of,
     status_of,
 )
+from emulator.kinds.priorityclass import pod_priority
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.serviceaccount import SERVICE_ACCOUNTS
@@ -520,6 +521,7 @@ class PodStrategy(Strategy):
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("nodeName", "emulator")
+        pod_priority(self.cluster.store, obj)  # the Priority admission plugin
         status = obj.setdefault("status", {})
         _drop_runnable(status)  # decided below, never taken from the client
         _normalise_pod_ips(status)
@@ -625,7 +627,7 @@ class PodStrategy(Strategy):
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         # keep server defaults the client did not send back (e.g. a PUT of an edited manifest)
-        for field in ("serviceAccountName", "serviceAccount", "nodeName", "enableServiceLinks"):
+        for field in ("serviceAccountName", "serviceAccount", "nodeName", "enableServiceLinks", "priority", "priorityClassName", "preemptionPolicy"):
             if field in old["spec"] and field not in new["spec"]:
                 new["spec"][field] = old["spec"][field]
         _keep_runnable(new, old)

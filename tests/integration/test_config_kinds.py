@@ -444,3 +444,41 @@ spec:
     assert 'reclaimPolicy: Unsupported value: "Recycle": supported values: "Delete", "Retain"' in bad.stderr
     kubectl.run("delete", "pvc", "kept", "-n", ns)
     kubectl.run("delete", "storageclass", "kept-by-test")
+
+
+def test_priority_classes_give_pods_their_priority(kubectl: Kubectl, api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    table = rows(kubectl.out("get", "priorityclass"))
+    assert table[0] == ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE"]
+    assert {tuple(r[:3]) for r in table[1:]} >= {("system-cluster-critical", "2000000000", "false"), ("system-node-critical", "2000001000", "false")}
+    kubectl.run("apply", "-f", manifest(tmp_path, f"""
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {{name: high-by-test}}
+value: 1000000
+description: for the test
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: important, namespace: {ns}}}
+spec:
+  priorityClassName: high-by-test
+  containers: [{{name: c, image: nginx}}]
+"""))
+    spec = api.get(f"/api/v1/namespaces/{ns}/pods/important").json()["spec"]
+    assert (spec["priority"], spec["preemptionPolicy"]) == (1000000, "PreemptLowerPriority")
+    missing = kubectl.run("run", "lost", "-n", ns, "--image=nginx", "--overrides", '{"spec": {"priorityClassName": "nope"}}', ok=False)
+    assert 'pods "lost" is forbidden: no PriorityClass with name nope was found' in missing.stderr
+    reserved = kubectl.run("create", "priorityclass", "system-mine", "--value=5", ok=False)
+    assert "priority class names with 'system-' prefix are reserved" in reserved.stderr
+    # a global default names itself on pods that name no class; there is only ever one
+    kubectl.run("create", "priorityclass", "default-by-test", "--value=7", "--global-default")
+    try:
+        second = kubectl.run("create", "priorityclass", "second-by-test", "--value=8", "--global-default", ok=False)
+        assert "PriorityClass default-by-test is already marked as default. Only one default can exist" in second.stderr
+        kubectl.run("run", "plain", "-n", ns, "--image=nginx")
+        spec = api.get(f"/api/v1/namespaces/{ns}/pods/plain").json()["spec"]
+        assert (spec["priorityClassName"], spec["priority"]) == ("default-by-test", 7)
+    finally:
+        kubectl.run("delete", "priorityclass", "default-by-test", "high-by-test")
+    kubectl.run("run", "zero", "-n", ns, "--image=nginx")
+    assert api.get(f"/api/v1/namespaces/{ns}/pods/zero").json()["spec"]["priority"] == 0
