@@ -9,16 +9,17 @@ for IntOrString and Quantity); `_swagger` spells them back as the API server pub
 Everything else is kept as shipped: descriptions, `required`, `x-kubernetes-group-version-kind`, the
 patch strategies and merge keys, list types and map types.
 
-Loading takes a moment (about 1.3 MB of JSON), so nothing happens at import: the first caller (the first
+Loading takes a moment (about 1.3 MB of JSON, ~10 ms), so nothing happens at import: the first caller (the first
 OpenAPI request, or a validation) pays for it, once. The result is never modified afterwards.
 """
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -68,8 +69,18 @@ def load() -> Definitions:
     return _loaded
 
 
+def _source() -> Path:
+    """The shipped file, found without importing the package: importing it loads jsonschema and its
+    friends (~70 ms) for nothing, as only the data is read here."""
+    spec = importlib.util.find_spec(SOURCE_PACKAGE)
+    places = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not places:
+        raise RuntimeError(f"{SOURCE_PACKAGE} is not installed: it ships the Kubernetes 1.32 schemas (pip install {SOURCE_PACKAGE.replace('_', '-')})")
+    return Path(places[0]).joinpath(*SOURCE_PATH)
+
+
 def _read() -> Definitions:
-    source = importlib.resources.files(SOURCE_PACKAGE).joinpath(*SOURCE_PATH)
+    source = _source()
     if not source.is_file():  # each release of the package ships a window of Kubernetes versions
         raise RuntimeError(f"{SOURCE_PACKAGE} no longer ships {'/'.join(SOURCE_PATH)}: pin an older release")
     raw = orjson.loads(source.read_bytes())["$defs"]
@@ -337,8 +348,8 @@ def check_open_fields(api_version: str, kind: str, obj: Mapping[str, Any], trie:
     `obj` (Go's decoder drops them: `fieldValidation` only decides whether that is an error, a warning or
     nothing), and the first value, in document order, whose JSON type the field's Go type cannot take.
     A kind 1.32 does not define: ([], None)."""
-    if not trie:
-        return [], None
+    if not trie or not _has_open(trie, obj):
+        return [], None  # (nothing to check: the definitions are not even loaded for it)
     name = definition_name(*split_api_version(api_version), kind)
     if name is None:
         return [], None
@@ -346,6 +357,17 @@ def check_open_fields(api_version: str, kind: str, obj: Mapping[str, Any], trie:
     found: list[Mismatch] = []
     _walk_open(trie, definitions()[name], obj, "", (), _short(name), unknown, found)
     return unknown, (found[0] if found else None)
+
+
+def _has_open(trie: Any, value: Any) -> bool:
+    """Whether `value` has anything at an open place of `trie` (most objects have nothing there)."""
+    if value is None:
+        return False
+    if trie == ANY:
+        return True
+    if ITEMS in trie:
+        return isinstance(value, list) and any(_has_open(trie[ITEMS], item) for item in value)
+    return isinstance(value, dict) and any(key in value and _has_open(sub, value[key]) for key, sub in trie.items())
 
 
 def _short(name: str) -> str:
