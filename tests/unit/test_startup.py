@@ -38,6 +38,7 @@ NOT_AT_START = {
     "emulator.cli.run": "`emulator run` and `env`",
     "emulator.cli.flows": "`emulator flows`",
     "emulator.kubelet.kubelet": "--kubelet",
+    "jsonschema": "never: emulator/schemas.py reads kubernetes_validate's data file without importing the package",
 }
 
 
@@ -120,3 +121,9 @@ def test_aiohttp_imported_without_the_ca_bundle_still_verifies_through_the_ca_di
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ("verified" if trusted else "unverified")
+
+
+def test_the_schemas_are_read_without_importing_their_package() -> None:
+    probe = "import sys\nfrom emulator import schemas\nschemas.load()\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('kubernetes_validate', 'jsonschema')))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
