@@ -30,6 +30,7 @@ from emulator.kinds import (
     ingress,
     ingressclass,
     job,
+    lease,
     limitrange,
     localsubjectaccessreview,
     namespace,
@@ -95,6 +96,7 @@ KINDS: tuple[Kind, ...] = (
     priorityclass.KIND,
     ingressclass.KIND,
     ingress.KIND,
+    lease.KIND,
     # (the apps group's resources in the API server's order: by name, as discovery lists them)
     controllerrevision.KIND,
     daemonset.KIND,

@@ -264,3 +264,27 @@ def test_dynamic_network_policy(dyn: dynamic.DynamicClient, ns: str) -> None:
     assert [p.metadata.name for p in policies.get(namespace=ns).items] == ["deny"]
     policies.delete(name="deny", namespace=ns)
     assert policies.get(namespace=ns).items == []
+
+
+def test_leader_election_leases_with_the_clients_own_lock(api_client: client.ApiClient, ns: str) -> None:
+    """kubernetes.leaderelection's LeaseLock (what an operator's leader election does, client-go's alike):
+    one candidate takes the Lease, the other sees it held, and a write from a stale read is refused."""
+    from datetime import datetime
+
+    from kubernetes.leaderelection.leaderelectionrecord import LeaderElectionRecord
+    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+
+    previous = client.Configuration.get_default_copy()
+    client.Configuration.set_default(api_client.configuration)  # LeaseLock makes its own API object
+    try:
+        now = str(datetime.now())  # (the record's times as leaderelection.py writes them: local, naive)
+        a, b = LeaseLock("operator", ns, "pod-a"), LeaseLock("operator", ns, "pod-b")
+        assert a.create("operator", ns, LeaderElectionRecord("pod-a", "15", now, now))
+        found, record = b.get("operator", ns)
+        assert found and record.holder_identity == "pod-a" and int(record.lease_duration) == 15
+        assert a.update("operator", ns, LeaderElectionRecord("pod-a", "15", now, str(datetime.now())))
+        assert not b.update("operator", ns, LeaderElectionRecord("pod-b", "15", now, now))  # b read before a renewed: 409
+        lease = client.CoordinationV1Api(api_client).read_namespaced_lease("operator", ns)
+        assert lease.spec.holder_identity == "pod-a" and lease.spec.renew_time is not None
+    finally:
+        client.Configuration.set_default(previous)
