@@ -20,6 +20,7 @@ from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.job import JOB_TEMPLATE_SPEC, SELECTOR, JobSpecRules, JobTemplateSpec
 from emulator.kinds.pod import PodStrategy
+from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import (
     AGE,
     NAME,
@@ -249,6 +250,9 @@ class CronJobStrategy(Strategy):
     def __init__(self, cluster: Any) -> None:
         super().__init__(cluster)
         self.jobs = JobSpecRules(PodStrategy(cluster))
+
+    def warnings(self, obj: dict[str, Any]) -> list[str]:
+        return template_warnings(((obj["spec"].get("jobTemplate") or {}).get("spec") or {}).get("template"), "spec.jobTemplate.spec.template")
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         default_cron_job_spec(obj.setdefault("spec", {}))

@@ -17,6 +17,7 @@ from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.deployment import go_int_or_string
 from emulator.kinds.pod import PodStrategy
+from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import (
     AGE,
     NAME,
@@ -177,6 +178,9 @@ class DaemonSetStrategy(Strategy):
     def __init__(self, cluster: Any) -> None:
         super().__init__(cluster)
         self.template = TemplateRules(PodStrategy(cluster), "DaemonSet")
+
+    def warnings(self, obj: dict[str, Any]) -> list[str]:
+        return template_warnings(obj["spec"].get("template"))
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         default_daemon_set_spec(obj.setdefault("spec", {}))

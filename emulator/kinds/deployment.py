@@ -18,6 +18,7 @@ from emulator import errors
 from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.pod import PodStrategy
+from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, spec_of, status_of
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
@@ -192,6 +193,9 @@ class DeploymentStrategy(Strategy):
     def __init__(self, cluster: Any) -> None:
         super().__init__(cluster)
         self.template = TemplateRules(PodStrategy(cluster), "Deployment")
+
+    def warnings(self, obj: dict[str, Any]) -> list[str]:
+        return template_warnings(obj["spec"].get("template"))
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         default_deployment_spec(obj.setdefault("spec", {}))

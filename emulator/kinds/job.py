@@ -19,6 +19,7 @@ from emulator import errors, validation
 from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.pod import PodStrategy
+from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import (
     AGE,
     NAME,
@@ -307,6 +308,9 @@ class JobStrategy(Strategy):
     def __init__(self, cluster: Any) -> None:
         super().__init__(cluster)
         self.rules = JobSpecRules(PodStrategy(cluster))
+
+    def warnings(self, obj: dict[str, Any]) -> list[str]:
+        return template_warnings(obj["spec"].get("template"))
 
     def _defaults(self, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})

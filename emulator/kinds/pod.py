@@ -18,6 +18,7 @@ from pydantic import Field
 from emulator import errors, podenv, validation
 from emulator.errors import FieldError, invalid
 from emulator.kinds.base import Kind, ResourceType, Subresource
+from emulator.kinds.podwarnings import pod_warnings
 from emulator.kinds.printing import (
     AGE,
     NAME,
@@ -616,6 +617,9 @@ class PodStrategy(Strategy):
             for i, container in enumerate(spec.get(group) or []):
                 problems += _validate_volume_mounts(container.get("volumeMounts") or [], volumes, f"spec.{group}[{i}].volumeMounts")
         return problems
+
+    def warnings(self, obj: dict[str, Any]) -> list[str]:
+        return pod_warnings(obj["metadata"], obj.get("spec") or {})
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
         problems = []

@@ -20,6 +20,7 @@ from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.pod import MERGE_RULES as POD_MERGE_RULES
 from emulator.kinds.pod import POD_SPEC, PodSpec, PodStrategy
+from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, spec_of, status_of
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
@@ -270,6 +271,9 @@ class ReplicaSetStrategy(Strategy):
     def __init__(self, cluster: Any) -> None:
         super().__init__(cluster)
         self.template = TemplateRules(PodStrategy(cluster), "ReplicaSet")
+
+    def warnings(self, obj: dict[str, Any]) -> list[str]:
+        return template_warnings(obj["spec"].get("template"))
 
     def _defaults(self, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})

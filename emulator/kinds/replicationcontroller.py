@@ -14,6 +14,7 @@ from emulator import errors
 from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.pod import PodStrategy
+from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, format_labels, name_age, spec_of, status_of
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
@@ -89,6 +90,9 @@ class ReplicationControllerStrategy(Strategy):
     def __init__(self, cluster: Any) -> None:
         super().__init__(cluster)
         self.template = TemplateRules(PodStrategy(cluster), "ReplicationController")
+
+    def warnings(self, obj: dict[str, Any]) -> list[str]:
+        return template_warnings((obj.get("spec") or {}).get("template"))
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         _defaults(obj)

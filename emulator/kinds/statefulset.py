@@ -24,6 +24,7 @@ from emulator.kinds.persistentvolumeclaim import (
     PersistentVolumeClaimStrategy,
 )
 from emulator.kinds.pod import PodStrategy
+from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, spec_of, status_of
 from emulator.kinds.replicaset import (
     CONDITIONS_RULE,
@@ -205,6 +206,9 @@ class StatefulSetStrategy(Strategy):
         super().__init__(cluster)
         self.template = TemplateRules(PodStrategy(cluster), "StatefulSet")
         self.claims = PersistentVolumeClaimStrategy(cluster)
+
+    def warnings(self, obj: dict[str, Any]) -> list[str]:
+        return template_warnings(obj["spec"].get("template"))
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         default_stateful_set_spec(obj.setdefault("spec", {}))

@@ -403,6 +403,7 @@ class Registry:
         strategy = self.strategy(rt)
         strategy.prepare_create(obj)
         self._validate(rt, strategy, obj, None)
+        warnings += strategy.warnings(obj)
         if self.store.get_raw(rt.key, namespace, name) is not None:
             raise errors.already_exists(rt.key, name)
         stored = self._commit(strategy, obj, None, options.dry_run, lambda: self.store.create(rt.key, namespace, name, obj))
@@ -469,6 +470,8 @@ class Registry:
         obj = _carry_over(strategy, old, obj, subresource)
         strategy.prepare_update(obj, old)
         self._validate(rt, strategy, obj, old)
+        if subresource is None:
+            warnings = [*warnings, *strategy.warnings(obj)]
         obj["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if obj == old:
             return WriteResult(self._served(rt, old), changed=False, warnings=warnings)

@@ -80,6 +80,10 @@ class Strategy:
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
         return []
 
+    def warnings(self, obj: dict[str, Any]) -> list[str]:
+        """What the API server warns about in an accepted object (`Warning` headers): nothing, by default."""
+        return []
+
     def check_delete(self, obj: dict[str, Any]) -> None:
         """Raise a StatusError when this object may not be deleted."""
 

@@ -318,3 +318,30 @@ def test_fields_kept_as_they_come_are_decoded_as_the_api_server_does(kubectl: Ku
     assert ('Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal array into Go struct field '
             "NodeAffinity.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution of type v1.NodeSelector") in wrong.stderr
     assert api.get(f"/api/v1/namespaces/{ns}/pods/affinity").status_code == 404
+
+
+def test_kubectl_prints_the_servers_warnings_about_a_pod_template(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    done = kubectl.run("apply", "-f", manifest(tmp_path, f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: warned, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: warned}}}}
+  template:
+    metadata:
+      labels: {{app: warned}}
+      annotations: {{container.apparmor.security.beta.kubernetes.io/app: runtime/default}}
+    spec:
+      nodeSelector: {{beta.kubernetes.io/os: linux}}
+      containers:
+      - name: app
+        image: nginx
+        env: [{{name: MODE, value: a}}, {{name: MODE, value: b}}]
+"""))
+    assert "deployment.apps/warned created" in done.stdout
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("Warning: ")]
+    assert warnings == [
+        'Warning: spec.template.spec.nodeSelector[beta.kubernetes.io/os]: deprecated since v1.14; use "kubernetes.io/os" instead',
+        'Warning: spec.template.metadata.annotations[container.apparmor.security.beta.kubernetes.io/app]: deprecated since v1.30; use the "appArmorProfile" field instead',
+        'Warning: spec.template.spec.containers[0].env[1]: hides previous definition of "MODE", which may be dropped when using apply',
+    ]
