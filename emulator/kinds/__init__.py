@@ -33,6 +33,7 @@ from emulator.kinds import (
     lease,
     limitrange,
     localsubjectaccessreview,
+    mutatingwebhookconfiguration,
     namespace,
     networkpolicy,
     node,
@@ -59,6 +60,9 @@ from emulator.kinds import (
     storageclass,
     subjectaccessreview,
     tokenreview,
+    validatingadmissionpolicy,
+    validatingadmissionpolicybinding,
+    validatingwebhookconfiguration,
 )
 from emulator.kinds.base import ALL_VERBS, Kind, ResourceType, Subresource
 from emulator.kinds.protobuf_layout import Message
@@ -108,6 +112,10 @@ KINDS: tuple[Kind, ...] = (
     cronjob.KIND,
     customresourcedefinition.KIND,
     apiservice.KIND,
+    mutatingwebhookconfiguration.KIND,
+    validatingadmissionpolicy.KIND,
+    validatingadmissionpolicybinding.KIND,
+    validatingwebhookconfiguration.KIND,
     # gateway.networking.k8s.io: the Gateway API, from its vendored definitions (kinds/gatewayapi/)
     gatewayclass.KIND,
     gateway.KIND,

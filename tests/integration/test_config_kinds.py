@@ -482,3 +482,58 @@ spec:
         kubectl.run("delete", "priorityclass", "default-by-test", "high-by-test")
     kubectl.run("run", "zero", "-n", ns, "--image=nginx")
     assert api.get(f"/api/v1/namespaces/{ns}/pods/zero").json()["spec"]["priority"] == 0
+
+
+ADMISSION = """
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: admission-by-test}
+webhooks:
+- name: validate.example.com
+  rules: [{apiGroups: [networking.k8s.io], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [ingresses]}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+  clientConfig: {service: {namespace: nowhere, name: webhook, path: /validate}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: replicas-by-test}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}]
+  validations: [{expression: "object.spec.replicas <= 5"}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: replicas-by-test}
+spec:
+  policyName: replicas-by-test
+  validationActions: [Deny]
+"""
+
+
+def test_admission_configuration_is_stored_with_its_defaults_and_never_called(kubectl: Kubectl, api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    out = kubectl.out("apply", "-f", manifest(tmp_path, ADMISSION)).splitlines()
+    assert out == ["validatingwebhookconfiguration.admissionregistration.k8s.io/admission-by-test created",
+                   "validatingadmissionpolicy.admissionregistration.k8s.io/replicas-by-test created",
+                   "validatingadmissionpolicybinding.admissionregistration.k8s.io/replicas-by-test created"]
+    try:
+        hook = api.get("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/admission-by-test").json()["webhooks"][0]
+        assert (hook["failurePolicy"], hook["timeoutSeconds"], hook["clientConfig"]["service"]["port"]) == ("Fail", 10, 443)
+        assert rows(kubectl.out("get", "validatingwebhookconfiguration", "admission-by-test"))[1][:2] == ["admission-by-test", "1"]
+        # nothing is called: the webhook's service does not exist, and an Ingress is still written
+        kubectl.run("create", "ingress", "passes", "-n", ns, "--rule=a.example.com/=web:80")
+        bad = kubectl.run("apply", "-f", manifest(tmp_path, """
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: bad-by-test}
+webhooks:
+- name: mutate.example.com
+  sideEffects: Some
+  admissionReviewVersions: [v1]
+  clientConfig: {url: "https://example.com/mutate", service: {namespace: a, name: b}}
+"""), ok=False)
+        assert 'webhooks[0].sideEffects: Unsupported value: "Some": supported values: "None", "NoneOnDryRun"' in bad.stderr
+        assert "webhooks[0].clientConfig: Required value: exactly one of url or service is required" in bad.stderr
+    finally:
+        kubectl.run("delete", "-f", manifest(tmp_path, ADMISSION))

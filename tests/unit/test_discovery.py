@@ -179,7 +179,7 @@ def test_aggregated_groups_one_item_per_named_group() -> None:
     doc = aggregated_groups("v2")
     assert doc["apiVersion"] == "apidiscovery.k8s.io/v2"
     names = [item["metadata"]["name"] for item in doc["items"]]
-    assert sorted(names) == ["apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "coordination.k8s.io", "discovery.k8s.io", "gateway.networking.k8s.io", "metrics.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io"]
+    assert sorted(names) == ["admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "coordination.k8s.io", "discovery.k8s.io", "gateway.networking.k8s.io", "metrics.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io"]
     for item in doc["items"]:
         assert item["metadata"]["creationTimestamp"] is None
     res = resources_by_name(doc)
@@ -222,7 +222,7 @@ def test_api_group_list_and_group() -> None:
     doc = api_group_list()
     assert doc["kind"] == "APIGroupList" and doc["apiVersion"] == "v1"
     groups = {g["name"]: g for g in doc["groups"]}
-    assert set(groups) == {"apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io", "batch", "metrics.k8s.io", "gateway.networking.k8s.io", "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io"}
+    assert set(groups) == {"apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io", "batch", "metrics.k8s.io", "gateway.networking.k8s.io", "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "admissionregistration.k8s.io"}
     assert groups["networking.k8s.io"] == {
         "name": "networking.k8s.io",
         "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
