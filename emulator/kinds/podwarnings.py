@@ -47,10 +47,28 @@ def template_warnings(template: Any, path: str = "spec.template") -> list[str]:
     return pod_warnings(template.get("metadata") or {}, template.get("spec") or {}, f"{path}.")
 
 
+# what the checks below look at: a pod with none of it (most) is done with at once, every create asks
+_SPEC_LOOKED_AT = frozenset(("nodeSelector", "affinity", "topologySpreadConstraints", "volumes", "hostAliases", "imagePullSecrets", "securityContext"))
+_CONTAINER_LOOKED_AT = frozenset(("resources", "env", "ports"))
+_CONTAINER_GROUPS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def _nothing_to_say(annotations: dict[str, Any], spec: dict[str, Any]) -> bool:
+    if annotations or spec.keys() & _SPEC_LOOKED_AT:
+        return False
+    for group in _CONTAINER_GROUPS:
+        for container in spec.get(group) or ():
+            if not isinstance(container, dict) or container.keys() & _CONTAINER_LOOKED_AT:
+                return False
+    return True
+
+
 def pod_warnings(meta: dict[str, Any], spec: dict[str, Any], prefix: str = "") -> list[str]:
     """GetWarningsForPod (for a template, `prefix` is its path and a dot)."""
     found: list[str] = []
     annotations = meta.get("annotations") or {}
+    if _nothing_to_say(annotations, spec):
+        return found
     for key in spec.get("nodeSelector") or {}:
         if key in DEPRECATED_NODE_LABELS:
             found.append(f"{prefix}spec.nodeSelector[{key}]: {DEPRECATED_NODE_LABELS[key]}")
@@ -69,26 +87,31 @@ def pod_warnings(meta: dict[str, Any], spec: dict[str, Any], prefix: str = "") -
         for plugin, message in DEPRECATED_VOLUMES.items():
             if volume.get(plugin) is not None:  # (Go's path spells StorageOS's field as its struct field)
                 found.append(f"{prefix}spec.volumes[{i}].{'storageOS' if plugin == 'storageos' else plugin}: {message}")
-    found += _duplicates(spec.get("hostAliases"), "ip", f"{prefix}spec.hostAliases", "duplicate ip")
-    found += _duplicates(spec.get("imagePullSecrets"), "name", f"{prefix}spec.imagePullSecrets", "duplicate name")
-    for i, secret in enumerate(_dicts(spec.get("imagePullSecrets"))):
-        if not secret.get("name"):
-            found.append(f'{prefix}spec.imagePullSecrets[{i}].name: invalid empty name ""')
+    if spec.get("hostAliases"):
+        found += _duplicates(spec["hostAliases"], "ip", f"{prefix}spec.hostAliases", "duplicate ip")
+    if spec.get("imagePullSecrets"):
+        found += _duplicates(spec["imagePullSecrets"], "name", f"{prefix}spec.imagePullSecrets", "duplicate name")
+        for i, secret in enumerate(_dicts(spec["imagePullSecrets"])):
+            if not secret.get("name"):
+                found.append(f'{prefix}spec.imagePullSecrets[{i}].name: invalid empty name ""')
     security = spec.get("securityContext") or {}
     if not security.get("seccompProfile") and SECCOMP_POD_ANNOTATION in annotations:
         found.append(f"{prefix}metadata.annotations[{SECCOMP_POD_ANNOTATION}]: {SECCOMP_MESSAGE}")
     ports: dict[tuple[Any, Any], list[tuple[str, dict[str, Any]]]] = {}
-    for group in ("initContainers", "containers", "ephemeralContainers"):
-        for i, container in enumerate(_dicts(spec.get(group))):
+    for group in _CONTAINER_GROUPS:
+        for i, container in enumerate(_dicts(spec.get(group))):  # (every pod create asks: what is absent costs nothing)
             at = f"{prefix}spec.{group}[{i}]"
-            name = container.get("name") or ""
-            own = container.get("securityContext") or {}
-            if not own.get("seccompProfile") and SECCOMP_CONTAINER_PREFIX + name in annotations:
-                found.append(f"{prefix}metadata.annotations[{SECCOMP_CONTAINER_PREFIX}{name}]: {SECCOMP_MESSAGE}")
-            if not security.get("appArmorProfile") and not own.get("appArmorProfile") and APPARMOR_PREFIX + name in annotations:
-                found.append(f"{prefix}metadata.annotations[{APPARMOR_PREFIX}{name}]: {APPARMOR_MESSAGE}")
-            found += _fractional_bytes(container.get("resources") or {}, f"{at}.resources")
-            found += _hidden_env(container.get("env"), f"{at}.env")
+            if annotations:
+                name = container.get("name") or ""
+                own = container.get("securityContext") or {}
+                if not own.get("seccompProfile") and SECCOMP_CONTAINER_PREFIX + name in annotations:
+                    found.append(f"{prefix}metadata.annotations[{SECCOMP_CONTAINER_PREFIX}{name}]: {SECCOMP_MESSAGE}")
+                if not security.get("appArmorProfile") and not own.get("appArmorProfile") and APPARMOR_PREFIX + name in annotations:
+                    found.append(f"{prefix}metadata.annotations[{APPARMOR_PREFIX}{name}]: {APPARMOR_MESSAGE}")
+            if container.get("resources"):
+                found += _fractional_bytes(container["resources"], f"{at}.resources")
+            if len(container.get("env") or ()) > 1:
+                found += _hidden_env(container["env"], f"{at}.env")
             for j, port in enumerate(_dicts(container.get("ports"))):
                 key = (port.get("containerPort"), port.get("protocol") or "TCP")
                 here = f"{at}.ports[{j}]"

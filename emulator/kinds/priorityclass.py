@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
+
 from emulator import errors
 from emulator.errors import FieldError, invalid
 from emulator.kinds.base import Kind, ResourceType
@@ -47,8 +49,10 @@ class PriorityClass(TypedObject):
 
 
 def default_class(store: Store) -> dict[str, Any] | None:
-    """The class marked globalDefault (the one of least value, should there be several)."""
-    marked = [c for c in store.objects(PRIORITY_CLASSES.key) if c.get("globalDefault")]
+    """The class marked globalDefault (the one of least value, should there be several). Asked at every
+    pod create: the stored bytes are searched first, and only a class that says so is decoded."""
+    marked = [orjson.loads(raw) for raw in store.raws(PRIORITY_CLASSES.key, "") if b'"globalDefault":true' in raw]
+    marked = [c for c in marked if c.get("globalDefault") is True]
     return min(marked, key=lambda c: (int(c.get("value") or 0), c["metadata"]["name"])) if marked else None
 
 
