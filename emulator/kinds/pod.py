@@ -18,7 +18,7 @@ from pydantic import Field
 from emulator import errors, podenv, validation
 from emulator.errors import FieldError, invalid
 from emulator.kinds.base import Kind, ResourceType, Subresource
-from emulator.kinds.podwarnings import pod_warnings
+from emulator.kinds.podwarnings import SECCOMP_CONTAINER_PREFIX, SECCOMP_POD_ANNOTATION, pod_warnings
 from emulator.kinds.printing import (
     AGE,
     NAME,
@@ -263,6 +263,44 @@ def validate_tolerations(tolerations: Any, path: str = "spec.tolerations") -> li
         if effect and effect not in TAINT_EFFECTS:
             problems.append(errors.not_supported(f"{at}.effect", effect, TAINT_EFFECTS))
     return problems
+
+
+def _seccomp_mismatch(annotation: str, profile: Any, path: str) -> FieldError | None:
+    """validateSeccompAnnotationsAndFieldsMatch: the old annotation and the field say the same."""
+    if not isinstance(profile, dict):
+        return None
+    kind = profile.get("type")
+    if (kind == "Unconfined" and annotation != "unconfined") or (kind == "RuntimeDefault" and annotation not in ("runtime/default", "docker/default")):
+        return errors.forbidden(f"{path}.type", "seccomp type in annotation and field must match")
+    if kind == "Localhost":
+        if not annotation.startswith("localhost/"):
+            return errors.forbidden(f"{path}.type", "seccomp type in annotation and field must match")
+        if profile.get("localhostProfile") != annotation.removeprefix("localhost/"):
+            return errors.forbidden(f"{path}.localhostProfile", "seccomp profile in annotation and field must match")
+    return None
+
+
+def validate_seccomp_annotations(meta: dict[str, Any], spec: dict[str, Any], path: str = "spec") -> list[FieldError]:
+    """validateSeccompAnnotationsAndFields: where both the deprecated annotation and the field are given
+    (the pod's, or a container's), they must agree."""
+    annotations = meta.get("annotations") or {}
+    if not annotations:
+        return []
+    found: list[FieldError] = []
+    pod_profile = (spec.get("securityContext") or {}).get("seccompProfile")
+    if pod_profile is not None and SECCOMP_POD_ANNOTATION in annotations:
+        problem = _seccomp_mismatch(annotations[SECCOMP_POD_ANNOTATION], pod_profile, f"{path}.securityContext.seccompProfile")
+        found += [problem] if problem else []
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        for i, container in enumerate(spec.get(group) or []):
+            if not isinstance(container, dict):
+                continue
+            profile = (container.get("securityContext") or {}).get("seccompProfile")
+            key = SECCOMP_CONTAINER_PREFIX + (container.get("name") or "")
+            if profile is not None and key in annotations:
+                problem = _seccomp_mismatch(annotations[key], profile, f"{path}.{group}[{i}].securityContext.seccompProfile")
+                found += [problem] if problem else []
+    return found
 
 
 def _validate_volume_names(volumes: Any) -> tuple[set[str], list[FieldError]]:
@@ -611,6 +649,7 @@ class PodStrategy(Strategy):
         if node:  # ValidateNodeName: a DNS subdomain
             problems += [invalid("spec.nodeName", node, m) for m in validation.dns1123_subdomain_errors(node)]
         problems += validate_tolerations(spec.get("tolerations"))
+        problems += validate_seccomp_annotations(obj.get("metadata") or {}, spec)
         volumes, volume_problems = _validate_volume_names(spec.get("volumes"))
         problems += volume_problems
         for group in ("containers", "initContainers"):

@@ -47,3 +47,19 @@ def test_mistakes_that_are_accepted() -> None:
         'spec.template.spec.containers[0].env[1]: hides previous definition of "X", which may be dropped when using apply',
         "spec.template.spec.containers[1].ports[0]: duplicate port definition with spec.template.spec.containers[0].ports[0]",
     ]
+
+
+def test_a_seccomp_annotation_and_field_must_agree() -> None:
+    from emulator.kinds.pod import validate_seccomp_annotations
+
+    def problems(annotations: dict[str, str], spec: dict[str, object]) -> list[str]:
+        return [p.describe() for p in validate_seccomp_annotations({"annotations": annotations}, spec)]
+
+    pod_level = {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}, "containers": [{"name": "c"}]}
+    assert problems({"seccomp.security.alpha.kubernetes.io/pod": "runtime/default"}, pod_level) == []
+    assert problems({"seccomp.security.alpha.kubernetes.io/pod": "localhost/p.json"}, pod_level) == [
+        "spec.securityContext.seccompProfile.type: Forbidden: seccomp type in annotation and field must match"]
+    container = {"containers": [{"name": "c", "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "a.json"}}}]}
+    assert problems({"container.seccomp.security.alpha.kubernetes.io/c": "localhost/b.json"}, container) == [
+        "spec.containers[0].securityContext.seccompProfile.localhostProfile: Forbidden: seccomp profile in annotation and field must match"]
+    assert problems({}, container) == []
