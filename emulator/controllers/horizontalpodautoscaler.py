@@ -477,7 +477,8 @@ class HorizontalPodAutoscalerController:
             self.events.record(HPAS, hpa, "Normal", "SuccessfulRescale", f"New size: {desired}; reason: {rescale_reason}")
             log.info("horizontalpodautoscaler %s/%s: %s scaled from %d to %d (%s)", ns, name, reference, current, desired, rescale_reason)
             status["lastScaleTime"] = now_text
-            conditions.insert(0, condition("AbleToScale", True, "SucceededRescale", f"the HPA controller was able to update the target scale to {desired}"))
+            # (last: it stands over the normalization's AbleToScale, as the controller sets it after)
+            conditions.append(condition("AbleToScale", True, "SucceededRescale", f"the HPA controller was able to update the target scale to {desired}"))
         status.update(currentReplicas=status_replicas, desiredReplicas=desired, currentMetrics=metric_statuses or None)
         self._write_status(hpa, status, conditions, now_text)
         return None

@@ -810,8 +810,8 @@ def _last_finalizer_removed(strategy: Strategy, obj: dict[str, Any], old: dict[s
 
 
 class _VersionWatch(Watch):
-    """A watch through a version other than the storage one (a custom resource): events carry the
-    apiVersion the client watches."""
+    """A watch through a version other than the storage one (a custom resource's, the Gateway API's,
+    autoscaling/v1's): events carry the object as the version the client watches serves it."""
 
     def __init__(self, store: Store, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None,
                  served: Callable[[dict[str, Any]], dict[str, Any]]) -> None:

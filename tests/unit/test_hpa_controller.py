@@ -322,6 +322,7 @@ async def test_scaled_up_by_usage_then_down_once_the_window_has_passed() -> None
     status = registry.get(HPAS, "default", "web")["status"]
     assert status["currentMetrics"] == [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 150, "averageValue": "150m"}}}]
     assert status["desiredReplicas"] == 6 and hpa_conditions(registry)["ScalingActive"][:2] == ("True", "ValidMetricFound")
+    assert hpa_conditions(registry)["AbleToScale"][:2] == ("True", "SucceededRescale")
     ready_pods(registry, range(2, 6))
     busy(kubelet, 6, 10)  # nearly idle now: 10 % of the request, 0.2 x 6 -> 2 pods, held by the 300 s window
     await controller.measure()
