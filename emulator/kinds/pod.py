@@ -34,6 +34,7 @@ from emulator.kinds.printing import (
 from emulator.kinds.priorityclass import pod_priority
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
+from emulator.kinds.runtimeclass import pod_runtime_class
 from emulator.kinds.serviceaccount import SERVICE_ACCOUNTS
 from emulator.models.base import GoType, Int32, Int64
 from emulator.models.meta import ApiModel, Protocol, TypedObject
@@ -561,6 +562,7 @@ class PodStrategy(Strategy):
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("nodeName", "emulator")
         pod_priority(self.cluster.store, obj)  # the Priority admission plugin
+        pod_runtime_class(self.cluster.store, obj)  # the RuntimeClass admission plugin
         status = obj.setdefault("status", {})
         _drop_runnable(status)  # decided below, never taken from the client
         _normalise_pod_ips(status)

@@ -537,3 +537,32 @@ webhooks:
         assert "webhooks[0].clientConfig: Required value: exactly one of url or service is required" in bad.stderr
     finally:
         kubectl.run("delete", "-f", manifest(tmp_path, ADMISSION))
+
+
+def test_runtime_classes_are_admitted_as_on_a_cluster(kubectl: Kubectl, api: httpx.Client, ns: str, tmp_path: Path) -> None:
+    kubectl.run("apply", "-f", manifest(tmp_path, f"""
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {{name: gvisor-by-test}}
+handler: runsc
+overhead: {{podFixed: {{cpu: 250m, memory: 64Mi}}}}
+scheduling: {{nodeSelector: {{sandbox: gvisor}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: sandboxed, namespace: {ns}}}
+spec:
+  runtimeClassName: gvisor-by-test
+  containers: [{{name: c, image: nginx}}]
+"""))
+    try:
+        assert rows(kubectl.out("get", "runtimeclass", "gvisor-by-test"))[1][:2] == ["gvisor-by-test", "runsc"]
+        spec = api.get(f"/api/v1/namespaces/{ns}/pods/sandboxed").json()["spec"]
+        assert spec["overhead"] == {"cpu": "250m", "memory": "64Mi"} and spec["nodeSelector"] == {"sandbox": "gvisor"}
+        missing = kubectl.run("run", "nowhere", "-n", ns, "--image=nginx", "--overrides", '{"spec": {"runtimeClassName": "kata"}}', ok=False)
+        assert 'pods "nowhere" is forbidden: pod rejected: RuntimeClass "kata" not found' in missing.stderr
+        changed = kubectl.run("patch", "runtimeclass", "gvisor-by-test", "-p", '{"handler": "kata"}', ok=False)
+        assert 'handler: Invalid value: "kata": field is immutable' in changed.stderr
+    finally:
+        kubectl.run("delete", "pod", "sandboxed", "-n", ns)
+        kubectl.run("delete", "runtimeclass", "gvisor-by-test")

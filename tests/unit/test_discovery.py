@@ -179,7 +179,7 @@ def test_aggregated_groups_one_item_per_named_group() -> None:
     doc = aggregated_groups("v2")
     assert doc["apiVersion"] == "apidiscovery.k8s.io/v2"
     names = [item["metadata"]["name"] for item in doc["items"]]
-    assert sorted(names) == ["admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "coordination.k8s.io", "discovery.k8s.io", "gateway.networking.k8s.io", "metrics.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io"]
+    assert sorted(names) == ["admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "coordination.k8s.io", "discovery.k8s.io", "gateway.networking.k8s.io", "metrics.k8s.io", "networking.k8s.io", "node.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io"]
     for item in doc["items"]:
         assert item["metadata"]["creationTimestamp"] is None
     res = resources_by_name(doc)
@@ -222,7 +222,7 @@ def test_api_group_list_and_group() -> None:
     doc = api_group_list()
     assert doc["kind"] == "APIGroupList" and doc["apiVersion"] == "v1"
     groups = {g["name"]: g for g in doc["groups"]}
-    assert set(groups) == {"apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io", "batch", "metrics.k8s.io", "gateway.networking.k8s.io", "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "admissionregistration.k8s.io"}
+    assert set(groups) == {"apiextensions.k8s.io", "apiregistration.k8s.io", "apps", "autoscaling", "policy", "networking.k8s.io", "discovery.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io", "batch", "metrics.k8s.io", "gateway.networking.k8s.io", "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "admissionregistration.k8s.io", "node.k8s.io"}
     assert groups["networking.k8s.io"] == {
         "name": "networking.k8s.io",
         "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
@@ -230,7 +230,7 @@ def test_api_group_list_and_group() -> None:
     }
     assert api_group("networking.k8s.io") == {"kind": "APIGroup", "apiVersion": "v1", **groups["networking.k8s.io"]}
     assert api_group("") is None
-    assert api_group("node.k8s.io") is None  # (a 1.32 group the emulator does not serve)
+    assert api_group("flowcontrol.apiserver.k8s.io") is None  # (a 1.32 group the emulator does not serve)
 
 
 def test_core_resource_list_includes_subresources_after_their_parent() -> None:
