@@ -296,33 +296,36 @@ def rate_limited(current: int, desired: int, low: int, high: int, behavior: dict
 
 
 def _scale_up_limit(current: int, rules: dict[str, Any], history: History, now: float) -> int:
-    select = rules.get("selectPolicy") or "Max"
-    if select == "Disabled":
-        return current
-    proposals = []
-    for policy in rules.get("policies") or []:
-        period = int(policy.get("periodSeconds") or 0)
-        start = current - _changed_within(history.scale_ups, period, now) + _changed_within(history.scale_downs, period, now)
-        value = int(policy.get("value") or 0)
-        proposals.append(start + value if policy.get("type") == "Pods" else math.ceil(start * (1 + value / 100)))
-    if not proposals:
-        return current
-    return min(proposals) if select == "Min" else max(proposals)
+    """calculateScaleUpLimitWithScalingRules: each policy's size from the size at its period's start."""
+    return _policy_limit(current, rules, history, now, up=True)
 
 
 def _scale_down_limit(current: int, rules: dict[str, Any], history: History, now: float) -> int:
+    """calculateScaleDownLimitWithBehaviors."""
+    return _policy_limit(current, rules, history, now, up=False)
+
+
+def _policy_limit(current: int, rules: dict[str, Any], history: History, now: float, up: bool) -> int:
+    """The size the scaling policies allow in one direction: `selectPolicy` Max takes the policy that
+    allows the biggest change, Min the smallest, Disabled none."""
     select = rules.get("selectPolicy") or "Max"
     if select == "Disabled":
         return current
     proposals = []
     for policy in rules.get("policies") or []:
         period = int(policy.get("periodSeconds") or 0)
-        start = current + _changed_within(history.scale_downs, period, now) - _changed_within(history.scale_ups, period, now)
+        # the size when the period began: what was added since taken off, what was removed put back
+        start = current - _changed_within(history.scale_ups, period, now) + _changed_within(history.scale_downs, period, now)
         value = int(policy.get("value") or 0)
-        proposals.append(start - value if policy.get("type") == "Pods" else int(start * (1 - value / 100)))
+        if up:
+            proposals.append(start + value if policy.get("type") == "Pods" else math.ceil(start * (1 + value / 100)))
+        else:
+            proposals.append(start - value if policy.get("type") == "Pods" else int(start * (1 - value / 100)))
     if not proposals:
         return current
-    return max(proposals) if select == "Min" else min(proposals)
+    biggest_change = max(proposals) if up else min(proposals)
+    smallest_change = min(proposals) if up else max(proposals)
+    return smallest_change if select == "Min" else biggest_change
 
 
 def condition(kind: str, status: bool, reason: str, message: str) -> dict[str, Any]:
