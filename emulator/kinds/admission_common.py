@@ -38,8 +38,9 @@ class BindingObject(TypedObject):
 
 
 def _webhook_problems(obj: dict[str, Any], mutating: bool) -> list[FieldError]:
-    """ValidateValidatingWebhookConfiguration / ...Mutating...: unique qualified webhook names, a
-    client config that is a URL or a service, and the admission review versions the API server speaks."""
+    """ValidateValidatingWebhookConfiguration / ...Mutating... (in part): unique webhook names, a client
+    config that is a URL or a service, side effects, and the admission review versions the API server
+    speaks."""
     problems: list[FieldError] = []
     seen: set[str] = set()
     for i, hook in enumerate(obj.get("webhooks") or []):
@@ -60,8 +61,7 @@ def _webhook_problems(obj: dict[str, Any], mutating: bool) -> list[FieldError]:
             problems.append(FieldError(f"{at}.admissionReviewVersions", "FieldValueRequired",
                                        "Required value: must specify one of v1, v1beta1"))
         elif not any(v in ("v1", "v1beta1") for v in versions):
-            problems.append(FieldError(f"{at}.admissionReviewVersions", "FieldValueInvalid",
-                                       f"Invalid value: {versions!r}: must include at least one of v1, v1beta1"))
+            problems.append(errors.invalid_strings(f"{at}.admissionReviewVersions", versions, "must include at least one of v1, v1beta1"))
         if hook.get("sideEffects") is None:
             problems.append(FieldError(f"{at}.sideEffects", "FieldValueRequired", 'Required value: must specify one of "None", "NoneOnDryRun"'))
         elif hook["sideEffects"] not in ("None", "NoneOnDryRun"):
