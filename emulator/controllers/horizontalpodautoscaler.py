@@ -542,7 +542,6 @@ class HorizontalPodAutoscalerController:
             except MetricError as exc:
                 invalid += 1
                 problem = problem or exc
-                statuses.append({"type": kind or ""})
                 continue
             current_value: dict[str, Any] = {"averageValue": milli_quantity(proposal.average)}
             if proposal.utilization is not None:
@@ -552,7 +551,6 @@ class HorizontalPodAutoscalerController:
             if best is None or proposal.replicas > best:
                 best, best_name = proposal.replicas, f"{resource} {'container ' if container else ''}resource" + (
                     " utilization (percentage of request)" if proposal.utilization is not None else "")
-        statuses = [s for s in statuses if len(s) > 1]
         if best is None or (invalid and best < current):
             if problem is None:
                 problem = MetricError("FailedGetResourceMetric", "no metrics to compute a replica count from")

@@ -8,9 +8,9 @@ OpenAPI, tables, patching and the registry all read that one list.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emulator.kinds.printing import DEFAULT_PRINTER, Printer
 from emulator.kinds.protobuf_layout import Message
@@ -62,6 +62,15 @@ class ResourceType:
     @property
     def list_kind(self) -> str:
         return f"{self.kind}List"
+
+
+def newest_default(objects: Iterable[dict[str, Any]], is_default: Callable[[dict[str, Any]], bool]) -> str | None:
+    """The name of the newest object marked default (by name on a tie): how the DefaultIngressClass and
+    DefaultStorageClass admission plugins choose among several defaults."""
+    marked = [o for o in objects if is_default(o)]
+    if not marked:
+        return None
+    return str(max(marked, key=lambda o: (o["metadata"].get("creationTimestamp") or "", o["metadata"]["name"]))["metadata"]["name"])
 
 
 @dataclass(frozen=True, slots=True)

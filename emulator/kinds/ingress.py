@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from emulator import errors, validation
 from emulator.errors import FieldError, invalid
-from emulator.kinds.base import Kind, ResourceType, Subresource
+from emulator.kinds.base import Kind, ResourceType, Subresource, newest_default
 from emulator.kinds.ingressclass import INGRESS_CLASSES, is_default_class, validate_typed_reference
 from emulator.kinds.printing import AGE, NAME, NONE, Column, Printer, name_age, spec_of, status_of
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
@@ -209,11 +209,7 @@ class IngressStrategy(Strategy):
 
     def _default_class(self) -> str | None:
         """The DefaultIngressClass admission plugin: the newest class marked default (by name on a tie)."""
-        marked = [c for c in self.cluster.store.objects(INGRESS_CLASSES.key) if is_default_class(c)]
-        if not marked:
-            return None
-        newest = max(marked, key=lambda c: (c["metadata"].get("creationTimestamp") or "", c["metadata"]["name"]))
-        return str(newest["metadata"]["name"])
+        return newest_default(self.cluster.store.objects(INGRESS_CLASSES.key), is_default_class)
 
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         spec = obj["spec"]

@@ -89,7 +89,7 @@ class PersistentVolumeClaimStrategy(Strategy):
         obj["status"] = {"phase": "Pending"}
         if obj["spec"].get("storageClassName") is None and STORAGE_CLASS_ANNOTATION not in (obj["metadata"].get("annotations") or {}):
             # the DefaultStorageClass admission plugin: a claim that names no class (not even "") gets the default
-            default = default_class_name(list(self.cluster.store.objects(STORAGE_CLASSES.key)))
+            default = default_class_name(self.cluster.store.objects(STORAGE_CLASSES.key))
             if default is not None:
                 obj["spec"]["storageClassName"] = default
 

@@ -10,12 +10,13 @@ emulator/controllers/volumes.py provisions its volume.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
 from emulator import errors, validation
 from emulator.errors import FieldError, invalid
-from emulator.kinds.base import Kind, ResourceType
+from emulator.kinds.base import Kind, ResourceType, newest_default
 from emulator.kinds.printing import AGE, NAME, Column, Printer, meta_of, name_age
 from emulator.models.base import GoType
 from emulator.models.meta import TypedObject
@@ -49,13 +50,9 @@ def is_default_class(obj: dict[str, Any]) -> bool:
     return annotations.get(DEFAULT_CLASS_ANNOTATION) == "true" or annotations.get(BETA_DEFAULT_CLASS_ANNOTATION) == "true"
 
 
-def default_class_name(classes: list[dict[str, Any]]) -> str | None:
-    """The DefaultStorageClass admission plugin's choice: the newest class marked default (by name on a tie)."""
-    marked = [c for c in classes if is_default_class(c)]
-    if not marked:
-        return None
-    newest = max(marked, key=lambda c: (c["metadata"].get("creationTimestamp") or "", c["metadata"]["name"]))
-    return str(newest["metadata"]["name"])
+def default_class_name(classes: Iterable[dict[str, Any]]) -> str | None:
+    """The DefaultStorageClass admission plugin's choice among the classes marked default."""
+    return newest_default(classes, is_default_class)
 
 
 def _validate_provisioner(provisioner: str) -> list[FieldError]:

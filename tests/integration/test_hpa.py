@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from emulator.security import kubeconfig
-from tests.conftest import Emulator, require_tool, start_emulator
+from tests.conftest import Emulator, start_emulator
 from tests.integration.kubectl_support import Kubectl, manifest
 
 pytestmark = pytest.mark.timeout(120)
@@ -54,13 +53,6 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     emulator = start_emulator(tmp_path_factory.mktemp("hpa-data"), "--kubelet", "--allow-anonymous", "--hpa-sync-period", "1")
     yield emulator
     emulator.stop(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def kubectl(emu: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    home = tmp_path_factory.mktemp("kubectl-home")
-    kubeconfig.write(home / "config", emu.api_url, use=True)
-    return Kubectl(require_tool("kubectl"), home / "config", home / "cache")
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
