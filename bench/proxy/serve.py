@@ -38,7 +38,8 @@ async def main(args: argparse.Namespace) -> None:
 
         flows = FlowLog(10_000, DataPathStats())
         flows.start(asyncio.get_running_loop())
-    proxy = Proxy(ProxySettings(gateway_port=None, flows=flows))
+    # (a tree from before flows were recorded has no `flows` setting: it is only ever run without, see run.py)
+    proxy = Proxy(ProxySettings(gateway_port=None, **({"flows": flows} if flows is not None else {})))
     for name, port_name, port in (("bench-tcp", "tcp", args.tcp_port), ("bench-http", "http", args.http_port)):
         svc = {
             "metadata": {"name": name, "namespace": "bench"},

@@ -58,10 +58,12 @@ def answers_ready(port: int) -> bool:
     return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
 
 
-def serve_command(port: int, data_dir: str, python_flags: tuple[str, ...] = ()) -> list[str]:
+def serve_command(port: int, data_dir: str, python_flags: tuple[str, ...] = (), source: Path = ROOT) -> list[str]:
+    # an older tree (a baseline from before the gateway served HTTPS) is started without the option it lacks
+    https = ["--gateway-https-port", "0"] if "gateway_https_port" in (source / "emulator" / "config.py").read_text() else []
     return [
         PYTHON, *python_flags, "-m", "emulator", "serve", "--in-memory", "--api-port", str(port),
-        "--dns-port", "0", "--gateway-port", "0", "--gateway-https-port", "0",
+        "--dns-port", "0", "--gateway-port", "0", *https,
         "--data-dir", data_dir, "--log-level", "WARNING",
     ]
 
@@ -98,7 +100,7 @@ class Server:
         with self.out.open("wb") as out, self.err.open("wb") as err:
             began = time.perf_counter()
             self.proc = subprocess.Popen(
-                serve_command(self.port, data, self.python_flags), cwd=self.source, stdout=out, stderr=err,
+                serve_command(self.port, data, self.python_flags, self.source), cwd=self.source, stdout=out, stderr=err,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         deadline = began + timeout
