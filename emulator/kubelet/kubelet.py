@@ -240,6 +240,15 @@ class Kubelet:
         if self._reaper is not None:
             self._reaper.remove(pgid)
 
+    def container_groups(self) -> dict[int, str]:
+        """The process group of every running container -> its pod, "namespace/name"."""
+        return {
+            c.process.pid: f"{namespace}/{name}"
+            for (namespace, name), worker in self.workers.items()
+            for c in worker.containers.values()
+            if c.process is not None
+        }
+
     def pod_dir_for(self, uid: str) -> Path:
         return self.pods_dir / uid
 

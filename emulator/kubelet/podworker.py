@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emulator import envvars, podenv
-from emulator.kubelet import state, volumes
+from emulator.kubelet import ports, state, volumes
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.images import REGISTERED_BY_RUN, RUNNABLE_CONDITION, resolved_command
+from emulator.kubelet.logs import log_path
 from emulator.kubelet.process import (
     Companions,
     ContainerProcess,
@@ -538,11 +539,33 @@ class PodWorker:
             c.companions = None
         self._stop_probes(c)
         c.terminated = self._terminated(c, result)
+        if result.known and result.code != 0 and not c.stopping:
+            self._spawn_task(c, self._why_exited(c, c.restart_count))
         if (not c.stopping or c.stopping_restart) and not self.deleting and not self.terminal:
             self._plan_restart(c)
         c.stopping = c.stopping_restart = False
         self._save()
         self._wake.set()
+
+    async def _why_exited(self, c: Container, restart_count: int) -> None:
+        """A container that failed to listen because its port is held on every address: say by whom (ports.py)."""
+        log = log_path(self.pod_dir, c.name, restart_count)
+        declared = ports.declared_ports(c.spec)
+        groups = self.kubelet.container_groups()  # taken here, on the loop: the workers change meanwhile
+
+        def look() -> str | None:
+            if not ports.said_in_use(log):
+                return None
+            holders = ports.every_address_listeners(declared)
+            if not holders and declared:  # not a declared port: what pods hold on any port
+                holders = [h for h in ports.every_address_listeners(set()) if ports.pod_of(h.pid, groups) is not None]
+            elif not declared:  # any port: only pods' listeners (not the machine's own servers)
+                holders = [h for h in holders if ports.pod_of(h.pid, groups) is not None]
+            return ports.message(c.name, holders, lambda pid: ports.pod_of(pid, groups))
+
+        text = await asyncio.get_running_loop().run_in_executor(self.kubelet.executor, look)
+        if text is not None:
+            self.kubelet.record(self.pod, "Warning", ports.REASON, text)
 
     def _plan_restart(self, c: Container) -> None:
         """The back-off before `c` starts again (only used when it does restart)."""

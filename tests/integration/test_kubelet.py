@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ import psutil
 import pytest
 
 from emulator.security import kubeconfig
-from tests.conftest import Emulator, require_tool, start_emulator
+from tests.conftest import Emulator, free_port, require_tool, start_emulator
 from tests.integration.kubectl_support import Kubectl, manifest
 
 pytestmark = pytest.mark.timeout(180)
@@ -203,7 +204,8 @@ def test_a_crashing_container_backs_off_and_counts_restarts(api: httpx.Client, n
     assert p is not None and p["status"]["phase"] == "Running"
     last = container_status(p, "main")["lastState"]["terminated"]
     assert last["exitCode"] == 1 and last["reason"] == "Error"
-    assert "BackOff" in [e["reason"] for e in events(api, ns, "crash")]
+    reasons = [e["reason"] for e in events(api, ns, "crash")]
+    assert "BackOff" in reasons and "AddressInUse" not in reasons  # only a failed listen is explained
     assert "CrashLoopBackOff" in kubectl.out("get", "pod", "crash", "-n", ns)
 
 
@@ -342,6 +344,63 @@ spec:
     assert len(names) == 3
     kubectl.run("delete", "deployment", "web", "-n", ns, timeout=60)
     wait_for(lambda: not processes(mark), timeout=40, what="the replicas stopped")
+
+
+LISTEN_EVERYWHERE = "import socket, sys, time; s = socket.socket(); s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(); time.sleep(300)"
+
+
+def address_in_use(api: httpx.Client, ns: str) -> list[dict[str, Any]]:
+    items = api.get(f"/api/v1/namespaces/{ns}/events").json()["items"]
+    return [e for e in items if e["reason"] == "AddressInUse"]
+
+
+def test_replicas_on_one_port_of_every_address_are_told_which_pod_holds_it(api: httpx.Client, ns: str, kubectl: Kubectl, tmp_path: Path) -> None:
+    # On a node each replica has a network of its own; here the first to listen on 0.0.0.0:port holds it
+    # for every pod, and the kubelet says so when the next one exits on "address already in use".
+    port, mark = free_port(), marker()
+    text = f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: everywhere}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: everywhere}}}}
+  template:
+    metadata: {{labels: {{app: everywhere}}}}
+    spec:
+      containers:
+      - name: server
+        image: example/server
+        command: [{json.dumps(sys.executable)}, -c, {json.dumps(LISTEN_EVERYWHERE)}, "{port}", {mark}]
+"""
+    kubectl.run("apply", "-n", ns, "-f", manifest(tmp_path, text))
+    event = wait_for(lambda: address_in_use(api, ns), timeout=30, what="an AddressInUse event")[0]
+    pods = api.get(f"/api/v1/namespaces/{ns}/pods").json()["items"]
+    holders = [p["metadata"]["name"] for p in pods if container_status(p, "server").get("restartCount") == 0
+               and "running" in container_status(p, "server")["state"]]
+    crashing = event["involvedObject"]["name"]
+    assert event["type"] == "Warning" and event["source"]["component"] == "kubelet"
+    assert crashing not in holders and len(holders) == 1, (crashing, holders)
+    assert f"container server could not listen: 0.0.0.0:{port} is held by pod {ns}/{holders[0]}" in event["message"]
+    assert "listen on the pod's own IP" in event["message"]
+    described = kubectl.out("describe", "pod", crashing, "-n", ns)
+    assert "AddressInUse" in described
+    kubectl.run("delete", "deployment", "everywhere", "-n", ns, timeout=60)
+    wait_for(lambda: not processes(mark), timeout=40, what="the replicas stopped")
+
+
+def test_a_declared_port_held_by_a_process_that_is_no_pod_is_named(api: httpx.Client, ns: str) -> None:
+    with socket.socket() as held:
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        server = {"name": "server", "image": "example/server", "command": [sys.executable, "-c", LISTEN_EVERYWHERE, str(port)],
+                  "ports": [{"containerPort": port}]}
+        create(api, ns, pod("taken", [server]))
+        event = wait_for(lambda: address_in_use(api, ns), timeout=30, what="an AddressInUse event")[0]
+        assert event["involvedObject"]["name"] == "taken"
+        assert f"0.0.0.0:{port} is held by process {os.getpid()}" in event["message"], event["message"]
+        assert "not a pod" in event["message"]
 
 
 def test_a_job_completes_by_exit_code(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
