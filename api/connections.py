@@ -17,14 +17,19 @@ watches would wait for every one of them to be served first (a few hundred milli
 answered as soon as it is read. Only the request's first line is looked at; nothing else changes.
 
 Requests aiohttp cannot parse (a bad request line, a header over 8 KiB) never reach the application;
-`StatusRequestHandler` answers them with a Kubernetes `Status` as well, instead of aiohttp's text.
+`StatusRequestHandler` answers them with a Kubernetes `Status` as well, instead of aiohttp's text. When the
+API speaks HTTPS, `HttpsOnly` answers a plain-HTTP request (an http:// URL given to kubectl or curl) with a
+Status that names the URL and kubeconfig to use, where TLS alone would drop the connection ("EOF").
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import socket
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -34,6 +39,8 @@ from aiohttp.web_request import BaseRequest
 
 from api.watch import Backlogs
 from emulator import errors
+
+log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0  # seconds from a request's first byte (or the connection) to the end of its head
 
@@ -203,9 +210,10 @@ def response_done(request: web.Request) -> None:
 
 
 async def serve(
-    runner: web.AppRunner, sock: Any, ssl_context: Any, backlog: int = 1024
+    runner: web.AppRunner, sock: Any, ssl_context: Any, kubeconfig: Path | None = None, backlog: int = 1024
 ) -> asyncio.AbstractServer:
-    """Serve `runner`'s application on the bound `sock`, every connection behind a HeadDeadline."""
+    """Serve `runner`'s application on the bound `sock`, every connection behind a HeadDeadline. With
+    `ssl_context`, in HTTPS: `kubeconfig` (the one written for it) is named to clients that ask in plain HTTP."""
     loop = asyncio.get_running_loop()
     server = runner.server
     assert server is not None, "the runner is not set up"
@@ -218,4 +226,137 @@ async def serve(
         inner = StatusRequestHandler(server, loop=loop, **settings) if settings is not None else server()
         return HeadDeadline(inner, loop, starts=starts)
 
-    return await loop.create_server(protocol, sock=sock, ssl=ssl_context, backlog=backlog)
+    if ssl_context is not None:
+        listener = HttpsOnly(loop, sock, protocol, ssl_context, kubeconfig)
+        sock.listen(backlog)
+        listener.start()
+        return listener
+    return await loop.create_server(protocol, sock=sock, backlog=backlog)
+
+
+# -- the HTTPS port, asked in plain HTTP --------------------------------------------------------------
+
+TLS_HANDSHAKE = 0x16  # the first byte of a TLS record carrying a ClientHello
+PLAIN_HEAD_MAX = 8192  # bytes of a plain request read before its answer (its head, or what fits)
+
+
+def plain_http_answer(host: str, port: int, kubeconfig: Path | None) -> bytes:
+    """What a plain-HTTP request to the HTTPS API gets: a 400 whose Status says how to reach it (kubectl
+    prints "Error from server (BadRequest): ..." instead of "Unable to connect to the server: EOF")."""
+    where = f"KUBECONFIG={kubeconfig}" if kubeconfig is not None else "KUBECONFIG=<data-dir>/kubeconfig"
+    message = (
+        f"the API on {host}:{port} speaks HTTPS (it requires tokens): use https://{host}:{port} with the kubeconfig "
+        f"the emulator wrote for it ({where}, or `emulator kubeconfig --from-data-dir --write`)"
+    )
+    body = orjson.dumps(errors.StatusError(400, "BadRequest", message).status())
+    head = f"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return head.encode() + body
+
+
+class _PlainAnswer(asyncio.Protocol):
+    """Reads a plain request's head (bounded), answers it with `answer`, closes."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.seen = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.seen = (self.seen + data)[-PLAIN_HEAD_MAX:]
+        if self.transport is not None and (b"\r\n\r\n" in self.seen or b"\n\n" in self.seen or len(self.seen) >= PLAIN_HEAD_MAX):
+            self.transport.write(self.answer)
+            self.transport.close()
+            self.transport = None
+
+
+class HttpsOnly(asyncio.AbstractServer):
+    """The API's listener when it speaks HTTPS. Each connection's first byte is looked at before anything is
+    read (MSG_PEEK): a TLS handshake goes on to TLS and the API's protocol as usual; anything else is a
+    client that was given an http:// URL for this port, and gets `plain_http_answer` in plain HTTP (a closed
+    connection would tell it nothing; Go's servers answer the same case with a 400 too). A connection that
+    sends nothing is dropped after HEADER_TIMEOUT, as a slow request head is."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: Any, protocol: Any, ssl_context: Any, kubeconfig: Path | None) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.protocol = protocol
+        self.ssl_context = ssl_context
+        host, port = sock.getsockname()[:2]
+        self.answer = plain_http_answer(host if ":" not in host else f"[{host}]", port, kubeconfig)
+        self._accepting: asyncio.Task[None] | None = None
+        self._routing: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self.sock.setblocking(False)
+        self._accepting = self.loop.create_task(self._accept(), name="api-https-accept")
+
+    async def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = await self.loop.sock_accept(self.sock)
+            except asyncio.CancelledError:
+                raise
+            except OSError as exc:  # out of descriptors, a connection reset before it was taken: go on
+                log.debug("accept failed: %r", exc)
+                await asyncio.sleep(0.05)
+                continue
+            task = self.loop.create_task(self._route(conn))
+            self._routing.add(task)
+            task.add_done_callback(self._routing.discard)
+
+    async def _route(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        readable: asyncio.Future[None] = self.loop.create_future()
+
+        def ready() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        self.loop.add_reader(conn.fileno(), ready)
+        try:
+            await asyncio.wait_for(readable, HEADER_TIMEOUT)
+            first = conn.recv(1, socket.MSG_PEEK)
+        except (TimeoutError, OSError):
+            first = b""
+        finally:
+            self.loop.remove_reader(conn.fileno())
+        if not first:  # closed, reset or silent: nothing to answer
+            conn.close()
+            return
+        try:
+            if first[0] == TLS_HANDSHAKE:
+                await self.loop.connect_accepted_socket(self.protocol, conn, ssl=self.ssl_context)
+            else:
+                await self.loop.connect_accepted_socket(lambda: _PlainAnswer(self.answer), conn)
+        except (TimeoutError, OSError) as exc:  # a failed handshake: the client's to retry
+            log.debug("connection dropped before it was served: %r", exc)
+            conn.close()
+
+    def close(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+            self._accepting = None
+        for task in list(self._routing):
+            task.cancel()
+        self.sock.close()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self.loop
+
+    def is_serving(self) -> bool:
+        return self._accepting is not None
+
+    async def start_serving(self) -> None:
+        if self._accepting is None:
+            self.start()
+
+    async def serve_forever(self) -> None:
+        await self.start_serving()
+        await asyncio.Event().wait()
+
+    async def wait_closed(self) -> None:
+        if self._routing:
+            await asyncio.gather(*self._routing, return_exceptions=True)

@@ -102,7 +102,8 @@ _POD_SPECS = (
 )
 LISTED_AT_MOST = 20  # stored objects named in a refusal to start
 # serves a set-up runner on the bound API socket (with TLS or None); the HTTP layer provides it
-ApiServer = Callable[[web.AppRunner, socket.socket, "ssl.SSLContext | None"], Awaitable[asyncio.AbstractServer]]
+# (runner, bound socket, TLS context or None, the kubeconfig written for a TLS API or None) -> the listener
+ApiServer = Callable[[web.AppRunner, socket.socket, "ssl.SSLContext | None", "Path | None"], Awaitable[asyncio.AbstractServer]]
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 KEEPALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive API connection is kept (aiohttp's default is an hour)
 
@@ -348,7 +349,7 @@ class Runtime:
         )
         await self._runner.setup()
         if self.api_server is not None:
-            self._api_listener = await self.api_server(self._runner, api_sock, self.api_tls)
+            self._api_listener = await self.api_server(self._runner, api_sock, self.api_tls, self.kubeconfig_path)
         else:
             await web.SockSite(self._runner, api_sock, ssl_context=self.api_tls).start()
         self._warn_exposure()

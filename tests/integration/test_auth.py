@@ -112,6 +112,27 @@ def test_anonymous_requests_get_401_and_change_nothing(secured: Emulator) -> Non
             assert anonymous.get(path).status_code == 200, path
 
 
+def test_plain_http_to_the_https_port_is_told_how_to_connect_and_changes_nothing(secured: Emulator, tmp_path: Path) -> None:
+    plain = secured.api_url.replace("https://", "http://")
+    kubeconfig = secured.faces["kubeconfig"]
+    with httpx.Client(base_url=plain, timeout=10) as http:
+        body = status(http.get("/api/v1/namespaces"), 400, "BadRequest")
+        assert f"speaks HTTPS (it requires tokens): use {secured.api_url}" in body["message"]
+        assert f"KUBECONFIG={kubeconfig}" in body["message"]
+        status(http.post("/api/v1/namespaces", json={"metadata": {"name": "plain"}}), 400, "BadRequest")
+    with admin(secured) as api:  # and TLS on the same port goes on as before
+        status(api.get("/api/v1/namespaces/plain"), 404, "NotFound")
+    kubectl = subprocess.run(
+        [require_tool("kubectl"), "--server", plain, "--cache-dir", str(tmp_path / "cache"), "get", "pods"],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )
+    # an answer, not "Unable to connect to the server: EOF" (kubectl's discovery shows a 400's Status only as
+    # "the server rejected our request", as it does a real API server's answer to plain HTTP; later
+    # requests, with discovery cached, show its message)
+    assert kubectl.returncode != 0
+    assert "Error from server (BadRequest)" in kubectl.stderr and "EOF" not in kubectl.stderr, kubectl.stderr
+
+
 def test_admin_token_does_everything(secured: Emulator) -> None:
     with admin(secured) as api:
         assert api.post("/api/v1/namespaces", json={"metadata": {"name": "admin-made"}}).status_code == 201
