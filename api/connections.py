@@ -39,6 +39,7 @@ from aiohttp.web_request import BaseRequest
 
 from api.watch import Backlogs
 from emulator import errors
+from emulator.security import tls
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def plain_http_answer(host: str, port: int, kubeconfig: Path | None) -> bytes:
     prints "Error from server (BadRequest): ..." instead of "Unable to connect to the server: EOF")."""
     where = f"KUBECONFIG={kubeconfig}" if kubeconfig is not None else "KUBECONFIG=<data-dir>/kubeconfig"
     message = (
-        f"the API on {host}:{port} speaks HTTPS (it requires tokens): use https://{host}:{port} with the kubeconfig "
+        f"the API on {host}:{port} {tls.SPEAKS_HTTPS}: use https://{host}:{port} with the kubeconfig "
         f"the emulator wrote for it ({where}, or `emulator kubeconfig --from-data-dir --write`)"
     )
     body = orjson.dumps(errors.StatusError(400, "BadRequest", message).status())

@@ -17,6 +17,7 @@ import aiohttp
 
 from emulator.cli import target as targets
 from emulator.cli.target import SERVER_ENV, ApiTarget
+from emulator.security.tls import SPEAKS_HTTPS
 
 
 class Unreachable(Exception):
@@ -107,6 +108,8 @@ class Api:
             message = str(status.get("message") or "")
             if response.status == 401:
                 status = {**status, "message": targets.unauthorized_message(self.target, message or "Unauthorized")}
+            elif response.status == 400 and not self.target.https and SPEAKS_HTTPS in message:
+                status = {**status, "message": targets.plain_http_message(self.target)}
             elif response.status == 403 and self.target.token and "is forbidden: User" in message:
                 status = {**status, "message": message + targets.forbidden_hint(self.target)}
             raise ApiError(response.status, status)

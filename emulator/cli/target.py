@@ -262,6 +262,12 @@ def disconnected_message(target: ApiTarget) -> str:
     )
 
 
+def plain_http_message(target: ApiTarget) -> str:
+    """The emulator answered a plain-http request: its API speaks https (api/connections.py HttpsOnly)."""
+    secure = "https://" + target.server.removeprefix("http://")
+    return f"the API at {target.server} speaks https and requires tokens: {KUBECONFIG_HINT}, or --server {secure}"
+
+
 # --- the command line --------------------------------------------------------------------------------
 
 

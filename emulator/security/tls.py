@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # cryptography loads in ~60 ms: only when a certificate is ma
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
+# How the API answers a plain-HTTP request on its HTTPS port (api/connections.py), and how `emulator run`
+# and `env` recognise that answer to say it in their own flags (emulator/cli)
+SPEAKS_HTTPS = "speaks HTTPS (it requires tokens)"
 SANS_MARK = "emulator-subject-alt-names: "  # a comment line above the PEM block (PEM allows text there)
 VALIDITY_DAYS = 3650
 
