@@ -322,8 +322,13 @@ class HttpsOnly(asyncio.AbstractServer):
             first = conn.recv(1, socket.MSG_PEEK)
         except (TimeoutError, OSError):
             first = b""
-        finally:
+        except asyncio.CancelledError:  # the listener closes
             self.loop.remove_reader(conn.fileno())
+            conn.close()
+            raise
+        finally:
+            if conn.fileno() != -1:
+                self.loop.remove_reader(conn.fileno())
         if not first:  # closed, reset or silent: nothing to answer
             conn.close()
             return

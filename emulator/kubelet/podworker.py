@@ -549,12 +549,12 @@ class PodWorker:
 
     async def _why_exited(self, c: Container, restart_count: int) -> None:
         """A container that failed to listen because its port is held on every address: say by whom (ports.py)."""
-        log = log_path(self.pod_dir, c.name, restart_count)
+        log_file = log_path(self.pod_dir, c.name, restart_count)
         declared = ports.declared_ports(c.spec)
         groups = self.kubelet.container_groups()  # taken here, on the loop: the workers change meanwhile
 
         def look() -> str | None:
-            if not ports.said_in_use(log):
+            if not ports.said_in_use(log_file):
                 return None
             holders = ports.every_address_listeners(declared)
             if not holders and declared:  # not a declared port: what pods hold on any port
