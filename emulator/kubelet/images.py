@@ -10,7 +10,10 @@ The image map is a YAML file given to `emulator serve --image-map PATH` (docs/po
         env: {DEBUG: "1"}
 
 A pod is run when every container (init containers included) has a command; otherwise it stays a
-record (with the condition below saying why). Pods that bring their own `status.podIP` (a process
+record (with the condition below saying why). A container with `args` only (what `kubectl run --image=busybox
+-- sh -c '...'` makes) has a command too when its image is a well-known one without an ENTRYPOINT
+(`NO_ENTRYPOINT`: busybox, alpine, ubuntu, python...): there, as in a container runtime, the args are the whole
+command line. Pods that bring their own `status.podIP` (a process
 that already listens there) or that `emulator run` registers (annotation below) are never run.
 """
 
@@ -26,12 +29,27 @@ import yaml
 
 from emulator.kinds.pod import RUNNABLE_CONDITION
 
-__all__ = ["NO_COMMAND", "RUNNABLE_CONDITION", "ImageCommand", "ImageMap", "ImageMapError", "image_name", "resolved_command", "unrunnable"]
+__all__ = ["NO_COMMAND", "NO_ENTRYPOINT", "RUNNABLE_CONDITION", "args_are_the_command", "ImageCommand", "ImageMap", "ImageMapError", "image_name", "resolved_command", "unrunnable"]
 
 # the annotation `emulator run` puts on the pods it registers (emulator/cli/run.py; the engine may not import it)
 REGISTERED_BY_RUN = "emulator.local/command"
 DEFAULT_REGISTRY = "docker.io"
 NO_COMMAND = "no command known"  # how the one actionable reason (a Warning event) begins
+
+
+# Docker Official Images whose ENTRYPOINT is empty: a container's `args` replace their CMD and are the whole
+# command line, run here as a local program. (Images whose entrypoint script decides what to run, such as
+# node, php or bash, are not here: map them.)
+NO_ENTRYPOINT = frozenset({
+    "busybox", "alpine", "ubuntu", "debian", "fedora", "centos", "rockylinux", "almalinux", "amazonlinux", "archlinux",
+    "python", "pypy", "ruby", "golang", "perl", "rust", "gcc",
+})
+
+
+def args_are_the_command(container: Mapping[str, Any]) -> bool:
+    """Whether the container's `args` are its whole command line: no `command`, args given, and an image
+    without ENTRYPOINT (`NO_ENTRYPOINT`)."""
+    return not container.get("command") and bool(container.get("args")) and image_name(str(container.get("image") or "")) in NO_ENTRYPOINT
 
 
 class ImageMapError(ValueError):
@@ -147,7 +165,10 @@ def unrunnable(pod: Mapping[str, Any], images: ImageMap) -> str | None:
         return "the pod brings its own status.podIP: a process that is already running there"
     if (pod.get("spec") or {}).get("hostNetwork"):
         return "hostNetwork pods are not run by the emulator's kubelet"
-    missing = [c for c in _containers(pod) if not c.get("command") and images.lookup(c.get("image")) is None]
+    missing = [
+        c for c in _containers(pod)
+        if not c.get("command") and images.lookup(c.get("image")) is None and not args_are_the_command(c)
+    ]
     if missing:
         names = ", ".join(f"{c.get('name')} (image {c.get('image') or 'none'})" for c in missing)
         return (

@@ -415,6 +415,15 @@ def test_a_job_completes_by_exit_code(api: httpx.Client, ns: str, kubectl: Kubec
 # -- what does not run --------------------------------------------------------------------------------
 
 
+def test_kubectl_run_with_args_for_busybox_runs_them(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    # `kubectl run ... -- sh -c '...'` gives args and no command: busybox has no ENTRYPOINT, so they are the
+    # command line (kubelet/images.py NO_ENTRYPOINT); -i attaches to it, --rm deletes the pod after
+    done = kubectl.run("run", "once", "-n", ns, "--image=busybox", "--restart=Never", "-i", "--rm", "--",
+                       "sh", "-c", "echo hello-from-$HOSTNAME", stdin="", timeout=60)
+    assert "hello-from-once" in done.stdout, (done.stdout, done.stderr)
+    wait_for(lambda: get_pod(api, ns, "once") is None, what="the pod deleted by --rm")
+
+
 def test_a_pod_without_command_stays_a_record_and_says_why(api: httpx.Client, ns: str) -> None:
     created = create(api, ns, pod("record", [{"name": "main", "image": "nginx"}]))
     assert created["status"]["phase"] == "Running"

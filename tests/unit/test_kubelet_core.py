@@ -110,6 +110,26 @@ def test_what_the_kubelet_does_not_run() -> None:
     assert "podIP" in (unrunnable(pod(status={"podIP": "127.0.0.5"}), images) or "")
 
 
+def test_args_alone_are_the_command_line_of_an_image_without_entrypoint() -> None:
+    # `kubectl run t --image=busybox -- sh -c 'echo hi'` gives args and no command: busybox has no ENTRYPOINT,
+    # so in a container runtime the args are the whole command line; here too
+    images = ImageMap.parse({"images": {"mapped": {"command": ["serve"]}}})
+
+    def pod(container: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", **container}]}}
+
+    for image in ("busybox", "docker.io/library/busybox:1.36", "alpine:3.20", "python:3.12-slim", "ubuntu"):
+        assert unrunnable(pod({"image": image, "args": ["sh", "-c", "echo hi"]}), images) is None, image
+        command, args, _, _ = resolved_command({"image": image, "args": ["sh", "-c", "echo hi"]}, images)
+        assert [*command, *args] == ["sh", "-c", "echo hi"]
+    # an image whose entrypoint decides (node), or one not known, still needs a command or the image map
+    for image in ("node:22", "ghcr.io/acme/busybox", "nginx"):
+        why = unrunnable(pod({"image": image, "args": ["server.js"]}), images)
+        assert why is not None and "--image-map" in why, image
+    assert unrunnable(pod({"image": "busybox"}), images) is not None  # no args: its CMD (a shell) is not run
+    assert resolved_command({"image": "mapped", "args": ["--x"]}, images)[:2] == (["serve"], ["--x"])  # the map still wins
+
+
 # -- settings -----------------------------------------------------------------------------------------
 
 
