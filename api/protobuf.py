@@ -106,6 +106,20 @@ UNKNOWN: Message = {
 }
 
 
+# meta/v1 DeleteOptions (apimachinery generated.proto): what a typed client's DELETE carries (`kubectl drain`
+# deletes pods so). Every field is a Go pointer: a grace period of 0 is sent and kept.
+PRECONDITIONS: Message = {1: Field("uid", "string", optional=True), 2: Field("resourceVersion", "string", optional=True)}
+DELETE_OPTIONS: Message = {
+    1: Field("gracePeriodSeconds", "int", optional=True),
+    2: Field("preconditions", "message", PRECONDITIONS, optional=True),
+    3: Field("orphanDependents", "bool", optional=True),
+    4: Field("propagationPolicy", "string", optional=True),
+    5: Field("dryRun", "string", repeated=True),
+}
+# options kinds Go registers in every group version (`v1 DeleteOptions`, `apps/v1 DeleteOptions`, ...)
+OPTIONS_LAYOUTS: Mapping[str, Message] = {"DeleteOptions": DELETE_OPTIONS}
+
+
 # --------------------------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------------------------
@@ -130,9 +144,9 @@ def decode_k8s_protobuf(body: bytes, layouts: Mapping[tuple[str, str], Message] 
     api_version, kind = type_meta.get("apiVersion", ""), type_meta.get("kind", "")
     if not kind:
         raise ProtobufError("the protobuf body does not say which kind it holds (runtime.Unknown.typeMeta.kind)")
-    layout = layouts.get((api_version, kind))
+    layout = layouts.get((api_version, kind)) or OPTIONS_LAYOUTS.get(kind)
     if layout is None:
-        supported = ", ".join(" ".join(k) for k in sorted(layouts))
+        supported = ", ".join([*(" ".join(k) for k in sorted(layouts)), *(f"{k} (any version)" for k in OPTIONS_LAYOUTS)])
         raise ProtobufError(
             f"protobuf bodies are decoded only for {supported}, not {api_version or '<no apiVersion>'} {kind}; "
             "send this object as JSON (Content-Type: application/json)"

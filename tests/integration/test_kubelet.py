@@ -424,6 +424,25 @@ def test_kubectl_run_with_args_for_busybox_runs_them(api: httpx.Client, ns: str,
     wait_for(lambda: get_pod(api, ns, "once") is None, what="the pod deleted by --rm")
 
 
+def test_kubectl_drain_deletes_the_pods_and_their_controllers_replace_them(tmp_path: Path) -> None:
+    # drain deletes each pod with a protobuf DeleteOptions body (no pods/eviction here)
+    emulator = start_kubelet(tmp_path / "data", "--allow-anonymous")
+    try:
+        kubectl = kubectl_for(emulator, tmp_path)
+        kubectl.run("create", "deployment", "drained", "--image=busybox", "--replicas=2", "--", "sleep", "300")
+        kubectl.run("rollout", "status", "deployment/drained", "--timeout=60s", timeout=70)
+        before = set(kubectl.out("get", "pods", "-o", "name").split())
+        done = kubectl.run("drain", "emulator", "--ignore-daemonsets", "--timeout=60s", timeout=70)
+        assert "node/emulator drained" in done.stdout, done.stderr
+        assert all(f"{name} deleted" in done.stdout for name in before), done.stdout
+        assert "SchedulingDisabled" in kubectl.out("get", "node", "emulator")
+        kubectl.run("uncordon", "emulator")
+        after = wait_for(lambda: (names := set(kubectl.out("get", "pods", "-o", "name").split())) and len(names) == 2 and names, what="2 new pods")
+        assert not after & before
+    finally:
+        emulator.stop(timeout=30)
+
+
 def test_a_pod_without_command_stays_a_record_and_says_why(api: httpx.Client, ns: str) -> None:
     created = create(api, ns, pod("record", [{"name": "main", "image": "nginx"}]))
     assert created["status"]["phase"] == "Running"

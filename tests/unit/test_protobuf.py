@@ -347,3 +347,17 @@ def test_names_and_labels_round_trip(name: str, labels: dict[str, str]) -> None:
     meta = decode_k8s_protobuf(envelope("Namespace", raw))["metadata"]
     assert meta.get("name") == name
     assert meta.get("labels", {}) == labels
+
+
+def test_delete_options_of_any_group_version_decode_with_a_zero_grace_period_kept() -> None:
+    # what a typed client's DELETE carries (kubectl drain deletes pods so): every field a pointer
+    raw = vint(1, 0) + msg(2, text(1, "u-1"), text(2, "42")) + text(4, "Foreground") + text(5, "All")
+    for api_version in ("v1", "apps/v1", "meta.k8s.io/v1"):
+        decoded = decode_k8s_protobuf(envelope("DeleteOptions", raw, api_version=api_version))
+        assert decoded == {
+            "apiVersion": api_version, "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+            "preconditions": {"uid": "u-1", "resourceVersion": "42"}, "propagationPolicy": "Foreground", "dryRun": ["All"],
+        }
+    assert decode_k8s_protobuf(envelope("DeleteOptions", b"")) == {"apiVersion": "v1", "kind": "DeleteOptions"}
+    with pytest.raises(ProtobufError, match="DeleteOptions \\(any version\\)"):
+        decode_k8s_protobuf(envelope("ListOptions", b""))
