@@ -70,9 +70,10 @@ def error_middleware(front: FrontDoor | None = None) -> Middleware:
             return response
         except web.HTTPException as exc:
             status = exc.status
-            reason = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}.get(exc.status, "BadRequest")
-            message = "the server could not find the requested resource" if exc.status == 404 else exc.reason
-            return status_response(errors.StatusError(exc.status, reason, message))
+            if exc.status == 404:
+                return status_response(errors.no_such_path())
+            reason = {405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}.get(exc.status, "BadRequest")
+            return status_response(errors.StatusError(exc.status, reason, exc.reason))
         except Exception as exc:  # a bug must still answer as a Status, and be visible in the log
             log.exception("internal error on %s %s", request.method, request.path_qs)
             return status_response(errors.internal(f"internal error: {exc.__class__.__name__}: {exc}"))
@@ -125,7 +126,7 @@ _DOCUMENTS: dict[str, Callable[..., dict[str, Any] | None]] = {
 def _cached(name: str, *args: str, content_type: str = "application/json") -> web.Response:
     body = _encoded(name, kinds.generation(), *args)
     if body is None:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.no_such_path()
     return json_response(body, content_type=content_type)
 
 
@@ -180,7 +181,7 @@ async def openapi_doc(request: web.Request) -> web.Response:
     await _openapi_ready()
     body = openapi.v3_document_json(request.match_info["path"])
     if body is None:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.no_such_path()
     return json_response(body)
 
 

@@ -28,16 +28,16 @@ def parse_target(group: str, version: str, parts: list[str]) -> Target:
     if len(parts) >= 3 and parts[0] == "namespaces" and (group, version, parts[2]) in BY_PATH:
         namespace, parts = parts[1], parts[2:]
     if not parts or (group, version, parts[0]) not in BY_PATH or len(parts) > 3:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.no_such_path()
     rt = BY_PATH[(group, version, parts[0])]
     if namespace is not None and not rt.namespaced:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.no_such_path()
     name = parts[1] if len(parts) > 1 else None
     sub = parts[2] if len(parts) > 2 else None
     if sub is not None and sub not in {s.name for s in rt.subresources}:
-        raise errors.StatusError(404, "NotFound", f"the server could not find the requested resource ({rt.key}/{sub})")
+        raise errors.no_such_path(f"{rt.key}/{sub}")
     if rt.namespaced and name is not None and namespace is None:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.no_such_path()
     return Target(rt, namespace if rt.namespaced else None, name, sub)
 
 

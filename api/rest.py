@@ -91,7 +91,7 @@ class ResourceHandler:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         info = request_info(request)
         if info.target is None:
-            raise info.error or errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise info.error or errors.no_such_path()
         target, verb, method = info.target, info.verb, request.method
         # A kind (or subresource) serves only the verbs the table grants it: a create-only kind such as
         # TokenReview must not be listed or watched, serviceaccounts/token must not read the account.

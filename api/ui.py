@@ -68,7 +68,7 @@ class Page:
     def _serve(self, name: str) -> web.Response:
         content_type = FILES.get(name)
         if content_type is None:
-            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_such_path()
         try:
             body = (self.folder / name).read_bytes()  # small files, read per request: edits show at once
         except OSError:

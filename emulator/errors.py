@@ -54,6 +54,7 @@ class StatusError(Exception):
     reason: str
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    empty_details: bool = False  # write `details` even when empty (Go's non-nil empty StatusDetails)
 
     def __str__(self) -> str:
         return self.message
@@ -68,7 +69,7 @@ class StatusError(Exception):
             "message": self.message,
             "reason": self.reason,
         }
-        if self.details:
+        if self.details or self.empty_details:
             out["details"] = self.details
         out["code"] = self.code
         return out
@@ -84,6 +85,13 @@ def _details(resource: str, name: str | None) -> dict[str, Any]:
         details["group"] = group
     details["kind"] = plural
     return details
+
+
+def no_such_path(what: str = "") -> StatusError:
+    """A path the API does not serve (a resource, a subresource): the API server's NotFound handler, whose
+    Status has empty details (kubectl tells this 404 from a missing object by them: `kubectl debug` on a server
+    without ephemeral containers says so instead of crashing on a Status without details)."""
+    return StatusError(404, "NotFound", "the server could not find the requested resource" + (f" ({what})" if what else ""), empty_details=True)
 
 
 def not_found(resource: str, name: str) -> StatusError:
