@@ -428,6 +428,25 @@ def _replaced(path: Path, fd: int) -> int | None:
         return None
 
 
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048  # the kubelet's terminationMessagePolicy FallbackToLogsOnError tail
+
+
+def last_output(path: Path, lines: int = FALLBACK_LINES, limit: int = FALLBACK_BYTES) -> str:
+    """The last `lines` lines of a container instance's output, at most its last `limit` bytes: what the
+    kubelet puts in `terminated.message` under `terminationMessagePolicy: FallbackToLogsOnError`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    try:
+        offset = tail_offset(fd, lines)
+        data = os.pread(fd, os.fstat(fd).st_size - offset, offset)
+    finally:
+        os.close(fd)
+    records = [r for r in data.split(_NEWLINE) if r]
+    return _Renderer(LogOptions()).render(records)[-limit:].decode(errors="replace")
+
+
 def read_all(path: Path) -> bytes:
     """A whole log file, compressed or not (for tests and tools; `kubectl logs` reads the current file)."""
     if path.name.endswith(GZIP_SUFFIX):

@@ -35,7 +35,7 @@ from emulator import envvars, podenv
 from emulator.kubelet import ports, state, volumes
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.images import REGISTERED_BY_RUN, RUNNABLE_CONDITION, resolved_command
-from emulator.kubelet.logs import log_path
+from emulator.kubelet.logs import last_output, log_path
 from emulator.kubelet.process import (
     Companions,
     ContainerProcess,
@@ -521,6 +521,11 @@ class PodWorker:
         }
         if not result.known:
             out["message"] = "The container could not be located when the emulator restarted"
+        elif result.code != 0 and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            # its last output (nothing here writes a terminationMessagePath file: docs/pods.md)
+            message = last_output(log_path(self.pod_dir, c.name, c.restart_count))
+            if message:
+                out["message"] = message
         if result.signal:
             out["signal"] = result.signal
         return out

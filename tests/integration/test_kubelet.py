@@ -209,6 +209,21 @@ def test_a_crashing_container_backs_off_and_counts_restarts(api: httpx.Client, n
     assert "CrashLoopBackOff" in kubectl.out("get", "pod", "crash", "-n", ns)
 
 
+def test_fallback_to_logs_on_error_puts_the_last_output_in_the_termination_message(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    script = "echo starting; echo 'fatal: no database at db:5432' >&2; exit 3"
+    create(api, ns, pod("says", [sh("main", script, terminationMessagePolicy="FallbackToLogsOnError")], restartPolicy="Never"))
+    create(api, ns, pod("silent", [sh("main", script)], restartPolicy="Never"))  # the default policy, File: no message
+    wait_for(lambda: phase(api, ns, "says") == "Failed" and phase(api, ns, "silent") == "Failed", what="both pods failed")
+    says = get_pod(api, ns, "says")
+    silent = get_pod(api, ns, "silent")
+    assert says is not None and silent is not None
+    terminated = container_status(says, "main")["state"]["terminated"]
+    assert terminated["exitCode"] == 3  # (stdout and stderr are two pipes: their lines may come in either order)
+    assert sorted(terminated["message"].splitlines()) == ["fatal: no database at db:5432", "starting"]
+    assert "message" not in container_status(silent, "main")["state"]["terminated"]
+    assert "fatal: no database at db:5432" in kubectl.out("describe", "pod", "says", "-n", ns)
+
+
 def test_on_failure_restarts_until_success(api: httpx.Client, ns: str, tmp_path: Path) -> None:
     count = tmp_path / "count"
     script = f"echo x >> {count}; [ $(wc -l < {count}) -ge 3 ]"

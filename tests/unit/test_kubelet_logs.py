@@ -26,6 +26,7 @@ from emulator.kubelet.logs import (
     compression_settled,
     cri_timestamp,
     fixed_timestamp,
+    last_output,
     log_path,
     parse_timestamp,
     read_all,
@@ -370,3 +371,19 @@ async def test_options_and_follow_until_the_instance_ends(api: tuple[TestClient,
     writer.close()
     del kubelet.running[("ns", "web", "c")]
     assert await asyncio.wait_for(response.content.read(), 2) == b""  # the stream ends with the instance
+
+
+def test_the_fallback_termination_message_is_the_last_80_lines_and_2048_bytes_of_output(tmp_path: Path) -> None:
+    w = LogWriter(tmp_path / "0.log", 0, 5)
+    w.write("stdout", b"".join(b"line %d\n" % i for i in range(100)))
+    w.write("stderr", b"panic: the end")  # no newline: a partial record, then the rest
+    w.write("stderr", b" came\n")
+    w.close()
+    message = last_output(tmp_path / "0.log")
+    assert message.startswith("line 21\n") and message.endswith("line 99\npanic: the end came\n")
+    assert len(message.splitlines()) <= 80
+    w = LogWriter(tmp_path / "1.log", 0, 5)
+    w.write("stdout", b"x" * 5000 + b"\nlast\n")
+    w.close()
+    assert last_output(tmp_path / "1.log") == ("x" * 5000 + "\nlast\n")[-2048:]
+    assert last_output(tmp_path / "missing.log") == ""
