@@ -355,7 +355,7 @@ class HttpsOnly(asyncio.AbstractServer):
     def is_serving(self) -> bool:
         return self._accepting is not None
 
-    async def start_serving(self) -> None:
+    async def start_serving(self) -> None:  # (asyncio.AbstractServer's interface: it serves from start())
         if self._accepting is None:
             self.start()
 

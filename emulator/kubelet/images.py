@@ -10,11 +10,11 @@ The image map is a YAML file given to `emulator serve --image-map PATH` (docs/po
         env: {DEBUG: "1"}
 
 A pod is run when every container (init containers included) has a command; otherwise it stays a
-record (with the condition below saying why). A container with `args` only (what `kubectl run --image=busybox
--- sh -c '...'` makes) has a command too when its image is a well-known one without an ENTRYPOINT
-(`NO_ENTRYPOINT`: busybox, alpine, ubuntu, python...): there, as in a container runtime, the args are the whole
-command line. Pods that bring their own `status.podIP` (a process
-that already listens there) or that `emulator run` registers (annotation below) are never run.
+record (with the condition below saying why). A container with `args` only (what `kubectl run
+--image=busybox -- sh -c '...'` makes) has one too when its image is a well-known one without an
+ENTRYPOINT (`NO_ENTRYPOINT`: busybox, alpine, ubuntu, python...): there, as in a container runtime, the
+args are the whole command line. Pods that bring their own `status.podIP` (a process that already
+listens there) or that `emulator run` registers (annotation below) are never run.
 """
 
 from __future__ import annotations

@@ -559,7 +559,7 @@ class PodWorker:
         groups = self.kubelet.container_groups()  # taken here, on the loop: the workers change meanwhile
 
         def look() -> str | None:
-            if not ports.said_in_use(log_file):
+            if not ports.said_in_use(last_output(log_file)):
                 return None
             holders = ports.every_address_listeners(declared)
             if not holders and declared:  # not a declared port: what pods hold on any port

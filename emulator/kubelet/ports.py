@@ -4,8 +4,8 @@ On a node every pod has a network namespace of its own, so three replicas of a s
 0.0.0.0:8000 each get their port. Here pods share this machine's network (a pod's IP is a loopback
 address, docs/pods.md): the first process that listens on 0.0.0.0:8000 holds port 8000 on every address,
 and the next replica's listen fails with "address already in use" and crash-loops. Kubernetes has nothing
-to say about that, so the kubelet says it: when a container exits with an error and its log's last
-output says "address already in use" (EADDRINUSE, as every runtime words it: Python's `[Errno 98]`, Go's
+to say about that, so the kubelet says it: when a container exits with an error and its last output (the
+tail `terminationMessagePolicy: FallbackToLogsOnError` shows, logs.last_output) says "address already in use" (EADDRINUSE, as every runtime words it: Python's `[Errno 98]`, Go's
 `bind: address already in use`, Node's `EADDRINUSE`, Java's `BindException`), it looks up who listens on
 every address on the ports the container declares (all ports when it declares none) and records a
 Warning event naming the holder — another pod, or a process of this machine — and what to do instead.
@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 REASON = "AddressInUse"
-TAIL_BYTES = 8192  # of the container's log: the error is among its last lines
-_IN_USE = re.compile(rb"address already in use|EADDRINUSE", re.IGNORECASE)
+_IN_USE = re.compile(r"address already in use|EADDRINUSE", re.IGNORECASE)
 _EVERY_ADDRESS = ("0.0.0.0", "::")
 ADVICE = (
     "pods share this machine's network here, so a process listening on 0.0.0.0 (every address) holds its "
@@ -43,14 +42,10 @@ class Holder:
     pid: int | None
 
 
-def said_in_use(log: Path) -> bool:
-    """Whether the last output in a container's log says a listen failed: the address was in use."""
-    try:
-        with log.open("rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES))
-            return _IN_USE.search(f.read()) is not None
-    except OSError:
-        return False
+def said_in_use(output: str) -> bool:
+    """Whether a container's last output (logs.last_output: the kubelet's fallback termination message)
+    says a listen failed: the address was in use."""
+    return _IN_USE.search(output) is not None
 
 
 def declared_ports(container: dict[str, Any]) -> set[int]:

@@ -126,9 +126,10 @@ def container_status(p: dict[str, Any], name: str, init: bool = False) -> dict[s
     return next(s for s in statuses if s["name"] == name)
 
 
-def events(api: httpx.Client, ns: str, name: str) -> list[dict[str, Any]]:
+def events(api: httpx.Client, ns: str, name: str | None = None) -> list[dict[str, Any]]:
+    """The namespace's events, or those of the object `name`."""
     items = api.get(f"/api/v1/namespaces/{ns}/events").json()["items"]
-    return [e for e in items if e["involvedObject"]["name"] == name]
+    return [e for e in items if name is None or e["involvedObject"]["name"] == name]
 
 
 @pytest.fixture
@@ -365,30 +366,15 @@ LISTEN_EVERYWHERE = "import socket, sys, time; s = socket.socket(); s.bind(('0.0
 
 
 def address_in_use(api: httpx.Client, ns: str) -> list[dict[str, Any]]:
-    items = api.get(f"/api/v1/namespaces/{ns}/events").json()["items"]
-    return [e for e in items if e["reason"] == "AddressInUse"]
+    return [e for e in events(api, ns) if e["reason"] == "AddressInUse"]
 
 
-def test_replicas_on_one_port_of_every_address_are_told_which_pod_holds_it(api: httpx.Client, ns: str, kubectl: Kubectl, tmp_path: Path) -> None:
+def test_replicas_on_one_port_of_every_address_are_told_which_pod_holds_it(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
     # On a node each replica has a network of its own; here the first to listen on 0.0.0.0:port holds it
     # for every pod, and the kubelet says so when the next one exits on "address already in use".
     port, mark = free_port(), marker()
-    text = f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: everywhere}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: everywhere}}}}
-  template:
-    metadata: {{labels: {{app: everywhere}}}}
-    spec:
-      containers:
-      - name: server
-        image: example/server
-        command: [{json.dumps(sys.executable)}, -c, {json.dumps(LISTEN_EVERYWHERE)}, "{port}", {mark}]
-"""
-    kubectl.run("apply", "-n", ns, "-f", manifest(tmp_path, text))
+    kubectl.run("create", "deployment", "everywhere", "-n", ns, "--image=example/server", "--replicas=2", "--",
+                sys.executable, "-c", LISTEN_EVERYWHERE, str(port), mark)
     event = wait_for(lambda: address_in_use(api, ns), timeout=30, what="an AddressInUse event")[0]
     pods = api.get(f"/api/v1/namespaces/{ns}/pods").json()["items"]
     holders = [p["metadata"]["name"] for p in pods if container_status(p, "server").get("restartCount") == 0

@@ -10,29 +10,35 @@ from pathlib import Path
 import pytest
 
 from emulator.kubelet import ports
+from emulator.kubelet.logs import FALLBACK_BYTES, LogWriter, last_output
 
 RUNTIMES = [
-    b"OSError: [Errno 98] Address already in use",  # Python
-    b"listen tcp 0.0.0.0:8080: bind: address already in use",  # Go
-    b"Error: listen EADDRINUSE: address already in use :::3000",  # Node
-    b"java.net.BindException: Address already in use",  # Java
+    "OSError: [Errno 98] Address already in use",  # Python
+    "listen tcp 0.0.0.0:8080: bind: address already in use",  # Go
+    "Error: listen EADDRINUSE: address already in use :::3000",  # Node
+    "java.net.BindException: Address already in use",  # Java
 ]
 
 
+def container_log(path: Path, *chunks: bytes) -> Path:
+    writer = LogWriter(path, 0, 5)
+    for chunk in chunks:
+        writer.write("stderr", chunk)
+    writer.close()
+    return path
+
+
 @pytest.mark.parametrize("line", RUNTIMES)
-def test_every_runtimes_wording_is_recognised_at_the_end_of_the_log(tmp_path: Path, line: bytes) -> None:
-    log = tmp_path / "0.log"
-    log.write_bytes(b"2026-12-03T12:00:00.1Z stderr F starting\n" + b"2026-12-03T12:00:00.2Z stderr F " + line + b"\n")
-    assert ports.said_in_use(log)
+def test_every_runtimes_wording_is_recognised_at_the_end_of_the_log(tmp_path: Path, line: str) -> None:
+    log = container_log(tmp_path / "0.log", b"starting\n", line.encode() + b"\n")
+    assert ports.said_in_use(last_output(log))
 
 
 def test_only_the_logs_last_output_counts_and_a_missing_log_is_no(tmp_path: Path) -> None:
-    log = tmp_path / "0.log"
-    log.write_bytes(b"address already in use\n" + b"x" * (ports.TAIL_BYTES + 10) + b"\nexit 1\n")
-    assert not ports.said_in_use(log)
-    log.write_bytes(b"panic: something else\n")
-    assert not ports.said_in_use(log)
-    assert not ports.said_in_use(tmp_path / "missing.log")
+    log = container_log(tmp_path / "0.log", b"address already in use\n" + b"x" * (FALLBACK_BYTES + 10) + b"\nexit 1\n")
+    assert not ports.said_in_use(last_output(log))
+    assert not ports.said_in_use(last_output(container_log(tmp_path / "1.log", b"panic: something else\n")))
+    assert not ports.said_in_use(last_output(tmp_path / "missing.log"))
 
 
 def test_declared_ports_are_the_tcp_container_ports() -> None:
