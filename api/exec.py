@@ -49,6 +49,7 @@ class KubeletAccess(Protocol):
     def container_context(self, namespace: str, pod: str, container: str | None) -> ContainerContext: ...
     def restart_count(self, namespace: str, pod: str, container: str) -> int: ...
     def running_pids(self) -> dict[tuple[str, str, str], int]: ...
+    def first_attach(self, namespace: str, pod: str, container: str) -> bool: ...
 
 
 class Session(Protocol):
@@ -354,14 +355,16 @@ async def _first_size_spdy(stream: spdy.Stream, decoder: channels.ResizeDecoder)
 
 class AttachSession:
     """`kubectl attach`: the container's output as its log receives it, from now on, until the instance ends.
-    (The kubelet attaches to the runtime's streams; the log carries the same bytes, one line at a time.)"""
+    (The kubelet attaches to the runtime's streams; the log carries the same bytes, one line at a time.)
+    The first attach to a `stdinOnce` container (`kubectl run -i`) starts from the instance's first line."""
 
     def __init__(self, kubelet: KubeletAccess, ctx: ContainerContext) -> None:
         key = (ctx.namespace, ctx.pod, ctx.container)
-        instance = kubelet.restart_count(ctx.namespace, ctx.pod, ctx.container)
+        instance = kubelet.restart_count(*key)
         path = log_path(ctx.pod_dir, ctx.container, instance)
         running = lambda: key in kubelet.running_pids() and kubelet.restart_count(*key) == instance  # noqa: E731
-        self._lines = read_log(path, LogOptions(tail=0, follow=True), running).__aiter__()
+        tail = None if kubelet.first_attach(*key) else 0
+        self._lines = read_log(path, LogOptions(tail=tail, follow=True), running).__aiter__()
         self._done = False
         self._next: asyncio.Future[bytes] | None = None
 

@@ -93,6 +93,7 @@ class Container:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     companions: Companions | None = None  # exec sessions, exec hooks and probes of the running instance
     changed: bool = False  # its spec changed (image): restarted whatever the restartPolicy
+    attached: int = -1  # the last instance (restart count) an attach was served for
 
     @property
     def name(self) -> str:

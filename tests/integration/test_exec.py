@@ -229,3 +229,31 @@ def test_attach_follows_output_to_the_end(emu: Emulator, kubectl: Kubectl, ns: s
     done = run(kubectl, "-n", ns, "attach", "ticker", env=SPDY if protocol == "spdy" else None)
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith("tick 9\n")
+
+
+def test_the_first_attach_to_a_stdin_once_container_sees_its_output_from_the_start(emu: Emulator, kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    # `kubectl run -i` makes such a container and attaches once it runs: what it printed before that is kept
+    # for the first attach (CI lost `kubectl run -i --rm -- sh -c 'echo ...'`'s output to this race); a
+    # later attach sees the output from then on, as attach does
+    stop = tmp_path / "stop"
+    script = f"echo early; while [ ! -e {stop} ]; do echo tick; sleep 0.1; done; echo late"
+    with emu.client() as api:
+        create(api, ns, pod("once", [{**sh("main", script), "stdin": True, "stdinOnce": True}], restartPolicy="Never"))
+        wait_for(lambda: "tick" in api.get(f"/api/v1/namespaces/{ns}/pods/once/log").text, 20, "the loop to run")
+    attaches = []
+    try:
+        for _ in range(2):
+            attach = subprocess.Popen(kubectl.argv("-n", ns, "attach", "once"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            attaches.append(attach)
+            assert attach.stdout is not None
+            attaches.append(attach.stdout.readline())  # it is connected once a line came
+        run(kubectl, "-n", ns, "exec", "once", "--", "touch", str(stop))
+        first, first_line, second, second_line = attaches
+        outputs = [first_line + first.communicate(timeout=30)[0], second_line + second.communicate(timeout=30)[0]]
+    finally:
+        for attach in attaches:
+            if isinstance(attach, subprocess.Popen) and attach.poll() is None:
+                attach.kill()
+                attach.wait()
+    assert outputs[0].startswith("early\ntick\n") and outputs[0].endswith("tick\nlate\n"), outputs[0]
+    assert outputs[1].startswith("tick\n") and outputs[1].endswith("tick\nlate\n"), outputs[1]
