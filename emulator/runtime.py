@@ -223,6 +223,7 @@ class Runtime:
     auth_required: bool = False
     kubeconfig_path: Path | None = None  # written when the API needs tokens
     api_tls: ssl.SSLContext | None = None  # the API speaks HTTPS when it needs tokens
+    root_ca: str | None = None  # then the CA of its certificate (PEM): pods' kube-root-ca.crt
     kubelet: Kubelet | None = None  # with --kubelet / --image-map: pods run as local processes
     cluster_hosts: ClusterHosts | None = None  # each pod's /etc/hosts (emulator/kubelet/hosts.py)
     data_path: DataPathStats = field(default_factory=DataPathStats)  # DNS and proxy counters, for /metrics
@@ -259,6 +260,7 @@ class Runtime:
 
             stop_leftovers(self.registry, Path(config.data_dir) / "pods")
         self._start_auth(cluster.api_address, plan.service_ips.first_address)
+        cluster.root_ca = self.root_ca
         if self.api_tls is not None:
             self.faces["API"] = f"https://{config.api_host}:{self.api_port}"
 
@@ -490,9 +492,10 @@ class Runtime:
         names = auth_tls.server_names(config.api_host, [api_address, *in_cluster, socket.gethostname()])
         cert, key, pem = auth_tls.api_certificate(data_dir, names)
         self.api_tls = auth_tls.server_context(cert, key)
+        self.root_ca = auth_tls.certificate_pem(pem)
         host = f"[{api_address}]" if ":" in api_address else api_address
         self.kubeconfig_path = auth.write_admin_kubeconfig(
-            data_dir, f"https://{host}:{self.api_port}", admin, auth_tls.certificate_pem(pem)
+            data_dir, f"https://{host}:{self.api_port}", admin, self.root_ca
         )
         self.faces["auth"] = "bearer token required over HTTPS (admin token and CA in the kubeconfig below)"
         if config.runs_pods and not config.require_auth and addresses.is_loopback(config.api_host):

@@ -14,11 +14,21 @@ Every regex is compiled once at import; these checks run on every write.
 from __future__ import annotations
 
 import ipaddress
+import random
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from emulator.errors import FieldError, invalid
+
+# what apimachinery's SimpleNameGenerator appends to `generateName` (and the API server to the names it makes
+# up: kube-api-access-*): no vowels, no look-alikes
+GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def random_suffix(length: int = 5) -> str:
+    return "".join(random.choices(GENERATE_ALPHABET, k=length))
+
 
 # --- the formats, spelt as in apimachinery so the messages show the same regex text ----------------
 

@@ -52,9 +52,10 @@ from emulator.kinds.deployment import (
 )
 from emulator.kinds.replicaset import POD_TEMPLATE_HASH_LABEL, semantic
 from emulator.labels import Selector
-from emulator.registry.registry import _GENERATE_ALPHABET, Registry
+from emulator.registry.registry import Registry
 from emulator.store.events import DELETED, Event
 from emulator.timestamps import now_rfc3339, parse_rfc3339
+from emulator.validation import GENERATE_ALPHABET
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def compute_hash(template: Obj, collision_count: int | None) -> str:
         data += struct.pack("<I", collision_count & 0xFFFFFFFF) + b"\0\0\0\0"
     for byte in data:
         h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return "".join(_GENERATE_ALPHABET[ord(c) % len(_GENERATE_ALPHABET)] for c in str(h))
+    return "".join(GENERATE_ALPHABET[ord(c) % len(GENERATE_ALPHABET)] for c in str(h))
 
 
 def _spec(obj: Obj | None) -> Obj:

@@ -58,8 +58,9 @@ from emulator.kinds.statefulset import (
     ROLLING_UPDATE,
 )
 from emulator.labels import Selector
-from emulator.registry.registry import _GENERATE_ALPHABET, Registry
+from emulator.registry.registry import Registry
 from emulator.store.events import DELETED, Event
+from emulator.validation import GENERATE_ALPHABET
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def template_of(revision: Obj) -> Obj:
 
 def safe_encode(text: str) -> str:
     """rand.SafeEncodeString: every character mapped into the API server's alphabet (no vowels)."""
-    return "".join(_GENERATE_ALPHABET[ord(c) % len(_GENERATE_ALPHABET)] for c in text)
+    return "".join(GENERATE_ALPHABET[ord(c) % len(GENERATE_ALPHABET)] for c in text)
 
 
 def fnv1_32(payload: bytes) -> int:

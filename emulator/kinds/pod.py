@@ -35,7 +35,7 @@ from emulator.kinds.priorityclass import pod_priority
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.runtimeclass import pod_runtime_class
-from emulator.kinds.serviceaccount import SERVICE_ACCOUNTS
+from emulator.kinds.serviceaccount import SERVICE_ACCOUNTS, mount_api_access
 from emulator.models.base import GoType, Int32, Int64
 from emulator.models.meta import ApiModel, Protocol, TypedObject
 from emulator.registry import ipam
@@ -559,6 +559,8 @@ class PodStrategy(Strategy):
             spec["serviceAccountName"] = spec["serviceAccount"]
         spec.setdefault("serviceAccountName", "default")
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        if self.cluster.root_ca is not None:  # the ServiceAccount admission plugin's token volume
+            mount_api_access(self.cluster.store, obj)
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("nodeName", "emulator")
         pod_priority(self.cluster.store, obj)  # the Priority admission plugin

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
@@ -58,7 +57,6 @@ JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 _COMMON_FIELD_LABELS = {"metadata.name": ("metadata.name", ""), "metadata.namespace": ("metadata.namespace", "")}
-_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
 # DeleteOptions.propagationPolicy and the finalizers the garbage collector acts on (emulator/controllers/garbagecollector.py)
 PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
 ORPHAN_FINALIZER = "orphan"
@@ -175,6 +173,10 @@ class Cluster:
     # With the kubelet on (emulator/kubelet/): why it would not run a pod, None when it runs it. None
     # without a kubelet: pods are records. Strategies ask it without importing the kubelet.
     unrunnable: Callable[[dict[str, Any]], str | None] | None = None
+    # The CA (PEM) of the API's certificate when the API speaks HTTPS (it requires tokens): then new pods get
+    # the service account's credentials mounted, as in a cluster (kinds/serviceaccount.py mount_api_access)
+    # and every namespace has the kube-root-ca.crt ConfigMap (controllers/namespaces.py). None: plain HTTP.
+    root_ca: str | None = None
 
 
 @dataclass
@@ -750,7 +752,7 @@ class Registry:
     def _generate_name(self, rt: ResourceType, namespace: str, prefix: str) -> str:
         prefix = prefix[:58]
         for _ in range(16):
-            name = prefix + "".join(random.choices(_GENERATE_ALPHABET, k=5))
+            name = prefix + validation.random_suffix()
             if self.store.get_raw(rt.key, namespace, name) is None:
                 return name
         raise errors.StatusError(409, "AlreadyExists", f"could not generate a unique name from {prefix!r}; try again")
