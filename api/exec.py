@@ -23,7 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -33,6 +33,7 @@ from emulator import errors
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.execsession import ExecError, ExecSession
 from emulator.kubelet.logs import LogOptions, log_path, read_log
+from emulator.kubelet.process import ContainerProcess
 
 log = logging.getLogger("emulator.api.exec")
 
@@ -49,7 +50,7 @@ class KubeletAccess(Protocol):
     def container_context(self, namespace: str, pod: str, container: str | None) -> ContainerContext: ...
     def restart_count(self, namespace: str, pod: str, container: str) -> int: ...
     def running_pids(self) -> dict[tuple[str, str, str], int]: ...
-    def first_attach(self, namespace: str, pod: str, container: str) -> bool: ...
+    def attach_target(self, namespace: str, pod: str, container: str) -> tuple[ContainerProcess | None, dict[str, Any], bool]: ...
 
 
 class Session(Protocol):
@@ -128,15 +129,19 @@ class ExecHandler:
         return await self._serve(request, ctx, options, start)
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
-        """The container's output from now on, until it ends. Containers run without a stdin or a terminal
-        here (as with `stdin: false`, `tty: false`), so what the client types goes nowhere."""
+        """The container's output from now on, until it ends, and its stdin and terminal when its spec has
+        them (`stdin`, `tty`: what `kubectl run -it` creates). Without them what the client types goes
+        nowhere, and the output is not a terminal's."""
         options = ExecOptions.of(request, command_required=False)
         kubelet, ctx = self._context(request, options.container)
+        target = kubelet.attach_target(ctx.namespace, ctx.pod, ctx.container)
+        if not target[1].get("tty"):
+            options = dataclasses.replace(options, tty=False)
 
         async def start(ctx: ContainerContext, options: ExecOptions, size: tuple[int, int] | None) -> Session:
-            return AttachSession(kubelet, ctx)
+            return AttachSession(kubelet, ctx, target, options, size)
 
-        return await self._serve(request, ctx, dataclasses.replace(options, tty=False), start)
+        return await self._serve(request, ctx, options, start)
 
     async def _serve(self, request: web.Request, ctx: ContainerContext, options: ExecOptions, start: Start) -> web.StreamResponse:
         if wants_upgrade(request, "websocket"):
@@ -354,45 +359,75 @@ async def _first_size_spdy(stream: spdy.Stream, decoder: channels.ResizeDecoder)
 
 
 class AttachSession:
-    """`kubectl attach`: the container's output as its log receives it, from now on, until the instance ends.
-    (The kubelet attaches to the runtime's streams; the log carries the same bytes, one line at a time.)
-    The first attach to a `stdinOnce` container (`kubectl run -i`) starts from the instance's first line."""
+    """`kubectl attach`: the container's output from now on, until the instance ends, and with `-i` its stdin.
 
-    def __init__(self, kubelet: KubeletAccess, ctx: ContainerContext) -> None:
+    - Without a terminal the output is read from the container's log as it receives it (the kubelet
+      attaches to the runtime's streams; the log carries the same bytes, one line at a time).
+    - With `tty: true` it is the terminal's output as it comes (a shell's prompt has no newline), and the
+      client's terminal size is the container's.
+    - Input goes to the container's stdin when its spec has `stdin: true`, else nowhere. With `stdinOnce`
+      the stdin is closed when this attach ends or the client closes its input (EOF for the command).
+    - The first attach to a `stdinOnce` container (`kubectl run -i`/`-it`) starts from the instance's
+      first output, so what it printed before kubectl attached is not lost."""
+
+    def __init__(
+        self, kubelet: KubeletAccess, ctx: ContainerContext, target: tuple[ContainerProcess | None, dict[str, Any], bool],
+        options: ExecOptions, size: tuple[int, int] | None,
+    ) -> None:
+        """`target`: the kubelet's `attach_target` (the process, the container's spec, whether first)."""
         key = (ctx.namespace, ctx.pod, ctx.container)
         instance = kubelet.restart_count(*key)
-        path = log_path(ctx.pod_dir, ctx.container, instance)
-        running = lambda: key in kubelet.running_pids() and kubelet.restart_count(*key) == instance  # noqa: E731
-        tail = None if kubelet.first_attach(*key) else 0
-        self._lines = read_log(path, LogOptions(tail=tail, follow=True), running).__aiter__()
+        process, spec, first = target
+        self._process = process if process is not None and (process.tty or process.has_stdin) else None
+        self._input = options.stdin and self._process is not None and self._process.has_stdin
+        self._once = bool(spec.get("stdinOnce"))
+        self._terminal: asyncio.Queue[bytes] | None = None
+        self._lines: Any = None
+        if self._process is not None and self._process.tty:
+            self._terminal = self._process.attach(from_start=first)
+            if size is not None:
+                self._process.resize(*size)
+        else:
+            path = log_path(ctx.pod_dir, ctx.container, instance)
+            running = lambda: key in kubelet.running_pids() and kubelet.restart_count(*key) == instance  # noqa: E731
+            self._lines = read_log(path, LogOptions(tail=None if first else 0, follow=True), running).__aiter__()
         self._done = False
         self._next: asyncio.Future[bytes] | None = None
 
     async def read_stdout(self) -> bytes:
         if self._done:
             return b""
-        self._next = asyncio.ensure_future(self._lines.__anext__())
+        if self._terminal is not None:
+            self._next = asyncio.ensure_future(self._terminal.get())
+        else:
+            self._next = asyncio.ensure_future(self._lines.__anext__())
         try:
-            return await self._next
+            data = await self._next
         except StopAsyncIteration:
-            self._done = True
-            return b""
+            data = b""
         except asyncio.CancelledError:
             if self._done:  # kill(): the client went away
                 return b""
             raise
+        if not data:
+            self._done = True
+        return data
 
     async def read_stderr(self) -> bytes:
         return b""
 
     async def write_stdin(self, data: bytes) -> None:
-        pass
+        if self._input and self._process is not None:
+            await self._process.write_stdin(data)
 
     def close_stdin(self) -> None:
-        pass
+        if self._input and self._once and self._process is not None:
+            self._process.close_stdin()
+            self._input = False
 
     def resize(self, width: int, height: int) -> None:
-        pass
+        if self._terminal is not None and self._process is not None:
+            self._process.resize(width, height)
 
     async def wait(self) -> int:
         return 0
@@ -406,4 +441,6 @@ class AttachSession:
             self._next.cancel()
 
     def close(self) -> None:
-        pass
+        if self._terminal is not None and self._process is not None:
+            self._process.detach_client(self._terminal)
+        self.close_stdin()  # a single attach had it (stdinOnce)

@@ -19,21 +19,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import logging
 import os
-import select
-import shutil
 import signal
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 from typing import Any
 
 from emulator.kubelet.context import ContainerContext
-from emulator.kubelet.process import Companions, companions_of, working_directory, wrap
+from emulator.kubelet.process import (
+    CONTROLLING_TTY,
+    Companions,
+    companions_of,
+    resolve_command,
+    set_size,
+    working_directory,
+    wrap,
+    write_all,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +66,6 @@ def _working_dir(ctx: ContainerContext) -> str | None:
     if ctx.working_dir:
         return ctx.working_dir
     return str(ctx.pod_dir) if Path(ctx.pod_dir).is_dir() else None
-
-
-# The terminal becomes the command's controlling terminal in a small Python step before the command: a
-# preexec_fn cannot do it under uvloop (it runs before the child's stdio is the terminal).
-CONTROLLING_TTY = "import fcntl,os,sys,termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execvp(sys.argv[1], sys.argv[1:])"
-
-
-def _set_size(fd: int, width: int, height: int) -> None:
-    if width > 0 and height > 0:
-        with contextlib.suppress(OSError):
-            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
-
-
-def _resolve(argv: list[str], env: dict[str, str]) -> None:
-    if "/" not in argv[0] and shutil.which(argv[0], path=env.get("PATH")) is None:
-        raise FileNotFoundError(errno.ENOENT, "not found", argv[0])
 
 
 class Child:
@@ -259,9 +247,9 @@ class ExecSession:
             if tty:
                 master, slave = os.openpty()
                 if size is not None:
-                    _set_size(master, *size)
+                    set_size(master, *size)
                 try:
-                    _resolve(wrapped, env)  # "not found" is the command's, not the Python step's
+                    resolve_command(wrapped, env)  # "not found" is the command's, not the Python step's
                     process = await spawn(
                         ctx, [sys.executable, "-I", "-S", "-c", CONTROLLING_TTY, *wrapped],
                         stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
@@ -331,7 +319,7 @@ class ExecSession:
             return
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
             if self._master is not None:
-                await asyncio.get_running_loop().run_in_executor(None, _write_all, self._master, data)
+                await asyncio.get_running_loop().run_in_executor(None, write_all, self._master, data)
             elif self.process.stdin is not None and not self.process.stdin.is_closing():
                 self.process.stdin.write(data)
                 await self.process.stdin.drain()
@@ -347,7 +335,7 @@ class ExecSession:
 
     def resize(self, width: int, height: int) -> None:
         if self._master is not None:
-            _set_size(self._master, width, height)
+            set_size(self._master, width, height)
 
     # -- the end ---------------------------------------------------------------------------------------
 
@@ -372,13 +360,3 @@ class ExecSession:
                 os.close(self._master)
             self._master = None
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)
-            continue
-        view = view[written:]

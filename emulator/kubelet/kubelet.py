@@ -348,16 +348,19 @@ class Kubelet:
             raise errors.bad_request(f'container "{found.name}" in pod "{pod}" is not running')
         return found.ctx
 
-    def first_attach(self, namespace: str, pod: str, container: str) -> bool:
-        """Whether this attach is the first to the running instance of a container with `stdin` and
-        `stdinOnce` (what `kubectl run -i` creates): that one is given the instance's output from its start,
-        so what the command printed before kubectl attached is not lost (a runtime would hold it in the
-        stream's buffer until then)."""
+    def attach_target(self, namespace: str, pod: str, container: str) -> tuple[ContainerProcess | None, dict[str, Any], bool]:
+        """What `kubectl attach` connects to: the running instance's ContainerProcess (its stdin and
+        terminal, process.py), the container's spec, and whether this is the first attach to this instance
+        of a container with `stdin` and `stdinOnce` (what `kubectl run -i` creates): that one is given the
+        instance's output from its start, so what the command printed before kubectl attached is not lost
+        (a runtime would hold it in the stream's buffer until then)."""
         found = self._worker(namespace, pod).containers.get(container)
-        if found is None or not (found.spec.get("stdin") and found.spec.get("stdinOnce")):
-            return False
-        first, found.attached = found.attached != found.restart_count, found.restart_count
-        return first
+        if found is None:
+            raise errors.bad_request(f"container {container} is not valid for pod {pod}")
+        first = False
+        if found.spec.get("stdin") and found.spec.get("stdinOnce"):
+            first, found.attached = found.attached != found.restart_count, found.restart_count
+        return (found.process if found.running else None), found.spec, first
 
     def pod_dir(self, namespace: str, pod: str) -> Path:
         return self._worker(namespace, pod).pod_dir

@@ -449,7 +449,7 @@ class PodWorker:
         c.ever_started = True
         c.started_at = now_rfc3339()
         c.started_mono = time.monotonic()
-        sink, launched = await self._launch(c.ctx, argv, c.restart_count)
+        sink, launched = await self._launch(c.ctx, argv, c.restart_count, bool(c.spec.get("stdin")), bool(c.spec.get("tty")))
         if isinstance(launched, OSError):
             exc = launched
             sink.write("stderr", f"failed to start: {exc}\n".encode())
@@ -476,15 +476,18 @@ class PodWorker:
         self._start_probes(c)
         return 0.0
 
-    async def _launch(self, ctx: ContainerContext, argv: list[str], restart_count: int) -> tuple[LogSink, Launched | OSError]:
+    async def _launch(
+        self, ctx: ContainerContext, argv: list[str], restart_count: int, stdin: bool = False, tty: bool = False,
+    ) -> tuple[LogSink, Launched | OSError]:
         """The log sink and the started process (or why it could not start), made in a thread: the
-        sandbox's files, the log's directory and the child's exec take milliseconds each."""
+        sandbox's files, the log's directory and the child's exec take milliseconds each. `stdin`, `tty`:
+        the container's, for `kubectl attach -i` / `-t` (process.py)."""
         name, pod_dir, max_bytes, max_files = ctx.container, self.pod_dir, self.kubelet.log_max_bytes, self.kubelet.log_max_files
 
         def blocking() -> tuple[LogSink, Launched | OSError]:
             _, sink = log_sink(pod_dir, name, restart_count, max_bytes, max_files)
             try:
-                return sink, launch(ctx, argv)
+                return sink, launch(ctx, argv, stdin=stdin, tty=tty)
             except OSError as exc:
                 return sink, exc
 

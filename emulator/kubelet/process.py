@@ -20,6 +20,12 @@ since boot (field 22 of `/proc/<pid>/stat`, immune to clock steps), compared exa
 through `/proc/<pid>/fd/<n>` must be FIFOs with the recorded inodes (the program may have closed ours
 and opened something else under the same number). Psutil's create_time is the fallback off Linux.
 
+A container with `stdin: true` reads a pipe whose write end the kubelet keeps (`kubectl attach -i` writes
+there; `stdinOnce` closes it after the first attach); with `tty: true` it runs on a terminal whose master
+the kubelet keeps: its output (stdout and stderr are the terminal) goes to the log as stdout and to the
+attached clients as it comes. Neither survives the emulator: its end closes with it (a terminal's
+session is hung up), and such a container is not adopted but started again.
+
 Companions (`Companions`): the process groups run beside a container (kubectl exec, exec hooks and
 probes) are killed with it, told to the `--in-memory` reaper, and listed under `<pod dir>/companions/`
 so that the next start kills those a `kill -9`ed emulator left.
@@ -33,10 +39,14 @@ import errno
 import fcntl
 import logging
 import os
+import select
+import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +63,39 @@ F_SETPIPE_SZ = 1031  # <linux/fcntl.h>
 PIPE_SIZE = 1 << 20
 OUTPUT_READ_SIZE = 65536
 UNKNOWN_EXIT = 137  # what the kubelet reports for a container whose status it lost
+RECENT_TTY_OUTPUT = 64 * 1024  # a terminal's last output, kept for the first attach (kubectl run -it)
+ATTACHED_BACKLOG = 256  # chunks of terminal output queued for one attached client before the oldest go
+
+# The terminal becomes the command's controlling terminal in a small Python step before the command: a
+# preexec_fn cannot do it under uvloop (it runs before the child's stdio is the terminal).
+CONTROLLING_TTY = "import fcntl,os,sys,termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execvp(sys.argv[1], sys.argv[1:])"
+
+
+def set_size(fd: int, width: int, height: int) -> None:
+    """A terminal's size, set through its master (the program gets SIGWINCH)."""
+    if width > 0 and height > 0:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def resolve_command(argv: list[str], env: dict[str, str]) -> None:
+    """FileNotFoundError when argv[0] is not found on the environment's PATH (for a command started through
+    a Python step, whose own failure would read as the step's)."""
+    if "/" not in argv[0] and shutil.which(argv[0], path=env.get("PATH")) is None:
+        raise FileNotFoundError(errno.ENOENT, "not found", argv[0])
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to a non-blocking fd (a pipe or a terminal's master), waiting while it is full; in a
+    thread, never on the loop."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+            continue
+        view = view[written:]
 
 
 class LogSink(Protocol):
@@ -134,26 +177,36 @@ def _pipe() -> tuple[int, int]:
 class Launched:
     record: ProcessRecord
     popen: subprocess.Popen[bytes]
+    fds: dict[str, int]  # stream -> the end the kubelet reads
+    stdin: int | None = None  # the end the kubelet writes the container's stdin to (a terminal: its master)
+    tty: bool = False
 
 
-def launch(ctx: ContainerContext, argv: list[str]) -> Launched:
+def launch(ctx: ContainerContext, argv: list[str], stdin: bool = False, tty: bool = False) -> Launched:
     """Start `argv` in its own session, its output into two pipes whose read ends it also holds (see the
-    module's doc). Touches no event loop: the kubelet calls it from a thread. Raises OSError as exec does."""
+    module's doc); with `tty`, on a terminal instead (stdin, stdout and stderr), and with `stdin` (not
+    `tty`) reading a pipe. Touches no event loop: the kubelet calls it from a thread. Raises OSError as
+    exec does."""
+    if tty:
+        return _launch_tty(ctx, argv)
     argv, env = wrap(ctx, argv)
     out_r, out_w = _pipe()
     err_r, err_w = _pipe()
+    in_r, in_w = os.pipe() if stdin else (None, None)
     try:
         popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, env=env, cwd=working_directory(ctx),
-            start_new_session=True, pass_fds=(out_r, err_r), close_fds=True,
+            argv, stdin=in_r if in_r is not None else subprocess.DEVNULL, stdout=out_w, stderr=err_w, env=env,
+            cwd=working_directory(ctx), start_new_session=True, pass_fds=(out_r, err_r), close_fds=True,
         )
     except BaseException:
-        for fd in (out_r, err_r):
-            os.close(fd)
+        for fd in (out_r, err_r, in_w):
+            if fd is not None:
+                os.close(fd)
         raise
     finally:
-        os.close(out_w)
-        os.close(err_w)
+        for fd in (out_w, err_w, in_r):
+            if fd is not None:
+                os.close(fd)
     try:
         created = psutil.Process(popen.pid).create_time()
     except psutil.Error:
@@ -161,7 +214,33 @@ def launch(ctx: ContainerContext, argv: list[str]) -> Launched:
     record = ProcessRecord(
         popen.pid, created, out_r, err_r, start_ticks(popen.pid), os.fstat(out_r).st_ino, os.fstat(err_r).st_ino,
     )
-    return Launched(record, popen)
+    if in_w is not None:
+        os.set_blocking(in_w, False)
+    return Launched(record, popen, {"stdout": out_r, "stderr": err_r}, in_w)
+
+
+def _launch_tty(ctx: ContainerContext, argv: list[str]) -> Launched:
+    wrapped, env = wrap(ctx, argv)
+    env = {"TERM": "xterm", **env}  # as a runtime's terminal (docker and containerd set it)
+    resolve_command(wrapped, env)
+    master, slave = os.openpty()
+    try:
+        popen = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", CONTROLLING_TTY, *wrapped], stdin=slave, stdout=slave, stderr=slave,
+            env=env, cwd=working_directory(ctx), start_new_session=True, close_fds=True,
+        )
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    try:
+        created = psutil.Process(popen.pid).create_time()
+    except psutil.Error:
+        created = 0.0
+    # no fd inside the process to reopen after a restart of the emulator (-1): not adopted, started again
+    record = ProcessRecord(popen.pid, created, -1, -1, start_ticks(popen.pid))
+    return Launched(record, popen, {"stdout": master}, master, tty=True)
 
 
 def abandon(launched: Launched) -> None:
@@ -169,7 +248,7 @@ def abandon(launched: Launched) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(launched.popen.pid, signal.SIGKILL)
     launched.popen.wait()
-    for fd in (launched.record.stdout_fd, launched.record.stderr_fd):
+    for fd in {*launched.fds.values(), *([launched.stdin] if launched.stdin is not None else [])}:
         with contextlib.suppress(OSError):
             os.close(fd)
 
@@ -177,12 +256,19 @@ def abandon(launched: Launched) -> None:
 class ContainerProcess:
     """A running (or finished) container process and its output pump."""
 
-    def __init__(self, record: ProcessRecord, sink: LogSink, popen: subprocess.Popen[bytes] | None, fds: dict[str, int]) -> None:
+    def __init__(
+        self, record: ProcessRecord, sink: LogSink, popen: subprocess.Popen[bytes] | None, fds: dict[str, int],
+        stdin: int | None = None, tty: bool = False,
+    ) -> None:
         self.record = record
         self.pid = record.pid
         self.sink = sink
         self._popen = popen
         self._fds = fds  # stream -> our read end
+        self._stdin = stdin  # our end of its stdin (a terminal's master, also in _fds), None: none or closed
+        self.tty = tty
+        self.recent = bytearray()  # a terminal's last output (RECENT_TTY_OUTPUT), for the first attach
+        self._attached: set[asyncio.Queue[bytes]] = set()  # attached clients' queues of terminal output
         self._exit: Exit | None = None
         self._exited = asyncio.Event()
         self._watch()
@@ -200,7 +286,7 @@ class ContainerProcess:
     @classmethod
     def started(cls, launched: Launched, sink: LogSink) -> ContainerProcess:
         """The ContainerProcess of what `launch` started (on the event loop: it watches the process)."""
-        return cls(launched.record, sink, launched.popen, {"stdout": launched.record.stdout_fd, "stderr": launched.record.stderr_fd})
+        return cls(launched.record, sink, launched.popen, launched.fds, launched.stdin, launched.tty)
 
     @classmethod
     def adopt(cls, record: ProcessRecord, sink: LogSink) -> ContainerProcess | None:
@@ -269,6 +355,8 @@ class ContainerProcess:
         # what is still in the pipes is read before the exit is reported (a grandchild may keep them open)
         for stream in list(self._fds):
             self._pump(stream, final=True)
+        if not self.tty:  # nobody reads its stdin pipe any more
+            self.close_stdin()
         self._exited.set()
 
     @property
@@ -300,6 +388,8 @@ class ContainerProcess:
                 self.sink.write(stream, data)
             except OSError as exc:
                 log.warning("cannot write the log of pid %d: %s", self.pid, exc)
+            if self.tty:
+                self._to_attached(data)
 
     def _close(self, stream: str) -> None:
         fd = self._fds.pop(stream, None)
@@ -307,14 +397,77 @@ class ContainerProcess:
             return
         with contextlib.suppress(ValueError, RuntimeError):
             asyncio.get_running_loop().remove_reader(fd)
+        if fd == self._stdin:  # a terminal's master: no more input either (its number may be reused)
+            self._stdin = None
         os.close(fd)
         if not self._fds:
             self.sink.close()
+            self._to_attached(b"")
+
+    # -- a terminal's output, and stdin: kubectl attach ------------------------------------------------
+
+    def attach(self, from_start: bool = False) -> asyncio.Queue[bytes]:
+        """A queue of the terminal's output from now on (b"": the end); `from_start`: the output so far
+        first (its last RECENT_TTY_OUTPUT bytes). A client that does not keep up loses the oldest chunks."""
+        queue: asyncio.Queue[bytes] = asyncio.Queue(ATTACHED_BACKLOG)
+        if from_start and self.recent:
+            queue.put_nowait(bytes(self.recent))
+        if not self._fds:
+            queue.put_nowait(b"")
+        else:
+            self._attached.add(queue)
+        return queue
+
+    def detach_client(self, queue: asyncio.Queue[bytes]) -> None:
+        self._attached.discard(queue)
+
+    def _to_attached(self, data: bytes) -> None:
+        if data:
+            self.recent += data
+            del self.recent[:-RECENT_TTY_OUTPUT]
+        for queue in self._attached:
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(data)
+        if not data:
+            self._attached.clear()
+
+    @property
+    def has_stdin(self) -> bool:
+        return self._stdin is not None
+
+    async def write_stdin(self, data: bytes) -> None:
+        if self._stdin is None or not data:
+            return
+        # the thread writes to its own copy of the fd: ours may be closed (and its number reused) meanwhile
+        with contextlib.suppress(OSError):
+            fd = os.dup(self._stdin)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, write_all, fd, data)
+            finally:
+                os.close(fd)
+
+    def close_stdin(self) -> None:
+        """The end of its input: the pipe closed (EOF), or on a terminal the end-of-input character."""
+        fd, self._stdin = self._stdin, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if self.tty:
+                os.write(fd, b"\x04")
+            else:
+                os.close(fd)
+
+    def resize(self, width: int, height: int) -> None:
+        if self.tty and self._stdin is not None:
+            set_size(self._stdin, width, height)
 
     def detach(self) -> None:
         """Stop reading (the emulator stops and leaves the process running for the next one to adopt)."""
         for stream in list(self._fds):
             self._close(stream)
+        self.close_stdin()
         if self._popen is not None:
             self._popen.returncode = 0  # not ours to reap any more: keep subprocess from trying
 

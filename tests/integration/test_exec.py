@@ -86,9 +86,9 @@ def test_exec_errors_are_worded_as_the_api_server_words_them(kubectl: Kubectl, e
     assert refused.status_code == 400 and "is not running" in refused.json()["message"]
 
 
-@pytest.mark.parametrize("protocol", ["websocket", "spdy"])
-def test_exec_with_a_terminal(kubectl: Kubectl, ns: str, shell: str, protocol: str) -> None:
-    """kubectl -it under a real terminal of 100x30: the command sees a tty of that size."""
+def on_terminal(argv: list[str], protocol: str, answers: list[tuple[bytes, bytes]], timeout: float = 20) -> tuple[str, int | None]:
+    """`argv` (kubectl) run on a real terminal of 100x30; each (seen, typed) answer types `typed` once
+    `seen` is in the output, in order. The output and the exit code (None: killed at the timeout)."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: kubectl on the terminal
         import fcntl
@@ -97,11 +97,10 @@ def test_exec_with_a_terminal(kubectl: Kubectl, ns: str, shell: str, protocol: s
 
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
         os.environ.update(SPDY if protocol == "spdy" else {})
-        argv = kubectl.argv("-n", ns, "exec", "-it", shell, "--", "sh", "-c", "tty; stty size; read x; echo got:$x; exit 4")
         os.execv(argv[0], argv)
     output = b""
-    deadline = time.monotonic() + 20
-    sent = False
+    deadline = time.monotonic() + timeout
+    pending = list(answers)
     status = None
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.2)
@@ -111,19 +110,26 @@ def test_exec_with_a_terminal(kubectl: Kubectl, ns: str, shell: str, protocol: s
             except OSError:
                 chunk = b""
             output += chunk
-        if not sent and b"30 100" in output:
-            os.write(fd, b"typed\r")
-            sent = True
+        if pending and pending[0][0] in output:
+            os.write(fd, pending.pop(0)[1])
         finished, status = os.waitpid(pid, os.WNOHANG)
         if finished:
             break
     else:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
+        status = None
     os.close(fd)
-    text = output.decode(errors="replace")
+    return output.decode(errors="replace"), os.waitstatus_to_exitcode(status) if status is not None else None
+
+
+@pytest.mark.parametrize("protocol", ["websocket", "spdy"])
+def test_exec_with_a_terminal(kubectl: Kubectl, ns: str, shell: str, protocol: str) -> None:
+    """kubectl -it under a real terminal of 100x30: the command sees a tty of that size."""
+    argv = kubectl.argv("-n", ns, "exec", "-it", shell, "--", "sh", "-c", "tty; stty size; read x; echo got:$x; exit 4")
+    text, code = on_terminal(argv, protocol, [(b"30 100", b"typed\r")])
     assert "/dev/pts/" in text and "30 100" in text and "got:typed" in text, text
-    assert status is not None and os.waitstatus_to_exitcode(status) == 4, text
+    assert code == 4, text
 
 
 def test_kubectl_cp_both_ways(kubectl: Kubectl, ns: str, shell: str, tmp_path: Path) -> None:
@@ -257,3 +263,40 @@ def test_the_first_attach_to_a_stdin_once_container_sees_its_output_from_the_sta
                 attach.wait()
     assert outputs[0].startswith("early\ntick\n") and outputs[0].endswith("tick\nlate\n"), outputs[0]
     assert outputs[1].startswith("tick\n") and outputs[1].endswith("tick\nlate\n"), outputs[1]
+
+
+@pytest.mark.parametrize("protocol", ["websocket", "spdy"])
+def test_kubectl_run_it_gives_an_interactive_shell(kubectl: Kubectl, ns: str, protocol: str) -> None:
+    # kubectl run -it: a container with stdin, stdinOnce and tty; attached on a terminal of the client's size
+    argv = kubectl.argv("-n", ns, "run", "-it", "--rm", "shell", "--image=busybox", "--restart=Never", "--", "sh")
+    text, code = on_terminal(argv, protocol, [(b"try pressing enter", b"tty; stty size; echo at-$HOSTNAME\r"),
+                                              (b"at-shell", b"exit 3\r")], timeout=40)
+    assert "/dev/pts/" in text and "30 100" in text and "at-shell" in text, text
+    assert code == 3 and 'pod "shell" deleted' in text, text
+
+
+@pytest.mark.parametrize("protocol", ["websocket", "spdy"])
+def test_kubectl_run_i_feeds_stdin_to_its_end(kubectl: Kubectl, ns: str, protocol: str) -> None:
+    script = "while read line; do echo got-$line; done; echo end-of-input"
+    done = run(kubectl, "-n", ns, "run", "-i", "--rm", "reader", "--image=busybox", "--restart=Never", "--", "sh", "-c", script,
+               stdin="one\ntwo\n", env=SPDY if protocol == "spdy" else None)
+    assert done.returncode == 0 and done.stdout.startswith("got-one\ngot-two\nend-of-input\n"), (done.stdout, done.stderr)
+
+
+def test_attach_i_writes_to_a_stdin_that_stays_open_without_stdin_once(emu: Emulator, kubectl: Kubectl, ns: str) -> None:
+    with emu.client() as api:
+        create(api, ns, pod("cat", [{**sh("main", "while read line; do echo got-$line; done"), "stdin": True}]))
+        wait_for(lambda: phase(api, ns, "cat") == "Running", 20, "the pod to run")
+        for word in ("first", "second"):  # a detached client does not close the container's stdin
+            attach = subprocess.Popen(kubectl.argv("-n", ns, "attach", "-i", "cat"), stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                assert attach.stdin is not None and attach.stdout is not None
+                attach.stdin.write(f"{word}\n")
+                attach.stdin.flush()
+                assert attach.stdout.readline() == f"got-{word}\n"
+            finally:
+                attach.kill()
+                attach.wait()
+        assert phase(api, ns, "cat") == "Running"
+        assert api.get(f"/api/v1/namespaces/{ns}/pods/cat/log").text == "got-first\ngot-second\n"
