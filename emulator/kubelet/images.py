@@ -13,8 +13,11 @@ A pod is run when every container (init containers included) has a command; othe
 record (with the condition below saying why). A container with `args` only (what `kubectl run
 --image=busybox -- sh -c '...'` makes) has one too when its image is a well-known one without an
 ENTRYPOINT (`NO_ENTRYPOINT`: busybox, alpine, ubuntu, python...): there, as in a container runtime, the
-args are the whole command line. Pods that bring their own `status.podIP` (a process that already
-listens there) or that `emulator run` registers (annotation below) are never run.
+args are the whole command line. An interactive container of such an image (`stdin: true`, what
+`kubectl run -it` and `kubectl debug -it` make) with neither runs the image's CMD (`IMAGE_CMD`: busybox's
+`sh`, ubuntu's `/bin/bash`, python's `python3`...); without stdin that CMD, a shell or an interpreter, would
+only exit at once, so such a container still needs a command. Pods that bring their own `status.podIP` (a
+process that already listens there) or that `emulator run` registers (annotation below) are never run.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import yaml
 
 from emulator.kinds.pod import RUNNABLE_CONDITION
 
-__all__ = ["NO_COMMAND", "NO_ENTRYPOINT", "RUNNABLE_CONDITION", "args_are_the_command", "ImageCommand", "ImageMap", "ImageMapError", "image_name", "resolved_command", "unrunnable"]
+__all__ = ["IMAGE_CMD", "NO_COMMAND", "NO_ENTRYPOINT", "RUNNABLE_CONDITION", "args_are_the_command", "image_cmd", "ImageCommand", "ImageMap", "ImageMapError", "image_name", "resolved_command", "unrunnable"]
 
 # the annotation `emulator run` puts on the pods it registers (emulator/cli/run.py; the engine may not import it)
 REGISTERED_BY_RUN = "emulator.local/command"
@@ -44,6 +47,21 @@ NO_ENTRYPOINT = frozenset({
     "busybox", "alpine", "ubuntu", "debian", "fedora", "centos", "rockylinux", "almalinux", "amazonlinux", "archlinux",
     "python", "pypy", "ruby", "golang", "perl", "rust", "gcc",
 })
+
+# Their CMD (what runs without command and args), as the images declare it, where this machine likely has it.
+IMAGE_CMD: dict[str, tuple[str, ...]] = {
+    "busybox": ("sh",), "alpine": ("/bin/sh",), "ubuntu": ("/bin/bash",), "debian": ("bash",), "fedora": ("/bin/bash",),
+    "centos": ("/bin/bash",), "rockylinux": ("/bin/bash",), "almalinux": ("/bin/bash",), "amazonlinux": ("/bin/bash",),
+    "archlinux": ("/usr/bin/bash",), "python": ("python3",), "pypy": ("pypy3",), "ruby": ("irb",), "golang": ("bash",),
+    "rust": ("bash",), "gcc": ("bash",),
+}
+
+
+def image_cmd(container: Mapping[str, Any]) -> tuple[str, ...]:
+    """The image's CMD for an interactive container (`stdin: true`) without command and args, else ()."""
+    if container.get("command") or container.get("args") or not container.get("stdin"):
+        return ()
+    return IMAGE_CMD.get(image_name(str(container.get("image") or "")), ())
 
 
 def args_are_the_command(container: Mapping[str, Any]) -> bool:
@@ -167,7 +185,7 @@ def unrunnable(pod: Mapping[str, Any], images: ImageMap) -> str | None:
         return "hostNetwork pods are not run by the emulator's kubelet"
     missing = [
         c for c in _containers(pod)
-        if not c.get("command") and images.lookup(c.get("image")) is None and not args_are_the_command(c)
+        if not c.get("command") and images.lookup(c.get("image")) is None and not args_are_the_command(c) and not image_cmd(c)
     ]
     if missing:
         names = ", ".join(f"{c.get('name')} (image {c.get('image') or 'none'})" for c in missing)
@@ -181,7 +199,7 @@ def unrunnable(pod: Mapping[str, Any], images: ImageMap) -> str | None:
 def resolved_command(container: Mapping[str, Any], images: ImageMap) -> tuple[list[str], list[str], str | None, dict[str, str]]:
     """(command, args, workingDir, extra env) as the container will run: the spec's own fields win over the
     image map's (as a container's command/args override the image's entrypoint and cmd)."""
-    mapped = images.lookup(container.get("image")) or ImageCommand()
+    mapped = images.lookup(container.get("image")) or ImageCommand(image_cmd(container))
     command = list(container.get("command") or mapped.command)
     if container.get("args") is not None:
         args = [str(a) for a in container["args"]]

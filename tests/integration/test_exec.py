@@ -267,8 +267,9 @@ def test_the_first_attach_to_a_stdin_once_container_sees_its_output_from_the_sta
 
 @pytest.mark.parametrize("protocol", ["websocket", "spdy"])
 def test_kubectl_run_it_gives_an_interactive_shell(kubectl: Kubectl, ns: str, protocol: str) -> None:
-    # kubectl run -it: a container with stdin, stdinOnce and tty; attached on a terminal of the client's size
-    argv = kubectl.argv("-n", ns, "run", "-it", "--rm", "shell", "--image=busybox", "--restart=Never", "--", "sh")
+    # kubectl run -it: a container with stdin, stdinOnce and tty, attached on a terminal of the client's size;
+    # without a command it runs its image's CMD, busybox's sh (kubelet/images.py IMAGE_CMD)
+    argv = kubectl.argv("-n", ns, "run", "-it", "--rm", "shell", "--image=busybox", "--restart=Never")
     text, code = on_terminal(argv, protocol, [(b"try pressing enter", b"tty; stty size; echo at-$HOSTNAME\r"),
                                               (b"at-shell", b"exit 3\r")], timeout=40)
     assert "/dev/pts/" in text and "30 100" in text and "at-shell" in text, text

@@ -127,6 +127,12 @@ def test_args_alone_are_the_command_line_of_an_image_without_entrypoint() -> Non
         why = unrunnable(pod({"image": image, "args": ["server.js"]}), images)
         assert why is not None and "--image-map" in why, image
     assert unrunnable(pod({"image": "busybox"}), images) is not None  # no args: its CMD (a shell) is not run
+    # ... unless it is interactive (kubectl run -it): then the image's CMD is, as a container runtime runs it
+    for image, cmd in (("busybox:1.36", ["sh"]), ("ubuntu", ["/bin/bash"]), ("python:3.12", ["python3"])):
+        assert unrunnable(pod({"image": image, "stdin": True}), images) is None, image
+        assert resolved_command({"image": image, "stdin": True}, images)[:2] == (cmd, []), image
+    assert unrunnable(pod({"image": "node", "stdin": True}), images) is not None  # its entrypoint decides
+    assert resolved_command({"image": "mapped", "stdin": True}, images)[:2] == (["serve"], [])  # the map still wins
     assert resolved_command({"image": "mapped", "args": ["--x"]}, images)[:2] == (["serve"], ["--x"])  # the map still wins
 
 
