@@ -125,7 +125,7 @@ def container_env(
     container (or init container) of that name.
     """
     spec = pod.get("spec") or {}
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or []), *(spec.get("ephemeralContainers") or [])]:
         if container.get("name") == container_name:
             break
     else:

@@ -167,7 +167,7 @@ def _secret_text(value: Any) -> str:
 
 def _find_container(pod: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     spec = pod.get("spec") or {}
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or []), *(spec.get("ephemeralContainers") or [])]:
         if container.get("name") == name:
             return container
     return None

@@ -46,6 +46,8 @@ from emulator.timestamps import now_rfc3339, parse_rfc3339
 PODS = ResourceType(
     "", "v1", "pods", "Pod", True, "pod", ("po",), ("all",), subresources=(
         Subresource("status"),
+        # kubectl debug: only spec.ephemeralContainers changes through it (Strategy.subresource_fields)
+        Subresource("ephemeralcontainers"),
         Subresource("log", ("get",)),  # api/podlogs.py (kubectl logs)
         # api/exec.py and api/portforward.py (kubectl exec, attach, cp, port-forward)
         Subresource("attach", ("create", "get"), kind="PodAttachOptions"),
@@ -512,6 +514,8 @@ def validate_pod_update(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> l
         if isinstance(gate, dict) and gate.get("name") not in old_gates:
             problems.append(errors.forbidden(f"spec.schedulingGates[{i}].name", f"only deletion is allowed, but found new scheduling gate '{gate.get('name')}'"))
     new, old = _semantic(new_spec), _semantic(old_spec)
+    new.pop("ephemeralContainers", None)  # their own rules: validate_ephemeral_update
+    old.pop("ephemeralContainers", None)
     if new == old:
         return problems
     munged = copy.deepcopy(new)
@@ -540,9 +544,42 @@ def validate_pod_update(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> l
     return problems
 
 
+# what an ephemeral container may not have (validateEphemeralContainers), in the API server's order
+_EPHEMERAL_FORBIDDEN = ("lifecycle", "livenessProbe", "ports", "readinessProbe", "resources", "resizePolicy", "restartPolicy", "startupProbe")
+
+
+def _validate_ephemeral_containers(spec: dict[str, Any]) -> list[FieldError]:
+    """validateEphemeralContainers: no ports, probes, lifecycle, resources or restart policy (kubectl debug
+    sets none), and a targetContainerName that names a container of the pod."""
+    problems: list[FieldError] = []
+    others = {c.get("name") for group in ("containers", "initContainers") for c in spec.get(group) or []}
+    for i, container in enumerate(spec.get("ephemeralContainers") or []):
+        path = f"spec.ephemeralContainers[{i}]"
+        for field in _EPHEMERAL_FORBIDDEN:
+            if container.get(field):
+                problems.append(errors.forbidden(f"{path}.{field}", "cannot be set for an Ephemeral Container"))
+        if not container.get("image"):
+            problems.append(errors.required(f"{path}.image"))
+        target = container.get("targetContainerName")
+        if target and target not in others:
+            problems.append(errors.not_found_value(f"{path}.targetContainerName", target))
+    return problems
+
+
+def validate_ephemeral_update(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> list[FieldError]:
+    """ValidatePodEphemeralContainersUpdate: ephemeral containers are only ever added, never changed or removed."""
+    new = {c.get("name"): _semantic(c) for c in new_spec.get("ephemeralContainers") or []}
+    for before in old_spec.get("ephemeralContainers") or []:
+        name = before.get("name")
+        if new.get(name) != _semantic(before):
+            return [errors.forbidden("spec.ephemeralContainers", f'existing ephemeral containers "{name}" may not be changed')]
+    return []
+
+
 class PodStrategy(Strategy):
     resource = PODS
     model = Pod
+    subresource_fields = {"ephemeralcontainers": "ephemeralContainers"}
     has_status = True
     field_labels = {
         **{f: (f, "") for f in (
@@ -555,6 +592,9 @@ class PodStrategy(Strategy):
 
     def prepare_create(self, obj: dict[str, Any]) -> None:
         spec = obj["spec"]
+        if spec.get("ephemeralContainers"):
+            raise errors.invalid_object("Pod", "", obj["metadata"].get("name", ""), [
+                errors.forbidden("spec.ephemeralContainers", "cannot be set on create")])
         if spec.get("serviceAccount") and not spec.get("serviceAccountName"):
             spec["serviceAccountName"] = spec["serviceAccount"]
         spec.setdefault("serviceAccountName", "default")
@@ -623,7 +663,7 @@ class PodStrategy(Strategy):
         if not spec.get("containers"):
             problems.append(errors.required("spec.containers"))
         names: set[str] = set()
-        for group in ("containers", "initContainers"):
+        for group in ("containers", "initContainers", "ephemeralContainers"):
             for i, container in enumerate(spec.get(group) or []):
                 path = f"spec.{group}[{i}].name"
                 problems += [invalid(path, container["name"], m) for m in validation.dns1123_label_errors(container["name"])]
@@ -654,9 +694,10 @@ class PodStrategy(Strategy):
             problems += [invalid("spec.nodeName", node, m) for m in validation.dns1123_subdomain_errors(node)]
         problems += validate_tolerations(spec.get("tolerations"))
         problems += validate_seccomp_annotations(obj.get("metadata") or {}, spec)
+        problems += _validate_ephemeral_containers(spec)
         volumes, volume_problems = _validate_volume_names(spec.get("volumes"))
         problems += volume_problems
-        for group in ("containers", "initContainers"):
+        for group in ("containers", "initContainers", "ephemeralContainers"):
             for i, container in enumerate(spec.get(group) or []):
                 problems += _validate_volume_mounts(container.get("volumeMounts") or [], volumes, f"spec.{group}[{i}].volumeMounts")
         return problems
@@ -670,7 +711,7 @@ class PodStrategy(Strategy):
         new_ip = (new.get("status") or {}).get("podIP")
         if old_ip and new_ip != old_ip:
             problems.append(errors.forbidden("status.podIP", f"pod IP may not change once set (was {old_ip})"))
-        return problems + validate_pod_update(new["spec"], old["spec"])
+        return problems + validate_pod_update(new["spec"], old["spec"]) + validate_ephemeral_update(new["spec"], old["spec"])
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         # keep server defaults the client did not send back (e.g. a PUT of an edited manifest)
@@ -678,12 +719,27 @@ class PodStrategy(Strategy):
             if field in old["spec"] and field not in new["spec"]:
                 new["spec"][field] = old["spec"][field]
         _keep_runnable(new, old)
+        self._unrun_ephemeral(new, old)
         status = new.get("status") or {}
         old_status = old.get("status") or {}
         _normalise_pod_ips(status)
         if old_status.get("podIP") and not status.get("podIP") and "status" in new:
             status["podIP"] = old_status["podIP"]
             status.setdefault("podIPs", old_status.get("podIPs", [{"ip": old_status["podIP"]}]))
+
+    def _unrun_ephemeral(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Ephemeral containers added to a pod no kubelet runs (records, or a pod the kubelet does not run)
+        wait, saying why: `kubectl debug` shows the message instead of waiting silently."""
+        before = {c.get("name") for c in old["spec"].get("ephemeralContainers") or []}
+        added = [c for c in new["spec"].get("ephemeralContainers") or [] if c.get("name") not in before]
+        if not added or (self.cluster.unrunnable is not None and _condition_true(old.get("status") or {}, RUNNABLE_CONDITION)):
+            return
+        why = ("the emulator runs no containers: start it with `emulator serve --kubelet` to run them"
+               if self.cluster.unrunnable is None else "the emulator's kubelet does not run this pod (see its emulator.local/Runnable condition)")
+        statuses = new.setdefault("status", {}).setdefault("ephemeralContainerStatuses", [])
+        for c in added:
+            statuses.append({"name": c.get("name"), "image": c.get("image") or "", "imageID": "", "ready": False, "restartCount": 0,
+                             "state": {"waiting": {"reason": "ContainerCreating", "message": why}}, "lastState": {}})
 
     def allocate(self, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool) -> Allocation:
         allocation = Allocation()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from emulator import envvars, podenv
 from emulator.kubelet import ports, state, volumes
 from emulator.kubelet.context import ContainerContext
-from emulator.kubelet.images import REGISTERED_BY_RUN, RUNNABLE_CONDITION, resolved_command
+from emulator.kubelet.images import NO_COMMAND, REGISTERED_BY_RUN, RUNNABLE_CONDITION, resolved_command
 from emulator.kubelet.logs import last_output, log_path
 from emulator.kubelet.process import (
     Companions,
@@ -131,6 +131,8 @@ class PodWorker:
             self.containers[c["name"]] = Container(c, "sidecar" if c.get("restartPolicy") == "Always" else "init")
         for c in spec.get("containers") or []:
             self.containers[c["name"]] = Container(c, "main")
+        for c in spec.get("ephemeralContainers") or []:
+            self.containers[c["name"]] = Container(c, "ephemeral")
         self.restart_policy = spec.get("restartPolicy") or "Always"
         self.references = references(spec)
         self.phase = "Pending"
@@ -176,6 +178,9 @@ class PodWorker:
         """A container whose image changed is restarted, whatever the restartPolicy (as the kubelet does
         when a container's spec hash changes); one that is not running starts with the new image."""
         spec = self.pod.get("spec") or {}
+        for new in spec.get("ephemeralContainers") or []:  # kubectl debug added one: it starts (once)
+            if new.get("name") not in self.containers:
+                self.containers[new["name"]] = Container(new, "ephemeral")
         for new in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
             c = self.containers.get(new.get("name"))
             if c is None or new.get("image") == c.spec.get("image"):
@@ -318,7 +323,7 @@ class PodWorker:
         waits: list[float] = []
         initialized = True
         for c in self.containers.values():
-            if c.kind == "main":
+            if c.kind in ("main", "ephemeral"):
                 continue
             if c.kind == "sidecar":
                 if not c.running:
@@ -343,6 +348,9 @@ class PodWorker:
                 if c.running or (c.terminated is not None and not self._restarts(c)):
                     continue
                 waits.append(await self._maybe_start(c, now))
+            for c in self._ephemeral():  # started once, never again
+                if not c.ever_started and not self.deleting:
+                    waits.append(await self._maybe_start(c, now))
         self.phase = self._phase()
         if self.phase in ("Succeeded", "Failed"):
             self.terminal = True  # what still runs (sidecars) stops
@@ -359,8 +367,13 @@ class PodWorker:
     def _mains(self) -> list[Container]:
         return [c for c in self.containers.values() if c.kind == "main"]
 
+    def _ephemeral(self) -> list[Container]:
+        return [c for c in self.containers.values() if c.kind == "ephemeral"]
+
     def _restarts(self, c: Container) -> bool:
         """Whether an exited container is started again."""
+        if c.kind == "ephemeral":
+            return False
         if c.kind == "sidecar" or c.changed:
             return True
         exit_code = (c.terminated or {}).get("exitCode", 0)
@@ -437,6 +450,14 @@ class PodWorker:
             return CONFIG_RETRY
         command, args, _, _ = resolved_command(c.spec, self.kubelet.images)
         argv = [envvars.expand(part, env) for part in [*command, *args]]
+        if not argv:  # an ephemeral container (kubectl debug) without a command (pods without one are not run)
+            message = (f"{NO_COMMAND} for container {c.name} (image {c.spec.get('image') or 'none'}): give it a command "
+                       "(kubectl debug ... -- CMD), make it interactive (-it), or map the image (--image-map, docs/pods.md)")
+            self.kubelet.record(self.pod, "Warning", "Failed", f"Error: {message}")
+            c.ever_started = True
+            c.terminated = {**self._terminated(c, Exit(128)), "reason": "StartError", "message": message}
+            self._save()
+            return 0.0
         if c.ever_started:
             c.restart_count += 1
             c.last_terminated = c.terminated
@@ -700,7 +721,7 @@ class PodWorker:
     async def _stop_all(self, grace: float, reason: str) -> None:
         """Main containers together, then sidecars in reverse order, within `grace` seconds overall."""
         deadline = time.monotonic() + grace
-        mains = [c for c in self.containers.values() if c.kind in ("main", "init")]
+        mains = [c for c in self.containers.values() if c.kind in ("main", "init", "ephemeral")]
         await asyncio.gather(*(self._stop_container(c, deadline, reason) for c in mains))
         for c in reversed([c for c in self.containers.values() if c.kind == "sidecar"]):
             await self._stop_container(c, max(deadline, time.monotonic() + 2), reason)
@@ -751,7 +772,7 @@ class PodWorker:
         image = c.spec.get("image") or ""
         out: dict[str, Any] = {
             "name": c.name, "image": image, "imageID": f"emulator.local/{image}" if image else "",
-            "ready": c.ready and not self.terminal, "restartCount": c.restart_count,
+            "ready": c.ready and not self.terminal and c.kind != "ephemeral", "restartCount": c.restart_count,
             "started": c.started, "state": current, "lastState": {"terminated": last} if last else {},
         }
         if c.ever_started:
@@ -760,11 +781,12 @@ class PodWorker:
 
     def status(self) -> dict[str, Any]:
         """The part of the pod's status the kubelet owns."""
-        inits = [self._container_status(c) for c in self.containers.values() if c.kind != "main"]
+        before_mains = [c for c in self.containers.values() if c.kind in ("init", "sidecar")]
+        inits = [self._container_status(c) for c in before_mains]
         mains = [self._container_status(c) for c in self._mains()]
-        sidecars = [s for s, c in zip(inits, [c for c in self.containers.values() if c.kind != "main"], strict=True) if c.kind == "sidecar"]
+        sidecars = [s for s, c in zip(inits, before_mains, strict=True) if c.kind == "sidecar"]
         unready = [s["name"] for s in [*sidecars, *mains] if not s["ready"]]
-        incomplete = [c.name for c in self.containers.values() if c.kind != "main" and not (c.completed or (c.kind == "sidecar" and c.running and c.started))]
+        incomplete = [c.name for c in before_mains if not (c.completed or (c.kind == "sidecar" and c.running and c.started))]
         gates = self._unready_gates()
         conditions: list[tuple[str, bool, str, str]] = [
             ("PodReadyToStartContainers", self.ready_to_start and not self.terminal, "", ""),
@@ -789,6 +811,9 @@ class PodWorker:
         }
         if inits:
             out["initContainerStatuses"] = inits
+        ephemeral = [self._container_status(c) for c in self._ephemeral()]
+        if ephemeral:
+            out["ephemeralContainerStatuses"] = ephemeral
         return out
 
     def _unready_gates(self) -> list[str]:

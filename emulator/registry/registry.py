@@ -778,7 +778,8 @@ def _patched(current: dict[str, Any], patch_type: str, patch: Any, rules: ListRu
 
 def _carry_over(strategy: Strategy, old: dict[str, Any], obj: dict[str, Any], subresource: str | None) -> dict[str, Any]:
     """What an update may not change, taken from the stored object: identity and server-set metadata;
-    with the status subresource everything but status, without it the status (kinds that have one)."""
+    with the status subresource everything but status, without it the status (kinds that have one); with
+    a subresource of `Strategy.subresource_fields` everything but its field, without it that field."""
     meta, old_meta = obj["metadata"], old["metadata"]
     for kept in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"):
         if kept in old_meta:
@@ -791,6 +792,18 @@ def _carry_over(strategy: Strategy, old: dict[str, Any], obj: dict[str, Any], su
         if "status" in obj:
             merged["status"] = obj["status"]
         return merged
+    if subresource in strategy.subresource_fields:  # that one field of spec, the rest as stored
+        key = strategy.subresource_fields[subresource]
+        merged = _copy(old)
+        merged.setdefault("spec", {}).pop(key, None)
+        if key in (obj.get("spec") or {}):
+            merged["spec"][key] = obj["spec"][key]
+        return merged
+    for key in strategy.subresource_fields.values():  # the main resource leaves them as stored
+        spec = obj.setdefault("spec", {})
+        spec.pop(key, None)
+        if key in (old.get("spec") or {}):
+            spec[key] = _copy(old["spec"][key])
     if strategy.has_status:
         if "status" in old:
             obj["status"] = _copy(old["status"])

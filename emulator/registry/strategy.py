@@ -39,6 +39,9 @@ class Strategy:
     name_rule: str = "subdomain"
     # kinds with a status subresource ignore status on main-resource writes and vice versa
     has_status: bool = False
+    # subresources that write one field of `spec` alone (pods/ephemeralcontainers → ephemeralContainers):
+    # through it only that field changes, through the main resource everything but that field
+    subresource_fields: dict[str, str] = {}
     # deleted in two steps, like namespaces: marked first (deletionTimestamp), removed by a controller
     deletes_gracefully: bool = False
     # field selectors the kind supports besides metadata.name and metadata.namespace:

@@ -301,3 +301,37 @@ def test_attach_i_writes_to_a_stdin_that_stays_open_without_stdin_once(emu: Emul
                 attach.wait()
         assert phase(api, ns, "cat") == "Running"
         assert api.get(f"/api/v1/namespaces/{ns}/pods/cat/log").text == "got-first\ngot-second\n"
+
+
+def test_kubectl_debug_runs_ephemeral_containers_beside_the_pod(emu: Emulator, kubectl: Kubectl, ns: str) -> None:
+    with emu.client() as api:
+        create(api, ns, pod("app", [sh("main", "sleep 3600")], restartPolicy="Never"))
+        wait_for(lambda: phase(api, ns, "app") == "Running", 20, "the pod to run")
+        # a command (echo), one that fails (the pod goes on running), one of an image without a known command
+        kubectl.run("-n", ns, "debug", "app", "--image=busybox", "-c", "look", "--target=main", "--profile=general", "--",
+                    "sh", "-c", "echo looking-from-$HOSTNAME")
+        kubectl.run("-n", ns, "debug", "app", "--image=busybox", "-c", "fail", "--profile=general", "--", "sh", "-c", "exit 3")
+        kubectl.run("-n", ns, "debug", "app", "--image=nginx", "-c", "nothing", "--profile=general")
+
+        def ended() -> dict[str, Any] | None:
+            statuses = api.get(f"/api/v1/namespaces/{ns}/pods/app").json()["status"].get("ephemeralContainerStatuses") or []
+            states = {s["name"]: s["state"] for s in statuses}
+            return states if len(states) == 3 and all("terminated" in s for s in states.values()) else None
+
+        states = wait_for(ended, 20, "the three to end")
+        assert (states["look"]["terminated"]["exitCode"], states["fail"]["terminated"]["exitCode"]) == (0, 3)
+        assert states["nothing"]["terminated"]["reason"] == "StartError" and "no command known" in states["nothing"]["terminated"]["message"]
+        assert kubectl.out("-n", ns, "logs", "app", "-c", "look") == "looking-from-app\n"
+        assert phase(api, ns, "app") == "Running"  # ephemeral containers never decide the pod's phase
+        got = api.get(f"/api/v1/namespaces/{ns}/pods/app/ephemeralcontainers").json()
+        assert [c["name"] for c in got["spec"]["ephemeralContainers"]] == ["look", "fail", "nothing"]
+
+
+def test_kubectl_debug_it_opens_a_shell_in_the_pod(kubectl: Kubectl, emu: Emulator, ns: str) -> None:
+    with emu.client() as api:
+        create(api, ns, pod("target", [sh("main", "sleep 3600")]))
+        wait_for(lambda: phase(api, ns, "target") == "Running", 20, "the pod to run")
+    argv = kubectl.argv("-n", ns, "debug", "-it", "target", "--image=busybox", "-c", "dbg", "--profile=general")
+    text, code = on_terminal(argv, "websocket", [(b"try pressing enter", b"stty size; echo in-$HOSTNAME\r"), (b"in-target", b"exit\r")],
+                             timeout=40)
+    assert "30 100" in text and "in-target" in text and code == 0, text
