@@ -41,6 +41,7 @@ from emulator.controllers.job import JobController
 from emulator.controllers.namespaces import NamespaceController
 from emulator.controllers.podconfig import PodConfigController
 from emulator.controllers.replicaset import ReplicaSetController
+from emulator.controllers.scheduler import SchedulerController
 from emulator.controllers.statefulset import StatefulSetController
 from emulator.controllers.volumes import VolumeController
 from emulator.dns.index import DnsIndex
@@ -292,6 +293,7 @@ class Runtime:
             (DaemonSetController(self.registry), (DAEMON_SETS.key, CONTROLLER_REVISIONS.key, PODS.key, NODES.key)),
             (GarbageCollector(self.registry), tuple(rt.key for rt in RESOURCE_TYPES)),
             (PodConfigController(self.registry), (PODS.key,)),
+            (SchedulerController(self.registry), (PODS.key, NODES.key)),
             (ClusterRoleAggregationController(self.registry), (CLUSTER_ROLES.key,)),
             (ingress_status := IngressStatusController(self.registry, routing_settings(config)), ingress_status.watched),
             (gateway_status := GatewayApiStatusController(self.registry, routing_settings(config)), gateway_status.watched),

@@ -45,6 +45,7 @@ from emulator.kinds.controllerrevision import CONTROLLER_REVISION_HASH_LABEL, re
 from emulator.kinds.daemonset import POD_TEMPLATE_GENERATION_LABEL, template_generation
 from emulator.kinds.statefulset import ROLLING_UPDATE
 from emulator.registry.registry import Registry
+from emulator.scheduling import NAME_FIELD, term_matches, tolerates
 from emulator.store.events import Event
 from emulator.timestamps import parse_rfc3339
 
@@ -54,7 +55,6 @@ Key = tuple[str, str]  # (namespace, name)
 Obj = dict[str, Any]
 
 COMPONENT = "daemonset-controller"
-NAME_FIELD = "metadata.name"
 # AddOrUpdateDaemonPodTolerations: what every daemon pod tolerates (network-unavailable with hostNetwork)
 DAEMON_TOLERATIONS = (
     ("node.kubernetes.io/not-ready", "NoExecute"),
@@ -90,51 +90,6 @@ def node_affinity_for(affinity: Obj | None, node: str) -> Obj:
     required = {"nodeSelectorTerms": [{"matchFields": [{"key": NAME_FIELD, "operator": "In", "values": [node]}]}]}
     result.setdefault("nodeAffinity", {})["requiredDuringSchedulingIgnoredDuringExecution"] = required
     return result
-
-
-def _requirement_matches(requirement: Obj, value: str | None) -> bool:
-    op, values = requirement.get("operator"), requirement.get("values") or []
-    if op == "In":
-        return value is not None and value in values
-    if op == "NotIn":
-        return value is None or value not in values
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt") and value is not None and len(values) == 1:
-        try:
-            have, bound = int(value), int(values[0])
-        except ValueError:
-            return False
-        return have > bound if op == "Gt" else have < bound
-    return False
-
-
-def term_matches(term: Obj, node: Obj) -> bool:
-    """A NodeSelectorTerm: every expression (on labels) and field (metadata.name) matches; an empty term none."""
-    expressions, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
-    if not expressions and not fields:
-        return False
-    labels = node["metadata"].get("labels") or {}
-    name = node["metadata"]["name"]
-    return all(_requirement_matches(e, labels.get(e.get("key", ""))) for e in expressions) and all(
-        _requirement_matches(f, name if f.get("key") == NAME_FIELD else None) for f in fields
-    )
-
-
-def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
-    """ToleratesTaint for one of the tolerations."""
-    for t in tolerations:
-        if t.get("effect") and t.get("effect") != taint.get("effect"):
-            continue
-        if t.get("key") and t.get("key") != taint.get("key"):
-            continue
-        if not t.get("key") and t.get("operator") != "Exists":
-            continue
-        if t.get("operator") == "Exists" or (t.get("value") or "") == (taint.get("value") or ""):
-            return True
-    return False
 
 
 def should_run(pod_spec: Obj, node: Obj) -> bool:

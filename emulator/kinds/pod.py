@@ -18,6 +18,7 @@ from pydantic import Field
 from emulator import errors, podenv, validation
 from emulator.errors import FieldError, invalid
 from emulator.kinds.base import Kind, ResourceType, Subresource
+from emulator.kinds.node import NODE_NAME, NODES
 from emulator.kinds.podwarnings import SECCOMP_CONTAINER_PREFIX, SECCOMP_POD_ANNOTATION, pod_warnings
 from emulator.kinds.printing import (
     AGE,
@@ -41,6 +42,7 @@ from emulator.models.meta import ApiModel, Protocol, TypedObject
 from emulator.registry import ipam
 from emulator.registry.patch import ListRule, ListRules, container_rules
 from emulator.registry.strategy import Allocation, Strategy
+from emulator.scheduling import place
 from emulator.timestamps import now_rfc3339, parse_rfc3339
 
 PODS = ResourceType(
@@ -359,6 +361,17 @@ def pod_port_containers(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
     return out
 
 
+def _unscheduled(obj: dict[str, Any], stamp: str, reason: str, message: str) -> None:
+    """The status of a pod no node fits (or whose scheduling gates are not all removed): Pending, not
+    scheduled, saying why in kube-scheduler's words (controllers/scheduler.py binds it once one fits)."""
+    status = obj.setdefault("status", {})
+    status["phase"] = "Pending"
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") not in READY_CONDITIONS]
+    conditions.append({"type": "PodScheduled", "status": "False", "lastTransitionTime": stamp, "reason": reason, "message": message})
+    status["conditions"] = conditions
+    status.setdefault("qosClass", "BestEffort")
+
+
 def _born_pending(obj: dict[str, Any], stamp: str) -> None:
     """The status of a pod the kubelet will run: scheduled, nothing started yet (the kubelet reports the
     rest). `RUNNABLE_CONDITION` True marks it as the kubelet's."""
@@ -602,13 +615,41 @@ class PodStrategy(Strategy):
         if self.cluster.root_ca is not None:  # the ServiceAccount admission plugin's token volume
             mount_api_access(self.cluster.store, obj)
         spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("nodeName", "emulator")
         pod_priority(self.cluster.store, obj)  # the Priority admission plugin
         pod_runtime_class(self.cluster.store, obj)  # the RuntimeClass admission plugin
         status = obj.setdefault("status", {})
         _drop_runnable(status)  # decided below, never taken from the client
         _normalise_pod_ips(status)
         stamp = now_rfc3339()
+        if not spec.get("nodeName"):  # the scheduler's part (emulator/scheduling.py)
+            node, reason, message = place(obj, self.nodes(), NODE_NAME)
+            if node is None:
+                _unscheduled(obj, stamp, reason, message)
+                return
+            spec["nodeName"] = node
+        self._scheduled(obj, stamp)
+
+    _nodes: tuple[tuple[tuple[str, int], ...], list[dict[str, Any]]] = ((), [])
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The stored Nodes, decoded again only when one changed (every pod create asks: one node, ~2 KB)."""
+        entries = list(self.cluster.store.entries(NODES.key))
+        key = tuple((name, rv) for _, name, rv, _ in entries)
+        if key != self._nodes[0]:
+            self._nodes = (key, [orjson.loads(raw) for _, _, _, raw in entries])
+        return self._nodes[1]
+
+    def bound(self, obj: dict[str, Any]) -> None:
+        """A pod that waited for a node got one (`Registry.bind`, as pods/binding): its status as if it had
+        been placed when created, the conditions others set on it kept."""
+        status = obj.get("status") or {}
+        kept = [c for c in status.get("conditions") or [] if c.get("type") not in ("PodScheduled", RUNNABLE_CONDITION)]
+        obj["status"] = {"conditions": kept} if kept else {}
+        self._scheduled(obj, now_rfc3339())
+
+    def _scheduled(self, obj: dict[str, Any], stamp: str) -> None:
+        """The status of a pod bound to a node when it is created (or bound later)."""
+        spec, status = obj["spec"], obj.setdefault("status", {})
         why_not = self.cluster.unrunnable(obj) if self.cluster.unrunnable is not None else ""
         if why_not is None:
             # the kubelet (emulator/kubelet/) runs it: born Pending, its containers being created
@@ -743,10 +784,15 @@ class PodStrategy(Strategy):
 
     def allocate(self, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool) -> Allocation:
         allocation = Allocation()
-        if old is not None:
-            return allocation
-        self._check_service_account(obj)
         status = obj["status"]
+        if old is not None:
+            if old["spec"].get("nodeName") or not obj["spec"].get("nodeName") or status.get("podIP"):
+                return allocation
+            # just bound to a node (Registry.bind): its address now, as the node's network plugin gives it
+        else:
+            self._check_service_account(obj)
+        if not obj["spec"].get("nodeName") and not status.get("podIP"):
+            return allocation  # waiting for a node: no address yet
         pods = self.cluster.plan.pod_ips
         ip = status.get("podIP")
         if ip:
@@ -829,6 +875,8 @@ def _pod_cells(pod: dict[str, Any], now: datetime) -> list[Any]:
     # A pod that has not been given a status yet is Pending, which is what a real server stores for it.
     phase = status.get("phase") or "Pending"
     reason = status.get("reason") or phase
+    if any(c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated" for c in status.get("conditions") or []):
+        reason = "SchedulingGated"
 
     statuses = status.get("containerStatuses")
     restarts = 0

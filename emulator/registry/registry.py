@@ -722,6 +722,22 @@ class Registry:
         result = self.update(rt, namespace, name, obj)
         return result.obj if result.changed else None
 
+    def bind(self, namespace: str, name: str, node: str) -> dict[str, Any]:
+        """pods/binding, the scheduler's one write (emulator/controllers/scheduler.py): a pod waiting for a
+        node gets `spec.nodeName` (which no update may change) and the status and address of a placed pod.
+        409 when it already has a node."""
+        strategy = self.strategy(PODS)
+        old = self.store.get(PODS.key, namespace, name)
+        if old is None:
+            raise errors.not_found(PODS.key, name)
+        if old["spec"].get("nodeName"):
+            raise errors.conflict(PODS.key, name, f'pod {name} is already assigned to node "{old["spec"]["nodeName"]}"')
+        obj = _copy(old)
+        obj["spec"]["nodeName"] = node
+        strategy.bound(obj)  # type: ignore[attr-defined]
+        rv = int(old["metadata"]["resourceVersion"])
+        return self._commit(strategy, obj, old, False, lambda: self.store.update(PODS.key, namespace, name, obj, rv))
+
     # -- helpers -------------------------------------------------------------------------------------
 
     def _validate(self, rt: ResourceType, strategy: Strategy, obj: dict[str, Any], old: dict[str, Any] | None) -> None:

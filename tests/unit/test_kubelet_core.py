@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from emulator.config import Config, check, parse_size
+from emulator.kinds.node import NODE_NAME, NODES
 from emulator.kinds.pod import PRINTER, RUNNABLE_CONDITION, PodStrategy
 from emulator.kubelet import state
 from emulator.kubelet.context import ContainerContext
@@ -158,6 +159,8 @@ def test_the_kubelet_requires_tokens_on_loopback_unless_anonymous_is_allowed() -
 
 def strategy(kubelet: bool) -> PodStrategy:
     cluster = Cluster(Store(MemoryBackend()), AddressPlan("127.96.0.0/12", "127.244.0.0/16", "127.250.0.0/16", "30000-32767"))
+    # the node the kubelet registers, Ready: pods are placed on it (emulator/scheduling.py)
+    cluster.store.create(NODES.key, "", NODE_NAME, {"metadata": {"name": NODE_NAME}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
     if kubelet:
         cluster.unrunnable = lambda pod: None if pod["spec"]["containers"][0].get("command") else "no command"
     return PodStrategy(cluster)

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api import podlogs
 from api.app import create_app
+from emulator.controllers import builtins
 from emulator.kinds import NAMESPACES, PODS, SERVICE_ACCOUNTS
 from emulator.kubelet.logs import (
     MAX_LINE,
@@ -279,6 +280,7 @@ def cstatus(name: str, state: dict[str, Any], last: dict[str, Any] | None = None
 async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient, Registry, FakeKubelet]]:
     store = Store(MemoryBackend())
     registry = Registry(Cluster(store, AddressPlan("10.96.0.0/24", "10.244.0.0/20", "10.250.0.0/24", "30000-30099")))
+    builtins.ensure_node(registry)  # the node pods are placed on
     registry.create(NAMESPACES, "", {"metadata": {"name": "ns"}})
     registry.create(SERVICE_ACCOUNTS, "ns", {"metadata": {"name": "default"}})
     kubelet = FakeKubelet(tmp_path)

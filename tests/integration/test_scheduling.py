@@ -1,0 +1,67 @@
+"""Scheduling with real kubectl 1.32 against the real server (a module of its own: it cordons and taints the
+emulator's one node): a cordoned or tainted node, a nodeSelector that matches nothing and scheduling gates
+keep new pods Pending with kube-scheduler's FailedScheduling event; uncordon, a label, or the gates removed
+place them, and they run."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.integration.kubectl_support import Kubectl
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            assert found, "timed out"
+            return found
+        time.sleep(0.05)
+
+
+def pods(kubectl: Kubectl, ns: str) -> dict[str, tuple[str, str]]:
+    """name -> (what kubectl get shows as STATUS, node)."""
+    rows = kubectl.out("get", "pods", "-n", ns, "--no-headers", "-o", "custom-columns=N:.metadata.name,NODE:.spec.nodeName")
+    shown = kubectl.out("get", "pods", "-n", ns, "--no-headers")
+    status = {line.split()[0]: line.split()[2] for line in shown.splitlines()}
+    return {line.split()[0]: (status[line.split()[0]], line.split()[1]) for line in rows.splitlines()}
+
+
+def test_cordon_taints_and_selectors_hold_new_pods_back_until_the_node_fits(kubectl: Kubectl, ns: str) -> None:
+    try:
+        kubectl.run("cordon", "emulator")
+        kubectl.run("run", "held", "-n", ns, "--image=nginx")
+        kubectl.run("run", "picky", "-n", ns, "--image=nginx", '--overrides={"spec": {"nodeSelector": {"disk": "ssd"}}}')
+        gated = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gated", "namespace": ns},
+                 "spec": {"schedulingGates": [{"name": "example.com/wait"}], "containers": [{"name": "c", "image": "nginx"}]}}
+        kubectl.run("apply", "-f", "-", stdin=json.dumps(gated))
+        assert pods(kubectl, ns) == {"held": ("Pending", "<none>"), "picky": ("Pending", "<none>"), "gated": ("SchedulingGated", "<none>")}
+        def failed_scheduling() -> list[dict[str, Any]]:
+            items = json.loads(kubectl.out("get", "events", "-n", ns, "-o", "json"))["items"]
+            return [e for e in items if e["reason"] == "FailedScheduling"]
+
+        events = eventually(failed_scheduling)
+        assert "0/1 nodes are available: 1 node(s) were unschedulable." in events[0]["message"]
+        assert events[0]["source"]["component"] == "default-scheduler"
+        kubectl.run("uncordon", "emulator")
+        eventually(lambda: pods(kubectl, ns)["held"] == ("Running", "emulator"))
+        kubectl.run("taint", "node", "emulator", "dedicated=db:NoSchedule")
+        kubectl.run("label", "node", "emulator", "disk=ssd")  # picky now matches, but does not tolerate the taint
+        eventually(lambda: "untolerated taint {dedicated: db}" in kubectl.out("describe", "pod", "picky", "-n", ns))
+        assert pods(kubectl, ns)["picky"] == ("Pending", "<none>")
+        kubectl.run("taint", "node", "emulator", "dedicated-")
+        kubectl.run("patch", "pod", "gated", "-n", ns, "--type=json", "-p", '[{"op": "remove", "path": "/spec/schedulingGates"}]')
+        eventually(lambda: pods(kubectl, ns) == {"held": ("Running", "emulator"), "picky": ("Running", "emulator"), "gated": ("Running", "emulator")})
+        assert kubectl.out("get", "pod", "picky", "-n", ns, "-o", "jsonpath={.status.podIP}").startswith("127.244.")
+    finally:
+        kubectl.run("uncordon", "emulator", ok=False)
+        kubectl.run("taint", "node", "emulator", "dedicated-", ok=False)
+        kubectl.run("label", "node", "emulator", "disk-", ok=False)
