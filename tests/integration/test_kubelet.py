@@ -79,11 +79,20 @@ def processes(mark: str) -> list[psutil.Process]:
 
 
 def steady_pids(mark: str) -> set[int]:
-    """The pids of `processes(mark)` seen twice 0.2 s apart (a shell's fork before it execs a child carries
-    the shell's command line for an instant)."""
-    first = {p.pid for p in processes(mark)}
+    """The pids of `processes(mark)` seen twice 0.2 s apart, without the shells' own forks (a fork before it
+    execs a child carries the shell's command line, for an instant or, on a loaded machine, longer)."""
+    def sample() -> set[int]:
+        found = {p.pid: p for p in processes(mark)}
+        forks = set()
+        for pid, process in found.items():
+            with contextlib.suppress(psutil.Error):
+                if process.ppid() in found:
+                    forks.add(pid)
+        return set(found) - forks
+
+    first = sample()
     time.sleep(0.2)
-    return first & {p.pid for p in processes(mark)}
+    return first & sample()
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
