@@ -42,7 +42,7 @@ from emulator.models.meta import ApiModel, Protocol, TypedObject
 from emulator.registry import ipam
 from emulator.registry.patch import ListRule, ListRules, container_rules
 from emulator.registry.strategy import Allocation, Strategy
-from emulator.scheduling import place
+from emulator.scheduling import place, why_not_on
 from emulator.timestamps import now_rfc3339, parse_rfc3339
 
 PODS = ResourceType(
@@ -622,22 +622,30 @@ class PodStrategy(Strategy):
         _normalise_pod_ips(status)
         stamp = now_rfc3339()
         if not spec.get("nodeName"):  # the scheduler's part (emulator/scheduling.py)
-            node, reason, message = place(obj, self.nodes(), NODE_NAME)
-            if node is None:
-                _unscheduled(obj, stamp, reason, message)
-                return
-            spec["nodeName"] = node
+            nodes, open_node = self.nodes()
+            if open_node and not (spec.get("nodeSelector") or spec.get("affinity") or spec.get("schedulingGates")):
+                spec["nodeName"] = NODE_NAME  # the common case, without the filters: any such pod fits it
+            else:
+                node, reason, message = place(obj, nodes, NODE_NAME)
+                if node is None:
+                    _unscheduled(obj, stamp, reason, message)
+                    return
+                spec["nodeName"] = node
         self._scheduled(obj, stamp)
 
-    _nodes: tuple[tuple[tuple[str, int], ...], list[dict[str, Any]]] = ((), [])
+    _nodes: tuple[tuple[tuple[str, int], ...], list[dict[str, Any]], bool] = ((), [], False)
 
-    def nodes(self) -> list[dict[str, Any]]:
-        """The stored Nodes, decoded again only when one changed (every pod create asks: one node, ~2 KB)."""
-        entries = list(self.cluster.store.entries(NODES.key))
+    def nodes(self) -> tuple[list[dict[str, Any]], bool]:
+        """The stored Nodes, decoded again only when one changed (every pod create asks: one node, ~2 KB),
+        and whether the emulator's node takes any pod that selects no node (Ready, not cordoned, no
+        NoSchedule or NoExecute taint)."""
+        entries = list(self.cluster.store.entries(NODES.key, ""))
         key = tuple((name, rv) for _, name, rv, _ in entries)
         if key != self._nodes[0]:
-            self._nodes = (key, [orjson.loads(raw) for _, _, _, raw in entries])
-        return self._nodes[1]
+            nodes = [orjson.loads(raw) for _, _, _, raw in entries]
+            mine = next((n for n in nodes if n["metadata"]["name"] == NODE_NAME), None)
+            self._nodes = (key, nodes, mine is not None and why_not_on({}, mine) is None)
+        return self._nodes[1], self._nodes[2]
 
     def bound(self, obj: dict[str, Any]) -> None:
         """A pod that waited for a node got one (`Registry.bind`, as pods/binding): its status as if it had
