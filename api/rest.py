@@ -114,6 +114,8 @@ class ResourceHandler:
                 return await self.update(request, target)
             if method == "PATCH":
                 return await self.patch(request, target)
+            if method == "POST" and target.subresource == "binding":
+                return await self.bind(request, target)
             if method == "DELETE" and target.subresource is None:
                 return await self.delete(request, target)
         raise errors.method_not_allowed(f"the server does not allow this method on the requested resource ({method} {request.path})")
@@ -184,6 +186,16 @@ class ResourceHandler:
         body = await decode_body(request)
         result = self.registry.create(target.rt, target.namespace or "", body, self._options(request))
         return json_response(result.raw or result.obj, status=201, warnings=result.warnings)
+
+    async def bind(self, request: web.Request, target: Target) -> web.Response:
+        """pods/{name}/binding: a Binding whose target is the node (a custom scheduler's write)."""
+        body = await decode_body(request)
+        ref = body.get("target") if isinstance(body, dict) else None
+        node = ref.get("name") if isinstance(ref, dict) else None
+        if not isinstance(node, str) or not node:
+            raise errors.invalid_object("Binding", "", target.name or "", [errors.required("target.name")])
+        self.registry.bind(target.namespace or "", target.name or "", node)
+        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201)
 
     async def update(self, request: web.Request, target: Target) -> web.Response:
         body = await decode_body(request)

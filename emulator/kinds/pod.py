@@ -50,6 +50,8 @@ PODS = ResourceType(
         Subresource("status"),
         # kubectl debug: only spec.ephemeralContainers changes through it (Strategy.subresource_fields)
         Subresource("ephemeralcontainers"),
+        # a scheduler's binding of a pod to a node (Registry.bind): what custom schedulers post
+        Subresource("binding", ("create",), kind="Binding"),
         Subresource("log", ("get",)),  # api/podlogs.py (kubectl logs)
         # api/exec.py and api/portforward.py (kubectl exec, attach, cp, port-forward)
         Subresource("attach", ("create", "get"), kind="PodAttachOptions"),
@@ -57,6 +59,7 @@ PODS = ResourceType(
         Subresource("portforward", ("create", "get"), kind="PodPortForwardOptions"),
     ),
 )
+DEFAULT_SCHEDULER = "default-scheduler"  # spec.schedulerName of the pods emulator/scheduling.py places
 # the condition that says whether the emulator's kubelet runs a pod (emulator/kubelet/images.py decides)
 RUNNABLE_CONDITION = "emulator.local/Runnable"
 READY_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "PodScheduled", "Ready")
@@ -363,11 +366,13 @@ def pod_port_containers(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
 
 def _unscheduled(obj: dict[str, Any], stamp: str, reason: str, message: str) -> None:
     """The status of a pod no node fits (or whose scheduling gates are not all removed): Pending, not
-    scheduled, saying why in kube-scheduler's words (controllers/scheduler.py binds it once one fits)."""
+    scheduled, saying why in kube-scheduler's words (controllers/scheduler.py binds it once one fits).
+    Without a reason (another scheduler's pod) no PodScheduled condition: that scheduler writes it."""
     status = obj.setdefault("status", {})
     status["phase"] = "Pending"
     conditions = [c for c in status.get("conditions") or [] if c.get("type") not in READY_CONDITIONS]
-    conditions.append({"type": "PodScheduled", "status": "False", "lastTransitionTime": stamp, "reason": reason, "message": message})
+    if reason:
+        conditions.append({"type": "PodScheduled", "status": "False", "lastTransitionTime": stamp, "reason": reason, "message": message})
     status["conditions"] = conditions
     status.setdefault("qosClass", "BestEffort")
 
@@ -621,6 +626,9 @@ class PodStrategy(Strategy):
         _drop_runnable(status)  # decided below, never taken from the client
         _normalise_pod_ips(status)
         stamp = now_rfc3339()
+        if not spec.get("nodeName") and (spec.get("schedulerName") or DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
+            _unscheduled(obj, stamp, "", "")  # another scheduler's pod: it binds it (pods/binding)
+            return
         if not spec.get("nodeName"):  # the scheduler's part (emulator/scheduling.py)
             nodes, open_node = self.nodes()
             if open_node and not (spec.get("nodeSelector") or spec.get("affinity") or spec.get("schedulingGates")):

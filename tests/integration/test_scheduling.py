@@ -11,7 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
+from tests.conftest import Emulator
 from tests.integration.kubectl_support import Kubectl
 
 pytestmark = pytest.mark.timeout(60)
@@ -65,3 +68,22 @@ def test_cordon_taints_and_selectors_hold_new_pods_back_until_the_node_fits(kube
         kubectl.run("uncordon", "emulator", ok=False)
         kubectl.run("taint", "node", "emulator", "dedicated-", ok=False)
         kubectl.run("label", "node", "emulator", "disk-", ok=False)
+
+
+def test_a_pod_for_another_scheduler_waits_for_its_binding(kubectl: Kubectl, emu: Emulator, ns: str) -> None:
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "custom", "namespace": ns},
+                "spec": {"schedulerName": "my-scheduler", "containers": [{"name": "c", "image": "nginx"}]}}
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(manifest))
+    time.sleep(0.3)  # the default scheduler leaves it alone, even though the node fits
+    waiting = json.loads(kubectl.out("get", "pod", "custom", "-n", ns, "-o", "json"))
+    assert waiting["status"]["phase"] == "Pending" and "nodeName" not in waiting["spec"]
+    assert "PodScheduled" not in [c["type"] for c in waiting["status"].get("conditions") or []]
+    # what a custom scheduler does: the official client's create_namespaced_pod_binding (its answer is a Status)
+    api = client.CoreV1Api(client.ApiClient(client.Configuration(host=emu.api_url)))
+    body = client.V1Binding(metadata=client.V1ObjectMeta(name="custom"), target=client.V1ObjectReference(kind="Node", name="emulator"))
+    answer = api.create_namespaced_pod_binding("custom", ns, body, _preload_content=False)
+    assert answer.status == 201 and json.loads(answer.data)["status"] == "Success"
+    eventually(lambda: pods(kubectl, ns)["custom"] == ("Running", "emulator"))
+    with pytest.raises(ApiException) as again:
+        api.create_namespaced_pod_binding("custom", ns, body, _preload_content=False)
+    assert again.value.status == 409 and 'already assigned to node \\"emulator\\"' in again.value.body
