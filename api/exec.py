@@ -379,7 +379,7 @@ class AttachSession:
         instance = kubelet.restart_count(*key)
         process, spec, first = target
         self._process = process if process is not None and (process.tty or process.has_stdin) else None
-        self._input = options.stdin and self._process is not None and self._process.has_stdin
+        self._input = options.stdin and bool(spec.get("stdin")) and self._process is not None and self._process.has_stdin
         self._once = bool(spec.get("stdinOnce"))
         self._terminal: asyncio.Queue[bytes] | None = None
         self._lines: Any = None

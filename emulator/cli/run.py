@@ -194,6 +194,9 @@ def pod_manifest(
         "containers": [container],
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": grace_period,
+        # this machine's process, running already: bound to the node as a static pod is, never left to the
+        # scheduler (a cordoned node would keep it without an address)
+        "nodeName": "emulator",
     }
     if host_network:
         spec["hostNetwork"] = True

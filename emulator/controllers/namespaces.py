@@ -18,6 +18,7 @@ import asyncio
 import copy
 import logging
 
+from emulator import errors
 from emulator.controllers import builtins
 from emulator.kinds import CONFIG_MAPS, ENDPOINTS, NAMESPACES, RESOURCE_TYPES, SERVICE_ACCOUNTS, SERVICES
 from emulator.kinds.serviceaccount import ROOT_CA_CONFIG_MAP, ROOT_CA_KEY
@@ -52,7 +53,10 @@ class NamespaceController:
         if self.registry.cluster.root_ca is not None:  # every namespace, also those a previous run stored
             for ns in self.store.objects(NAMESPACES.key):
                 if not marked_for_deletion(ns):
-                    self._ensure_root_ca(ns["metadata"]["name"])
+                    try:
+                        self._ensure_root_ca(ns["metadata"]["name"])
+                    except errors.StatusError as exc:  # say an immutable one a user made: never a refused start
+                        log.warning("kube-root-ca.crt of namespace %s not updated: %s", ns["metadata"]["name"], exc.message)
         self._ensure_kubernetes_service(api_address, api_port)
         builtins.ensure_node(self.registry)
         builtins.ensure_ingress_class(self.registry)

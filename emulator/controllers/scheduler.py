@@ -84,8 +84,10 @@ class SchedulerController:
 
     def _write_condition(self, pod: dict[str, Any], reason: str, message: str) -> None:
         status = dict(pod.get("status") or {})
+        before: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled" and c.get("status") == "False"), {})
+        since = before.get("lastTransitionTime") or now_rfc3339()  # it stays False: its transition stays
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conditions.append({"type": "PodScheduled", "status": "False", "lastTransitionTime": now_rfc3339(), "reason": reason, "message": message})
+        conditions.append({"type": "PodScheduled", "status": "False", "lastTransitionTime": since, "reason": reason, "message": message})
         status["conditions"] = conditions
         try:
             self.registry.replace_object(PODS, pod, {**pod, "status": status}, subresource="status")

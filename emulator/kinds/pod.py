@@ -626,6 +626,8 @@ class PodStrategy(Strategy):
         _drop_runnable(status)  # decided below, never taken from the client
         _normalise_pod_ips(status)
         stamp = now_rfc3339()
+        if not spec.get("nodeName"):
+            spec.pop("nodeName", None)  # "" (a chart's empty value) is no node
         if not spec.get("nodeName") and (spec.get("schedulerName") or DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
             _unscheduled(obj, stamp, "", "")  # another scheduler's pod: it binds it (pods/binding)
             return

@@ -319,7 +319,7 @@ class ExecSession:
             return
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
             if self._master is not None:
-                await asyncio.get_running_loop().run_in_executor(None, write_all, self._master, data)
+                await write_all(self._master, data)
             elif self.process.stdin is not None and not self.process.stdin.is_closing():
                 self.process.stdin.write(data)
                 await self.process.stdin.drain()

@@ -322,7 +322,7 @@ class PodWorker:
         now = time.monotonic()
         waits: list[float] = []
         initialized = True
-        for c in self.containers.values():
+        for c in list(self.containers.values()):  # (an ephemeral container may be added while this awaits)
             if c.kind in ("main", "ephemeral"):
                 continue
             if c.kind == "sidecar":
@@ -348,9 +348,9 @@ class PodWorker:
                 if c.running or (c.terminated is not None and not self._restarts(c)):
                     continue
                 waits.append(await self._maybe_start(c, now))
-            for c in self._ephemeral():  # started once, never again
-                if not c.ever_started and not self.deleting:
-                    waits.append(await self._maybe_start(c, now))
+        for c in self._ephemeral():  # started once, never again; also while init containers run (kubectl debug)
+            if not c.ever_started and not self.deleting:
+                waits.append(await self._maybe_start(c, now))
         self.phase = self._phase()
         if self.phase in ("Succeeded", "Failed"):
             self.terminal = True  # what still runs (sidecars) stops

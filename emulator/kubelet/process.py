@@ -39,7 +39,6 @@ import errno
 import fcntl
 import logging
 import os
-import select
 import shutil
 import signal
 import stat
@@ -85,17 +84,32 @@ def resolve_command(argv: list[str], env: dict[str, str]) -> None:
         raise FileNotFoundError(errno.ENOENT, "not found", argv[0])
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """All of `data` to a non-blocking fd (a pipe or a terminal's master), waiting while it is full; in a
-    thread, never on the loop."""
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)
-            continue
-        view = view[written:]
+def _resolve_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to a non-blocking fd (a pipe or a terminal's master), waiting on the loop while it is
+    full: no thread is held by a command that does not read. It writes through its own duplicate of `fd`,
+    closed here whatever happens, so the owner may close `fd` meanwhile (a cancelled write stops; its
+    number is never one that something else has since opened)."""
+    loop = asyncio.get_running_loop()
+    own = os.dup(fd)
+    try:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(own, view):]
+            except BlockingIOError:
+                writable = loop.create_future()
+                loop.add_writer(own, _resolve_once, writable)
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(own)
+    finally:
+        os.close(own)
 
 
 class LogSink(Protocol):
@@ -266,6 +280,7 @@ class ContainerProcess:
         self._popen = popen
         self._fds = fds  # stream -> our read end
         self._stdin = stdin  # our end of its stdin (a terminal's master, also in _fds), None: none or closed
+        self._terminal = stdin if tty else None  # the terminal's master while it is open (resizes)
         self.tty = tty
         self.recent = bytearray()  # a terminal's last output (RECENT_TTY_OUTPUT), for the first attach
         self._attached: set[asyncio.Queue[bytes]] = set()  # attached clients' queues of terminal output
@@ -397,8 +412,8 @@ class ContainerProcess:
             return
         with contextlib.suppress(ValueError, RuntimeError):
             asyncio.get_running_loop().remove_reader(fd)
-        if fd == self._stdin:  # a terminal's master: no more input either (its number may be reused)
-            self._stdin = None
+        if fd == self._terminal:  # a terminal's master: no more input or resizes (its number may be reused)
+            self._stdin = self._terminal = None
         os.close(fd)
         if not self._fds:
             self.sink.close()
@@ -440,13 +455,8 @@ class ContainerProcess:
     async def write_stdin(self, data: bytes) -> None:
         if self._stdin is None or not data:
             return
-        # the thread writes to its own copy of the fd: ours may be closed (and its number reused) meanwhile
         with contextlib.suppress(OSError):
-            fd = os.dup(self._stdin)
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, write_all, fd, data)
-            finally:
-                os.close(fd)
+            await write_all(self._stdin, data)
 
     def close_stdin(self) -> None:
         """The end of its input: the pipe closed (EOF), or on a terminal the end-of-input character."""
@@ -460,8 +470,8 @@ class ContainerProcess:
                 os.close(fd)
 
     def resize(self, width: int, height: int) -> None:
-        if self.tty and self._stdin is not None:
-            set_size(self._stdin, width, height)
+        if self._terminal is not None:
+            set_size(self._terminal, width, height)
 
     def detach(self) -> None:
         """Stop reading (the emulator stops and leaves the process running for the next one to adopt)."""

@@ -732,6 +732,10 @@ class Registry:
             raise errors.not_found(PODS.key, name)
         if old["spec"].get("nodeName"):
             raise errors.conflict(PODS.key, name, f'pod {name} is already assigned to node "{old["spec"]["nodeName"]}"')
+        if old["metadata"].get("deletionTimestamp"):
+            raise errors.conflict(PODS.key, name, f"pod {name} is being deleted, cannot be assigned to a host")
+        if old["spec"].get("schedulingGates"):
+            raise errors.conflict(PODS.key, name, f"pod {name} has non-empty .spec.schedulingGates")
         obj = _copy(old)
         obj["spec"]["nodeName"] = node
         strategy.bound(obj)  # type: ignore[attr-defined]

@@ -469,3 +469,32 @@ def test_a_pod_refreshes_only_on_the_config_maps_and_secrets_it_uses() -> None:
     }
     assert references(spec) == {("configMap", "cm1"), ("configMap", "cm2"), ("configMap", "cm3"), ("configMap", "cm4"),
                                 ("secret", "s1"), ("secret", "s2"), ("secret", "s3")}
+
+
+async def test_stdin_writes_wait_on_the_loop_and_a_cancelled_one_leaves_no_descriptor() -> None:
+    # a command that does not read its stdin: the write waits on the loop (no thread held), and cancelling
+    # it closes only its own duplicate; the pipe's end stays usable and nothing leaks
+    from emulator.kubelet.process import write_all
+
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    open_before = len(os.listdir("/proc/self/fd"))
+    try:
+        task = asyncio.ensure_future(write_all(write, b"x" * (4 << 20)))  # more than any pipe holds
+        await asyncio.sleep(0.2)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert len(os.listdir("/proc/self/fd")) == open_before
+        os.set_blocking(read, False)
+        while True:  # drain what it wrote, then the end still takes more
+            try:
+                os.read(read, 1 << 20)
+            except BlockingIOError:
+                break
+        await write_all(write, b"after")
+        assert os.read(read, 16) == b"after"
+    finally:
+        os.close(read)
+        os.close(write)

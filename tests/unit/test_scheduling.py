@@ -123,3 +123,12 @@ async def test_a_new_reason_is_said_again(world: World) -> None:
     await world.eventually(lambda: len(messages()) == 2)
     assert "didn't match" in messages()[0] and "untolerated taint {k: v}" in messages()[1]
     assert "untolerated taint {k: v}" in next(c for c in stored(world)["status"]["conditions"] if c["type"] == "PodScheduled")["message"]
+
+
+async def test_an_empty_node_name_is_no_node_and_bind_refuses_what_the_api_server_refuses(world: World) -> None:
+    world.registry.create(PODS, NS, pod(nodeName=""))  # what a chart's empty value gives
+    assert stored(world)["spec"]["nodeName"] == "emulator"
+    world.registry.create(PODS, NS, {**pod(schedulingGates=[{"name": "wait"}]), "metadata": {"name": "gated"}})
+    with pytest.raises(errors.StatusError) as caught:
+        world.registry.bind(NS, "gated", "emulator")
+    assert caught.value.code == 409 and "has non-empty .spec.schedulingGates" in caught.value.message
