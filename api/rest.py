@@ -19,7 +19,7 @@ from api.http import decode, decode_body, flag, int_param, json_response, media_
 from api.requestinfo import Target, request_info, verbs_of
 from api.watch import WatchStream
 from emulator import errors
-from emulator.kinds import NAMESPACES, ResourceType
+from emulator.kinds import BINDINGS, NAMESPACES, ResourceType
 from emulator.registry.registry import (
     FIELD_VALIDATION_MODES,
     PROPAGATION_POLICIES,
@@ -183,18 +183,25 @@ class ResourceHandler:
         return WriteOptions(dry_run=bool(dry_run), field_validation=mode, field_manager=request.query.get("fieldManager"))
 
     async def create(self, request: web.Request, target: Target) -> web.Response:
+        if target.rt is BINDINGS:  # never stored: the pod it names is bound
+            return await self.bind(request, target)
         body = await decode_body(request)
         result = self.registry.create(target.rt, target.namespace or "", body, self._options(request))
         return json_response(result.raw or result.obj, status=201, warnings=result.warnings)
 
     async def bind(self, request: web.Request, target: Target) -> web.Response:
-        """pods/{name}/binding: a Binding whose target is the node (a custom scheduler's write)."""
+        """pods/{name}/binding, or a Binding posted to bindings (the pod named by its metadata): bind the pod
+        to the target node (a custom scheduler's write)."""
         body = await decode_body(request)
         ref = body.get("target") if isinstance(body, dict) else None
         node = ref.get("name") if isinstance(ref, dict) else None
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        pod = target.name or (meta.get("name") if isinstance(meta, dict) else None) or ""
+        if not pod:
+            raise errors.invalid_object("Binding", "", "", [errors.required("metadata.name")])
         if not isinstance(node, str) or not node:
-            raise errors.invalid_object("Binding", "", target.name or "", [errors.required("target.name")])
-        self.registry.bind(target.namespace or "", target.name or "", node)
+            raise errors.invalid_object("Binding", "", pod, [errors.required("target.name")])
+        self.registry.bind(target.namespace or "", pod, node)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201)
 
     async def update(self, request: web.Request, target: Target) -> web.Response:

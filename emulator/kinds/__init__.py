@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from emulator.kinds import (
     apiservice,
+    binding,
     clusterrole,
     clusterrolebinding,
     configmap,
@@ -79,6 +80,7 @@ KINDS: tuple[Kind, ...] = (
     endpointslice.KIND,
     networkpolicy.KIND,
     tokenreview.KIND,
+    binding.KIND,
     role.KIND,
     clusterrole.KIND,
     rolebinding.KIND,
@@ -147,6 +149,7 @@ EVENTS = event.EVENTS
 ENDPOINT_SLICES = endpointslice.ENDPOINT_SLICES
 NETWORK_POLICIES = networkpolicy.NETWORK_POLICIES
 TOKEN_REVIEWS = tokenreview.TOKEN_REVIEWS
+BINDINGS = binding.BINDINGS
 ROLES = role.ROLES
 CLUSTER_ROLES = clusterrole.CLUSTER_ROLES
 ROLE_BINDINGS = rolebinding.ROLE_BINDINGS
@@ -274,7 +277,7 @@ def groups() -> dict[str, list[str]]:
 __all__ = [
     "ALL_VERBS", "BY_KEY", "BY_KIND", "BY_PATH", "ENDPOINTS", "ENDPOINT_SLICES", "EVENTS", "KINDS", "Kind",
     "NAMESPACES", "NETWORK_POLICIES", "PODS", "PROTOBUF_LAYOUTS", "RESOURCE_TYPES", "ResourceType", "SERVICES",
-    "SERVICE_ACCOUNTS", "Subresource", "TOKEN_REVIEWS", "groups", "kind_of", "merge_rules",
+    "SERVICE_ACCOUNTS", "Subresource", "TOKEN_REVIEWS", "BINDINGS", "groups", "kind_of", "merge_rules",
     "CLUSTER_ROLES", "CLUSTER_ROLE_BINDINGS", "ROLES", "ROLE_BINDINGS",
     "CONFIG_MAPS", "INGRESS_CLASSES", "NODES", "PERSISTENT_VOLUMES", "PERSISTENT_VOLUME_CLAIMS", "SECRETS",
     "DEPLOYMENTS", "REPLICA_SETS", "REPLICATION_CONTROLLERS",

@@ -157,7 +157,7 @@ def test_aggregated_core_lists_every_core_kind_with_short_names_and_scope() -> N
     assert set(res) == {r.plural for r in RESOURCE_TYPES if r.group == ""}
     assert {name: r.get("shortNames") for name, r in res.items()} == {
         "namespaces": ["ns"], "pods": ["po"], "services": ["svc"], "endpoints": ["ep"],
-        "serviceaccounts": ["sa"], "events": ["ev"], "configmaps": ["cm"], "secrets": None, "nodes": ["no"],
+        "serviceaccounts": ["sa"], "events": ["ev"], "bindings": None, "configmaps": ["cm"], "secrets": None, "nodes": ["no"],
         "persistentvolumes": ["pv"], "persistentvolumeclaims": ["pvc"], "limitranges": ["limits"],
         "resourcequotas": ["quota"], "replicationcontrollers": ["rc"],
     }  # fmt: skip
