@@ -23,6 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -358,6 +359,13 @@ async def _first_size_spdy(stream: spdy.Stream, decoder: channels.ResizeDecoder)
     return sizes[-1] if sizes else None
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 class AttachSession:
     """`kubectl attach`: the container's output from now on, until the instance ends, and with `-i` its stdin.
 
@@ -390,7 +398,10 @@ class AttachSession:
         else:
             path = log_path(ctx.pod_dir, ctx.container, instance)
             running = lambda: key in kubelet.running_pids() and kubelet.restart_count(*key) == instance  # noqa: E731
-            self._lines = read_log(path, LogOptions(tail=None if first else 0, follow=True), running).__aiter__()
+            # from the start, or from where the log ends now: what the command answers to input sent through
+            # this session is never before the reader opens the file
+            start = 0 if first else _size(path)
+            self._lines = read_log(path, LogOptions(from_offset=start, follow=True), running).__aiter__()
         self._done = False
         self._next: asyncio.Future[bytes] | None = None
 

@@ -282,6 +282,7 @@ class LogOptions:
     timestamps: bool = False
     limit_bytes: int | None = None
     follow: bool = False
+    from_offset: int | None = None  # start at this byte of the file (attach: where it ended when attached)
 
 
 def tail_offset(fd: int, lines: int) -> int:
@@ -360,7 +361,10 @@ async def read_log(
         return
     successor: int | None = None  # the file that replaced ours, once ours is read to its end
     try:
-        offset = tail_offset(fd, options.tail) if options.tail is not None else 0
+        if options.from_offset is not None:
+            offset = min(options.from_offset, os.fstat(fd).st_size)
+        else:
+            offset = tail_offset(fd, options.tail) if options.tail is not None else 0
         carry = b""
         while True:
             block = os.pread(fd, READ_BLOCK, offset)
