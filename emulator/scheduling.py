@@ -23,6 +23,13 @@ UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoS
 NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
 GATED = ("SchedulingGated", "Scheduling is blocked due to non-empty scheduling gates")
 UNSCHEDULABLE = "Unschedulable"
+DEFAULT_SCHEDULER = "default-scheduler"
+
+
+def default_scheduler(pod_spec: Obj) -> bool:
+    """Whether the pod is this scheduler's to place: a pod naming another `schedulerName` waits for that
+    scheduler's binding."""
+    return (pod_spec.get("schedulerName") or DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER
 
 
 def _requirement_matches(requirement: Obj, value: str | None) -> bool:
@@ -83,6 +90,14 @@ def selector_matches(pod_spec: Obj, node: Obj) -> bool:
     return required is None or any(term_matches(t, node) for t in required.get("nodeSelectorTerms") or [])
 
 
+def untolerated_taint(tolerations: list[Obj], node: Obj) -> Obj | None:
+    """The node's first NoSchedule or NoExecute taint none of the tolerations tolerates (TaintToleration)."""
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
+            return taint
+    return None
+
+
 def why_not_on(pod_spec: Obj, node: Obj) -> str | None:
     """Why the pod may not go to this node, as kube-scheduler counts it ("node(s) were unschedulable"), or
     None when it fits."""
@@ -93,9 +108,9 @@ def why_not_on(pod_spec: Obj, node: Obj) -> str | None:
         return "node(s) were unschedulable"
     if not selector_matches(pod_spec, node):
         return "node(s) didn't match Pod's node affinity/selector"
-    for taint in (node.get("spec") or {}).get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
-            return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
+    taint = untolerated_taint(tolerations, node)
+    if taint is not None:
+        return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
     return None
 
 
@@ -115,8 +130,8 @@ def place(pod: Obj, nodes: Iterable[Obj], preferred: str) -> tuple[str | None, s
             reasons[why] += 1
     if fits:
         return (preferred if preferred in fits else sorted(fits)[0]), "", ""
+    if not total:  # the emulator's node was deleted: it registers again when the emulator starts
+        return None, UNSCHEDULABLE, "no nodes available to schedule pods (restart the emulator to register its node)"
     counted = ", ".join(sorted(f"{n} {why}" for why, n in reasons.items()))
-    message = f"0/{total} nodes are available"
-    message += f": {counted}." if counted else "."
-    message += f" preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling." if total else ""
-    return None, UNSCHEDULABLE, message
+    preemption = f"preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
+    return None, UNSCHEDULABLE, f"0/{total} nodes are available: {counted}. {preemption}"

@@ -45,7 +45,7 @@ from emulator.kinds.controllerrevision import CONTROLLER_REVISION_HASH_LABEL, re
 from emulator.kinds.daemonset import POD_TEMPLATE_GENERATION_LABEL, template_generation
 from emulator.kinds.statefulset import ROLLING_UPDATE
 from emulator.registry.registry import Registry
-from emulator.scheduling import NAME_FIELD, term_matches, tolerates
+from emulator.scheduling import NAME_FIELD, selector_matches, untolerated_taint
 from emulator.store.events import Event
 from emulator.timestamps import parse_rfc3339
 
@@ -94,21 +94,9 @@ def node_affinity_for(affinity: Obj | None, node: str) -> Obj:
 
 def should_run(pod_spec: Obj, node: Obj) -> bool:
     """NodeShouldRunDaemonPod: nodeName, nodeSelector, required node affinity and taints."""
-    name = node["metadata"]["name"]
-    if pod_spec.get("nodeName") and pod_spec["nodeName"] != name:
+    if pod_spec.get("nodeName") and pod_spec["nodeName"] != node["metadata"]["name"]:
         return False
-    labels = node["metadata"].get("labels") or {}
-    if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
-        return False
-    required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")) or None
-    if required is not None and not any(term_matches(t, node) for t in required.get("nodeSelectorTerms") or []):
-        return False
-    tolerations = daemon_tolerations(pod_spec)
-    return all(
-        tolerates(tolerations, taint)
-        for taint in (node.get("spec") or {}).get("taints") or []
-        if taint.get("effect") in ("NoSchedule", "NoExecute")
-    )
+    return selector_matches(pod_spec, node) and untolerated_taint(daemon_tolerations(pod_spec), node) is None
 
 
 def node_of(pod: Obj) -> str | None:

@@ -18,9 +18,8 @@ from emulator.controllers.replicaset import EventRecorder
 from emulator.controllers.workqueue import WorkQueue
 from emulator.kinds import NODES, PODS
 from emulator.kinds.node import NODE_NAME
-from emulator.kinds.pod import DEFAULT_SCHEDULER
 from emulator.registry.registry import Registry
-from emulator.scheduling import GATED, place
+from emulator.scheduling import GATED, default_scheduler, place
 from emulator.store.events import DELETED, Event
 from emulator.timestamps import now_rfc3339
 
@@ -58,8 +57,7 @@ class SchedulerController:
     def sync(self, key: Key) -> float | None:
         namespace, name = key
         pod = self.store.get(PODS.key, namespace, name)
-        if pod is None or pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp") \
-                or (pod["spec"].get("schedulerName") or DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
+        if pod is None or pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp") or not default_scheduler(pod["spec"]):
             self._waiting.discard(key)  # (another scheduler's pod is that scheduler's to bind)
             return None
         node, reason, message = place(pod, self.store.objects(NODES.key), NODE_NAME)

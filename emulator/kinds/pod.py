@@ -42,7 +42,7 @@ from emulator.models.meta import ApiModel, Protocol, TypedObject
 from emulator.registry import ipam
 from emulator.registry.patch import ListRule, ListRules, container_rules
 from emulator.registry.strategy import Allocation, Strategy
-from emulator.scheduling import place, why_not_on
+from emulator.scheduling import default_scheduler, place, why_not_on
 from emulator.timestamps import now_rfc3339, parse_rfc3339
 
 PODS = ResourceType(
@@ -59,7 +59,6 @@ PODS = ResourceType(
         Subresource("portforward", ("create", "get"), kind="PodPortForwardOptions"),
     ),
 )
-DEFAULT_SCHEDULER = "default-scheduler"  # spec.schedulerName of the pods emulator/scheduling.py places
 # the condition that says whether the emulator's kubelet runs a pod (emulator/kubelet/images.py decides)
 RUNNABLE_CONDITION = "emulator.local/Runnable"
 READY_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "PodScheduled", "Ready")
@@ -628,20 +627,27 @@ class PodStrategy(Strategy):
         stamp = now_rfc3339()
         if not spec.get("nodeName"):
             spec.pop("nodeName", None)  # "" (a chart's empty value) is no node
-        if not spec.get("nodeName") and (spec.get("schedulerName") or DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
-            _unscheduled(obj, stamp, "", "")  # another scheduler's pod: it binds it (pods/binding)
-            return
-        if not spec.get("nodeName"):  # the scheduler's part (emulator/scheduling.py)
-            nodes, open_node = self.nodes()
-            if open_node and not (spec.get("nodeSelector") or spec.get("affinity") or spec.get("schedulingGates")):
-                spec["nodeName"] = NODE_NAME  # the common case, without the filters: any such pod fits it
-            else:
-                node, reason, message = place(obj, nodes, NODE_NAME)
-                if node is None:
-                    _unscheduled(obj, stamp, reason, message)
-                    return
-                spec["nodeName"] = node
+            if not self._place(obj, stamp):
+                return
         self._scheduled(obj, stamp)
+
+    def _place(self, obj: dict[str, Any], stamp: str) -> bool:
+        """The scheduler's part at creation (emulator/scheduling.py): the node written into the spec, or the
+        pod left unscheduled, saying why (False)."""
+        spec = obj["spec"]
+        if not default_scheduler(spec):
+            _unscheduled(obj, stamp, "", "")  # another scheduler's pod: it binds it (pods/binding)
+            return False
+        nodes, open_node = self.nodes()
+        if open_node and not (spec.get("nodeSelector") or spec.get("affinity") or spec.get("schedulingGates")):
+            spec["nodeName"] = NODE_NAME  # the common case, without the filters: any such pod fits it
+            return True
+        node, reason, message = place(obj, nodes, NODE_NAME)
+        if node is None:
+            _unscheduled(obj, stamp, reason, message)
+            return False
+        spec["nodeName"] = node
+        return True
 
     _nodes: tuple[tuple[tuple[str, int], ...], list[dict[str, Any]], bool] = ((), [], False)
 

@@ -131,8 +131,7 @@ class PodWorker:
             self.containers[c["name"]] = Container(c, "sidecar" if c.get("restartPolicy") == "Always" else "init")
         for c in spec.get("containers") or []:
             self.containers[c["name"]] = Container(c, "main")
-        for c in spec.get("ephemeralContainers") or []:
-            self.containers[c["name"]] = Container(c, "ephemeral")
+        self._add_ephemeral(spec)
         self.restart_policy = spec.get("restartPolicy") or "Always"
         self.references = references(spec)
         self.phase = "Pending"
@@ -178,9 +177,7 @@ class PodWorker:
         """A container whose image changed is restarted, whatever the restartPolicy (as the kubelet does
         when a container's spec hash changes); one that is not running starts with the new image."""
         spec = self.pod.get("spec") or {}
-        for new in spec.get("ephemeralContainers") or []:  # kubectl debug added one: it starts (once)
-            if new.get("name") not in self.containers:
-                self.containers[new["name"]] = Container(new, "ephemeral")
+        self._add_ephemeral(spec)  # kubectl debug added one: it starts (once)
         for new in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
             c = self.containers.get(new.get("name"))
             if c is None or new.get("image") == c.spec.get("image"):
@@ -196,6 +193,11 @@ class PodWorker:
                 c.changed = True
                 c.retry_at = 0.0
         self._wake.set()
+
+    def _add_ephemeral(self, spec: dict[str, Any]) -> None:
+        for new in spec.get("ephemeralContainers") or []:
+            if new.get("name") not in self.containers:
+                self.containers[new["name"]] = Container(new, "ephemeral")
 
     @property
     def deleting(self) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,18 +15,9 @@ from kubernetes.client.rest import ApiException
 
 from tests.conftest import Emulator
 from tests.integration.kubectl_support import Kubectl
+from tests.integration.test_kubelet import wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            assert found, "timed out"
-            return found
-        time.sleep(0.05)
 
 
 def pods(kubectl: Kubectl, ns: str) -> dict[str, tuple[str, str]]:
@@ -51,18 +41,18 @@ def test_cordon_taints_and_selectors_hold_new_pods_back_until_the_node_fits(kube
             items = json.loads(kubectl.out("get", "events", "-n", ns, "-o", "json"))["items"]
             return [e for e in items if e["reason"] == "FailedScheduling"]
 
-        events = eventually(failed_scheduling)
+        events = wait_for(failed_scheduling)
         assert "0/1 nodes are available: 1 node(s) were unschedulable." in events[0]["message"]
         assert events[0]["source"]["component"] == "default-scheduler"
         kubectl.run("uncordon", "emulator")
-        eventually(lambda: pods(kubectl, ns)["held"] == ("Running", "emulator"))
+        wait_for(lambda: pods(kubectl, ns)["held"] == ("Running", "emulator"))
         kubectl.run("taint", "node", "emulator", "dedicated=db:NoSchedule")
         kubectl.run("label", "node", "emulator", "disk=ssd")  # picky now matches, but does not tolerate the taint
-        eventually(lambda: "untolerated taint {dedicated: db}" in kubectl.out("describe", "pod", "picky", "-n", ns))
+        wait_for(lambda: "untolerated taint {dedicated: db}" in kubectl.out("describe", "pod", "picky", "-n", ns))
         assert pods(kubectl, ns)["picky"] == ("Pending", "<none>")
         kubectl.run("taint", "node", "emulator", "dedicated-")
         kubectl.run("patch", "pod", "gated", "-n", ns, "--type=json", "-p", '[{"op": "remove", "path": "/spec/schedulingGates"}]')
-        eventually(lambda: pods(kubectl, ns) == {"held": ("Running", "emulator"), "picky": ("Running", "emulator"), "gated": ("Running", "emulator")})
+        wait_for(lambda: pods(kubectl, ns) == {"held": ("Running", "emulator"), "picky": ("Running", "emulator"), "gated": ("Running", "emulator")})
         assert kubectl.out("get", "pod", "picky", "-n", ns, "-o", "jsonpath={.status.podIP}").startswith("127.244.")
     finally:
         kubectl.run("uncordon", "emulator", ok=False)
@@ -83,7 +73,7 @@ def test_a_pod_for_another_scheduler_waits_for_its_binding(kubectl: Kubectl, emu
     body = client.V1Binding(metadata=client.V1ObjectMeta(name="custom"), target=client.V1ObjectReference(kind="Node", name="emulator"))
     answer = api.create_namespaced_pod_binding("custom", ns, body, _preload_content=False)
     assert answer.status == 201 and json.loads(answer.data)["status"] == "Success"
-    eventually(lambda: pods(kubectl, ns)["custom"] == ("Running", "emulator"))
+    wait_for(lambda: pods(kubectl, ns)["custom"] == ("Running", "emulator"))
     with pytest.raises(ApiException) as again:
         api.create_namespaced_pod_binding("custom", ns, body, _preload_content=False)
     assert again.value.status == 409 and 'already assigned to node \\"emulator\\"' in again.value.body

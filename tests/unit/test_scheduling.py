@@ -132,3 +132,7 @@ async def test_an_empty_node_name_is_no_node_and_bind_refuses_what_the_api_serve
     with pytest.raises(errors.StatusError) as caught:
         world.registry.bind(NS, "gated", "emulator")
     assert caught.value.code == 409 and "has non-empty .spec.schedulingGates" in caught.value.message
+
+
+def test_no_node_at_all_says_how_to_get_it_back() -> None:
+    assert place(pod(), [], "emulator") == (None, "Unschedulable", "no nodes available to schedule pods (restart the emulator to register its node)")
