@@ -7,8 +7,8 @@ import contextlib
 import gc
 import threading
 import zlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import orjson
 import yaml
@@ -16,6 +16,8 @@ from aiohttp import web
 
 from api.protobuf import ProtobufError, decode_k8s_protobuf
 from emulator import errors, limits
+
+T = TypeVar("T")
 
 MAX_BODY = 3 * 1024 * 1024  # the API server's limit for a request body
 BODY_TIMEOUT = 10.0  # seconds a request body may take to arrive (loopback, or a LAN: plenty for 3 MiB)
@@ -49,9 +51,39 @@ def json_response(body: Any, status: int = 200, content_type: str = JSON, warnin
         body=body if isinstance(body, bytes) else orjson.dumps(body), status=status, headers={"Content-Type": content_type}
     )
     if warnings:
-        for warning in warnings:
+        for warning in bounded_warnings(warnings):
             response.headers.add("Warning", warning_value(warning))
     return response
+
+
+WARNINGS_TOTAL = 4 * 1024  # characters of warning text a response carries in full (the API server's recorder)
+WARNING_TRUNCATED = 256  # past that, what is kept of each warning
+
+
+def bounded_warnings(warnings: list[str]) -> list[str]:
+    """The warnings a response carries, by the API server's warning recorder's rules: each text once, in
+    full while their text adds up to at most 4 Ki characters; once one would pass that, every warning so
+    far and after is cut to 256 characters, and none is added once 4 Ki is reached again. A request that
+    draws 100,000 warnings (a manifest of unknown fields) gets a few dozen headers, not megabytes of them."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    written, truncating = 0, False
+    for text in warnings:
+        if truncating and written >= WARNINGS_TOTAL:
+            break
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        if truncating:
+            text = text[:WARNING_TRUNCATED]
+        if written + len(text) <= WARNINGS_TOTAL or truncating:
+            kept.append(text)
+            written += len(text)
+            continue
+        truncating = True  # the replay: what was kept in full, and this one, cut
+        kept = [each[:WARNING_TRUNCATED] for each in (*kept, text)]
+        written = sum(map(len, kept))
+    return kept
 
 
 def warning_value(text: str) -> str:
@@ -119,8 +151,19 @@ async def decode_body(request: web.Request) -> Any:
     body = await read_body(request)
     content_type = media_type(request)
     if len(body) > OFF_LOOP_BYTES:
-        return await asyncio.get_running_loop().run_in_executor(None, decode_off_loop, body, content_type)
+        return await off_loop(decode, body, content_type)
     return decode(body, content_type)
+
+
+async def off_loop(work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` on a worker thread with the cyclic collector paused (see `collector_paused`): for what
+    a large body costs (its parse, its validation), so that the event loop goes on answering meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(None, _collector_paused_call, work, args)
+
+
+def _collector_paused_call(work: Callable[..., T], args: tuple[Any, ...]) -> T:
+    with collector_paused():
+        return work(*args)
 
 
 _paused = 0  # parses under way that paused the cyclic collector
@@ -148,12 +191,6 @@ def collector_paused() -> Iterator[None]:
             _paused -= 1
             if _paused == 0 and _resume:
                 gc.enable()
-
-
-def decode_off_loop(body: bytes, content_type: str) -> Any:
-    """`decode` on a worker thread: what the parse allocates is never walked by the collector meanwhile."""
-    with collector_paused():
-        return decode(body, content_type)
 
 
 def decode(body: bytes, content_type: str) -> Any:

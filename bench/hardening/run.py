@@ -417,11 +417,13 @@ def hostile_requests(namespace: str, size: int) -> list[Hostile]:
     big_json = json.dumps({"metadata": {"name": "big-json", "annotations": {"big": ""}},
                            "spec": {"containers": [{"name": "c", "image": "x"}]}})
     big_json = big_json.replace('"big": ""', '"big": "' + "x" * (size - len(big_json)) + '"')
-    # The same size as some 200,000 small entries of a free-form map (a CSI volume's attributes).
-    entry = "      k{:07d}: v\n"
+    # The same size as some 170,000 small entries of a free-form map (a CSI volume's attributes), and as
+    # as many unknown fields (each one a warning, or in a strict decoding error).
+    entry = "        k{:07d}: v\n"
     count = (size - 200) // len(entry.format(0))
     attrs = "".join(entry.format(i) for i in range(count))
     many_yaml = yaml_pod("many-yaml", "  volumes:\n  - name: v\n    csi:\n      driver: d\n      volumeAttributes:\n" + attrs)
+    unknown_yaml = yaml_pod("unknown-yaml", "  volumes:\n  - name: v\n    csi:\n      driver: d\n" + attrs.replace("        k", "      k"))
 
     deep = yaml_pod("deep", "  x: " + "[" * 1500 + "]" * 1500 + "\n")
     bomb = gzip.compress(b"\0" * (64 * 2**20), compresslevel=9)
@@ -432,7 +434,8 @@ def hostile_requests(namespace: str, size: int) -> list[Hostile]:
                 {"Content-Type": "application/json-patch+json"}, "413/422"),
         Hostile("(b) YAML aliases, 6 levels of 10x", "POST", pods, aliases.encode(), as_yaml, "400"),
         Hostile("(c) 3 MB YAML, one huge annotation", "POST", pods, big_yaml.encode(), as_yaml, "201 or 413/422"),
-        Hostile("(c2) 3 MB YAML, 200k-entry volume map", "POST", pods, many_yaml.encode(), as_yaml, "201 or 413/422"),
+        Hostile("(c2) 3 MB YAML, 170k-entry volume map", "POST", pods, many_yaml.encode(), as_yaml, "201 or 413/422"),
+        Hostile("(c3) 3 MB YAML, 170k unknown fields", "POST", pods, unknown_yaml.encode(), as_yaml, "201 or 413/422"),
         Hostile("(d) 3 MB JSON, one huge annotation", "POST", pods, big_json.encode(), as_json, "201 or 413/422"),
         Hostile("(e) YAML nested 1,500 levels", "POST", pods, deep.encode(), as_yaml, "400"),
         Hostile("(f) gzip bomb, 64 MiB of zeros", "POST", pods, bomb, {**as_json, "Content-Encoding": "gzip"}, "413"),

@@ -195,6 +195,16 @@ class WriteResult:
     raw: bytes | None = None  # `obj` as JSON when the store already encoded it so (the answer to a create)
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A client's object as `Registry.decode` made it (validated, normalised, with its warnings), for a
+    create or update that takes it in place of the body. `decode` is a pure function of its arguments:
+    the HTTP layer runs it on a worker thread for a large body, so the event loop is not held meanwhile."""
+
+    obj: dict[str, Any]
+    warnings: list[str]
+
+
 
 
 class Registry:
@@ -328,8 +338,16 @@ class Registry:
 
     # -- writes --------------------------------------------------------------------------------------
 
+    def decoded(self, rt: ResourceType, body: Any, options: WriteOptions) -> Decoded:
+        """`decode` as one value, to hand to `create` or `update` later (safe on a worker thread: it reads
+        only the kinds' schemas and strategies, and writes nothing)."""
+        return Decoded(*self.decode(rt, body, options))
+
     def decode(self, rt: ResourceType, body: Any, options: WriteOptions) -> tuple[dict[str, Any], list[str]]:
-        """Validate a client's object against the kind's schema; returns the normalised dict and warnings."""
+        """Validate a client's object against the kind's schema; returns the normalised dict and warnings.
+        `body` already `Decoded` (for this kind, with these options) is taken as it is."""
+        if isinstance(body, Decoded):
+            return body.obj, list(body.warnings)
         if not isinstance(body, dict):
             raise errors.bad_request(f"{rt.kind} in version \"{rt.version}\" cannot be handled as a {rt.kind}: expected a JSON object")
         api_version, kind = body.get("apiVersion"), body.get("kind")

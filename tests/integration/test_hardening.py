@@ -478,10 +478,11 @@ async def test_the_census_of_watches_keeps_the_peak_between_two_looks() -> None:
 def test_the_collector_is_paused_while_large_bodies_are_parsed() -> None:
     """A thread parsing a 3 MB YAML map would hold the GIL for 100-200 ms at a time while the collector
     walks the parse's million objects; paused, the event loop is never stopped that long (bench/hardening)."""
+    import asyncio
     import gc
     import threading
 
-    from api.http import collector_paused, decode_off_loop
+    from api.http import collector_paused, decode, off_loop
 
     assert gc.isenabled()
     inside = threading.Event()
@@ -504,7 +505,13 @@ def test_the_collector_is_paused_while_large_bodies_are_parsed() -> None:
         worker.join(5)
     assert gc.isenabled()
     big = ("a: 1\n" + "".join(f"k{i}: v\n" for i in range(20_000))).encode()
-    assert len(decode_off_loop(big, "application/yaml")) == 20_001 and gc.isenabled()
+    seen: list[bool] = []
+
+    def parse_big() -> object:
+        seen.append(gc.isenabled())
+        return decode(big, "application/yaml")
+
+    assert len(asyncio.run(off_loop(parse_big))) == 20_001 and seen == [False] and gc.isenabled()  # type: ignore[arg-type]
     gc.disable()
     try:
         with collector_paused():
@@ -512,3 +519,36 @@ def test_the_collector_is_paused_while_large_bodies_are_parsed() -> None:
         assert not gc.isenabled()  # paused by someone else before: left so
     finally:
         gc.enable()
+
+
+def test_large_bodies_are_decoded_off_the_loop_with_the_same_answers(emu: Emulator) -> None:
+    """A create or update over 64 KiB is parsed and validated on a worker thread (api/rest.py `_object`):
+    the answers are those of the inline path, and a manifest of thousands of unknown fields gets the API
+    server's few kilobytes of warnings (its recorder's 4 Ki limit), not one header for each."""
+    pods = "/api/v1/namespaces/large-bodies/pods"
+    attributes = {f"k{i:06d}": "v" for i in range(10_000)}  # ~150 KB of a free-form map: kept as it is
+    unknown = {f"u{i:06d}": "v" for i in range(10_000)}  # as many fields no volume source has
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big"},
+            "spec": {"containers": [{"name": "c", "image": "x"}],
+                     "volumes": [{"name": "v", "csi": {"driver": "d", "volumeAttributes": attributes, **unknown}}]}}
+    with emu.client() as api:
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": "large-bodies"}}).status_code == 201
+        message = status(api.post(pods, params={"fieldValidation": "Strict"}, json=body), 400, "BadRequest")["message"]
+        assert 'strict decoding error: unknown field "spec.volumes[0].csi.u000000"' in message
+        created = api.post(pods, json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["spec"]["volumes"][0]["csi"]["volumeAttributes"] == attributes
+        warnings = created.headers.get_list("Warning")
+        assert warnings[0] == '299 - "unknown field \\"spec.volumes[0].csi.u000000\\""'
+        assert 60 <= len(warnings) <= 120 and sum(map(len, warnings)) < 8192  # 4 Ki of text, quoted: not 10,000 headers
+        invalid = {**body, "metadata": {"name": "Not_A_Name"}}
+        assert "metadata.name" in status(api.post(pods, json=invalid), 422, "Invalid")["message"]
+        current = api.get(f"{pods}/big").json()
+        current["metadata"]["labels"] = {"updated": "yes"}
+        current["spec"]["volumes"][0]["csi"]["volumeAttributes"]["k000000"] = "changed"  # volumes cannot change
+        assert "spec" in status(api.put(f"{pods}/big", json=current), 422, "Invalid")["message"]
+        current["spec"]["volumes"][0]["csi"]["volumeAttributes"]["k000000"] = "v"
+        replaced = api.put(f"{pods}/big", json=current)
+        assert replaced.status_code == 200, replaced.text
+        assert replaced.json()["metadata"]["labels"] == {"updated": "yes"}
+        assert [p["metadata"]["name"] for p in api.get(pods).json()["items"]] == ["big"]
