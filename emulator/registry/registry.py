@@ -13,7 +13,7 @@ import copy
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,10 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
+PATCH_ATTEMPTS = 5  # a patch applied off the loop is applied again to an object written meanwhile, this often
+# How `patch_offloaded` runs its costly part elsewhere: `await offload(work, *args)` returns `work(*args)`
+# (the API passes api/http.py `off_loop`: a worker thread, the cyclic collector paused).
+Offload = Callable[..., Awaitable[Any]]
 _COMMON_FIELD_LABELS = {"metadata.name": ("metadata.name", ""), "metadata.namespace": ("metadata.namespace", "")}
 # DeleteOptions.propagationPolicy and the finalizers the garbage collector acts on (emulator/controllers/garbagecollector.py)
 PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
@@ -458,11 +462,12 @@ class Registry:
         return self._replace(rt, old, obj, _parse_rv(meta.get("resourceVersion")), options, subresource, warnings)
 
     def replace_object(
-        self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any],
+        self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any] | Decoded,
         options: WriteOptions | None = None, subresource: str | None = None,
     ) -> WriteResult:
-        """Write `new` (e.g. a patched `old`) after schema validation, conditional on `old`'s version; a
-        resourceVersion that `new` carries (a patch that set one) is a precondition as well."""
+        """Write `new` (e.g. a patched `old`, maybe already `Decoded`) after schema validation, conditional
+        on `old`'s version; a resourceVersion that `new` carries (a patch that set one) is a precondition
+        as well."""
         options = options or WriteOptions()
         obj, warnings = self.decode(rt, new, options)
         strategy = self.strategy(rt)
@@ -535,11 +540,42 @@ class Registry:
         if patch_type == APPLY_PATCH:
             return self.apply(rt, namespace, name, patch, options, subresource, force)
         current = self.get(rt, namespace, name)
+        return self.replace_object(rt, current, self.patched(rt, current, patch_type, patch, options), options, subresource)
+
+    def stored_size(self, rt: ResourceType, namespace: str, name: str) -> int:
+        """The bytes the object takes as JSON in the store (0 if there is none): what writing it costs."""
+        found = self.store.get_raw(rt.key, namespace if rt.namespaced else "", name)
+        return 0 if found is None else len(found[1])
+
+    def patched(self, rt: ResourceType, current: dict[str, Any], patch_type: str, patch: Any, options: WriteOptions) -> Decoded:
+        """`current` with a JSON, merge or strategic merge patch applied, decoded as a PUT of the result
+        would be. A pure function (like `decoded`): `patch_offloaded` runs it on a worker thread."""
         if patch_type == STRATEGIC_MERGE_PATCH and not self.strategy(rt).strategic_merge:
             accepted = ", ".join((JSON_PATCH, MERGE_PATCH, APPLY_PATCH))
             raise errors.StatusError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: {accepted}")
-        patched = _patched(current, patch_type, patch, kind_of(rt).merge_rules)
-        return self._write_patched(rt, current, patched, options, subresource)
+        result = _patched(current, patch_type, patch, kind_of(rt).merge_rules)
+        if not isinstance(result, dict):
+            raise errors.StatusError(422, "Invalid", "the patched object is not a JSON object")
+        return self.decoded(rt, result, options)
+
+    async def patch_offloaded(
+        self, offload: Offload, rt: ResourceType, namespace: str, name: str, patch_type: str, patch: Any,
+        options: WriteOptions, subresource: str | None = None,
+    ) -> WriteResult:
+        """`patch` (JSON, merge or strategic merge) with its costly part, applying the patch and decoding
+        the result, run by `offload` (the API's worker thread, for a large body) while the event loop goes
+        on. Should the object change meanwhile, the patch is applied again to the newer one, as the API
+        server's GuaranteedUpdate does, unless the patch names a resourceVersion: that is a precondition."""
+        for _ in range(PATCH_ATTEMPTS):
+            current = self.get(rt, namespace, name)
+            version = current["metadata"].get("resourceVersion")
+            decoded = await offload(self.patched, rt, current, patch_type, patch, options)
+            stored = self.store.get_raw(rt.key, namespace if rt.namespaced else "", name)
+            moved = stored is None or str(stored[0]) != version
+            if moved and decoded.obj.get("metadata", {}).get("resourceVersion") == version:
+                continue  # written meanwhile, and the patch set no version of its own: once more, on the newer object
+            return self.replace_object(rt, current, decoded, options, subresource)
+        raise errors.conflict(rt.key, name, "the object kept changing while the patch was applied; try again")
 
     # -- the scale subresource ----------------------------------------------------------------------
 
@@ -619,14 +655,7 @@ class Registry:
         managedfields.record(merged, rt, manager, applied)
         if managedfields.applied_by(merged) == managedfields.applied_by(live):
             merged["metadata"]["managedFields"] = live["metadata"].get("managedFields")  # unchanged: keep the old time stamp
-        return self._write_patched(rt, live, merged, options, subresource)
-
-    def _write_patched(
-        self, rt: ResourceType, current: dict[str, Any], patched: Any, options: WriteOptions, subresource: str | None
-    ) -> WriteResult:
-        if not isinstance(patched, dict):
-            raise errors.StatusError(422, "Invalid", "the patched object is not a JSON object")
-        return self.replace_object(rt, current, patched, options, subresource)
+        return self.replace_object(rt, live, merged, options, subresource)
 
     def delete(
         self, rt: ResourceType, namespace: str, name: str,

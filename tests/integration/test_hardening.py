@@ -552,3 +552,31 @@ def test_large_bodies_are_decoded_off_the_loop_with_the_same_answers(emu: Emulat
         assert replaced.status_code == 200, replaced.text
         assert replaced.json()["metadata"]["labels"] == {"updated": "yes"}
         assert [p["metadata"]["name"] for p in api.get(pods).json()["items"]] == ["big"]
+
+
+def test_large_patches_are_applied_off_the_loop_with_the_same_answers(emu: Emulator) -> None:
+    """A JSON, merge or strategic merge patch over 64 KiB is parsed, applied and its result validated on
+    the worker thread (Registry.patch_offloaded): the answers are those of a small patch."""
+    maps = "/api/v1/namespaces/large-patches/configmaps"
+    data = {f"k{i:06d}": "v" * 8 for i in range(8_000)}  # ~170 KB of patch
+    with emu.client() as api:
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": "large-patches"}}).status_code == 201
+        assert api.post(maps, json={"metadata": {"name": "settings"}, "data": {"kept": "yes"}}).status_code == 201
+        merged = api.patch(f"{maps}/settings", json={"data": data}, headers={"Content-Type": "application/merge-patch+json"})
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["data"] == {"kept": "yes", **data}
+        strategic = api.patch(f"{maps}/settings", json={"data": {key: None for key in data}},
+                              headers={"Content-Type": "application/strategic-merge-patch+json"})
+        assert strategic.status_code == 200 and strategic.json()["data"] == {"kept": "yes"}
+        operations = [{"op": "add", "path": f"/data/{key}", "value": value} for key, value in data.items()]
+        patched = api.patch(f"{maps}/settings", json=operations, headers={"Content-Type": "application/json-patch+json"})
+        assert patched.status_code == 200 and len(patched.json()["data"]) == 8_001
+        unknown = {"data": data, **{f"u{i:05d}": 1 for i in range(5_000)}}  # top-level fields a ConfigMap has not
+        refused = api.patch(f"{maps}/settings", params={"fieldValidation": "Strict"}, json=unknown,
+                            headers={"Content-Type": "application/merge-patch+json"})
+        assert 'unknown field "u00000"' in status(refused, 400, "BadRequest")["message"]
+        warned = api.patch(f"{maps}/settings", json=unknown, headers={"Content-Type": "application/merge-patch+json"})
+        assert warned.status_code == 200 and 10 <= len(warned.headers.get_list("Warning")) <= 200
+        stale = {"metadata": {"resourceVersion": "1"}, "data": data}
+        status(api.patch(f"{maps}/settings", json=stale, headers={"Content-Type": "application/merge-patch+json"}), 409, "Conflict")
+        status(api.patch(f"{maps}/missing", json={"data": data}, headers={"Content-Type": "application/merge-patch+json"}), 404, "NotFound")

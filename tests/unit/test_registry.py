@@ -8,6 +8,7 @@ event loop: the store then commits and delivers each write before it returns.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -1181,3 +1182,30 @@ def test_volume_mounts_and_volume_names(world: World) -> None:
     ]
     good = _pod_with(volumes=[{"name": "data", "emptyDir": {}}], container={"volumeMounts": [{"name": "data", "mountPath": "/data"}]})
     assert world.registry.create(PODS, NS, good).obj["spec"]["containers"][0]["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+
+
+def test_a_patch_applied_elsewhere_is_applied_again_to_an_object_written_meanwhile(world: World) -> None:
+    """`patch_offloaded` (the API's path for a large patch) hands applying and decoding to `offload`; a
+    write that lands meanwhile is not lost: the patch is applied once more, to the newer object (as the
+    API server's GuaranteedUpdate retries), unless the patch named a resourceVersion."""
+    world.registry.create(DEPLOYMENTS, NS, deployment(labels={"a": "1"}))
+    runs: list[str] = []
+
+    async def offload(work: Callable[..., Any], *args: Any) -> Any:
+        runs.append("run")
+        if len(runs) == 1:  # another writer, while the first application is under way
+            world.registry.patch(DEPLOYMENTS, NS, "web", MERGE_PATCH, {"metadata": {"labels": {"b": "2"}}})
+        return work(*args)
+
+    def patch(body: dict[str, Any]) -> Any:
+        return asyncio.run(world.registry.patch_offloaded(offload, DEPLOYMENTS, NS, "web", MERGE_PATCH, body, WriteOptions()))
+
+    result = patch({"metadata": {"labels": {"c": "3"}}})
+    assert runs == ["run", "run"] and result.obj["metadata"]["labels"] == {"a": "1", "b": "2", "c": "3"}
+    assert world.registry.get(DEPLOYMENTS, NS, "web")["metadata"]["labels"] == {"a": "1", "b": "2", "c": "3"}
+    runs.clear()
+    world.registry.patch(DEPLOYMENTS, NS, "web", MERGE_PATCH, {"metadata": {"labels": {"b": None}}})
+    version = world.registry.get(DEPLOYMENTS, NS, "web")["metadata"]["resourceVersion"]
+    refused = status_of(lambda: patch({"metadata": {"resourceVersion": version, "labels": {"d": "4"}}}))
+    assert refused.code == 409  # the version it named is gone: a precondition, not retried into success
+    assert world.registry.get(DEPLOYMENTS, NS, "web")["metadata"]["labels"] == {"a": "1", "b": "2", "c": "3"}
