@@ -48,7 +48,7 @@ import operator
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from emulator.observability.stats import PROXY_DURATION_BUCKETS, PlainHistogram
@@ -169,6 +169,7 @@ class FlowLog:
         self._times = array("d", bytes(8 * size))  # slot -> the record's time
         self._first: list[Any] = [None] * size  # slot -> the record (a tuple), or a cache answer's client
         self._answers: list[Any] = [None] * size  # slot -> a cache answer's `answer`; None: _first holds the record
+        self._nones: list[None] = [None] * size  # what marks slots as holding record tuples, sliced
         self.pending: list[Record] = []
         self.cached: list[Any] = []  # cache answers not drained yet: t, client, answer, t, client, answer, ...
         self.record: Callable[[Record], None] = self.pending.append
@@ -242,7 +243,7 @@ class FlowLog:
                 records = pending
                 if cached:  # both kinds: one list in time order (ids follow it)
                     records = sorted(itertools.chain(pending, zip(cached[0::3], cached[1::3], cached[2::3], strict=True)), key=_T)
-                self._keep(list(map(_T, records)), records, itertools.repeat(None, len(records)))
+                self._keep(None, records, None)
                 if self.stats is not None:
                     count(self.stats, records, self.dns_classes)
             first = self.next_id
@@ -257,20 +258,21 @@ class FlowLog:
             pending.clear()
             cached.clear()
 
-    def _keep(self, times: Sequence[float], first: Sequence[Any], answers: Iterable[Any]) -> None:
+    def _keep(self, times: Sequence[float] | None, first: Sequence[Any], answers: Sequence[Any] | None) -> None:
         """Write records next_id, next_id + 1, ... into their slots (only the last `size`: under load a
-        drain brings more than the ring holds)."""
-        size, n = self.size, len(times)
+        drain brings more than the ring holds). Cache answers come as their times, clients and answers;
+        record tuples as `first` alone (times and answers None: their time is in the tuple, and a slot
+        whose answer is None holds a tuple)."""
+        size, n = self.size, len(first)
         skip = max(0, n - size)
         start = (self.next_id - 1 + skip) % size
-        if not isinstance(answers, list):
-            answers = list(answers)
         done = skip
         while done < n:
             take = min(n - done, size - start)
-            self._times[start : start + take] = array("d", times[done : done + take])
+            if times is not None:
+                self._times[start : start + take] = array("d", times[done : done + take])
             self._first[start : start + take] = first[done : done + take]
-            self._answers[start : start + take] = answers[done : done + take]
+            self._answers[start : start + take] = answers[done : done + take] if answers is not None else self._nones[:take]
             done += take
             start = 0
 
