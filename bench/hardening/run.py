@@ -425,6 +425,8 @@ def hostile_requests(namespace: str, size: int) -> list[Hostile]:
     many_yaml = yaml_pod("many-yaml", "  volumes:\n  - name: v\n    csi:\n      driver: d\n      volumeAttributes:\n" + attrs)
     unknown_yaml = yaml_pod("unknown-yaml", "  volumes:\n  - name: v\n    csi:\n      driver: d\n" + attrs.replace("        k", "      k"))
 
+    # a merge patch of 60,000 annotations (over the 256 KiB they may take: refused once applied and validated)
+    annotations = json.dumps({"metadata": {"annotations": {f"k{i:06d}": "v" for i in range(60_000)}}})
     deep = yaml_pod("deep", "  x: " + "[" * 1500 + "]" * 1500 + "\n")
     bomb = gzip.compress(b"\0" * (64 * 2**20), compresslevel=9)
     object_16 = json.dumps({"metadata": {"name": "big-object", "annotations": {"big": "x" * (1600 * 1000)}},
@@ -440,6 +442,8 @@ def hostile_requests(namespace: str, size: int) -> list[Hostile]:
         Hostile("(e) YAML nested 1,500 levels", "POST", pods, deep.encode(), as_yaml, "400"),
         Hostile("(f) gzip bomb, 64 MiB of zeros", "POST", pods, bomb, {**as_json, "Content-Encoding": "gzip"}, "413"),
         Hostile("(g) 1.6 MB object", "POST", pods, object_16.encode(), as_json, "413"),
+        Hostile("(h) merge patch, 60,000 annotations", "PATCH", f"{pods}/patchme", annotations.encode(),
+                {"Content-Type": "application/merge-patch+json"}, "413/422"),
     ]
 
 
