@@ -177,7 +177,8 @@ def collector_paused() -> Iterator[None]:
     builds a million short-lived objects (a 3 MB YAML map of 200,000 entries): the collector would walk
     them all, several times, each time holding the GIL, so the event loop (DNS answers, every other request)
     would stop for 100-200 ms while a thread parses. A parse makes no reference cycles (a recursive YAML
-    alias is refused), so reference counting frees everything without it."""
+    alias is refused), so reference counting frees everything without it; what validation does with it
+    (`off_loop`: pydantic, the schema checks) may leave a few, which the collector takes once resumed."""
     global _paused, _resume
     with _paused_lock:
         if _paused == 0:

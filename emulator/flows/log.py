@@ -155,9 +155,9 @@ class FlowLog:
     """The ring of flows, its pending records, its watchers. `record` (and `record_cached`, for the DNS
     cache's answers) is what data paths call.
 
-    The ring is three preallocated arrays written in place, slot `(id - 1) % size`: the record's time (a C
-    double in an `array`), its record tuple or a cache answer's client, and a cache answer's `answer` (None
-    for a tuple). A DNS cache answer keeps no object of its own: its client is the shared tuple from
+    The ring is three preallocated arrays written in place, slot `(id - 1) % size`: a cache answer's time
+    (a C double in an `array`; a record tuple holds its own), the record tuple or a cache answer's client,
+    and a cache answer's `answer` (None for a tuple). A DNS cache answer keeps no object of its own: its client is the shared tuple from
     `CLIENTS`, its answer the one cached with the reply, its time a double. So answering from the cache
     allocates nothing that outlives the next drain, and a burst of allocations elsewhere (3,000 watches
     opening) finds no long-lived record in its memory to keep the allocator's arenas from going back to the
@@ -166,7 +166,7 @@ class FlowLog:
 
     def __init__(self, size: int = DEFAULT_SIZE, stats: DataPathStats | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
-        self._times = array("d", bytes(8 * size))  # slot -> the record's time
+        self._times = array("d", bytes(8 * size))  # slot -> a cache answer's time (a tuple carries its own)
         self._first: list[Any] = [None] * size  # slot -> the record (a tuple), or a cache answer's client
         self._answers: list[Any] = [None] * size  # slot -> a cache answer's `answer`; None: _first holds the record
         self._nones: list[None] = [None] * size  # what marks slots as holding record tuples, sliced

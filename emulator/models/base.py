@@ -18,6 +18,7 @@ breaks a rule (a missing required field, an unsupported enum value) is a 422 Inv
 
 from __future__ import annotations
 
+import threading
 import types
 import typing
 from collections.abc import Iterator
@@ -223,36 +224,51 @@ _RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_tha
 
 # -- the fields a model leaves open ---------------------------------------------------------------------
 
-_OPEN: dict[type[BaseModel], dict[str, Any]] = {}
+_OPEN: dict[type[BaseModel], dict[str, Any]] = {}  # only complete tries: readers take no lock
+_OPEN_BUILD = threading.Lock()
 
 
 def open_fields(model: type[BaseModel]) -> Trie:
     """Where `model` keeps what a client sends as it comes (fields typed `Any`): a trie of JSON field
     names (emulator/schemas.py `check_open_fields` checks those parts against the 1.32 schema). Empty
-    when the model types every field."""
+    when the model types every field. Built once per model, also from the API's worker thread (a large
+    body is decoded there): the tries of one build are published together, once all are complete."""
+    found = _OPEN.get(model)
+    if found is not None:
+        return found
+    with _OPEN_BUILD:
+        building: dict[type[BaseModel], dict[str, Any]] = {}
+        found = _open_fields(model, building)
+        _OPEN.update(building)
+    return found
+
+
+def _open_fields(model: type[BaseModel], building: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
     found = _OPEN.get(model)
     if found is None:
-        found = _OPEN[model] = {}  # (set first: a model that contains itself ends here)
+        found = building.get(model)
+    if found is None:
+        found = building[model] = {}  # (set first: a model that contains itself ends here)
         for name, info in model.model_fields.items():
-            sub = _open_in(info.annotation)
+            sub = _open_in(info.annotation, building)
             if sub:
                 found[info.alias or to_camel(name)] = sub
     return found
 
 
-def _open_in(tp: Any) -> Any:
+def _open_in(tp: Any, building: dict[type[BaseModel], dict[str, Any]]) -> Any:
     tp, _ = _unwrap(tp)
     if tp is Any:
         return ANY
     origin = typing.get_origin(tp)
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)
-        inner = _open_in(item)
+        inner = _open_in(item, building)
         return ANY if inner == ANY else ({ITEMS: inner} if inner else None)
     if origin is dict:
         return ANY if _unwrap(typing.get_args(tp)[1])[0] is Any else None
     if _is_model(tp):
-        return open_fields(tp) or None
+        return _open_fields(tp, building) or None
     return None
 
 

@@ -56,7 +56,7 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
-PATCH_ATTEMPTS = 5  # a patch applied off the loop is applied again to an object written meanwhile, this often
+PATCH_ATTEMPTS = 4  # a large patch is applied off the loop up to 3 times while its object keeps changing, then on it
 # How `patch_offloaded` runs its costly part elsewhere: `await offload(work, *args)` returns `work(*args)`
 # (the API passes api/http.py `off_loop`: a worker thread, the cyclic collector paused).
 Offload = Callable[..., Awaitable[Any]]
@@ -202,11 +202,15 @@ class WriteResult:
 @dataclass(frozen=True)
 class Decoded:
     """A client's object as `Registry.decode` made it (validated, normalised, with its warnings), for a
-    create or update that takes it in place of the body. `decode` is a pure function of its arguments:
-    the HTTP layer runs it on a worker thread for a large body, so the event loop is not held meanwhile."""
+    create, update or patch that takes it in place of the body. `decode` reads nothing but the kind's
+    strategy and schemas: the HTTP layer runs it on a worker thread for a large body, so that the event
+    loop is not held meanwhile. Should the kind's strategy be another by the time the write is made (its
+    CustomResourceDefinition changed), `body` is decoded again, by the new one."""
 
     obj: dict[str, Any]
     warnings: list[str]
+    body: Any  # what was decoded
+    strategy: Strategy  # by what
 
 
 
@@ -343,15 +347,19 @@ class Registry:
     # -- writes --------------------------------------------------------------------------------------
 
     def decoded(self, rt: ResourceType, body: Any, options: WriteOptions) -> Decoded:
-        """`decode` as one value, to hand to `create` or `update` later (safe on a worker thread: it reads
-        only the kinds' schemas and strategies, and writes nothing)."""
-        return Decoded(*self.decode(rt, body, options))
+        """`decode` as one value, to hand to `create`, `update` or `replace_object` later (safe on a worker
+        thread: it reads only the kinds' strategies and schemas, and stores nothing)."""
+        strategy = self.strategy(rt)
+        return Decoded(*self.decode(rt, body, options), body, strategy)
 
     def decode(self, rt: ResourceType, body: Any, options: WriteOptions) -> tuple[dict[str, Any], list[str]]:
         """Validate a client's object against the kind's schema; returns the normalised dict and warnings.
-        `body` already `Decoded` (for this kind, with these options) is taken as it is."""
+        `body` already `Decoded` (for this kind, with these options) is taken as it is, unless the kind's
+        strategy changed since."""
         if isinstance(body, Decoded):
-            return body.obj, list(body.warnings)
+            if body.strategy is self.strategy(rt):
+                return body.obj, list(body.warnings)
+            body = body.body
         if not isinstance(body, dict):
             raise errors.bad_request(f"{rt.kind} in version \"{rt.version}\" cannot be handled as a {rt.kind}: expected a JSON object")
         api_version, kind = body.get("apiVersion"), body.get("kind")
@@ -565,17 +573,17 @@ class Registry:
         """`patch` (JSON, merge or strategic merge) with its costly part, applying the patch and decoding
         the result, run by `offload` (the API's worker thread, for a large body) while the event loop goes
         on. Should the object change meanwhile, the patch is applied again to the newer one, as the API
-        server's GuaranteedUpdate does, unless the patch names a resourceVersion: that is a precondition."""
-        for _ in range(PATCH_ATTEMPTS):
+        server's GuaranteedUpdate does (a resourceVersion the patch names is then checked against the
+        newer one: a precondition); the last attempt runs on the loop, where nothing can come between."""
+        for _ in range(PATCH_ATTEMPTS - 1):
             current = self.get(rt, namespace, name)
             version = current["metadata"].get("resourceVersion")
             decoded = await offload(self.patched, rt, current, patch_type, patch, options)
             stored = self.store.get_raw(rt.key, namespace if rt.namespaced else "", name)
-            moved = stored is None or str(stored[0]) != version
-            if moved and decoded.obj.get("metadata", {}).get("resourceVersion") == version:
-                continue  # written meanwhile, and the patch set no version of its own: once more, on the newer object
+            if stored is None or str(stored[0]) != version:
+                continue  # written (or deleted) meanwhile: once more, on what is stored now
             return self.replace_object(rt, current, decoded, options, subresource)
-        raise errors.conflict(rt.key, name, "the object kept changing while the patch was applied; try again")
+        return self.patch(rt, namespace, name, patch_type, patch, options, subresource)
 
     # -- the scale subresource ----------------------------------------------------------------------
 

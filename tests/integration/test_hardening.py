@@ -552,6 +552,15 @@ def test_large_bodies_are_decoded_off_the_loop_with_the_same_answers(emu: Emulat
         assert replaced.status_code == 200, replaced.text
         assert replaced.json()["metadata"]["labels"] == {"updated": "yes"}
         assert [p["metadata"]["name"] for p in api.get(pods).json()["items"]] == ["big"]
+        # small patches of this large object take the same path (Registry.patch_offloaded): status, dry run
+        merge = {"Content-Type": "application/merge-patch+json"}
+        condition = {"type": "Example", "status": "True"}
+        status_patch = api.patch(f"{pods}/big/status", json={"status": {"conditions": [condition]}}, headers=merge)
+        assert status_patch.status_code == 200, status_patch.text
+        assert condition.items() <= status_patch.json()["status"]["conditions"][0].items()
+        dry = api.patch(f"{pods}/big", params={"dryRun": "All"}, json={"metadata": {"labels": {"dry": "run"}}}, headers=merge)
+        assert dry.status_code == 200 and dry.json()["metadata"]["labels"] == {"updated": "yes", "dry": "run"}
+        assert api.get(f"{pods}/big").json()["metadata"]["labels"] == {"updated": "yes"}
 
 
 def test_large_patches_are_applied_off_the_loop_with_the_same_answers(emu: Emulator) -> None:

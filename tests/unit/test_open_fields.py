@@ -76,3 +76,31 @@ def test_tolerations_as_validate_tolerations_checks_them() -> None:
         "TolerationSeconds:(*int64)(nil)}: value must be empty when `operator` is 'Exists'",
         'spec.tolerations[3].effect: Unsupported value: "Sometimes": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"',
     ]
+
+
+def test_tries_built_by_two_threads_at_once_are_complete() -> None:
+    """A large body is decoded on the API's worker thread while the loop decodes others: two threads may
+    build the tries of models that share parts (a Deployment's template is a Pod's spec) at once. Neither
+    may see, and keep for good, a trie another is still filling (the switch interval made tiny so that
+    they interleave: without the build lock about half of these rounds went wrong)."""
+    import sys
+    import threading
+
+    from emulator.models import base
+
+    expected = {Pod: open_fields(Pod), Deployment: open_fields(Deployment)}
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(30):
+            base._OPEN.clear()
+            found: dict[Any, Any] = {}
+            threads = [threading.Thread(target=lambda m=model, into=found: into.__setitem__(m, open_fields(m))) for model in expected]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert found == expected
+            assert open_fields(Pod) == expected[Pod] and open_fields(Deployment) == expected[Deployment]
+    finally:
+        sys.setswitchinterval(interval)

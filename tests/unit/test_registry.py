@@ -9,6 +9,7 @@ event loop: the store then commits and delivers each write before it returns.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +33,13 @@ from emulator.registry.registry import (
     APPLY_PATCH,
     JSON_PATCH,
     MERGE_PATCH,
+    PATCH_ATTEMPTS,
     STRATEGIC_MERGE_PATCH,
     Cluster,
     Registry,
     WriteOptions,
 )
+from emulator.registry.strategy import Strategy
 from emulator.store.backend import Backend, MemoryBackend
 from emulator.store.store import Store
 
@@ -1187,25 +1190,54 @@ def test_volume_mounts_and_volume_names(world: World) -> None:
 def test_a_patch_applied_elsewhere_is_applied_again_to_an_object_written_meanwhile(world: World) -> None:
     """`patch_offloaded` (the API's path for a large patch) hands applying and decoding to `offload`; a
     write that lands meanwhile is not lost: the patch is applied once more, to the newer object (as the
-    API server's GuaranteedUpdate retries), unless the patch named a resourceVersion."""
+    API server's GuaranteedUpdate retries); a resourceVersion the patch names is checked against that one."""
     world.registry.create(DEPLOYMENTS, NS, deployment(labels={"a": "1"}))
-    runs: list[str] = []
+    runs: list[int] = []
+    writes = iter(range(100))
 
     async def offload(work: Callable[..., Any], *args: Any) -> Any:
-        runs.append("run")
-        if len(runs) == 1:  # another writer, while the first application is under way
-            world.registry.patch(DEPLOYMENTS, NS, "web", MERGE_PATCH, {"metadata": {"labels": {"b": "2"}}})
+        runs.append(1)
+        if len(runs) <= interfering[0]:  # another writer, while this application is under way
+            world.registry.patch(DEPLOYMENTS, NS, "web", MERGE_PATCH, {"metadata": {"annotations": {"writes": str(next(writes))}}})
         return work(*args)
 
-    def patch(body: dict[str, Any]) -> Any:
+    def patch(body: dict[str, Any], interfere: int = 1) -> Any:
+        runs.clear()
+        interfering[0] = interfere
         return asyncio.run(world.registry.patch_offloaded(offload, DEPLOYMENTS, NS, "web", MERGE_PATCH, body, WriteOptions()))
 
+    def labels() -> dict[str, str]:
+        return dict(world.registry.get(DEPLOYMENTS, NS, "web")["metadata"]["labels"])
+
+    interfering = [1]
     result = patch({"metadata": {"labels": {"c": "3"}}})
-    assert runs == ["run", "run"] and result.obj["metadata"]["labels"] == {"a": "1", "b": "2", "c": "3"}
-    assert world.registry.get(DEPLOYMENTS, NS, "web")["metadata"]["labels"] == {"a": "1", "b": "2", "c": "3"}
-    runs.clear()
-    world.registry.patch(DEPLOYMENTS, NS, "web", MERGE_PATCH, {"metadata": {"labels": {"b": None}}})
+    assert len(runs) == 2 and result.obj["metadata"]["labels"] == {"a": "1", "c": "3"} == labels()
+    assert result.obj["metadata"]["annotations"] == {"writes": "0"}  # the other write is kept
+    # a version that was current when the patch began, gone by the time it is written: 409, not retried into success
     version = world.registry.get(DEPLOYMENTS, NS, "web")["metadata"]["resourceVersion"]
     refused = status_of(lambda: patch({"metadata": {"resourceVersion": version, "labels": {"d": "4"}}}))
-    assert refused.code == 409  # the version it named is gone: a precondition, not retried into success
-    assert world.registry.get(DEPLOYMENTS, NS, "web")["metadata"]["labels"] == {"a": "1", "b": "2", "c": "3"}
+    assert refused.code == 409 and "d" not in labels()
+    # a patch that clears the version is no precondition: written over the newer object
+    assert patch({"metadata": {"resourceVersion": None, "labels": {"e": "5"}}}).obj["metadata"]["labels"]["e"] == "5"
+    # an object written all the time: the last attempt is made on the loop, where nothing comes between
+    result = patch({"metadata": {"labels": {"f": "6"}}}, interfere=100)
+    assert len(runs) == PATCH_ATTEMPTS - 1 and result.obj["metadata"]["labels"]["f"] == "6" == labels()["f"]
+    # deleted meanwhile: 404
+    async def deleting(work: Callable[..., Any], *args: Any) -> Any:
+        world.registry.delete(DEPLOYMENTS, NS, "web")
+        return work(*args)
+
+    gone = status_of(lambda: asyncio.run(world.registry.patch_offloaded(deleting, DEPLOYMENTS, NS, "web", MERGE_PATCH, {"metadata": {"labels": {"g": "7"}}}, WriteOptions())))
+    assert gone.code == 404
+
+
+def test_an_object_decoded_by_a_strategy_since_replaced_is_decoded_again(world: World) -> None:
+    """A large body is decoded on a worker thread (`Registry.decoded`); should the kind be served by
+    another strategy by the time it is written (its CustomResourceDefinition changed), the write decodes
+    the body again rather than take what the old one made of it."""
+    decoded = world.registry.decoded(PODS, pod(), WriteOptions())
+    assert world.registry.create(PODS, NS, decoded).obj["metadata"]["name"] == "web"
+    other = dataclasses.replace(world.registry.decoded(PODS, pod("second"), WriteOptions()),
+                                obj={"metadata": {"name": "made-by-the-old-one"}},
+                                strategy=Strategy(world.registry.strategy(PODS).cluster))
+    assert world.registry.create(PODS, NS, other).obj["metadata"]["name"] == "second"
