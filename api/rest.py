@@ -32,10 +32,8 @@ from emulator import errors
 from emulator.kinds import BINDINGS, NAMESPACES, ResourceType
 from emulator.registry.registry import (
     FIELD_VALIDATION_MODES,
-    JSON_PATCH,
-    MERGE_PATCH,
+    PATCH_TYPES,
     PROPAGATION_POLICIES,
-    STRATEGIC_MERGE_PATCH,
     Decoded,
     ObjectFilter,
     Registry,
@@ -44,9 +42,6 @@ from emulator.registry.registry import (
 
 log = logging.getLogger(__name__)
 
-# the patches a large body has applied off the event loop (server-side apply, which also merges managed
-# fields, is applied on it)
-OFFLOADED_PATCHES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
 
 
 
@@ -248,19 +243,15 @@ class ResourceHandler:
         content_type = media_type(request)
         body = await read_body(request)
         options = self._options(request)
-        large = len(body) > OFF_LOOP_BYTES or self.registry.stored_size(target.rt, target.namespace or "", target.name or "") > OFF_LOOP_BYTES
-        if large and content_type in OFFLOADED_PATCHES and target.subresource != "scale":
+        namespace, name, force = target.namespace or "", target.name or "", flag(request, "force")
+        large = len(body) > OFF_LOOP_BYTES
+        patch = await off_loop(decode, body, content_type) if large else decode(body, content_type)
+        if (large or self.registry.stored_size(target.rt, namespace, name) > OFF_LOOP_BYTES) and (
+                content_type in PATCH_TYPES and target.subresource != "scale"):
             # a large patch, or a patch of a large object, is applied and its result validated on the worker thread
-            result = await self.registry.patch_offloaded(
-                off_loop, target.rt, target.namespace or "", target.name or "", content_type,
-                await off_loop(decode, body, content_type), options, target.subresource,
-            )
-            return json_response(result.obj, warnings=result.warnings)
-        patch = await off_loop(decode, body, content_type) if len(body) > OFF_LOOP_BYTES else decode(body, content_type)
-        result = self.registry.patch(
-            target.rt, target.namespace or "", target.name or "", content_type, patch, options,
-            target.subresource, flag(request, "force"),
-        )
+            result = await self.registry.patch_offloaded(off_loop, target.rt, namespace, name, content_type, patch, options, target.subresource, force)
+        else:
+            result = self.registry.patch(target.rt, namespace, name, content_type, patch, options, target.subresource, force)
         return json_response(result.obj, status=201 if result.created else 200, warnings=result.warnings)
 
     async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any] | None, bool, str | None, int | None]:

@@ -568,22 +568,36 @@ class Registry:
 
     async def patch_offloaded(
         self, offload: Offload, rt: ResourceType, namespace: str, name: str, patch_type: str, patch: Any,
-        options: WriteOptions, subresource: str | None = None,
+        options: WriteOptions, subresource: str | None = None, force: bool = False,
     ) -> WriteResult:
-        """`patch` (JSON, merge or strategic merge) with its costly part, applying the patch and decoding
-        the result, run by `offload` (the API's worker thread, for a large body) while the event loop goes
+        """`patch` (any of the four types, server-side apply too) with its costly part, applying the patch
+        and decoding the result, run by `offload` (the API's worker thread, for a large body) while the event loop goes
         on. Should the object change meanwhile, the patch is applied again to the newer one, as the API
         server's GuaranteedUpdate does (a resourceVersion the patch names is then checked against the
         newer one: a precondition); the last attempt runs on the loop, where nothing can come between."""
+        key = (rt.key, namespace if rt.namespaced else "", name)
+        if patch_type == APPLY_PATCH:
+            _check_applied(name, patch, options)
         for _ in range(PATCH_ATTEMPTS - 1):
-            current = self.get(rt, namespace, name)
-            version = current["metadata"].get("resourceVersion")
-            decoded = await offload(self.patched, rt, current, patch_type, patch, options)
-            stored = self.store.get_raw(rt.key, namespace if rt.namespaced else "", name)
-            if stored is None or str(stored[0]) != version:
+            if patch_type != APPLY_PATCH:
+                current = self.get(rt, namespace, name)
+                decoded = await offload(self.patched, rt, current, patch_type, patch, options)
+            else:
+                live = self.store.get(*key)
+                if live is None and subresource:
+                    raise errors.not_found(rt.key, name)
+                if live is None:  # applied to an object that is not there: created
+                    decoded = await offload(self.decoded, rt, _applied_new(rt, patch, options), options)
+                    if self.store.get_raw(*key) is not None:
+                        continue  # created meanwhile: merged into that one
+                    return self.create(rt, namespace, decoded, options)
+                current = self._served(rt, live)
+                decoded = await offload(self.applied, rt, current, patch, options, force)
+            stored = self.store.get_raw(*key)
+            if stored is None or str(stored[0]) != current["metadata"].get("resourceVersion"):
                 continue  # written (or deleted) meanwhile: once more, on what is stored now
             return self.replace_object(rt, current, decoded, options, subresource)
-        return self.patch(rt, namespace, name, patch_type, patch, options, subresource)
+        return self.patch(rt, namespace, name, patch_type, patch, options, subresource, force)
 
     # -- the scale subresource ----------------------------------------------------------------------
 
@@ -632,25 +646,20 @@ class Registry:
         """Server-side apply: create when absent, else merge this field manager's configuration
         (emulator/registry/managedfields.py keeps what each manager applied in `metadata.managedFields`)."""
         options = options or WriteOptions()
-        if not isinstance(applied, dict):
-            raise errors.bad_request("an apply patch must be an object")
-        manager = options.field_manager
-        if not manager:
-            raise errors.bad_request("fieldManager is required for apply requests (add ?fieldManager=<your-tool>)")
-        applied_meta = applied.setdefault("metadata", {})
-        if not isinstance(applied_meta, dict):
-            raise errors.bad_request("metadata must be an object")
-        if applied_meta.get("name") and applied_meta["name"] != name:
-            raise errors.bad_request(f'the name of the object ({applied_meta["name"]}) does not match the name on the URL ({name})')
-        applied_meta["name"] = name
+        _check_applied(name, applied, options)
         live = self.store.get(rt.key, namespace if rt.namespaced else "", name)
         if live is None and subresource:
             raise errors.not_found(rt.key, name)  # a subresource is applied to an object that exists
         if live is None:
-            creating = dict(applied)
-            managedfields.record(creating, rt, manager, applied)
-            return self.create(rt, namespace, creating, options)
+            return self.create(rt, namespace, _applied_new(rt, applied, options), options)
         live = self._served(rt, live)  # merged in the version applied (a kind served in several converts)
+        return self.replace_object(rt, live, self.applied(rt, live, applied, options, force), options, subresource)
+
+    def applied(self, rt: ResourceType, live: dict[str, Any], applied: dict[str, Any], options: WriteOptions, force: bool) -> Decoded:
+        """`live` with a field manager's apply configuration merged (its conflicts with other managers a
+        409 unless `force`), decoded as a PUT of the result would be. Like `patched`, safe on a worker
+        thread (`patch_offloaded` runs it there)."""
+        manager = str(options.field_manager)
         rules = kind_of(rt).merge_rules
         managedfields.check_conflicts(rt, rules, live, manager, applied, force)
         previous = managedfields.applied_by(live).get(manager)
@@ -663,7 +672,7 @@ class Registry:
         managedfields.record(merged, rt, manager, applied)
         if managedfields.applied_by(merged) == managedfields.applied_by(live):
             merged["metadata"]["managedFields"] = live["metadata"].get("managedFields")  # unchanged: keep the old time stamp
-        return self.replace_object(rt, live, merged, options, subresource)
+        return self.decoded(rt, merged, options)
 
     def delete(
         self, rt: ResourceType, namespace: str, name: str,
@@ -831,6 +840,27 @@ class Registry:
             if self.store.get_raw(rt.key, namespace, name) is None:
                 return name
         raise errors.StatusError(409, "AlreadyExists", f"could not generate a unique name from {prefix!r}; try again")
+
+
+def _check_applied(name: str, applied: Any, options: WriteOptions) -> None:
+    """An apply configuration's own faults (400): not an object, no field manager, another name."""
+    if not isinstance(applied, dict):
+        raise errors.bad_request("an apply patch must be an object")
+    if not options.field_manager:
+        raise errors.bad_request("fieldManager is required for apply requests (add ?fieldManager=<your-tool>)")
+    applied_meta = applied.setdefault("metadata", {})
+    if not isinstance(applied_meta, dict):
+        raise errors.bad_request("metadata must be an object")
+    if applied_meta.get("name") and applied_meta["name"] != name:
+        raise errors.bad_request(f'the name of the object ({applied_meta["name"]}) does not match the name on the URL ({name})')
+    applied_meta["name"] = name
+
+
+def _applied_new(rt: ResourceType, applied: dict[str, Any], options: WriteOptions) -> dict[str, Any]:
+    """What an apply configuration creates when its object is not there: itself, its manager recorded."""
+    creating = dict(applied)
+    managedfields.record(creating, rt, str(options.field_manager), applied)
+    return creating
 
 
 def _patched(current: dict[str, Any], patch_type: str, patch: Any, rules: ListRules) -> Any:

@@ -589,3 +589,28 @@ def test_large_patches_are_applied_off_the_loop_with_the_same_answers(emu: Emula
         stale = {"metadata": {"resourceVersion": "1"}, "data": data}
         status(api.patch(f"{maps}/settings", json=stale, headers={"Content-Type": "application/merge-patch+json"}), 409, "Conflict")
         status(api.patch(f"{maps}/missing", json={"data": data}, headers={"Content-Type": "application/merge-patch+json"}), 404, "NotFound")
+
+
+def test_large_server_side_applies_are_merged_off_the_loop_with_the_same_answers(emu: Emulator) -> None:
+    """`kubectl apply --server-side` of a large object (CRDs are applied so, being too large for the
+    last-applied annotation) is merged and validated on the worker thread: created (201), merged (200),
+    a field another manager owns a 409 unless forced."""
+    maps = "/api/v1/namespaces/large-applies/configmaps"
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    data = {f"k{i:06d}": "v" * 8 for i in range(8_000)}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": data}
+    with emu.client() as api:
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": "large-applies"}}).status_code == 201
+        created = api.patch(f"{maps}/applied", params={"fieldManager": "kubectl"}, json=config, headers=apply)
+        assert created.status_code == 201, created.text
+        assert created.json()["data"] == data and created.json()["metadata"]["managedFields"][0]["manager"] == "kubectl"
+        config["data"] = {**data, "k000000": "changed", "added": "yes"}
+        merged = api.patch(f"{maps}/applied", params={"fieldManager": "kubectl"}, json=config, headers=apply)
+        assert merged.status_code == 200 and merged.json()["data"]["k000000"] == "changed" and merged.json()["data"]["added"] == "yes"
+        other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"k000001": "mine"}}
+        conflict = api.patch(f"{maps}/applied", params={"fieldManager": "helm"}, json=other, headers=apply)
+        assert "conflict" in status(conflict, 409, "Conflict")["message"].lower()
+        forced = api.patch(f"{maps}/applied", params={"fieldManager": "helm", "force": "true"}, json=other, headers=apply)
+        assert forced.status_code == 200 and forced.json()["data"]["k000001"] == "mine"
+        assert {m["manager"] for m in forced.json()["metadata"]["managedFields"]} == {"kubectl", "helm"}
+        status(api.patch(f"{maps}/applied", json=other, headers=apply), 400, "BadRequest")  # no fieldManager

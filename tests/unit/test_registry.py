@@ -1241,3 +1241,35 @@ def test_an_object_decoded_by_a_strategy_since_replaced_is_decoded_again(world: 
                                 obj={"metadata": {"name": "made-by-the-old-one"}},
                                 strategy=Strategy(world.registry.strategy(PODS).cluster))
     assert world.registry.create(PODS, NS, other).obj["metadata"]["name"] == "second"
+
+
+def test_an_apply_made_elsewhere_is_merged_again_and_a_create_that_lost_the_race_becomes_a_merge(world: World) -> None:
+    """`patch_offloaded` with server-side apply: a write meanwhile is merged with (not lost), and an apply
+    that would create an object someone else created meanwhile is merged into theirs."""
+    options = WriteOptions(field_manager="kubectl")
+    applied = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"app": "web"}},
+               "spec": deployment()["spec"]}
+
+    async def creating_meanwhile(work: Callable[..., Any], *args: Any) -> Any:
+        result = work(*args)
+        if world.registry.store.get_raw(DEPLOYMENTS.key, NS, "web") is None:  # someone else's create lands first
+            world.registry.create(DEPLOYMENTS, NS, deployment(labels={"theirs": "1"}))
+        return result
+
+    result = asyncio.run(world.registry.patch_offloaded(creating_meanwhile, DEPLOYMENTS, NS, "web", APPLY_PATCH, applied, options))
+    assert not result.created and result.obj["metadata"]["labels"] == {"theirs": "1", "app": "web"}
+    runs: list[int] = []
+
+    async def writing_meanwhile(work: Callable[..., Any], *args: Any) -> Any:
+        runs.append(1)
+        if len(runs) == 1:
+            world.registry.patch(DEPLOYMENTS, NS, "web", MERGE_PATCH, {"metadata": {"annotations": {"other": "write"}}})
+        return work(*args)
+
+    applied["metadata"]["labels"] = {"app": "web", "tier": "front"}
+    result = asyncio.run(world.registry.patch_offloaded(writing_meanwhile, DEPLOYMENTS, NS, "web", APPLY_PATCH, applied, options))
+    assert len(runs) == 2 and result.obj["metadata"]["annotations"] == {"other": "write"}
+    assert result.obj["metadata"]["labels"] == {"theirs": "1", "app": "web", "tier": "front"}
+    missing = status_of(lambda: asyncio.run(world.registry.patch_offloaded(
+        writing_meanwhile, DEPLOYMENTS, NS, "absent", APPLY_PATCH, {"metadata": {}}, options, subresource="status")))
+    assert missing.code == 404
