@@ -40,6 +40,9 @@ class CrdController:
         self.registry = registry
         self.store = registry.store
         self._served: dict[str, bytes] = {}  # definition name -> the spec its kinds were built from
+        # definition name -> (its resourceVersion, its group, its accepted names): what `_conflict` compares,
+        # read from a definition's JSON once per version (a large CRD is hundreds of KB of schema)
+        self._names: dict[str, tuple[int, Any, dict[str, Any]]] = {}
 
     def start(self) -> None:
         """Serve every stored definition (before the API serves, before anything reads custom resources)."""
@@ -103,10 +106,9 @@ class CrdController:
         built_in = _built_in_conflict(spec["group"], names)
         if built_in is not None:
             return built_in
-        for other in self.store.objects(CRDS.key):
-            if other["metadata"]["name"] == mine or (other.get("spec") or {}).get("group") != spec["group"]:
+        for group, accepted in self._accepted_names(mine):
+            if group != spec["group"]:
                 continue
-            accepted = (other.get("status") or {}).get("acceptedNames") or {}
             if accepted.get("kind") and accepted.get("kind") == names.get("kind"):
                 return "KindConflict", f'"{names["kind"]}" is already in use'
             taken = set(accepted.get("shortNames") or ()) | {accepted.get("plural"), accepted.get("singular")}
@@ -114,6 +116,20 @@ class CrdController:
                 if short in taken:
                     return "ShortNamesConflict", f'"{short}" is already in use'
         return None
+
+    def _accepted_names(self, mine: str) -> list[tuple[Any, dict[str, Any]]]:
+        """(group, status.acceptedNames) of every other stored definition."""
+        known, self._names = self._names, {}
+        found = []
+        for _, name, version, raw in self.store.entries(CRDS.key):
+            entry = known.get(name)
+            if entry is None or entry[0] != version:
+                other = orjson.loads(raw)
+                entry = (version, (other.get("spec") or {}).get("group"), (other.get("status") or {}).get("acceptedNames") or {})
+            self._names[name] = entry
+            if name != mine:
+                found.append((entry[1], entry[2]))
+        return found
 
     # -- status ----------------------------------------------------------------------------------------
 
