@@ -571,10 +571,10 @@ class Registry:
         options: WriteOptions, subresource: str | None = None, force: bool = False,
     ) -> WriteResult:
         """`patch` (any of the four types, server-side apply too) with its costly part, applying the patch
-        and decoding the result, run by `offload` (the API's worker thread, for a large body) while the event loop goes
-        on. Should the object change meanwhile, the patch is applied again to the newer one, as the API
-        server's GuaranteedUpdate does (a resourceVersion the patch names is then checked against the
-        newer one: a precondition); the last attempt runs on the loop, where nothing can come between."""
+        and decoding the result, run by `offload` (the API's worker thread, for a large body) while the
+        event loop goes on. Should the object change meanwhile, the patch is applied again to the newer one,
+        as the API server's GuaranteedUpdate does (a resourceVersion the patch names is then checked against
+        the newer one: a precondition); the last attempt runs on the loop, where nothing can come between."""
         key = (rt.key, namespace if rt.namespaced else "", name)
         if patch_type == APPLY_PATCH:
             _check_applied(name, patch, options)
@@ -592,7 +592,7 @@ class Registry:
                         continue  # created meanwhile: merged into that one
                     return self.create(rt, namespace, decoded, options)
                 current = self._served(rt, live)
-                decoded = await offload(self.applied, rt, current, patch, options, force)
+                decoded = await offload(self.merged, rt, current, patch, options, force)
             stored = self.store.get_raw(*key)
             if stored is None or str(stored[0]) != current["metadata"].get("resourceVersion"):
                 continue  # written (or deleted) meanwhile: once more, on what is stored now
@@ -653,9 +653,9 @@ class Registry:
         if live is None:
             return self.create(rt, namespace, _applied_new(rt, applied, options), options)
         live = self._served(rt, live)  # merged in the version applied (a kind served in several converts)
-        return self.replace_object(rt, live, self.applied(rt, live, applied, options, force), options, subresource)
+        return self.replace_object(rt, live, self.merged(rt, live, applied, options, force), options, subresource)
 
-    def applied(self, rt: ResourceType, live: dict[str, Any], applied: dict[str, Any], options: WriteOptions, force: bool) -> Decoded:
+    def merged(self, rt: ResourceType, live: dict[str, Any], applied: dict[str, Any], options: WriteOptions, force: bool) -> Decoded:
         """`live` with a field manager's apply configuration merged (its conflicts with other managers a
         409 unless `force`), decoded as a PUT of the result would be. Like `patched`, safe on a worker
         thread (`patch_offloaded` runs it there)."""
