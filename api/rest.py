@@ -8,6 +8,7 @@ differs per kind is in the registry's strategies and api/tables.py, never in cop
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from aiohttp import web
 from api import tables
 from api.discovery import table_content_type, table_version
 from api.http import (
+    JSON,
     OFF_LOOP_BYTES,
     decode,
     decode_body,
@@ -41,6 +43,7 @@ from emulator.registry.registry import (
 )
 
 log = logging.getLogger(__name__)
+OFF_LOOP_OBJECTS = 1000  # a list that decodes more objects than this does it on the worker thread
 
 
 
@@ -155,16 +158,26 @@ class ResourceHandler:
         rt = target.rt
         keep = self._filter(request, rt)
         rv = str(self.registry.resource_version)
-        raws = self.registry.list_raw(rt, target.namespace if rt.namespaced else "", keep)
+        raws = self.registry.snapshot_raw(rt, target.namespace if rt.namespaced else "")
         version = table_version(request.headers.get("Accept"))
+        include = include_object(request) if version else "Metadata"
+        if (keep is not None or version) and len(raws) > OFF_LOOP_OBJECTS:
+            # each object decoded (to be filtered, or to make a row): 5,000 pods are ~0.1 s of it
+            body = await off_loop(self._list_body, rt, raws, keep, rv, version, include)
+        else:
+            body = self._list_body(rt, raws, keep, rv, version, include)
+        return json_response(body, content_type=table_content_type(version) if version else JSON)
+
+    def _list_body(
+        self, rt: ResourceType, raws: Sequence[bytes], keep: ObjectFilter | None, rv: str, version: str | None, include: str,
+    ) -> bytes:
+        """A list (or, for `kubectl get`, a Table) of what `keep` keeps of `raws`, as JSON."""
+        kept = self.registry.filter_raw(rt, raws, keep)
         if version:
-            objects = [orjson.loads(r) for r in raws]
-            table = tables.table(rt, objects, rv, include_object(request), version=version)
-            return json_response(table, content_type=table_content_type(version))
+            return orjson.dumps(tables.table(rt, [orjson.loads(r) for r in kept], rv, include, version=version))
         # splice the stored JSON into the list without decoding it: lists of 10,000 pods stay fast
         head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": rv}})
-        body = head[:-1] + b',"items":[' + b",".join(raws) + b"]}"
-        return json_response(body)
+        return head[:-1] + b',"items":[' + b",".join(kept) + b"]}"
 
     async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt
@@ -278,5 +291,5 @@ class ResourceHandler:
         if rt is NAMESPACES:
             raise errors.method_not_allowed("namespaces cannot be deleted as a collection; delete them one by one")
         _, dry_run, propagation, grace = await self._delete_options(request)
-        deleted = self.registry.delete_collection(rt, target.namespace, self._filter(request, rt), dry_run, propagation, grace)
+        deleted = await self.registry.delete_collection_paced(rt, target.namespace, self._filter(request, rt), dry_run, propagation, grace)
         return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(self.registry.resource_version)}, "items": deleted})

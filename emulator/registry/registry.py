@@ -9,6 +9,7 @@ refuses the write. Per-kind behaviour lives in each kind's strategy (emulator/ki
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import threading
@@ -56,6 +57,7 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
+DELETE_BATCH = 200  # objects a deletecollection deletes per turn of the event loop
 PATCH_ATTEMPTS = 4  # a large patch is applied off the loop up to 3 times while its object keeps changing, then on it
 # How `patch_offloaded` runs its costly part elsewhere: `await offload(work, *args)` returns `work(*args)`
 # (the API passes api/http.py `off_loop`: a worker thread, the cyclic collector paused).
@@ -339,8 +341,17 @@ class Registry:
 
     def list_raw(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> Iterator[bytes]:
         """Stored JSON of the matching objects, undecoded when nothing filters them (fast lists)."""
+        return self.filter_raw(rt, self.store.raws(rt.key, namespace), keep)
+
+    def snapshot_raw(self, rt: ResourceType, namespace: str | None) -> list[bytes]:
+        """The stored JSON of every object of the kind (in one namespace, or all), as it is now: a list
+        that `filter_raw` may go through on a worker thread while the store changes."""
+        return list(self.store.raws(rt.key, namespace))
+
+    def filter_raw(self, rt: ResourceType, raws: Iterable[bytes], keep: ObjectFilter | None) -> Iterator[bytes]:
+        """Those of `raws` that `keep` keeps, in the version served (decoded only to be filtered or converted)."""
         convert = self.strategy(rt).storage_api_version not in (None, rt.api_version)
-        for raw in self.store.raws(rt.key, namespace):
+        for raw in raws:
             if keep is None or keep(orjson.loads(raw)):
                 yield orjson.dumps(self._served(rt, orjson.loads(raw))) if convert else raw
 
@@ -764,12 +775,34 @@ class Registry:
         self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None, dry_run: bool = False,
         propagation: str | None = None, grace_period: int | None = None,
     ) -> list[dict[str, Any]]:
+        return self._delete_each(rt, self._collection(rt, namespace, keep), dry_run, propagation, grace_period)
+
+    async def delete_collection_paced(
+        self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None, dry_run: bool = False,
+        propagation: str | None = None, grace_period: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """`delete_collection`, DELETE_BATCH objects per turn of the event loop: what reacts to the
+        deletions (controllers, watches), DNS answers and other requests go on in between (5,000 pods
+        deleted in one go held the loop ~0.13 s)."""
+        targets = self._collection(rt, namespace, keep)
+        deleted: list[dict[str, Any]] = []
+        for start in range(0, len(targets), DELETE_BATCH):
+            if start:
+                await asyncio.sleep(0)
+            deleted += self._delete_each(rt, targets[start : start + DELETE_BATCH], dry_run, propagation, grace_period)
+        return deleted
+
+    def _collection(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> list[tuple[str, str]]:
+        """(namespace, name) of what a deletecollection deletes."""
+        return [(meta.get("namespace", ""), meta["name"]) for meta in (orjson.loads(raw)["metadata"] for raw in self.list_raw(rt, namespace, keep))]
+
+    def _delete_each(
+        self, rt: ResourceType, targets: list[tuple[str, str]], dry_run: bool, propagation: str | None, grace_period: int | None,
+    ) -> list[dict[str, Any]]:
         deleted = []
-        for raw in list(self.list_raw(rt, namespace, keep)):
-            obj = orjson.loads(raw)
-            meta = obj["metadata"]
+        for namespace, name in targets:
             try:
-                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"], dry_run=dry_run, propagation=propagation, grace_period=grace_period))
+                deleted.append(self.delete(rt, namespace, name, dry_run=dry_run, propagation=propagation, grace_period=grace_period))
             except errors.StatusError as exc:
                 if exc.code != 404:  # a controller removed it meanwhile
                     raise

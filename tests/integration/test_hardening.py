@@ -614,3 +614,26 @@ def test_large_server_side_applies_are_merged_off_the_loop_with_the_same_answers
         assert forced.status_code == 200 and forced.json()["data"]["k000001"] == "mine"
         assert {m["manager"] for m in forced.json()["metadata"]["managedFields"]} == {"kubectl", "helm"}
         status(api.patch(f"{maps}/applied", json=other, headers=apply), 400, "BadRequest")  # no fieldManager
+
+
+def test_lists_that_decode_many_objects_and_large_deletecollections_answer_as_before(emu: Emulator) -> None:
+    """A list that must decode over 1,000 objects (a selector, or a Table for kubectl) does so on the
+    worker thread, and a deletecollection deletes 200 per turn of the loop: same answers as small ones."""
+    maps = "/api/v1/namespaces/many/configmaps"
+    table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+    with emu.client() as api:
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": "many"}}).status_code == 201
+        for i in range(1_100):
+            body = {"metadata": {"name": f"cm-{i:04d}", "labels": {"parity": "even" if i % 2 == 0 else "odd"}}}
+            assert api.post(maps, json=body).status_code == 201
+        rows = api.get(maps, params={"labelSelector": "parity=odd"}, headers=table).json()
+        assert rows["kind"] == "Table" and len(rows["rows"]) == 550
+        assert rows["rows"][0]["cells"][0] == "cm-0001" and rows["metadata"]["resourceVersion"]
+        assert len(api.get(maps, headers=table).json()["rows"]) == 1_100
+        items = api.get(maps, params={"labelSelector": "parity=even"}).json()["items"]
+        assert len(items) == 550 and all(item["metadata"]["labels"]["parity"] == "even" for item in items)
+        status(api.get(maps, params={"labelSelector": "parity in (even"}), 400, "BadRequest")
+        deleted = api.delete(maps, params={"labelSelector": "parity=even"})
+        assert deleted.status_code == 200 and len(deleted.json()["items"]) == 550
+        left = api.get(maps).json()["items"]
+        assert len(left) == 550 and {item["metadata"]["labels"]["parity"] for item in left} == {"odd"}

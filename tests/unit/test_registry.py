@@ -20,6 +20,7 @@ import pytest
 from emulator import errors
 from emulator.controllers.namespaces import NamespaceController
 from emulator.kinds import (
+    CONFIG_MAPS,
     DEPLOYMENTS,
     ENDPOINTS,
     KINDS,
@@ -31,6 +32,7 @@ from emulator.kinds import (
 from emulator.registry.ipam import AddressPlan
 from emulator.registry.registry import (
     APPLY_PATCH,
+    DELETE_BATCH,
     JSON_PATCH,
     MERGE_PATCH,
     PATCH_ATTEMPTS,
@@ -857,6 +859,33 @@ def test_delete_collection_deletes_what_the_selector_picks(three_pods: Registry)
     assert names(store, PODS.key) == ["c", "held"]  # the one with a finalizer is only marked
     assert stored(store, PODS.key, "held")["metadata"]["deletionTimestamp"]
     assert names(store, PODS.key, "kube-system") == ["d"]  # other namespaces untouched
+
+
+def test_a_large_delete_collection_lets_the_loop_run_between_its_batches(registry: Registry) -> None:
+    """The API's deletecollection deletes DELETE_BATCH objects per turn of the event loop: what else runs
+    on it (here a task counting the config maps left) sees the deletion under way, not only its end."""
+    for i in range(DELETE_BATCH * 2 + 50):
+        registry.create(CONFIG_MAPS, NS, {"metadata": {"name": f"cm-{i}", "labels": {"batch": "yes"}}})
+    registry.create(CONFIG_MAPS, NS, {"metadata": {"name": "kept"}})
+
+    async def run() -> tuple[list[dict[str, Any]], list[int]]:
+        seen: list[int] = []
+
+        async def count() -> None:
+            while True:
+                seen.append(len(list(registry.store.raws(CONFIG_MAPS.key, NS))))
+                await asyncio.sleep(0)
+
+        counting = asyncio.create_task(count())
+        await asyncio.sleep(0)
+        deleted = await registry.delete_collection_paced(CONFIG_MAPS, NS, registry.make_filter(CONFIG_MAPS, "batch=yes", None))
+        counting.cancel()
+        return deleted, seen
+
+    deleted, seen = asyncio.run(run())
+    assert len(deleted) == DELETE_BATCH * 2 + 50
+    assert [o["metadata"]["name"] for o in registry.store.objects(CONFIG_MAPS.key, NS)] == ["kept"]
+    assert {DELETE_BATCH + 51, 51} <= set(seen)  # seen after the first batch and after the second
 
 
 def test_delete_collection_in_every_namespace_and_as_a_dry_run(three_pods: Registry) -> None:
