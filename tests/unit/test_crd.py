@@ -181,6 +181,17 @@ def test_exactly_one_storage_version() -> None:
     assert validate_crd(crd) == []
 
 
+def test_a_spec_validated_again_gives_the_same_answer() -> None:
+    """What a definition's versions and schemas get is remembered by the spec's JSON (its controller's
+    status writes carry the same spec): the same problems again, in a list of its own each time."""
+    crd = crontab_crd()
+    crd["spec"]["versions"].append({**crd["spec"]["versions"][0], "name": "v2"})  # two storage versions
+    first = validate_crd(crd)
+    assert any("exactly one version marked as storage version" in e.describe() for e in first)
+    first.clear()
+    assert [e.describe() for e in validate_crd(copy.deepcopy(crd))] == [e.describe() for e in validate_crd(crd)] != []
+
+
 def test_the_name_is_plural_dot_group() -> None:
     crd = crontab_crd()
     crd["metadata"]["name"] = "other.stable.example.com"
