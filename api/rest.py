@@ -8,7 +8,7 @@ differs per kind is in the registry's strategies and api/tables.py, never in cop
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -32,6 +32,7 @@ from api.requestinfo import Target, request_info, verbs_of
 from api.watch import WatchStream
 from emulator import errors
 from emulator.kinds import BINDINGS, NAMESPACES, ResourceType
+from emulator.kinds.printing import Printer
 from emulator.registry.registry import (
     FIELD_VALIDATION_MODES,
     PATCH_TYPES,
@@ -80,6 +81,17 @@ def _propagation(options: dict[str, Any], request: web.Request) -> str | None:
             f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan", "nil"',
         )
     return policy
+
+
+def _list_body(
+    rt: ResourceType, kept: Iterable[bytes], rv: str, version: str | None, include: str, printer: Printer | None,
+) -> bytes:
+    """A list (or, for `kubectl get`, a Table) of the stored JSON `kept`, as JSON."""
+    if version:
+        return orjson.dumps(tables.table(rt, [orjson.loads(r) for r in kept], rv, include, version=version, printer=printer))
+    # splice the stored JSON into the list without decoding it: lists of 10,000 pods stay fast
+    head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": rv}})
+    return head[:-1] + b',"items":[' + b",".join(kept) + b"]}"
 
 
 def include_object(request: web.Request) -> str:
@@ -161,23 +173,16 @@ class ResourceHandler:
         raws = self.registry.snapshot_raw(rt, target.namespace if rt.namespaced else "")
         version = table_version(request.headers.get("Accept"))
         include = include_object(request) if version else "Metadata"
+        # what the kind is served by (its strategy, its columns) is looked up here, on the loop: a body
+        # made on the worker thread does not see the CRD controller change the kinds meanwhile
+        kept = self.registry.filter_raw(rt, raws, keep)
+        printer = tables.printer_for(rt) if version else None
         if (keep is not None or version) and len(raws) > OFF_LOOP_OBJECTS:
             # each object decoded (to be filtered, or to make a row): 5,000 pods are ~0.1 s of it
-            body = await off_loop(self._list_body, rt, raws, keep, rv, version, include)
+            body = await off_loop(_list_body, rt, kept, rv, version, include, printer)
         else:
-            body = self._list_body(rt, raws, keep, rv, version, include)
+            body = _list_body(rt, kept, rv, version, include, printer)
         return json_response(body, content_type=table_content_type(version) if version else JSON)
-
-    def _list_body(
-        self, rt: ResourceType, raws: Sequence[bytes], keep: ObjectFilter | None, rv: str, version: str | None, include: str,
-    ) -> bytes:
-        """A list (or, for `kubectl get`, a Table) of what `keep` keeps of `raws`, as JSON."""
-        kept = self.registry.filter_raw(rt, raws, keep)
-        if version:
-            return orjson.dumps(tables.table(rt, [orjson.loads(r) for r in kept], rv, include, version=version))
-        # splice the stored JSON into the list without decoding it: lists of 10,000 pods stay fast
-        head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": rv}})
-        return head[:-1] + b',"items":[' + b",".join(kept) + b"]}"
 
     async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt

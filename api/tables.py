@@ -24,8 +24,8 @@ def printer_for(resource: ResourceType) -> Printer:
     return kind.printer if kind is not None else DEFAULT_PRINTER
 
 
-def column_definitions(resource: ResourceType) -> list[dict[str, Any]]:
-    return [c.definition() for c in printer_for(resource).columns]
+def column_definitions(resource: ResourceType, printer: Printer | None = None) -> list[dict[str, Any]]:
+    return [c.definition() for c in (printer or printer_for(resource)).columns]
 
 
 def partial_object_metadata(obj: dict[str, Any]) -> dict[str, Any]:
@@ -33,12 +33,13 @@ def partial_object_metadata(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def table_row(
-    resource: ResourceType, obj: dict[str, Any], include_object: str = "Metadata", now: datetime | None = None
+    resource: ResourceType, obj: dict[str, Any], include_object: str = "Metadata", now: datetime | None = None,
+    printer: Printer | None = None,
 ) -> dict[str, Any]:
     """One row: formatted cells plus, unless includeObject=None, the object (or its metadata)."""
     if include_object not in INCLUDE_OBJECT:
         raise ValueError(f"includeObject must be one of {', '.join(INCLUDE_OBJECT)}, not {include_object!r}")
-    printer = printer_for(resource)
+    printer = printer or printer_for(resource)
     row: dict[str, Any] = {"cells": printer.cells(obj, now or datetime.now(UTC))}
     if printer.conditions is not None:
         conditions = printer.conditions(obj)
@@ -60,11 +61,14 @@ def table(
     *,
     continue_token: str | None = None,
     version: str = "v1",
+    printer: Printer | None = None,
 ) -> dict[str, Any]:
     """A Table for a list, a single GET (one object) or one watch event. Always carries the column
     definitions and a resourceVersion, even when empty: without the RV `kubectl get -w` re-lists and
-    prints every row twice (KUBECTL.md §12.7)."""
+    prints every row twice (KUBECTL.md §12.7). `printer`: the kind's, when the caller looked it up already
+    (a list rendered on a worker thread: the CRD controller may change the kinds meanwhile)."""
     now = now or datetime.now(UTC)
+    printer = printer or printer_for(resource)
     metadata: dict[str, Any] = {"resourceVersion": str(resource_version)}
     if continue_token:
         metadata["continue"] = continue_token
@@ -72,6 +76,6 @@ def table(
         "kind": "Table",
         "apiVersion": f"meta.k8s.io/{version}",
         "metadata": metadata,
-        "columnDefinitions": column_definitions(resource),
-        "rows": [table_row(resource, obj, include_object, now) for obj in objects],
+        "columnDefinitions": column_definitions(resource, printer),
+        "rows": [table_row(resource, obj, include_object, now, printer) for obj in objects],
     }

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class FieldError:
     """One cause of an Invalid error: `field` is a path like `spec.ports[0].port`."""
 

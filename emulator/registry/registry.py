@@ -349,11 +349,12 @@ class Registry:
         return list(self.store.raws(rt.key, namespace))
 
     def filter_raw(self, rt: ResourceType, raws: Iterable[bytes], keep: ObjectFilter | None) -> Iterator[bytes]:
-        """Those of `raws` that `keep` keeps, in the version served (decoded only to be filtered or converted)."""
-        convert = self.strategy(rt).storage_api_version not in (None, rt.api_version)
-        for raw in raws:
-            if keep is None or keep(orjson.loads(raw)):
-                yield orjson.dumps(self._served(rt, orjson.loads(raw))) if convert else raw
+        """Those of `raws` that `keep` keeps, in the version served (decoded only to be filtered or converted).
+        The kind's strategy is looked up now, not as the result is gone through (perhaps on a worker
+        thread, while the CRD controller changes the kinds)."""
+        strategy = self.strategy(rt)
+        served = strategy.served if strategy.storage_api_version not in (None, rt.api_version) else None
+        return _kept(raws, keep, served, rt.api_version)
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -589,23 +590,34 @@ class Registry:
         key = (rt.key, namespace if rt.namespaced else "", name)
         if patch_type == APPLY_PATCH:
             _check_applied(name, patch, options)
-        for _ in range(PATCH_ATTEMPTS - 1):
-            if patch_type != APPLY_PATCH:
-                current = self.get(rt, namespace, name)
-                decoded = await offload(self.patched, rt, current, patch_type, patch, options)
-            else:
-                live = self.store.get(*key)
-                if live is None and subresource:
-                    raise errors.not_found(rt.key, name)
-                if live is None:  # applied to an object that is not there: created
-                    decoded = await offload(self.decoded, rt, _applied_new(rt, patch, options), options)
-                    if self.store.get_raw(*key) is not None:
-                        continue  # created meanwhile: merged into that one
-                    return self.create(rt, namespace, decoded, options)
-                current = self._served(rt, live)
-                decoded = await offload(self.merged, rt, current, patch, options, force)
+        def moved(version: str | None) -> bool:  # written, created or deleted since `version` was read
             stored = self.store.get_raw(*key)
-            if stored is None or str(stored[0]) != current["metadata"].get("resourceVersion"):
+            return (None if stored is None else str(stored[0])) != version
+
+        for _ in range(PATCH_ATTEMPTS - 1):
+            current: dict[str, Any] | None = None
+            try:
+                if patch_type != APPLY_PATCH:
+                    current = self.get(rt, namespace, name)
+                    decoded = await offload(self.patched, rt, current, patch_type, patch, options)
+                else:
+                    live = self.store.get(*key)
+                    if live is None and subresource:
+                        raise errors.not_found(rt.key, name)
+                    if live is None:  # applied to an object that is not there: created
+                        decoded = await offload(self.decoded, rt, _applied_new(rt, patch, options), options)
+                        if moved(None):
+                            continue  # created meanwhile: merged into that one
+                        return self.create(rt, namespace, decoded, options)
+                    current = self._served(rt, live)
+                    decoded = await offload(self.merged, rt, current, patch, options, force)
+            except errors.StatusError:
+                # found on an object that changed meanwhile (a conflict, a failed JSON patch test): tried
+                # again on the newer one, as GuaranteedUpdate does; else it is the answer
+                if current is not None and moved(current["metadata"].get("resourceVersion")):
+                    continue
+                raise
+            if moved(current["metadata"].get("resourceVersion")):
                 continue  # written (or deleted) meanwhile: once more, on what is stored now
             return self.replace_object(rt, current, decoded, options, subresource)
         return self.patch(rt, namespace, name, patch_type, patch, options, subresource, force)
@@ -792,20 +804,26 @@ class Registry:
             deleted += self._delete_each(rt, targets[start : start + DELETE_BATCH], dry_run, propagation, grace_period)
         return deleted
 
-    def _collection(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> list[tuple[str, str]]:
-        """(namespace, name) of what a deletecollection deletes."""
-        return [(meta.get("namespace", ""), meta["name"]) for meta in (orjson.loads(raw)["metadata"] for raw in self.list_raw(rt, namespace, keep))]
+    def _collection(self, rt: ResourceType, namespace: str | None, keep: ObjectFilter | None) -> list[tuple[str, str, str | None]]:
+        """(namespace, name, uid) of what a deletecollection deletes."""
+        metas = (orjson.loads(raw)["metadata"] for raw in self.list_raw(rt, namespace, keep))
+        return [(meta.get("namespace", ""), meta["name"], meta.get("uid")) for meta in metas]
 
     def _delete_each(
-        self, rt: ResourceType, targets: list[tuple[str, str]], dry_run: bool, propagation: str | None, grace_period: int | None,
+        self, rt: ResourceType, targets: list[tuple[str, str, str | None]], dry_run: bool, propagation: str | None,
+        grace_period: int | None,
     ) -> list[dict[str, Any]]:
         deleted = []
-        for namespace, name in targets:
+        for namespace, name, uid in targets:
             try:
-                deleted.append(self.delete(rt, namespace, name, dry_run=dry_run, propagation=propagation, grace_period=grace_period))
+                deleted.append(self.delete(rt, namespace, name, {"uid": uid} if uid else None, dry_run, propagation, grace_period))
             except errors.StatusError as exc:
-                if exc.code != 404:  # a controller removed it meanwhile
-                    raise
+                if exc.code == 404:  # removed meanwhile (a controller)
+                    continue
+                now = self.store.get(rt.key, namespace, name) if exc.code == 409 and uid else None
+                if now is not None and now["metadata"].get("uid") != uid:
+                    continue  # deleted and made again since it was listed: another object
+                raise
         return deleted
 
     def ensure(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -875,6 +893,16 @@ class Registry:
         raise errors.StatusError(409, "AlreadyExists", f"could not generate a unique name from {prefix!r}; try again")
 
 
+def _kept(raws: Iterable[bytes], keep: ObjectFilter | None, served: Callable[[dict[str, Any]], dict[str, Any]] | None, api_version: str) -> Iterator[bytes]:
+    for raw in raws:
+        if keep is None or keep(orjson.loads(raw)):
+            if served is None:
+                yield raw
+            else:
+                obj = orjson.loads(raw)
+                yield orjson.dumps(obj if obj.get("apiVersion") == api_version else served(obj))
+
+
 def _check_applied(name: str, applied: Any, options: WriteOptions) -> None:
     """An apply configuration's own faults (400): not an object, no field manager, another name."""
     if not isinstance(applied, dict):
@@ -891,7 +919,7 @@ def _check_applied(name: str, applied: Any, options: WriteOptions) -> None:
 
 def _applied_new(rt: ResourceType, applied: dict[str, Any], options: WriteOptions) -> dict[str, Any]:
     """What an apply configuration creates when its object is not there: itself, its manager recorded."""
-    creating = dict(applied)
+    creating = {**applied, "metadata": dict(applied["metadata"])}  # (the patch itself left as it is: tried again)
     managedfields.record(creating, rt, str(options.field_manager), applied)
     return creating
 
