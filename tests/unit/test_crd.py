@@ -346,6 +346,32 @@ def test_a_kind_taken_in_the_group_is_not_accepted(world: tuple[Registry, CrdCon
     assert ("stable.example.com", "v1", "crontabz") not in BY_PATH
 
 
+def test_a_short_name_is_free_again_once_the_definition_that_took_it_lets_it_go(world: tuple[Registry, CrdController]) -> None:
+    """The controller reads the names other definitions took once per version of theirs: a change to one
+    (its acceptedNames, written by the controller) is seen by the next definition of the group."""
+    registry, _ = world
+    registry.create(CRDS, "", crontab_crd())
+
+    def definition(plural: str, kind: str) -> dict[str, Any]:
+        crd = crontab_crd()
+        crd["metadata"]["name"] = f"{plural}.stable.example.com"
+        crd["spec"]["names"] = {"plural": plural, "kind": kind, "shortNames": ["ct"]}
+        return crd
+
+    def accepted(name: str) -> tuple[str, str]:
+        conditions = {c["type"]: c for c in registry.get(CRDS, "", name)["status"]["conditions"]}
+        return conditions["NamesAccepted"]["status"], conditions["NamesAccepted"]["reason"]
+
+    registry.create(CRDS, "", definition("timers", "Timer"))
+    assert accepted("timers.stable.example.com") == ("False", "ShortNamesConflict")
+    crontabs = registry.get(CRDS, "", "crontabs.stable.example.com")
+    crontabs["spec"]["names"]["shortNames"] = ["cron"]
+    registry.update(CRDS, "", "crontabs.stable.example.com", crontabs)
+    assert registry.get(CRDS, "", "crontabs.stable.example.com")["status"]["acceptedNames"]["shortNames"] == ["cron"]
+    registry.create(CRDS, "", definition("alarms", "Alarm"))
+    assert accepted("alarms.stable.example.com") == ("True", "NoConflicts")
+
+
 def test_stored_definitions_are_served_at_start() -> None:
     store = Store(MemoryBackend())
     registry = Registry(Cluster(store, AddressPlan("10.96.0.0/24", "10.244.0.0/24", "10.250.0.0/24", "30000-30099")))
