@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 MAX_BODY = 3 * 1024 * 1024  # the API server's limit for a request body
 BODY_TIMEOUT = 10.0  # seconds a request body may take to arrive (loopback, or a LAN: plenty for 3 MiB)
-OFF_LOOP_BYTES = 64 * 1024  # bodies larger than this are parsed on a worker thread, the collector paused
+OFF_LOOP_BYTES = 64 * 1024  # bodies (for a patch: stored objects too) larger than this are parsed and validated on a worker thread, the collector paused
 CONTENT_ENCODINGS = ("", "identity", "gzip", "deflate")
 ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 BODY_BROKEN = web.RequestKey("body_broken", bool)  # the body could not be read: the connection must close
