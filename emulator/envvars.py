@@ -109,6 +109,15 @@ def pod_service_env(
     return service_env(chosen.values())
 
 
+def find_container(pod: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """The pod's container of that name: an app, init or ephemeral container."""
+    spec = pod.get("spec") or {}
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or []), *(spec.get("ephemeralContainers") or [])]:
+        if container.get("name") == name:
+            return container
+    return None
+
+
 def container_env(
     pod: Mapping[str, Any],
     container_name: str,
@@ -122,13 +131,10 @@ def container_env(
 
     `env_from(container)` gives the container's `envFrom` variables (emulator/podenv.py reads the
     ConfigMaps and Secrets); without it `envFrom` is ignored. Raises KeyError when the pod has no
-    container (or init container) of that name.
+    container (init or ephemeral container) of that name.
     """
-    spec = pod.get("spec") or {}
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or []), *(spec.get("ephemeralContainers") or [])]:
-        if container.get("name") == container_name:
-            break
-    else:
+    container = find_container(pod, container_name)
+    if container is None:
         raise KeyError(f'container "{container_name}" not found in pod "{(pod.get("metadata") or {}).get("name", "")}"')
 
     services = pod_service_env(pod, services_in_namespace, kubernetes_service)

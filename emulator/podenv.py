@@ -165,14 +165,6 @@ def _secret_text(value: Any) -> str:
 # -- resourceFieldRef ---------------------------------------------------------------------------------
 
 
-def _find_container(pod: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    spec = pod.get("spec") or {}
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or []), *(spec.get("ephemeralContainers") or [])]:
-        if container.get("name") == name:
-            return container
-    return None
-
-
 def _quantity(value: Any) -> Quantity:
     try:
         return quantity_of(value)
@@ -192,7 +184,7 @@ def resource_field_value(
     """ExtractContainerResourceValue over the pod with its limits defaulted to the node's allocatable
     (defaultPodLimitsForDownwardAPI); None for a resource the downward API does not expose."""
     named = ref.get("containerName")
-    target = _find_container(pod, str(named)) if named else container
+    target = envvars.find_container(pod, str(named)) if named else container
     if target is None:
         return None
     section, _, resource = str(ref.get("resource") or "").partition(".")
@@ -228,7 +220,7 @@ def container_environment(
 ) -> tuple[dict[str, str], list[SkippedKeys]]:
     """The environment of one container and the envFrom keys skipped. Raises KeyError for an unknown
     container and ConfigError when the kubelet could not create the container."""
-    container = _find_container(pod, container_name)
+    container = envvars.find_container(pod, container_name)
     if container is None:
         raise KeyError(container_name)
     resolver = Resolver(pod, container, lookup, allocatable)
