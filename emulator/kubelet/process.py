@@ -221,16 +221,20 @@ def launch(ctx: ContainerContext, argv: list[str], stdin: bool = False, tty: boo
         for fd in (out_w, err_w, in_r):
             if fd is not None:
                 os.close(fd)
-    try:
-        created = psutil.Process(popen.pid).create_time()
-    except psutil.Error:
-        created = 0.0
     record = ProcessRecord(
-        popen.pid, created, out_r, err_r, start_ticks(popen.pid), os.fstat(out_r).st_ino, os.fstat(err_r).st_ino,
+        popen.pid, _created(popen.pid), out_r, err_r, start_ticks(popen.pid), os.fstat(out_r).st_ino, os.fstat(err_r).st_ino,
     )
     if in_w is not None:
         os.set_blocking(in_w, False)
     return Launched(record, popen, {"stdout": out_r, "stderr": err_r}, in_w)
+
+
+def _created(pid: int) -> float:
+    """The process's creation time as psutil tells it (0.0 if it is gone already)."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0.0
 
 
 def _launch_tty(ctx: ContainerContext, argv: list[str]) -> Launched:
@@ -248,12 +252,8 @@ def _launch_tty(ctx: ContainerContext, argv: list[str]) -> Launched:
         raise
     finally:
         os.close(slave)
-    try:
-        created = psutil.Process(popen.pid).create_time()
-    except psutil.Error:
-        created = 0.0
     # no fd inside the process to reopen after a restart of the emulator (-1): not adopted, started again
-    record = ProcessRecord(popen.pid, created, -1, -1, start_ticks(popen.pid))
+    record = ProcessRecord(popen.pid, _created(popen.pid), -1, -1, start_ticks(popen.pid))
     return Launched(record, popen, {"stdout": master}, master, tty=True)
 
 
