@@ -491,6 +491,8 @@ class PodWorker:
         self.kubelet.track(process)
         self.kubelet.record(self.pod, "Normal", "Started", f"Started container {c.name}")
         self._watch(c, process)
+        if not (self.pod.get("spec") or {}).get("hostNetwork"):  # (on the host's network by its own choice)
+            self._spawn_task(c, self._look_at_listeners(c, process))
         self._save()
         post_start = (c.spec.get("lifecycle") or {}).get("postStart")
         if post_start:
@@ -598,6 +600,24 @@ class PodWorker:
         text = await asyncio.get_running_loop().run_in_executor(self.kubelet.executor, look)
         if text is not None:
             self.kubelet.record(self.pod, "Warning", ports.REASON, text)
+
+    async def _look_at_listeners(self, c: Container, process: ContainerProcess) -> None:
+        """Name what the container listens on beyond loopback, once per address (ports.py): other machines
+        can reach it."""
+        udp_ports = ports.declared_ports(c.spec, "UDP")
+        told: set[ports.Listener] = set()
+        loop = asyncio.get_running_loop()
+        for wait in ports.EXPOSED_CHECKS:
+            await asyncio.sleep(wait)
+            if c.process is not process:
+                return
+            found = await loop.run_in_executor(self.kubelet.executor, ports.exposed_listeners, process.pid, udp_ports)
+            new = found - told
+            if new and c.process is process:
+                told |= new
+                text = ports.exposed_message(c.name, new)
+                self.kubelet.record(self.pod, "Warning", ports.EXPOSED_REASON, text)
+                log.warning("pod %s/%s: %s", self.namespace, self.name, text)
 
     def _plan_restart(self, c: Container) -> None:
         """The back-off before `c` starts again (only used when it does restart)."""

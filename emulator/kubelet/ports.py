@@ -12,12 +12,22 @@ Warning event naming the holder â€” another pod, or a process of this machine â€
 
 The look-up (psutil's `net_connections`, /proc walked) runs in a thread, and only after such an exit,
 whose restarts the CrashLoopBackOff back-off spaces out.
+
+The same sharing has a second side: a process that listens on 0.0.0.0 (or on a LAN address) is reachable
+from other machines, which a pod on a node never is through its own IP. The emulator cannot stop that
+without privileges (a network namespace of its own would cut the pod off from loopback, where the cluster
+lives), so it says it: a container's processes are looked at 1, 5 and 30 s after it starts, and each
+address and port it listens on beyond loopback is named once in a Warning event `ListeningBeyondLoopback`
+(and the log), with what to do instead. TCP listeners, and UDP sockets bound on a port the container
+declares as UDP (an unconnected UDP socket is also what a client sends from).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +58,11 @@ def said_in_use(output: str) -> bool:
     return _IN_USE.search(output) is not None
 
 
-def declared_ports(container: dict[str, Any]) -> set[int]:
-    """The TCP ports a container declares (`ports[].containerPort`)."""
+def declared_ports(container: dict[str, Any], protocol: str = "TCP") -> set[int]:
+    """The ports of `protocol` a container declares (`ports[].containerPort`)."""
     out: set[int] = set()
     for port in container.get("ports") or []:
-        if isinstance(port, dict) and (port.get("protocol") or "TCP") == "TCP" and isinstance(port.get("containerPort"), int):
+        if isinstance(port, dict) and (port.get("protocol") or "TCP") == protocol and isinstance(port.get("containerPort"), int):
             out.add(port["containerPort"])
     return out
 
@@ -109,3 +119,71 @@ def message(container: str, holders: Iterable[Holder], pod_of: Callable[[int], s
     if not named:
         return f'container {container} exited after "address already in use": {ADVICE}'
     return f"container {container} could not listen: {'; '.join(named[:3])}. {ADVICE[0].upper()}{ADVICE[1:]}"
+
+
+# -- listening beyond loopback -------------------------------------------------------------------------
+
+EXPOSED_REASON = "ListeningBeyondLoopback"
+EXPOSED_CHECKS = (1.0, 4.0, 25.0)  # seconds between looks after a container starts: at 1, 5 and 30 s
+EXPOSED_ADVICE = (
+    "other machines on your network can reach it (pods share this machine's network here, and their IPs are "
+    "loopback addresses): listen on the pod's own IP (status.podIP, e.g. $(POD_IP) from the downward API) to "
+    "keep it on this machine, as docs/security.md says"
+)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Listener:
+    """A socket a container listens on: its port, address and protocol ("TCP" or "UDP")."""
+
+    port: int
+    address: str
+    protocol: str
+
+    def __str__(self) -> str:
+        where = f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+        return where if self.protocol == "TCP" else f"{where}/{self.protocol}"
+
+
+def beyond_loopback(address: str) -> bool:
+    """Whether a socket bound to `address` is reachable from other machines: anything but a loopback
+    address (0.0.0.0 and :: are every address; an IPv4-mapped loopback address is loopback)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return not (mapped or ip).is_loopback
+
+
+def exposed_listeners(pid: int, udp_ports: set[int]) -> set[Listener]:
+    """What the process `pid` and its descendants listen on beyond loopback: TCP sockets listening, and UDP
+    sockets bound and not connected on one of `udp_ports`. Blocking (psutil reads /proc): call it in a thread."""
+    import psutil  # (already loaded by the kubelet's process bookkeeping)
+
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return set()
+    found: set[Listener] = set()
+    for process in tree:
+        try:
+            sockets = process.net_connections(kind="inet")
+        except (psutil.Error, OSError):  # gone meanwhile, or not ours to read
+            continue
+        for sock in sockets:
+            if not sock.laddr or not beyond_loopback(sock.laddr.ip):
+                continue
+            if sock.type == socket.SOCK_STREAM and sock.status == psutil.CONN_LISTEN:
+                found.add(Listener(sock.laddr.port, sock.laddr.ip, "TCP"))
+            elif sock.type == socket.SOCK_DGRAM and not sock.raddr and sock.laddr.port in udp_ports:
+                found.add(Listener(sock.laddr.port, sock.laddr.ip, "UDP"))
+    return found
+
+
+def exposed_message(container: str, listeners: Iterable[Listener]) -> str:
+    """The `ListeningBeyondLoopback` warning's text."""
+    named = [str(listener) for listener in sorted(listeners)]
+    shown = ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
+    return f"container {container} listens on {shown}: {EXPOSED_ADVICE}"

@@ -413,6 +413,43 @@ def test_a_declared_port_held_by_a_process_that_is_no_pod_is_named(api: httpx.Cl
         assert "not a pod" in event["message"]
 
 
+LISTEN_ON_BOTH = (
+    "import socket, sys, time\n"
+    "wide, own = socket.socket(), socket.socket()\n"
+    "wide.bind(('0.0.0.0', int(sys.argv[1]))); wide.listen()\n"
+    "own.bind((sys.argv[2], int(sys.argv[3]))); own.listen()\n"
+    "time.sleep(300)\n"
+)
+
+
+LISTEN_ON = "import socket, sys, time; s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(); time.sleep(300)"
+
+
+def test_a_container_listening_beyond_loopback_is_named_once_and_its_pod_ip_is_not(api: httpx.Client, ns: str) -> None:
+    # Pods share this machine's network here: 0.0.0.0 is reachable from other machines, the pod IP is not.
+    wide, own, mark = free_port(), free_port(), marker()
+    pod_ip = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    server = {"name": "server", "image": "example/server", "env": [pod_ip],
+              "command": [sys.executable, "-c", LISTEN_ON_BOTH, str(wide), "$(POD_IP)", str(own), mark]}
+    quiet = {"name": "quiet", "image": "example/server", "env": [pod_ip],  # its pod IP only: never named
+             "command": [sys.executable, "-c", LISTEN_ON, "$(POD_IP)", str(free_port()), mark]}
+    create(api, ns, pod("exposed", [server, quiet]))
+
+    def named() -> list[dict[str, Any]]:
+        return [e for e in events(api, ns, "exposed") if e["reason"] == "ListeningBeyondLoopback"]
+
+    event = wait_for(named, timeout=30, what="a ListeningBeyondLoopback event")[0]
+    assert event["type"] == "Warning" and event["source"]["component"] == "kubelet"
+    assert event["message"].startswith(f"container server listens on 0.0.0.0:{wide}: other machines on your network can reach it")
+    assert "$(POD_IP)" in event["message"]  # (what it names is exactly 0.0.0.0:wide, not the pod-IP socket)
+    ip = api.get(f"/api/v1/namespaces/{ns}/pods/exposed").json()["status"]["podIP"]
+    with socket.create_connection((ip, own), timeout=5):
+        pass  # the pod-IP listener is up, and was not named
+    assert len(named()) == 1 and not [e for e in named() if "container quiet" in e["message"]]
+    assert api.delete(f"/api/v1/namespaces/{ns}/pods/exposed").status_code == 200
+    wait_for(lambda: not processes(mark), timeout=40, what="the containers stopped")
+
+
 def test_a_job_completes_by_exit_code(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
     job = {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},

@@ -1,10 +1,12 @@
-"""The AddressInUse warning's pure parts (emulator/kubelet/ports.py): the log check, the ports a container
-declares, the holders' lookup on this machine's real sockets, and the text."""
+"""The AddressInUse and ListeningBeyondLoopback warnings' parts (emulator/kubelet/ports.py): the log check,
+the ports a container declares, the lookups on this machine's real sockets and processes, and the texts."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,9 +43,10 @@ def test_only_the_logs_last_output_counts_and_a_missing_log_is_no(tmp_path: Path
     assert not ports.said_in_use(last_output(tmp_path / "missing.log"))
 
 
-def test_declared_ports_are_the_tcp_container_ports() -> None:
+def test_declared_ports_are_the_container_ports_of_a_protocol_tcp_by_default() -> None:
     container = {"ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}, {"containerPort": 8443, "protocol": "TCP"}]}
     assert ports.declared_ports(container) == {80, 8443}
+    assert ports.declared_ports(container, "UDP") == {53}
     assert ports.declared_ports({"name": "c"}) == set()
 
 
@@ -76,3 +79,50 @@ def test_the_message_names_pods_processes_and_says_what_to_do() -> None:
     assert "listen on the pod's own IP instead (status.podIP" in text
     nobody = ports.message("web", [], pods.get)
     assert nobody.startswith('container web exited after "address already in use": pods share this machine')
+
+
+@pytest.mark.parametrize(
+    ("address", "beyond"),
+    [("0.0.0.0", True), ("::", True), ("192.168.1.20", True), ("fe80::1%eth0", True), ("2001:db8::1", True),
+     ("127.0.0.1", False), ("127.244.3.9", False), ("::1", False), ("::ffff:127.0.0.1", False), ("::ffff:10.0.0.1", True)],
+)
+def test_what_is_beyond_loopback(address: str, beyond: bool) -> None:
+    assert ports.beyond_loopback(address) is beyond
+
+
+def test_a_process_trees_listeners_beyond_loopback_are_found_and_its_loopback_ones_and_clients_are_not() -> None:
+    # A child of this process listens on every address and on loopback, and holds an unconnected UDP socket
+    # on every address: the lookup walks the tree, and names UDP only on a declared UDP port.
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        everywhere, local, udp = (int(p) for p in child.stdout.readline().split())
+        found = ports.exposed_listeners(os.getpid(), set())
+        assert ports.Listener(everywhere, "0.0.0.0", "TCP") in found
+        assert not [f for f in found if f.port in (local, udp)], found
+        assert ports.Listener(udp, "0.0.0.0", "UDP") in ports.exposed_listeners(os.getpid(), {udp})
+        assert ports.exposed_listeners(child.pid, set()) == {ports.Listener(everywhere, "0.0.0.0", "TCP")}
+    finally:
+        child.kill()
+        child.wait()
+    assert ports.exposed_listeners(child.pid, set()) == set()  # gone: nothing, no error
+
+
+CHILD = """
+import socket, time
+everywhere, local, udp = socket.socket(), socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+everywhere.bind(("0.0.0.0", 0)); everywhere.listen()
+local.bind(("127.0.0.1", 0)); local.listen()
+udp.bind(("0.0.0.0", 0))
+print(everywhere.getsockname()[1], local.getsockname()[1], udp.getsockname()[1], flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_exposed_message_names_each_address_once_in_order_and_says_what_to_do() -> None:
+    listeners = [ports.Listener(8080, "0.0.0.0", "TCP"), ports.Listener(53, "::", "UDP"), ports.Listener(9000, "192.168.1.20", "TCP")]
+    text = ports.exposed_message("web", listeners)
+    assert text.startswith("container web listens on [::]:53/UDP, 0.0.0.0:8080, 192.168.1.20:9000: other machines")
+    assert "$(POD_IP)" in text and "docs/security.md" in text
+    many = [ports.Listener(p, "0.0.0.0", "TCP") for p in range(8000, 8008)]
+    assert "0.0.0.0:8004 and 3 more:" in ports.exposed_message("web", many)
