@@ -402,13 +402,17 @@ class Runtime:
             images = ImageMap.load(config.image_map) if config.image_map else ImageMap()
         except ImageMapError as exc:
             raise SystemExit(f"error: {exc}") from None
-        # EMULATOR_KUBELET_BACKOFF_SECONDS: the CrashLoopBackOff base (10 s), shortened by tests only
+        # EMULATOR_KUBELET_BACKOFF_SECONDS: the CrashLoopBackOff base (10 s), shortened by tests only; so is
+        # EMULATOR_KUBELET_LISTENER_LOOKS, when containers' listeners are looked at ("1,4,25": kubelet/ports.py)
         base = float(os.environ.get("EMULATOR_KUBELET_BACKOFF_SECONDS") or Backoff.base)
+        looks = os.environ.get("EMULATOR_KUBELET_LISTENER_LOOKS")
         settings = KubeletSettings(
             data_dir=None if config.in_memory else Path(config.data_dir), images=images,
             log_max_bytes=parse_size(config.container_log_max_size) or 10 * 1024 * 1024,
             log_max_files=config.container_log_max_files, backoff=Backoff(base=base, limit=max(base * 30, base)),
         )
+        if looks:
+            settings.listener_looks = tuple(float(wait) for wait in looks.split(","))
         user = getpass.getuser()
         self.faces["kubelet"] = f"runs pods' commands as {user} ({len(images.entries)} images mapped; docs/pods.md)"
         return Kubelet(self.registry, settings)

@@ -35,7 +35,7 @@ from emulator.controllers.events import EventRecorder
 from emulator.kinds import CONFIG_MAPS, NODES, PODS, SECRETS, SERVICES
 from emulator.kinds.node import NODE_NAME
 from emulator.kinds.service import ServiceView
-from emulator.kubelet import state, volumes
+from emulator.kubelet import ports, state, volumes
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.images import NO_COMMAND, RUNNABLE_CONDITION, ImageMap, unrunnable
 from emulator.kubelet.podworker import Backoff, Container, PodWorker, merge_status, runnable_marker
@@ -60,6 +60,7 @@ class KubeletSettings:
     log_max_bytes: int = 10 * 1024 * 1024
     log_max_files: int = 5
     backoff: Backoff = field(default_factory=Backoff)
+    listener_looks: tuple[float, ...] = ports.EXPOSED_LOOKS  # when a container's listeners are looked at (ports.py)
     node_name: str = NODE_NAME
     tokens: Any = None  # registry/tokens.py TokenOperations: projected service-account tokens
     hosts: Any = None  # kubelet/hosts.py ClusterHosts: each pod's /etc/hosts, kept current
@@ -72,6 +73,7 @@ class Kubelet:
         self.settings = settings
         self.images = settings.images
         self.backoff = settings.backoff
+        self.listener_looks = settings.listener_looks
         self.node_name = settings.node_name
         self.log_max_bytes, self.log_max_files = settings.log_max_bytes, settings.log_max_files
         self.in_memory = settings.data_dir is None
@@ -91,6 +93,8 @@ class Kubelet:
         self._stopping = False
         self.start_slots = asyncio.Semaphore(STARTS_AT_ONCE)
         self.executor = ThreadPoolExecutor(max_workers=STARTS_AT_ONCE, thread_name_prefix="kubelet-start")
+        # the looks at what containers listen on (ports.py): one at a time, never in the way of starts
+        self.look_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubelet-look")
         self._refreshing: set[tuple[str, str]] = set()  # workers whose volumes refresh at the next turn
 
     # -- what runs -----------------------------------------------------------------------------------
@@ -219,6 +223,7 @@ class Kubelet:
         if self._reaper is not None:
             self._reaper.close()
         self.executor.shutdown(wait=True)
+        self.look_executor.shutdown(wait=True, cancel_futures=True)
         if self._temporary is not None:
             await asyncio.to_thread(shutil.rmtree, self._temporary, True)
 

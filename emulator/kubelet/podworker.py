@@ -94,6 +94,8 @@ class Container:
     companions: Companions | None = None  # exec sessions, exec hooks and probes of the running instance
     changed: bool = False  # its spec changed (image): restarted whatever the restartPolicy
     attached: int = -1  # the last instance (restart count) an attach was served for
+    looking: asyncio.Task[None] | None = None  # the looks at what the running instance listens on (ports.py)
+    told: set[Any] = field(default_factory=set)  # what it was said to listen on beyond loopback, over its restarts
 
     @property
     def name(self) -> str:
@@ -237,6 +239,7 @@ class PodWorker:
         if keep_running:
             for c in self.containers.values():
                 self._stop_probes(c)
+                self._stop_looking(c)
                 if c.companions is not None:  # their clients are gone with the emulator
                     c.companions.kill_all()
                 if c.process is not None:
@@ -492,7 +495,7 @@ class PodWorker:
         self.kubelet.record(self.pod, "Normal", "Started", f"Started container {c.name}")
         self._watch(c, process)
         if not (self.pod.get("spec") or {}).get("hostNetwork"):  # (on the host's network by its own choice)
-            self._spawn_task(c, self._look_at_listeners(c, process))
+            c.looking = asyncio.get_running_loop().create_task(self._look_at_listeners(c, process))
         self._save()
         post_start = (c.spec.get("lifecycle") or {}).get("postStart")
         if post_start:
@@ -567,6 +570,7 @@ class PodWorker:
         if c.process is not process:
             return
         c.process = None
+        self._stop_looking(c)
         if c.companions is not None:  # its exec sessions, hooks and probes end with it
             c.companions.kill_all()
             set_companions(self.uid, c.name, None)
@@ -602,22 +606,31 @@ class PodWorker:
             self.kubelet.record(self.pod, "Warning", ports.REASON, text)
 
     async def _look_at_listeners(self, c: Container, process: ContainerProcess) -> None:
-        """Name what the container listens on beyond loopback, once per address (ports.py): other machines
-        can reach it."""
+        """Name what the container listens on beyond loopback, once per address over its restarts (ports.py):
+        other machines can reach it. Ports it declares with a `hostPort` are meant to be reached."""
         udp_ports = ports.declared_ports(c.spec, "UDP")
-        told: set[ports.Listener] = set()
+        host_ports = ports.host_ports(c.spec)
         loop = asyncio.get_running_loop()
-        for wait in ports.EXPOSED_CHECKS:
+        for wait in self.kubelet.listener_looks:
             await asyncio.sleep(wait)
             if c.process is not process:
                 return
-            found = await loop.run_in_executor(self.kubelet.executor, ports.exposed_listeners, process.pid, udp_ports)
-            new = found - told
+            try:
+                found = await loop.run_in_executor(self.kubelet.look_executor, ports.exposed_listeners, process.pid, udp_ports)
+            except RuntimeError:  # the kubelet stopped meanwhile (its executor is shut down)
+                return
+            new = {f for f in found if f.port not in host_ports} - c.told
             if new and c.process is process:
-                told |= new
+                c.told |= new
                 text = ports.exposed_message(c.name, new)
                 self.kubelet.record(self.pod, "Warning", ports.EXPOSED_REASON, text)
                 log.warning("pod %s/%s: %s", self.namespace, self.name, text)
+
+    @staticmethod
+    def _stop_looking(c: Container) -> None:
+        if c.looking is not None:
+            c.looking.cancel()
+            c.looking = None
 
     def _plan_restart(self, c: Container) -> None:
         """The back-off before `c` starts again (only used when it does restart)."""

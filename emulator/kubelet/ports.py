@@ -16,10 +16,12 @@ whose restarts the CrashLoopBackOff back-off spaces out.
 The same sharing has a second side: a process that listens on 0.0.0.0 (or on a LAN address) is reachable
 from other machines, which a pod on a node never is through its own IP. The emulator cannot stop that
 without privileges (a network namespace of its own would cut the pod off from loopback, where the cluster
-lives), so it says it: a container's processes are looked at 1, 5 and 30 s after it starts, and each
-address and port it listens on beyond loopback is named once in a Warning event `ListeningBeyondLoopback`
-(and the log), with what to do instead. TCP listeners, and UDP sockets bound on a port the container
-declares as UDP (an unconnected UDP socket is also what a client sends from).
+lives), so it says it: a container's processes are looked at 1, 5 and 30 s after it starts (one look at a
+time, in a thread of its own), and each address and port it listens on beyond loopback is named once in a
+Warning event `ListeningBeyondLoopback` (and the log), with what to do instead; its restarts do not name
+them again. TCP listeners, and UDP sockets bound on a port the container declares as UDP (an unconnected
+UDP socket is also what a client sends from); not a port declared with a `hostPort` (meant to be
+reached), nor `hostNetwork` pods. Containers adopted after the emulator restarted are not looked at again.
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ def said_in_use(output: str) -> bool:
     """Whether a container's last output (logs.last_output: the kubelet's fallback termination message)
     says a listen failed: the address was in use."""
     return _IN_USE.search(output) is not None
+
+
+def host_ports(container: dict[str, Any]) -> set[int]:
+    """The container ports a container declares with a `hostPort` (meant to be reached on the host)."""
+    return {
+        port["containerPort"] for port in container.get("ports") or []
+        if isinstance(port, dict) and port.get("hostPort") and isinstance(port.get("containerPort"), int)
+    }
 
 
 def declared_ports(container: dict[str, Any], protocol: str = "TCP") -> set[int]:
@@ -124,7 +134,7 @@ def message(container: str, holders: Iterable[Holder], pod_of: Callable[[int], s
 # -- listening beyond loopback -------------------------------------------------------------------------
 
 EXPOSED_REASON = "ListeningBeyondLoopback"
-EXPOSED_CHECKS = (1.0, 4.0, 25.0)  # seconds between looks after a container starts: at 1, 5 and 30 s
+EXPOSED_LOOKS = (1.0, 4.0, 25.0)  # seconds between looks after a container starts: at 1, 5 and 30 s
 EXPOSED_ADVICE = (
     "other machines on your network can reach it (pods share this machine's network here, and their IPs are "
     "loopback addresses): listen on the pod's own IP (status.podIP, e.g. $(POD_IP) from the downward API) to "

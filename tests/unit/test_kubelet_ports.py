@@ -50,6 +50,12 @@ def test_declared_ports_are_the_container_ports_of_a_protocol_tcp_by_default() -
     assert ports.declared_ports({"name": "c"}) == set()
 
 
+def test_host_ports_are_the_container_ports_published_on_the_host() -> None:
+    container = {"ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 9090}, {"containerPort": 53, "hostPort": 53, "protocol": "UDP"}]}
+    assert ports.host_ports(container) == {80, 53}
+    assert ports.host_ports({"name": "c"}) == set()
+
+
 def test_a_socket_on_every_address_is_found_with_its_process_and_one_on_loopback_is_not() -> None:
     with socket.socket() as everywhere, socket.socket() as loopback:
         everywhere.bind(("0.0.0.0", 0))
