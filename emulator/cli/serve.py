@@ -172,7 +172,7 @@ def main(cfg: config_module.Config) -> int:
     # cost ~8 % of the start. Runtime.start freezes what was loaded; collection resumes once it is up.
     gc.disable()
     # pydantic scans every installed package's entry points for plugins as it builds its first validator
-    # (~5 ms of the start); the emulator uses none. The user's own setting stays (pods never inherit it:
+    # (~4 ms of the start); the emulator uses none. The user's own setting stays (pods never inherit it:
     # the kubelet gives them an environment of their own).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     logs.configure(cfg.log_level)

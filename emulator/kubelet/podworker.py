@@ -494,6 +494,7 @@ class PodWorker:
         self.kubelet.track(process)
         self.kubelet.record(self.pod, "Normal", "Started", f"Started container {c.name}")
         self._watch(c, process)
+        self._stop_looking(c)
         if not (self.pod.get("spec") or {}).get("hostNetwork"):  # (on the host's network by its own choice)
             c.looking = asyncio.get_running_loop().create_task(self._look_at_listeners(c, process))
         self._save()
@@ -618,6 +619,9 @@ class PodWorker:
             try:
                 found = await loop.run_in_executor(self.kubelet.look_executor, ports.exposed_listeners, process.pid, udp_ports)
             except RuntimeError:  # the kubelet stopped meanwhile (its executor is shut down)
+                return
+            except Exception:  # a look that fails says so, and leaves the container alone
+                log.exception("could not look at what container %s of pod %s/%s listens on", c.name, self.namespace, self.name)
                 return
             new = {f for f in found if f.port not in host_ports} - c.told
             if new and c.process is process:
