@@ -900,12 +900,16 @@ class Registry:
 
 def _kept(raws: Iterable[bytes], keep: ObjectFilter | None, served: Callable[[dict[str, Any]], dict[str, Any]] | None, api_version: str) -> Iterator[bytes]:
     for raw in raws:
-        if keep is None or keep(orjson.loads(raw)):
-            if served is None:
-                yield raw
-            else:
-                obj = orjson.loads(raw)
-                yield orjson.dumps(obj if obj.get("apiVersion") == api_version else served(obj))
+        if keep is None and served is None:
+            yield raw
+            continue
+        obj = orjson.loads(raw)  # (once, for the filter and the conversion both)
+        if keep is not None and not keep(obj):
+            continue
+        if served is None:
+            yield raw
+        else:
+            yield orjson.dumps(obj if obj.get("apiVersion") == api_version else served(obj))
 
 
 def _check_applied(name: str, applied: Any, options: WriteOptions) -> None:
