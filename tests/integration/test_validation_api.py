@@ -8,6 +8,7 @@ after every refused request the test lists the namespace's services and pods: th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,26 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         with emu.client() as client:
             made = client.post("/api/v1/namespaces", json={"metadata": {"name": NS}})
             assert made.status_code == 201, made.text
+            settle(client)
         yield emu
     finally:
         emu.stop()
+
+
+def settle(client: httpx.Client, timeout: float = 10) -> None:
+    """Wait for what a new namespace sets off (its `default` service account, written by the namespace
+    controller just after the create is answered) and for the store's resourceVersion to stay put: the tests
+    compare it before and after each refusal, and a write of the controller's in between is not theirs."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        account = client.get(f"/api/v1/namespaces/{NS}/serviceaccounts/default")
+        now = client.get(SERVICES).json()["metadata"]["resourceVersion"]
+        if account.status_code == 200 and now == last:
+            return
+        last = now
+        time.sleep(0.2)
+    raise AssertionError(f"namespace {NS} still changing after {timeout} s")
 
 
 @pytest.fixture
