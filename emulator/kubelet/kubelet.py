@@ -146,6 +146,7 @@ class Kubelet:
         if event.type == DELETED:
             if worker is not None and worker.uid == event.obj["metadata"].get("uid"):
                 self.workers.pop(key, None)
+                self._count_restarts(worker)
                 asyncio.get_running_loop().create_task(worker.kill_now())
             self.events.forget(event.obj["metadata"].get("uid", ""))
             return
@@ -320,11 +321,16 @@ class Kubelet:
             except errors.StatusError as exc:
                 log.warning("could not remove pod %s/%s: %s", worker.namespace, worker.name, exc)
 
+    def _count_restarts(self, worker: PodWorker) -> None:
+        """A worker leaves `workers` (where the metrics count its restarts): its restarts stay counted, from
+        that moment, not from when its pod's directory is gone (a scrape in between saw them drop)."""
+        self.restarts_forgotten += sum(c.restart_count for c in worker.containers.values())
+
     async def forget(self, worker: PodWorker) -> None:
         key = (worker.namespace, worker.name)
         if self.workers.get(key) is worker:
             del self.workers[key]
-        self.restarts_forgotten += sum(c.restart_count for c in worker.containers.values())
+            self._count_restarts(worker)
         await asyncio.to_thread(shutil.rmtree, worker.pod_dir, True)
         # a pod of the same name created meanwhile waited for this one
         pod = self.store.get(PODS.key, *key)
