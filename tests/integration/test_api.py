@@ -435,8 +435,11 @@ def test_namespace_deletion_cascades(api: httpx.Client) -> None:
 
 # -- watch ---------------------------------------------------------------------------------------------
 
-def _watch_lines(url: str, params: dict[str, str], count: int, timeout: float = 10) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def _watch_lines(
+    url: str, params: dict[str, str], count: int, timeout: float = 10, out: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The first `count` events of a watch; appended to `out` (when given) as they come."""
+    out = [] if out is None else out
     with httpx.stream("GET", url, params=params, timeout=timeout) as response:
         assert response.status_code == 200
         for line in response.iter_lines():
@@ -499,11 +502,13 @@ def test_resumed_watch_sends_only_its_kind_and_follows_selector_membership(emula
     received: list[dict[str, Any]] = []
 
     def watch() -> None:
-        received.extend(_watch_lines(emulator.api_url + PODS, {"watch": "1", "labelSelector": "app=m"}, 3))
+        _watch_lines(emulator.api_url + PODS, {"watch": "1", "labelSelector": "app=m"}, 3, out=received)
 
     thread = threading.Thread(target=watch)
     thread.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not received and time.monotonic() < deadline:  # the watch is open: its initial ADDED came
+        time.sleep(0.02)
     merge = {"Content-Type": "application/merge-patch+json"}
     ok(api.patch(f"{PODS}/m1", content=b'{"metadata":{"labels":{"app":"gone"}}}', headers=merge))  # leaves the selection
     ok(api.patch(f"{PODS}/m1", content=b'{"metadata":{"labels":{"app":"m"}}}', headers=merge))  # and comes back

@@ -208,10 +208,12 @@ def test_grpc_readiness(api: Client) -> None:
 
 
 def test_liveness_and_readiness_wait_for_the_startup_probe(api: Client, tmp_path: Path) -> None:
-    # The server comes up at ~3 s and says "started" a second later. Were liveness probed before the
-    # startup probe passed, its failureThreshold of 1 would restart the container at once.
+    # The server starts at ~3 s; "started" is said once it accepts connections (however slowly Python
+    # starts on a busy machine). Were liveness probed before the startup probe passed, its failureThreshold
+    # of 1 would restart the container at once.
     mark = tmp_path / "started"
-    script = f"sleep 3; {PYTHON} -m http.server 8080 --bind $POD_IP & sleep 1; touch {mark}; wait"
+    accepts = f"{PYTHON} -c \"import os, socket; socket.create_connection((os.environ['POD_IP'], 8080), 1)\""
+    script = f"sleep 3; {PYTHON} -m http.server 8080 --bind $POD_IP & until {accepts} 2>/dev/null; do sleep 0.2; done; touch {mark}; wait"
     container = {
         "command": ["sh", "-c", script],
         "env": [POD_IP_ENV],
