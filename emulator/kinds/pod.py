@@ -205,6 +205,86 @@ class Pod(TypedObject):
     status: PodStatus | None = None
 
 
+# -- defaults ----------------------------------------------------------------------------------------
+
+
+def _image_pull_policy(image: str) -> str:
+    """SetDefaults_Container: Always for `:latest` (or no tag and no digest), IfNotPresent otherwise."""
+    last = image.rsplit("/", 1)[-1]
+    if "@" in last:
+        return "IfNotPresent"
+    tag = last.split(":", 1)[1] if ":" in last else "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+def _default_probe(probe: Any) -> None:
+    if not isinstance(probe, dict):
+        return
+    for key, value in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)):
+        if not probe.get(key):
+            probe[key] = value
+    http = probe.get("httpGet")
+    if isinstance(http, dict):
+        http.setdefault("path", "/")
+        http.setdefault("scheme", "HTTP")
+
+
+def _default_container(container: dict[str, Any]) -> None:
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("terminationMessagePolicy", "File")
+    if "imagePullPolicy" not in container and isinstance(container.get("image"), str):
+        container["imagePullPolicy"] = _image_pull_policy(container["image"])
+    container.setdefault("resources", {})
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        _default_probe(container.get(probe))
+    for env in container.get("env") or []:
+        if not isinstance(env, dict):
+            continue
+        field_ref = (env.get("valueFrom") or {}).get("fieldRef") if isinstance(env.get("valueFrom"), dict) else None
+        if isinstance(field_ref, dict):
+            field_ref.setdefault("apiVersion", "v1")
+
+
+_SPEC_DEFAULTS: dict[str, Any] = {
+    "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst", "securityContext": {},
+    "schedulerName": "default-scheduler",
+}
+
+_CONTAINER_DEFAULTED = ("terminationMessagePath", "terminationMessagePolicy", "resources")
+
+
+def default_pod_spec(spec: dict[str, Any]) -> None:
+    """The API server's defaults for a pod spec (SetDefaults_PodSpec, _Container, _EphemeralContainer,
+    _Probe, _Volume), applied to every Pod written and every pod template: what `kubectl get -o yaml` shows
+    (a container's `terminationMessagePath`, read by the kubelet when it exits, its `imagePullPolicy`)."""
+    for key, value in _SPEC_DEFAULTS.items():
+        if key not in spec:
+            spec[key] = copy.copy(value)
+    for group in ("containers", "initContainers", "ephemeralContainers"):
+        for container in spec.get(group) or []:
+            if isinstance(container, dict):
+                _default_container(container)
+    for volume in spec.get("volumes") or []:
+        if not isinstance(volume, dict):
+            continue
+        for source in ("configMap", "secret", "downwardAPI", "projected"):
+            if isinstance(volume.get(source), dict):
+                volume[source].setdefault("defaultMode", 420)
+
+
+def _defaulted(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec`, or a defaulted copy when it lacks the defaults (a pod stored before Pods were defaulted):
+    an update compares the defaulted new spec with it, as the API server defaults what it reads."""
+    containers = [c for group in ("containers", "initContainers") for c in spec.get(group) or () if isinstance(c, dict)]
+    if all(key in spec for key in _SPEC_DEFAULTS) and all(
+        all(key in c for key in _CONTAINER_DEFAULTED) and ("imagePullPolicy" in c or not isinstance(c.get("image"), str)) for c in containers
+    ):
+        return spec
+    defaulted = copy.deepcopy(spec)
+    default_pod_spec(defaulted)
+    return defaulted
+
+
 # -- write path --------------------------------------------------------------------------------------
 
 
@@ -612,6 +692,7 @@ class PodStrategy(Strategy):
         if spec.get("ephemeralContainers"):
             raise errors.invalid_object("Pod", "", obj["metadata"].get("name", ""), [
                 errors.forbidden("spec.ephemeralContainers", "cannot be set on create")])
+        default_pod_spec(spec)
         if spec.get("serviceAccount") and not spec.get("serviceAccountName"):
             spec["serviceAccountName"] = spec["serviceAccount"]
         spec.setdefault("serviceAccountName", "default")
@@ -776,9 +857,11 @@ class PodStrategy(Strategy):
         new_ip = (new.get("status") or {}).get("podIP")
         if old_ip and new_ip != old_ip:
             problems.append(errors.forbidden("status.podIP", f"pod IP may not change once set (was {old_ip})"))
-        return problems + validate_pod_update(new["spec"], old["spec"]) + validate_ephemeral_update(new["spec"], old["spec"])
+        old_spec = _defaulted(old["spec"])
+        return problems + validate_pod_update(new["spec"], old_spec) + validate_ephemeral_update(new["spec"], old_spec)
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        default_pod_spec(new["spec"])
         # keep server defaults the client did not send back (e.g. a PUT of an edited manifest)
         for field in ("serviceAccountName", "serviceAccount", "nodeName", "enableServiceLinks", "priority", "priorityClassName", "preemptionPolicy"):
             if field in old["spec"] and field not in new["spec"]:

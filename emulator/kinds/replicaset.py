@@ -19,7 +19,7 @@ from emulator import errors, validation
 from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.pod import MERGE_RULES as POD_MERGE_RULES
-from emulator.kinds.pod import POD_SPEC, PodSpec, PodStrategy
+from emulator.kinds.pod import POD_SPEC, PodSpec, PodStrategy, default_pod_spec
 from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, spec_of, status_of
 from emulator.kinds.protobuf_layout import OBJECT_META, Message
@@ -125,63 +125,14 @@ def semantic(value: Any) -> Any:
 # -- the pod template: defaults and validation ----------------------------------------------------------
 
 
-def _image_pull_policy(image: str) -> str:
-    """SetDefaults_Container: Always for `:latest` (or no tag and no digest), IfNotPresent otherwise."""
-    last = image.rsplit("/", 1)[-1]
-    if "@" in last:
-        return "IfNotPresent"
-    tag = last.split(":", 1)[1] if ":" in last else "latest"
-    return "Always" if tag == "latest" else "IfNotPresent"
-
-
-def _default_probe(probe: Any) -> None:
-    if not isinstance(probe, dict):
-        return
-    for key, value in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)):
-        if not probe.get(key):
-            probe[key] = value
-    http = probe.get("httpGet")
-    if isinstance(http, dict):
-        http.setdefault("path", "/")
-        http.setdefault("scheme", "HTTP")
-
-
-def _default_container(container: dict[str, Any]) -> None:
-    container.setdefault("terminationMessagePath", "/dev/termination-log")
-    container.setdefault("terminationMessagePolicy", "File")
-    if "imagePullPolicy" not in container and isinstance(container.get("image"), str):
-        container["imagePullPolicy"] = _image_pull_policy(container["image"])
-    container.setdefault("resources", {})
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        _default_probe(container.get(probe))
-    for env in container.get("env") or []:
-        field_ref = (env.get("valueFrom") or {}).get("fieldRef") if isinstance(env.get("valueFrom"), dict) else None
-        if isinstance(field_ref, dict):
-            field_ref.setdefault("apiVersion", "v1")
-
-
 def default_pod_template(template: dict[str, Any] | None) -> None:
     """The API server's defaults for a pod template (SetDefaults_PodSpec, _Container, _Probe, _Volume):
     what `kubectl get deployment -o yaml` shows in `spec.template`, and what pods created from it carry."""
     if not isinstance(template, dict):
         return
     spec = template.get("spec")
-    if not isinstance(spec, dict):
-        return
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    for group in ("containers", "initContainers"):
-        for container in spec.get(group) or []:
-            _default_container(container)
-    for volume in spec.get("volumes") or []:
-        if not isinstance(volume, dict):
-            continue
-        for source in ("configMap", "secret", "downwardAPI", "projected"):
-            if isinstance(volume.get(source), dict):
-                volume[source].setdefault("defaultMode", 420)
+    if isinstance(spec, dict):
+        default_pod_spec(spec)
 
 
 class TemplateRules:

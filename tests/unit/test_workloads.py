@@ -10,6 +10,7 @@ so a test reads the state the controllers converge to.
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -210,6 +211,42 @@ async def test_a_deployment_gets_the_api_servers_defaults(world: World) -> None:
     assert tagged["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
     recreate = world.registry.create(DEPLOYMENTS, NS, deployment("re", strategy={"type": "Recreate"})).obj
     assert recreate["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_a_pod_gets_the_api_servers_defaults_and_a_put_of_its_manifest_changes_nothing(world: World) -> None:
+    manifest = {"metadata": {"name": "web"}, "spec": {
+        "containers": [{"name": "app", "image": "nginx:1.27", "livenessProbe": {"tcpSocket": {"port": 80}}}],
+        "initContainers": [{"name": "init", "image": "busybox", "command": ["true"]}],
+    }}
+    stored = world.registry.create(PODS, NS, copy.deepcopy(manifest)).obj
+    spec = stored["spec"]
+    assert {k: spec[k] for k in ("restartPolicy", "dnsPolicy", "schedulerName", "terminationGracePeriodSeconds", "securityContext")} == {
+        "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler",
+        "terminationGracePeriodSeconds": 30, "securityContext": {},
+    }
+    app, init = spec["containers"][0], spec["initContainers"][0]
+    assert (app["terminationMessagePath"], app["terminationMessagePolicy"], app["imagePullPolicy"]) == ("/dev/termination-log", "File", "IfNotPresent")
+    assert init["imagePullPolicy"] == "Always" and init["terminationMessagePath"] == "/dev/termination-log"
+    assert app["livenessProbe"]["periodSeconds"] == 10
+    # a PUT of the manifest as written (kubectl replace): defaulted the same, so no change of the spec
+    again = world.registry.update(PODS, NS, "web", {**copy.deepcopy(manifest), "metadata": {"name": "web", "labels": {"v": "2"}}})
+    assert again.obj["spec"] == spec and again.obj["metadata"]["labels"] == {"v": "2"}
+
+
+def test_a_pod_stored_before_pods_were_defaulted_can_still_be_updated(world: World) -> None:
+    created = world.registry.create(PODS, NS, {"metadata": {"name": "old"}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}).obj
+    legacy = copy.deepcopy(created)  # as an earlier version stored it: none of the defaults
+    for key in ("dnsPolicy", "schedulerName", "terminationGracePeriodSeconds", "securityContext"):
+        del legacy["spec"][key]
+    for key in ("terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy", "resources"):
+        del legacy["spec"]["containers"][0][key]
+    world.store.update(PODS.key, NS, "old", legacy)
+    labelled = world.registry.patch(PODS, NS, "old", MERGE_PATCH, {"metadata": {"labels": {"a": "b"}}}).obj
+    assert labelled["metadata"]["labels"] == {"a": "b"}
+    assert labelled["spec"]["containers"][0]["terminationMessagePath"] == "/dev/termination-log"  # defaulted now
+    # while a real change of the spec is still refused
+    with pytest.raises(errors.StatusError, match="pod updates may not change fields"):
+        world.registry.patch(PODS, NS, "old", MERGE_PATCH, {"spec": {"dnsPolicy": "Default"}})
 
 
 def test_the_selector_must_match_the_template_labels(world: World) -> None:
