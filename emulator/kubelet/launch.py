@@ -10,6 +10,7 @@ SPEC is a JSON file written by emulator/kubelet/sandbox.py. The launcher, still 
 3. bind-mounts the pod's `/etc/hosts` and `/etc/resolv.conf`, then each volume at its mountPath
    (read-only ones remounted read-only); a mountPath that does not exist is made on a tmpfs laid over its
    nearest existing ancestor, whose entries are bind-mounted back in place: nothing is created on the host;
+   then the optional mounts (the termination-message file), each left out if it cannot be made;
 4. changes to the working directory and `execvpe`s the command, which keeps the launcher's pid.
 
 It is started for every container, so it imports nothing but the standard library's `ctypes`, `json` and
@@ -45,6 +46,7 @@ SPEC_VERSION = 1
 KEY_HOSTNAME = "hostname"
 KEY_FILES = "files"  # [[source, target], ...]: /etc/hosts and /etc/resolv.conf, always read-only
 KEY_MOUNTS = "mounts"  # [[source, target, read_only], ...] in mount order
+KEY_OPTIONAL = "optionalMounts"  # [[source, target], ...] after them, writable; one that fails is left out
 KEY_WORKDIR = "workingDir"
 KEY_SCRATCH = "scratch"  # a directory of the pod's where the launcher may make its tmpfs mount points
 
@@ -197,6 +199,13 @@ def build(spec: dict) -> None:  # type: ignore[type-arg,unused-ignore]
         points.ensure(target, is_dir)
         bind(source, target, read_only)
         points.mounted.append(target)
+    for source, target in spec.get(KEY_OPTIONAL) or ():
+        # the termination-message file: worth a try, never worth a container that cannot start
+        try:
+            points.ensure(target, False)
+            bind(source, target, False)
+        except (OSError, SandboxError):
+            continue
     workdir = spec.get(KEY_WORKDIR)
     if workdir:
         os.chdir(workdir)

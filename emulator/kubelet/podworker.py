@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emulator import envvars, podenv
-from emulator.kubelet import ports, state, volumes
+from emulator.kubelet import ports, state, termination, volumes
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.images import NO_COMMAND, REGISTERED_BY_RUN, RUNNABLE_CONDITION, resolved_command
 from emulator.kubelet.logs import last_output, log_path
@@ -441,6 +441,11 @@ class PodWorker:
         if self.volumes is not None:
             with contextlib.suppress(Exception):
                 mounts = tuple(self.volumes.mounts_for(c.spec))
+        message_path = c.spec.get("terminationMessagePath")
+        if message_path:  # last: a file mounted over what a volume may hold there, as the runtime does
+            mounts += (volumes.Mount(
+                termination.VOLUME, termination.path_of(self.pod_dir, c.name), str(message_path), optional=True,
+            ),)
         return ContainerContext(
             self.namespace, self.name, self.uid, c.name, self.pod_ip, env, working_dir, self.pod_dir, mounts,
         )
@@ -516,6 +521,9 @@ class PodWorker:
         def blocking() -> tuple[LogSink, Launched | OSError]:
             _, sink = log_sink(pod_dir, name, restart_count, max_bytes, max_files)
             try:
+                for mount in ctx.mounts:
+                    if mount.volume == termination.VOLUME:
+                        termination.fresh(mount.host_path)
                 return sink, launch(ctx, argv, stdin=stdin, tty=tty)
             except OSError as exc:
                 return sink, exc
@@ -554,11 +562,12 @@ class PodWorker:
         }
         if not result.known:
             out["message"] = "The container could not be located when the emulator restarted"
-        elif result.code != 0 and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
-            # its last output (nothing here writes a terminationMessagePath file: docs/pods.md)
-            message = last_output(log_path(self.pod_dir, c.name, c.restart_count))
+        else:  # its terminationMessagePath file, else perhaps its last output (termination.py)
+            message = termination.read(termination.path_of(self.pod_dir, c.name)) if c.spec.get("terminationMessagePath") else None
+            if not message and result.code != 0 and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+                message = last_output(log_path(self.pod_dir, c.name, c.restart_count))
             if message:
-                out["message"] = message
+                out["message"] = termination.cut(message, termination.per_container_limit(self.pod.get("spec") or {}))
         if result.signal:
             out["signal"] = result.signal
         return out

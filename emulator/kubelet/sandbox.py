@@ -118,7 +118,8 @@ def write_spec(ctx: ContainerContext, env: Mapping[str, str]) -> Path:
         launch.KEY_HOSTNAME: hostname.read_text().strip() if hostname.exists() else PodIdentity.of({"metadata": {"name": ctx.pod}}).hostname,
         launch.KEY_SCRATCH: str(directory),
         launch.KEY_FILES: files,
-        launch.KEY_MOUNTS: [[str(m.source(env)), _normal(m.mount_path), m.read_only] for m in mounts],
+        launch.KEY_MOUNTS: [[str(m.source(env)), _normal(m.mount_path), m.read_only] for m in mounts if not m.optional],
+        launch.KEY_OPTIONAL: [[str(m.source(env)), _normal(m.mount_path)] for m in mounts if m.optional],
         launch.KEY_WORKDIR: ctx.working_dir or "",
     }
     path = directory / f"{ctx.container}.json"

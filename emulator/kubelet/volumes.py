@@ -88,6 +88,7 @@ class Mount:
     read_only: bool = False
     sub_path: str = ""
     sub_path_expr: str = ""  # `$(VAR)` expanded with the container's environment
+    optional: bool = False  # the container starts without it when the sandbox cannot mount it
 
     def source(self, env: Mapping[str, str]) -> Path:
         """The host path to mount: the volume, or the subPath inside it (made when missing, as the kubelet

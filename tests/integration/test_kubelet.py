@@ -32,7 +32,9 @@ from tests.integration.kubectl_support import Kubectl, manifest
 pytestmark = pytest.mark.timeout(180)
 
 BACKOFF = "0.4"  # EMULATOR_KUBELET_BACKOFF_SECONDS: the CrashLoopBackOff base, shortened for tests
-LOOKS = "0.3,0.3,0.3"  # EMULATOR_KUBELET_LISTENER_LOOKS: when containers' listeners are looked at (1, 5, 30 s)
+# EMULATOR_KUBELET_LISTENER_LOOKS: when containers' listeners are looked at (1, 5, 30 s): at 0.3, 1 and 3 s,
+# the last late enough for a server whose Python starts slowly on a busy machine
+LOOKS = "0.3,0.7,2"
 
 
 def start_kubelet(data_dir: Path, *extra: str, in_memory: bool = True) -> Emulator:
@@ -235,6 +237,38 @@ def test_fallback_to_logs_on_error_puts_the_last_output_in_the_termination_messa
     assert sorted(terminated["message"].splitlines()) == ["fatal: no database at db:5432", "starting"]
     assert "message" not in container_status(silent, "main")["state"]["terminated"]
     assert "fatal: no database at db:5432" in kubectl.out("describe", "pod", "says", "-n", ns)
+
+
+def test_the_termination_message_file_becomes_the_terminated_message(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    # the Kubernetes docs' "Determine the Reason for Pod Failure" (restarted: the message is in lastState),
+    # each instance appending to what must be a fresh file
+    create(api, ns, pod("termination-demo", [sh("main", "echo Sleep expired >> /dev/termination-log; exit 1")], restartPolicy="OnFailure"))
+    long = "".join(f"{n}\n" for n in range(3000))
+    create(api, ns, pod("long", [sh("main", "seq 0 2999 > /dev/termination-log")], restartPolicy="Never"))
+    create(api, ns, pod("own-path", [  # a path of its own, written through the mount's variable (also without the sandbox)
+        sh("main", 'echo "told by $EMULATOR_MOUNT_VAR_RUN_APP_DONE" > "$EMULATOR_MOUNT_VAR_RUN_APP_DONE"; exit 2',
+           terminationMessagePath="/var/run/app/done", terminationMessagePolicy="FallbackToLogsOnError"),
+    ], restartPolicy="Never"))
+    create(api, ns, pod("falls-back", [  # an empty file and a failure: the logs stand in
+        sh("main", "echo from the logs; exit 4", terminationMessagePolicy="FallbackToLogsOnError"),
+    ], restartPolicy="Never"))
+
+    def second_instance_ended() -> dict[str, Any] | None:
+        p = get_pod(api, ns, "termination-demo")
+        status = container_status(p, "main") if p and p["status"].get("containerStatuses") else {}
+        ended = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
+        return ended if status.get("restartCount") == 1 and ended and ended["containerID"].endswith("/1") else None
+
+    ended = wait_for(second_instance_ended, what="the second instance ended")
+    assert ended["message"] == "Sleep expired\n"  # not twice: each instance has a file of its own
+    template = "{{range .status.containerStatuses}}{{.lastState.terminated.message}}{{end}}"
+    wait_for(lambda: phase(api, ns, "long") == "Succeeded" and phase(api, ns, "own-path") == "Failed"
+             and phase(api, ns, "falls-back") == "Failed", what="the other pods ended")
+    assert container_status(get_pod(api, ns, "long") or {}, "main")["state"]["terminated"]["message"] == long[-4096:]
+    own = container_status(get_pod(api, ns, "own-path") or {}, "main")["state"]["terminated"]
+    assert own["exitCode"] == 2 and own["message"] == "told by /var/run/app/done\n"  # the file wins over the logs
+    assert container_status(get_pod(api, ns, "falls-back") or {}, "main")["state"]["terminated"]["message"] == "from the logs\n"
+    assert "Sleep expired" in kubectl.out("get", "pod", "termination-demo", "-n", ns, "-o", f"go-template={template}")
 
 
 def test_on_failure_restarts_until_success(api: httpx.Client, ns: str, tmp_path: Path) -> None:
@@ -451,7 +485,7 @@ def test_a_container_listening_beyond_loopback_is_named_once_and_its_pod_ip_is_n
     ip = api.get(f"/api/v1/namespaces/{ns}/pods/exposed").json()["status"]["podIP"]
     with socket.create_connection((ip, own), timeout=5), socket.create_connection(("127.0.0.1", reached), timeout=5):
         pass  # every listener is up
-    time.sleep(1.5)  # past the three looks (LOOKS): each address named once, the others never
+    time.sleep(3.5)  # past the three looks (LOOKS): each address named once, the others never
     assert [e["count"] for e in named()] == [1], named()
     assert api.delete(f"/api/v1/namespaces/{ns}/pods/exposed").status_code == 200
     wait_for(lambda: not processes(mark), timeout=40, what="the containers stopped")

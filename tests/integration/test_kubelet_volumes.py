@@ -24,9 +24,9 @@ import pytest
 from emulator.controllers.namespaces import NamespaceController
 from emulator.controllers.volumes import VolumeController
 from emulator.kinds import CONFIG_MAPS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS, SERVICE_ACCOUNTS
-from emulator.kubelet import sandbox
+from emulator.kubelet import sandbox, termination
 from emulator.kubelet.context import ContainerContext
-from emulator.kubelet.volumes import Volumes
+from emulator.kubelet.volumes import Mount, Volumes
 from emulator.registry.ipam import AddressPlan
 from emulator.registry.registry import Cluster, Registry
 from emulator.store.backend import MemoryBackend
@@ -116,6 +116,32 @@ def test_an_empty_dir_is_shared_by_the_pods_containers(registry: Registry, share
     assert not Path("/shared").exists()  # made on a tmpfs of the sandbox, never on the host
     box.volumes.teardown()
     assert not (shared_dir / "pod" / "volumes").exists()
+
+
+def test_the_termination_message_file_is_mounted_over_dev_and_a_mount_that_fails_is_left_out(shared_dir: Path) -> None:
+    # what the kubelet mounts for a container's terminationMessagePath: /dev is covered, its devices bound back
+    pod_dir = shared_dir / "pod"
+    message = termination.path_of(pod_dir, "main")
+    termination.fresh(message)
+    give_to_nobody(pod_dir)
+    kept = Mount(termination.VOLUME, message, "/dev/termination-log", optional=True)
+    missing = Mount(termination.VOLUME, shared_dir / "not-there", "/dev/other-log", optional=True)
+    ctx = ContainerContext(NS, "p", "u", "main", "10.244.0.9", {"PATH": "/usr/bin:/bin"}, None, pod_dir, (kept, missing))
+    script = "echo done > /dev/termination-log; echo x > /dev/null; head -c 8 /dev/zero | wc -c; test -d /dev/pts && echo pts"
+    argv, env = sandbox.prepare(ctx, ["sh", "-c", script])
+    give_to_nobody(pod_dir / sandbox.SANDBOX_DIR)
+    ran = subprocess.run(as_nobody(argv), env=env, capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 0, ran.stderr  # the mount that could not be made did not stop the container
+    assert ran.stdout.split() == ["8", "pts"]
+    assert termination.read(message) == "done\n"
+    assert not Path("/dev/termination-log").exists()  # only inside the sandbox
+    # a mount that is not optional, from a source that is not there: the container cannot start
+    ctx = ContainerContext(NS, "p", "u", "main", "10.244.0.9", {"PATH": "/usr/bin:/bin"}, None, pod_dir,
+                           (Mount("data", shared_dir / "not-there", "/dev/other-log"),))
+    argv, env = sandbox.prepare(ctx, ["sh", "-c", "true"])
+    give_to_nobody(pod_dir / sandbox.SANDBOX_DIR)
+    failed = subprocess.run(as_nobody(argv), env=env, capture_output=True, text=True, timeout=30)
+    assert failed.returncode == 127 and failed.stderr.startswith("emulator sandbox: "), failed.stderr
 
 
 def test_a_config_map_volume_updated_in_place_is_seen_by_a_running_process(registry: Registry, shared_dir: Path) -> None:
