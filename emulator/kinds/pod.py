@@ -225,41 +225,48 @@ def _default_probe(probe: Any) -> None:
             probe[key] = value
     http = probe.get("httpGet")
     if isinstance(http, dict):
-        http.setdefault("path", "/")
-        http.setdefault("scheme", "HTTP")
+        _default_strings(http, (("path", "/"), ("scheme", "HTTP")))
+
+
+def _default_strings(obj: dict[str, Any], defaults: tuple[tuple[str, str], ...]) -> None:
+    """Go's defaulting of a string field: an empty one is as good as none (a chart's `imagePullPolicy: ""`)."""
+    for key, value in defaults:
+        if not obj.get(key):
+            obj[key] = value
+
+
+_CONTAINER_STRINGS = (("terminationMessagePath", "/dev/termination-log"), ("terminationMessagePolicy", "File"))
+_SPEC_STRINGS = (("dnsPolicy", "ClusterFirst"), ("schedulerName", "default-scheduler"))
 
 
 def _default_container(container: dict[str, Any]) -> None:
-    container.setdefault("terminationMessagePath", "/dev/termination-log")
-    container.setdefault("terminationMessagePolicy", "File")
-    if "imagePullPolicy" not in container and isinstance(container.get("image"), str):
+    _default_strings(container, _CONTAINER_STRINGS)
+    if not container.get("imagePullPolicy") and isinstance(container.get("image"), str):
         container["imagePullPolicy"] = _image_pull_policy(container["image"])
-    container.setdefault("resources", {})
+    if container.get("resources") is None:
+        container["resources"] = {}
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         _default_probe(container.get(probe))
     for env in container.get("env") or []:
         if not isinstance(env, dict):
             continue
         field_ref = (env.get("valueFrom") or {}).get("fieldRef") if isinstance(env.get("valueFrom"), dict) else None
-        if isinstance(field_ref, dict):
-            field_ref.setdefault("apiVersion", "v1")
-
-
-_SPEC_DEFAULTS: dict[str, Any] = {
-    "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst", "securityContext": {},
-    "schedulerName": "default-scheduler",
-}
-
-_CONTAINER_DEFAULTED = ("terminationMessagePath", "terminationMessagePolicy", "resources")
+        if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
+            field_ref["apiVersion"] = "v1"
 
 
 def default_pod_spec(spec: dict[str, Any]) -> None:
     """The API server's defaults for a pod spec (SetDefaults_PodSpec, _Container, _EphemeralContainer,
     _Probe, _Volume), applied to every Pod written and every pod template: what `kubectl get -o yaml` shows
-    (a container's `terminationMessagePath`, read by the kubelet when it exits, its `imagePullPolicy`)."""
-    for key, value in _SPEC_DEFAULTS.items():
-        if key not in spec:
-            spec[key] = copy.copy(value)
+    (a container's `terminationMessagePath`, read by the kubelet when it exits, its `imagePullPolicy`).
+    Idempotent."""
+    if "restartPolicy" not in spec:  # ("" is refused by the model, as an unsupported value)
+        spec["restartPolicy"] = "Always"
+    _default_strings(spec, _SPEC_STRINGS)
+    if spec.get("terminationGracePeriodSeconds") is None:  # (0 is a grace period: none)
+        spec["terminationGracePeriodSeconds"] = 30
+    if spec.get("securityContext") is None:
+        spec["securityContext"] = {}
     for group in ("containers", "initContainers", "ephemeralContainers"):
         for container in spec.get(group) or []:
             if isinstance(container, dict):
@@ -268,19 +275,16 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
         if not isinstance(volume, dict):
             continue
         for source in ("configMap", "secret", "downwardAPI", "projected"):
-            if isinstance(volume.get(source), dict):
-                volume[source].setdefault("defaultMode", 420)
+            if isinstance(volume.get(source), dict) and volume[source].get("defaultMode") is None:
+                volume[source]["defaultMode"] = 420
 
 
 def _defaulted(spec: dict[str, Any]) -> dict[str, Any]:
-    """`spec`, or a defaulted copy when it lacks the defaults (a pod stored before Pods were defaulted):
-    an update compares the defaulted new spec with it, as the API server defaults what it reads."""
-    containers = [c for group in ("containers", "initContainers") for c in spec.get(group) or () if isinstance(c, dict)]
-    if all(key in spec for key in _SPEC_DEFAULTS) and all(
-        all(key in c for key in _CONTAINER_DEFAULTED) and ("imagePullPolicy" in c or not isinstance(c.get("image"), str)) for c in containers
-    ):
-        return spec
-    defaulted = copy.deepcopy(spec)
+    """A defaulted copy of a stored spec: what an update's (defaulted) new spec is compared with, as the API
+    server defaults what it reads. A pod stored by an earlier version lacks some defaults (all of them
+    when created directly; a probe's or an ephemeral container's when made from a template or by
+    `kubectl debug`); an orjson round trip copies a spec in a few microseconds."""
+    defaulted: dict[str, Any] = orjson.loads(orjson.dumps(spec))
     default_pod_spec(defaulted)
     return defaulted
 

@@ -522,7 +522,7 @@ class PodWorker:
             _, sink = log_sink(pod_dir, name, restart_count, max_bytes, max_files)
             try:
                 for mount in ctx.mounts:
-                    if mount.volume == termination.VOLUME:
+                    if mount.optional and mount.volume == termination.VOLUME:  # (the one _context added)
                         termination.fresh(mount.host_path)
                 return sink, launch(ctx, argv, stdin=stdin, tty=tty)
             except OSError as exc:
@@ -560,14 +560,15 @@ class PodWorker:
             "exitCode": result.code, "reason": reason, "startedAt": c.started_at or now_rfc3339(), "finishedAt": now_rfc3339(),
             "containerID": self.container_id(c),
         }
+        # its terminationMessagePath file (also of an instance the emulator lost while it was stopped),
+        # else perhaps its last output (termination.py)
+        message = termination.read(termination.path_of(self.pod_dir, c.name)) if c.spec.get("terminationMessagePath") else None
         if not result.known:
-            out["message"] = "The container could not be located when the emulator restarted"
-        else:  # its terminationMessagePath file, else perhaps its last output (termination.py)
-            message = termination.read(termination.path_of(self.pod_dir, c.name)) if c.spec.get("terminationMessagePath") else None
-            if not message and result.code != 0 and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
-                message = last_output(log_path(self.pod_dir, c.name, c.restart_count))
-            if message:
-                out["message"] = termination.cut(message, termination.per_container_limit(self.pod.get("spec") or {}))
+            message = message or "The container could not be located when the emulator restarted"
+        elif not message and result.code != 0 and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = last_output(log_path(self.pod_dir, c.name, c.restart_count))
+        if message:
+            out["message"] = termination.cut(message, termination.per_container_limit(self.pod.get("spec") or {}))
         if result.signal:
             out["signal"] = result.signal
         return out

@@ -15,14 +15,18 @@ host path is in `$EMULATOR_MOUNT_DEV_TERMINATION_LOG`, as for every mount). When
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 MAX_MESSAGE = 4 * 1024  # MaxContainerTerminationMessageLength: the file's last bytes kept
 MAX_POD_MESSAGES = 12 * 1024  # MaxPodTerminationMessageLogLength: all of a pod's messages together
+log = logging.getLogger(__name__)
+
 FILE_NAME = "termination-log"
-VOLUME = "termination-message"  # the name a mount error would give (no volume of the pod's)
+VOLUME = "terminationMessagePath"  # its Mount's volume name: no volume of a pod's can have it (not a DNS label)
 
 
 def path_of(pod_dir: Path, container: str) -> Path:
@@ -30,12 +34,24 @@ def path_of(pod_dir: Path, container: str) -> Path:
     return pod_dir / "containers" / container / FILE_NAME
 
 
-def fresh(path: Path) -> None:
-    """An empty file for a new instance (what an earlier one wrote was read when it exited). Only its
-    owner may write it: the container runs as the emulator's user."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+def fresh(path: Path) -> bool:
+    """An empty file for a new instance (what an earlier one wrote was read when it exited), made anew:
+    whatever an earlier instance left there instead (a FIFO, a directory, a symlink: it runs as the
+    emulator's user and can reach the pod's directory) is removed, never opened, so that nothing blocks
+    or truncates what is not ours. False, and logged, when it cannot be made: the container then starts
+    without it (the launcher leaves out an optional mount whose source is not there)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        log.warning("termination message file %s not made: %s", path, exc)
+        return False
     os.close(fd)
+    return True
 
 
 def read(path: Path) -> str | None:

@@ -42,11 +42,34 @@ def test_a_symlink_is_not_followed(tmp_path: Path) -> None:
 
 def test_each_instance_starts_with_an_empty_file_only_its_owner_may_write(tmp_path: Path) -> None:
     path = termination.path_of(tmp_path, "main")
-    termination.fresh(path)
+    assert termination.fresh(path)
     path.write_text("the first instance's words")
-    termination.fresh(path)
+    assert termination.fresh(path)
     assert path.read_text() == ""
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_what_an_instance_left_in_its_place_is_removed_never_opened(tmp_path: Path) -> None:
+    # the container runs as the emulator's user and can reach the file: a FIFO must not block the kubelet,
+    # a symlink must not make it truncate another file, a directory must not stop the next start
+    path = termination.path_of(tmp_path, "main")
+    termination.fresh(path)
+    precious = tmp_path / "precious"
+    precious.write_text("keep me")
+    for leave in (lambda: os.mkfifo(path), lambda: path.symlink_to(precious), lambda: (path.mkdir(), (path / "f").write_text("x"))):
+        path.unlink()
+        leave()
+        assert termination.fresh(path)  # (a FIFO opened for writing would block here for good)
+        assert path.is_file() and not path.is_symlink() and path.read_text() == ""
+    assert precious.read_text() == "keep me"
+    os.mkfifo(tmp_path / "fifo")
+    assert termination.read(tmp_path / "fifo") is None  # read at exit: a FIFO neither blocks nor says anything
+
+
+def test_a_file_that_cannot_be_made_is_no_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "containers"
+    blocker.write_text("a file where the directory would be")
+    assert not termination.fresh(termination.path_of(tmp_path, "main"))
 
 
 def test_a_pods_messages_share_12_kib() -> None:

@@ -247,6 +247,28 @@ def test_a_pod_stored_before_pods_were_defaulted_can_still_be_updated(world: Wor
     # while a real change of the spec is still refused
     with pytest.raises(errors.StatusError, match="pod updates may not change fields"):
         world.registry.patch(PODS, NS, "old", MERGE_PATCH, {"spec": {"dnsPolicy": "Default"}})
+    # a pod made from a template (its containers defaulted) with what templates did not default: a probe's
+    # httpGet path, an ephemeral container added by `kubectl debug`
+    made = world.registry.create(PODS, NS, {"metadata": {"name": "made"}, "spec": {"containers": [
+        {"name": "app", "image": "nginx", "readinessProbe": {"httpGet": {"port": 80}}}]}}).obj
+    legacy = copy.deepcopy(made)
+    del legacy["spec"]["containers"][0]["readinessProbe"]["timeoutSeconds"]
+    del legacy["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"]
+    legacy["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "busybox", "command": ["sh"]}]
+    world.store.update(PODS.key, NS, "made", legacy)
+    status = world.registry.patch(PODS, NS, "made", MERGE_PATCH, {"status": {"message": "hi"}}, subresource="status").obj
+    assert status["status"]["message"] == "hi"
+    assert world.registry.patch(PODS, NS, "made", MERGE_PATCH, {"metadata": {"labels": {"a": "b"}}}).obj["metadata"]["labels"] == {"a": "b"}
+
+
+def test_empty_strings_are_defaulted_as_go_defaults_them(world: World) -> None:
+    spec = world.registry.create(PODS, NS, {"metadata": {"name": "chart"}, "spec": {"dnsPolicy": "", "containers": [
+        {"name": "app", "image": "nginx:1", "imagePullPolicy": "", "terminationMessagePath": "", "terminationMessagePolicy": "",
+         "livenessProbe": {"httpGet": {"port": 80, "path": "", "scheme": ""}}}], "terminationGracePeriodSeconds": 0}}).obj["spec"]
+    app = spec["containers"][0]
+    assert (spec["dnsPolicy"], spec["terminationGracePeriodSeconds"]) == ("ClusterFirst", 0)  # 0 is a grace period
+    assert (app["imagePullPolicy"], app["terminationMessagePath"], app["terminationMessagePolicy"]) == ("IfNotPresent", "/dev/termination-log", "File")
+    assert app["livenessProbe"]["httpGet"] == {"port": 80, "path": "/", "scheme": "HTTP"}
 
 
 def test_the_selector_must_match_the_template_labels(world: World) -> None:
