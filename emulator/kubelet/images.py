@@ -12,8 +12,9 @@ The image map is a YAML file given to `emulator serve --image-map PATH` (docs/po
 A pod is run when every container (init containers included) has a command; otherwise it stays a
 record (with the condition below saying why). A container with `args` only (what `kubectl run
 --image=busybox -- sh -c '...'` makes) has one too when its image is a well-known one without an
-ENTRYPOINT (`NO_ENTRYPOINT`: busybox, alpine, ubuntu, python...): there, as in a container runtime, the
-args are the whole command line. An interactive container of such an image (`stdin: true`, what
+ENTRYPOINT (`NO_ENTRYPOINT`: busybox, alpine, ubuntu, python..., also as mirrors serve them, such as the
+Kubernetes docs' `registry.k8s.io/busybox`): there, as in a container runtime, the args are the whole
+command line. An interactive container of such an image (`stdin: true`, what
 `kubectl run -it` and `kubectl debug -it` make) with neither runs the image's CMD (`IMAGE_CMD`: busybox's
 `sh`, ubuntu's `/bin/bash`, python's `python3`...); without stdin that CMD, a shell or an interpreter, would
 only exit at once, so such a container still needs a command. Pods that bring their own `status.podIP` (a
@@ -22,7 +23,9 @@ process that already listens there) or that `emulator run` registers (annotation
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,17 +60,36 @@ IMAGE_CMD: dict[str, tuple[str, ...]] = {
 }
 
 
+# Registries that serve copies of those images under their own names: the Kubernetes docs' examples use
+# `registry.k8s.io/busybox` (formerly `k8s.gcr.io/busybox`, `gcr.io/google-containers/busybox`).
+MIRRORS = (
+    "registry.k8s.io/e2e-test-images/", "registry.k8s.io/", "k8s.gcr.io/e2e-test-images/", "k8s.gcr.io/",
+    "gcr.io/google-containers/", "gcr.io/google_containers/", "public.ecr.aws/docker/library/", "mirror.gcr.io/library/",
+    "mirror.gcr.io/",
+)
+
+
+def official_name(image: str) -> str:
+    """`image_name`, and for a mirror's copy of an image of NO_ENTRYPOINT that image's own name:
+    `registry.k8s.io/busybox:1.27.2` → `busybox`."""
+    name = image_name(image)
+    for mirror in MIRRORS:
+        if name.startswith(mirror) and name[len(mirror):] in NO_ENTRYPOINT:
+            return name[len(mirror):]
+    return name
+
+
 def image_cmd(container: Mapping[str, Any]) -> tuple[str, ...]:
     """The image's CMD for an interactive container (`stdin: true`) without command and args, else ()."""
     if container.get("command") or container.get("args") or not container.get("stdin"):
         return ()
-    return IMAGE_CMD.get(image_name(str(container.get("image") or "")), ())
+    return IMAGE_CMD.get(official_name(str(container.get("image") or "")), ())
 
 
 def args_are_the_command(container: Mapping[str, Any]) -> bool:
     """Whether the container's `args` are its whole command line: no `command`, args given, and an image
-    without ENTRYPOINT (`NO_ENTRYPOINT`)."""
-    return not container.get("command") and bool(container.get("args")) and image_name(str(container.get("image") or "")) in NO_ENTRYPOINT
+    without ENTRYPOINT (`NO_ENTRYPOINT`, or a mirror's copy of one)."""
+    return not container.get("command") and bool(container.get("args")) and official_name(str(container.get("image") or "")) in NO_ENTRYPOINT
 
 
 class ImageMapError(ValueError):
@@ -207,4 +229,19 @@ def resolved_command(container: Mapping[str, Any], images: ImageMap) -> tuple[li
         args = []  # a command given without args drops the image's cmd, as in Kubernetes
     else:
         args = list(mapped.args)
+    if official_name(str(container.get("image") or "")) in ASH_IMAGES and not images.lookup(container.get("image")):
+        line = command or args
+        if line and line[0] in ("sh", "/bin/sh") and _bash() is not None:
+            line[0] = "bash"
     return command, args, container.get("workingDir") or mapped.working_dir, dict(mapped.env)
+
+
+# Images whose `sh` is busybox's ash, which knows `[[ ]]`, `echo -e` and `echo -n` as bash does: their `sh` runs
+# as bash where there is one (Debian's and Ubuntu's `sh`, dash, knows none of them; the Kubernetes docs'
+# busybox examples use them).
+ASH_IMAGES = frozenset({"busybox", "alpine"})
+
+
+@functools.cache
+def _bash() -> str | None:
+    return shutil.which("bash")

@@ -119,17 +119,19 @@ def test_args_alone_are_the_command_line_of_an_image_without_entrypoint() -> Non
     def pod(container: dict[str, Any]) -> dict[str, Any]:
         return {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", **container}]}}
 
-    for image in ("busybox", "docker.io/library/busybox:1.36", "alpine:3.20", "python:3.12-slim", "ubuntu"):
+    for image in ("busybox", "docker.io/library/busybox:1.36", "alpine:3.20", "python:3.12-slim", "ubuntu",
+                  "registry.k8s.io/busybox:1.27.2", "k8s.gcr.io/busybox", "gcr.io/google-containers/busybox:latest"):
         assert unrunnable(pod({"image": image, "args": ["sh", "-c", "echo hi"]}), images) is None, image
         command, args, _, _ = resolved_command({"image": image, "args": ["sh", "-c", "echo hi"]}, images)
-        assert [*command, *args] == ["sh", "-c", "echo hi"]
+        shell = "bash" if "busybox" in image or "alpine" in image else "sh"  # their sh is ash: bash, not dash, is like it
+        assert [*command, *args] == [shell, "-c", "echo hi"], image
     # an image whose entrypoint decides (node), or one not known, still needs a command or the image map
-    for image in ("node:22", "ghcr.io/acme/busybox", "nginx"):
+    for image in ("node:22", "ghcr.io/acme/busybox", "nginx", "registry.k8s.io/pause:3.10", "registry.k8s.io/nginx"):
         why = unrunnable(pod({"image": image, "args": ["server.js"]}), images)
         assert why is not None and "--image-map" in why, image
     assert unrunnable(pod({"image": "busybox"}), images) is not None  # no args: its CMD (a shell) is not run
     # ... unless it is interactive (kubectl run -it): then the image's CMD is, as a container runtime runs it
-    for image, cmd in (("busybox:1.36", ["sh"]), ("ubuntu", ["/bin/bash"]), ("python:3.12", ["python3"])):
+    for image, cmd in (("busybox:1.36", ["bash"]), ("ubuntu", ["/bin/bash"]), ("python:3.12", ["python3"])):
         assert unrunnable(pod({"image": image, "stdin": True}), images) is None, image
         assert resolved_command({"image": image, "stdin": True}, images)[:2] == (cmd, []), image
     assert unrunnable(pod({"image": "node", "stdin": True}), images) is not None  # its entrypoint decides
