@@ -285,7 +285,7 @@ class PodWorker:
         except volumes.VolumeError as exc:
             if self._mount_error != str(exc):
                 self._mount_error = str(exc)
-                self.kubelet.record(self.pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+                self.kubelet.record(self.pod, "Warning", "FailedMount", str(exc))  # (worded as the kubelet's)
             return False
         self.ready_to_start = True
         return True
@@ -814,8 +814,8 @@ class PodWorker:
             current = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
         else:
             reason, message = c.waiting
-            if not self.initialized and c.kind == "main":
-                reason, message = "PodInitializing", ""
+            if not self.initialized and c.kind == "main" and any(o.kind in ("init", "sidecar") for o in self.containers.values()):
+                reason, message = "PodInitializing", ""  # (without init containers: ContainerCreating)
             current = {"waiting": {"reason": reason or "ContainerCreating", **({"message": message} if message else {})}}
         last = c.terminated if ("waiting" in current and c.terminated is not None) else c.last_terminated
         image = c.spec.get("image") or ""

@@ -749,6 +749,26 @@ def test_a_missing_config_map_holds_the_container_until_it_exists(api: httpx.Cli
     wait_for(lambda: phase(api, ns, "held") == "Running", what="Running")
 
 
+def test_a_missing_config_map_volume_holds_the_pod_in_container_creating(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    # the docs' pod-configmap-volume applied before its ConfigMap: ContainerCreating (no init containers
+    # here, so not PodInitializing) and the kubelet's FailedMount words, once
+    volume = {"name": "config-volume", "configMap": {"name": "special-config"}}
+    mounts = [{"name": "config-volume", "mountPath": "/etc/config"}]
+    create(api, ns, pod("mounting", [sh("main", "ls /etc/config; sleep 300", volumeMounts=mounts)], volumes=[volume]))
+
+    def waiting() -> str | None:
+        p = get_pod(api, ns, "mounting")
+        statuses = (p or {}).get("status", {}).get("containerStatuses") or []
+        return statuses[0]["state"].get("waiting", {}).get("reason") if statuses else None
+
+    failed = wait_for(lambda: [e for e in events(api, ns, "mounting") if e["reason"] == "FailedMount"], what="FailedMount")
+    assert failed[0]["message"] == 'MountVolume.SetUp failed for volume "config-volume" : configmap "special-config" not found'
+    assert waiting() == "ContainerCreating"
+    assert "ContainerCreating" in kubectl.out("get", "pod", "mounting", "-n", ns)
+    assert api.post(f"/api/v1/namespaces/{ns}/configmaps", json={"metadata": {"name": "special-config"}, "data": {"k": "v"}}).status_code == 201
+    wait_for(lambda: phase(api, ns, "mounting") == "Running", what="Running")
+
+
 def test_a_command_that_cannot_start_is_a_start_error_and_backs_off(api: httpx.Client, ns: str) -> None:
     create(api, ns, pod("nosuch", [{"name": "main", "image": "x", "command": ["/no/such/program"]}]))
 
