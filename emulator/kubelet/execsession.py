@@ -23,17 +23,15 @@ import logging
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.process import (
-    CONTROLLING_TTY,
     Companions,
     companions_of,
     resolve_command,
     set_size,
+    tty_wrapper,
     working_directory,
     wrap,
     write_all,
@@ -62,10 +60,9 @@ def _environment(ctx: ContainerContext, env: dict[str, str], tty: bool) -> dict[
     return out
 
 
-def _working_dir(ctx: ContainerContext) -> str | None:
-    if ctx.working_dir:
-        return ctx.working_dir
-    return str(ctx.pod_dir) if Path(ctx.pod_dir).is_dir() else None
+def _working_dir(ctx: ContainerContext) -> str:
+    """The container's workingDir, else `/` (an image's default WORKDIR), as the container itself starts in."""
+    return ctx.working_dir or "/"
 
 
 class Child:
@@ -251,7 +248,7 @@ class ExecSession:
                 try:
                     resolve_command(wrapped, env)  # "not found" is the command's, not the Python step's
                     process = await spawn(
-                        ctx, [sys.executable, "-I", "-S", "-c", CONTROLLING_TTY, *wrapped],
+                        ctx, tty_wrapper(wrapped, env),
                         stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
                     )
                 finally:

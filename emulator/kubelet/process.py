@@ -47,7 +47,7 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,7 +67,18 @@ ATTACHED_BACKLOG = 256  # chunks of terminal output queued for one attached clie
 
 # The terminal becomes the command's controlling terminal in a small Python step before the command: a
 # preexec_fn cannot do it under uvloop (it runs before the child's stdio is the terminal).
-CONTROLLING_TTY = "import fcntl,os,sys,termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execvp(sys.argv[1], sys.argv[1:])"
+# Makes the terminal the command's controlling one, then becomes the command. Its first argument says
+# whether LC_CTYPE goes ("-"): Python sets it when it starts under the C locale (PEP 538), and the
+# command's environment is the container's, nothing more (`tty_wrapper`).
+CONTROLLING_TTY = (
+    "import fcntl,os,sys,termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "sys.argv[1] == '-' and os.environ.pop('LC_CTYPE', None); os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+def tty_wrapper(argv: list[str], env: Mapping[str, str]) -> list[str]:
+    """argv behind CONTROLLING_TTY, run by this Python."""
+    return [sys.executable, "-I", "-S", "-c", CONTROLLING_TTY, "+" if "LC_CTYPE" in env else "-", *argv]
 
 
 def set_size(fd: int, width: int, height: int) -> None:
@@ -244,7 +255,7 @@ def _launch_tty(ctx: ContainerContext, argv: list[str]) -> Launched:
     master, slave = os.openpty()
     try:
         popen = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", CONTROLLING_TTY, *wrapped], stdin=slave, stdout=slave, stderr=slave,
+            tty_wrapper(wrapped, env), stdin=slave, stdout=slave, stderr=slave,
             env=env, cwd=working_directory(ctx), start_new_session=True, close_fds=True,
         )
     except BaseException:

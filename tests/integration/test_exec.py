@@ -71,6 +71,11 @@ def test_exec_output_stdin_and_exit_codes(kubectl: Kubectl, ns: str, shell: str,
     assert (done.returncode, done.stdout) == (0, "HELLO\n" * 20000 + "shell\n"), done.stderr
     done = run(kubectl, "-n", ns, "exec", shell, "-c", "side", "--", "sh", "-c", "echo $WHO", env=env)
     assert (done.returncode, done.stdout) == (0, "side\n")
+    # in the container's working directory: without workingDir, the image's default, /
+    assert run(kubectl, "-n", ns, "exec", shell, "--", "pwd", env=env).stdout == "/\n"
+    # with the container's environment, nothing more (the sandbox's Python start sets LC_CTYPE under the C locale)
+    names = {line.split("=", 1)[0] for line in run(kubectl, "-n", ns, "exec", shell, "-c", "side", "--", "env", env=env).stdout.splitlines()}
+    assert "WHO" in names and "LC_CTYPE" not in names, names
 
 
 def test_exec_errors_are_worded_as_the_api_server_words_them(kubectl: Kubectl, emu: Emulator, ns: str, shell: str) -> None:
@@ -126,9 +131,11 @@ def on_terminal(argv: list[str], protocol: str, answers: list[tuple[bytes, bytes
 @pytest.mark.parametrize("protocol", ["websocket", "spdy"])
 def test_exec_with_a_terminal(kubectl: Kubectl, ns: str, shell: str, protocol: str) -> None:
     """kubectl -it under a real terminal of 100x30: the command sees a tty of that size."""
-    argv = kubectl.argv("-n", ns, "exec", "-it", shell, "--", "sh", "-c", "tty; stty size; read x; echo got:$x; exit 4")
+    script = "tty; stty size; echo ctype:${LC_CTYPE:-none}; read x; echo got:$x; exit 4"
+    argv = kubectl.argv("-n", ns, "exec", "-it", shell, "--", "sh", "-c", script)
     text, code = on_terminal(argv, protocol, [(b"30 100", b"typed\r")])
     assert "/dev/pts/" in text and "30 100" in text and "got:typed" in text, text
+    assert "ctype:none" in text, text  # the terminal's Python step adds nothing to the environment
     assert code == 4, text
 
 
