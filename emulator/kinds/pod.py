@@ -279,6 +279,27 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
                 volume[source]["defaultMode"] = 420
 
 
+DEFAULT_TOLERATION_SECONDS = 300  # the DefaultTolerationSeconds admission plugin's, for both taints
+_NO_EXECUTE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def default_tolerations(spec: dict[str, Any]) -> None:
+    """The DefaultTolerationSeconds admission plugin (pods, on create and update): a pod that does not
+    tolerate a node's NoExecute `not-ready` or `unreachable` taint tolerates it for 300 s, so that
+    `kubectl describe pod` lists what it lists on a cluster."""
+    tolerations = spec.get("tolerations")
+    if tolerations is not None and not isinstance(tolerations, list):
+        return  # (validation says what is wrong)
+    tolerations = list(tolerations or [])
+    for key in _NO_EXECUTE_TAINTS:
+        if not any(
+            isinstance(t, dict) and t.get("key") in (key, "", None) and t.get("effect") in ("NoExecute", "", None)
+            for t in tolerations
+        ):
+            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+    spec["tolerations"] = tolerations
+
+
 def _defaulted(spec: dict[str, Any]) -> dict[str, Any]:
     """A defaulted copy of a stored spec: what an update's (defaulted) new spec is compared with, as the API
     server defaults what it reads. A pod stored by an earlier version lacks some defaults (all of them
@@ -697,6 +718,7 @@ class PodStrategy(Strategy):
             raise errors.invalid_object("Pod", "", obj["metadata"].get("name", ""), [
                 errors.forbidden("spec.ephemeralContainers", "cannot be set on create")])
         default_pod_spec(spec)
+        default_tolerations(spec)
         if spec.get("serviceAccount") and not spec.get("serviceAccountName"):
             spec["serviceAccountName"] = spec["serviceAccount"]
         spec.setdefault("serviceAccountName", "default")
@@ -866,6 +888,7 @@ class PodStrategy(Strategy):
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         default_pod_spec(new["spec"])
+        default_tolerations(new["spec"])
         # keep server defaults the client did not send back (e.g. a PUT of an edited manifest)
         for field in ("serviceAccountName", "serviceAccount", "nodeName", "enableServiceLinks", "priority", "priorityClassName", "preemptionPolicy"):
             if field in old["spec"] and field not in new["spec"]:

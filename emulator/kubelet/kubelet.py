@@ -42,7 +42,7 @@ from emulator.kubelet.podworker import Backoff, Container, PodWorker, merge_stat
 from emulator.kubelet.process import ContainerProcess, GroupReaper, kill_companions, kill_record
 from emulator.kubelet.process import alive as process_alive
 from emulator.registry.registry import Registry
-from emulator.store.events import ADDED, DELETED, Event
+from emulator.store.events import DELETED, Event
 from emulator.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class Kubelet:
         # the looks at what containers listen on (ports.py): one at a time, never in the way of starts
         self.look_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubelet-look")
         self._refreshing: set[tuple[str, str]] = set()  # workers whose volumes refresh at the next turn
+        self._told_unrunnable: set[str] = set()  # uids of the pods whose NotRunnable event was recorded
 
     # -- what runs -----------------------------------------------------------------------------------
 
@@ -149,9 +150,12 @@ class Kubelet:
                 self._count_restarts(worker)
                 asyncio.get_running_loop().create_task(worker.kill_now())
             self.events.forget(event.obj["metadata"].get("uid", ""))
+            self._told_unrunnable.discard(event.obj["metadata"].get("uid", ""))
             return
         if _RUNNABLE_MARK not in event.raw:
-            if event.type == ADDED and event.rv > self._since and RUNNABLE_CONDITION.encode() in event.raw:
+            # said once per pod: when it is created, or bound later (it waited for a node: the decision is
+            # made then) by a MODIFIED event
+            if event.rv > self._since and RUNNABLE_CONDITION.encode() in event.raw:
                 self._report_unrunnable(event.obj)
             return
         pod = event.obj
@@ -177,8 +181,12 @@ class Kubelet:
         worker.start()
 
     def _report_unrunnable(self, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"].get("uid", "")
+        if uid in self._told_unrunnable:
+            return
         for condition in (pod.get("status") or {}).get("conditions") or []:
             if condition.get("type") == RUNNABLE_CONDITION and condition.get("status") == "False":
+                self._told_unrunnable.add(uid)
                 message = condition.get("message") or "the kubelet does not run this pod"
                 kind = "Warning" if message.startswith(NO_COMMAND) else "Normal"  # the others are meant so
                 # recorded from the event loop, after the delivery of this event (writes in delivery are deferred)
@@ -194,6 +202,11 @@ class Kubelet:
             self._reaper = GroupReaper()
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         pods = {pod["metadata"].get("uid"): pod for pod in self.store.objects(PODS.key)}
+        self._told_unrunnable.update(  # (told by an earlier run, when they were created or bound)
+            uid for uid, pod in pods.items() if any(
+                c.get("type") == RUNNABLE_CONDITION and c.get("status") == "False" for c in (pod.get("status") or {}).get("conditions") or ()
+            )
+        )
         for uid, record in state.recorded_pods(self.pods_dir).items():
             pod = pods.get(uid)
             finished = pod is not None and (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")

@@ -180,7 +180,7 @@ def test_a_pod_runs_to_success_with_its_environment(api: httpx.Client, ns: str, 
 
 def test_a_pod_is_born_pending_then_running_and_ready(api: httpx.Client, ns: str) -> None:
     mark = marker()
-    created = create(api, ns, pod("web", [sh("main", f"sleep 60 # {mark}")]))
+    created = create(api, ns, pod("web", [sh("main", f"sleep 60; : {mark}")]))
     assert created["status"]["phase"] == "Pending"
     assert container_status(created, "main")["state"]["waiting"]["reason"] == "ContainerCreating"
 
@@ -550,6 +550,19 @@ def test_a_pod_without_command_stays_a_record_and_says_why(api: httpx.Client, ns
     wait_for(lambda: "NotRunnable" in [e["reason"] for e in events(api, ns, "record")], what="the NotRunnable event")
     assert api.delete(f"/api/v1/namespaces/{ns}/pods/record").status_code == 200
     assert get_pod(api, ns, "record") is None  # records go at once
+    # one that waited for a node says it when it gets one (the decision is made then), once
+    label = f"disk-{ns}"
+    create(api, ns, pod("waits", [{"name": "main", "image": "nginx"}], nodeSelector={label: "ssd"}))
+    assert phase(api, ns, "waits") == "Pending"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    try:
+        assert api.patch("/api/v1/nodes/emulator", content=json.dumps({"metadata": {"labels": {label: "ssd"}}}), headers=merge).status_code == 200
+        wait_for(lambda: "NotRunnable" in [e["reason"] for e in events(api, ns, "waits")], what="the late NotRunnable event")
+        assert api.patch(f"/api/v1/namespaces/{ns}/pods/waits", content=b'{"metadata":{"labels":{"again":"1"}}}', headers=merge).status_code == 200
+        time.sleep(0.5)
+        assert [e["count"] for e in events(api, ns, "waits") if e["reason"] == "NotRunnable"] == [1]
+    finally:
+        api.patch("/api/v1/nodes/emulator", content=json.dumps({"metadata": {"labels": {label: None}}}), headers=merge)
 
 
 def test_the_image_map_runs_an_unchanged_manifest(tmp_path: Path) -> None:
@@ -578,7 +591,7 @@ def test_the_kubelet_requires_tokens_unless_anonymous_is_allowed(tmp_path: Path)
         # the kubeconfig serve wrote lets its owner run pods
         subprocess.run([
             require_tool("kubectl"), "--kubeconfig", emu.faces["kubeconfig"], "run", "owned", "--image=x", "--restart=Never",
-            "--command", "--", "sh", "-c", f"sleep 300 # {mark}",
+            "--command", "--", "sh", "-c", f"sleep 300; : {mark}",
         ], check=True, capture_output=True, timeout=30)
         wait_for(lambda: processes(mark), what="the owner's pod running")
     finally:
@@ -637,7 +650,7 @@ def test_a_clean_stop_stops_the_containers_and_the_next_start_runs_them_again(tm
     first = start_kubelet(data, "--allow-anonymous", in_memory=False)
     try:
         with first.client() as api:
-            create(api, "default", pod("keep", [sh("main", f"sleep 300 # {mark}")]))
+            create(api, "default", pod("keep", [sh("main", f"sleep 300; : {mark}")]))
             wait_for(lambda: len(processes(mark)) == 1, what="running")
     finally:
         first.stop(timeout=30)
@@ -661,7 +674,7 @@ def test_deleting_a_namespace_stops_its_pods(api: httpx.Client, kubectl: Kubectl
     mark = marker()
     assert api.post("/api/v1/namespaces", json={"metadata": {"name": "doomed"}}).status_code == 201
     for i in range(3):
-        create(api, "doomed", pod(f"p{i}", [sh("main", f"sleep 300 # {mark}")]))
+        create(api, "doomed", pod(f"p{i}", [sh("main", f"sleep 300; : {mark}")]))
     wait_for(lambda: len(processes(mark)) == 3, what="3 running")
     kubectl.run("delete", "namespace", "doomed", "--timeout=60s", timeout=70)
     assert not processes(mark)
@@ -682,7 +695,7 @@ def test_a_failing_init_container_backs_off(api: httpx.Client, ns: str, kubectl:
 def test_a_sidecar_that_exits_is_restarted(api: httpx.Client, ns: str) -> None:
     mark = marker()
     sidecar = sh("helper", "sleep 0.3; exit 0", restartPolicy="Always")
-    create(api, ns, pod("residecar", [sh("main", f"sleep 300 # {mark}")], initContainers=[sidecar]))
+    create(api, ns, pod("residecar", [sh("main", f"sleep 300; : {mark}")], initContainers=[sidecar]))
 
     def restarted() -> bool:
         p = get_pod(api, ns, "residecar")

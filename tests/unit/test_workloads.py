@@ -261,6 +261,21 @@ def test_a_pod_stored_before_pods_were_defaulted_can_still_be_updated(world: Wor
     assert world.registry.patch(PODS, NS, "made", MERGE_PATCH, {"metadata": {"labels": {"a": "b"}}}).obj["metadata"]["labels"] == {"a": "b"}
 
 
+def test_a_pod_tolerates_not_ready_and_unreachable_nodes_for_300_s(world: World) -> None:
+    def tolerations(name: str, given: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        spec: dict[str, Any] = {"containers": [{"name": "app", "image": "nginx"}]}
+        if given is not None:
+            spec["tolerations"] = given
+        return list(world.registry.create(PODS, NS, {"metadata": {"name": name}, "spec": spec}).obj["spec"]["tolerations"])
+
+    default = [{"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+               for k in ("not-ready", "unreachable")]
+    assert tolerations("plain") == default
+    assert tolerations("everything", [{"operator": "Exists"}]) == [{"operator": "Exists"}]  # tolerates them already
+    own = {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}  # a DaemonSet's pods
+    assert tolerations("daemon", [own]) == [own, default[1]]
+
+
 def test_empty_strings_are_defaulted_as_go_defaults_them(world: World) -> None:
     spec = world.registry.create(PODS, NS, {"metadata": {"name": "chart"}, "spec": {"dnsPolicy": "", "containers": [
         {"name": "app", "image": "nginx:1", "imagePullPolicy": "", "terminationMessagePath": "", "terminationMessagePolicy": "",
