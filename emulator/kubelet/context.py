@@ -19,3 +19,10 @@ class ContainerContext:
     working_dir: str | None
     pod_dir: Path  # <data-dir or temp>/pods/<uid>/: volumes, logs, launcher files live under it
     mounts: tuple[Any, ...] = ()  # emulator/kubelet/volumes.py's Mount; () until volumes land
+    shell: str = ""  # what `sh` runs as (images.container_shell: bash for busybox's ash); "": as is
+
+    def as_run(self, argv: list[str]) -> list[str]:
+        """argv with `sh` replaced by the container's shell, when it has one."""
+        if self.shell and argv and argv[0] in ("sh", "/bin/sh"):
+            return [self.shell, *argv[1:]]
+        return argv

@@ -60,9 +60,6 @@ def _environment(ctx: ContainerContext, env: dict[str, str], tty: bool) -> dict[
     return out
 
 
-def _working_dir(ctx: ContainerContext) -> str:
-    """The container's workingDir, else `/` (an image's default WORKDIR), as the container itself starts in."""
-    return ctx.working_dir or "/"
 
 
 class Child:
@@ -238,7 +235,7 @@ class ExecSession:
             raise ExecError("no command given")
         wrapped, env = wrap(ctx, argv)
         env = _environment(ctx, env, tty)
-        cwd = _working_dir(ctx)
+        cwd = working_directory(ctx)  # (inside the sandbox the launcher changes to workingDir itself)
         master: int | None = None
         try:
             if tty:

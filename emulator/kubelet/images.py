@@ -229,10 +229,6 @@ def resolved_command(container: Mapping[str, Any], images: ImageMap) -> tuple[li
         args = []  # a command given without args drops the image's cmd, as in Kubernetes
     else:
         args = list(mapped.args)
-    if official_name(str(container.get("image") or "")) in ASH_IMAGES and not images.lookup(container.get("image")):
-        line = command or args
-        if line and line[0] in ("sh", "/bin/sh") and _bash() is not None:
-            line[0] = "bash"
     return command, args, container.get("workingDir") or mapped.working_dir, dict(mapped.env)
 
 
@@ -240,6 +236,16 @@ def resolved_command(container: Mapping[str, Any], images: ImageMap) -> tuple[li
 # as bash where there is one (Debian's and Ubuntu's `sh`, dash, knows none of them; the Kubernetes docs'
 # busybox examples use them).
 ASH_IMAGES = frozenset({"busybox", "alpine"})
+SHELLS = ("sh", "/bin/sh")
+
+
+def container_shell(container: Mapping[str, Any], images: ImageMap) -> str:
+    """What `sh` (or `/bin/sh`) runs as in this container, for its command, exec sessions, probes and hooks
+    alike (ContainerContext.shell): this machine's bash, by its absolute path, for an image of ASH_IMAGES
+    that the image map does not map; "" (this machine's `sh`) otherwise."""
+    if official_name(str(container.get("image") or "")) not in ASH_IMAGES or images.lookup(container.get("image")):
+        return ""
+    return _bash() or ""
 
 
 @functools.cache

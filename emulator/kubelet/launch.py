@@ -12,7 +12,7 @@ SPEC is a JSON file written by emulator/kubelet/sandbox.py. The launcher, still 
    nearest existing ancestor, whose entries are bind-mounted back in place: nothing is created on the host;
    then the optional mounts (the termination-message file), each left out if it cannot be made;
 4. changes to the working directory and `execvpe`s the command, which keeps the launcher's pid, with the
-   environment it was given (without the LC_CTYPE Python sets when it starts under the C locale).
+   environment it was given (its LC_CTYPE as given, not what Python sets when it starts under the C locale).
 
 It is started for every container, so it imports nothing but the standard library's `ctypes`, `json` and
 `os` (run by path with `-S -I`: no site packages, no emulator package `__init__`). A failure is printed as
@@ -50,7 +50,9 @@ KEY_MOUNTS = "mounts"  # [[source, target, read_only], ...] in mount order
 KEY_OPTIONAL = "optionalMounts"  # [[source, target], ...] after them, writable; one that fails is left out
 KEY_WORKDIR = "workingDir"
 KEY_SCRATCH = "scratch"  # a directory of the pod's where the launcher may make its tmpfs mount points
-KEY_UNSET = "unset"  # variables the launcher's own start set (PEP 538's LC_CTYPE) that the container has not
+# The container's LC_CTYPE (null: none), put back before the exec: Python sets it when it starts under the C
+# locale (PEP 538), over the container's own `C` or `POSIX` too
+KEY_LC_CTYPE = "lcCtype"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
@@ -227,8 +229,11 @@ def main(argv: list[str]) -> int:
     except (OSError, SandboxError, ValueError, KeyError, TypeError) as exc:
         print(f"emulator sandbox: {exc}", file=sys.stderr, flush=True)
         return EXIT_CANNOT_START
-    for name in spec.get(KEY_UNSET) or ():
-        os.environ.pop(name, None)
+    if KEY_LC_CTYPE in spec:
+        if spec[KEY_LC_CTYPE] is None:
+            os.environ.pop("LC_CTYPE", None)
+        else:
+            os.environ["LC_CTYPE"] = str(spec[KEY_LC_CTYPE])
     try:
         os.execvpe(command[0], command, os.environ)
     except OSError as exc:

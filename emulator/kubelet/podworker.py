@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from emulator import envvars, podenv
 from emulator.kubelet import ports, state, termination, volumes
 from emulator.kubelet.context import ContainerContext
-from emulator.kubelet.images import NO_COMMAND, REGISTERED_BY_RUN, RUNNABLE_CONDITION, resolved_command
+from emulator.kubelet.images import NO_COMMAND, REGISTERED_BY_RUN, RUNNABLE_CONDITION, container_shell, resolved_command
 from emulator.kubelet.logs import last_output, log_path
 from emulator.kubelet.process import (
     Companions,
@@ -448,6 +448,7 @@ class PodWorker:
             ),)
         return ContainerContext(
             self.namespace, self.name, self.uid, c.name, self.pod_ip, env, working_dir, self.pod_dir, mounts,
+            container_shell(c.spec, self.kubelet.images),
         )
 
     @property

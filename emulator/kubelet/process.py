@@ -67,18 +67,20 @@ ATTACHED_BACKLOG = 256  # chunks of terminal output queued for one attached clie
 
 # The terminal becomes the command's controlling terminal in a small Python step before the command: a
 # preexec_fn cannot do it under uvloop (it runs before the child's stdio is the terminal).
-# Makes the terminal the command's controlling one, then becomes the command. Its first argument says
-# whether LC_CTYPE goes ("-"): Python sets it when it starts under the C locale (PEP 538), and the
-# command's environment is the container's, nothing more (`tty_wrapper`).
+# Makes the terminal the command's controlling one, then becomes the command. Its first argument is the
+# container's LC_CTYPE ("=VALUE", or "-" for none), put back: Python sets it when it starts under the C
+# locale (PEP 538), and the command's environment is the container's as given (`tty_wrapper`).
 CONTROLLING_TTY = (
-    "import fcntl,os,sys,termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
-    "sys.argv[1] == '-' and os.environ.pop('LC_CTYPE', None); os.execvp(sys.argv[2], sys.argv[2:])"
+    "import fcntl,os,sys,termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); a = sys.argv[1]; "
+    "os.environ.pop('LC_CTYPE', None) if a == '-' else os.environ.__setitem__('LC_CTYPE', a[1:]); "
+    "os.execvp(sys.argv[2], sys.argv[2:])"
 )
 
 
 def tty_wrapper(argv: list[str], env: Mapping[str, str]) -> list[str]:
     """argv behind CONTROLLING_TTY, run by this Python."""
-    return [sys.executable, "-I", "-S", "-c", CONTROLLING_TTY, "+" if "LC_CTYPE" in env else "-", *argv]
+    ctype = env.get("LC_CTYPE")
+    return [sys.executable, "-I", "-S", "-c", CONTROLLING_TTY, "-" if ctype is None else f"={ctype}", *argv]
 
 
 def set_size(fd: int, width: int, height: int) -> None:
@@ -170,7 +172,8 @@ def _proc_state(pid: int) -> bytes:
 
 def wrap(ctx: ContainerContext, argv: list[str]) -> tuple[list[str], dict[str, str]]:
     """argv and environment as spawned: through the sandbox (emulator/kubelet/sandbox.py) when there
-    is one, as is otherwise."""
+    is one, as is otherwise; `sh` as the container's shell (ContainerContext.shell)."""
+    argv = ctx.as_run(argv)
     try:
         from emulator.kubelet import sandbox  # type: ignore[attr-defined,unused-ignore]
     except ImportError:

@@ -121,7 +121,7 @@ def write_spec(ctx: ContainerContext, env: Mapping[str, str]) -> Path:
         launch.KEY_MOUNTS: [[str(m.source(env)), _normal(m.mount_path), m.read_only] for m in mounts if not m.optional],
         launch.KEY_OPTIONAL: [[str(m.source(env)), _normal(m.mount_path)] for m in mounts if m.optional],
         launch.KEY_WORKDIR: ctx.working_dir or "",
-        launch.KEY_UNSET: [] if "LC_CTYPE" in env else ["LC_CTYPE"],
+        launch.KEY_LC_CTYPE: env.get("LC_CTYPE"),
     }
     path = directory / f"{ctx.container}.json"
     tmp = path.with_suffix(".tmp")

@@ -49,7 +49,7 @@ def kubectl(emu: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
 def shell(emu: Emulator, ns: str) -> str:
     """A running two-container pod; its first container is kubectl's default."""
     with emu.client() as api:
-        create(api, ns, pod("shell", [sh("main", "sleep 3600"), sh("side", "sleep 3600", env=[{"name": "WHO", "value": "side"}])]))
+        create(api, ns, pod("shell", [sh("main", "sleep 3600"), sh("side", "sleep 3600", env=[{"name": "WHO", "value": "side"}, {"name": "LC_CTYPE", "value": "C"}])]))
         wait_for(lambda: phase(api, ns, "shell") == "Running", 20, "the pod to run")
     return "shell"
 
@@ -73,9 +73,12 @@ def test_exec_output_stdin_and_exit_codes(kubectl: Kubectl, ns: str, shell: str,
     assert (done.returncode, done.stdout) == (0, "side\n")
     # in the container's working directory: without workingDir, the image's default, /
     assert run(kubectl, "-n", ns, "exec", shell, "--", "pwd", env=env).stdout == "/\n"
-    # with the container's environment, nothing more (the sandbox's Python start sets LC_CTYPE under the C locale)
-    names = {line.split("=", 1)[0] for line in run(kubectl, "-n", ns, "exec", shell, "-c", "side", "--", "env", env=env).stdout.splitlines()}
-    assert "WHO" in names and "LC_CTYPE" not in names, names
+    # with the container's environment as given (the sandbox's Python start sets LC_CTYPE under the C locale)
+    names = {line.split("=", 1)[0] for line in run(kubectl, "-n", ns, "exec", shell, "--", "env", env=env).stdout.splitlines()}
+    assert "PATH" in names and "LC_CTYPE" not in names, names
+    assert "LC_CTYPE=C\n" in run(kubectl, "-n", ns, "exec", shell, "-c", "side", "--", "env", env=env).stdout
+    # a busybox container's sh is like its ash, which knows [[ ]]
+    assert run(kubectl, "-n", ns, "exec", shell, "--", "sh", "-c", "[[ -d / ]] && echo ash-like", env=env).stdout == "ash-like\n"
 
 
 def test_exec_errors_are_worded_as_the_api_server_words_them(kubectl: Kubectl, emu: Emulator, ns: str, shell: str) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from emulator.kinds.pod import PRINTER, RUNNABLE_CONDITION, PodStrategy
 from emulator.kubelet import state
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.execsession import ExecError, ExecSession, run_command
-from emulator.kubelet.images import ImageMap, ImageMapError, image_name, resolved_command, unrunnable
+from emulator.kubelet.images import ImageMap, ImageMapError, container_shell, image_name, resolved_command, unrunnable
 from emulator.kubelet.podworker import _duration, merge_status, references
 from emulator.kubelet.process import (
     COMPANIONS_DIR,
@@ -123,20 +124,36 @@ def test_args_alone_are_the_command_line_of_an_image_without_entrypoint() -> Non
                   "registry.k8s.io/busybox:1.27.2", "k8s.gcr.io/busybox", "gcr.io/google-containers/busybox:latest"):
         assert unrunnable(pod({"image": image, "args": ["sh", "-c", "echo hi"]}), images) is None, image
         command, args, _, _ = resolved_command({"image": image, "args": ["sh", "-c", "echo hi"]}, images)
-        shell = "bash" if "busybox" in image or "alpine" in image else "sh"  # their sh is ash: bash, not dash, is like it
-        assert [*command, *args] == [shell, "-c", "echo hi"], image
+        assert [*command, *args] == ["sh", "-c", "echo hi"], image
     # an image whose entrypoint decides (node), or one not known, still needs a command or the image map
     for image in ("node:22", "ghcr.io/acme/busybox", "nginx", "registry.k8s.io/pause:3.10", "registry.k8s.io/nginx"):
         why = unrunnable(pod({"image": image, "args": ["server.js"]}), images)
         assert why is not None and "--image-map" in why, image
     assert unrunnable(pod({"image": "busybox"}), images) is not None  # no args: its CMD (a shell) is not run
     # ... unless it is interactive (kubectl run -it): then the image's CMD is, as a container runtime runs it
-    for image, cmd in (("busybox:1.36", ["bash"]), ("ubuntu", ["/bin/bash"]), ("python:3.12", ["python3"])):
+    for image, cmd in (("busybox:1.36", ["sh"]), ("ubuntu", ["/bin/bash"]), ("python:3.12", ["python3"])):
         assert unrunnable(pod({"image": image, "stdin": True}), images) is None, image
         assert resolved_command({"image": image, "stdin": True}, images)[:2] == (cmd, []), image
     assert unrunnable(pod({"image": "node", "stdin": True}), images) is not None  # its entrypoint decides
     assert resolved_command({"image": "mapped", "stdin": True}, images)[:2] == (["serve"], [])  # the map still wins
     assert resolved_command({"image": "mapped", "args": ["--x"]}, images)[:2] == (["serve"], ["--x"])  # the map still wins
+
+
+def test_the_sh_of_busybox_and_alpine_runs_as_bash() -> None:
+    # their sh is ash, which knows [[ ]] and echo -e as bash does (Debian's dash does not): the container's
+    # command, its exec sessions, probes and hooks all go through ContainerContext.as_run
+    images = ImageMap.parse({"images": {"busybox-mapped": {"command": ["serve"]}}})
+    bash = shutil.which("bash")
+    assert bash is not None
+    for image in ("busybox", "registry.k8s.io/busybox:1.27.2", "alpine:3.20"):
+        assert container_shell({"image": image}, images) == bash, image
+    for image in ("ubuntu", "nginx", "busybox-mapped", "ghcr.io/acme/busybox"):
+        assert container_shell({"image": image}, images) == "", image
+    ctx = ContainerContext("ns", "p", "u", "c", "", {}, None, Path("/tmp"), (), bash)
+    assert ctx.as_run(["sh", "-c", "[[ 1 ]]"]) == [bash, "-c", "[[ 1 ]]"]
+    assert ctx.as_run(["/bin/sh"]) == [bash]
+    assert ctx.as_run(["/usr/bin/env", "sh"]) == ["/usr/bin/env", "sh"]
+    assert dataclasses.replace(ctx, shell="").as_run(["sh"]) == ["sh"]
 
 
 # -- settings -----------------------------------------------------------------------------------------
