@@ -281,6 +281,9 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
 
 DEFAULT_TOLERATION_SECONDS = 300  # the DefaultTolerationSeconds admission plugin's, for both taints
 _NO_EXECUTE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+DEFAULT_TOLERATIONS = tuple(
+    {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": DEFAULT_TOLERATION_SECONDS} for key in _NO_EXECUTE_TAINTS
+)
 
 
 def default_tolerations(spec: dict[str, Any]) -> None:
@@ -296,7 +299,7 @@ def default_tolerations(spec: dict[str, Any]) -> None:
             isinstance(t, dict) and t.get("key") in (key, "", None) and t.get("effect") in ("NoExecute", "", None)
             for t in tolerations
         ):
-            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+            tolerations.append(dict(DEFAULT_TOLERATIONS[_NO_EXECUTE_TAINTS.index(key)]))
     spec["tolerations"] = tolerations
 
 
@@ -349,7 +352,7 @@ def validate_tolerations(tolerations: Any, path: str = "spec.tolerations") -> li
     NoExecute. (The decoder has checked the JSON types against 1.32's schema.)"""
     problems: list[FieldError] = []
     for i, toleration in enumerate(tolerations if isinstance(tolerations, list) else []):
-        if not isinstance(toleration, dict):
+        if not isinstance(toleration, dict) or toleration in DEFAULT_TOLERATIONS:  # (those are valid: every pod has them)
             continue
         at = f"{path}[{i}]"
         key, operator = toleration.get("key") or "", toleration.get("operator") or ""

@@ -54,11 +54,13 @@ _CONTAINER_GROUPS = ("initContainers", "containers", "ephemeralContainers")
 
 
 def _nothing_to_say(annotations: dict[str, Any], spec: dict[str, Any]) -> bool:
-    if annotations or spec.keys() & _SPEC_LOOKED_AT:
+    """(Empty counts as absent: the API server's defaults give every pod `securityContext: {}` and every
+    container `resources: {}`.)"""
+    if annotations or any(spec.get(key) for key in spec.keys() & _SPEC_LOOKED_AT):
         return False
     for group in _CONTAINER_GROUPS:
         for container in spec.get(group) or ():
-            if not isinstance(container, dict) or container.keys() & _CONTAINER_LOOKED_AT:
+            if not isinstance(container, dict) or any(container.get(key) for key in container.keys() & _CONTAINER_LOOKED_AT):
                 return False
     return True
 
