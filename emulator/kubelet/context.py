@@ -22,7 +22,11 @@ class ContainerContext:
     shell: str = ""  # what `sh` runs as (images.container_shell: bash for busybox's ash); "": as is
 
     def as_run(self, argv: list[str]) -> list[str]:
-        """argv with `sh` replaced by the container's shell, when it has one."""
+        """argv with `sh` replaced by the container's shell, when it has one. A shell alone (an interactive
+        one: `kubectl run -it`, `kubectl exec -it -- sh`) reads no rc file and keeps no history, as
+        busybox's does not: your ~/.bashrc and ~/.bash_history stay yours."""
         if self.shell and argv and argv[0] in ("sh", "/bin/sh"):
+            if len(argv) == 1:
+                return [self.shell, "--norc", "--noprofile", "+o", "history"]
             return [self.shell, *argv[1:]]
         return argv

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -151,7 +152,18 @@ def test_the_sh_of_busybox_and_alpine_runs_as_bash() -> None:
         assert container_shell({"image": image}, images) == "", image
     ctx = ContainerContext("ns", "p", "u", "c", "", {}, None, Path("/tmp"), (), bash)
     assert ctx.as_run(["sh", "-c", "[[ 1 ]]"]) == [bash, "-c", "[[ 1 ]]"]
-    assert ctx.as_run(["/bin/sh"]) == [bash]
+    assert ctx.as_run(["/bin/sh", "-c", "x"]) == [bash, "-c", "x"]
+    interactive = ctx.as_run(["sh"])  # reads no ~/.bashrc and writes no ~/.bash_history of yours
+    assert interactive == [bash, "--norc", "--noprofile", "+o", "history"]
+    home = Path(tempfile.mkdtemp())
+    try:
+        (home / ".bashrc").write_text("echo read-the-rc\n")
+        done = subprocess.run(interactive + ["-i"], input="echo typed\nexit\n", capture_output=True, text=True,
+                              env={"HOME": str(home), "PATH": os.environ["PATH"]}, timeout=10)
+        assert "typed" in done.stdout and "read-the-rc" not in done.stdout, done
+        assert not (home / ".bash_history").exists()
+    finally:
+        shutil.rmtree(home)
     assert ctx.as_run(["/usr/bin/env", "sh"]) == ["/usr/bin/env", "sh"]
     assert dataclasses.replace(ctx, shell="").as_run(["sh"]) == ["sh"]
 
