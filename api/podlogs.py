@@ -14,7 +14,8 @@ one, or with `previous` the one before — else 400 `container "x" in pod "p" is
 The lines come from the files the local kubelet writes (emulator/kubelet/logs.py): one file per container
 instance, numbered by restart count, under the pod's directory. A pod the kubelet does not run (the kubelet
 is off, the pod is a record, or `emulator run` registered it and its output went to that terminal) has no
-files: its running container answers with no lines, as a kubelet answers for a container that wrote none.
+files: its running container answers with no lines, as a kubelet answers for a container that wrote none,
+and a Warning header (kubectl prints it) says why.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from api.http import flag, warning_value
 from emulator import errors
 from emulator.errors import FieldError
 from emulator.kinds import PODS
-from emulator.kubelet.images import REGISTERED_BY_RUN
+from emulator.kubelet.images import REGISTERED_BY_RUN, RUNNABLE_CONDITION
 from emulator.kubelet.logs import LogOptions, log_path, read_log
 from emulator.registry.registry import Registry
 from emulator.timestamps import parse_rfc3339
@@ -224,8 +225,10 @@ class PodLogs:
         if directory is not None and not previous and "running" in (status.get("state") or {}):
             instance = self._running_instance(namespace, name, container, instance)
         if directory is None or instance is None:
-            if directory is None:  # no kubelet: say why there is nothing, beside the empty answer
-                response.headers.add("Warning", warning_value(_why_no_lines(pod)))
+            # no kubelet, or one that does not run this pod: say why there is nothing, beside the empty answer
+            why = _why_no_lines(pod) if directory is None else _not_run(pod)
+            if why:
+                response.headers.add("Warning", warning_value(why))
             return await _empty(request, response)
         is_running = self._is_running(namespace, name, container, instance)
         transport = request.transport
@@ -249,6 +252,16 @@ def _why_no_lines(pod: dict[str, Any]) -> str:
         return "this pod was registered by `emulator run`: its output goes to the terminal that runs it"
     return ("the emulator was started without --kubelet, so this pod's containers do not run and write no logs "
             "(start it with `emulator serve --kubelet` to run pods: docs/pods.md)")
+
+
+def _not_run(pod: dict[str, Any]) -> str | None:
+    """Why the kubelet does not run this pod (its Runnable condition False), else None."""
+    if REGISTERED_BY_RUN in ((pod.get("metadata") or {}).get("annotations") or {}):
+        return _why_no_lines(pod)
+    for condition in (pod.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == RUNNABLE_CONDITION and condition.get("status") == "False":
+            return f"the emulator's kubelet does not run this pod, so its containers write no logs: {condition.get('message') or ''}".rstrip(": ")
+    return None
 
 
 async def _empty(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
