@@ -32,7 +32,8 @@ from api.http import flag, warning_value
 from emulator import errors
 from emulator.errors import FieldError
 from emulator.kinds import PODS
-from emulator.kubelet.images import REGISTERED_BY_RUN, RUNNABLE_CONDITION
+from emulator.kinds.pod import not_run_because
+from emulator.kubelet.images import REGISTERED_BY_RUN
 from emulator.kubelet.logs import LogOptions, log_path, read_log
 from emulator.registry.registry import Registry
 from emulator.timestamps import parse_rfc3339
@@ -225,8 +226,7 @@ class PodLogs:
         if directory is not None and not previous and "running" in (status.get("state") or {}):
             instance = self._running_instance(namespace, name, container, instance)
         if directory is None or instance is None:
-            # no kubelet, or one that does not run this pod: say why there is nothing, beside the empty answer
-            why = _why_no_lines(pod) if directory is None else _not_run(pod)
+            why = _why_no_lines(pod, kubelet_on=directory is not None)  # beside the empty answer
             if why:
                 response.headers.add("Warning", warning_value(why))
             return await _empty(request, response)
@@ -247,21 +247,18 @@ class PodLogs:
         return response
 
 
-def _why_no_lines(pod: dict[str, Any]) -> str:
+def _why_no_lines(pod: dict[str, Any], kubelet_on: bool) -> str | None:
+    """Why a pod's container has no log lines to give, when nothing runs it (None: it runs, or waits to)."""
     if REGISTERED_BY_RUN in ((pod.get("metadata") or {}).get("annotations") or {}):
         return "this pod was registered by `emulator run`: its output goes to the terminal that runs it"
-    return ("the emulator was started without --kubelet, so this pod's containers do not run and write no logs "
-            "(start it with `emulator serve --kubelet` to run pods: docs/pods.md)")
-
-
-def _not_run(pod: dict[str, Any]) -> str | None:
-    """Why the kubelet does not run this pod (its Runnable condition False), else None."""
-    if REGISTERED_BY_RUN in ((pod.get("metadata") or {}).get("annotations") or {}):
-        return _why_no_lines(pod)
-    for condition in (pod.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == RUNNABLE_CONDITION and condition.get("status") == "False":
-            return f"the emulator's kubelet does not run this pod, so its containers write no logs: {condition.get('message') or ''}".rstrip(": ")
-    return None
+    if not kubelet_on:
+        return ("the emulator was started without --kubelet, so this pod's containers do not run and write no logs "
+                "(start it with `emulator serve --kubelet` to run pods: docs/pods.md)")
+    why = not_run_because(pod)
+    if why is None:
+        return None
+    said = "the emulator's kubelet does not run this pod, so its containers write no logs"
+    return f"{said}: {why}" if why else said
 
 
 async def _empty(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

@@ -205,6 +205,15 @@ class Pod(TypedObject):
     status: PodStatus | None = None
 
 
+def not_run_because(pod: dict[str, Any]) -> str | None:
+    """Why the emulator's kubelet does not run a pod (its Runnable condition's message, when that is
+    False), else None."""
+    for condition in (pod.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == RUNNABLE_CONDITION and condition.get("status") == "False":
+            return str(condition.get("message") or "")
+    return None
+
+
 # -- defaults ----------------------------------------------------------------------------------------
 
 
@@ -280,9 +289,9 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
 
 
 DEFAULT_TOLERATION_SECONDS = 300  # the DefaultTolerationSeconds admission plugin's, for both taints
-_NO_EXECUTE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 DEFAULT_TOLERATIONS = tuple(
-    {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": DEFAULT_TOLERATION_SECONDS} for key in _NO_EXECUTE_TAINTS
+    {"key": f"node.kubernetes.io/{taint}", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}
+    for taint in ("not-ready", "unreachable")
 )
 
 
@@ -294,12 +303,12 @@ def default_tolerations(spec: dict[str, Any]) -> None:
     if tolerations is not None and not isinstance(tolerations, list):
         return  # (validation says what is wrong)
     tolerations = list(tolerations or [])
-    for key in _NO_EXECUTE_TAINTS:
+    for default in DEFAULT_TOLERATIONS:
         if not any(
-            isinstance(t, dict) and t.get("key") in (key, "", None) and t.get("effect") in ("NoExecute", "", None)
+            isinstance(t, dict) and t.get("key") in (default["key"], "", None) and t.get("effect") in ("NoExecute", "", None)
             for t in tolerations
         ):
-            tolerations.append(dict(DEFAULT_TOLERATIONS[_NO_EXECUTE_TAINTS.index(key)]))
+            tolerations.append(dict(default))
     spec["tolerations"] = tolerations
 
 
@@ -886,7 +895,8 @@ class PodStrategy(Strategy):
         new_ip = (new.get("status") or {}).get("podIP")
         if old_ip and new_ip != old_ip:
             problems.append(errors.forbidden("status.podIP", f"pod IP may not change once set (was {old_ip})"))
-        old_spec = _defaulted(old["spec"])
+        # (a status write carries the stored spec over: nothing of it to compare, on the kubelet's hot path)
+        old_spec = old["spec"] if new["spec"] == old["spec"] else _defaulted(old["spec"])
         return problems + validate_pod_update(new["spec"], old_spec) + validate_ephemeral_update(new["spec"], old_spec)
 
     def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:

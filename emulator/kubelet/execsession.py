@@ -60,8 +60,6 @@ def _environment(ctx: ContainerContext, env: dict[str, str], tty: bool) -> dict[
     return out
 
 
-
-
 class Child:
     """A command spawned by `spawn`: its pipes as asyncio streams, its exit seen through a pidfd."""
 

@@ -236,7 +236,6 @@ def resolved_command(container: Mapping[str, Any], images: ImageMap) -> tuple[li
 # as bash where there is one (Debian's and Ubuntu's `sh`, dash, knows none of them; the Kubernetes docs'
 # busybox examples use them).
 ASH_IMAGES = frozenset({"busybox", "alpine"})
-SHELLS = ("sh", "/bin/sh")
 
 
 def container_shell(container: Mapping[str, Any], images: ImageMap) -> str:

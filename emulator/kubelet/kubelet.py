@@ -34,6 +34,7 @@ from emulator import envvars, errors, podenv
 from emulator.controllers.events import EventRecorder
 from emulator.kinds import CONFIG_MAPS, NODES, PODS, SECRETS, SERVICES
 from emulator.kinds.node import NODE_NAME
+from emulator.kinds.pod import not_run_because
 from emulator.kinds.service import ServiceView
 from emulator.kubelet import ports, state, volumes
 from emulator.kubelet.context import ContainerContext
@@ -182,15 +183,14 @@ class Kubelet:
 
     def _report_unrunnable(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"].get("uid", "")
-        if uid in self._told_unrunnable:
+        why = None if uid in self._told_unrunnable else not_run_because(pod)
+        if why is None:
             return
-        for condition in (pod.get("status") or {}).get("conditions") or []:
-            if condition.get("type") == RUNNABLE_CONDITION and condition.get("status") == "False":
-                self._told_unrunnable.add(uid)
-                message = condition.get("message") or "the kubelet does not run this pod"
-                kind = "Warning" if message.startswith(NO_COMMAND) else "Normal"  # the others are meant so
-                # recorded from the event loop, after the delivery of this event (writes in delivery are deferred)
-                asyncio.get_running_loop().call_soon(self.record, pod, kind, NOT_RUNNABLE_EVENT, f"Not run: {message}")
+        self._told_unrunnable.add(uid)
+        message = why or "the kubelet does not run this pod"
+        kind = "Warning" if message.startswith(NO_COMMAND) else "Normal"  # the others are meant so
+        # recorded from the event loop, after the delivery of this event (writes in delivery are deferred)
+        asyncio.get_running_loop().call_soon(self.record, pod, kind, NOT_RUNNABLE_EVENT, f"Not run: {message}")
 
     # -- start and stop ------------------------------------------------------------------------------
 
@@ -202,11 +202,8 @@ class Kubelet:
             self._reaper = GroupReaper()
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         pods = {pod["metadata"].get("uid"): pod for pod in self.store.objects(PODS.key)}
-        self._told_unrunnable.update(  # (told by an earlier run, when they were created or bound)
-            uid for uid, pod in pods.items() if any(
-                c.get("type") == RUNNABLE_CONDITION and c.get("status") == "False" for c in (pod.get("status") or {}).get("conditions") or ()
-            )
-        )
+        # (told by an earlier run, when they were created or bound)
+        self._told_unrunnable.update(uid for uid, pod in pods.items() if not_run_because(pod) is not None)
         for uid, record in state.recorded_pods(self.pods_dir).items():
             pod = pods.get(uid)
             finished = pod is not None and (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")

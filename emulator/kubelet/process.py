@@ -66,10 +66,9 @@ RECENT_TTY_OUTPUT = 64 * 1024  # a terminal's last output, kept for the first at
 ATTACHED_BACKLOG = 256  # chunks of terminal output queued for one attached client before the oldest go
 
 # The terminal becomes the command's controlling terminal in a small Python step before the command: a
-# preexec_fn cannot do it under uvloop (it runs before the child's stdio is the terminal).
-# Makes the terminal the command's controlling one, then becomes the command. Its first argument is the
-# container's LC_CTYPE ("=VALUE", or "-" for none), put back: Python sets it when it starts under the C
-# locale (PEP 538), and the command's environment is the container's as given (`tty_wrapper`).
+# preexec_fn cannot do it under uvloop (it runs before the child's stdio is the terminal). Its first
+# argument is the container's LC_CTYPE ("=VALUE", or "-" for none), put back before the exec: Python sets
+# it when it starts under the C locale (PEP 538); the command's environment is the container's as given.
 CONTROLLING_TTY = (
     "import fcntl,os,sys,termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); a = sys.argv[1]; "
     "os.environ.pop('LC_CTYPE', None) if a == '-' else os.environ.__setitem__('LC_CTYPE', a[1:]); "
