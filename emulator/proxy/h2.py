@@ -22,7 +22,9 @@ The matched Action is carried out (redirect answered here, weighted backend, hea
 rewrite; RequestMirror is NOT done for HTTP/2 streams), then a service endpoint is chosen by the
 service's balancer and checked against NetworkPolicy. Answers of the gateway itself: 404 no route,
 500 a backend with a problem, 503 no ready endpoint, 502 none accepted the connection, 403 denied by
-policy (a gRPC client turns these HTTP statuses into its own codes).
+policy. A gRPC request gets these in gRPC's words: a trailers-only answer whose grpc-status is the HTTP
+status mapped as gRPC maps it (404 UNIMPLEMENTED, 403 PERMISSION_DENIED, 502/503/504 UNAVAILABLE, 500
+UNKNOWN), grpc-message the text; its flow records the HTTP status.
 
 Upstream, a stream goes
 - over h2c, on one multiplexed connection per endpoint shared by every client connection
@@ -83,6 +85,10 @@ CONNECTION_WINDOW = 1 << 24
 MAX_HEADER_LIST_SIZE = 1 << 16
 H1_RESPONSE_BUFFER = 1 << 20  # response bytes of an HTTP/1.1 endpoint held for a slow client before pausing it
 H2C_APP_PROTOCOLS = frozenset(("kubernetes.io/h2c", "h2c", "grpc"))
+# gRPC's mapping of an HTTP status to its own (doc/http-grpc-status-mapping.md): INTERNAL,
+# UNAUTHENTICATED, PERMISSION_DENIED, UNIMPLEMENTED, UNAVAILABLE; any other is UNKNOWN.
+GRPC_UNKNOWN = 2
+GRPC_STATUS_OF_HTTP = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -709,6 +715,20 @@ class H2Gateway(asyncio.Protocol):
         stream.local = True
         stream.upstream = None  # the callers have let go of it
         self._release(stream)  # what the client already sent goes nowhere
+        if stream.grpc and status >= 400:
+            # A gRPC client is answered in gRPC: a trailers-only response (one HEADERS frame that ends
+            # the stream) with the status gRPC maps the HTTP one to, as Envoy answers its own errors.
+            # An HTTP 404 with a body raced in grpcio's client: a streaming call could end UNKNOWN
+            # ("Stream removed") before it had read the 404 it maps to UNIMPLEMENTED.
+            grpc_headers: Headers = [
+                (b":status", b"200"),
+                (b"content-type", b"application/grpc"),
+                (b"grpc-status", b"%d" % GRPC_STATUS_OF_HTTP.get(status, GRPC_UNKNOWN)),
+                (b"grpc-message", _grpc_message(message)),
+                *(extra or ()),
+            ]
+            self.respond(stream, grpc_headers, end=True, recorded=status)
+            return
         body = message.encode() + b"\n"
         headers: Headers = [
             (b":status", str(status).encode()),
@@ -723,8 +743,9 @@ class H2Gateway(asyncio.Protocol):
             stream.response.end = True
             self._flush_response(stream)
 
-    def respond(self, stream: _Stream, headers: Headers, end: bool) -> None:
-        """The response head (the endpoint's, or the gateway's own) goes to the client."""
+    def respond(self, stream: _Stream, headers: Headers, end: bool, recorded: int = 0) -> None:
+        """The response head (the endpoint's, or the gateway's own) goes to the client; `recorded`, when
+        given, is the status its flow records (a gRPC answer's HTTP equivalent)."""
         if stream.done:
             return
         for changes in stream.response_changes:
@@ -732,7 +753,9 @@ class H2Gateway(asyncio.Protocol):
             rest = [h for h in headers if h[0] != b":status"]
             headers = ([status] if status else []) + _changed(rest, changes)
         stream.responded = True
-        if headers and headers[0][0] == b":status" and headers[0][1].isdigit():
+        if recorded:
+            stream.status = recorded
+        elif headers and headers[0][0] == b":status" and headers[0][1].isdigit():
             stream.status = int(headers[0][1])
         try:
             self.conn.send_headers(stream.id, headers, end_stream=end)
@@ -867,6 +890,11 @@ class H2Gateway(asyncio.Protocol):
         else:
             self.reset(stream, h2.errors.ErrorCodes.INTERNAL_ERROR)
         self.write()
+
+
+def _grpc_message(message: str) -> bytes:
+    """`grpc-message` is percent-encoded UTF-8: bytes outside printable ASCII, and `%`, as %XX."""
+    return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in message.encode())
 
 
 def _no_credit(n: int) -> None:

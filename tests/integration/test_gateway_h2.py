@@ -10,6 +10,7 @@ import json
 import subprocess
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
@@ -129,9 +130,62 @@ spec:
 
         eventually(check, timeout=10)
         assert ch.unary_unary("/test.Echo/Say")(b"hi", timeout=5) == b"echo:hi:by-grpcroute"
+        for _ in range(20):  # a streaming call the gateway answers itself: its status every time
+            with pytest.raises(grpc.RpcError) as info:
+                list(stub.Watch(health_pb2.HealthCheckRequest(), timeout=5))  # no rule matches Watch
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED, info.value
+            assert info.value.details() == f'no route for POST /grpc.health.v1.Health/Watch on host "{host}"'
+
+
+def test_a_grpc_call_the_gateway_answers_itself_gets_a_grpc_status(emu: Emulator, kubectl: Kubectl, ns: str) -> None:
+    host = f"empty.{ns}.example"
+    apply(kubectl, f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: empty, namespace: {ns}}}
+spec:
+  ports: [{{name: grpc, port: 50051, appProtocol: kubernetes.io/h2c}}]
+---""" + gateway_yaml(ns) + f"""---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: g, namespace: {ns}}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [{host}]
+  rules:
+  - backendRefs: [{{name: empty, port: 50051}}]
+""")
+    with channel(emu, host) as ch:
+        say = ch.unary_unary("/test.Echo/Say")
+
+        def unavailable() -> bool:
+            with pytest.raises(grpc.RpcError) as info:
+                say(b"hi", timeout=5)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+            return True
+
+        eventually(unavailable, timeout=10)
         with pytest.raises(grpc.RpcError) as info:
-            list(stub.Watch(health_pb2.HealthCheckRequest(), timeout=5))  # no rule matches Watch
+            say(b"hi", timeout=5)
+        assert info.value.details() == f'no endpoints available for service "{ns}/empty" (port 50051)'
+    with channel(emu, f"empty.{ns}:50051") as ch:  # by service name: the same answer
+        with pytest.raises(grpc.RpcError) as info:
+            ch.unary_unary("/test.Echo/Say")(b"\xff" * 10, timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    with channel(emu, "nosuch.example") as ch:  # no route, a message with what percent-encoding keeps
+        with pytest.raises(grpc.RpcError) as info:
+            ch.unary_unary("/test.Echo/Say")(b"", timeout=5)
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert info.value.details().startswith('no service for Host "nosuch.example": use <service>.<namespace>')
+    with emu.client() as api:  # the flow keeps the HTTP status and the reason
+
+        def flow() -> dict[str, Any] | None:
+            items = api.get("/emulator/v1/flows", params={"kind": "http"}).json()["items"]
+            return next((f for f in items if f["http"]["host"] == "nosuch.example"), None)
+
+        found = eventually(flow)
+        assert found["http"]["status"] == 404 and found["verdict"] == "error", found
+        assert found["error"].startswith('no service for Host "nosuch.example"'), found
 
 
 def test_h2c_service_port_reached_by_service_name(emu: Emulator, kubectl: Kubectl, ns: str, grpc_port: int) -> None:
