@@ -23,7 +23,7 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from emulator.proxy.context import ProxyContext, ProxySettings
-from emulator.proxy.h2 import H2Gateway, H2Upstreams
+from emulator.proxy.h2 import H2Gateway, H2Upstreams, _grpc_message
 from emulator.proxy.table import ProxyTable
 from emulator.routing.model import (
     SHARED_HTTP,
@@ -268,6 +268,7 @@ async def test_grpc_method_without_a_route_is_unimplemented(gw: Gateway) -> None
 
     error = await in_thread(call)
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED  # HTTP 404 from the gateway
+    assert error.details() == 'no route for POST /grpc.health.v1.Health/Watch on host "grpc.example"'
 
 
 async def test_grpc_without_endpoints_is_unavailable(gw: Gateway) -> None:
@@ -280,8 +281,14 @@ async def test_grpc_without_endpoints_is_unavailable(gw: Gateway) -> None:
             return info.value
 
     error = await in_thread(call)
-    assert error.code() == grpc.StatusCode.UNAVAILABLE  # HTTP 503
-    assert "503" in (error.details() or "")
+    assert error.code() == grpc.StatusCode.UNAVAILABLE  # HTTP 503, in gRPC's words
+    assert error.details() == 'no endpoints available for service "default/empty" (port 80)'
+    assert error.trailing_metadata() == ()  # a trailers-only answer: nothing but the status
+
+
+def test_grpc_message_is_percent_encoded_utf8() -> None:
+    assert _grpc_message('no route for "a b"') == b'no route for "a b"'
+    assert _grpc_message("100% caf\u00e9\n") == b"100%25 caf%C3%A9%0A"
 
 
 async def test_grpc_unary_headers_trailers_and_status_pass_through(gw: Gateway) -> None:
