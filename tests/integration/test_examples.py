@@ -338,10 +338,16 @@ def run_example(
 def private_ranges() -> list[str]:
     """Address ranges of their own for this emulator. Loopback is shared by every emulator on the machine:
     with the default ranges, another one running (a developer's `make run`, a parallel test) holds the same
-    first cluster IP and port, and our requests would reach its pods."""
-    second = random.sample(range(160, 240), 3)
+    first cluster IP and port, and our requests would reach its pods. The node's address (NodePorts) is
+    one of its own for the same reason: a NodePort service of `make run` holds 127.0.0.1:30000."""
+    second = random.sample(range(160, 240), 4)
     kinds = ("--service-cidr", "--pod-cidr", "--lb-cidr")
-    return [word for flag, octet in zip(kinds, second, strict=True) for word in (flag, f"127.{octet}.0.0/16")]
+    ranges = [word for flag, octet in zip(kinds, second[:3], strict=True) for word in (flag, f"127.{octet}.0.0/16")]
+    return [*ranges, "--node-address", f"127.{second[3]}.0.1"]
+
+
+def node_address(running: RunningExample) -> str:
+    return running.emu.args[running.emu.args.index("--node-address") + 1]
 
 
 def pod_ip(running: RunningExample, pod: str) -> str:
@@ -413,24 +419,11 @@ def test_canary(run_example: Callable[..., RunningExample]) -> None:
 
 
 def test_nodeport(run_example: Callable[..., RunningExample]) -> None:
-    fixed = 30080
-    with socket.socket() as probe:  # another program on 30080: let the emulator pick the node port instead
-        try:
-            probe.bind(("127.0.0.1", fixed))
-            free = True
-        except OSError:
-            free = False
-
-    def allocate_if_busy(doc: dict[str, Any]) -> None:
-        if not free:
-            for port in doc["spec"]["ports"]:
-                port.pop("nodePort", None)
-
-    ex = run_example("nodeport", allocate_if_busy)
+    ex = run_example("nodeport")  # the node's address is the emulator's own: the README's 30080 is free
     spec = ex.service("hello-nodeport")["spec"]
     node_port = spec["ports"][0]["nodePort"]
-    assert spec["type"] == "NodePort" and (node_port == fixed or not free)
-    assert ex.get(f"http://127.0.0.1:{node_port}/").text.startswith("hello from hello-nodeport-1 ")
+    assert spec["type"] == "NodePort" and node_port == 30080
+    assert ex.get(f"http://{node_address(ex)}:{node_port}/").text.startswith("hello from hello-nodeport-1 ")
     assert ex.get(f"http://{spec['clusterIP']}:8080/").text.startswith("hello from hello-nodeport-1 ")
 
 
@@ -447,7 +440,7 @@ def test_loadbalancer(run_example: Callable[..., RunningExample]) -> None:
     seen = [r.split()[2] for r in replies(f"http://{lb_ip}:8080/", 2, ex)]
     assert sorted(seen) == ["hello-lb-1", "hello-lb-2"]
     node_port = svc["spec"]["ports"][0]["nodePort"]
-    assert ex.get(f"http://127.0.0.1:{node_port}/").text.startswith("hello from hello-lb-")
+    assert ex.get(f"http://{node_address(ex)}:{node_port}/").text.startswith("hello from hello-lb-")
 
 
 def test_externalname(run_example: Callable[..., RunningExample]) -> None:
