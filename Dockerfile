@@ -7,6 +7,12 @@
 # Flags after the image name go to `emulator serve` (e.g. `--in-memory`). docs/containers.md explains
 # the choices; docker-compose.yml runs it next to demo services.
 
+# The kubelet's podnet library (emulator/kubelet/podnet.py), built where a compiler is: the slim image
+# has none, and needs none.
+FROM python:3.12 AS podnet
+COPY emulator/kubelet/podnet.c /podnet.c
+RUN cc -O2 -shared -fPIC -o /podnet.so /podnet.c -ldl
+
 FROM python:3.12-slim
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
@@ -15,6 +21,8 @@ COPY pyproject.toml README.md /src/
 COPY emulator /src/emulator
 COPY api /src/api
 RUN pip install /src && rm -rf /src
+COPY --from=podnet /podnet.so /usr/local/lib/k8s-emulator/podnet.so
+ENV EMULATOR_PODNET_LIBRARY=/usr/local/lib/k8s-emulator/podnet.so
 
 # A user of its own, and a data directory it owns: a named volume mounted on /data starts as a copy
 # of this directory, owner included, so the emulator can write its store there without root.

@@ -36,7 +36,7 @@ from emulator.kinds import CONFIG_MAPS, NODES, PODS, SECRETS, SERVICES
 from emulator.kinds.node import NODE_NAME
 from emulator.kinds.pod import not_run_because
 from emulator.kinds.service import ServiceView
-from emulator.kubelet import ports, state, volumes
+from emulator.kubelet import podnet, ports, state, volumes
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.images import NO_COMMAND, RUNNABLE_CONDITION, ImageMap, unrunnable
 from emulator.kubelet.podworker import Backoff, Container, PodWorker, merge_status, runnable_marker
@@ -98,6 +98,7 @@ class Kubelet:
         self.look_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubelet-look")
         self._refreshing: set[tuple[str, str]] = set()  # workers whose volumes refresh at the next turn
         self._told_unrunnable: set[str] = set()  # uids of the pods whose NotRunnable event was recorded
+        self._podnet: asyncio.Future[tuple[Path | None, str]] | None = None  # podnet.py's library, being built
 
     # -- what runs -----------------------------------------------------------------------------------
 
@@ -198,6 +199,8 @@ class Kubelet:
         """Run the pods the store holds (adopting what a previous run left running); kill what a previous
         run started for pods that are gone."""
         self._started = True
+        self._podnet = asyncio.get_running_loop().run_in_executor(self.executor, podnet.build)
+        self._podnet.add_done_callback(self._said_podnet)
         if self.in_memory:
             self._reaper = GroupReaper()
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -356,6 +359,38 @@ class Kubelet:
                 raise errors.not_found(PODS.key, pod)
             raise errors.bad_request(f'pod "{pod}" is not run by the emulator\'s kubelet (see its condition {RUNNABLE_CONDITION})')
         return worker
+
+    async def podnet_library(self) -> Path | None:
+        """The library that gives pods their own `0.0.0.0` and `localhost` (podnet.py), once built; None
+        when there is none."""
+        if self._podnet is None:
+            return None
+        try:
+            library, _ = await asyncio.shield(self._podnet)
+        except Exception:  # a bug there must not keep containers from starting (said by _said_podnet)
+            return None
+        return library
+
+    @staticmethod
+    def _said_podnet(future: asyncio.Future[tuple[Path | None, str]]) -> None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            log.error("the podnet library was not built", exc_info=future.exception())
+            return
+        library, why = future.result()
+        if library is not None:
+            log.info("containers listen on their pod's IP when they ask for every address or localhost (%s)", library)
+        else:
+            log.warning("containers share this machine's 0.0.0.0 and localhost (%s): a second replica of a server "
+                        "on 0.0.0.0:PORT fails with 'address already in use' (docs/pods.md)", why)
+
+    def podnet_now(self) -> Path | None:
+        """podnet_library() without waiting: None while it is being built."""
+        future = self._podnet
+        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()[0]
 
     def container_context(self, namespace: str, pod: str, container: str | None) -> ContainerContext:
         """The context of a running container (by default the one kubectl picks). 404 for an unknown pod

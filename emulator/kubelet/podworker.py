@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emulator import envvars, podenv
-from emulator.kubelet import ports, state, termination, volumes
+from emulator.kubelet import podnet, ports, state, termination, volumes
 from emulator.kubelet.context import ContainerContext
 from emulator.kubelet.images import NO_COMMAND, REGISTERED_BY_RUN, RUNNABLE_CONDITION, container_shell, resolved_command
 from emulator.kubelet.logs import last_output, log_path
@@ -310,7 +310,7 @@ class PodWorker:
                 self._plan_restart(c)
                 continue
             c.process, c.started_mono = process, time.monotonic()
-            c.ctx = self._context(c, self._environment(c) or {})
+            c.ctx = self._context(c, self._environment(c) or {}, self.kubelet.podnet_now())
             self._companions(c)
             self.kubelet.track(process)
             self._watch(c, process)
@@ -435,8 +435,12 @@ class PodWorker:
             base["HOME"] = os.environ["HOME"]
         return {**base, **image_env, **env}
 
-    def _context(self, c: Container, env: dict[str, str]) -> ContainerContext:
+    def _context(self, c: Container, env: dict[str, str], podnet_library: Path | None) -> ContainerContext:
         _, _, working_dir, _ = resolved_command(c.spec, self.kubelet.images)
+        spec = self.pod.get("spec") or {}
+        if podnet_library is not None and self.pod_ip and not spec.get("hostNetwork") and podnet.wanted(env):
+            pod_host_ports = set().union(*(ports.host_ports(other.spec) for other in self.containers.values()))
+            env = {**env, **podnet.environment(podnet_library, self.pod_ip, pod_host_ports, env)}
         mounts: tuple[Any, ...] = ()
         if self.volumes is not None:
             with contextlib.suppress(Exception):
@@ -456,6 +460,7 @@ class PodWorker:
         return str((self.pod.get("status") or {}).get("podIP") or "")
 
     async def _start(self, c: Container) -> float:
+        library = await self.kubelet.podnet_library()  # (built once, at the kubelet's start)
         env = self._environment(c)
         if env is None:
             return CONFIG_RETRY
@@ -474,7 +479,7 @@ class PodWorker:
             c.last_terminated = c.terminated
         c.terminated = None
         c.changed = False
-        c.ctx = self._context(c, env)
+        c.ctx = self._context(c, env, library)
         image = c.spec.get("image") or ""
         self.kubelet.record(self.pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         self.kubelet.record(self.pod, "Normal", "Created", f"Created container {c.name}")

@@ -211,7 +211,14 @@ def test_the_api_needs_no_token_in_compose(compose: dict[str, Any]) -> None:
 def test_dockerfile() -> None:
     instructions = dockerfile_instructions()
     words = [w for w, _ in instructions]
-    assert instructions[0][0] == "FROM" and re.match(r"python:3\.(1[1-9])-slim", instructions[0][1])
+    stages = [rest.split() for w, rest in instructions if w == "FROM"]
+    assert re.match(r"python:3\.(1[1-9])-slim$", stages[-1][0])  # what runs is slim; a build stage is not
+    # the kubelet's podnet library: built in its own stage from the source in the package, named by ENV
+    assert [s[0] for s in stages[:-1]] == [f"python:{stages[-1][0].split(':')[1].removesuffix('-slim')}"]
+    builds = [rest for w, rest in instructions if w == "RUN" and "podnet.c" in rest]
+    assert builds and "cc " in builds[0] and (ROOT / "emulator/kubelet/podnet.c").is_file()
+    copied = [rest.split() for w, rest in instructions if w == "COPY" and rest.startswith(f"--from={stages[0][2]} ")]
+    assert copied and dockerfile_env()["EMULATOR_PODNET_LIBRARY"] == copied[0][-1]
     users = [rest for w, rest in instructions if w == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert words.index("USER") < words.index("ENTRYPOINT")

@@ -415,12 +415,24 @@ def address_in_use(api: httpx.Client, ns: str) -> list[dict[str, Any]]:
     return [e for e in events(api, ns) if e["reason"] == "AddressInUse"]
 
 
+# A container that says EMULATOR_PODNET=off keeps this machine's addresses (docs/pods.md), as a program the
+# podnet library cannot reach does (a statically linked one): what the kubelet says of those is tested here.
+PODNET_OFF = {"name": "EMULATOR_PODNET", "value": "off"}
+
+
 def test_replicas_on_one_port_of_every_address_are_told_which_pod_holds_it(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
-    # On a node each replica has a network of its own; here the first to listen on 0.0.0.0:port holds it
-    # for every pod, and the kubelet says so when the next one exits on "address already in use".
+    # On a node each replica has a network of its own; here, without the podnet library, the first to
+    # listen on 0.0.0.0:port holds it for every pod, and the kubelet says so when the next one exits on
+    # "address already in use".
     port, mark = free_port(), marker()
-    kubectl.run("create", "deployment", "everywhere", "-n", ns, "--image=example/server", "--replicas=2", "--",
-                sys.executable, "-c", LISTEN_EVERYWHERE, str(port), mark)
+    server = {"name": "server", "image": "example/server", "env": [PODNET_OFF],
+              "command": [sys.executable, "-c", LISTEN_EVERYWHERE, str(port), mark]}
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "everywhere"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "everywhere"}},
+                 "template": {"metadata": {"labels": {"app": "everywhere"}}, "spec": {"containers": [server]}}},
+    }
+    create(api, ns, deployment, "deployments", "apis/apps/v1")
     event = wait_for(lambda: address_in_use(api, ns), timeout=30, what="an AddressInUse event")[0]
     pods = api.get(f"/api/v1/namespaces/{ns}/pods").json()["items"]
     holders = [p["metadata"]["name"] for p in pods if container_status(p, "server").get("restartCount") == 0
@@ -442,7 +454,7 @@ def test_a_declared_port_held_by_a_process_that_is_no_pod_is_named(api: httpx.Cl
         held.listen()
         port = held.getsockname()[1]
         server = {"name": "server", "image": "example/server", "command": [sys.executable, "-c", LISTEN_EVERYWHERE, str(port)],
-                  "ports": [{"containerPort": port}]}
+                  "ports": [{"containerPort": port}], "env": [PODNET_OFF]}
         create(api, ns, pod("taken", [server]))
         event = wait_for(lambda: address_in_use(api, ns), timeout=30, what="an AddressInUse event")[0]
         assert event["involvedObject"]["name"] == "taken"
@@ -466,7 +478,7 @@ def test_a_container_listening_beyond_loopback_is_named_once_and_its_pod_ip_is_n
     # Pods share this machine's network here: 0.0.0.0 is reachable from other machines, the pod IP is not.
     wide, own, mark = free_port(), free_port(), marker()
     pod_ip = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
-    server = {"name": "server", "image": "example/server", "env": [pod_ip],
+    server = {"name": "server", "image": "example/server", "env": [pod_ip, PODNET_OFF],
               "command": [sys.executable, "-c", LISTEN_ON_BOTH, str(wide), "$(POD_IP)", str(own), mark]}
     quiet = {"name": "quiet", "image": "example/server", "env": [pod_ip],  # its pod IP only: never named
              "command": [sys.executable, "-c", LISTEN_ON, "$(POD_IP)", str(free_port()), mark]}

@@ -1,0 +1,151 @@
+"""emulator/kubelet/podnet.py and its library (podnet.c), built with this machine's compiler and loaded
+into real Python processes: what each socket call becomes, and how the library is built and found."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulator.kubelet import podnet
+from tests.conftest import free_port, require_tool
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_tool("cc")
+    built, why = podnet.build(tmp_path_factory.mktemp("podnet"))
+    assert built is not None, why
+    return built
+
+
+def pod_ip() -> str:
+    return f"127.{random.randint(200, 239)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+def run(library: Path, ip: str, code: str, keep: str = "") -> list[object]:
+    """What `code` prints (JSON lines), run in a Python with the library and a pod IP."""
+    env = {**os.environ, **podnet.environment(library, ip, [int(p) for p in keep.split(",") if p], {})}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+BIND = """
+import json, socket, sys
+def bound(family, host, port, v6only=None):
+    s = socket.socket(family)
+    if v6only is not None:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+    s.bind((host, port))
+    print(json.dumps(s.getsockname()[:2]))
+    s.close()
+"""
+
+
+def test_listening_on_every_address_or_localhost_becomes_the_pod_ip(library: Path) -> None:
+    ip, port = pod_ip(), free_port()
+    code = BIND + f"""
+bound(socket.AF_INET, "0.0.0.0", {port})
+bound(socket.AF_INET, "127.0.0.1", {port})
+bound(socket.AF_INET6, "::", {port})
+bound(socket.AF_INET6, "::1", {port})
+bound(socket.AF_INET6, "::ffff:0.0.0.0", {port})
+"""
+    assert run(library, ip, code) == [[ip, port], [ip, port], [f"::ffff:{ip}", port], [f"::ffff:{ip}", port], [f"::ffff:{ip}", port]]
+
+
+def test_what_is_left_as_asked(library: Path) -> None:
+    ip, port, kept = pod_ip(), free_port(), free_port()
+    code = BIND + f"""
+bound(socket.AF_INET, "0.0.0.0", 0)                   # a client's ephemeral port: may talk to the world
+bound(socket.AF_INET, "0.0.0.0", {kept})              # a hostPort
+bound(socket.AF_INET6, "::", {port}, v6only=1)        # IPv6 only: cannot hold an IPv4 address
+bound(socket.AF_INET, "127.1.2.3", {port})            # another loopback address
+"""
+    said = run(library, ip, code, keep=str(kept))
+    assert said[0][0] == "0.0.0.0" and said[0][1] != 0
+    assert said[1:] == [["0.0.0.0", kept], ["::", port], ["127.1.2.3", port]]
+    assert run(library, "", BIND + f'bound(socket.AF_INET, "0.0.0.0", {port})') == [["0.0.0.0", port]]  # no pod IP: nothing
+
+
+CALL = """
+import json, socket, sys
+port = int(sys.argv[1])
+server = socket.socket()
+server.bind(("0.0.0.0", port))   # the pod's IP, through the library
+server.listen()
+for host in ("127.0.0.1", "::1"):
+    c = socket.create_connection((host, port), timeout=5)
+    print(json.dumps(c.getpeername()[0]))
+    c.close()
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("0.0.0.0", port))
+udp.setblocking(False)
+sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sender.sendto(b"x", ("127.0.0.1", port))
+import select; select.select([udp], [], [], 5)
+print(json.dumps(udp.recvfrom(10)[0].decode()))
+"""
+
+
+def test_a_call_to_localhost_reaches_the_pods_own_server(library: Path) -> None:
+    ip, port = pod_ip(), free_port()
+    done = subprocess.run([sys.executable, "-c", CALL, str(port)], env={**os.environ, **podnet.environment(library, ip, [], {})},
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [ip, f"::ffff:{ip}", "x"]
+
+
+def test_a_call_to_localhost_where_the_pod_has_nothing_reaches_this_machine(library: Path) -> None:
+    with socket.socket() as host_server:
+        host_server.bind(("127.0.0.1", 0))
+        host_server.listen()
+        port = host_server.getsockname()[1]
+        code = f"import json, socket; c = socket.create_connection(('127.0.0.1', {port}), timeout=5); print(json.dumps(c.getpeername()[0]))"
+        assert run(library, pod_ip(), code) == ["127.0.0.1"]
+
+
+def test_the_library_is_built_once_and_reused(tmp_path: Path) -> None:
+    require_tool("cc")
+    first, why = podnet.build(tmp_path)
+    assert first is not None and first.parent == tmp_path, why
+    made = first.stat().st_mtime_ns
+    again, _ = podnet.build(tmp_path)
+    assert again == first and first.stat().st_mtime_ns == made
+    assert oct(first.stat().st_mode & 0o777) == "0o755" and oct(tmp_path.stat().st_mode & 0o022) == "0o0"
+
+
+def test_a_directory_others_may_write_is_not_used(tmp_path: Path) -> None:
+    require_tool("cc")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    library, why = podnet.build(shared)
+    assert library is not None, why
+    assert library.parent != shared and not list(shared.iterdir())  # built in a directory of its own
+    library.unlink()
+    library.parent.rmdir()
+
+
+def test_none_when_switched_off_or_without_a_compiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(podnet.SWITCH, "off")
+    assert podnet.build(tmp_path) == (None, "EMULATOR_PODNET=off")
+    monkeypatch.delenv(podnet.SWITCH)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cc, gcc or clang to be found
+    monkeypatch.delenv("CC", raising=False)
+    assert podnet.build(tmp_path) == (None, "no C compiler (cc) to build it")
+
+
+def test_environment_keeps_a_preload_of_the_containers_own() -> None:
+    library = Path("/cache/podnet-x.so")
+    assert podnet.environment(library, "127.244.0.5", [], {}) == {"LD_PRELOAD": str(library), "EMULATOR_POD_IP": "127.244.0.5"}
+    added = podnet.environment(library, "127.244.0.5", [9090, 80, 80], {"LD_PRELOAD": "/opt/jemalloc.so"})
+    assert added == {"LD_PRELOAD": f"{library} /opt/jemalloc.so", "EMULATOR_POD_IP": "127.244.0.5", "EMULATOR_KEEP_PORTS": "80,9090"}
+    assert podnet.wanted({}) and podnet.wanted({"EMULATOR_PODNET": "on"}) and not podnet.wanted({"EMULATOR_PODNET": "Off"})
