@@ -7,11 +7,13 @@
 - the IngressClass `emulator` (controller `emulator.local/ingress`), marked as the default class. Once it
   exists it is the user's: a later start does not undo changes to it.
 - the GatewayClass `emulator` (controllerName `emulator.local/gateway`), likewise written only when absent.
+- the node's Lease (kube-node-lease/emulator), renewed at each start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import shutil
@@ -24,12 +26,15 @@ from emulator import errors
 from emulator.kinds import GATEWAY_CLASSES, INGRESS_CLASSES, NODES
 from emulator.kinds.gatewayclass import EMULATOR_GATEWAY_CLASS, GATEWAY_CONTROLLER
 from emulator.kinds.ingressclass import DEFAULT_CLASS_ANNOTATION, EMULATOR_CLASS, EMULATOR_CONTROLLER
+from emulator.kinds.lease import LEASES
 from emulator.kinds.node import NODE_NAME
 from emulator.kinds.priorityclass import PRIORITY_CLASSES, SYSTEM_CLASSES
 from emulator.kinds.storageclass import DEFAULT_CLASS_ANNOTATION as STORAGE_DEFAULT_ANNOTATION
 from emulator.kinds.storageclass import EMULATOR_PROVISIONER, EMULATOR_STORAGE_CLASS, STORAGE_CLASSES
 from emulator.registry.registry import Registry
 from emulator.timestamps import now_rfc3339
+
+log = logging.getLogger(__name__)
 
 KUBELET_VERSION = "v1.32.0"  # what `kubectl get nodes` shows as VERSION: the API's minor version
 MAX_PODS = 110  # the kubelet's default --max-pods
@@ -159,6 +164,33 @@ def ensure_node(registry: Registry) -> None:
     except errors.StatusError:
         # a node a user broke (say, a label the API would now refuse) is left as it is
         pass
+
+
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+NODE_LEASE_SECONDS = 40  # the kubelet's nodeLeaseDurationSeconds
+
+
+def ensure_node_lease(registry: Registry) -> None:
+    """The node's Lease in kube-node-lease, as its kubelet holds it, renewed at each start (a kubelet renews
+    it every 10 s; here nothing watches it for expiry, and a write every 10 s would only be noise in every
+    watch). Without it `kubectl describe node` says "Failed to get lease"."""
+    node = registry.store.get(NODES.key, "", NODE_NAME)
+    if node is None:
+        return
+    now = now_rfc3339().removesuffix("Z") + ".000000Z"  # a MicroTime, to the second as the node's heartbeat
+    owner = {"apiVersion": "v1", "kind": "Node", "name": NODE_NAME, "uid": node["metadata"]["uid"]}
+    spec = {"holderIdentity": NODE_NAME, "leaseDurationSeconds": NODE_LEASE_SECONDS, "renewTime": now}
+    current = registry.store.get(LEASES.key, NODE_LEASE_NAMESPACE, NODE_NAME)
+    try:
+        if current is None:
+            registry.create(LEASES, NODE_LEASE_NAMESPACE, {
+                "metadata": {"name": NODE_NAME, "ownerReferences": [owner]}, "spec": spec,
+            })
+        else:
+            current["spec"] = {**(current.get("spec") or {}), **spec}
+            registry.update(LEASES, NODE_LEASE_NAMESPACE, NODE_NAME, current)
+    except errors.StatusError as exc:  # (a lease a user broke, a namespace being deleted): never a refused start
+        log.warning("the node's lease %s/%s not written: %s", NODE_LEASE_NAMESPACE, NODE_NAME, exc.message)
 
 
 def ensure_ingress_class(registry: Registry) -> None:

@@ -59,6 +59,7 @@ class NamespaceController:
                         log.warning("kube-root-ca.crt of namespace %s not updated: %s", ns["metadata"]["name"], exc.message)
         self._ensure_kubernetes_service(api_address, api_port)
         builtins.ensure_node(self.registry)
+        builtins.ensure_node_lease(self.registry)
         builtins.ensure_ingress_class(self.registry)
         builtins.ensure_gateway_class(self.registry)
         builtins.ensure_storage_class(self.registry)

@@ -10,6 +10,7 @@ passes without `--validate=false` (the emulator's OpenAPI documents list every k
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -325,7 +326,12 @@ def test_one_ready_node(kubectl: Kubectl, emu: Emulator) -> None:
     assert wide[1][5:7] == ["127.0.0.1", "<none>"]
     assert wide[1][9].startswith("emulator://")
     assert kubectl.out("get", "node", "emulator", "-o", "jsonpath={.status.capacity.cpu}").isdigit()
-    assert "Ready            True" in kubectl.out("describe", "node", "emulator")
+    described = kubectl.out("describe", "node", "emulator")
+    assert "Ready            True" in described
+    # its Lease, as a kubelet holds it (without one: "Failed to get lease")
+    assert re.search(r"^Lease:\n\s+HolderIdentity:\s+emulator\n\s+AcquireTime:\s+<unset>\n\s+RenewTime:\s+\w", described, re.M), described
+    lease = json.loads(kubectl.out("get", "lease", "emulator", "-n", "kube-node-lease", "-o", "json"))
+    assert lease["metadata"]["ownerReferences"][0]["kind"] == "Node" and lease["spec"]["leaseDurationSeconds"] == 40
 
 
 # -- volumes and claims ----------------------------------------------------------------------------------
