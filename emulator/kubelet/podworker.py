@@ -226,6 +226,10 @@ class PodWorker:
         except Exception:
             log.exception("the containers of pod %s/%s were not all stopped", self.namespace, self.name)
             await self._stop_all(0.0, reason="the pod is deleted")
+        try:  # the stopped containers' last status, before the pod goes (a watch sees 0/1, as on a node)
+            self._publish()
+        except Exception:
+            log.exception("the last status of pod %s/%s was not written", self.namespace, self.name)
         await self._cleanup()
         self.kubelet.finalize(self)
 

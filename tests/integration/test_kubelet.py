@@ -335,6 +335,29 @@ def test_delete_runs_prestop_then_sigterm_and_waits(api: httpx.Client, ns: str, 
     assert "Killing" in [e["reason"] for e in events(api, ns, "graceful")]
 
 
+def test_a_deleted_pod_shows_its_stopped_containers_before_it_goes(api: httpx.Client, ns: str) -> None:
+    mark = marker()
+    create(api, ns, pod("stopping", [sh("main", f"sleep 300; echo done # {mark}")], terminationGracePeriodSeconds=5))
+    wait_for(lambda: phase(api, ns, "stopping") == "Running" and processes(mark), what="running")
+    version = api.get(f"/api/v1/namespaces/{ns}/pods/stopping").json()["metadata"]["resourceVersion"]
+    seen: list[tuple[str, dict[str, Any]]] = []
+    params = {"watch": "1", "resourceVersion": version, "fieldSelector": "metadata.name=stopping", "timeoutSeconds": "30"}
+    with api.stream("GET", f"/api/v1/namespaces/{ns}/pods", params=params, timeout=40) as watch:
+        assert api.delete(f"/api/v1/namespaces/{ns}/pods/stopping").status_code == 200
+        for line in watch.iter_lines():
+            event = json.loads(line)
+            seen.append((event["type"], event["object"]))
+            if event["type"] == "DELETED":
+                break
+    assert seen[-1][0] == "DELETED"
+    # as a node's kubelet writes it: the stopped container (terminated, not ready) before the pod goes
+    last = seen[-2][1]
+    assert seen[-2][0] == "MODIFIED" and last["metadata"].get("deletionTimestamp")
+    (status,) = last["status"]["containerStatuses"]
+    assert status["ready"] is False and "terminated" in status["state"], status
+    assert {c["type"]: c["status"] for c in last["status"]["conditions"]}["Ready"] == "False"
+
+
 def test_the_grace_period_ends_with_sigkill(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
     mark = marker()
     create(api, ns, pod("stubborn", [sh("main", f"trap '' TERM; while true; do sleep 0.1; done # {mark}")], terminationGracePeriodSeconds=1))
