@@ -57,11 +57,16 @@ def check_conflicts(
     if not found:
         return
     name = live["metadata"]["name"]
-    causes = [{"type": "FieldManagerConflict", "message": f'conflict with "{m}": {path}', "field": path} for m, path in found]
-    listed = "\n".join(f'- conflict with "{m}": {path}' for m, path in found)
+    # The API server's words (fieldmanager's getConflictMessage); kubectl adds how to resolve them.
+    causes = [{"type": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": path} for m, path in found]
+    if len(found) == 1:
+        message = f'Apply failed with 1 conflict: conflict with "{found[0][0]}": {found[0][1]}'
+    else:
+        lines = []
+        for manager in sorted({m for m, _ in found}):
+            lines.append(f'conflicts with "{manager}":')
+            lines.extend(f"- {path}" for m, path in found if m == manager)
+        message = f"Apply failed with {len(found)} conflicts: " + "\n".join(lines)
     raise errors.StatusError(
-        409, "Conflict",
-        f'Apply failed with {len(found)} conflict{"s" if len(found) > 1 else ""}: {listed}\n'
-        "re-run with --force-conflicts (force=true) to take these fields over, or drop them from your configuration",
-        {"name": name, "kind": rt.plural, **({"group": rt.group} if rt.group else {}), "causes": causes},
+        409, "Conflict", message, {"name": name, "kind": rt.plural, **({"group": rt.group} if rt.group else {}), "causes": causes},
     )

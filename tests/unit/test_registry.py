@@ -733,13 +733,25 @@ def test_two_managers_setting_one_field_differently_conflict_unless_forced(world
     assert (error.code, error.reason) == (409, "Conflict")
     assert error.details["causes"] == [{
         "type": "FieldManagerConflict",
-        "message": 'conflict with "alice": .spec.ports[port=80,protocol="TCP"].targetPort',
+        "message": 'conflict with "alice"',
         "field": '.spec.ports[port=80,protocol="TCP"].targetPort',
     }]
+    assert error.message == 'Apply failed with 1 conflict: conflict with "alice": .spec.ports[port=80,protocol="TCP"].targetPort'
     assert snapshot(world.store) == before
     forced = world.registry.apply(SERVICES, NS, "web", applied_service(9090), WriteOptions(field_manager="bob"), force=True).obj
     assert forced["spec"]["ports"][0]["targetPort"] == 9090
     assert sorted(managers(forced)) == ["alice", "bob"]
+
+
+def test_conflicts_with_several_fields_are_listed_by_manager(world: World) -> None:
+    world.registry.apply(SERVICES, NS, "web", applied_service(8080, a="1"), WriteOptions(field_manager="alice"))
+    error = status_of(lambda: world.registry.apply(SERVICES, NS, "web", applied_service(9090, a="2"), WriteOptions(field_manager="bob")))
+    assert error.message == (
+        'Apply failed with 2 conflicts: conflicts with "alice":\n'
+        "- .metadata.labels.a\n"
+        '- .spec.ports[port=80,protocol="TCP"].targetPort'
+    ), error.message
+    assert [c["message"] for c in error.details["causes"]] == ['conflict with "alice"'] * 2
 
 
 def test_managers_agreeing_on_a_value_do_not_conflict(world: World) -> None:
