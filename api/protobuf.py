@@ -4,8 +4,15 @@
 bodies: the magic ``k8s\\0`` followed by a ``runtime.Unknown`` whose ``raw`` field holds the object.
 This module turns such a body into the dict the same object would have been as JSON, so the rest of
 the API only ever sees JSON. It is a small protobuf wire-format reader; the message layouts are the
-kinds' own (`Kind.protobuf` in emulator/kinds/); fields we do not know are skipped, as any protobuf
-reader would. Everything is pure and raises :class:`ProtobufError`.
+kinds' own (`Kind.protobuf` in emulator/kinds/), every field of their 1.32 messages.
+
+A field number a layout does not know (one a later release added) is never dropped without a trace: it
+becomes the key ``protobuf field <n>`` of the object it was in, an unknown field the write path reports
+as it does a JSON body's (`fieldValidation`: Strict refuses it with `strict decoding error: unknown field
+"spec.containers[0].protobuf field 99"`, Warn drops it with a Warning header, Ignore drops it). Only an
+unknown field that carries nothing (a zero number, empty bytes, a message of nothing but those: what
+gogo-proto writes for an unset non-pointer field) is skipped quietly. Everything is pure and raises
+:class:`ProtobufError`.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ import datetime
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
+
 from emulator.kinds import PROTOBUF_LAYOUTS
-from emulator.kinds.protobuf_layout import INT_OR_STRING, TIME, Field, Message
+from emulator.kinds.protobuf_layout import INT_OR_STRING, QUANTITY, TIME, Field, Message
 from emulator.timestamps import RFC3339
 
-__all__ = ["ProtobufError", "decode_k8s_protobuf"]
+__all__ = ["UNKNOWN_FIELD_PREFIX", "ProtobufError", "decode_k8s_protobuf"]
 
 MAGIC = b"k8s\x00"
+# the key an unknown field number becomes in its object: `protobuf field 99`
+UNKNOWN_FIELD_PREFIX = "protobuf field "
 
 
 class ProtobufError(Exception):
@@ -135,7 +146,7 @@ def decode_k8s_protobuf(body: bytes, layouts: Mapping[tuple[str, str], Message] 
     if not body.startswith(MAGIC):
         raise ProtobufError("not a Kubernetes protobuf body: it does not start with the magic bytes 'k8s\\x00'")
     envelope = body[len(MAGIC) :]
-    unknown = _decode_message(envelope, UNKNOWN, "runtime.Unknown")
+    unknown = _decode_message(envelope, UNKNOWN, "runtime.Unknown", report=False)
     if unknown.get("contentEncoding"):
         raise ProtobufError(
             f"unsupported protobuf contentEncoding {unknown['contentEncoding']!r}; send it uncompressed"
@@ -154,15 +165,24 @@ def decode_k8s_protobuf(body: bytes, layouts: Mapping[tuple[str, str], Message] 
     return {"apiVersion": api_version, "kind": kind, **_decode_message(unknown.get("raw", b""), layout, kind)}
 
 
-def _decode_message(data: bytes, layout: Message, where: str) -> dict[str, Any]:
+def _decode_message(data: bytes, layout: Message, where: str, report: bool = True) -> dict[str, Any]:
+    """One message as a JSON object. With `report`, a field number `layout` lacks that carries something
+    becomes the key `protobuf field <n>` (an unknown field for the write path to report); without (the
+    envelope, apimachinery's fixed helper messages), it is skipped."""
     result: dict[str, Any] = {}
     seen: dict[str, Field] = {}
     for number, wire_type, value in _fields(data):
         field = layout.get(number)
         if field is None:
-            continue  # a field this layout does not model; protobuf readers skip these
+            if report and _carries_data(wire_type, value):
+                result[f"{UNKNOWN_FIELD_PREFIX}{number}"] = _describe(wire_type, value)
+            continue
         path = f"{where}.{field.name}"
         decoded = _decode_field(field, wire_type, value, path)
+        if field.inline:  # an embedded Go struct: its fields are the enclosing object's
+            for name, item in decoded.items():
+                result[name] = item
+            continue
         seen[field.name] = field
         if field.repeated:
             result.setdefault(field.name, []).append(decoded)
@@ -171,14 +191,40 @@ def _decode_message(data: bytes, layout: Message, where: str) -> dict[str, Any]:
             result.setdefault(field.name, {})[key] = item
         else:
             result[field.name] = decoded
-    return {name: value for name, value in result.items() if _keep(seen[name], value)}
+    return {name: value for name, value in result.items() if name not in seen or _keep(seen[name], value)}
 
 
 def _keep(field: Field, value: Any) -> bool:
-    """Mimic JSON ``omitempty``: drop zero values unless the field is a Go pointer."""
+    """Mimic JSON ``omitempty``: drop zero values unless the field is a Go pointer or has no omitempty."""
     if field.optional and not field.repeated:
         return value is not None
     return value not in (None, "", 0, False, {}, [])  # note 0 == False, both dropped
+
+
+def _carries_data(wire_type: int, value: WireValue, depth: int = 0) -> bool:
+    """Whether an unknown field holds anything: not a zero number, empty bytes, or a message made of
+    nothing else (what gogo-proto writes for a non-pointer field left unset, an empty struct included).
+    A string whose bytes happen to parse as such a message would count as empty: no text is spelt so."""
+    if isinstance(value, int):
+        return value != 0
+    if not value:
+        return False
+    if depth > _MAX_EMPTY_DEPTH:
+        return True  # (no empty struct nests this deep; a crafted body is not walked further)
+    try:
+        return any(_carries_data(inner_wire, inner, depth + 1) for _, inner_wire, inner in _fields(value))
+    except ProtobufError:
+        return True  # not a message: a string or bytes, and not empty
+
+
+_MAX_EMPTY_DEPTH = 16
+
+
+def _describe(wire_type: int, value: WireValue) -> str:
+    """What an unknown field held, for the object it is reported in (dropped by the write path)."""
+    if isinstance(value, int):
+        return f"{_WIRE_TYPE_NAMES[wire_type]} {value}"
+    return f"{len(value)} bytes"
 
 
 def _decode_field(field: Field, wire_type: int, value: WireValue, path: str) -> Any:
@@ -196,13 +242,34 @@ def _decode_field(field: Field, wire_type: int, value: WireValue, path: str) -> 
         assert field.message is not None
         return _decode_message(value, field.message, path)
     if field.type == "map":
-        entry = _decode_message(value, {1: Field("key", "string"), 2: Field("value", "string")}, path)
-        return entry.get("key", ""), entry.get("value", "")
+        entry = _decode_message(value, _MAP_ENTRIES[field.value], path, report=False)
+        return entry.get("key", ""), entry.get("value", "0" if field.value == "quantity" else "")
+    if field.type == "quantity":
+        return _decode_message(value, QUANTITY, path, report=False).get("string", "0")
     if field.type == "int_or_string":
-        return _int_or_string(_decode_message(value, INT_OR_STRING, path))
+        return _int_or_string(_decode_message(value, INT_OR_STRING, path, report=False))
     if field.type == "time":
-        return _rfc3339(_decode_message(value, TIME, path), path)
+        return _rfc3339(_decode_message(value, TIME, path, report=False), path)
+    if field.type == "fields_v1":
+        return _raw_json(_decode_message(value, _FIELDS_V1, path, report=False).get("raw", b""), path)
     raise AssertionError(f"unknown field type {field.type}")  # a bug in the layouts above
+
+
+# map<string, V> entries, by V; a Quantity's value is written as `string` (`"0"` when unset)
+_MAP_ENTRIES: Mapping[str, Message] = {
+    "string": {1: Field("key", "string"), 2: Field("value", "string")},
+    "quantity": {1: Field("key", "string"), 2: Field("value", "quantity")},
+}
+_FIELDS_V1: Message = {1: Field("raw", "bytes")}
+
+
+def _raw_json(raw: bytes, path: str) -> Any:
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ProtobufError(f"malformed protobuf: {path} is not JSON") from None
 
 
 def _expect_wire_type(actual: int, expected: int, path: str) -> None:
@@ -219,11 +286,12 @@ def _utf8(value: bytes, path: str) -> str:
         raise ProtobufError(f"malformed protobuf: {path} is not valid UTF-8") from None
 
 
-def _int_or_string(decoded: dict[str, Any]) -> int | str | None:
-    # type 0 is an int, 1 a string; the zero value (int 0) means "unset", e.g. targetPort defaults to port.
+def _int_or_string(decoded: dict[str, Any]) -> int | str:
+    # type 0 is an int, 1 a string. The zero value (int 0) of a non-pointer field means "unset" (a
+    # targetPort defaults to the port) and `_keep` drops it; a pointer's 0 (`maxUnavailable: 0`) is kept.
     if decoded.get("type", 0) == 1:
-        return decoded.get("strVal", "") or None
-    return decoded.get("intVal", 0) or None
+        return str(decoded.get("strVal", ""))
+    return int(decoded.get("intVal", 0))
 
 
 def _rfc3339(decoded: dict[str, Any], path: str) -> str | None:

@@ -33,7 +33,7 @@ from emulator.kinds.printing import (
     spec_of,
     status_of,
 )
-from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import OBJECT_META, OBJECT_REFERENCE, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.replicaset import (
     CONTAINERS,
@@ -336,18 +336,27 @@ PRINTER = Printer(
     _cron_job_cells,
 )
 
+CRON_JOB_SPEC: Message = {  # CronJobSpec
+    1: ProtoField("schedule", "string", optional=True),
+    8: ProtoField("timeZone", "string", optional=True),
+    2: ProtoField("startingDeadlineSeconds", "int", optional=True),
+    3: ProtoField("concurrencyPolicy", "string"),
+    4: ProtoField("suspend", "bool", optional=True),
+    5: ProtoField("jobTemplate", "message", JOB_TEMPLATE_SPEC),
+    6: ProtoField("successfulJobsHistoryLimit", "int", optional=True),
+    7: ProtoField("failedJobsHistoryLimit", "int", optional=True),
+}
+
+CRON_JOB_STATUS: Message = {  # CronJobStatus
+    1: ProtoField("active", "message", OBJECT_REFERENCE, repeated=True),
+    4: ProtoField("lastScheduleTime", "time", optional=True),
+    5: ProtoField("lastSuccessfulTime", "time", optional=True),
+}
+
 CRON_JOB_PROTOBUF: Message = {
     1: ProtoField("metadata", "message", OBJECT_META),
-    2: ProtoField("spec", "message", {
-        1: ProtoField("schedule", "string"),
-        2: ProtoField("startingDeadlineSeconds", "int", optional=True),
-        3: ProtoField("concurrencyPolicy", "string"),
-        4: ProtoField("suspend", "bool", optional=True),
-        5: ProtoField("jobTemplate", "message", JOB_TEMPLATE_SPEC),
-        6: ProtoField("successfulJobsHistoryLimit", "int", optional=True),
-        7: ProtoField("failedJobsHistoryLimit", "int", optional=True),
-        8: ProtoField("timeZone", "string", optional=True),
-    }),
+    2: ProtoField("spec", "message", CRON_JOB_SPEC),
+    3: ProtoField("status", "message", CRON_JOB_STATUS),
 }
 
 KIND = Kind(CRON_JOBS, CronJobStrategy, PRINTER, MERGE_RULES, {("batch/v1", "CronJob"): CRON_JOB_PROTOBUF})

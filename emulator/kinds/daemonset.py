@@ -29,6 +29,8 @@ from emulator.kinds.printing import (
     spec_of,
     status_of,
 )
+from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, Message
+from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.replicaset import (
     CONDITIONS_RULE,
     CONTAINERS,
@@ -244,4 +246,50 @@ PRINTER = Printer(
     _daemon_set_cells,
 )
 
-KIND = Kind(DAEMON_SETS, DaemonSetStrategy, PRINTER, MERGE_RULES)
+# what a client sending protobuf (a Go program with client-go's protobuf content type) writes: apps/v1 generated.proto
+ROLLING_UPDATE_DAEMON_SET: Message = {  # RollingUpdateDaemonSet
+    1: ProtoField("maxUnavailable", "int_or_string", optional=True),
+    2: ProtoField("maxSurge", "int_or_string", optional=True),
+}
+
+DAEMON_SET_UPDATE_STRATEGY: Message = {  # DaemonSetUpdateStrategy
+    1: ProtoField("type", "string"),
+    2: ProtoField("rollingUpdate", "message", ROLLING_UPDATE_DAEMON_SET, optional=True),
+}
+
+DAEMON_SET_SPEC: Message = {  # DaemonSetSpec
+    1: ProtoField("selector", "message", LABEL_SELECTOR, optional=True),
+    2: ProtoField("template", "message", POD_TEMPLATE_SPEC),
+    3: ProtoField("updateStrategy", "message", DAEMON_SET_UPDATE_STRATEGY),
+    4: ProtoField("minReadySeconds", "int"),
+    6: ProtoField("revisionHistoryLimit", "int", optional=True),
+}
+
+DAEMON_SET_CONDITION: Message = {  # DaemonSetCondition
+    1: ProtoField("type", "string", optional=True),
+    2: ProtoField("status", "string", optional=True),
+    3: ProtoField("lastTransitionTime", "time"),
+    4: ProtoField("reason", "string"),
+    5: ProtoField("message", "string"),
+}
+
+DAEMON_SET_STATUS: Message = {  # DaemonSetStatus
+    1: ProtoField("currentNumberScheduled", "int", optional=True),
+    2: ProtoField("numberMisscheduled", "int", optional=True),
+    3: ProtoField("desiredNumberScheduled", "int", optional=True),
+    4: ProtoField("numberReady", "int", optional=True),
+    5: ProtoField("observedGeneration", "int"),
+    6: ProtoField("updatedNumberScheduled", "int"),
+    7: ProtoField("numberAvailable", "int"),
+    8: ProtoField("numberUnavailable", "int"),
+    9: ProtoField("collisionCount", "int", optional=True),
+    10: ProtoField("conditions", "message", DAEMON_SET_CONDITION, repeated=True),
+}
+
+DAEMON_SET_PROTOBUF: Message = {
+    1: ProtoField("metadata", "message", OBJECT_META),
+    2: ProtoField("spec", "message", DAEMON_SET_SPEC),
+    3: ProtoField("status", "message", DAEMON_SET_STATUS),
+}
+
+KIND = Kind(DAEMON_SETS, DaemonSetStrategy, PRINTER, MERGE_RULES, {("apps/v1", "DaemonSet"): DAEMON_SET_PROTOBUF})

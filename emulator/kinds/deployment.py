@@ -20,15 +20,13 @@ from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.pod import PodStrategy
 from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, spec_of, status_of
-from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.replicaset import (
     CONDITIONS_RULE,
     CONTAINERS,
     IMAGES,
     IMMUTABLE,
-    LABEL_SELECTOR,
-    POD_TEMPLATE_SPEC,
     SCALE,
     PodTemplateSpec,
     TemplateRules,
@@ -263,24 +261,51 @@ PRINTER = Printer(
 )
 
 # `kubectl create deployment` sends protobuf (k8s.io/api apps/v1 generated.proto)
+ROLLING_UPDATE_DEPLOYMENT: Message = {  # RollingUpdateDeployment
+    1: ProtoField("maxUnavailable", "int_or_string", optional=True),
+    2: ProtoField("maxSurge", "int_or_string", optional=True),
+}
+
+DEPLOYMENT_STRATEGY: Message = {  # DeploymentStrategy
+    1: ProtoField("type", "string"),
+    2: ProtoField("rollingUpdate", "message", ROLLING_UPDATE_DEPLOYMENT, optional=True),
+}
+
+DEPLOYMENT_SPEC: Message = {  # DeploymentSpec
+    1: ProtoField("replicas", "int", optional=True),
+    2: ProtoField("selector", "message", LABEL_SELECTOR, optional=True),
+    3: ProtoField("template", "message", POD_TEMPLATE_SPEC),
+    4: ProtoField("strategy", "message", DEPLOYMENT_STRATEGY),
+    5: ProtoField("minReadySeconds", "int"),
+    6: ProtoField("revisionHistoryLimit", "int", optional=True),
+    7: ProtoField("paused", "bool"),
+    9: ProtoField("progressDeadlineSeconds", "int", optional=True),
+}
+
+DEPLOYMENT_CONDITION: Message = {  # DeploymentCondition
+    1: ProtoField("type", "string", optional=True),
+    2: ProtoField("status", "string", optional=True),
+    6: ProtoField("lastUpdateTime", "time"),
+    7: ProtoField("lastTransitionTime", "time"),
+    4: ProtoField("reason", "string"),
+    5: ProtoField("message", "string"),
+}
+
+DEPLOYMENT_STATUS: Message = {  # DeploymentStatus
+    1: ProtoField("observedGeneration", "int"),
+    2: ProtoField("replicas", "int"),
+    3: ProtoField("updatedReplicas", "int"),
+    7: ProtoField("readyReplicas", "int"),
+    4: ProtoField("availableReplicas", "int"),
+    5: ProtoField("unavailableReplicas", "int"),
+    6: ProtoField("conditions", "message", DEPLOYMENT_CONDITION, repeated=True),
+    8: ProtoField("collisionCount", "int", optional=True),
+}
+
 DEPLOYMENT_PROTOBUF: Message = {
     1: ProtoField("metadata", "message", OBJECT_META),
-    2: ProtoField("spec", "message", {
-        1: ProtoField("replicas", "int", optional=True),
-        2: ProtoField("selector", "message", LABEL_SELECTOR),
-        3: ProtoField("template", "message", POD_TEMPLATE_SPEC),
-        4: ProtoField("strategy", "message", {
-            1: ProtoField("type", "string"),
-            2: ProtoField("rollingUpdate", "message", {
-                1: ProtoField("maxUnavailable", "int_or_string"),
-                2: ProtoField("maxSurge", "int_or_string"),
-            }),
-        }),
-        5: ProtoField("minReadySeconds", "int"),
-        6: ProtoField("revisionHistoryLimit", "int", optional=True),
-        7: ProtoField("paused", "bool"),
-        9: ProtoField("progressDeadlineSeconds", "int", optional=True),
-    }),
+    2: ProtoField("spec", "message", DEPLOYMENT_SPEC),
+    3: ProtoField("status", "message", DEPLOYMENT_STATUS),
 }
 
 KIND = Kind(DEPLOYMENTS, DeploymentStrategy, PRINTER, MERGE_RULES, {("apps/v1", "Deployment"): DEPLOYMENT_PROTOBUF})

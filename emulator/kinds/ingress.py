@@ -287,7 +287,7 @@ INGRESS_PROTOBUF: Message = {
         2: ProtoField("tls", "message", {1: ProtoField("hosts", "string", repeated=True), 2: ProtoField("secretName", "string")}, repeated=True),
         3: ProtoField("rules", "message", {
             1: ProtoField("host", "string"),
-            2: ProtoField("ingressRuleValue", "message", {1: ProtoField("http", "message", {
+            2: ProtoField("ingressRuleValue", "message", inline=True, message={1: ProtoField("http", "message", {
                 1: ProtoField("paths", "message", {
                     1: ProtoField("path", "string"),
                     2: ProtoField("backend", "message", _BACKEND),

@@ -31,15 +31,13 @@ from emulator.kinds.printing import (
     spec_of,
     status_of,
 )
-from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.replicaset import (
     CONDITIONS_RULE,
     CONTAINERS,
     IMAGES,
     IMMUTABLE,
-    LABEL_SELECTOR,
-    POD_TEMPLATE_SPEC,
     PodTemplateSpec,
     bump_generation,
     container_cells,
@@ -422,27 +420,93 @@ PRINTER = Printer(
     _job_cells,
 )
 
-JOB_SPEC: Message = {
+# k8s.io/api batch/v1 generated.proto
+POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Message = {  # PodFailurePolicyOnExitCodesRequirement
+    1: ProtoField("containerName", "string", optional=True),
+    2: ProtoField("operator", "string", optional=True),
+    3: ProtoField("values", "int", repeated=True),
+}
+
+POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Message = {  # PodFailurePolicyOnPodConditionsPattern
+    1: ProtoField("type", "string", optional=True),
+    2: ProtoField("status", "string", optional=True),
+}
+
+POD_FAILURE_POLICY_RULE: Message = {  # PodFailurePolicyRule
+    1: ProtoField("action", "string", optional=True),
+    2: ProtoField("onExitCodes", "message", POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT, optional=True),
+    3: ProtoField("onPodConditions", "message", POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN, repeated=True),
+}
+
+POD_FAILURE_POLICY: Message = {  # PodFailurePolicy
+    1: ProtoField("rules", "message", POD_FAILURE_POLICY_RULE, repeated=True),
+}
+
+SUCCESS_POLICY_RULE: Message = {  # SuccessPolicyRule
+    1: ProtoField("succeededIndexes", "string", optional=True),
+    2: ProtoField("succeededCount", "int", optional=True),
+}
+
+SUCCESS_POLICY: Message = {  # SuccessPolicy
+    1: ProtoField("rules", "message", SUCCESS_POLICY_RULE, repeated=True),
+}
+
+JOB_SPEC: Message = {  # JobSpec
     1: ProtoField("parallelism", "int", optional=True),
     2: ProtoField("completions", "int", optional=True),
     3: ProtoField("activeDeadlineSeconds", "int", optional=True),
-    4: ProtoField("selector", "message", LABEL_SELECTOR),
+    11: ProtoField("podFailurePolicy", "message", POD_FAILURE_POLICY, optional=True),
+    16: ProtoField("successPolicy", "message", SUCCESS_POLICY, optional=True),
+    7: ProtoField("backoffLimit", "int", optional=True),
+    12: ProtoField("backoffLimitPerIndex", "int", optional=True),
+    13: ProtoField("maxFailedIndexes", "int", optional=True),
+    4: ProtoField("selector", "message", LABEL_SELECTOR, optional=True),
     5: ProtoField("manualSelector", "bool", optional=True),
     6: ProtoField("template", "message", POD_TEMPLATE_SPEC),
-    7: ProtoField("backoffLimit", "int", optional=True),
     8: ProtoField("ttlSecondsAfterFinished", "int", optional=True),
     9: ProtoField("completionMode", "string", optional=True),
     10: ProtoField("suspend", "bool", optional=True),
-    12: ProtoField("backoffLimitPerIndex", "int", optional=True),
-    13: ProtoField("maxFailedIndexes", "int", optional=True),
     14: ProtoField("podReplacementPolicy", "string", optional=True),
     15: ProtoField("managedBy", "string", optional=True),
 }
-JOB_PROTOBUF: Message = {
+
+JOB_CONDITION: Message = {  # JobCondition
+    1: ProtoField("type", "string", optional=True),
+    2: ProtoField("status", "string", optional=True),
+    3: ProtoField("lastProbeTime", "time"),
+    4: ProtoField("lastTransitionTime", "time"),
+    5: ProtoField("reason", "string"),
+    6: ProtoField("message", "string"),
+}
+
+UNCOUNTED_TERMINATED_PODS: Message = {  # UncountedTerminatedPods
+    1: ProtoField("succeeded", "string", repeated=True),
+    2: ProtoField("failed", "string", repeated=True),
+}
+
+JOB_STATUS: Message = {  # JobStatus
+    1: ProtoField("conditions", "message", JOB_CONDITION, repeated=True),
+    2: ProtoField("startTime", "time", optional=True),
+    3: ProtoField("completionTime", "time", optional=True),
+    4: ProtoField("active", "int"),
+    5: ProtoField("succeeded", "int"),
+    6: ProtoField("failed", "int"),
+    11: ProtoField("terminating", "int", optional=True),
+    7: ProtoField("completedIndexes", "string"),
+    10: ProtoField("failedIndexes", "string", optional=True),
+    8: ProtoField("uncountedTerminatedPods", "message", UNCOUNTED_TERMINATED_PODS, optional=True),
+    9: ProtoField("ready", "int", optional=True),
+}
+
+JOB_TEMPLATE_SPEC: Message = {  # JobTemplateSpec
     1: ProtoField("metadata", "message", OBJECT_META),
     2: ProtoField("spec", "message", JOB_SPEC),
 }
-# CronJob's spec.jobTemplate (JobTemplateSpec)
-JOB_TEMPLATE_SPEC: Message = {1: ProtoField("metadata", "message", OBJECT_META), 2: ProtoField("spec", "message", JOB_SPEC)}
+
+JOB_PROTOBUF: Message = {
+    1: ProtoField("metadata", "message", OBJECT_META),
+    2: ProtoField("spec", "message", JOB_SPEC),
+    3: ProtoField("status", "message", JOB_STATUS),
+}
 
 KIND = Kind(JOBS, JobStrategy, PRINTER, MERGE_RULES, {("batch/v1", "Job"): JOB_PROTOBUF})

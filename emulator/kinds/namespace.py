@@ -84,6 +84,16 @@ PRINTER = Printer((NAME, Column("Status", "The status of the namespace"), AGE), 
 NAMESPACE_PROTOBUF: Message = {
     1: ProtoField("metadata", "message", OBJECT_META),
     2: ProtoField("spec", "message", {1: ProtoField("finalizers", "string", repeated=True)}),
+    3: ProtoField("status", "message", {
+        1: ProtoField("phase", "string"),
+        2: ProtoField("conditions", "message", {
+            1: ProtoField("type", "string", optional=True),
+            2: ProtoField("status", "string", optional=True),
+            4: ProtoField("lastTransitionTime", "time"),
+            5: ProtoField("reason", "string"),
+            6: ProtoField("message", "string"),
+        }, repeated=True),
+    }),
 }
 
 

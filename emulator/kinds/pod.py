@@ -33,7 +33,7 @@ from emulator.kinds.printing import (
     status_of,
 )
 from emulator.kinds.priorityclass import pod_priority
-from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import OBJECT_META, POD_SPEC, POD_STATUS, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.runtimeclass import pod_runtime_class
 from emulator.kinds.serviceaccount import SERVICE_ACCOUNTS, mount_api_access
@@ -1145,46 +1145,12 @@ PRINTER = Printer(
 )
 
 
-CONTAINER_PORT: Message = {
-    1: ProtoField("name", "string"),
-    2: ProtoField("hostPort", "int"),
-    3: ProtoField("containerPort", "int"),
-    4: ProtoField("protocol", "string"),
-    5: ProtoField("hostIP", "string"),
-}
-
-ENV_VAR: Message = {1: ProtoField("name", "string"), 2: ProtoField("value", "string")}
-
-CONTAINER: Message = {
-    1: ProtoField("name", "string"),
-    2: ProtoField("image", "string"),
-    3: ProtoField("command", "string", repeated=True),
-    4: ProtoField("args", "string", repeated=True),
-    5: ProtoField("workingDir", "string"),
-    6: ProtoField("ports", "message", CONTAINER_PORT, repeated=True),
-    7: ProtoField("env", "message", ENV_VAR, repeated=True),
-    14: ProtoField("imagePullPolicy", "string"),
-}
-
-POD_SPEC: Message = {
-    2: ProtoField("containers", "message", CONTAINER, repeated=True),
-    3: ProtoField("restartPolicy", "string"),
-    4: ProtoField("terminationGracePeriodSeconds", "int", optional=True),
-    6: ProtoField("dnsPolicy", "string"),
-    7: ProtoField("nodeSelector", "map"),
-    8: ProtoField("serviceAccountName", "string"),
-    10: ProtoField("nodeName", "string"),
-    16: ProtoField("hostname", "string"),
-    17: ProtoField("subdomain", "string"),
-    20: ProtoField("initContainers", "message", CONTAINER, repeated=True),
-}
-
+# The whole of core/v1 Pod (protobuf_layout.py has the PodSpec and PodStatus trees)
 POD_PROTOBUF: Message = {
     1: ProtoField("metadata", "message", OBJECT_META),
     2: ProtoField("spec", "message", POD_SPEC),
+    3: ProtoField("status", "message", POD_STATUS),
 }
-
-# Only core/v1 kinds: kubectl's protobuf generators we care about all create these.
 
 
 KIND = Kind(PODS, PodStrategy, PRINTER, MERGE_RULES, {("v1", "Pod"): POD_PROTOBUF})

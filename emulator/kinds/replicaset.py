@@ -19,10 +19,10 @@ from emulator import errors, validation
 from emulator.errors import FieldError
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.pod import MERGE_RULES as POD_MERGE_RULES
-from emulator.kinds.pod import POD_SPEC, PodSpec, PodStrategy, default_pod_spec
+from emulator.kinds.pod import PodSpec, PodStrategy, default_pod_spec
 from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, spec_of, status_of
-from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.labels import SelectorError, selector_from_label_selector, validate_label_selector
 from emulator.models.base import Int32, Int64
@@ -316,25 +316,34 @@ PRINTER = Printer(
     _replica_set_cells,
 )
 
-LABEL_SELECTOR_REQUIREMENT: Message = {
-    1: ProtoField("key", "string"),
-    2: ProtoField("operator", "string"),
-    3: ProtoField("values", "string", repeated=True),
+REPLICA_SET_SPEC: Message = {  # ReplicaSetSpec
+    1: ProtoField("replicas", "int", optional=True),
+    4: ProtoField("minReadySeconds", "int"),
+    2: ProtoField("selector", "message", LABEL_SELECTOR, optional=True),
+    3: ProtoField("template", "message", POD_TEMPLATE_SPEC),
 }
-LABEL_SELECTOR: Message = {
-    1: ProtoField("matchLabels", "map"),
-    2: ProtoField("matchExpressions", "message", LABEL_SELECTOR_REQUIREMENT, repeated=True),
+
+REPLICA_SET_CONDITION: Message = {  # ReplicaSetCondition
+    1: ProtoField("type", "string", optional=True),
+    2: ProtoField("status", "string", optional=True),
+    3: ProtoField("lastTransitionTime", "time"),
+    4: ProtoField("reason", "string"),
+    5: ProtoField("message", "string"),
 }
-POD_TEMPLATE_SPEC: Message = {1: ProtoField("metadata", "message", OBJECT_META), 2: ProtoField("spec", "message", POD_SPEC)}
+
+REPLICA_SET_STATUS: Message = {  # ReplicaSetStatus
+    1: ProtoField("replicas", "int", optional=True),
+    2: ProtoField("fullyLabeledReplicas", "int"),
+    4: ProtoField("readyReplicas", "int"),
+    5: ProtoField("availableReplicas", "int"),
+    3: ProtoField("observedGeneration", "int"),
+    6: ProtoField("conditions", "message", REPLICA_SET_CONDITION, repeated=True),
+}
 
 REPLICA_SET_PROTOBUF: Message = {
     1: ProtoField("metadata", "message", OBJECT_META),
-    2: ProtoField("spec", "message", {
-        1: ProtoField("replicas", "int", optional=True),
-        2: ProtoField("selector", "message", LABEL_SELECTOR),
-        3: ProtoField("template", "message", POD_TEMPLATE_SPEC),
-        4: ProtoField("minReadySeconds", "int"),
-    }),
+    2: ProtoField("spec", "message", REPLICA_SET_SPEC),
+    3: ProtoField("status", "message", REPLICA_SET_STATUS),
 }
 
 KIND = Kind(REPLICA_SETS, ReplicaSetStrategy, PRINTER, MERGE_RULES, {("apps/v1", "ReplicaSet"): REPLICA_SET_PROTOBUF})

@@ -16,13 +16,12 @@ from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.pod import PodStrategy
 from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, format_labels, name_age, spec_of, status_of
-from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import OBJECT_META, POD_TEMPLATE_SPEC, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.replicaset import (
     CONDITIONS_RULE,
     CONTAINERS,
     IMAGES,
-    POD_TEMPLATE_SPEC,
     SCALE,
     PodTemplateSpec,
     TemplateRules,
@@ -152,14 +151,34 @@ PRINTER = Printer(
     _rc_cells,
 )
 
+REPLICATION_CONTROLLER_SPEC: Message = {  # ReplicationControllerSpec
+    1: ProtoField("replicas", "int", optional=True),
+    4: ProtoField("minReadySeconds", "int"),
+    2: ProtoField("selector", "map"),
+    3: ProtoField("template", "message", POD_TEMPLATE_SPEC, optional=True),
+}
+
+REPLICATION_CONTROLLER_CONDITION: Message = {  # ReplicationControllerCondition
+    1: ProtoField("type", "string", optional=True),
+    2: ProtoField("status", "string", optional=True),
+    3: ProtoField("lastTransitionTime", "time"),
+    4: ProtoField("reason", "string"),
+    5: ProtoField("message", "string"),
+}
+
+REPLICATION_CONTROLLER_STATUS: Message = {  # ReplicationControllerStatus
+    1: ProtoField("replicas", "int", optional=True),
+    2: ProtoField("fullyLabeledReplicas", "int"),
+    4: ProtoField("readyReplicas", "int"),
+    5: ProtoField("availableReplicas", "int"),
+    3: ProtoField("observedGeneration", "int"),
+    6: ProtoField("conditions", "message", REPLICATION_CONTROLLER_CONDITION, repeated=True),
+}
+
 REPLICATION_CONTROLLER_PROTOBUF: Message = {
     1: ProtoField("metadata", "message", OBJECT_META),
-    2: ProtoField("spec", "message", {
-        1: ProtoField("replicas", "int", optional=True),
-        2: ProtoField("selector", "map"),
-        3: ProtoField("template", "message", POD_TEMPLATE_SPEC),
-        4: ProtoField("minReadySeconds", "int"),
-    }),
+    2: ProtoField("spec", "message", REPLICATION_CONTROLLER_SPEC),
+    3: ProtoField("status", "message", REPLICATION_CONTROLLER_STATUS),
 }
 
 KIND = Kind(

@@ -209,6 +209,10 @@ RESOURCE_QUOTA_PROTOBUF: Message = {
             3: ProtoField("values", "string", repeated=True),
         }, repeated=True)}, optional=True),
     }),
+    3: ProtoField("status", "message", {
+        1: ProtoField("hard", "map", value="quantity"),
+        2: ProtoField("used", "map", value="quantity"),
+    }),
 }
 
 

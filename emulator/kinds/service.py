@@ -15,7 +15,7 @@ from emulator import errors, validation
 from emulator.errors import FieldError, invalid
 from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.printing import AGE, NAME, NONE, Column, Printer, format_labels, name_age, spec_of, status_of
-from emulator.kinds.protobuf_layout import OBJECT_META, Message
+from emulator.kinds.protobuf_layout import CONDITION, OBJECT_META, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.models.base import GoType, Int32, IntOrString
 from emulator.models.meta import ApiModel, Protocol, TypedObject
@@ -719,9 +719,24 @@ SERVICE_SPEC: Message = {
     23: ProtoField("trafficDistribution", "string", optional=True),
 }
 
+LOAD_BALANCER_INGRESS: Message = {
+    1: ProtoField("ip", "string"),
+    2: ProtoField("hostname", "string"),
+    3: ProtoField("ipMode", "string", optional=True),
+    4: ProtoField("ports", "message", {
+        1: ProtoField("port", "int", optional=True),
+        2: ProtoField("protocol", "string", optional=True),
+        3: ProtoField("error", "string", optional=True),
+    }, repeated=True),
+}
+SERVICE_STATUS: Message = {
+    1: ProtoField("loadBalancer", "message", {1: ProtoField("ingress", "message", LOAD_BALANCER_INGRESS, repeated=True)}),
+    2: ProtoField("conditions", "message", CONDITION, repeated=True),
+}
 SERVICE_PROTOBUF: Message = {
     1: ProtoField("metadata", "message", OBJECT_META),
     2: ProtoField("spec", "message", SERVICE_SPEC),
+    3: ProtoField("status", "message", SERVICE_STATUS),
 }
 
 

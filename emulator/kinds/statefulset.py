@@ -26,6 +26,14 @@ from emulator.kinds.persistentvolumeclaim import (
 from emulator.kinds.pod import PodStrategy
 from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, spec_of, status_of
+from emulator.kinds.protobuf_layout import (
+    LABEL_SELECTOR,
+    OBJECT_META,
+    PERSISTENT_VOLUME_CLAIM,
+    POD_TEMPLATE_SPEC,
+    Message,
+)
+from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.replicaset import (
     CONDITIONS_RULE,
     CONTAINERS,
@@ -274,4 +282,65 @@ PRINTER = Printer(
     _stateful_set_cells,
 )
 
-KIND = Kind(STATEFUL_SETS, StatefulSetStrategy, PRINTER, MERGE_RULES)
+# what a client sending protobuf (a Go program with client-go's protobuf content type) writes: apps/v1 generated.proto
+ROLLING_UPDATE_STATEFUL_SET_STRATEGY: Message = {  # RollingUpdateStatefulSetStrategy
+    1: ProtoField("partition", "int", optional=True),
+    2: ProtoField("maxUnavailable", "int_or_string", optional=True),
+}
+
+STATEFUL_SET_UPDATE_STRATEGY: Message = {  # StatefulSetUpdateStrategy
+    1: ProtoField("type", "string"),
+    2: ProtoField("rollingUpdate", "message", ROLLING_UPDATE_STATEFUL_SET_STRATEGY, optional=True),
+}
+
+STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY: Message = {  # StatefulSetPersistentVolumeClaimRetentionPolicy
+    1: ProtoField("whenDeleted", "string"),
+    2: ProtoField("whenScaled", "string"),
+}
+
+STATEFUL_SET_ORDINALS: Message = {  # StatefulSetOrdinals
+    1: ProtoField("start", "int", optional=True),
+}
+
+STATEFUL_SET_SPEC: Message = {  # StatefulSetSpec
+    1: ProtoField("replicas", "int", optional=True),
+    2: ProtoField("selector", "message", LABEL_SELECTOR, optional=True),
+    3: ProtoField("template", "message", POD_TEMPLATE_SPEC),
+    4: ProtoField("volumeClaimTemplates", "message", PERSISTENT_VOLUME_CLAIM, repeated=True),
+    5: ProtoField("serviceName", "string", optional=True),
+    6: ProtoField("podManagementPolicy", "string"),
+    7: ProtoField("updateStrategy", "message", STATEFUL_SET_UPDATE_STRATEGY),
+    8: ProtoField("revisionHistoryLimit", "int", optional=True),
+    9: ProtoField("minReadySeconds", "int"),
+    10: ProtoField("persistentVolumeClaimRetentionPolicy", "message", STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY, optional=True),
+    11: ProtoField("ordinals", "message", STATEFUL_SET_ORDINALS, optional=True),
+}
+
+STATEFUL_SET_CONDITION: Message = {  # StatefulSetCondition
+    1: ProtoField("type", "string", optional=True),
+    2: ProtoField("status", "string", optional=True),
+    3: ProtoField("lastTransitionTime", "time"),
+    4: ProtoField("reason", "string"),
+    5: ProtoField("message", "string"),
+}
+
+STATEFUL_SET_STATUS: Message = {  # StatefulSetStatus
+    1: ProtoField("observedGeneration", "int"),
+    2: ProtoField("replicas", "int", optional=True),
+    3: ProtoField("readyReplicas", "int"),
+    4: ProtoField("currentReplicas", "int"),
+    5: ProtoField("updatedReplicas", "int"),
+    6: ProtoField("currentRevision", "string"),
+    7: ProtoField("updateRevision", "string"),
+    9: ProtoField("collisionCount", "int", optional=True),
+    10: ProtoField("conditions", "message", STATEFUL_SET_CONDITION, repeated=True),
+    11: ProtoField("availableReplicas", "int", optional=True),
+}
+
+STATEFUL_SET_PROTOBUF: Message = {
+    1: ProtoField("metadata", "message", OBJECT_META),
+    2: ProtoField("spec", "message", STATEFUL_SET_SPEC),
+    3: ProtoField("status", "message", STATEFUL_SET_STATUS),
+}
+
+KIND = Kind(STATEFUL_SETS, StatefulSetStrategy, PRINTER, MERGE_RULES, {("apps/v1", "StatefulSet"): STATEFUL_SET_PROTOBUF})

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from api.protobuf import ProtobufError, decode_k8s_protobuf
+from emulator import schemas
 from emulator.kinds import PROTOBUF_LAYOUTS
+from emulator.kinds.protobuf_layout import Message
 
 # the core/v1 kinds kubectl's protobuf generators create
 CORE_KINDS = [kind for api_version, kind in PROTOBUF_LAYOUTS if api_version == "v1"]
@@ -243,14 +247,142 @@ def test_pod_metadata_and_containers() -> None:
     }
 
 
-def test_unknown_fields_of_every_wire_type_are_skipped() -> None:
-    unknown_fields = vint(99, 7) + tag(98, 1) + bytes(8) + tag(97, 5) + bytes(4) + text(96, "future")
+def quantity_entry(number: int, key: str, value: str) -> bytes:
+    return msg(number, text(1, key), msg(2, text(1, value)))
+
+
+def test_pod_spec_tree_is_decoded_whole() -> None:
+    # what `kubectl debug node/emulator` and `kubectl debug --copy-to` send, and more: inline structs (a
+    # Volume's source, a Probe's handler, a key selector's name), quantities, pointers kept at zero
+    container = msg(
+        2,
+        text(1, "app"),
+        text(2, "busybox"),
+        msg(7, text(1, "CFG"), msg(3, msg(3, msg(1, text(1, "cfg")), text(2, "a"), vint(3, 0)))),
+        msg(7, text(1, "POD"), msg(3, msg(1, text(1, "v1"), text(2, "metadata.name")))),
+        msg(8, quantity_entry(1, "cpu", "500m"), quantity_entry(2, "memory", "64Mi"), msg(3, text(1, "gpu"))),
+        msg(9, text(1, "root"), vint(2, 1), text(3, "/host"), text(4, "sub"), text(5, "HostToContainer"), text(6, "$(POD)"), text(7, "Disabled")),
+        msg(11, msg(1, msg(2, text(1, "/ready"), msg(2, vint(1, 1), text(3, "http")), text(4, "HTTP"))), vint(4, 5), vint(7, 0)),
+        msg(12, msg(2, msg(4, vint(1, 5)))),  # lifecycle.preStop.sleep
+        msg(15, msg(1, text(1, "NET_ADMIN")), vint(2, 0), vint(5, 0), text(9, "Default")),
+        vint(16, 1),  # stdin
+        vint(18, 1),  # tty
+    )
+    spec = msg(
+        2,
+        msg(1, text(1, "root"), msg(2, msg(1, text(1, "/")))),
+        msg(1, text(1, "cache"), msg(2, msg(2, text(1, "Memory"), msg(2, text(1, "64Mi"))))),
+        msg(1, text(1, "scratch"), msg(2, msg(2))),
+        container,
+        msg(34, msg(1, text(1, "dbg"), text(2, "busybox")), text(2, "app")),
+        text(3, "Never"),
+        vint(11, 1), vint(12, 1), vint(13, 1),
+        msg(22, text(2, "Exists")),
+        msg(22, text(1, "k"), text(2, "Equal"), text(3, "v"), text(4, "NoExecute"), vint(5, 0)),
+        vint(30, 0),  # enableServiceLinks: false, a pointer
+        quantity_entry(32, "cpu", "10m"),
+    )
+    status = msg(
+        3,
+        text(1, "Failed"),
+        msg(8, text(1, "app"), msg(2, msg(3, vint(1, 0), text(3, "Completed"))), vint(4, 0), vint(5, 0), text(6, "busybox"), text(7, "")),
+    )
+    decoded = decode_k8s_protobuf(envelope("Pod", object_meta("p") + spec + status))
+    assert decoded["spec"] == {
+        "volumes": [
+            {"name": "root", "hostPath": {"path": "/"}},
+            {"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+            {"name": "scratch", "emptyDir": {}},
+        ],
+        "containers": [{
+            "name": "app",
+            "image": "busybox",
+            "env": [
+                {"name": "CFG", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "a", "optional": False}}},
+                {"name": "POD", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
+            ],
+            "resources": {"limits": {"cpu": "500m"}, "requests": {"memory": "64Mi"}, "claims": [{"name": "gpu"}]},
+            "volumeMounts": [{
+                "name": "root", "readOnly": True, "mountPath": "/host", "subPath": "sub",
+                "mountPropagation": "HostToContainer", "subPathExpr": "$(POD)", "recursiveReadOnly": "Disabled",
+            }],
+            "readinessProbe": {
+                "httpGet": {"path": "/ready", "port": "http", "scheme": "HTTP"}, "periodSeconds": 5,
+                "terminationGracePeriodSeconds": 0,
+            },
+            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+            "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}, "privileged": False, "runAsNonRoot": False, "procMount": "Default"},
+            "stdin": True,
+            "tty": True,
+        }],
+        "ephemeralContainers": [{"name": "dbg", "image": "busybox", "targetContainerName": "app"}],
+        "restartPolicy": "Never",
+        "hostNetwork": True,
+        "hostPID": True,
+        "hostIPC": True,
+        "tolerations": [{"operator": "Exists"}, {"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute", "tolerationSeconds": 0}],
+        "enableServiceLinks": False,
+        "overhead": {"cpu": "10m"},
+    }
+    # a status: the fields Go's JSON always writes keep their zero values (an exit code 0, ready: false)
+    assert decoded["status"] == {
+        "phase": "Failed",
+        "containerStatuses": [{
+            "name": "app", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}, "ready": False,
+            "restartCount": 0, "image": "busybox", "imageID": "",
+        }],
+    }
+
+
+def test_pointer_int_or_string_keeps_zero() -> None:
+    strategy = msg(4, text(1, "RollingUpdate"), msg(2, msg(1, vint(1, 0), vint(2, 0)), msg(2, vint(1, 1), text(3, "25%"))))
+    decoded = decode_k8s_protobuf(envelope("Deployment", object_meta("d") + msg(2, strategy), api_version="apps/v1"))
+    assert decoded["spec"] == {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}}
+
+
+def test_managed_fields_carry_their_json() -> None:
+    entry = msg(17, text(1, "kubectl"), text(2, "Apply"), text(3, "v1"), text(6, "FieldsV1"), msg(7, blob(1, b'{"f:data":{}}')))
+    decoded = decode_k8s_protobuf(envelope("ConfigMap", object_meta("c", entry)))
+    assert decoded["metadata"]["managedFields"] == [
+        {"manager": "kubectl", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {}}},
+    ]
+    with pytest.raises(ProtobufError, match="not JSON"):
+        decode_k8s_protobuf(envelope("ConfigMap", object_meta("c", msg(17, msg(7, blob(1, b"{"))))))
+
+
+def test_unknown_fields_are_kept_as_unknown_keys_for_field_validation() -> None:
+    # a field number no 1.32 layout has (a later release's field) is not dropped without a trace: it becomes
+    # an unknown key the write path reports (Strict: 400, Warn: a Warning header, Ignore: dropped)
+    unknown_fields = vint(99, 7) + tag(98, 1) + (5).to_bytes(8, "little") + text(96, "future") + msg(95, vint(1, 1))
     raw = object_meta("x", unknown_fields) + unknown_fields
     assert decode_k8s_protobuf(envelope("Namespace", raw)) == {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": "x"},
+        "metadata": {
+            "name": "x", "protobuf field 99": "varint 7", "protobuf field 98": "fixed64 5",
+            "protobuf field 96": "6 bytes", "protobuf field 95": "2 bytes",
+        },
+        "protobuf field 99": "varint 7", "protobuf field 98": "fixed64 5",
+        "protobuf field 96": "6 bytes", "protobuf field 95": "2 bytes",
     }
+
+
+def test_unknown_fields_that_carry_nothing_are_skipped() -> None:
+    # what gogo-proto writes for an unset non-pointer field of a later release: zeros, empty bytes, a message
+    # of nothing else (an empty struct holding an empty struct)
+    empty = vint(99, 0) + tag(98, 1) + bytes(8) + tag(97, 5) + bytes(4) + text(96, "") + msg(95, msg(1, vint(2, 0)))
+    raw = object_meta("x", empty) + empty
+    assert decode_k8s_protobuf(envelope("Namespace", raw)) == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}
+
+
+def test_unknown_field_deep_in_a_pod_template_is_named_where_it_is() -> None:
+    container = msg(2, text(1, "app"), text(2, "busybox"), vint(99, 1), msg(9, text(1, "v"), text(3, "/v"), text(98, "x")))
+    template = msg(6, msg(1), msg(2, container))
+    decoded = decode_k8s_protobuf(envelope("Job", object_meta("j") + msg(2, template), api_version="batch/v1"))
+    assert decoded["spec"]["template"]["spec"]["containers"] == [
+        {"name": "app", "image": "busybox", "protobuf field 99": "varint 1",
+         "volumeMounts": [{"name": "v", "mountPath": "/v", "protobuf field 98": "1 bytes"}]},
+    ]
 
 
 def test_accepts_bytearray_and_memoryview() -> None:
@@ -265,9 +397,9 @@ def test_accepts_bytearray_and_memoryview() -> None:
 
 def test_unsupported_kind_names_the_supported_ones() -> None:
     with pytest.raises(ProtobufError) as error:
-        decode_k8s_protobuf(envelope("StatefulSet", object_meta("d"), api_version="apps/v1"))
+        decode_k8s_protobuf(envelope("ControllerRevision", object_meta("d"), api_version="apps/v1"))
     message = error.value.message
-    assert "apps/v1 StatefulSet" in message
+    assert "apps/v1 ControllerRevision" in message
     for api_version, kind in PROTOBUF_LAYOUTS:
         assert f"{api_version} {kind}" in message
     assert "application/json" in message
@@ -361,3 +493,86 @@ def test_delete_options_of_any_group_version_decode_with_a_zero_grace_period_kep
     assert decode_k8s_protobuf(envelope("DeleteOptions", b"")) == {"apiVersion": "v1", "kind": "DeleteOptions"}
     with pytest.raises(ProtobufError, match="DeleteOptions \\(any version\\)"):
         decode_k8s_protobuf(envelope("ListOptions", b""))
+
+
+# ---------------------------------------------------------------------------------------------
+# The layouts against 1.32's schema: nothing a client sends is lost
+# ---------------------------------------------------------------------------------------------
+
+# Fields the layouts still lack: the statuses of kinds whose status no client writes in protobuf (the
+# reviews' are the server's answer), and the SubjectAccessReview parts kubectl never sends. Whatever of
+# these a body carries is reported as an unknown field, not dropped quietly. A StatefulSet's
+# volumeClaimTemplates have no TypeMeta in protobuf.
+NOT_DECLARED = {
+    "apps/v1 StatefulSet": {"spec.volumeClaimTemplates.apiVersion", "spec.volumeClaimTemplates.kind"},
+    "authentication.k8s.io/v1 SelfSubjectReview": {"status"},
+    "authentication.k8s.io/v1 TokenRequest": {"status"},
+    "authentication.k8s.io/v1 TokenReview": {"status"},
+    "authorization.k8s.io/v1 LocalSubjectAccessReview": {
+        "spec.extra", "spec.resourceAttributes.fieldSelector", "spec.resourceAttributes.labelSelector", "status",
+    },
+    "authorization.k8s.io/v1 SelfSubjectAccessReview": {
+        "spec.resourceAttributes.fieldSelector", "spec.resourceAttributes.labelSelector", "status",
+    },
+    "authorization.k8s.io/v1 SelfSubjectRulesReview": {"status"},
+    "authorization.k8s.io/v1 SubjectAccessReview": {
+        "spec.extra", "spec.resourceAttributes.fieldSelector", "spec.resourceAttributes.labelSelector", "status",
+    },
+    "autoscaling/v1 HorizontalPodAutoscaler": {"status"},
+    "networking.k8s.io/v1 Ingress": {"status"},
+    "policy/v1 PodDisruptionBudget": {"status"},
+}
+
+
+def _json_fields(layout: Message) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for field in layout.values():
+        if field.inline:  # an embedded struct: its fields are the object's own
+            assert field.message is not None
+            fields.update(_json_fields(field.message))
+        else:
+            fields[field.name] = field
+    return fields
+
+
+def _undeclared(layout: Message, schema: dict[str, Any], path: str, found: list[str], seen: set[tuple[int, int]]) -> None:
+    schema = schemas._resolve(schema)
+    if (id(layout), id(schema)) in seen:
+        return
+    seen.add((id(layout), id(schema)))
+    fields, properties = _json_fields(layout), schema.get("properties") or {}
+    found += [f"{path}{name} (not in 1.32)" for name in fields if name not in properties]
+    for name, sub in properties.items():
+        if not path and name in ("apiVersion", "kind"):
+            continue  # the envelope's typeMeta
+        field = fields.get(name)
+        if field is None:
+            found.append(f"{path}{name}")
+            continue
+        sub = schemas._resolve(sub)
+        if field.repeated:
+            sub = schemas._resolve(sub.get("items") or {})
+        if field.type == "message" and field.message is not None and sub.get("properties"):
+            _undeclared(field.message, sub, f"{path}{name}.", found, seen)
+
+
+@pytest.mark.parametrize(("api_version", "kind"), sorted(PROTOBUF_LAYOUTS))
+def test_layouts_declare_every_field_of_the_1_32_schema(api_version: str, kind: str) -> None:
+    name = schemas.definition_name(*schemas.split_api_version(api_version), kind)
+    assert name is not None
+    found: list[str] = []
+    _undeclared(PROTOBUF_LAYOUTS[(api_version, kind)], schemas.definitions()[name], "", found, set())
+    assert set(found) == NOT_DECLARED.get(f"{api_version} {kind}", set())
+
+
+def test_every_pod_template_kind_shares_the_whole_pod_spec() -> None:
+    pod_spec = PROTOBUF_LAYOUTS[("v1", "Pod")][2].message
+    for (api_version, kind), layout in PROTOBUF_LAYOUTS.items():
+        spec = layout[2].message if 2 in layout else None
+        if spec is None or kind == "Pod":
+            continue
+        if kind == "CronJob":
+            spec = spec[5].message[2].message  # jobTemplate.spec
+        template = next((f.message for f in spec.values() if f.name == "template"), None)
+        if template is not None:
+            assert template[2].message is pod_spec, f"{api_version} {kind}"
