@@ -95,7 +95,7 @@ def _loads(library: Path) -> str:
 
 def build(directory: Path | None = None) -> tuple[Path | None, str]:
     """The library to preload, built when needed, or (None, why there is none). Blocking (a compiler run the
-    first time on a machine, ~0.2 s; a check that it loads, ~20 ms): call it from a thread."""
+    first time on a machine, ~0.1 s; a check that it loads, ~6 ms): call it from a thread."""
     if not sys.platform.startswith("linux"):
         return None, "not on Linux"
     if os.environ.get(SWITCH, "").lower() in OFF:
