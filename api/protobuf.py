@@ -7,9 +7,9 @@ the API only ever sees JSON. It is a small protobuf wire-format reader; the mess
 kinds' own (`Kind.protobuf` in emulator/kinds/), every field of their 1.32 messages.
 
 A field number a layout does not know (one a later release added) is never dropped without a trace: it
-becomes the key ``protobuf field <n>`` of the object it was in, an unknown field the write path reports
-as it does a JSON body's (`fieldValidation`: Strict refuses it with `strict decoding error: unknown field
-"spec.containers[0].protobuf field 99"`, Warn drops it with a Warning header, Ignore drops it). Only an
+becomes the key ``protobuf field <n>`` of the object it was in, an unknown field the write path names
+in a Warning header (`unknown field "spec.containers[0].protobuf field 99"`) and drops, also under
+Strict: a real API server drops such a field silently, and refuses nothing for it. Only an
 unknown field that carries nothing (a zero number, empty bytes, a message of nothing but those: what
 gogo-proto writes for an unset non-pointer field) is skipped quietly. Everything is pure and raises
 :class:`ProtobufError`.
@@ -24,14 +24,12 @@ from typing import Any
 import orjson
 
 from emulator.kinds import PROTOBUF_LAYOUTS
-from emulator.kinds.protobuf_layout import INT_OR_STRING, QUANTITY, TIME, Field, Message
+from emulator.kinds.protobuf_layout import INT_OR_STRING, QUANTITY, TIME, UNKNOWN_FIELD_PREFIX, Field, Message
 from emulator.timestamps import RFC3339
 
 __all__ = ["UNKNOWN_FIELD_PREFIX", "ProtobufError", "decode_k8s_protobuf"]
 
 MAGIC = b"k8s\x00"
-# the key an unknown field number becomes in its object: `protobuf field 99`
-UNKNOWN_FIELD_PREFIX = "protobuf field "
 
 
 class ProtobufError(Exception):

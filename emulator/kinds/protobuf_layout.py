@@ -6,13 +6,20 @@ A layout declares every field of its 1.32 message: an API server never drops wha
 kubectl sends protobuf for some writes (`kubectl create job --from=cronjob/…`, `kubectl debug
 --copy-to`, `kubectl debug node/…`), whole pod templates included. A field number a layout does not
 know (a later release's field) is not dropped silently: api/protobuf.py reports it as an unknown field,
-which `fieldValidation` then refuses, warns about or drops, as for a JSON body's unknown field.
+which the write path names in a Warning header and drops (not refused even under Strict, as a real API
+server, which drops it silently, does not refuse it either).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+# The key a field number no layout knows becomes in its object (api/protobuf.py): `protobuf field 99`.
+# The write path names it in a warning and drops it, whatever `fieldValidation` says but Ignore
+# (registry.py): a real API server drops unknown protobuf fields silently, and a newer kubectl's new
+# field must not turn into a refused request.
+UNKNOWN_FIELD_PREFIX = "protobuf field "
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pydantic_core import SchemaValidator
 
 from emulator import envvars, errors, limits, podenv, schemas, validation
 from emulator.kinds import KINDS, NAMESPACES, NODES, PODS, SERVICES, ResourceType, kind_of
+from emulator.kinds.protobuf_layout import UNKNOWN_FIELD_PREFIX
 from emulator.kinds.service import ServiceView
 from emulator.kinds.values import path_segment_errors
 from emulator.labels import (
@@ -415,11 +416,16 @@ class Registry:
         unknown += strategy.decode_fields(body, obj)
         unknown = list(dict.fromkeys(unknown))  # (found by the model, the schema or the strategy: once each)
         warnings: list[str] = []
+        if unknown and options.field_validation != "Ignore":
+            # a protobuf field number this version does not know: named and dropped, never refused (protobuf_layout.py)
+            newer = [p for p in unknown if p.rpartition(".")[2].startswith(UNKNOWN_FIELD_PREFIX)]
+            unknown = [p for p in unknown if p not in newer]
+            warnings = [f'unknown field "{p}"' for p in newer]
         if unknown and options.field_validation == "Strict":
             listed = ", ".join(f'unknown field "{p}"' for p in unknown)
             raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: {listed}')
         if unknown and options.field_validation == "Warn":
-            warnings = [f'unknown field "{p}"' for p in unknown]
+            warnings += [f'unknown field "{p}"' for p in unknown]
         if strategy.storage_api_version not in (None, rt.api_version):
             obj = strategy.to_storage(obj)  # the rest of the write works on the stored form
         name = (obj.get("metadata") or {}).get("name") or ""

@@ -352,7 +352,7 @@ def test_managed_fields_carry_their_json() -> None:
 
 def test_unknown_fields_are_kept_as_unknown_keys_for_field_validation() -> None:
     # a field number no 1.32 layout has (a later release's field) is not dropped without a trace: it becomes
-    # an unknown key the write path reports (Strict: 400, Warn: a Warning header, Ignore: dropped)
+    # an unknown key the write path names in a warning and drops (refused by nothing, as a real server drops it)
     unknown_fields = vint(99, 7) + tag(98, 1) + (5).to_bytes(8, "little") + text(96, "future") + msg(95, vint(1, 1))
     raw = object_meta("x", unknown_fields) + unknown_fields
     assert decode_k8s_protobuf(envelope("Namespace", raw)) == {
