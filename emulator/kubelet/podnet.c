@@ -11,32 +11,46 @@
  *           the second failing with "address already in use"; and nothing listens beyond loopback.
  *           Not: port 0 (a client's ephemeral port, which may talk to the world), the ports listed in
  *           EMULATOR_KEEP_PORTS (declared with a hostPort: meant to be reached on the host), an IPv6-only
- *           socket (it cannot hold an IPv4 address).
+ *           socket (it cannot hold an IPv4 address). A loopback one that finds the pod's IP and port
+ *           taken (a server binding both 127.0.0.1:P and a dual-stack [::1]:P) keeps its own address.
  *   connect, sendto, sendmsg to 127.0.0.1:P, [::1]:P or [::ffff:127.0.0.1]:P
  *           -> the pod's IP, only when a socket of the same kind (TCP listening, or UDP) is bound to
- *           the pod's IP and port P (read from /proc/net): a container calling "localhost" reaches its
- *           pod's servers, and whatever else listens on this machine's 127.0.0.1 (the node's NodePorts,
- *           a resolver) stays reachable.
+ *           the pod's IP and port P (asked of the kernel with NETLINK_SOCK_DIAG, else read from
+ *           /proc/net): a container calling "localhost" reaches its pod's servers, and whatever else
+ *           listens on this machine's 127.0.0.1 (the node's NodePorts, a resolver) stays reachable.
+ *   recvfrom, recvmsg on a UDP socket that sent such a datagram
+ *           -> a reply from the pod's IP and P says it came from the address the datagram was sent to
+ *           (a DNS client checks that its answer comes from where it asked).
  *
- * Statically linked programs (most Go binaries) do not load it: they keep the host's addresses.
+ * Statically linked programs, and Go programs (they make their system calls themselves), do not go
+ * through it: they keep the host's addresses.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #define MAX_KEPT 64
+#define TRACKED_FDS 1024
+#define TCP_LISTEN_STATE 10
 
 typedef int (*bind_fn)(int, const struct sockaddr *, socklen_t);
 typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
 typedef ssize_t (*sendto_fn)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+typedef ssize_t (*recvfrom_fn)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+typedef ssize_t (*recvmsg_fn)(int, struct msghdr *, int);
 
 static struct in_addr pod_ip;
 static int have_pod_ip;
@@ -46,6 +60,17 @@ static bind_fn real_bind;
 static connect_fn real_connect;
 static sendto_fn real_sendto;
 static sendmsg_fn real_sendmsg;
+static recvfrom_fn real_recvfrom;
+static recvmsg_fn real_recvmsg;
+
+/* The UDP sockets (by fd, the socket's inode telling a reused fd apart) whose datagrams to port `port`
+ * of a local address went to the pod's IP instead, and which local address that was (4: 127.0.0.1,
+ * 6: ::1, 7: ::ffff:127.0.0.1). Races between threads on one fd only lose a mapping, never memory. */
+static struct {
+    ino_t inode;
+    unsigned short port;
+    unsigned char sent_to;
+} redirected[TRACKED_FDS];
 
 static void setup(void) __attribute__((constructor));
 
@@ -54,6 +79,8 @@ static void setup(void) {
     real_connect = (connect_fn)dlsym(RTLD_NEXT, "connect");
     real_sendto = (sendto_fn)dlsym(RTLD_NEXT, "sendto");
     real_sendmsg = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
+    real_recvfrom = (recvfrom_fn)dlsym(RTLD_NEXT, "recvfrom");
+    real_recvmsg = (recvmsg_fn)dlsym(RTLD_NEXT, "recvmsg");
     const char *ip = getenv("EMULATOR_POD_IP");
     have_pod_ip = ip != NULL && inet_pton(AF_INET, ip, &pod_ip) == 1;
     const char *ports = getenv("EMULATOR_KEEP_PORTS");
@@ -82,10 +109,10 @@ static int is_v4_mapped(const struct in6_addr *a, in_addr_t v4) {
     return memcmp(a->s6_addr, prefix, 12) == 0 && memcmp(a->s6_addr + 12, &v4, 4) == 0;
 }
 
-static void map_pod_ip(struct in6_addr *a) {
+static void map_v4(struct in6_addr *a, in_addr_t v4) {
     memset(a->s6_addr, 0, 10);
     a->s6_addr[10] = a->s6_addr[11] = 0xff;
-    memcpy(a->s6_addr + 12, &pod_ip.s_addr, 4);
+    memcpy(a->s6_addr + 12, &v4, 4);
 }
 
 static int v6_only(int fd) {
@@ -94,16 +121,62 @@ static int v6_only(int fd) {
     return getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, &len) == 0 && only;
 }
 
-/* Whether a socket of `fd`'s type is bound to the pod's IP and `port` (host order): TCP listening,
- * or any UDP socket. /proc/net prints each address as the 32-bit words in memory, in hex. */
-static int pod_has(int fd, unsigned short port) {
+static int socket_type(int fd) {
     int type = 0;
     socklen_t len = sizeof(type);
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return 0;
-    if (type != SOCK_STREAM && type != SOCK_DGRAM) return 0;
-    int tcp = type == SOCK_STREAM;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 ? type : -1;
+}
+
+/* Whether the kernel knows a socket of `protocol` (TCP: listening; UDP: any) bound to the pod's IP (or
+ * ::ffff:IP) and `port` (host order): 1, 0, or -1 when it cannot say (no sock_diag for it here). A dump of
+ * the listening TCP sockets, or of the UDP ones, filtered here: a few microseconds on a laptop. */
+static int diag_has(int protocol, unsigned short port) {
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0) return -1;
+    int found = 0, failed = 0;
     struct in6_addr mapped;
-    map_pod_ip(&mapped);
+    map_v4(&mapped, pod_ip.s_addr);
+    static const int families[2] = {AF_INET, AF_INET6};
+    for (int f = 0; f < 2 && !found && !failed; f++) {
+        int family = families[f];
+        struct {
+            struct nlmsghdr header;
+            struct inet_diag_req_v2 request;
+        } ask;
+        memset(&ask, 0, sizeof(ask));
+        ask.header.nlmsg_len = sizeof(ask);
+        ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+        ask.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+        ask.request.sdiag_family = (unsigned char)family;
+        ask.request.sdiag_protocol = (unsigned char)protocol;
+        ask.request.idiag_states = protocol == IPPROTO_TCP ? 1u << TCP_LISTEN_STATE : ~0u;
+        if (send(fd, &ask, sizeof(ask), 0) != (ssize_t)sizeof(ask)) { failed = 1; break; }
+        for (int done = 0; !done;) {
+            long buffer[2048];  /* 16 KiB, aligned for the headers: a dump's messages come in at most 8 KiB */
+            ssize_t got = recv(fd, buffer, sizeof(buffer), 0);
+            if (got <= 0) { failed = 1; break; }
+            size_t left = (size_t)got;
+            for (struct nlmsghdr *h = (struct nlmsghdr *)buffer; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+                if (h->nlmsg_type == NLMSG_DONE) { done = 1; break; }
+                if (h->nlmsg_type == NLMSG_ERROR) { failed = 1; done = 1; break; }
+                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) continue;
+                const struct inet_diag_msg *sock = NLMSG_DATA(h);
+                if (sock->id.idiag_sport != htons(port)) continue;
+                if (sock->idiag_family == AF_INET ? sock->id.idiag_src[0] == pod_ip.s_addr
+                                                  : memcmp(sock->id.idiag_src, mapped.s6_addr, 16) == 0)
+                    found = 1;  /* (read on to the end of the dump: the socket is used again) */
+            }
+        }
+    }
+    close(fd);
+    return found ? 1 : failed ? -1 : 0;
+}
+
+/* The same from /proc/net, where sock_diag is not there: each address printed as the 32-bit words in
+ * memory, in hex (so compared as they are, whatever the byte order). */
+static int proc_has(int tcp, unsigned short port) {
+    struct in6_addr mapped;
+    map_v4(&mapped, pod_ip.s_addr);
     unsigned int want6[4];
     memcpy(want6, mapped.s6_addr, 16);
     const char *files[2] = {tcp ? "/proc/net/tcp" : "/proc/net/udp", tcp ? "/proc/net/tcp6" : "/proc/net/udp6"};
@@ -124,7 +197,7 @@ static int pod_has(int fd, unsigned short port) {
                     continue;
                 found = memcmp(words, want6, 16) == 0;
             }
-            found = found && local_port == port && (!tcp || state == 0x0A /* TCP_LISTEN */);
+            found = found && local_port == port && (!tcp || state == TCP_LISTEN_STATE);
         }
         fclose(table);
         if (found) return 1;
@@ -132,50 +205,122 @@ static int pod_has(int fd, unsigned short port) {
     return 0;
 }
 
-/* The size of the address in `out` that a call to a local destination should go to instead, or 0. */
-static socklen_t local_destination(int fd, const struct sockaddr *addr, socklen_t len, struct sockaddr_storage *out) {
-    if (!have_pod_ip || addr == NULL) return 0;
-    if (addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+static int pod_has(int type, unsigned short port) {
+    int saved = errno;
+    int protocol = type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
+    int found = diag_has(protocol, port);
+    if (found < 0) found = proc_has(type == SOCK_STREAM, port);
+    errno = saved;
+    return found;
+}
+
+/* The size of the address in `out` that a call to a local destination should go to instead (and in
+ * `sent_to`, which local address it was: 4, 6 or 7, as in `redirected`), or 0. */
+static socklen_t local_destination(int fd, const struct sockaddr *addr, socklen_t len, struct sockaddr_storage *out,
+                                   unsigned char *sent_to) {
+    if (!have_pod_ip || addr == NULL || len < sizeof(struct sockaddr_in)) return 0;
+    if (addr->sa_family == AF_INET) {
         struct sockaddr_in to;
         memcpy(&to, addr, sizeof(to));
-        if (to.sin_port == 0 || !is_loopback_one(to.sin_addr) || !pod_has(fd, ntohs(to.sin_port))) return 0;
+        if (to.sin_port == 0 || !is_loopback_one(to.sin_addr)) return 0;
+        int type = socket_type(fd);
+        if ((type != SOCK_STREAM && type != SOCK_DGRAM) || !pod_has(type, ntohs(to.sin_port))) return 0;
         to.sin_addr = pod_ip;
         memcpy(out, &to, sizeof(to));
+        *sent_to = 4;
         return sizeof(to);
     }
     if (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
         struct sockaddr_in6 to;
         memcpy(&to, addr, sizeof(to));
         if (to.sin6_port == 0) return 0;
-        if (!IN6_IS_ADDR_LOOPBACK(&to.sin6_addr) && !is_v4_mapped(&to.sin6_addr, htonl(INADDR_LOOPBACK))) return 0;
-        if (v6_only(fd) || !pod_has(fd, ntohs(to.sin6_port))) return 0;
-        map_pod_ip(&to.sin6_addr);
+        int mapped = is_v4_mapped(&to.sin6_addr, htonl(INADDR_LOOPBACK));
+        if (!IN6_IS_ADDR_LOOPBACK(&to.sin6_addr) && !mapped) return 0;
+        int type = socket_type(fd);
+        if ((type != SOCK_STREAM && type != SOCK_DGRAM) || v6_only(fd) || !pod_has(type, ntohs(to.sin6_port))) return 0;
+        map_v4(&to.sin6_addr, pod_ip.s_addr);
         memcpy(out, &to, sizeof(to));
+        *sent_to = mapped ? 7 : 6;
         return sizeof(to);
     }
     return 0;
 }
 
+static ino_t inode_of(int fd) {
+    struct stat st;
+    return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+static void remember(int fd, const struct sockaddr_storage *to, unsigned char sent_to) {
+    if (fd < 0 || fd >= TRACKED_FDS || socket_type(fd) != SOCK_DGRAM) return;
+    redirected[fd].inode = inode_of(fd);
+    redirected[fd].port = to->ss_family == AF_INET ? ((const struct sockaddr_in *)to)->sin_port
+                                                   : ((const struct sockaddr_in6 *)to)->sin6_port;
+    redirected[fd].sent_to = sent_to;
+}
+
+/* A datagram from the pod's IP and a port this socket's datagrams to a local address went to: its
+ * source becomes that local address again, written to `from` as the kernel writes one (cut to the
+ * `room` the caller gave). The address's new length, or 0 when it is not one to change. `filled`: the
+ * length the kernel said. */
+static socklen_t restore_source(int fd, struct sockaddr *from, socklen_t room, socklen_t filled) {
+    if (fd < 0 || fd >= TRACKED_FDS || redirected[fd].sent_to == 0 || from == NULL) return 0;
+    struct sockaddr_storage got;
+    memset(&got, 0, sizeof(got));
+    socklen_t have = filled < room ? filled : room;
+    memcpy(&got, from, have < sizeof(got) ? have : sizeof(got));
+    int from_pod = 0;
+    if (got.ss_family == AF_INET && have >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)&got;
+        from_pod = v4->sin_addr.s_addr == pod_ip.s_addr && v4->sin_port == redirected[fd].port;
+    } else if (got.ss_family == AF_INET6 && have >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&got;
+        from_pod = is_v4_mapped(&v6->sin6_addr, pod_ip.s_addr) && v6->sin6_port == redirected[fd].port;
+    }
+    if (!from_pod || redirected[fd].inode != inode_of(fd)) return 0;
+    socklen_t size;
+    if (got.ss_family == AF_INET) {
+        ((struct sockaddr_in *)&got)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        size = sizeof(struct sockaddr_in);
+    } else {
+        struct in6_addr *a = &((struct sockaddr_in6 *)&got)->sin6_addr;
+        if (redirected[fd].sent_to == 6) *a = in6addr_loopback;
+        else map_v4(a, htonl(INADDR_LOOPBACK));
+        size = sizeof(struct sockaddr_in6);
+    }
+    memcpy(from, &got, room < size ? room : size);
+    return size;
+}
+
 int bind(int fd, const struct sockaddr *addr, socklen_t len) {
     bind_fn real = REAL(bind);
     if (real == NULL) { errno = ENOSYS; return -1; }
-    if (have_pod_ip && addr != NULL && addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+    if (!have_pod_ip || addr == NULL || len < sizeof(struct sockaddr_in)) return real(fd, addr, len);
+    int wildcard = 0, loopback = 0;
+    if (addr->sa_family == AF_INET) {
         struct sockaddr_in at;
         memcpy(&at, addr, sizeof(at));
-        if (at.sin_port != 0 && !is_kept(ntohs(at.sin_port)) &&
-            (at.sin_addr.s_addr == htonl(INADDR_ANY) || is_loopback_one(at.sin_addr))) {
+        wildcard = at.sin_addr.s_addr == htonl(INADDR_ANY);
+        loopback = is_loopback_one(at.sin_addr);
+        if (at.sin_port != 0 && (wildcard || loopback) && !is_kept(ntohs(at.sin_port))) {
             at.sin_addr = pod_ip;
-            return real(fd, (const struct sockaddr *)&at, sizeof(at));
+            int saved = errno;
+            int done = real(fd, (const struct sockaddr *)&at, sizeof(at));
+            if (done == 0 || !loopback || errno != EADDRINUSE) return done;
+            errno = saved;  /* the pod's IP and port are this process's already: its own address then */
         }
-    } else if (have_pod_ip && addr != NULL && addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+    } else if (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
         struct sockaddr_in6 at;
         memcpy(&at, addr, sizeof(at));
         const struct in6_addr *a = &at.sin6_addr;
-        int local = IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || is_v4_mapped(a, htonl(INADDR_ANY)) ||
-                    is_v4_mapped(a, htonl(INADDR_LOOPBACK));
-        if (at.sin6_port != 0 && local && !is_kept(ntohs(at.sin6_port)) && !v6_only(fd)) {
-            map_pod_ip(&at.sin6_addr);
-            return real(fd, (const struct sockaddr *)&at, sizeof(at));
+        wildcard = IN6_IS_ADDR_UNSPECIFIED(a) || is_v4_mapped(a, htonl(INADDR_ANY));
+        loopback = IN6_IS_ADDR_LOOPBACK(a) || is_v4_mapped(a, htonl(INADDR_LOOPBACK));
+        if (at.sin6_port != 0 && (wildcard || loopback) && !is_kept(ntohs(at.sin6_port)) && !v6_only(fd)) {
+            map_v4(&at.sin6_addr, pod_ip.s_addr);
+            int saved = errno;
+            int done = real(fd, (const struct sockaddr *)&at, sizeof(at));
+            if (done == 0 || !loopback || errno != EADDRINUSE) return done;
+            errno = saved;
         }
     }
     return real(fd, addr, len);
@@ -185,7 +330,8 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     connect_fn real = REAL(connect);
     if (real == NULL) { errno = ENOSYS; return -1; }
     struct sockaddr_storage to;
-    socklen_t size = local_destination(fd, addr, len, &to);
+    unsigned char sent_to = 0;
+    socklen_t size = local_destination(fd, addr, len, &to, &sent_to);
     if (size) return real(fd, (const struct sockaddr *)&to, size);
     return real(fd, addr, len);
 }
@@ -194,8 +340,12 @@ ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockad
     sendto_fn real = REAL(sendto);
     if (real == NULL) { errno = ENOSYS; return -1; }
     struct sockaddr_storage to;
-    socklen_t size = local_destination(fd, addr, len, &to);
-    if (size) return real(fd, buf, n, flags, (const struct sockaddr *)&to, size);
+    unsigned char sent_to = 0;
+    socklen_t size = local_destination(fd, addr, len, &to, &sent_to);
+    if (size) {
+        remember(fd, &to, sent_to);
+        return real(fd, buf, n, flags, (const struct sockaddr *)&to, size);
+    }
     return real(fd, buf, n, flags, addr, len);
 }
 
@@ -203,12 +353,40 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     sendmsg_fn real = REAL(sendmsg);
     if (real == NULL) { errno = ENOSYS; return -1; }
     struct sockaddr_storage to;
-    socklen_t size = msg != NULL ? local_destination(fd, (const struct sockaddr *)msg->msg_name, msg->msg_namelen, &to) : 0;
+    unsigned char sent_to = 0;
+    socklen_t size = 0;
+    if (msg != NULL && msg->msg_name != NULL && msg->msg_namelen > 0)  /* (the kernel reads no name of length 0) */
+        size = local_destination(fd, (const struct sockaddr *)msg->msg_name, msg->msg_namelen, &to, &sent_to);
     if (size) {
         struct msghdr changed = *msg;
         changed.msg_name = &to;
         changed.msg_namelen = size;
+        remember(fd, &to, sent_to);
         return real(fd, &changed, flags);
     }
     return real(fd, msg, flags);
+}
+
+ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from, socklen_t *len) {
+    recvfrom_fn real = REAL(recvfrom);
+    if (real == NULL) { errno = ENOSYS; return -1; }
+    socklen_t room = len != NULL ? *len : 0;
+    ssize_t got = real(fd, buf, n, flags, from, len);
+    if (got >= 0 && len != NULL) {
+        socklen_t size = restore_source(fd, from, room, *len);
+        if (size) *len = size;
+    }
+    return got;
+}
+
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+    recvmsg_fn real = REAL(recvmsg);
+    if (real == NULL) { errno = ENOSYS; return -1; }
+    socklen_t room = msg != NULL ? msg->msg_namelen : 0;
+    ssize_t got = real(fd, msg, flags);
+    if (got >= 0 && msg != NULL && msg->msg_name != NULL) {
+        socklen_t size = restore_source(fd, (struct sockaddr *)msg->msg_name, room, msg->msg_namelen);
+        if (size) msg->msg_namelen = size;
+    }
+    return got;
 }

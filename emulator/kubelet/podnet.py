@@ -16,10 +16,10 @@ directory (`$XDG_CACHE_HOME/k8s-emulator`, owned by the user and written by nobo
 loading it into an empty Python. Without a compiler, off Linux, or with `EMULATOR_PODNET=off`, containers
 get none: pods share `0.0.0.0` and `localhost` (the AddressInUse event says what to do); a container
 whose own environment says `EMULATOR_PODNET=off` gets none either (it means this machine's addresses,
-as a hostNetwork pod does). The Dockerfile
-ships a library built in the image (`EMULATOR_PODNET_LIBRARY`). Statically linked programs (most Go
-binaries) do not load it. hostNetwork pods get none, and ports declared with a `hostPort` are left on
-the addresses asked for.
+as a hostNetwork pod does). The Dockerfile ships a library built in the image
+(`EMULATOR_PODNET_LIBRARY`). Go programs (they make their system calls themselves) and statically
+linked ones do not go through it. hostNetwork pods get none, and ports declared with a `hostPort` are
+left on the addresses asked for.
 
 A container sees the library in its environment: `LD_PRELOAD`, `EMULATOR_POD_IP` and, with hostPorts,
 `EMULATOR_KEEP_PORTS`.

@@ -206,6 +206,7 @@ class PodWorker:
         return bool(self.pod["metadata"].get("deletionTimestamp"))
 
     async def _run(self) -> None:
+        await self.kubelet.podnet_library()  # (built at the kubelet's start) for the containers adopted next
         async with self.kubelet.start_slots:  # many pods at once: a few at a time, the loop answers meanwhile
             try:
                 self._setup()

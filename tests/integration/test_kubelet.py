@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ import psutil
 import pytest
 
 from emulator.security import kubeconfig
-from tests.conftest import Emulator, free_port, require_tool, start_emulator
+from tests.conftest import IN_CI, Emulator, free_port, require_tool, start_emulator
 from tests.integration.kubectl_support import Kubectl, manifest
 
 pytestmark = pytest.mark.timeout(180)
@@ -670,6 +671,9 @@ def test_kill_9_then_restart_adopts_every_container(tmp_path: Path) -> None:
                 # the output written while no emulator ran, and after, reaches the log (the pipes were reopened)
                 before = api.get("/api/v1/namespaces/default/pods/p3/log").text.count("3\n")
                 wait_for(lambda: api.get("/api/v1/namespaces/default/pods/p3/log").text.count("3\n") >= before + 2, what="more log lines")
+            if shutil.which("cc") or IN_CI:  # an adopted container's exec sessions get the pod's localhost too (podnet)
+                said = kubectl_for(second, tmp_path).out("exec", "p3", "--", "sh", "-c", "echo $EMULATOR_POD_IP")
+                assert said.strip() == ips["p3"]
         finally:
             second.stop(timeout=30)
         wait_for(lambda: not processes(mark), timeout=15, what="every container stopped with the emulator")

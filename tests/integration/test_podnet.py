@@ -55,7 +55,8 @@ for host in ("127.0.0.1", "::1", "localhost"):
 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 udp.settimeout(5)
 udp.sendto(b"?", ("127.0.0.1", port))
-print("udp", udp.recvfrom(100)[0].decode())
+answer, source = udp.recvfrom(100)
+print("udp", answer.decode(), "from", source[0])  # (where it was sent: a DNS client checks)
 """
 
 
@@ -132,9 +133,9 @@ def test_localhost_in_a_pod_is_its_own_and_else_this_machines(api: httpx.Client,
     wait_for(lambda: ask(api.get(f"/api/v1/namespaces/{ns}/pods/b").json()["status"]["podIP"], port) == "b", what="b listening")
     wait_for(lambda: ask(api.get(f"/api/v1/namespaces/{ns}/pods/a").json()["status"]["podIP"], port) == "a", what="a listening")
     said = kubectl.out("exec", "a", "-n", ns, "--", sys.executable, "-c", ASK, str(port))
-    assert said.splitlines() == ["127.0.0.1 a", "::1 a", "localhost a", "udp a"]
+    assert said.splitlines() == ["127.0.0.1 a", "::1 a", "localhost a", "udp a from 127.0.0.1"]
     said = kubectl.out("exec", "b", "-n", ns, "--", sys.executable, "-c", ASK, str(port))
-    assert said.splitlines() == ["127.0.0.1 b", "::1 b", "localhost b", "udp b"]
+    assert said.splitlines() == ["127.0.0.1 b", "::1 b", "localhost b", "udp b from 127.0.0.1"]
 
     # a port the pod has nothing on: this machine's 127.0.0.1 answers, as before
     class Hello(socketserver.BaseRequestHandler):

@@ -103,6 +103,46 @@ def test_a_call_to_localhost_reaches_the_pods_own_server(library: Path) -> None:
     assert [json.loads(line) for line in done.stdout.splitlines()] == [ip, f"::ffff:{ip}", "x"]
 
 
+UDP_REPLIES = """
+import json, socket, sys
+port = int(sys.argv[1])
+server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+server.bind(("::", port))   # the pod's IP (dual-stack), through the library
+server.settimeout(5)
+def exchange(client, to, with_msg=False):
+    client.settimeout(5)
+    if with_msg:
+        client.sendmsg([b"q"], [], 0, to)
+    else:
+        client.sendto(b"q", to)
+    _, sender = server.recvfrom(10)
+    server.sendto(b"a", sender)
+    source = client.recvmsg(10)[3] if with_msg else client.recvfrom(10)[1]
+    print(json.dumps(list(source[:2])))
+exchange(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), ("127.0.0.1", port))
+exchange(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM), ("::1", port))
+exchange(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM), ("::ffff:127.0.0.1", port))
+exchange(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), ("127.0.0.1", port), with_msg=True)
+"""
+
+
+def test_a_udp_reply_comes_from_the_local_address_it_was_sent_to(library: Path) -> None:
+    # as in a pod: a client that checks where its answer came from (a DNS client does) accepts it
+    port = free_port(kind=socket.SOCK_DGRAM)
+    said = run(library, pod_ip(), UDP_REPLIES.replace("int(sys.argv[1])", str(port)))
+    assert said == [["127.0.0.1", port], ["::1", port], ["::ffff:127.0.0.1", port], ["127.0.0.1", port]]
+
+
+def test_a_server_on_both_loopbacks_binds_both(library: Path) -> None:
+    # 127.0.0.1:P goes to the pod's IP; a dual-stack [::1]:P would be the same address: it keeps its own
+    ip, port = pod_ip(), free_port()
+    code = BIND.replace("    s.close()\n", "    return s\n") + f"""
+a = bound(socket.AF_INET, "127.0.0.1", {port})
+b = bound(socket.AF_INET6, "::1", {port})
+"""
+    assert run(library, ip, code) == [[ip, port], ["::1", port]]
+
+
 def test_a_call_to_localhost_where_the_pod_has_nothing_reaches_this_machine(library: Path) -> None:
     with socket.socket() as host_server:
         host_server.bind(("127.0.0.1", 0))
