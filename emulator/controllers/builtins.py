@@ -188,6 +188,8 @@ def ensure_node_lease(registry: Registry) -> None:
             })
         else:
             current["spec"] = {**(current.get("spec") or {}), **spec}
+            others = [r for r in current["metadata"].get("ownerReferences") or [] if r.get("kind") != "Node"]
+            current["metadata"]["ownerReferences"] = [owner, *others]  # (the node's uid, were it made again)
             registry.update(LEASES, NODE_LEASE_NAMESPACE, NODE_NAME, current)
     except errors.StatusError as exc:  # (a lease a user broke, a namespace being deleted): never a refused start
         log.warning("the node's lease %s/%s not written: %s", NODE_LEASE_NAMESPACE, NODE_NAME, exc.message)

@@ -108,11 +108,14 @@ def build(directory: Path | None = None) -> tuple[Path | None, str]:
         digest = hashlib.sha256(source + platform.machine().encode()).hexdigest()[:16]
         directory = directory or cache_dir()
         library = directory / f"podnet-{digest}.so"
-        if not (library.is_file() and _private(library) and _private(directory)):
-            made, why = _compile(library)
-            if made is None:
-                return None, why
-            library = made
+        cached = library.is_file() and _private(library) and _private(directory)
+        if cached and not any(c in str(library) for c in " :") and not _loads(library):
+            return library, ""
+        # not built yet, or built where it does not load (a home shared with a machine of another libc)
+        made, why = _compile(library)
+        if made is None:
+            return None, why
+        library = made
     if any(c in str(library) for c in " :"):
         return None, f"its path {library} holds a space or a colon, which LD_PRELOAD cannot"
     why = _loads(library)

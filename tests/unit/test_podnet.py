@@ -162,6 +162,15 @@ def test_the_library_is_built_once_and_reused(tmp_path: Path) -> None:
     assert oct(first.stat().st_mode & 0o777) == "0o755" and oct(tmp_path.stat().st_mode & 0o022) == "0o0"
 
 
+def test_a_cached_library_that_does_not_load_is_built_again(tmp_path: Path) -> None:
+    require_tool("cc")
+    library, why = podnet.build(tmp_path)
+    assert library is not None, why
+    library.write_bytes(b"not a shared object")  # (say, built on a machine of another libc)
+    again, why = podnet.build(tmp_path)
+    assert again == library and library.read_bytes().startswith(b"\x7fELF"), why
+
+
 def test_a_directory_others_may_write_is_not_used(tmp_path: Path) -> None:
     require_tool("cc")
     shared = tmp_path / "shared"
