@@ -12,13 +12,15 @@
  *           Not: port 0 (a client's ephemeral port, which may talk to the world), the ports listed in
  *           EMULATOR_KEEP_PORTS (declared with a hostPort: meant to be reached on the host), an IPv6-only
  *           socket (it cannot hold an IPv4 address). A loopback one that finds the pod's IP and port
- *           taken (a server binding both 127.0.0.1:P and a dual-stack [::1]:P) keeps its own address.
+ *           taken by the same process (a server binding both 127.0.0.1:P and a dual-stack [::1]:P)
+ *           keeps its own address.
  *   connect, sendto, sendmsg to 127.0.0.1:P, [::1]:P or [::ffff:127.0.0.1]:P
  *           -> the pod's IP, only when a socket of the same kind (TCP listening, or UDP) is bound to
  *           the pod's IP and port P (asked of the kernel with NETLINK_SOCK_DIAG, else read from
- *           /proc/net): a container calling "localhost" reaches its pod's servers, and whatever else
+ *           /proc/net; nothing is redirected when neither can say, say at the descriptor limit): a
+ *           container calling "localhost" reaches its pod's servers, and whatever else
  *           listens on this machine's 127.0.0.1 (the node's NodePorts, a resolver) stays reachable.
- *   recvfrom, recvmsg on a UDP socket that sent such a datagram
+ *   recvfrom, recvmsg on a UDP socket that sent (or connected) so, below descriptor 1024
  *           -> a reply from the pod's IP and P says it came from the address the datagram was sent to
  *           (a DNS client checks that its answer comes from where it asked).
  *
@@ -33,6 +35,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,48 +131,56 @@ static int socket_type(int fd) {
 }
 
 /* Whether the kernel knows a socket of `protocol` (TCP: listening; UDP: any) bound to the pod's IP (or
- * ::ffff:IP) and `port` (host order): 1, 0, or -1 when it cannot say (no sock_diag for it here). A dump of
- * the listening TCP sockets, or of the UDP ones, filtered here: a few microseconds on a laptop. */
+ * ::ffff:IP) and `port` (host order): 1, 0, or -1 when it cannot say. One exact lookup (SOCK_DIAG_BY_FAMILY
+ * without NLM_F_DUMP), made as for a packet from 127.0.0.1 to the pod's IP and port: the kernel answers
+ * with the socket that would take it (a pod's listener, or one on every address, which is not the pod's)
+ * or ENOENT. A reply of a few hundred bytes: the buffer stays small (threads with small stacks, signal
+ * handlers on an alternate stack). */
 static int diag_has(int protocol, unsigned short port) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) return -1;
-    int found = 0, failed = 0;
-    struct in6_addr mapped;
-    map_v4(&mapped, pod_ip.s_addr);
-    static const int families[2] = {AF_INET, AF_INET6};
-    for (int f = 0; f < 2 && !found && !failed; f++) {
-        int family = families[f];
-        struct {
-            struct nlmsghdr header;
-            struct inet_diag_req_v2 request;
-        } ask;
-        memset(&ask, 0, sizeof(ask));
-        ask.header.nlmsg_len = sizeof(ask);
-        ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-        ask.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-        ask.request.sdiag_family = (unsigned char)family;
-        ask.request.sdiag_protocol = (unsigned char)protocol;
-        ask.request.idiag_states = protocol == IPPROTO_TCP ? 1u << TCP_LISTEN_STATE : ~0u;
-        if (send(fd, &ask, sizeof(ask), 0) != (ssize_t)sizeof(ask)) { failed = 1; break; }
-        for (int done = 0; !done;) {
-            long buffer[2048];  /* 16 KiB, aligned for the headers: a dump's messages come in at most 8 KiB */
-            ssize_t got = recv(fd, buffer, sizeof(buffer), 0);
-            if (got <= 0) { failed = 1; break; }
-            size_t left = (size_t)got;
-            for (struct nlmsghdr *h = (struct nlmsghdr *)buffer; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-                if (h->nlmsg_type == NLMSG_DONE) { done = 1; break; }
-                if (h->nlmsg_type == NLMSG_ERROR) { failed = 1; done = 1; break; }
-                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) continue;
+    struct {
+        struct nlmsghdr header;
+        struct inet_diag_req_v2 request;
+    } ask;
+    memset(&ask, 0, sizeof(ask));
+    ask.header.nlmsg_len = sizeof(ask);
+    ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    ask.header.nlmsg_flags = NLM_F_REQUEST;
+    ask.request.sdiag_family = AF_INET;
+    ask.request.sdiag_protocol = (unsigned char)protocol;
+    ask.request.idiag_states = ~0u;
+    ask.request.id.idiag_cookie[0] = ask.request.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    if (protocol == IPPROTO_TCP) {  /* (the local end is `src` for TCP, `dst` for UDP) */
+        ask.request.id.idiag_src[0] = pod_ip.s_addr;
+        ask.request.id.idiag_sport = htons(port);
+        ask.request.id.idiag_dst[0] = htonl(INADDR_LOOPBACK);
+    } else {
+        ask.request.id.idiag_dst[0] = pod_ip.s_addr;
+        ask.request.id.idiag_dport = htons(port);
+        ask.request.id.idiag_src[0] = htonl(INADDR_LOOPBACK);
+    }
+    int found = -1;
+    if (send(fd, &ask, sizeof(ask), 0) == (ssize_t)sizeof(ask)) {
+        long buffer[128];  /* 1 KiB, aligned for the headers */
+        ssize_t got = recv(fd, buffer, sizeof(buffer), MSG_TRUNC);
+        const struct nlmsghdr *h = (const struct nlmsghdr *)buffer;
+        if (got > 0 && (size_t)got <= sizeof(buffer) && NLMSG_OK(h, (size_t)got)) {
+            if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+                found = ((const struct nlmsgerr *)NLMSG_DATA(h))->error == -ENOENT ? 0 : -1;
+            } else if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
                 const struct inet_diag_msg *sock = NLMSG_DATA(h);
-                if (sock->id.idiag_sport != htons(port)) continue;
-                if (sock->idiag_family == AF_INET ? sock->id.idiag_src[0] == pod_ip.s_addr
-                                                  : memcmp(sock->id.idiag_src, mapped.s6_addr, 16) == 0)
-                    found = 1;  /* (read on to the end of the dump: the socket is used again) */
+                struct in6_addr mapped;
+                map_v4(&mapped, pod_ip.s_addr);
+                int listening = protocol != IPPROTO_TCP || sock->idiag_state == TCP_LISTEN_STATE;
+                found = listening && sock->id.idiag_sport == htons(port) &&
+                        (sock->idiag_family == AF_INET ? sock->id.idiag_src[0] == pod_ip.s_addr
+                                                       : memcmp(sock->id.idiag_src, mapped.s6_addr, 16) == 0);
             }
         }
     }
     close(fd);
-    return found ? 1 : failed ? -1 : 0;
+    return found;
 }
 
 /* The same from /proc/net, where sock_diag is not there: each address printed as the 32-bit words in
@@ -270,7 +281,7 @@ static socklen_t restore_source(int fd, struct sockaddr *from, socklen_t room, s
     socklen_t have = filled < room ? filled : room;
     memcpy(&got, from, have < sizeof(got) ? have : sizeof(got));
     int from_pod = 0;
-    if (got.ss_family == AF_INET && have >= sizeof(struct sockaddr_in)) {
+    if (got.ss_family == AF_INET && have >= offsetof(struct sockaddr_in, sin_zero)) {  /* (family, port, address) */
         const struct sockaddr_in *v4 = (const struct sockaddr_in *)&got;
         from_pod = v4->sin_addr.s_addr == pod_ip.s_addr && v4->sin_port == redirected[fd].port;
     } else if (got.ss_family == AF_INET6 && have >= sizeof(struct sockaddr_in6)) {
@@ -292,6 +303,39 @@ static socklen_t restore_source(int fd, struct sockaddr *from, socklen_t room, s
     return size;
 }
 
+/* Whether another socket of this process, of `fd`'s type, is bound to the pod's IP (or ::ffff:IP) and
+ * `port` (network order): a server binding both 127.0.0.1:P and a dual-stack [::1]:P. Only asked when a
+ * loopback bind found the pod's address taken (a few thousand getsockname calls at most). */
+static int own_socket_holds(int fd, in_port_t port) {
+    int type = socket_type(fd);
+    long limit = sysconf(_SC_OPEN_MAX);
+    if (limit < 0 || limit > 4096) limit = 4096;
+    for (int other = 0; other < limit; other++) {
+        struct sockaddr_storage at;
+        socklen_t len = sizeof(at);
+        if (other == fd || getsockname(other, (struct sockaddr *)&at, &len) != 0) continue;
+        int same = 0;
+        if (at.ss_family == AF_INET) {
+            const struct sockaddr_in *v4 = (const struct sockaddr_in *)&at;
+            same = v4->sin_port == port && v4->sin_addr.s_addr == pod_ip.s_addr;
+        } else if (at.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&at;
+            same = v6->sin6_port == port && is_v4_mapped(&v6->sin6_addr, pod_ip.s_addr);
+        }
+        if (same && socket_type(other) == type) return 1;
+    }
+    return 0;
+}
+
+/* After a loopback bind found the pod's IP and port taken: whether to bind the address asked for instead
+ * (only when this process holds the pod's; taken by another process, the port is taken, as in a pod). */
+static int keep_own_loopback(int fd, in_port_t port) {
+    if (errno != EADDRINUSE) return 0;
+    int held = own_socket_holds(fd, port);
+    errno = EADDRINUSE;
+    return held;
+}
+
 int bind(int fd, const struct sockaddr *addr, socklen_t len) {
     bind_fn real = REAL(bind);
     if (real == NULL) { errno = ENOSYS; return -1; }
@@ -306,8 +350,8 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
             at.sin_addr = pod_ip;
             int saved = errno;
             int done = real(fd, (const struct sockaddr *)&at, sizeof(at));
-            if (done == 0 || !loopback || errno != EADDRINUSE) return done;
-            errno = saved;  /* the pod's IP and port are this process's already: its own address then */
+            if (done == 0 || !loopback || !keep_own_loopback(fd, at.sin_port)) return done;
+            errno = saved;
         }
     } else if (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
         struct sockaddr_in6 at;
@@ -319,7 +363,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
             map_v4(&at.sin6_addr, pod_ip.s_addr);
             int saved = errno;
             int done = real(fd, (const struct sockaddr *)&at, sizeof(at));
-            if (done == 0 || !loopback || errno != EADDRINUSE) return done;
+            if (done == 0 || !loopback || !keep_own_loopback(fd, at.sin6_port)) return done;
             errno = saved;
         }
     }
@@ -332,7 +376,10 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     struct sockaddr_storage to;
     unsigned char sent_to = 0;
     socklen_t size = local_destination(fd, addr, len, &to, &sent_to);
-    if (size) return real(fd, (const struct sockaddr *)&to, size);
+    if (size) {
+        remember(fd, &to, sent_to);  /* (a UDP socket's replies: a resolver connects, then checks the source) */
+        return real(fd, (const struct sockaddr *)&to, size);
+    }
     return real(fd, addr, len);
 }
 
@@ -370,9 +417,9 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
 ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from, socklen_t *len) {
     recvfrom_fn real = REAL(recvfrom);
     if (real == NULL) { errno = ENOSYS; return -1; }
-    socklen_t room = len != NULL ? *len : 0;
+    socklen_t room = from != NULL && len != NULL ? *len : 0;  /* (the kernel reads no length without an address) */
     ssize_t got = real(fd, buf, n, flags, from, len);
-    if (got >= 0 && len != NULL) {
+    if (got >= 0 && from != NULL && len != NULL) {
         socklen_t size = restore_source(fd, from, room, *len);
         if (size) *len = size;
     }

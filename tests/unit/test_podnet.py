@@ -143,6 +143,97 @@ b = bound(socket.AF_INET6, "::1", {port})
     assert run(library, ip, code) == [[ip, port], ["::1", port]]
 
 
+CONNECTED_UDP = """
+import json, socket, sys
+port = int(sys.argv[1])
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("0.0.0.0", port))   # the pod's IP
+server.settimeout(5)
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.settimeout(5)
+client.connect(("127.0.0.1", port))   # as a resolver does (c-ares), then checks where answers come from
+client.send(b"q")
+_, sender = server.recvfrom(10)
+server.sendto(b"a", sender)
+print(json.dumps(list(client.recvfrom(10)[1])))
+"""
+
+
+def test_a_connected_udp_socket_hears_from_where_it_connected(library: Path) -> None:
+    port = free_port(kind=socket.SOCK_DGRAM)
+    assert run(library, pod_ip(), CONNECTED_UDP.replace("int(sys.argv[1])", str(port))) == [["127.0.0.1", port]]
+
+
+def test_a_port_another_process_of_the_pod_holds_is_taken(library: Path) -> None:
+    # one process listens on every address (the pod's IP); another asks for 127.0.0.1 on that port:
+    # taken, as in a pod (a port finder must not be told it is free)
+    ip, port = pod_ip(), free_port()
+    env = {**os.environ, **podnet.environment(library, ip, [], {})}
+    holder = subprocess.Popen([sys.executable, "-c", f"import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); print('up', flush=True); time.sleep(30)"],
+                              env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+        code = f"import socket\ntry:\n    socket.socket().bind(('127.0.0.1', {port})); print('\"bound\"')\nexcept OSError as e:\n    print(e.errno)"
+        assert run(library, ip, code) == [98]  # EADDRINUSE
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+EDGES_C = r"""
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static int port;
+static void *small(void *unused) {  /* a thread with the smallest stack there is calls localhost */
+    (void)unused;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    connect(s, (struct sockaddr *)&to, sizeof(to));
+    close(s);
+    return NULL;
+}
+int main(int argc, char **argv) {
+    port = atoi(argv[1]);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN);
+    pthread_t t;
+    if (pthread_create(&t, &attr, small, NULL) != 0 || pthread_join(t, NULL) != 0) return 2;
+    /* a connected UDP socket: sendmsg with a name of length 0 (never read), recvfrom without an address */
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(u, (struct sockaddr *)&to, sizeof(to)) != 0) return 3;
+    char byte = 'x';
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_name = (void *)16;
+    msg.msg_namelen = 0;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (sendmsg(u, &msg, 0) != 1) return 4;
+    char buf[4];
+    recvfrom(u, buf, sizeof(buf), MSG_DONTWAIT, NULL, (socklen_t *)16);
+    puts("ok");
+    return 0;
+}
+"""
+
+
+def test_no_crash_where_the_kernel_would_not_fail(library: Path, tmp_path: Path) -> None:
+    source = tmp_path / "edges.c"
+    source.write_text(EDGES_C.replace("#include <stdio.h>", "#include <stdio.h>\n#include <stdlib.h>"))
+    program = tmp_path / "edges"
+    subprocess.run([require_tool("cc"), "-O1", "-o", str(program), str(source), "-lpthread"], check=True, capture_output=True)
+    env = {**os.environ, **podnet.environment(library, pod_ip(), [], {})}
+    done = subprocess.run([str(program), str(free_port())], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done
+
+
 def test_a_call_to_localhost_where_the_pod_has_nothing_reaches_this_machine(library: Path) -> None:
     with socket.socket() as host_server:
         host_server.bind(("127.0.0.1", 0))
