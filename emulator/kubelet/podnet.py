@@ -12,8 +12,9 @@ pod listens there (podnet.c says exactly what it changes). What it gives, as in 
   and still reaches this machine's own 127.0.0.1:P when the pod has nothing there.
 
 The library is built once per machine with its C compiler (`cc`, or `$CC`) into the user's cache
-directory (`$XDG_CACHE_HOME/k8s-emulator`, owned by the user and written by nobody else), and checked by
-loading it into an empty Python. Without a compiler, off Linux, or with `EMULATOR_PODNET=off`, containers
+directory (`$XDG_CACHE_HOME/k8s-emulator`, used when it is the user's and written by nobody else; else,
+or when it cannot be made, a private temporary directory), and checked by loading it into an empty
+Python. Without a compiler, off Linux, or with `EMULATOR_PODNET=off`, containers
 get none: pods share `0.0.0.0` and `localhost` (the AddressInUse event says what to do); a container
 whose own environment says `EMULATOR_PODNET=off` gets none either (it means this machine's addresses,
 as a hostNetwork pod does). The Dockerfile ships a library built in the image
@@ -27,6 +28,7 @@ A container sees the library in its environment: `LD_PRELOAD`, `EMULATOR_POD_IP`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -127,11 +129,9 @@ def _compile(library: Path) -> tuple[Path | None, str]:
     if compiler is None:
         return None, "no C compiler (cc) to build it"
     directory = library.parent
-    try:
+    with contextlib.suppress(OSError):  # (read-only, or no home: a directory of our own instead, below)
         directory.mkdir(parents=True, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        return None, f"cannot make {directory}: {exc}"
-    if not _private(directory):  # somebody else's, or writable by others: a directory of our own instead
+    if not _private(directory):  # somebody else's, writable by others, or none: a directory of our own instead
         directory = Path(tempfile.mkdtemp(prefix="emulator-podnet-"))
         library = directory / library.name
     fd, scratch = tempfile.mkstemp(prefix=".podnet-", suffix=".so", dir=directory)

@@ -274,6 +274,16 @@ def test_a_directory_others_may_write_is_not_used(tmp_path: Path) -> None:
     library.parent.rmdir()
 
 
+def test_a_cache_that_cannot_be_made_is_not_needed(tmp_path: Path) -> None:
+    require_tool("cc")
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the cache directory's parent should be
+    library, why = podnet.build(blocked / "k8s-emulator")
+    assert library is not None and library.is_file() and blocked not in library.parents, why
+    library.unlink()
+    library.parent.rmdir()
+
+
 def test_none_when_switched_off_or_without_a_compiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(podnet.SWITCH, "off")
     assert podnet.build(tmp_path) == (None, "EMULATOR_PODNET=off")
