@@ -613,15 +613,19 @@ class PodWorker:
         declared = ports.declared_ports(c.spec)
         groups = self.kubelet.container_groups()  # taken here, on the loop: the workers change meanwhile
 
+        pod_ip, own_pod = self.pod_ip, f"{self.namespace}/{self.name}"
+        asked = [*(c.spec.get("command") or []), *(c.spec.get("args") or []),
+                 *(str(e.get("value") or "") for e in c.spec.get("env") or [] if isinstance(e, dict))]
+
         def look() -> str | None:
-            if not ports.said_in_use(last_output(log_file)):
+            output = last_output(log_file)
+            if not ports.said_in_use(output):
                 return None
-            holders = ports.every_address_listeners(declared)
-            if not holders and declared:  # not a declared port: what pods hold on any port
-                holders = [h for h in ports.every_address_listeners(set()) if ports.pod_of(h.pid, groups) is not None]
-            elif not declared:  # any port: only pods' listeners (not the machine's own servers)
-                holders = [h for h in holders if ports.pod_of(h.pid, groups) is not None]
-            return ports.message(c.name, holders, lambda pid: ports.pod_of(pid, groups))
+            holders = ports.every_address_listeners(declared, pod_ip) if declared else []
+            if not holders:  # a port it does not declare: a pod's listener on a port it names (not the machine's own servers)
+                named = ports.mentioned_ports(output, *map(str, asked))
+                holders = [h for h in ports.every_address_listeners(named, pod_ip) if named and ports.pod_of(h.pid, groups) is not None]
+            return ports.message(c.name, holders, lambda pid: ports.pod_of(pid, groups), own_pod)
 
         text = await asyncio.get_running_loop().run_in_executor(self.kubelet.executor, look)
         if text is not None:

@@ -7,8 +7,10 @@ and the next replica's listen fails with "address already in use" and crash-loop
 to say about that, so the kubelet says it: when a container exits with an error and its last output (the
 tail `terminationMessagePolicy: FallbackToLogsOnError` shows, logs.last_output) says "address already in use" (EADDRINUSE, as every runtime words it: Python's `[Errno 98]`, Go's
 `bind: address already in use`, Node's `EADDRINUSE`, Java's `BindException`), it looks up who listens on
-every address on the ports the container declares (all ports when it declares none) and records a
-Warning event naming the holder — another pod, or a process of this machine — and what to do instead.
+every address (or on the pod's IP) on the ports the container declares (when it declares none, or none
+of those is held: a pod's listener on a port its output, command or environment names) and records a
+Warning event naming the holder — another pod, a container of the same pod, or a process of this
+machine — and what to do instead.
 
 The look-up (psutil's `net_connections`, /proc walked) runs in a thread, and only after such an exit,
 whose restarts the CrashLoopBackOff back-off spaces out.
@@ -77,21 +79,32 @@ def declared_ports(container: dict[str, Any], protocol: str = "TCP") -> set[int]
     return out
 
 
-def every_address_listeners(ports: set[int]) -> list[Holder]:
-    """TCP sockets listening on 0.0.0.0 or :: on one of `ports` (any port when empty), sorted by port. Blocking
-    (psutil walks /proc): call it in a thread."""
+def every_address_listeners(ports: set[int], pod_ip: str = "") -> list[Holder]:
+    """TCP sockets listening on 0.0.0.0 or :: (or on `pod_ip`: a container of the same pod, or one the podnet
+    library moved there) on one of `ports` (any port when empty), sorted by port. Blocking (psutil walks
+    /proc): call it in a thread."""
     import psutil  # loaded with the first such exit, not at start
 
     try:
         connections = psutil.net_connections(kind="tcp")
     except (psutil.Error, OSError):
         return []
+    addresses = {*_EVERY_ADDRESS, *((pod_ip, f"::ffff:{pod_ip}") if pod_ip else ())}
     found = {
-        Holder(c.laddr.port, c.laddr.ip, c.pid)
+        Holder(c.laddr.port, c.laddr.ip.removeprefix("::ffff:"), c.pid)
         for c in connections
-        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.ip in _EVERY_ADDRESS and (not ports or c.laddr.port in ports)
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.ip in addresses and (not ports or c.laddr.port in ports)
     }
     return sorted(found, key=lambda h: (h.port, h.address, h.pid or 0))
+
+
+_NUMBER = re.compile(r"(?<![\w.])(\d{1,5})(?![\w.])")
+
+
+def mentioned_ports(*texts: str) -> set[int]:
+    """The port numbers a container's output, command or environment name (any whole number 1-65535): the
+    ports a container that declares none may have asked for."""
+    return {n for text in texts for n in map(int, _NUMBER.findall(text)) if 0 < n < 65536}
 
 
 def pod_of(pid: int | None, groups: dict[int, str]) -> str | None:
@@ -112,14 +125,21 @@ def process_name(pid: int) -> str:
         return ""
 
 
-def message(container: str, holders: Iterable[Holder], pod_of: Callable[[int], str | None]) -> str:
+SAME_POD_ADVICE = "the containers of a pod share its network, as on a node: two of them cannot listen on one port"
+
+
+def message(container: str, holders: Iterable[Holder], pod_of: Callable[[int], str | None], own_pod: str = "") -> str:
     """The warning's text. `pod_of(pid)`: the "namespace/name" of the pod whose container the process belongs
-    to, or None for a process that is no pod's."""
+    to, or None for a process that is no pod's; `own_pod`: the failing container's."""
     named: list[str] = []
+    pods: set[str | None] = set()
     for holder in holders:
         where = f"{holder.address}:{holder.port}" if holder.address != "::" else f"[::]:{holder.port}"
         pod = pod_of(holder.pid) if holder.pid is not None else None
-        if pod is not None:
+        pods.add(pod)
+        if pod is not None and pod == own_pod:
+            named.append(f"{where} is held by another container of this pod")
+        elif pod is not None:
             named.append(f"{where} is held by pod {pod}")
         elif holder.pid is not None:
             name = process_name(holder.pid)
@@ -128,7 +148,8 @@ def message(container: str, holders: Iterable[Holder], pod_of: Callable[[int], s
             named.append(f"{where} is held by a process of another user")
     if not named:
         return f'container {container} exited after "address already in use": {ADVICE}'
-    return f"container {container} could not listen: {'; '.join(named[:3])}. {ADVICE[0].upper()}{ADVICE[1:]}"
+    advice = SAME_POD_ADVICE if own_pod and pods == {own_pod} else ADVICE
+    return f"container {container} could not listen: {'; '.join(named[:3])}. {advice[0].upper()}{advice[1:]}"
 
 
 # -- listening beyond loopback -------------------------------------------------------------------------

@@ -169,3 +169,19 @@ def test_a_host_port_keeps_every_address_and_a_container_can_opt_out(api: httpx.
     assert ask("127.0.0.1", published) == "p" and ask(env, own) == "p"
     api.delete(f"/api/v1/namespaces/{ns}/pods/p", params={"gracePeriodSeconds": "0"})
     wait_for(lambda: not processes(mark), timeout=40, what="the pod stopped")
+
+
+def test_two_containers_of_a_pod_on_one_port_are_told_they_share_it(api: httpx.Client, ns: str) -> None:
+    # as on a node: one pod, one network; the second container's listen fails, and the event says why
+    port, mark = free_port(), marker()
+    containers = [{**server("0.0.0.0", port, mark), "name": "first"}, {**server("0.0.0.0", port, mark), "name": "second"}]
+    create(api, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "twins"}, "spec": {"containers": containers}})
+
+    def told() -> list[dict[str, Any]]:
+        return [e for e in api.get(f"/api/v1/namespaces/{ns}/events").json()["items"] if e["reason"] == "AddressInUse"]
+
+    event = wait_for(told, timeout=30, what="an AddressInUse event")[0]
+    assert "is held by another container of this pod" in event["message"], event["message"]
+    assert "two of them cannot listen on one port" in event["message"]
+    api.delete(f"/api/v1/namespaces/{ns}/pods/twins", params={"gracePeriodSeconds": "0"})
+    wait_for(lambda: not processes(mark), timeout=40, what="the pod stopped")

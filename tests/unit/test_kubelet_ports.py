@@ -68,6 +68,24 @@ def test_a_socket_on_every_address_is_found_with_its_process_and_one_on_loopback
         assert ports.Holder(port, "0.0.0.0", os.getpid()) in ports.every_address_listeners(set())
 
 
+def test_a_socket_on_the_pods_ip_is_found_too() -> None:
+    # a container of the same pod, or one the podnet library moved from 0.0.0.0 to the pod's IP
+    with socket.socket() as own, socket.socket(socket.AF_INET6) as mapped:
+        own.bind(("127.0.0.1", 0))
+        own.listen()
+        mapped.bind(("::ffff:127.0.0.1", 0))
+        mapped.listen()
+        port, other = own.getsockname()[1], mapped.getsockname()[1]
+        assert ports.every_address_listeners({port}) == []
+        assert ports.every_address_listeners({port, other}, "127.0.0.1") == [
+            ports.Holder(min(port, other), "127.0.0.1", os.getpid()), ports.Holder(max(port, other), "127.0.0.1", os.getpid())]
+
+
+def test_the_ports_a_container_names_are_whole_numbers_of_a_port_s_range() -> None:
+    said = "OSError: [Errno 98] error while attempting to bind on address ('::', 8080, 0, 0): address already in use"
+    assert ports.mentioned_ports(said, "python3", "-m", "http.server", "9090", "v1.2.3", "70000", "10.0.0.1") == {98, 8080, 9090}
+
+
 def test_the_holder_is_found_by_the_process_group_of_its_container() -> None:
     groups = {os.getpgid(os.getpid()): "shop/web-1"}
     assert ports.pod_of(os.getpid(), groups) == "shop/web-1"
@@ -85,6 +103,9 @@ def test_the_message_names_pods_processes_and_says_what_to_do() -> None:
     assert "listen on the pod's own IP instead (status.podIP" in text
     nobody = ports.message("web", [], pods.get)
     assert nobody.startswith('container web exited after "address already in use": pods share this machine')
+    sibling = ports.message("a", [ports.Holder(7070, "127.244.0.5", 10)], pods.get, own_pod="shop/web-1")
+    assert sibling == ("container a could not listen: 127.244.0.5:7070 is held by another container of this pod. "
+                       "The containers of a pod share its network, as on a node: two of them cannot listen on one port")
 
 
 @pytest.mark.parametrize(
