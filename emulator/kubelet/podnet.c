@@ -9,9 +9,11 @@
  *           -> the pod's IP (EMULATOR_POD_IP), as [::ffff:IP] on an IPv6 socket. Two replicas of a server
  *           that listens on every address then each hold their own pod IP, as in a cluster, instead of
  *           the second failing with "address already in use"; and nothing listens beyond loopback.
- *           Not: port 0 (a client's ephemeral port, which may talk to the world), the ports listed in
- *           EMULATOR_KEEP_PORTS (declared with a hostPort: meant to be reached on the host), an IPv6-only
- *           socket (it cannot hold an IPv4 address). A loopback one that finds the pod's IP and port
+ *           An IPv6-only socket (asyncio's, dnsmasq's, nginx's `listen [::]`: beside an IPv4 one) cannot
+ *           hold an IPv4 address: it gets [::1] and a port of its own, where it collides with no other
+ *           pod and listens on no network. Not: port 0 (a client's ephemeral port, which may talk to the
+ *           world), the ports listed in EMULATOR_KEEP_PORTS (declared with a hostPort: meant to be
+ *           reached on the host). A loopback one that finds the pod's IP and port
  *           taken by the same process (a server binding both 127.0.0.1:P and a dual-stack [::1]:P)
  *           keeps its own address.
  *   connect, sendto, sendmsg to 127.0.0.1:P, [::1]:P or [::ffff:127.0.0.1]:P
@@ -359,7 +361,16 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
         const struct in6_addr *a = &at.sin6_addr;
         wildcard = IN6_IS_ADDR_UNSPECIFIED(a) || is_v4_mapped(a, htonl(INADDR_ANY));
         loopback = IN6_IS_ADDR_LOOPBACK(a) || is_v4_mapped(a, htonl(INADDR_LOOPBACK));
-        if (at.sin6_port != 0 && (wildcard || loopback) && !is_kept(ntohs(at.sin6_port)) && !v6_only(fd)) {
+        if (at.sin6_port != 0 && (wildcard || loopback) && !is_kept(ntohs(at.sin6_port))) {
+            if (v6_only(fd)) {
+                /* It cannot hold the pod's IPv4 address, and pods have no IPv6 one: it goes where it neither
+                 * takes the port from every other pod nor listens beyond loopback, [::1] on a port of its
+                 * own (a server's IPv4 socket beside it takes the calls; [::1]:P from the pod still
+                 * reaches that one, through connect below). */
+                at.sin6_addr = in6addr_loopback;
+                at.sin6_port = 0;
+                return real(fd, (const struct sockaddr *)&at, sizeof(at));
+            }
             map_v4(&at.sin6_addr, pod_ip.s_addr);
             int saved = errno;
             int done = real(fd, (const struct sockaddr *)&at, sizeof(at));

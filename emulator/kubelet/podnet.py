@@ -111,17 +111,56 @@ def build(directory: Path | None = None) -> tuple[Path | None, str]:
         directory = directory or cache_dir()
         library = directory / f"podnet-{digest}.so"
         cached = library.is_file() and _private(library) and _private(directory)
-        if cached and not any(c in str(library) for c in " :") and not _loads(library):
-            return library, ""
-        # not built yet, or built where it does not load (a home shared with a machine of another libc)
-        made, why = _compile(library)
-        if made is None:
-            return None, why
-        library = made
+        if not cached or _loads(library):
+            # not built yet, or built where it does not load (a home shared with a machine of another libc)
+            made, why = _compile(library)
+            if made is None:
+                return None, why
+            library = made
+    if not _readable_by_all(library):
+        library = _public_copy(library)
     if any(c in str(library) for c in " :"):
         return None, f"its path {library} holds a space or a colon, which LD_PRELOAD cannot"
     why = _loads(library)
     return (library, "") if not why else (None, f"{library} does not load: {why}")
+
+
+def _readable_by_all(path: Path) -> bool:
+    """Whether every user can load `path`: a container that drops to another user (gosu, setpriv, su-exec)
+    keeps the library only then. Root's cache, under /root (0700), is not."""
+    try:
+        if not path.stat().st_mode & stat.S_IROTH:
+            return False
+        return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
+    except OSError:
+        return False
+
+
+def _public_copy(library: Path) -> Path:
+    """A copy every user can load, in a directory of ours nobody else may write (in the temporary directory,
+    named by user and version so that the next start finds it; a name somebody else took, or a copy that
+    is not ours, is not used: a private new one then)."""
+    base = Path(tempfile.gettempdir())
+    directory = base / f"emulator-podnet-{os.getuid()}-{library.stem.removeprefix('podnet-')}"
+    copy = directory / library.name
+    try:
+        directory.mkdir(mode=0o755)
+    except FileExistsError:
+        pass
+    except OSError:
+        directory = Path(tempfile.mkdtemp(prefix="emulator-podnet-"))
+        copy = directory / library.name
+    if not (_private(directory) and directory.stat().st_mode & stat.S_IXOTH):
+        directory = Path(tempfile.mkdtemp(prefix="emulator-podnet-"))
+        copy = directory / library.name
+    os.chmod(directory, 0o755)
+    if not (_private(copy) and copy.read_bytes() == library.read_bytes()):
+        fd, scratch = tempfile.mkstemp(prefix=".podnet-", suffix=".so", dir=directory)
+        with os.fdopen(fd, "wb") as out:
+            out.write(library.read_bytes())
+        os.chmod(scratch, 0o755)
+        os.replace(scratch, copy)
+    return copy
 
 
 def _compile(library: Path) -> tuple[Path | None, str]:

@@ -5,6 +5,7 @@ in a pod (127.0.0.1, ::1, the name) reaches its own servers over TCP and UDP, an
 
 from __future__ import annotations
 
+import os
 import socket
 import socketserver
 import sys
@@ -185,3 +186,27 @@ def test_two_containers_of_a_pod_on_one_port_are_told_they_share_it(api: httpx.C
     assert "two of them cannot listen on one port" in event["message"]
     api.delete(f"/api/v1/namespaces/{ns}/pods/twins", params={"gracePeriodSeconds": "0"})
     wait_for(lambda: not processes(mark), timeout=40, what="the pod stopped")
+
+
+def test_a_container_that_drops_to_another_user_keeps_it(api: httpx.Client, ns: str, kubectl: Kubectl) -> None:
+    # gosu, su-exec and setpriv in an image's entrypoint: the library must be loadable by every user
+    if os.geteuid() != 0:
+        pytest.skip("only root can start a process as another user")
+    port, mark = free_port(), marker()
+    drop = [require_tool("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"]
+    for name in ("x", "y"):  # two pods on one port of every address, as nobody
+        container = server("0.0.0.0", port, mark)
+        container["command"] = [*drop, *container["command"]]
+        create(api, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": [container]}})
+    pods = running_pods(api, ns, 2)
+    def answering() -> bool:
+        try:
+            return all(ask(p["status"]["podIP"], port) == p["metadata"]["name"] for p in pods)
+        except OSError:
+            return False
+
+    wait_for(answering, what="both answering")
+    assert "cannot be preloaded" not in kubectl.out("logs", "x", "-n", ns)
+    for name in ("x", "y"):
+        api.delete(f"/api/v1/namespaces/{ns}/pods/{name}", params={"gracePeriodSeconds": "0"})
+    wait_for(lambda: not processes(mark), timeout=40, what="the pods stopped")

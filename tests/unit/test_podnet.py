@@ -66,12 +66,11 @@ def test_what_is_left_as_asked(library: Path) -> None:
     code = BIND + f"""
 bound(socket.AF_INET, "0.0.0.0", 0)                   # a client's ephemeral port: may talk to the world
 bound(socket.AF_INET, "0.0.0.0", {kept})              # a hostPort
-bound(socket.AF_INET6, "::", {port}, v6only=1)        # IPv6 only: cannot hold an IPv4 address
 bound(socket.AF_INET, "127.1.2.3", {port})            # another loopback address
 """
     said = run(library, ip, code, keep=str(kept))
     assert said[0][0] == "0.0.0.0" and said[0][1] != 0
-    assert said[1:] == [["0.0.0.0", kept], ["::", port], ["127.1.2.3", port]]
+    assert said[1:] == [["0.0.0.0", kept], ["127.1.2.3", port]]
     assert run(library, "", BIND + f'bound(socket.AF_INET, "0.0.0.0", {port})') == [["0.0.0.0", port]]  # no pod IP: nothing
 
 
@@ -131,6 +130,46 @@ def test_a_udp_reply_comes_from_the_local_address_it_was_sent_to(library: Path) 
     port = free_port(kind=socket.SOCK_DGRAM)
     said = run(library, pod_ip(), UDP_REPLIES.replace("int(sys.argv[1])", str(port)))
     assert said == [["127.0.0.1", port], ["::1", port], ["::ffff:127.0.0.1", port], ["127.0.0.1", port]]
+
+
+SERVER_OF_TWO_SOCKETS = """
+import json, socket, sys, time
+port = int(sys.argv[1])
+v4 = socket.socket()
+v4.bind(("0.0.0.0", port))
+v6 = socket.socket(socket.AF_INET6)
+v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)   # as asyncio, dnsmasq and nginx's `listen [::]` do
+v6.bind(("::", port))
+v4.listen()
+v6.listen()
+print(json.dumps([v4.getsockname()[:2], v6.getsockname()[:2]]), flush=True)
+time.sleep(30)
+"""
+
+
+def test_replicas_with_an_ipv6_only_socket_beside_their_ipv4_one_all_listen(library: Path) -> None:
+    # the IPv6-only socket cannot hold the pod's IPv4 address: it goes to [::1] on a port of its own, where
+    # it takes the port from no other replica and listens on no network
+    port, replicas = free_port(), []
+    try:
+        for _ in range(2):
+            ip = pod_ip()
+            env = {**os.environ, **podnet.environment(library, ip, [], {})}
+            replica = subprocess.Popen([sys.executable, "-c", SERVER_OF_TWO_SOCKETS, str(port)], env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            replicas.append(replica)
+            assert replica.stdout is not None
+            line = replica.stdout.readline()
+            assert line, replica.stderr.read() if replica.stderr else ""
+            (v4_host, v4_port), (v6_host, v6_port) = json.loads(line)
+            assert (v4_host, v4_port) == (ip, port) and v6_host == "::1" and v6_port != port
+            # from the pod, [::1]:port reaches its IPv4 listener (the IPv6-only one is elsewhere)
+            said = run(library, ip, f"import json, socket; c = socket.create_connection(('::1', {port}), timeout=5); print(json.dumps(c.getpeername()[0]))")
+            assert said == [f"::ffff:{ip}"]
+    finally:
+        for replica in replicas:
+            replica.kill()
+            replica.wait()
 
 
 def test_a_server_on_both_loopbacks_binds_both(library: Path) -> None:
@@ -246,20 +285,40 @@ def test_a_call_to_localhost_where_the_pod_has_nothing_reaches_this_machine(libr
 def test_the_library_is_built_once_and_reused(tmp_path: Path) -> None:
     require_tool("cc")
     first, why = podnet.build(tmp_path)
-    assert first is not None and first.parent == tmp_path, why
-    made = first.stat().st_mtime_ns
+    assert first is not None, why
+    (cached,) = tmp_path.glob("podnet-*.so")
+    made = cached.stat().st_mtime_ns
     again, _ = podnet.build(tmp_path)
-    assert again == first and first.stat().st_mtime_ns == made
-    assert oct(first.stat().st_mode & 0o777) == "0o755" and oct(tmp_path.stat().st_mode & 0o022) == "0o0"
+    assert again == first and cached.stat().st_mtime_ns == made
+    assert oct(cached.stat().st_mode & 0o777) == "0o755" and oct(tmp_path.stat().st_mode & 0o022) == "0o0"
 
 
 def test_a_cached_library_that_does_not_load_is_built_again(tmp_path: Path) -> None:
     require_tool("cc")
     library, why = podnet.build(tmp_path)
     assert library is not None, why
-    library.write_bytes(b"not a shared object")  # (say, built on a machine of another libc)
+    (cached,) = tmp_path.glob("podnet-*.so")
+    cached.write_bytes(b"not a shared object")  # (say, built on a machine of another libc)
     again, why = podnet.build(tmp_path)
-    assert again == library and library.read_bytes().startswith(b"\x7fELF"), why
+    assert again == library and cached.read_bytes().startswith(b"\x7fELF"), why
+
+
+def test_a_library_every_user_can_load(tmp_path: Path) -> None:
+    # a container that drops to another user (gosu, setpriv) keeps the library: built in a directory only
+    # we may enter (root's cache, under /root), it is used from a copy every user can read
+    require_tool("cc")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    library, why = podnet.build(private)
+    assert library is not None and private not in library.parents, why
+    assert library.stat().st_mode & 0o005 == 0o005 and all(p.stat().st_mode & 0o001 for p in library.parents)
+    assert library.parent.stat().st_uid == os.getuid() and not library.parent.stat().st_mode & 0o022
+    assert podnet.build(private)[0] == library  # the same copy, found again
+    if os.getuid() == 0:  # (as root, CI): a process of user nobody loads it
+        env = {**os.environ, "LD_PRELOAD": str(library)}
+        done = subprocess.run([require_tool("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-S", "-c", ""],
+                              env=env, capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0 and "cannot be preloaded" not in done.stderr, done.stderr
 
 
 def test_a_directory_others_may_write_is_not_used(tmp_path: Path) -> None:
