@@ -210,3 +210,34 @@ def test_a_container_that_drops_to_another_user_keeps_it(api: httpx.Client, ns: 
     for name in ("x", "y"):
         api.delete(f"/api/v1/namespaces/{ns}/pods/{name}", params={"gracePeriodSeconds": "0"})
     wait_for(lambda: not processes(mark), timeout=40, what="the pods stopped")
+
+
+ASYNCIO_SERVER = """
+import asyncio, os, sys
+async def main():
+    async def answer(reader, writer):
+        writer.write(os.environ["POD_NAME"].encode())
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(answer, None, int(sys.argv[1]))  # every address: 0.0.0.0 and an IPv6-only [::]
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def test_replicas_of_an_asyncio_server_all_listen(api: httpx.Client, ns: str) -> None:
+    # asyncio (and aiohttp, dnsmasq, nginx's `listen [::]`) opens an IPv6-only socket beside its IPv4 one
+    port, mark = free_port(), marker()
+    container = {"name": "server", "image": "example/asyncio", "env": [POD_NAME],
+                 "command": [sys.executable, "-c", ASYNCIO_SERVER, str(port), mark],
+                 "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1}}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "aio"},
+                  "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "aio"}},
+                           "template": {"metadata": {"labels": {"app": "aio"}}, "spec": {"containers": [container]}}}}
+    create(api, ns, deployment, "deployments", "apis/apps/v1")
+    pods = running_pods(api, ns, 3)
+    assert {p["metadata"]["name"]: ask(p["status"]["podIP"], port) for p in pods} == {p["metadata"]["name"]: p["metadata"]["name"] for p in pods}
+    assert all(c["restartCount"] == 0 for p in pods for c in p["status"]["containerStatuses"])
+    assert "::" not in listeners(port)  # nothing of theirs on every IPv6 address
+    assert api.delete(f"/apis/apps/v1/namespaces/{ns}/deployments/aio").status_code == 200
+    wait_for(lambda: not processes(mark), timeout=40, what="the replicas stopped")
