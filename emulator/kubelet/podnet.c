@@ -362,7 +362,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
         wildcard = IN6_IS_ADDR_UNSPECIFIED(a) || is_v4_mapped(a, htonl(INADDR_ANY));
         loopback = IN6_IS_ADDR_LOOPBACK(a) || is_v4_mapped(a, htonl(INADDR_LOOPBACK));
         if (at.sin6_port != 0 && (wildcard || loopback) && !is_kept(ntohs(at.sin6_port))) {
-            if (v6_only(fd)) {
+            if (v6_only(fd) && (IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a))) {
                 /* It cannot hold the pod's IPv4 address, and pods have no IPv6 one: it goes where it neither
                  * takes the port from every other pod nor listens beyond loopback, [::1] on a port of its
                  * own (a server's IPv4 socket beside it takes the calls; [::1]:P from the pod still
@@ -371,6 +371,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
                 at.sin6_port = 0;
                 return real(fd, (const struct sockaddr *)&at, sizeof(at));
             }
+            if (v6_only(fd)) return real(fd, addr, len);  /* (a mapped address: the kernel refuses it, as asked) */
             map_v4(&at.sin6_addr, pod_ip.s_addr);
             int saved = errno;
             int done = real(fd, (const struct sockaddr *)&at, sizeof(at));
