@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import platform
 import shutil
@@ -41,8 +40,6 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-log = logging.getLogger("emulator.kubelet")
-
 SOURCE = Path(__file__).with_name("podnet.c")
 SWITCH = "EMULATOR_PODNET"  # "off": containers get no library
 LIBRARY_VARIABLE = "EMULATOR_PODNET_LIBRARY"  # a library built beforehand (the container image's)
@@ -50,8 +47,6 @@ PRELOAD = "LD_PRELOAD"
 POD_IP = "EMULATOR_POD_IP"
 KEEP_PORTS = "EMULATOR_KEEP_PORTS"
 BUILD_TIMEOUT = 60.0
-
-
 OFF = ("off", "0", "false", "no")
 
 
@@ -137,23 +132,16 @@ def _readable_by_all(path: Path) -> bool:
 
 
 def _public_copy(library: Path) -> Path:
-    """A copy every user can load, in a directory of ours nobody else may write (in the temporary directory,
-    named by user and version so that the next start finds it; a name somebody else took, or a copy that
-    is not ours, is not used: a private new one then)."""
-    base = Path(tempfile.gettempdir())
-    directory = base / f"emulator-podnet-{os.getuid()}-{library.stem.removeprefix('podnet-')}"
+    """A copy every user can load, in a directory of ours nobody else may write: in the temporary directory,
+    named by user and version so that the next start finds it (a name somebody else took: a new private
+    directory instead)."""
+    directory = Path(tempfile.gettempdir()) / f"emulator-podnet-{os.getuid()}-{library.stem.removeprefix('podnet-')}"
+    with contextlib.suppress(OSError):
+        directory.mkdir()
+    if not _private(directory) or not directory.is_dir():
+        directory = Path(tempfile.mkdtemp(prefix="emulator-podnet-"))
+    os.chmod(directory, 0o755)  # (whatever the umask made it)
     copy = directory / library.name
-    try:
-        directory.mkdir(mode=0o755)
-    except FileExistsError:
-        pass
-    except OSError:
-        directory = Path(tempfile.mkdtemp(prefix="emulator-podnet-"))
-        copy = directory / library.name
-    if not (_private(directory) and directory.stat().st_mode & stat.S_IXOTH):
-        directory = Path(tempfile.mkdtemp(prefix="emulator-podnet-"))
-        copy = directory / library.name
-    os.chmod(directory, 0o755)
     if not (_private(copy) and copy.read_bytes() == library.read_bytes()):
         fd, scratch = tempfile.mkstemp(prefix=".podnet-", suffix=".so", dir=directory)
         with os.fdopen(fd, "wb") as out:
