@@ -113,7 +113,10 @@ def build(directory: Path | None = None) -> tuple[Path | None, str]:
                 return None, why
             library = made
     if not _readable_by_all(library):
-        library = _public_copy(library)
+        with contextlib.suppress(OSError):  # (no room there: the private one, for containers that stay this user)
+            public = _public_copy(library)
+            if not _loads(public):  # (not where the temporary directory is mounted noexec)
+                library = public
     if any(c in str(library) for c in " :"):
         return None, f"its path {library} holds a space or a colon, which LD_PRELOAD cannot"
     why = _loads(library)

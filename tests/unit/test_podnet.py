@@ -9,6 +9,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -291,6 +292,26 @@ def test_the_library_is_built_once_and_reused(tmp_path: Path) -> None:
     again, _ = podnet.build(tmp_path)
     assert again == first and cached.stat().st_mtime_ns == made
     assert oct(cached.stat().st_mode & 0o777) == "0o755" and oct(tmp_path.stat().st_mode & 0o022) == "0o0"
+
+
+def test_a_temporary_directory_mounted_noexec_leaves_the_private_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the copy every user can load goes to the temporary directory; where that one cannot hold a library
+    # (mounted noexec), the private one is used: containers that stay this user keep it
+    require_tool("cc")
+    noexec = tmp_path / "noexec"
+    noexec.mkdir()
+    if os.getuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=4m", "tmpfs", str(noexec)],
+                                          capture_output=True, check=False).returncode != 0:
+        pytest.skip("mounting a noexec tmpfs needs root (and the right to mount)")
+    try:
+        monkeypatch.setenv("TMPDIR", str(noexec))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # (tempfile caches the directory it found)
+        private = tmp_path / "private"
+        private.mkdir(mode=0o700)
+        library, why = podnet.build(private)
+        assert library is not None and library.parent == private, why
+    finally:
+        subprocess.run(["umount", str(noexec)], check=False)
 
 
 def test_a_cached_library_that_does_not_load_is_built_again(tmp_path: Path) -> None:
