@@ -29,7 +29,7 @@ from emulator.kinds.printing import (
     spec_of,
     status_of,
 )
-from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, Message
+from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, WORKLOAD_CONDITION, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.replicaset import (
     CONDITIONS_RULE,
@@ -265,14 +265,6 @@ DAEMON_SET_SPEC: Message = {  # DaemonSetSpec
     6: ProtoField("revisionHistoryLimit", "int", optional=True),
 }
 
-DAEMON_SET_CONDITION: Message = {  # DaemonSetCondition
-    1: ProtoField("type", "string", optional=True),
-    2: ProtoField("status", "string", optional=True),
-    3: ProtoField("lastTransitionTime", "time"),
-    4: ProtoField("reason", "string"),
-    5: ProtoField("message", "string"),
-}
-
 DAEMON_SET_STATUS: Message = {  # DaemonSetStatus
     1: ProtoField("currentNumberScheduled", "int", optional=True),
     2: ProtoField("numberMisscheduled", "int", optional=True),
@@ -283,7 +275,7 @@ DAEMON_SET_STATUS: Message = {  # DaemonSetStatus
     7: ProtoField("numberAvailable", "int"),
     8: ProtoField("numberUnavailable", "int"),
     9: ProtoField("collisionCount", "int", optional=True),
-    10: ProtoField("conditions", "message", DAEMON_SET_CONDITION, repeated=True),
+    10: ProtoField("conditions", "message", WORKLOAD_CONDITION, repeated=True),
 }
 
 DAEMON_SET_PROTOBUF: Message = {

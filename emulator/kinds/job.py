@@ -31,7 +31,7 @@ from emulator.kinds.printing import (
     spec_of,
     status_of,
 )
-from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, Message
+from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, PROBED_CONDITION, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.replicaset import (
     CONDITIONS_RULE,
@@ -470,22 +470,13 @@ JOB_SPEC: Message = {  # JobSpec
     15: ProtoField("managedBy", "string", optional=True),
 }
 
-JOB_CONDITION: Message = {  # JobCondition
-    1: ProtoField("type", "string", optional=True),
-    2: ProtoField("status", "string", optional=True),
-    3: ProtoField("lastProbeTime", "time"),
-    4: ProtoField("lastTransitionTime", "time"),
-    5: ProtoField("reason", "string"),
-    6: ProtoField("message", "string"),
-}
-
 UNCOUNTED_TERMINATED_PODS: Message = {  # UncountedTerminatedPods
     1: ProtoField("succeeded", "string", repeated=True),
     2: ProtoField("failed", "string", repeated=True),
 }
 
 JOB_STATUS: Message = {  # JobStatus
-    1: ProtoField("conditions", "message", JOB_CONDITION, repeated=True),
+    1: ProtoField("conditions", "message", PROBED_CONDITION, repeated=True),
     2: ProtoField("startTime", "time", optional=True),
     3: ProtoField("completionTime", "time", optional=True),
     4: ProtoField("active", "int"),

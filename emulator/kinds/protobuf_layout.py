@@ -689,35 +689,9 @@ CONTAINER: Message = {  # Container
     18: Field("tty", "bool"),
 }
 
-EPHEMERAL_CONTAINER_COMMON: Message = {  # EphemeralContainerCommon
-    1: Field("name", "string", optional=True),
-    2: Field("image", "string"),
-    3: Field("command", "string", repeated=True),
-    4: Field("args", "string", repeated=True),
-    5: Field("workingDir", "string"),
-    6: Field("ports", "message", CONTAINER_PORT, repeated=True),
-    19: Field("envFrom", "message", ENV_FROM_SOURCE, repeated=True),
-    7: Field("env", "message", ENV_VAR, repeated=True),
-    8: Field("resources", "message", RESOURCE_REQUIREMENTS),
-    23: Field("resizePolicy", "message", CONTAINER_RESIZE_POLICY, repeated=True),
-    24: Field("restartPolicy", "string", optional=True),
-    9: Field("volumeMounts", "message", VOLUME_MOUNT, repeated=True),
-    21: Field("volumeDevices", "message", VOLUME_DEVICE, repeated=True),
-    10: Field("livenessProbe", "message", PROBE, optional=True),
-    11: Field("readinessProbe", "message", PROBE, optional=True),
-    22: Field("startupProbe", "message", PROBE, optional=True),
-    12: Field("lifecycle", "message", LIFECYCLE, optional=True),
-    13: Field("terminationMessagePath", "string"),
-    20: Field("terminationMessagePolicy", "string"),
-    14: Field("imagePullPolicy", "string"),
-    15: Field("securityContext", "message", SECURITY_CONTEXT, optional=True),
-    16: Field("stdin", "bool"),
-    17: Field("stdinOnce", "bool"),
-    18: Field("tty", "bool"),
-}
-
 EPHEMERAL_CONTAINER: Message = {  # EphemeralContainer
-    1: Field("ephemeralContainerCommon", "message", EPHEMERAL_CONTAINER_COMMON, inline=True),
+    # EphemeralContainerCommon: Container's fields, numbered alike
+    1: Field("ephemeralContainerCommon", "message", CONTAINER, inline=True),
     2: Field("targetContainerName", "string"),
 }
 
@@ -893,13 +867,22 @@ POD_SPEC: Message = {  # PodSpec
     40: Field("resources", "message", RESOURCE_REQUIREMENTS, optional=True),
 }
 
-POD_CONDITION: Message = {  # PodCondition
+# The conditions of one layout in generated.proto, one table each.
+PROBED_CONDITION: Message = {  # PodCondition, PersistentVolumeClaimCondition, JobCondition
     1: Field("type", "string", optional=True),
     2: Field("status", "string", optional=True),
     3: Field("lastProbeTime", "time"),
     4: Field("lastTransitionTime", "time"),
     5: Field("reason", "string"),
     6: Field("message", "string"),
+}
+
+WORKLOAD_CONDITION: Message = {  # DaemonSetCondition, ReplicaSetCondition, ReplicationControllerCondition, StatefulSetCondition
+    1: Field("type", "string", optional=True),
+    2: Field("status", "string", optional=True),
+    3: Field("lastTransitionTime", "time"),
+    4: Field("reason", "string"),
+    5: Field("message", "string"),
 }
 
 HOST_IP: Message = {  # HostIP
@@ -986,7 +969,7 @@ POD_RESOURCE_CLAIM_STATUS: Message = {  # PodResourceClaimStatus
 
 POD_STATUS: Message = {  # PodStatus
     1: Field("phase", "string"),
-    2: Field("conditions", "message", POD_CONDITION, repeated=True),
+    2: Field("conditions", "message", PROBED_CONDITION, repeated=True),
     3: Field("message", "string"),
     4: Field("reason", "string"),
     11: Field("nominatedNodeName", "string"),
@@ -1008,15 +991,6 @@ POD_TEMPLATE_SPEC: Message = {  # PodTemplateSpec
     2: Field("spec", "message", POD_SPEC),
 }
 
-PERSISTENT_VOLUME_CLAIM_CONDITION: Message = {  # PersistentVolumeClaimCondition
-    1: Field("type", "string", optional=True),
-    2: Field("status", "string", optional=True),
-    3: Field("lastProbeTime", "time"),
-    4: Field("lastTransitionTime", "time"),
-    5: Field("reason", "string"),
-    6: Field("message", "string"),
-}
-
 MODIFY_VOLUME_STATUS: Message = {  # ModifyVolumeStatus
     1: Field("targetVolumeAttributesClassName", "string"),
     2: Field("status", "string", optional=True),
@@ -1026,7 +1000,7 @@ PERSISTENT_VOLUME_CLAIM_STATUS: Message = {  # PersistentVolumeClaimStatus
     1: Field("phase", "string"),
     2: Field("accessModes", "string", repeated=True),
     3: Field("capacity", "map", value="quantity"),
-    4: Field("conditions", "message", PERSISTENT_VOLUME_CLAIM_CONDITION, repeated=True),
+    4: Field("conditions", "message", PROBED_CONDITION, repeated=True),
     5: Field("allocatedResources", "map", value="quantity"),
     7: Field("allocatedResourceStatuses", "map"),
     8: Field("currentVolumeAttributesClassName", "string", optional=True),

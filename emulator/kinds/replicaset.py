@@ -22,7 +22,7 @@ from emulator.kinds.pod import MERGE_RULES as POD_MERGE_RULES
 from emulator.kinds.pod import PodSpec, PodStrategy, default_pod_spec
 from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, name_age, spec_of, status_of
-from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, Message
+from emulator.kinds.protobuf_layout import LABEL_SELECTOR, OBJECT_META, POD_TEMPLATE_SPEC, WORKLOAD_CONDITION, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.labels import SelectorError, selector_from_label_selector, validate_label_selector
 from emulator.models.base import Int32, Int64
@@ -323,21 +323,13 @@ REPLICA_SET_SPEC: Message = {  # ReplicaSetSpec
     3: ProtoField("template", "message", POD_TEMPLATE_SPEC),
 }
 
-REPLICA_SET_CONDITION: Message = {  # ReplicaSetCondition
-    1: ProtoField("type", "string", optional=True),
-    2: ProtoField("status", "string", optional=True),
-    3: ProtoField("lastTransitionTime", "time"),
-    4: ProtoField("reason", "string"),
-    5: ProtoField("message", "string"),
-}
-
 REPLICA_SET_STATUS: Message = {  # ReplicaSetStatus
     1: ProtoField("replicas", "int", optional=True),
     2: ProtoField("fullyLabeledReplicas", "int"),
     4: ProtoField("readyReplicas", "int"),
     5: ProtoField("availableReplicas", "int"),
     3: ProtoField("observedGeneration", "int"),
-    6: ProtoField("conditions", "message", REPLICA_SET_CONDITION, repeated=True),
+    6: ProtoField("conditions", "message", WORKLOAD_CONDITION, repeated=True),
 }
 
 REPLICA_SET_PROTOBUF: Message = {

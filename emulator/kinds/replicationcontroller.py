@@ -16,7 +16,7 @@ from emulator.kinds.base import Kind, ResourceType, Subresource
 from emulator.kinds.pod import PodStrategy
 from emulator.kinds.podwarnings import template_warnings
 from emulator.kinds.printing import AGE, NAME, Column, Printer, format_labels, name_age, spec_of, status_of
-from emulator.kinds.protobuf_layout import OBJECT_META, POD_TEMPLATE_SPEC, Message
+from emulator.kinds.protobuf_layout import OBJECT_META, POD_TEMPLATE_SPEC, WORKLOAD_CONDITION, Message
 from emulator.kinds.protobuf_layout import Field as ProtoField
 from emulator.kinds.replicaset import (
     CONDITIONS_RULE,
@@ -158,21 +158,13 @@ REPLICATION_CONTROLLER_SPEC: Message = {  # ReplicationControllerSpec
     3: ProtoField("template", "message", POD_TEMPLATE_SPEC, optional=True),
 }
 
-REPLICATION_CONTROLLER_CONDITION: Message = {  # ReplicationControllerCondition
-    1: ProtoField("type", "string", optional=True),
-    2: ProtoField("status", "string", optional=True),
-    3: ProtoField("lastTransitionTime", "time"),
-    4: ProtoField("reason", "string"),
-    5: ProtoField("message", "string"),
-}
-
 REPLICATION_CONTROLLER_STATUS: Message = {  # ReplicationControllerStatus
     1: ProtoField("replicas", "int", optional=True),
     2: ProtoField("fullyLabeledReplicas", "int"),
     4: ProtoField("readyReplicas", "int"),
     5: ProtoField("availableReplicas", "int"),
     3: ProtoField("observedGeneration", "int"),
-    6: ProtoField("conditions", "message", REPLICATION_CONTROLLER_CONDITION, repeated=True),
+    6: ProtoField("conditions", "message", WORKLOAD_CONDITION, repeated=True),
 }
 
 REPLICATION_CONTROLLER_PROTOBUF: Message = {

@@ -31,6 +31,7 @@ from emulator.kinds.protobuf_layout import (
     OBJECT_META,
     PERSISTENT_VOLUME_CLAIM,
     POD_TEMPLATE_SPEC,
+    WORKLOAD_CONDITION,
     Message,
 )
 from emulator.kinds.protobuf_layout import Field as ProtoField
@@ -316,14 +317,6 @@ STATEFUL_SET_SPEC: Message = {  # StatefulSetSpec
     11: ProtoField("ordinals", "message", STATEFUL_SET_ORDINALS, optional=True),
 }
 
-STATEFUL_SET_CONDITION: Message = {  # StatefulSetCondition
-    1: ProtoField("type", "string", optional=True),
-    2: ProtoField("status", "string", optional=True),
-    3: ProtoField("lastTransitionTime", "time"),
-    4: ProtoField("reason", "string"),
-    5: ProtoField("message", "string"),
-}
-
 STATEFUL_SET_STATUS: Message = {  # StatefulSetStatus
     1: ProtoField("observedGeneration", "int"),
     2: ProtoField("replicas", "int", optional=True),
@@ -333,7 +326,7 @@ STATEFUL_SET_STATUS: Message = {  # StatefulSetStatus
     6: ProtoField("currentRevision", "string"),
     7: ProtoField("updateRevision", "string"),
     9: ProtoField("collisionCount", "int", optional=True),
-    10: ProtoField("conditions", "message", STATEFUL_SET_CONDITION, repeated=True),
+    10: ProtoField("conditions", "message", WORKLOAD_CONDITION, repeated=True),
     11: ProtoField("availableReplicas", "int", optional=True),
 }
 
