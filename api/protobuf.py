@@ -27,7 +27,7 @@ from emulator.kinds import PROTOBUF_LAYOUTS
 from emulator.kinds.protobuf_layout import INT_OR_STRING, QUANTITY, TIME, UNKNOWN_FIELD_PREFIX, Field, Message
 from emulator.timestamps import RFC3339
 
-__all__ = ["UNKNOWN_FIELD_PREFIX", "ProtobufError", "decode_k8s_protobuf"]
+__all__ = ["ProtobufError", "decode_k8s_protobuf"]
 
 MAGIC = b"k8s\x00"
 
@@ -178,8 +178,7 @@ def _decode_message(data: bytes, layout: Message, where: str, report: bool = Tru
         path = f"{where}.{field.name}"
         decoded = _decode_field(field, wire_type, value, path)
         if field.inline:  # an embedded Go struct: its fields are the enclosing object's
-            for name, item in decoded.items():
-                result[name] = item
+            result.update(decoded)
             continue
         seen[field.name] = field
         if field.repeated:

@@ -385,13 +385,6 @@ class Kubelet:
             log.warning("containers share this machine's 0.0.0.0 and localhost (%s): a second replica of a server "
                         "on 0.0.0.0:PORT fails with 'address already in use' (docs/pods.md)", why)
 
-    def podnet_now(self) -> Path | None:
-        """podnet_library() without waiting: None while it is being built."""
-        future = self._podnet
-        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
-            return None
-        return future.result()[0]
-
     def container_context(self, namespace: str, pod: str, container: str | None) -> ContainerContext:
         """The context of a running container (by default the one kubectl picks). 404 for an unknown pod
         or container, 400 when it does not run."""

@@ -127,6 +127,7 @@ class PodWorker:
         meta = pod["metadata"]
         self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
         self.pod_dir: Path = kubelet.pod_dir_for(self.uid)
+        self.podnet: Path | None = None  # the podnet library its containers load (Kubelet.podnet_library), once known
         spec = pod.get("spec") or {}
         self.containers: dict[str, Container] = {}
         for c in spec.get("initContainers") or []:
@@ -206,7 +207,7 @@ class PodWorker:
         return bool(self.pod["metadata"].get("deletionTimestamp"))
 
     async def _run(self) -> None:
-        await self.kubelet.podnet_library()  # (built at the kubelet's start) for the containers adopted next
+        self.podnet = await self.kubelet.podnet_library()  # (built at the kubelet's start) before any container is made
         async with self.kubelet.start_slots:  # many pods at once: a few at a time, the loop answers meanwhile
             try:
                 self._setup()
@@ -315,7 +316,7 @@ class PodWorker:
                 self._plan_restart(c)
                 continue
             c.process, c.started_mono = process, time.monotonic()
-            c.ctx = self._context(c, self._environment(c) or {}, self.kubelet.podnet_now())
+            c.ctx = self._context(c, self._environment(c) or {})
             self._companions(c)
             self.kubelet.track(process)
             self._watch(c, process)
@@ -440,12 +441,12 @@ class PodWorker:
             base["HOME"] = os.environ["HOME"]
         return {**base, **image_env, **env}
 
-    def _context(self, c: Container, env: dict[str, str], podnet_library: Path | None) -> ContainerContext:
+    def _context(self, c: Container, env: dict[str, str]) -> ContainerContext:
         _, _, working_dir, _ = resolved_command(c.spec, self.kubelet.images)
         spec = self.pod.get("spec") or {}
-        if podnet_library is not None and self.pod_ip and not spec.get("hostNetwork") and podnet.wanted(env):
+        if self.podnet is not None and self.pod_ip and not spec.get("hostNetwork") and podnet.wanted(env):
             pod_host_ports = set().union(*(ports.host_ports(other.spec) for other in self.containers.values()))
-            env = {**env, **podnet.environment(podnet_library, self.pod_ip, pod_host_ports, env)}
+            env = {**env, **podnet.environment(self.podnet, self.pod_ip, pod_host_ports, env)}
         mounts: tuple[Any, ...] = ()
         if self.volumes is not None:
             with contextlib.suppress(Exception):
@@ -465,7 +466,6 @@ class PodWorker:
         return str((self.pod.get("status") or {}).get("podIP") or "")
 
     async def _start(self, c: Container) -> float:
-        library = await self.kubelet.podnet_library()  # (built once, at the kubelet's start)
         env = self._environment(c)
         if env is None:
             return CONFIG_RETRY
@@ -484,7 +484,7 @@ class PodWorker:
             c.last_terminated = c.terminated
         c.terminated = None
         c.changed = False
-        c.ctx = self._context(c, env, library)
+        c.ctx = self._context(c, env)
         image = c.spec.get("image") or ""
         self.kubelet.record(self.pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         self.kubelet.record(self.pod, "Normal", "Created", f"Created container {c.name}")
