@@ -157,7 +157,7 @@ def _public_copy(library: Path) -> Path:
 def _compile(library: Path) -> tuple[Path | None, str]:
     compiler = _compiler()
     if compiler is None:
-        return None, "no C compiler (cc) to build it"
+        return None, "no C compiler (cc) to build it: install one (Debian, Ubuntu: apt install gcc libc6-dev) or name it in $CC"
     directory = library.parent
     with contextlib.suppress(OSError):  # (read-only, or no home: a directory of our own instead, below)
         directory.mkdir(parents=True, mode=0o700, exist_ok=True)

@@ -370,7 +370,7 @@ def test_none_when_switched_off_or_without_a_compiler(tmp_path: Path, monkeypatc
     monkeypatch.delenv(podnet.SWITCH)
     monkeypatch.setenv("PATH", str(tmp_path))  # no cc, gcc or clang to be found
     monkeypatch.delenv("CC", raising=False)
-    assert podnet.build(tmp_path) == (None, "no C compiler (cc) to build it")
+    assert podnet.build(tmp_path) == (None, "no C compiler (cc) to build it: install one (Debian, Ubuntu: apt install gcc libc6-dev) or name it in $CC")
 
 
 def test_environment_keeps_a_preload_of_the_containers_own() -> None:
